@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Render bench/run's results: the throughput table and the targets.
+
+report.py ROWS_TSV METRICS_FILE
+ROWS_TSV: id  label  status  rps  p50_ms  p99_ms  total  errors  note
+          (status: ok | failed | skipped; "-" for missing numbers)
+METRICS_FILE: key=value lines (idle_* and upload_* values in kB).
+"""
+import sys
+
+MIB = 1024  # kB per MiB
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def load_rows(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 9:
+                parts += ["-"] * (9 - len(parts))
+            rid, label, status, rps, p50, p99, total, errors, note = parts[:9]
+            rows.append(dict(id=rid, label=label, status=status, rps=num(rps),
+                             p50=num(p50), p99=num(p99), total=num(total),
+                             errors=num(errors), note=note if note != "-" else ""))
+    return rows
+
+
+def load_metrics(path):
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                if k:
+                    out[k] = v
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def fmt_ms(v):
+    if v is None:
+        return "-"
+    if v < 1:
+        return f"{v * 1000:.0f}us"
+    if v < 1000:
+        return f"{v:.2f}ms"
+    return f"{v / 1000:.2f}s"
+
+
+def fmt_ratio(a, b):
+    if a is None or not b:
+        return "-"
+    r = a / b
+    return f"{r:.2f}x" if r < 10 else f"{r:.1f}x"
+
+
+def mib(kb):
+    return "-" if kb is None else f"{kb / MIB:.1f} MiB"
+
+
+def main():
+    rows = load_rows(sys.argv[1])
+    m = load_metrics(sys.argv[2])
+    by_id = {r["id"]: r for r in rows}
+
+    def rps(rid):
+        r = by_id.get(rid)
+        return r["rps"] if r and r["status"] == "ok" else None
+
+    a_rps, d_rps, dj_rps = rps("a"), rps("d"), rps("d-json")
+
+    head = ["row", "what", "req/s", "p50", "p99", "vs (a)", "vs (d)", "errors"]
+    table = []
+    for r in rows:
+        if r["status"] != "ok":
+            table.append([r["id"], r["label"], r["status"].upper(), "", "", "", "",
+                          r["note"]])
+            continue
+        d_ref = dj_rps if r["id"] in ("c", "d-json") else d_rps
+        err = int(r["errors"] or 0)
+        table.append([r["id"], r["label"], f"{r['rps']:,.0f}", fmt_ms(r["p50"]),
+                      fmt_ms(r["p99"]), fmt_ratio(r["rps"], a_rps),
+                      fmt_ratio(r["rps"], d_ref),
+                      str(err) + ("  <-- non-2xx/socket errors" if err else "")])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
+    align_right = {2, 3, 4, 5, 6}
+
+    def line(cells):
+        out = []
+        for i, (c, w) in enumerate(zip(cells, widths)):
+            c = str(c)
+            out.append(c.rjust(w) if i in align_right else c.ljust(w))
+        return "  ".join(out).rstrip()
+
+    print(line(head))
+    print(line(["-" * w for w in widths]))
+    for t in table:
+        print(line(t))
+    print()
+    print("vs (a): req/s divided by row a (hyper, current_thread, hello world).")
+    print("vs (d): req/s divided by row d (nginx+php-fpm hello); rows c and d-json")
+    print("        are divided by d-json (the same JSON work on nginx+php-fpm).")
+
+    # ---- memory ---------------------------------------------------------------
+    print()
+    print("Memory")
+    if "idle_rr_before_kb" in m or "idle_rr_error" in m or "idle_a_before_kb" in m:
+        for who, name in (("rr", "rr hello (b)"), ("a", "hyper baseline (a), reference")):
+            if f"idle_{who}_error" in m:
+                print(f"  idle keep-alive conns, {name}: NOT RUN: {m[f'idle_{who}_error']}")
+                continue
+            if f"idle_{who}_before_kb" not in m:
+                continue
+            b = num(m[f"idle_{who}_before_kb"])
+            a = num(m.get(f"idle_{who}_after_kb"))
+            c = num(m.get(f"idle_{who}_closed_kb"))
+            n = m.get(f"idle_{who}_conns", "?")
+            fail = m.get(f"idle_{who}_failed", "0")
+            print(f"  {n} idle keep-alive conns, {name}: RSS before {mib(b)}, "
+                  f"with conns {mib(a)}, delta {mib(a - b if a is not None and b is not None else None)}"
+                  + (f", after closing {mib(c)}" if c is not None else "")
+                  + (f"  ({fail} connections failed)" if fail not in ("0", "") else ""))
+    else:
+        print("  idle keep-alive conns: not selected")
+    if "upload_error" in m:
+        print(f"  100 MiB multipart upload to rr: NOT RUN: {m['upload_error']}")
+    elif "upload_baseline_kb" in m:
+        b, p, h = (num(m.get(k)) for k in ("upload_baseline_kb", "upload_peak_kb", "upload_hwm_kb"))
+        print(f"  100 MiB multipart upload to rr: RSS baseline {mib(b)}, sampled peak {mib(p)} "
+              f"({m.get('upload_samples', '?')} samples / 10 ms), VmHWM {mib(h)}, "
+              f"growth {mib(max(p, h) - b)} (max of peak and VmHWM, minus baseline)")
+        print(f"    response: HTTP {m.get('upload_status', '?')} body {m.get('upload_body', '?')!r} "
+              f"in {m.get('upload_time', '?')} s")
+    else:
+        print("  100 MiB upload: not selected")
+
+    # ---- targets --------------------------------------------------------------
+    print()
+    print("Targets")
+    checks = []
+    b_rps = rps("b")
+
+    def verdict(ok):
+        return "PASS" if ok else "MISS"
+
+    if b_rps and a_rps:
+        r = b_rps / a_rps
+        checks.append(("(b) >= 70% of (a)", f"{r * 100:.1f}%", verdict(r >= 0.70)))
+    else:
+        checks.append(("(b) >= 70% of (a)", "n/a", "NOT MEASURED"))
+    if b_rps and d_rps:
+        r = b_rps / d_rps
+        checks.append(("(b) >= 15x (d)", f"{r:.1f}x", verdict(r >= 15)))
+    else:
+        checks.append(("(b) >= 15x (d)", "n/a", "NOT MEASURED"))
+    if "idle_rr_after_kb" in m:
+        v = num(m["idle_rr_after_kb"])
+        checks.append((f"rr RSS with {m.get('idle_rr_conns', '?')} idle conns <= 64 MiB", mib(v),
+                       verdict(v <= 64 * MIB and m.get("idle_rr_failed", "0") == "0")))
+    else:
+        checks.append(("rr RSS with 1000 idle conns <= 64 MiB", "n/a", "NOT MEASURED"))
+    if "upload_baseline_kb" in m and m.get("upload_ok") == "1":
+        b, p, h = (num(m.get(k)) for k in ("upload_baseline_kb", "upload_peak_kb", "upload_hwm_kb"))
+        g = max(p, h) - b
+        checks.append(("rr RSS growth during 100 MiB upload <= 16 MiB", mib(g), verdict(g <= 16 * MIB)))
+    elif "upload_baseline_kb" in m:
+        checks.append(("rr RSS growth during 100 MiB upload <= 16 MiB", "upload failed", "MISS"))
+    else:
+        checks.append(("rr RSS growth during 100 MiB upload <= 16 MiB", "n/a", "NOT MEASURED"))
+    e_rps = rps("e")
+    if e_rps:
+        checks.append(("(b) vs (e) Swoole SWOOLE_BASE, 1 worker",
+                       fmt_ratio(b_rps, e_rps) if b_rps else "n/a", "info"))
+    w = max(len(c[0]) for c in checks)
+    w2 = max(len(c[1]) for c in checks)
+    for name, value, v in checks:
+        print(f"  {name.ljust(w)}  {value.rjust(w2)}  {v}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+//! The effective configuration as (dotted key, value) rows, written in the syntax the file
+//! accepts, for `php --ri rr`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::units::{describe_size, format_duration};
+use super::{Config, LogOutput};
+
+pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
+    let http = &config.http;
+    let pool = &config.pool;
+    let duration = |d: Duration| format_duration(d);
+    let path = |p: &Path| p.display().to_string();
+    let mut rows = vec![
+        (
+            "source",
+            config.source.as_deref().map_or("none".to_owned(), path),
+        ),
+        ("http.address", http.address.to_string()),
+        (
+            "http.max_request_size",
+            describe_size(http.max_request_size),
+        ),
+        (
+            "http.max_header_size",
+            describe_size(http.max_header_size as u64),
+        ),
+        ("http.uploads.dir", path(&http.uploads.dir)),
+        ("http.uploads.forbid", http.uploads.forbid.join(", ")),
+        (
+            "http.read_header_timeout",
+            duration(http.read_header_timeout),
+        ),
+        ("http.idle_timeout", duration(http.idle_timeout)),
+        ("http.request_timeout", duration(http.request_timeout)),
+        ("http.shutdown_timeout", duration(http.shutdown_timeout)),
+    ];
+    match &http.ssl {
+        Some(ssl) => rows.extend([
+            ("http.ssl.address", ssl.address.to_string()),
+            ("http.ssl.cert", path(&ssl.cert)),
+            ("http.ssl.key", path(&ssl.key)),
+        ]),
+        None => rows.push(("http.ssl", "off".to_owned())),
+    }
+    rows.extend([
+        ("http.http2.h2c", http.h2c.to_string()),
+        ("http.access_logs", http.access_logs.to_string()),
+        ("http.io_driver", http.io_driver.as_str().to_owned()),
+        ("http.io_handoff", duration(http.io_handoff)),
+        ("http.queue_size", http.queue_size.to_string()),
+        ("http.pool.num_workers", pool.num_workers.to_string()),
+        ("http.pool.max_jobs", pool.max_jobs.to_string()),
+        (
+            "http.pool.allocate_timeout",
+            duration(pool.allocate_timeout),
+        ),
+        ("http.pool.destroy_timeout", duration(pool.destroy_timeout)),
+        ("http.pool.max_queue_size", pool.max_queue_size.to_string()),
+        (
+            "http.pool.supervisor.max_worker_memory",
+            describe_size(pool.supervisor.max_worker_memory),
+        ),
+        ("http.pool.supervisor.ttl", duration(pool.supervisor.ttl)),
+        (
+            "http.pool.supervisor.idle_ttl",
+            duration(pool.supervisor.idle_ttl),
+        ),
+        (
+            "http.pool.supervisor.exec_ttl",
+            duration(pool.supervisor.exec_ttl),
+        ),
+        ("logs.level", config.logs.level.as_str().to_owned()),
+        ("logs.encoding", config.logs.encoding.as_str().to_owned()),
+        (
+            "logs.output",
+            match &config.logs.output {
+                LogOutput::Stderr => "stderr".to_owned(),
+                LogOutput::Stdout => "stdout".to_owned(),
+                LogOutput::File(file) => path(file),
+            },
+        ),
+    ]);
+    match &config.velox {
+        Some(velox) => rows.extend([
+            ("velox.server_url", velox.server_url.clone()),
+            ("velox.build_timeout", duration(velox.build_timeout)),
+            ("velox.request_timeout", duration(velox.request_timeout)),
+            (
+                "velox.retry.max_attempts",
+                velox.retry.max_attempts.to_string(),
+            ),
+            (
+                "velox.retry.initial_delay",
+                duration(velox.retry.initial_delay),
+            ),
+            ("velox.retry.max_delay", duration(velox.retry.max_delay)),
+            (
+                "velox.retry.backoff_multiplier",
+                velox.retry.backoff_multiplier.to_string(),
+            ),
+            (
+                "velox.artifacts_dir",
+                velox
+                    .artifacts_dir
+                    .iter()
+                    .map(|dir| path(dir))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            ("velox.cache.enabled", velox.cache.enabled.to_string()),
+            ("velox.cache.dir", path(&velox.cache.dir)),
+            ("velox.cache.max_size", describe_size(velox.cache.max_size)),
+        ]),
+        None => rows.push(("velox", "off".to_owned())),
+    }
+    rows
+}

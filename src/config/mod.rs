@@ -1,0 +1,404 @@
+//! rr's configuration: one [`Config`] built once at startup from defaults, then the YAML file
+//! (RoadRunner's `.rr.yaml` shape), then overrides (ini, options) in order, later winning.
+//!
+//! Overrides are written into the parsed YAML tree before it is read, so they pass exactly the
+//! same validation as the file. The keys are documented in `docs/config.md`.
+
+mod describe;
+mod env;
+mod error;
+mod field;
+mod read;
+mod tree;
+mod units;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::ConfigError;
+
+use tree::Origins;
+use units::{GB, KB, MB};
+
+/// The file looked for in the working directory when none is named.
+pub const DEFAULT_FILE_NAME: &str = ".rr.yaml";
+
+/// `Config::default()` is every default with no file read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// The YAML file that was read, if any.
+    pub source: Option<PathBuf>,
+    pub http: HttpConfig,
+    pub logs: LogsConfig,
+    /// `Some` only when `velox.server_url` is set (and not empty).
+    pub velox: Option<VeloxConfig>,
+    /// Parsed from `http.pool`; not used by the server yet.
+    pub pool: PoolConfig,
+    /// Things to log at start: ignored RoadRunner sections, unknown versions, and the like.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// Plain listener; port 0 asks the OS for a free port.
+    pub address: SocketAddr,
+    /// Largest request body in bytes.
+    pub max_request_size: u64,
+    /// Largest request head (request line and headers) in bytes; at least 8 KiB because
+    /// hyper's read buffer cannot be smaller.
+    pub max_header_size: usize,
+    pub uploads: UploadsConfig,
+    pub read_header_timeout: Duration,
+    /// Keep-alive connections with no request for this long are closed.
+    pub idle_timeout: Duration,
+    /// How long PHP may take to answer a request.
+    pub request_timeout: Duration,
+    /// Upper bound on the graceful drain at shutdown.
+    pub shutdown_timeout: Duration,
+    /// A second, TLS listener, as in RoadRunner.
+    pub ssl: Option<SslConfig>,
+    /// HTTP/2 with prior knowledge on the plain listener.
+    pub h2c: bool,
+    pub access_logs: bool,
+    pub io_driver: IoDriver,
+    pub io_handoff: Duration,
+    /// Requests that may wait for PHP; always at least 1.
+    pub queue_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadsConfig {
+    pub dir: PathBuf,
+    /// Refused file extensions, lowercase with the leading dot (".php"); compare them with the
+    /// lowercased extension of the uploaded file name.
+    pub forbid: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SslConfig {
+    pub address: SocketAddr,
+    /// PEM certificate chain; checked readable when the config is loaded.
+    pub cert: PathBuf,
+    /// PEM private key; checked readable when the config is loaded.
+    pub key: PathBuf,
+}
+
+/// Which thread drives socket I/O while PHP works (see the runtime module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoDriver {
+    Hybrid,
+    Inline,
+    Thread,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogsConfig {
+    pub level: LogLevel,
+    pub encoding: LogEncoding,
+    pub output: LogOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogEncoding {
+    /// Human-readable lines; RoadRunner calls it "console".
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogOutput {
+    Stderr,
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VeloxConfig {
+    /// An http:// or https:// URL.
+    pub server_url: String,
+    pub build_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry: RetryConfig,
+    /// Roots a built file may come from; never empty.
+    pub artifacts_dir: Vec<PathBuf>,
+    pub cache: CacheConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryConfig {
+    /// At least 1.
+    pub max_attempts: u32,
+    pub initial_delay: Duration,
+    /// Never below `initial_delay`.
+    pub max_delay: Duration,
+    /// At least 1.0.
+    pub backoff_multiplier: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub dir: PathBuf,
+    /// Bytes.
+    pub max_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// 0 means the single embedded worker.
+    pub num_workers: usize,
+    /// Requests a worker serves before it is replaced; 0 means no limit.
+    pub max_jobs: u64,
+    pub allocate_timeout: Duration,
+    pub destroy_timeout: Duration,
+    /// 0 means "use `http.queue_size`".
+    pub max_queue_size: usize,
+    pub supervisor: SupervisorConfig,
+}
+
+/// Limits after which a worker is replaced; 0 turns a limit off.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SupervisorConfig {
+    /// Bytes (the YAML value is megabytes, as in RoadRunner).
+    pub max_worker_memory: u64,
+    pub ttl: Duration,
+    pub idle_ttl: Duration,
+    pub exec_ttl: Duration,
+}
+
+/// Where the configuration comes from, in increasing priority.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    pub overrides: Vec<Override>,
+}
+
+/// One key set from outside the file.
+#[derive(Debug, Clone)]
+pub struct Override {
+    /// Named in errors, e.g. "ini rr.address" or "option".
+    pub origin: String,
+    /// Dotted path, e.g. "http.address".
+    pub key: String,
+    /// Ini values are strings ("8080", "true", "5s"); every key accepts those.
+    pub value: serde_json::Value,
+}
+
+impl Config {
+    /// Reads `sources.file` (if any), applies the overrides in order and validates the result.
+    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        let file = match &sources.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Some((text, path.as_path()))
+            }
+            None => None,
+        };
+        let file = file.as_ref().map(|(text, path)| (text.as_str(), *path));
+        build(file, &sources.overrides, env::process_env)
+    }
+
+    /// Builds a config from YAML text alone; `origin` is the file name used in messages.
+    /// `${VAR}` references are expanded from the process environment.
+    pub fn from_yaml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        build(Some((text, origin)), &[], env::process_env)
+    }
+
+    /// The effective settings as (dotted key, value) rows, for `php --ri rr`.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        describe::rows(self)
+    }
+}
+
+fn build(
+    file: Option<(&str, &Path)>,
+    overrides: &[Override],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut origins = Origins::new(file.map(|(_, path)| path));
+    let mut tree = match file {
+        Some((text, path)) => tree::parse_yaml(&env::substitute(text, lookup), path)?,
+        None => serde_json::Value::Null,
+    };
+    for o in overrides {
+        tree::set_dotted(&mut tree, &o.key, o.value.clone()).map_err(|()| {
+            ConfigError::UnknownKey {
+                origin: o.origin.clone(),
+                key: o.key.clone(),
+                suggestion: None,
+            }
+        })?;
+        origins.add_override(&o.key, &o.origin);
+    }
+    let mut config = read::config(tree, &origins)?;
+    config.source = file.map(|(_, path)| path.to_path_buf());
+    Ok(config)
+}
+
+/// Picks the config file: `explicit` (option or ini) first, then `RR_CONFIG`, then `.rr.yaml`
+/// in `cwd` if it exists. A named file that does not exist is an error; no file at all is not.
+/// Empty strings count as not given (an unset ini is ""). Relative paths are taken from `cwd`.
+pub fn resolve_file(
+    explicit: Option<&str>,
+    env_rr_config: Option<&str>,
+    cwd: &Path,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let named = [
+        (explicit, "the rr config option or ini setting"),
+        (env_rr_config, "RR_CONFIG"),
+    ];
+    if let Some((path, named_by)) = named
+        .into_iter()
+        .find_map(|(path, by)| path.filter(|p| !p.trim().is_empty()).map(|p| (p, by)))
+    {
+        let path = cwd.join(path.trim());
+        return match path.is_file() {
+            true => Ok(Some(path)),
+            false => Err(ConfigError::FileNotFound { path, named_by }),
+        };
+    }
+    let default = cwd.join(DEFAULT_FILE_NAME);
+    Ok(default.is_file().then_some(default))
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)),
+            max_request_size: 100 * MB,
+            max_header_size: 64 * KB as usize,
+            uploads: UploadsConfig::default(),
+            read_header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+            ssl: None,
+            h2c: true,
+            access_logs: false,
+            io_driver: IoDriver::Hybrid,
+            io_handoff: Duration::from_millis(1),
+            queue_size: 1024,
+        }
+    }
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            dir: std::env::temp_dir(),
+            forbid: [".php", ".exe", ".bat"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl SslConfig {
+    /// RoadRunner listens on 443; rr picks a port that needs no privileges.
+    pub const DEFAULT_ADDRESS: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8443));
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            level: LogLevel::Info,
+            encoding: LogEncoding::Text,
+            output: LogOutput::Stderr,
+        }
+    }
+}
+
+impl VeloxConfig {
+    /// Defaults for everything but the URL, which has none.
+    pub fn new(server_url: String) -> Self {
+        Self {
+            server_url,
+            build_timeout: Duration::from_secs(5 * 60),
+            request_timeout: Duration::from_secs(180),
+            retry: RetryConfig::default(),
+            artifacts_dir: vec![std::env::temp_dir()],
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(10),
+            backoff_multiplier: 2.0,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            dir: std::env::temp_dir().join("rr-velox-cache"),
+            max_size: GB,
+        }
+    }
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            num_workers: 0,
+            max_jobs: 0,
+            allocate_timeout: Duration::from_secs(60),
+            destroy_timeout: Duration::from_secs(60),
+            max_queue_size: 0,
+            supervisor: SupervisorConfig::default(),
+        }
+    }
+}
+
+impl IoDriver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hybrid => "hybrid",
+            Self::Inline => "inline",
+            Self::Thread => "thread",
+        }
+    }
+}
+
+impl LogLevel {
+    /// The name `tracing`'s filters understand.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+impl LogEncoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

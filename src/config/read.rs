@@ -1,0 +1,379 @@
+//! From the value tree to [`Config`]: each section read key by key over its defaults. Keys that
+//! RoadRunner knows but rr does not use are accepted with a warning, so an existing `.rr.yaml`
+//! keeps working; anything else unknown is an error.
+
+use serde_json::Value;
+
+use super::error::ConfigError;
+use super::field::Field;
+use super::tree::{Origins, Table};
+use super::units::{format_duration, KB, MB};
+use super::{
+    CacheConfig, Config, HttpConfig, IoDriver, LogEncoding, LogLevel, LogOutput, LogsConfig,
+    PoolConfig, RetryConfig, SslConfig, SupervisorConfig, UploadsConfig, VeloxConfig,
+};
+
+/// Top-level sections of RoadRunner (and its plugins) that rr has no use for.
+const ROADRUNNER_SECTIONS: &[&str] = &[
+    "amqp",
+    "app_logger",
+    "beanstalk",
+    "boltdb",
+    "broadcast",
+    "centrifuge",
+    "endure",
+    "fileserver",
+    "grpc",
+    "gzip",
+    "headers",
+    "health",
+    "informer",
+    "jobs",
+    "kafka",
+    "kv",
+    "lock",
+    "memcached",
+    "memory",
+    "metrics",
+    "nats",
+    "new_relic",
+    "otel",
+    "prometheus",
+    "redis",
+    "reload",
+    "resetter",
+    "rpc",
+    "sendremotefile",
+    "server",
+    "service",
+    "sqs",
+    "static",
+    "status",
+    "tcp",
+    "temporal",
+    "websockets",
+];
+
+const ROADRUNNER_HTTP_KEYS: &[&str] = &[
+    "cache",
+    "fcgi",
+    "headers",
+    "internal_error_code",
+    "middleware",
+    "new_relic",
+    "raw_body",
+    "static",
+    "trusted_subnets",
+];
+
+/// `version` values that read the same; others only earn a warning.
+const KNOWN_VERSIONS: &[&str] = &["3", "2.7"];
+
+pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigError> {
+    let mut warnings = Vec::new();
+    let mut root = Table::root(origins, tree)?;
+    if let Some(field) = root.field("version") {
+        let version = field.string()?;
+        if !KNOWN_VERSIONS.contains(&version.trim()) {
+            warnings.push(format!(
+                "version '{version}' is not one rr knows (3 or 2.7); reading the file as version 3"
+            ));
+        }
+    }
+    if let Some(field) = root.field("include") {
+        // Ignoring it would silently drop whatever the included files configure.
+        return Err(field.unsupported("rr reads a single file; merge the included files into it"));
+    }
+    let (http, pool) = http(root.table("http")?, &mut warnings)?;
+    let logs = logs(root.table("logs")?, &mut warnings)?;
+    let velox = velox(root.table("velox")?, &mut warnings)?;
+    root.finish(ROADRUNNER_SECTIONS, &mut warnings)?;
+    Ok(Config {
+        source: None,
+        http,
+        logs,
+        velox,
+        pool,
+        warnings,
+    })
+}
+
+fn http(
+    mut t: Table<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(HttpConfig, PoolConfig), ConfigError> {
+    let d = HttpConfig::default();
+    let address = t.get("address", d.address, Field::address)?;
+    let max_request_size = t.get("max_request_size", d.max_request_size, |f| {
+        f.size(MB, 1, u64::MAX)
+    })?;
+    let max_header_size = t.get("max_header_size", d.max_header_size, |f| {
+        // Under 8 KiB hyper refuses the buffer; HTTP/2 carries the limit in a u32.
+        let bytes = f.size(1, 8 * KB, u64::from(u32::MAX))?;
+        usize::try_from(bytes).map_err(|_| f.invalid("a smaller size"))
+    })?;
+    let uploads = uploads(t.table("uploads")?, warnings)?;
+    let read_header_timeout = t.get(
+        "read_header_timeout",
+        d.read_header_timeout,
+        Field::positive_duration,
+    )?;
+    let idle_timeout = t.get("idle_timeout", d.idle_timeout, Field::positive_duration)?;
+    let request_timeout = t.get(
+        "request_timeout",
+        d.request_timeout,
+        Field::positive_duration,
+    )?;
+    let shutdown_timeout = t.get("shutdown_timeout", d.shutdown_timeout, Field::duration)?;
+    let ssl_table = t.table("ssl")?;
+    let ssl = match ssl_table.is_present() {
+        true => Some(ssl(ssl_table, warnings)?),
+        false => None,
+    };
+    if let Some(ssl) = &ssl {
+        if ssl.address == address && address.port() != 0 {
+            return Err(t.invalid(
+                "ssl.address",
+                format!("\"{}\"", ssl.address),
+                "an address different from http.address".to_owned(),
+            ));
+        }
+    }
+    let mut http2 = t.table("http2")?;
+    let h2c = http2.get("h2c", d.h2c, Field::bool)?;
+    http2.finish(&["max_concurrent_streams"], warnings)?;
+    let access_logs = t.get("access_logs", d.access_logs, Field::bool)?;
+    let io_driver = t.get("io_driver", d.io_driver, |f| {
+        f.choice(&[
+            ("hybrid", IoDriver::Hybrid),
+            ("inline", IoDriver::Inline),
+            ("thread", IoDriver::Thread),
+        ])
+    })?;
+    let io_handoff = t.get("io_handoff", d.io_handoff, Field::duration)?;
+    let queue_size = t.get("queue_size", d.queue_size, |f| f.int(1))?;
+    let pool = pool(t.table("pool")?, warnings)?;
+    t.finish(ROADRUNNER_HTTP_KEYS, warnings)?;
+    let http = HttpConfig {
+        address,
+        max_request_size,
+        max_header_size,
+        uploads,
+        read_header_timeout,
+        idle_timeout,
+        request_timeout,
+        shutdown_timeout,
+        ssl,
+        h2c,
+        access_logs,
+        io_driver,
+        io_handoff,
+        queue_size,
+    };
+    Ok((http, pool))
+}
+
+fn uploads(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<UploadsConfig, ConfigError> {
+    let d = UploadsConfig::default();
+    let dir = t.get("dir", d.dir, Field::path)?;
+    let forbid = t.get("forbid", d.forbid, |f| {
+        Ok(f.strings()?.iter().map(|ext| extension(ext)).collect())
+    })?;
+    t.finish(&["allow"], warnings)?;
+    Ok(UploadsConfig { dir, forbid })
+}
+
+/// ".PHP", "php" and ".php" all mean ".php".
+fn extension(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    match lower.starts_with('.') {
+        true => lower,
+        false => format!(".{lower}"),
+    }
+}
+
+fn ssl(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<SslConfig, ConfigError> {
+    let address = t.get("address", SslConfig::DEFAULT_ADDRESS, Field::address)?;
+    let cert = t.require("cert", "the path of a PEM certificate file", |f| {
+        f.readable_file("certificate")
+    })?;
+    let key = t.require("key", "the path of a PEM private key file", |f| {
+        f.readable_file("private key")
+    })?;
+    t.finish(
+        &["acme", "client_auth_type", "redirect", "root_ca"],
+        warnings,
+    )?;
+    Ok(SslConfig { address, cert, key })
+}
+
+fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, ConfigError> {
+    let d = PoolConfig::default();
+    let num_workers = t.get("num_workers", d.num_workers, |f| f.int(0))?;
+    let max_jobs = t.get("max_jobs", d.max_jobs, |f| f.int(0))?;
+    let allocate_timeout = t.get("allocate_timeout", d.allocate_timeout, Field::duration)?;
+    let destroy_timeout = t.get("destroy_timeout", d.destroy_timeout, Field::duration)?;
+    let max_queue_size = t.get("max_queue_size", d.max_queue_size, |f| f.int(0))?;
+    let supervisor = supervisor(t.table("supervisor")?, warnings)?;
+    t.finish(
+        &[
+            "command",
+            "debug",
+            "dynamic_allocator",
+            "reset_timeout",
+            "stream_timeout",
+        ],
+        warnings,
+    )?;
+    if num_workers > 0 {
+        warnings.push(format!(
+            "http.pool.num_workers is {num_workers}: pool mode is not available yet; \
+             serving with one in-process worker"
+        ));
+    }
+    Ok(PoolConfig {
+        num_workers,
+        max_jobs,
+        allocate_timeout,
+        destroy_timeout,
+        max_queue_size,
+        supervisor,
+    })
+}
+
+fn supervisor(
+    mut t: Table<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<SupervisorConfig, ConfigError> {
+    let d = SupervisorConfig::default();
+    let max_worker_memory = t.get("max_worker_memory", d.max_worker_memory, |f| {
+        f.size(MB, 0, u64::MAX)
+    })?;
+    let ttl = t.get("ttl", d.ttl, Field::duration)?;
+    let idle_ttl = t.get("idle_ttl", d.idle_ttl, Field::duration)?;
+    let exec_ttl = t.get("exec_ttl", d.exec_ttl, Field::duration)?;
+    t.finish(&["watch_tick"], warnings)?;
+    Ok(SupervisorConfig {
+        max_worker_memory,
+        ttl,
+        idle_ttl,
+        exec_ttl,
+    })
+}
+
+fn logs(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<LogsConfig, ConfigError> {
+    let d = LogsConfig::default();
+    let level = t.get("level", d.level, |f| {
+        f.choice(&[
+            ("error", LogLevel::Error),
+            ("warn", LogLevel::Warn),
+            ("warning", LogLevel::Warn),
+            ("info", LogLevel::Info),
+            ("debug", LogLevel::Debug),
+            ("trace", LogLevel::Trace),
+        ])
+    })?;
+    let encoding = t.get("encoding", d.encoding, |f| {
+        f.choice(&[
+            ("text", LogEncoding::Text),
+            ("console", LogEncoding::Text),
+            ("json", LogEncoding::Json),
+        ])
+    })?;
+    let output = t.get("output", d.output, |f| {
+        let path = f.path()?;
+        Ok(
+            match path.to_str().map(str::to_ascii_lowercase).as_deref() {
+                Some("stderr") => LogOutput::Stderr,
+                Some("stdout") => LogOutput::Stdout,
+                _ => LogOutput::File(path),
+            },
+        )
+    })?;
+    t.finish(
+        &[
+            "channels",
+            "err_output",
+            "file_logger_options",
+            "line_ending",
+            "mode",
+        ],
+        warnings,
+    )?;
+    Ok(LogsConfig {
+        level,
+        encoding,
+        output,
+    })
+}
+
+fn velox(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<Option<VeloxConfig>, ConfigError> {
+    // No URL, or an empty one (`${VELOX_URL}` with the variable unset), turns velox off; that
+    // is the usual way to switch it per environment, so it earns no warning.
+    let server_url = t.get("server_url", None, |f| {
+        match f.string()?.trim().is_empty() {
+            true => Ok(None),
+            false => f.http_url().map(Some),
+        }
+    })?;
+    let d = VeloxConfig::new(String::new());
+    let build_timeout = t.get("build_timeout", d.build_timeout, Field::positive_duration)?;
+    let request_timeout = t.get(
+        "request_timeout",
+        d.request_timeout,
+        Field::positive_duration,
+    )?;
+    let retry = retry(t.table("retry")?, warnings)?;
+    let artifacts_dir = t.get("artifacts_dir", d.artifacts_dir, Field::paths)?;
+    let cache = cache(t.table("cache")?, warnings)?;
+    t.finish(&[], warnings)?;
+    let Some(server_url) = server_url else {
+        return Ok(None);
+    };
+    Ok(Some(VeloxConfig {
+        server_url,
+        build_timeout,
+        request_timeout,
+        retry,
+        artifacts_dir,
+        cache,
+    }))
+}
+
+fn retry(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<RetryConfig, ConfigError> {
+    let d = RetryConfig::default();
+    let max_attempts = t.get("max_attempts", d.max_attempts, |f| f.int(1))?;
+    let initial_delay = t.get("initial_delay", d.initial_delay, Field::duration)?;
+    let max_delay = t.get("max_delay", d.max_delay, Field::duration)?;
+    if max_delay < initial_delay {
+        return Err(t.invalid(
+            "max_delay",
+            format!("\"{}\"", format_duration(max_delay)),
+            format!(
+                "a duration of at least velox.retry.initial_delay ({})",
+                format_duration(initial_delay)
+            ),
+        ));
+    }
+    let backoff_multiplier = t.get("backoff_multiplier", d.backoff_multiplier, |f| f.float(1.0))?;
+    t.finish(&[], warnings)?;
+    Ok(RetryConfig {
+        max_attempts,
+        initial_delay,
+        max_delay,
+        backoff_multiplier,
+    })
+}
+
+fn cache(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<CacheConfig, ConfigError> {
+    let d = CacheConfig::default();
+    let enabled = t.get("enabled", d.enabled, Field::bool)?;
+    let dir = t.get("dir", d.dir, Field::path)?;
+    let max_size = t.get("max_size", d.max_size, |f| f.size(1, 1, u64::MAX))?;
+    t.finish(&[], warnings)?;
+    Ok(CacheConfig {
+        enabled,
+        dir,
+        max_size,
+    })
+}

@@ -1,0 +1,846 @@
+//! End-to-end tests of loading: YAML text, overrides and files in, `Config` or a message out.
+
+use super::*;
+use serde_json::json;
+use std::fs;
+
+const FILE: &str = "/etc/rr.yaml";
+
+fn parse(yaml: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml_str(yaml, Path::new(FILE))
+}
+
+fn error(yaml: &str) -> String {
+    parse(yaml).unwrap_err().to_string()
+}
+
+fn ini(key: &str, value: &str) -> Override {
+    Override {
+        origin: format!("ini rr.{}", key.rsplit('.').next().unwrap()),
+        key: key.to_owned(),
+        value: json!(value),
+    }
+}
+
+/// A fresh directory for one test, so parallel tests never share files.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rr-config-test-{}-{test}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A directory holding cert.pem and key.pem (contents do not matter to the config).
+fn tls_files(test: &str) -> PathBuf {
+    let dir = scratch(test);
+    fs::write(dir.join("cert.pem"), "cert").unwrap();
+    fs::write(dir.join("key.pem"), "key").unwrap();
+    dir
+}
+
+#[test]
+fn defaults() {
+    let c = Config::default();
+    assert_eq!(c.source, None);
+    assert_eq!(c.http.address, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(c.http.max_request_size, 100 * 1024 * 1024);
+    assert_eq!(c.http.max_header_size, 64 * 1024);
+    assert_eq!(c.http.uploads.dir, std::env::temp_dir());
+    assert_eq!(c.http.uploads.forbid, [".php", ".exe", ".bat"]);
+    assert_eq!(c.http.read_header_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.http.request_timeout, Duration::from_secs(60));
+    assert_eq!(c.http.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(c.http.ssl, None);
+    assert!(c.http.h2c);
+    assert!(!c.http.access_logs);
+    assert_eq!(c.http.io_driver, IoDriver::Hybrid);
+    assert_eq!(c.http.io_handoff, Duration::from_millis(1));
+    assert_eq!(c.http.queue_size, 1024);
+    assert_eq!(c.logs.level, LogLevel::Info);
+    assert_eq!(c.logs.encoding, LogEncoding::Text);
+    assert_eq!(c.logs.output, LogOutput::Stderr);
+    assert_eq!(c.velox, None);
+    assert_eq!(c.pool.num_workers, 0);
+    assert_eq!(c.pool.max_jobs, 0);
+    assert_eq!(c.pool.allocate_timeout, Duration::from_secs(60));
+    assert_eq!(c.pool.destroy_timeout, Duration::from_secs(60));
+    assert_eq!(c.pool.max_queue_size, 0);
+    assert_eq!(c.pool.supervisor, SupervisorConfig::default());
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn velox_defaults() {
+    let v = VeloxConfig::new("http://v".into());
+    assert_eq!(v.build_timeout, Duration::from_secs(300));
+    assert_eq!(v.request_timeout, Duration::from_secs(180));
+    assert_eq!(v.retry.max_attempts, 3);
+    assert_eq!(v.retry.initial_delay, Duration::from_secs(1));
+    assert_eq!(v.retry.max_delay, Duration::from_secs(10));
+    assert_eq!(v.retry.backoff_multiplier, 2.0);
+    assert_eq!(v.artifacts_dir, vec![std::env::temp_dir()]);
+    assert!(!v.cache.enabled);
+    assert_eq!(v.cache.dir, std::env::temp_dir().join("rr-velox-cache"));
+    assert_eq!(v.cache.max_size, 1024 * 1024 * 1024);
+}
+
+#[test]
+fn empty_file_is_all_defaults() {
+    for yaml in ["", "# comment only\n", "version: '3'\n", "http:\nlogs: ~\n"] {
+        let c = parse(yaml).unwrap();
+        assert_eq!(c.source.as_deref(), Some(Path::new(FILE)));
+        assert_eq!(Config { source: None, ..c }, Config::default(), "{yaml:?}");
+    }
+}
+
+#[test]
+fn every_key_is_read() {
+    let tls = tls_files("every_key");
+    let yaml = format!(
+        r#"
+version: "3"
+http:
+  address: 0.0.0.0:9000
+  max_request_size: 10
+  max_header_size: 16KB
+  uploads:
+    dir: /var/uploads
+    forbid: [".PHP", "sh"]
+  read_header_timeout: 5s
+  idle_timeout: 2m
+  request_timeout: 1.5s
+  shutdown_timeout: 0
+  ssl:
+    address: "[::1]:9443"
+    cert: {dir}/cert.pem
+    key: {dir}/key.pem
+  http2:
+    h2c: false
+  access_logs: true
+  io_driver: thread
+  io_handoff: 250us
+  queue_size: 16
+  pool:
+    num_workers: 0
+    max_jobs: 500
+    allocate_timeout: 20s
+    destroy_timeout: 1m
+    max_queue_size: 32
+    supervisor:
+      max_worker_memory: 128
+      ttl: 1h
+      idle_ttl: 10m
+      exec_ttl: 30s
+logs:
+  level: debug
+  encoding: json
+  output: /var/log/rr.log
+velox:
+  server_url: https://velox.example.com
+  build_timeout: 10m
+  request_timeout: 90s
+  retry:
+    max_attempts: 5
+    initial_delay: 500ms
+    max_delay: 30s
+    backoff_multiplier: 1.5
+  artifacts_dir: [/opt/a, /opt/b]
+  cache:
+    enabled: true
+    dir: /var/cache/velox
+    max_size: 2GB
+"#,
+        dir = tls.display()
+    );
+    let c = parse(&yaml).unwrap();
+    let h = &c.http;
+    assert_eq!(h.address, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(h.max_request_size, 10 * 1024 * 1024);
+    assert_eq!(h.max_header_size, 16 * 1024);
+    assert_eq!(h.uploads.dir, PathBuf::from("/var/uploads"));
+    assert_eq!(h.uploads.forbid, [".php", ".sh"]);
+    assert_eq!(h.read_header_timeout, Duration::from_secs(5));
+    assert_eq!(h.idle_timeout, Duration::from_secs(120));
+    assert_eq!(h.request_timeout, Duration::from_millis(1500));
+    assert_eq!(h.shutdown_timeout, Duration::ZERO);
+    let ssl = h.ssl.as_ref().unwrap();
+    assert_eq!(ssl.address, "[::1]:9443".parse().unwrap());
+    assert_eq!(ssl.cert, tls.join("cert.pem"));
+    assert_eq!(ssl.key, tls.join("key.pem"));
+    assert!(!h.h2c);
+    assert!(h.access_logs);
+    assert_eq!(h.io_driver, IoDriver::Thread);
+    assert_eq!(h.io_handoff, Duration::from_micros(250));
+    assert_eq!(h.queue_size, 16);
+    let p = &c.pool;
+    assert_eq!(p.num_workers, 0);
+    assert_eq!(p.max_jobs, 500);
+    assert_eq!(p.allocate_timeout, Duration::from_secs(20));
+    assert_eq!(p.destroy_timeout, Duration::from_secs(60));
+    assert_eq!(p.max_queue_size, 32);
+    assert_eq!(p.supervisor.max_worker_memory, 128 * 1024 * 1024);
+    assert_eq!(p.supervisor.ttl, Duration::from_secs(3600));
+    assert_eq!(p.supervisor.idle_ttl, Duration::from_secs(600));
+    assert_eq!(p.supervisor.exec_ttl, Duration::from_secs(30));
+    assert_eq!(c.logs.level, LogLevel::Debug);
+    assert_eq!(c.logs.encoding, LogEncoding::Json);
+    assert_eq!(c.logs.output, LogOutput::File("/var/log/rr.log".into()));
+    let v = c.velox.as_ref().unwrap();
+    assert_eq!(v.server_url, "https://velox.example.com");
+    assert_eq!(v.build_timeout, Duration::from_secs(600));
+    assert_eq!(v.request_timeout, Duration::from_secs(90));
+    assert_eq!(v.retry.max_attempts, 5);
+    assert_eq!(v.retry.initial_delay, Duration::from_millis(500));
+    assert_eq!(v.retry.max_delay, Duration::from_secs(30));
+    assert_eq!(v.retry.backoff_multiplier, 1.5);
+    assert_eq!(v.artifacts_dir, [PathBuf::from("/opt/a"), "/opt/b".into()]);
+    assert!(v.cache.enabled);
+    assert_eq!(v.cache.dir, PathBuf::from("/var/cache/velox"));
+    assert_eq!(v.cache.max_size, 2 * 1024 * 1024 * 1024);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    fs::remove_dir_all(tls).unwrap();
+}
+
+#[test]
+fn request_size_integer_is_megabytes_but_units_are_exact() {
+    let size = |v: &str| {
+        parse(&format!("http: {{max_request_size: {v}}}"))
+            .unwrap()
+            .http
+            .max_request_size
+    };
+    assert_eq!(size("1"), 1024 * 1024);
+    assert_eq!(size("\"512KB\""), 512 * 1024);
+    assert_eq!(size("100B"), 100);
+    assert_eq!(size("1GB"), 1024 * 1024 * 1024);
+    assert!(error("http: {max_request_size: 0}").contains("expected a size of at least 1B"));
+}
+
+#[test]
+fn header_size_integer_is_bytes() {
+    let c = parse("http: {max_header_size: 32768}").unwrap();
+    assert_eq!(c.http.max_header_size, 32768);
+    assert_eq!(
+        error("http: {max_header_size: 100}"),
+        "rr config /etc/rr.yaml: key 'http.max_header_size': invalid value 100: \
+         expected a size from 8KB to 4GB"
+    );
+}
+
+#[test]
+fn aliases_from_roadrunner() {
+    let c = parse("logs: {level: warning, encoding: console, output: STDOUT}").unwrap();
+    assert_eq!(c.logs.level, LogLevel::Warn);
+    assert_eq!(c.logs.encoding, LogEncoding::Text);
+    assert_eq!(c.logs.output, LogOutput::Stdout);
+    let c = parse("http: {address: ':8081', io_driver: INLINE}").unwrap();
+    assert_eq!(c.http.address, "0.0.0.0:8081".parse().unwrap());
+    assert_eq!(c.http.io_driver, IoDriver::Inline);
+}
+
+#[test]
+fn port_zero_is_allowed() {
+    let c = parse("http: {address: 127.0.0.1:0}").unwrap();
+    assert_eq!(c.http.address.port(), 0);
+}
+
+#[test]
+fn env_substitution_happens_before_parsing() {
+    let port = "RR_CONFIG_TEST_PORT_91C2";
+    let level = "RR_CONFIG_TEST_LEVEL_91C2";
+    std::env::set_var(port, "9123");
+    std::env::remove_var(level);
+    let yaml = format!(
+        "http:\n  address: 127.0.0.1:${{{port}}}\nlogs:\n  level: ${{{level}:-debug}}\n  # $HOME stays\n"
+    );
+    let c = parse(&yaml).unwrap();
+    std::env::remove_var(port);
+    assert_eq!(c.http.address.port(), 9123);
+    assert_eq!(c.logs.level, LogLevel::Debug);
+}
+
+#[test]
+fn unset_variable_becomes_empty() {
+    // Unquoted, the empty value is YAML null, which means "the default".
+    let c = parse("http:\n  address: ${RR_CONFIG_TEST_UNSET_5D1E}\n").unwrap();
+    assert_eq!(c.http.address, HttpConfig::default().address);
+    // Quoted, it is an empty string, which is not an address.
+    let err = error("http:\n  address: \"${RR_CONFIG_TEST_UNSET_5D1E}\"\n");
+    assert_eq!(
+        err,
+        "rr config /etc/rr.yaml: key 'http.address': invalid value \"\": expected host:port \
+         with an IP address or localhost, e.g. 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080 or \
+         :8080 (all interfaces)"
+    );
+}
+
+#[test]
+fn invalid_value_names_file_key_value_and_expectation() {
+    let err = error("http:\n  address: abc:99999\n");
+    assert!(
+        err.starts_with(
+            "rr config /etc/rr.yaml: key 'http.address': invalid value \"abc:99999\": \
+             expected host:port"
+        ),
+        "{err}"
+    );
+    let cases = [
+        (
+            "http: {read_header_timeout: 10 seconds}",
+            "key 'http.read_header_timeout': invalid value \"10 seconds\": expected a duration like",
+        ),
+        (
+            "http: {idle_timeout: -5}",
+            "key 'http.idle_timeout': invalid value -5: expected a duration that is not negative",
+        ),
+        (
+            "http: {request_timeout: 0s}",
+            "key 'http.request_timeout': invalid value \"0s\": expected a duration greater than zero",
+        ),
+        (
+            "http: {queue_size: 0}",
+            "key 'http.queue_size': invalid value 0: expected a whole number >= 1",
+        ),
+        (
+            "http: {http2: {h2c: maybe}}",
+            "key 'http.http2.h2c': invalid value \"maybe\": expected true or false",
+        ),
+        (
+            "http: {io_driver: async}",
+            "key 'http.io_driver': invalid value \"async\": expected one of hybrid, inline, thread",
+        ),
+        (
+            "http: {max_request_size: 10XB}",
+            "key 'http.max_request_size': invalid value \"10XB\": expected a size like",
+        ),
+        (
+            "http: {uploads: {forbid: 7}}",
+            "key 'http.uploads.forbid': invalid value 7: expected a list of strings",
+        ),
+        (
+            "http: {uploads: [a]}",
+            "key 'http.uploads': invalid value [\"a\"]: expected a mapping",
+        ),
+        (
+            "logs: {level: loud}",
+            "key 'logs.level': invalid value \"loud\": expected one of error, warn, warning, info",
+        ),
+        (
+            "logs: {output: ''}",
+            "key 'logs.output': invalid value \"\": expected a path",
+        ),
+        (
+            "velox: {server_url: 'ftp://x'}",
+            "key 'velox.server_url': invalid value \"ftp://x\": expected an http:// or https:// URL",
+        ),
+        (
+            "velox: {retry: {max_attempts: 0}}",
+            "key 'velox.retry.max_attempts': invalid value 0: expected a whole number >= 1",
+        ),
+        (
+            "velox: {retry: {backoff_multiplier: 0.5}}",
+            "key 'velox.retry.backoff_multiplier': invalid value 0.5: expected a number >= 1.0",
+        ),
+        (
+            "velox: {retry: {initial_delay: 5s, max_delay: 2s}}",
+            "key 'velox.retry.max_delay': invalid value \"2s\": expected a duration of at least \
+             velox.retry.initial_delay (5s)",
+        ),
+        (
+            "velox: {artifacts_dir: []}",
+            "key 'velox.artifacts_dir': invalid value []: expected a path or a non-empty list",
+        ),
+        (
+            "velox: {cache: {max_size: 0}}",
+            "key 'velox.cache.max_size': invalid value 0: expected a size of at least 1B",
+        ),
+        (
+            "http: {pool: {num_workers: many}}",
+            "key 'http.pool.num_workers': invalid value \"many\": expected a whole number that is not negative",
+        ),
+        (
+            "http: {pool: {supervisor: {max_worker_memory: lots}}}",
+            "key 'http.pool.supervisor.max_worker_memory': invalid value \"lots\": expected a size",
+        ),
+        (
+            "- a list",
+            "invalid value [\"a list\"]: expected a mapping of keys to values",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let err = error(yaml);
+        assert!(
+            err.starts_with(&format!("rr config /etc/rr.yaml: {expected}")),
+            "{yaml}\n  got: {err}\n want: {expected}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_are_errors_with_suggestions() {
+    assert_eq!(
+        error("http:\n  adress: 1.2.3.4:80\n"),
+        "rr config /etc/rr.yaml: unknown key 'http.adress' (did you mean 'http.address'?)"
+    );
+    assert_eq!(
+        error("htp: {}\n"),
+        "rr config /etc/rr.yaml: unknown key 'htp' (did you mean 'http'?)"
+    );
+    assert_eq!(
+        error("logs: {colour: red}"),
+        "rr config /etc/rr.yaml: unknown key 'logs.colour'"
+    );
+    assert_eq!(
+        error("velox: {retry: {max_attempt: 2}}"),
+        "rr config /etc/rr.yaml: unknown key 'velox.retry.max_attempt' \
+         (did you mean 'velox.retry.max_attempts'?)"
+    );
+    assert_eq!(
+        error("velox: {cache: {size: 1}}"),
+        "rr config /etc/rr.yaml: unknown key 'velox.cache.size'"
+    );
+    assert!(error("banana: 1").starts_with("rr config /etc/rr.yaml: unknown key 'banana'"));
+}
+
+#[test]
+fn misspelt_required_key_is_reported_as_the_typo() {
+    let tls = tls_files("misspelt_required");
+    let yaml = format!("http:\n  ssl:\n    crt: {}/cert.pem\n", tls.display());
+    assert_eq!(
+        error(&yaml),
+        "rr config /etc/rr.yaml: unknown key 'http.ssl.crt' (did you mean 'http.ssl.cert'?)"
+    );
+    fs::remove_dir_all(tls).unwrap();
+}
+
+#[test]
+fn yaml_syntax_errors_have_line_and_column() {
+    let err = parse("http:\n  address: [1\n  x: y\n").unwrap_err();
+    match &err {
+        ConfigError::Syntax {
+            origin,
+            line,
+            column,
+            ..
+        } => {
+            assert_eq!(origin, FILE);
+            assert!(line.is_some() && column.is_some(), "{err:?}");
+        }
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.starts_with("rr config /etc/rr.yaml: line ") && text.contains("invalid YAML"),
+        "{text}"
+    );
+    let dup = error("http: {}\nhttp: {}\n");
+    assert!(dup.contains("duplicate entry with key \"http\""), "{dup}");
+}
+
+#[test]
+fn roadrunner_sections_and_keys_are_ignored_with_warnings() {
+    let yaml = r#"
+version: "3"
+rpc: {listen: "tcp://127.0.0.1:6001"}
+server: {command: "php worker.php"}
+http:
+  middleware: [gzip]
+  uploads: {allow: [".jpg"]}
+  http2: {max_concurrent_streams: 128}
+  pool:
+    debug: false
+    supervisor: {watch_tick: 1s}
+logs:
+  mode: production
+"#;
+    let c = parse(yaml).unwrap();
+    let mut warnings = c.warnings.clone();
+    warnings.sort();
+    assert_eq!(
+        warnings,
+        [
+            "key 'http.http2.max_concurrent_streams' is RoadRunner's and is ignored by rr",
+            "key 'http.middleware' is RoadRunner's and is ignored by rr",
+            "key 'http.pool.debug' is RoadRunner's and is ignored by rr",
+            "key 'http.pool.supervisor.watch_tick' is RoadRunner's and is ignored by rr",
+            "key 'http.uploads.allow' is RoadRunner's and is ignored by rr",
+            "key 'logs.mode' is RoadRunner's and is ignored by rr",
+            "section 'rpc' is RoadRunner's and is ignored by rr",
+            "section 'server' is RoadRunner's and is ignored by rr",
+        ]
+    );
+}
+
+#[test]
+fn versions() {
+    assert!(parse("version: 3").unwrap().warnings.is_empty());
+    assert!(parse("version: '2.7'").unwrap().warnings.is_empty());
+    assert!(parse("version: 2.7").unwrap().warnings.is_empty());
+    let c = parse("version: '2'").unwrap();
+    assert_eq!(
+        c.warnings,
+        ["version '2' is not one rr knows (3 or 2.7); reading the file as version 3"]
+    );
+}
+
+#[test]
+fn include_is_refused() {
+    assert_eq!(
+        error("include: [a.yaml]"),
+        "rr config /etc/rr.yaml: key 'include' is not supported: rr reads a single file; \
+         merge the included files into it"
+    );
+}
+
+#[test]
+fn pool_workers_warn_until_the_pool_exists() {
+    let c = parse("http: {pool: {num_workers: 4}}").unwrap();
+    assert_eq!(c.pool.num_workers, 4);
+    assert_eq!(c.warnings.len(), 1);
+    assert!(c.warnings[0]
+        .contains("pool mode is not available yet; serving with one in-process worker"));
+}
+
+#[test]
+fn velox_is_on_only_with_a_server_url() {
+    assert_eq!(parse("velox: ~").unwrap().velox, None);
+    for yaml in [
+        "velox: {build_timeout: 1m}",
+        "velox: {server_url: '', build_timeout: 1m}",
+    ] {
+        let c = parse(yaml).unwrap();
+        assert_eq!(c.velox, None);
+        assert!(
+            c.warnings.is_empty(),
+            "no URL is the usual way to turn velox off"
+        );
+    }
+    let c = parse("velox: {server_url: 'http://127.0.0.1:9000', artifacts_dir: /srv/out}").unwrap();
+    let v = c.velox.unwrap();
+    assert_eq!(v.server_url, "http://127.0.0.1:9000");
+    assert_eq!(v.artifacts_dir, [PathBuf::from("/srv/out")]);
+    assert_eq!(v.retry, RetryConfig::default());
+    // Keys of a section that ends up off are still checked.
+    assert!(error("velox: {build_timeout: soon}").contains("'velox.build_timeout'"));
+}
+
+#[test]
+fn ssl_needs_readable_files() {
+    assert_eq!(
+        error("http: {ssl: {}}"),
+        "rr config /etc/rr.yaml: key 'http.ssl.cert' is missing: expected the path of a PEM \
+         certificate file"
+    );
+    let err = error("http: {ssl: {cert: /nonexistent/rr/cert.pem, key: /nonexistent/key}}");
+    assert!(
+        err.starts_with(
+            "rr config /etc/rr.yaml: key 'http.ssl.cert': invalid value \
+             \"/nonexistent/rr/cert.pem\": expected a readable certificate file ("
+        ),
+        "{err}"
+    );
+    let tls = tls_files("ssl_readable");
+    let yaml = format!("http: {{ssl: {{cert: {}/cert.pem}}}}", tls.display());
+    assert!(error(&yaml).contains("key 'http.ssl.key' is missing"));
+    let yaml = format!(
+        "http: {{ssl: {{cert: {d}/cert.pem, key: {d}/nope.pem}}}}",
+        d = tls.display()
+    );
+    assert!(error(&yaml).contains("key 'http.ssl.key': invalid value"));
+    let yaml = format!(
+        "http: {{ssl: {{cert: {d}/cert.pem, key: {d}/key.pem}}}}",
+        d = tls.display()
+    );
+    let ssl = parse(&yaml).unwrap().http.ssl.unwrap();
+    assert_eq!(ssl.address, SslConfig::DEFAULT_ADDRESS);
+    let yaml = format!(
+        "http: {{address: 127.0.0.1:8443, ssl: {{cert: {d}/cert.pem, key: {d}/key.pem}}}}",
+        d = tls.display()
+    );
+    assert!(error(&yaml).contains("key 'http.ssl.address': invalid value \"127.0.0.1:8443\""));
+    fs::remove_dir_all(tls).unwrap();
+}
+
+#[test]
+fn overrides_win_in_order() {
+    let dir = scratch("overrides_win");
+    let file = dir.join("rr.yaml");
+    fs::write(&file, "http:\n  address: 127.0.0.1:1111\n  queue_size: 8\n").unwrap();
+    let sources = Sources {
+        file: Some(file.clone()),
+        overrides: vec![
+            ini("http.address", "127.0.0.1:2222"),
+            Override {
+                origin: "option".into(),
+                key: "http.address".into(),
+                value: json!("127.0.0.1:3333"),
+            },
+        ],
+    };
+    let c = Config::load(&sources).unwrap();
+    assert_eq!(c.source, Some(file));
+    assert_eq!(c.http.address.port(), 3333);
+    assert_eq!(c.http.queue_size, 8, "file values not overridden stay");
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn ini_strings_are_coerced() {
+    let sources = Sources {
+        file: None,
+        overrides: vec![
+            ini("http.queue_size", "16"),
+            ini("http.access_logs", "on"),
+            ini("http.http2.h2c", "0"),
+            ini("http.request_timeout", "5s"),
+            ini("http.idle_timeout", "30"),
+            ini("http.max_request_size", "8"),
+            ini("http.uploads.forbid", ".php,.phar"),
+            ini("velox.server_url", "https://v"),
+            ini("velox.retry.backoff_multiplier", "3"),
+            ini("velox.cache.enabled", "yes"),
+        ],
+    };
+    let c = Config::load(&sources).unwrap();
+    assert_eq!(c.source, None);
+    assert_eq!(c.http.queue_size, 16);
+    assert!(c.http.access_logs);
+    assert!(!c.http.h2c);
+    assert_eq!(c.http.request_timeout, Duration::from_secs(5));
+    assert_eq!(c.http.idle_timeout, Duration::from_secs(30));
+    assert_eq!(c.http.max_request_size, 8 * 1024 * 1024);
+    assert_eq!(c.http.uploads.forbid, [".php", ".phar"]);
+    let v = c.velox.unwrap();
+    assert_eq!(v.retry.backoff_multiplier, 3.0);
+    assert!(v.cache.enabled);
+}
+
+#[test]
+fn override_errors_name_the_override() {
+    let dir = scratch("override_errors");
+    let file = dir.join("rr.yaml");
+    fs::write(&file, "http:\n  queue_size: 8\n").unwrap();
+    let load = |overrides| {
+        Config::load(&Sources {
+            file: Some(file.clone()),
+            overrides,
+        })
+        .unwrap_err()
+        .to_string()
+    };
+    assert_eq!(
+        load(vec![ini("http.address", "abc:99999")]),
+        "rr config ini rr.address: key 'http.address': invalid value \"abc:99999\": \
+         expected host:port with an IP address or localhost, e.g. 127.0.0.1:8080, \
+         0.0.0.0:8080, [::1]:8080 or :8080 (all interfaces)"
+    );
+    assert_eq!(
+        load(vec![ini("http.adress", "1.2.3.4:5")]),
+        "rr config ini rr.adress: unknown key 'http.adress' (did you mean 'http.address'?)"
+    );
+    assert_eq!(
+        load(vec![ini("http..x", "1")]),
+        "rr config ini rr.x: unknown key 'http..x'"
+    );
+    // A bad value in the file is still blamed on the file.
+    fs::write(&file, "http:\n  queue_size: none\n").unwrap();
+    let err = load(vec![ini("http.address", "127.0.0.1:1")]);
+    assert!(err.starts_with(&format!(
+        "rr config {}: key 'http.queue_size'",
+        file.display()
+    )));
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn override_errors_without_a_file() {
+    let err = Config::load(&Sources {
+        file: None,
+        overrides: vec![ini("http.ssl.address", "127.0.0.1:9443")],
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "rr config ini rr.address: key 'http.ssl.cert' is missing: expected the path of a PEM \
+         certificate file"
+    );
+    assert_eq!(err.key(), Some("http.ssl.cert"));
+}
+
+#[test]
+fn load_reports_unreadable_files() {
+    let err = Config::load(&Sources {
+        file: Some("/nonexistent/rr/.rr.yaml".into()),
+        overrides: vec![],
+    })
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err
+        .to_string()
+        .starts_with("rr config /nonexistent/rr/.rr.yaml: cannot read: "));
+}
+
+#[test]
+fn resolve_file_rules() {
+    let dir = scratch("resolve_file");
+    let explicit = dir.join("explicit.yaml");
+    let from_env = dir.join("env.yaml");
+    fs::write(&explicit, "").unwrap();
+    fs::write(&from_env, "").unwrap();
+    // Nothing named and no .rr.yaml: no file, not an error.
+    assert_eq!(resolve_file(None, None, &dir).unwrap(), None);
+    assert_eq!(resolve_file(Some(""), Some(" "), &dir).unwrap(), None);
+    // .rr.yaml in the working directory.
+    fs::write(dir.join(".rr.yaml"), "").unwrap();
+    assert_eq!(
+        resolve_file(None, None, &dir).unwrap(),
+        Some(dir.join(".rr.yaml"))
+    );
+    // RR_CONFIG beats .rr.yaml; explicit beats RR_CONFIG; relative paths are from cwd.
+    assert_eq!(
+        resolve_file(None, Some("env.yaml"), &dir).unwrap(),
+        Some(from_env.clone())
+    );
+    assert_eq!(
+        resolve_file(
+            Some(explicit.to_str().unwrap()),
+            Some(from_env.to_str().unwrap()),
+            &dir
+        )
+        .unwrap(),
+        Some(explicit.clone())
+    );
+    // A named file that is missing is an error naming it, even with .rr.yaml present.
+    let err = resolve_file(Some("missing.yaml"), Some("env.yaml"), &dir).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "rr config: file '{}' (named by the rr config option or ini setting) does not \
+             exist or is not a file",
+            dir.join("missing.yaml").display()
+        )
+    );
+    let err = resolve_file(None, Some("/nonexistent/rr.yaml"), &dir).unwrap_err();
+    assert!(matches!(
+        err,
+        ConfigError::FileNotFound {
+            named_by: "RR_CONFIG",
+            ..
+        }
+    ));
+    // A directory is not a config file.
+    assert!(resolve_file(Some(dir.to_str().unwrap()), None, &dir).is_err());
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn describe_lists_every_effective_key() {
+    let rows = Config::default().describe();
+    let get = |key: &str| {
+        rows.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no row {key}"))
+    };
+    assert_eq!(get("source"), "none");
+    assert_eq!(get("http.address"), "127.0.0.1:8080");
+    assert_eq!(get("http.max_request_size"), "104857600 bytes (100MB)");
+    assert_eq!(get("http.max_header_size"), "65536 bytes (64KB)");
+    assert_eq!(get("http.uploads.forbid"), ".php, .exe, .bat");
+    assert_eq!(get("http.read_header_timeout"), "10s");
+    assert_eq!(get("http.idle_timeout"), "1m");
+    assert_eq!(get("http.shutdown_timeout"), "30s");
+    assert_eq!(get("http.ssl"), "off");
+    assert_eq!(get("http.http2.h2c"), "true");
+    assert_eq!(get("http.io_driver"), "hybrid");
+    assert_eq!(get("http.io_handoff"), "1ms");
+    assert_eq!(get("http.queue_size"), "1024");
+    assert_eq!(get("http.pool.supervisor.ttl"), "0s");
+    assert_eq!(get("logs.level"), "info");
+    assert_eq!(get("logs.encoding"), "text");
+    assert_eq!(get("logs.output"), "stderr");
+    assert_eq!(get("velox"), "off");
+    let mut keys: Vec<_> = rows.iter().map(|(k, _)| *k).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), rows.len(), "keys are unique");
+
+    let c = parse("velox: {server_url: 'https://v', build_timeout: 90s}").unwrap();
+    let rows = c.describe();
+    let get = |key: &str| rows.iter().find(|(k, _)| *k == key).unwrap().1.clone();
+    assert_eq!(get("source"), FILE);
+    assert_eq!(get("velox.server_url"), "https://v");
+    assert_eq!(get("velox.build_timeout"), "1m30s");
+    assert_eq!(get("velox.cache.max_size"), "1073741824 bytes (1GB)");
+}
+
+#[test]
+fn described_values_parse_back_to_the_same_config() {
+    let tls = tls_files("describe_round_trip");
+    let yaml = format!(
+        "http: {{request_timeout: 1.5s, ssl: {{cert: {d}/cert.pem, key: {d}/key.pem}}}}",
+        d = tls.display()
+    );
+    let original = parse(&yaml).unwrap();
+    let overrides: Vec<Override> = original
+        .describe()
+        .into_iter()
+        .filter(|(key, _)| {
+            key.contains('.') && !key.ends_with("_size") && !key.ends_with("max_worker_memory")
+        })
+        .map(|(key, value)| Override {
+            origin: "describe".into(),
+            key: key.into(),
+            value: json!(value),
+        })
+        .collect();
+    let again = Config::load(&Sources {
+        file: None,
+        overrides,
+    })
+    .unwrap();
+    assert_eq!(again.http, original.http);
+    assert_eq!(again.logs, original.logs);
+    assert_eq!(again.pool, original.pool);
+    fs::remove_dir_all(tls).unwrap();
+}
+
+#[test]
+fn documented_example_is_valid() {
+    let doc = include_str!("../../docs/config.md");
+    let example = doc
+        .split("## Example `.rr.yaml`")
+        .nth(1)
+        .and_then(|rest| rest.split("```yaml\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/config.md has an example");
+    let tls = tls_files("documented_example");
+    let example = example.replace("/etc/rr/tls", tls.to_str().unwrap());
+    let c = parse(&example).unwrap();
+    assert_eq!(c.http.max_request_size, 20 * 1024 * 1024);
+    assert!(c.http.ssl.is_some());
+    assert_eq!(
+        c.warnings,
+        ["section 'server' is RoadRunner's and is ignored by rr"]
+    );
+    fs::remove_dir_all(tls).unwrap();
+}
+
+#[test]
+fn documented_keys_match_describe() {
+    let doc = include_str!("../../docs/config.md");
+    let tls = tls_files("documented_keys");
+    let yaml = format!(
+        "http: {{ssl: {{cert: {d}/cert.pem, key: {d}/key.pem}}}}\nvelox: {{server_url: 'http://v'}}",
+        d = tls.display()
+    );
+    for (key, _) in parse(&yaml).unwrap().describe() {
+        if key != "source" {
+            assert!(
+                doc.contains(&format!("| `{key}` |")),
+                "{key} is not documented"
+            );
+        }
+    }
+    fs::remove_dir_all(tls).unwrap();
+}

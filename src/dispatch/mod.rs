@@ -1,0 +1,157 @@
+//! How a request reaches the PHP thread and its answer comes back.
+//!
+//! Connection tasks `submit` a [`RequestData`] into one bounded queue and await a [`Reply`] on a
+//! oneshot; the PHP thread takes [`Job`]s from the [`Inbox`]. Dropping a job's responder without
+//! replying (the script ended, threw, exited) is seen by the connection as "worker gone".
+use crate::request::RequestData;
+use crate::stream::FileReply;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use tokio::sync::{mpsc, oneshot};
+
+/// What PHP answered for one request.
+pub enum Reply {
+    /// The whole body at once.
+    Full {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    /// Head now, body chunks later until the sender is dropped.
+    Stream {
+        status: StatusCode,
+        headers: HeaderMap,
+        /// An `Err` cuts the response off, so the client can tell it is incomplete.
+        chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    },
+    /// Rust streams a file from disk.
+    File(FileReply),
+    /// The worker reported an error (`RR\Worker::error()`): the client gets a 500, the log the message.
+    WorkerError(String),
+    /// The worker is going away before it could take this request: 503.
+    Unavailable,
+}
+
+/// One request waiting for PHP, with the way back to its connection.
+pub struct Job {
+    pub request: RequestData,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+impl Job {
+    /// The connection gave up (client gone, request timed out): PHP need not run it.
+    pub fn is_abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The queue holds `queue_size` requests already.
+    Full,
+    /// The worker stopped taking requests (shutdown, script ended).
+    Closed,
+}
+
+/// The connection side of the queue.
+#[derive(Clone)]
+pub struct Submitter {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Submitter {
+    pub fn submit(&self, request: RequestData) -> Result<oneshot::Receiver<Reply>, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        match self.tx.try_send(Job { request, reply }) {
+            Ok(()) => Ok(answer),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Full),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
+        }
+    }
+
+    /// Requests waiting for PHP right now.
+    pub fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+/// The PHP side of the queue.
+pub struct Inbox {
+    rx: mpsc::Receiver<Job>,
+}
+
+impl Inbox {
+    /// The next job whose client is still waiting; `None` once closed and drained.
+    pub async fn recv(&mut self) -> Option<Job> {
+        loop {
+            let job = self.rx.recv().await?;
+            if !job.is_abandoned() {
+                return Some(job);
+            }
+        }
+    }
+
+    /// A job that is already queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Job> {
+        while let Ok(job) = self.rx.try_recv() {
+            if !job.is_abandoned() {
+                return Some(job);
+            }
+        }
+        None
+    }
+
+    /// Refuse new submissions; jobs already queued can still be received.
+    pub fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
+/// A queue holding at most `capacity` requests.
+pub fn queue(capacity: usize) -> (Submitter, Inbox) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (Submitter { tx }, Inbox { rx })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::form::Tree;
+
+    fn request(uri: &str) -> RequestData {
+        RequestData {
+            remote_addr: "127.0.0.1:1".parse().unwrap(),
+            protocol: "HTTP/1.1",
+            method: http::Method::GET,
+            uri: uri.into(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            form: None,
+            uploads: Tree::new(),
+            https: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn full_queue_refuses_and_abandoned_jobs_are_skipped() {
+        let (tx, mut inbox) = queue(2);
+        let first = tx.submit(request("/a")).unwrap();
+        let _second = tx.submit(request("/b")).unwrap();
+        assert_eq!(tx.depth(), 2);
+        assert!(matches!(tx.submit(request("/c")), Err(SubmitError::Full)));
+        drop(first); // client of /a went away
+        let job = inbox.recv().await.unwrap();
+        assert_eq!(job.request.uri, "/b");
+        assert!(inbox.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn dropped_responder_reaches_the_connection() {
+        let (tx, mut inbox) = queue(1);
+        let answer = tx.submit(request("/")).unwrap();
+        drop(inbox.recv().await.unwrap());
+        assert!(answer.await.is_err());
+        inbox.close();
+        assert!(matches!(tx.submit(request("/")), Err(SubmitError::Closed)));
+    }
+}

@@ -1,0 +1,23 @@
+//! rr: a PHP application server that lives inside `php`.
+//!
+//! # Layout
+//! - [`config`]   one `Config` struct: defaults, `.rr.yaml`, ini and option overrides, validation.
+//! - [`request`]  the plain-Rust request handed to PHP: form/query trees, cookies, multipart uploads.
+//! - [`body`]     the response body type shared by the server and the streaming code.
+//! - [`stream`]   file streaming to clients (sendFile): Range/206, HEAD, bounded buffers.
+//! - [`dispatch`] how a request reaches the PHP thread and its answer comes back.
+//! - [`runtime`]  the tokio runtime and which thread drives it (PHP while it waits, a helper otherwise).
+//! - [`worker`]   what one PHP worker does, in plain Rust: wait, answer, stream, tear down.
+//! - [`logging`]  tracing set-up from the `logs` config.
+//! - [`server`]   listeners, TLS, hyper connections, limits, error responses, graceful shutdown.
+//! - [`php`]      the only module that touches ext-php-rs: classes, functions, ini, conversions.
+pub mod body;
+pub mod config;
+pub mod dispatch;
+pub mod logging;
+pub mod php;
+pub mod request;
+pub mod runtime;
+pub mod server;
+pub mod stream;
+pub mod worker;

@@ -1,0 +1,148 @@
+//! Conversions between Zend values and the plain Rust values the rest of rr uses.
+use crate::request::form::{Key, Node, Tree};
+use bytes::Bytes;
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::convert::IntoZval;
+use ext_php_rs::flags::DataType;
+use ext_php_rs::types::{ArrayKey, ZendHashTable, ZendStr, Zval};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// A Zval known to hold an array, so signatures and stubs say `array`.
+pub struct PhpArray(pub Zval);
+
+impl IntoZval for PhpArray {
+    const TYPE: DataType = DataType::Array;
+    const NULLABLE: bool = false;
+
+    fn set_zval(self, zv: &mut Zval, _persistent: bool) -> ext_php_rs::error::Result<()> {
+        *zv = self.0;
+        Ok(())
+    }
+}
+
+pub fn bytes_zval(bytes: &[u8]) -> Zval {
+    let mut zv = Zval::new();
+    zv.set_zend_string(ZendStr::new(bytes, false));
+    zv
+}
+
+pub fn array_zval(ht: ZBox<ZendHashTable>) -> Zval {
+    let mut zv = Zval::new();
+    zv.set_hashtable(ht);
+    zv
+}
+
+/// A PHP-style variable tree (`a[b][]`) as nested arrays, leaves converted by `leaf`.
+pub fn tree<T>(tree: &Tree<T>, leaf: &dyn Fn(&T) -> Zval) -> ZBox<ZendHashTable> {
+    let mut ht = ZendHashTable::with_capacity(tree.len() as u32);
+    for (key, node) in tree.entries() {
+        let value = match node {
+            Node::Leaf(v) => leaf(v),
+            Node::Map(sub) => array_zval(self::tree(sub, leaf)),
+        };
+        let key = match key {
+            Key::Index(i) => ArrayKey::Long(*i),
+            Key::Name(name) => ArrayKey::Str(name),
+        };
+        let _ = ht.insert(key, value);
+    }
+    ht
+}
+
+pub fn bytes_tree(t: &Tree<Bytes>) -> ZBox<ZendHashTable> {
+    tree(t, &|b| bytes_zval(b))
+}
+
+/// Header name in the canonical form Go (and so RoadRunner) gives it: `Content-Type`.
+pub fn canonical_header_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper { c.to_ascii_uppercase() } else { c });
+        upper = c == '-';
+    }
+    out
+}
+
+/// `array<string, string[]>` with every value of repeated headers kept, in order.
+pub fn headers(map: &HeaderMap) -> ZBox<ZendHashTable> {
+    let mut ht = ZendHashTable::with_capacity(map.keys_len() as u32);
+    for name in map.keys() {
+        let mut values = ZendHashTable::with_capacity(1);
+        for value in map.get_all(name) {
+            let _ = values.push(bytes_zval(value.as_bytes()));
+        }
+        let _ = ht.insert(canonical_header_name(name.as_str()), array_zval(values));
+    }
+    ht
+}
+
+/// PHP's `['Name' => 'value' | ['v1', 'v2']]` as a header map; the error names the bad entry.
+pub fn header_map(ht: &ZendHashTable) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::with_capacity(ht.len());
+    for (key, value) in ht.iter() {
+        let name_text = key.to_string();
+        let name = HeaderName::from_bytes(name_text.as_bytes())
+            .map_err(|_| format!("invalid header name {name_text:?}"))?;
+        let mut push = |zv: &Zval| -> Result<(), String> {
+            let bytes: Vec<u8> = match (zv.zend_str(), zv.long(), zv.double()) {
+                (Some(s), _, _) => s.as_bytes().to_vec(),
+                (None, Some(i), _) => i.to_string().into_bytes(),
+                (None, None, Some(f)) => f.to_string().into_bytes(),
+                _ => {
+                    return Err(format!(
+                    "header {name_text:?} has a {} value; expected a string or a list of strings",
+                    zv.get_type()
+                ))
+                }
+            };
+            let value = HeaderValue::from_bytes(&bytes).map_err(|_| {
+                format!(
+                    "invalid value {:?} for header {name_text:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })?;
+            map.append(name.clone(), value);
+            Ok(())
+        };
+        match value.array() {
+            Some(list) => list.values().try_for_each(&mut push)?,
+            None => push(value)?,
+        }
+    }
+    Ok(map)
+}
+
+/// A PHP value as JSON, for configuration options.
+pub fn json(zv: &Zval) -> serde_json::Value {
+    use serde_json::Value;
+    if let Some(b) = zv.bool() {
+        Value::Bool(b)
+    } else if let Some(i) = zv.long() {
+        Value::from(i)
+    } else if let Some(f) = zv.double() {
+        Value::from(f)
+    } else if let Some(s) = zv.str() {
+        Value::String(s.to_string())
+    } else if let Some(ht) = zv.array() {
+        if ht.has_sequential_keys() {
+            Value::Array(ht.values().map(json).collect())
+        } else {
+            Value::Object(ht.iter().map(|(k, v)| (k.to_string(), json(v))).collect())
+        }
+    } else {
+        Value::Null
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_header_name;
+
+    #[test]
+    fn header_names_are_canonical_like_go() {
+        assert_eq!(canonical_header_name("content-type"), "Content-Type");
+        assert_eq!(canonical_header_name("x-velox-build"), "X-Velox-Build");
+        assert_eq!(canonical_header_name("etag"), "Etag");
+    }
+}

@@ -1,0 +1,55 @@
+//! The exceptions rr throws, and where Rust errors become them.
+use crate::config::ConfigError;
+use crate::server::StartError;
+use crate::worker::RespondError;
+use ext_php_rs::exception::PhpException;
+use ext_php_rs::prelude::*;
+use ext_php_rs::zend::ce;
+
+/// Base class of every rr exception: misuse of the API (no request pending, a second worker).
+#[php_class]
+#[php(name = "RR\\Exception")]
+#[php(extends(ce = ce::exception, stub = "\\Exception"))]
+#[derive(Default)]
+pub struct Exception;
+
+/// Bad configuration (.rr.yaml, ini or constructor options) or a server that cannot start.
+#[php_class]
+#[php(name = "RR\\ConfigException")]
+#[php(extends(Exception))]
+#[derive(Default)]
+pub struct ConfigException;
+
+pub fn misuse(message: impl Into<String>) -> PhpException {
+    PhpException::from_class::<Exception>(message.into())
+}
+
+/// A bad argument value: PHP's own `ValueError`, naming the method and the value.
+pub fn bad_value(message: impl Into<String>) -> PhpException {
+    PhpException::new(message.into(), 0, ce::value_error())
+}
+
+impl From<ConfigErrorWrap> for PhpException {
+    fn from(e: ConfigErrorWrap) -> Self {
+        PhpException::from_class::<ConfigException>(e.0)
+    }
+}
+
+/// A message for `RR\ConfigException`.
+pub struct ConfigErrorWrap(pub String);
+
+impl From<ConfigError> for ConfigErrorWrap {
+    fn from(e: ConfigError) -> Self {
+        ConfigErrorWrap(e.to_string())
+    }
+}
+
+impl From<StartError> for ConfigErrorWrap {
+    fn from(e: StartError) -> Self {
+        ConfigErrorWrap(format!("rr cannot start: {e}"))
+    }
+}
+
+pub fn respond_error(method: &str, e: RespondError) -> PhpException {
+    misuse(format!("RR\\Worker::{method}(): {e}"))
+}

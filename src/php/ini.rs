@@ -1,0 +1,68 @@
+//! php.ini entries (`rr.*`) and how they become configuration overrides.
+use crate::config::Override;
+use ext_php_rs::flags::IniEntryPermission;
+use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs};
+
+/// ini name, the config key it overrides (None: not a config key), and what it means.
+pub const ENTRIES: [(&str, Option<&str>, &str); 5] = [
+    ("rr.config", None, "path of the .rr.yaml file"),
+    (
+        "rr.address",
+        Some("http.address"),
+        "listen address, overrides http.address",
+    ),
+    (
+        "rr.io_driver",
+        Some("http.io_driver"),
+        "hybrid, inline or thread, overrides http.io_driver",
+    ),
+    (
+        "rr.log_level",
+        Some("logs.level"),
+        "error, warn, info, debug or trace, overrides logs.level",
+    ),
+    (
+        "rr.access_logs",
+        Some("http.access_logs"),
+        "on/off, overrides http.access_logs",
+    ),
+];
+
+static INI: IniEntryDefs<6> = IniEntryDefs::new([
+    IniEntryDef::new(c"rr.config", c"", IniEntryPermission::All),
+    IniEntryDef::new(c"rr.address", c"", IniEntryPermission::All),
+    IniEntryDef::new(c"rr.io_driver", c"", IniEntryPermission::All),
+    IniEntryDef::new(c"rr.log_level", c"", IniEntryPermission::All),
+    IniEntryDef::new(c"rr.access_logs", c"", IniEntryPermission::All),
+    IniEntryDef::end(),
+]);
+
+pub fn register(module_number: i32) {
+    IniEntryDef::register(INI.as_slice(), module_number);
+}
+
+/// The non-empty `rr.*` values: the config file path and the overrides.
+pub fn read() -> (Option<String>, Vec<Override>) {
+    let values = ExecutorGlobals::get().ini_values();
+    let get = |name: &str| {
+        values
+            .get(name)
+            .cloned()
+            .flatten()
+            .filter(|v| !v.is_empty())
+    };
+    let file = get("rr.config");
+    let overrides = ENTRIES
+        .iter()
+        .filter_map(|(name, key, _)| {
+            let key = (*key)?;
+            let value = get(name)?;
+            Some(Override {
+                origin: format!("ini {name}"),
+                key: key.to_string(),
+                value: serde_json::Value::String(value),
+            })
+        })
+        .collect();
+    (file, overrides)
+}

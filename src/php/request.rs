@@ -1,0 +1,182 @@
+//! `RR\Request`: one request, read-only. Arrays are built on first access and kept, so a
+//! worker that never reads the cookies never pays for them.
+use super::convert::{self, PhpArray};
+use crate::request::form::{self, FormLimits};
+use crate::request::{cookie, RequestData};
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::Zval;
+use std::cell::RefCell;
+
+#[derive(Default)]
+struct Cache {
+    headers: Option<Zval>,
+    cookies: Option<Zval>,
+    query: Option<Zval>,
+    parsed: Option<Zval>,
+    body: Option<Zval>,
+}
+
+/// An HTTP request received by `RR\Worker::waitRequest()`.
+#[php_class]
+#[php(name = "RR\\Request")]
+#[php(flags = ext_php_rs::flags::ClassFlags::Final)]
+pub struct Request {
+    data: Box<RequestData>,
+    uploads: Zval,
+    cache: RefCell<Cache>,
+}
+
+impl Request {
+    pub fn new(data: Box<RequestData>, uploads: Zval) -> Request {
+        Request {
+            data,
+            uploads,
+            cache: RefCell::default(),
+        }
+    }
+
+    fn cached(
+        &self,
+        pick: fn(&mut Cache) -> &mut Option<Zval>,
+        build: impl FnOnce(&RequestData) -> Zval,
+    ) -> Zval {
+        let mut cache = self.cache.borrow_mut();
+        pick(&mut cache)
+            .get_or_insert_with(|| build(&self.data))
+            .shallow_clone()
+    }
+
+    fn query_string(&self) -> &str {
+        let uri = &self.data.uri;
+        uri.split_once('?').map(|(_, q)| q).unwrap_or("")
+    }
+}
+
+#[php_impl]
+impl Request {
+    /// The client's IP address.
+    #[php(getter)]
+    pub fn get_remote_addr(&self) -> String {
+        self.data.remote_addr.ip().to_string()
+    }
+
+    /// The client's TCP port.
+    #[php(getter)]
+    pub fn get_remote_port(&self) -> i64 {
+        i64::from(self.data.remote_addr.port())
+    }
+
+    /// "HTTP/1.0", "HTTP/1.1" or "HTTP/2.0".
+    #[php(getter)]
+    pub fn get_protocol(&self) -> &'static str {
+        self.data.protocol
+    }
+
+    #[php(getter)]
+    pub fn get_method(&self) -> String {
+        self.data.method.as_str().to_string()
+    }
+
+    /// The full URL: scheme://host/path?query.
+    #[php(getter)]
+    pub fn get_uri(&self) -> String {
+        self.data.uri.clone()
+    }
+
+    /// The path and query as sent in the request line, e.g. "/a/b?c=1".
+    #[php(getter)]
+    pub fn get_request_uri(&self) -> String {
+        let uri = &self.data.uri;
+        let after_scheme = uri.find("://").map(|i| i + 3).unwrap_or(0);
+        match uri[after_scheme..].find('/') {
+            Some(i) => uri[after_scheme + i..].to_string(),
+            None => "/".to_string(),
+        }
+    }
+
+    /// True when the request came over TLS.
+    #[php(getter)]
+    pub fn get_https(&self) -> bool {
+        self.data.https
+    }
+
+    /// Headers as `array<string, string[]>`, names canonical ("Content-Type").
+    #[php(getter)]
+    pub fn get_headers(&self) -> PhpArray {
+        PhpArray(self.cached(
+            |c| &mut c.headers,
+            |d| convert::array_zval(convert::headers(&d.headers)),
+        ))
+    }
+
+    /// Cookies as PHP would put them in `$_COOKIE`.
+    #[php(getter)]
+    pub fn get_cookies(&self) -> PhpArray {
+        PhpArray(self.cached(
+            |c| &mut c.cookies,
+            |d| {
+                convert::array_zval(convert::bytes_tree(&cookie::parse_cookies(
+                    &d.headers,
+                    &FormLimits::default(),
+                )))
+            },
+        ))
+    }
+
+    /// The query string parsed as PHP would fill `$_GET` (nested keys like `a[b][]`).
+    #[php(getter)]
+    pub fn get_query(&self) -> PhpArray {
+        let query = self.query_string().to_string();
+        PhpArray(self.cached(
+            |c| &mut c.query,
+            move |_| {
+                let (tree, _) = form::parse_urlencoded(query.as_bytes(), &FormLimits::default());
+                convert::array_zval(convert::bytes_tree(&tree))
+            },
+        ))
+    }
+
+    /// The raw body (binary-safe); empty for multipart bodies, whose parts are in `parsed`
+    /// and `uploads`.
+    #[php(getter)]
+    pub fn get_body(&self) -> Zval {
+        self.cached(|c| &mut c.body, |d| convert::bytes_zval(&d.body))
+    }
+
+    /// Fields of an urlencoded or multipart body, as PHP would fill `$_POST`.
+    #[php(getter)]
+    pub fn get_parsed(&self) -> PhpArray {
+        PhpArray(self.cached(
+            |c| &mut c.parsed,
+            |d| match &d.form {
+                Some(tree) => convert::array_zval(convert::bytes_tree(tree)),
+                None => convert::array_zval(ext_php_rs::types::ZendHashTable::new()),
+            },
+        ))
+    }
+
+    /// Uploaded files, nested like the field names; each is
+    /// `['name' => string, 'mime' => string, 'size' => int, 'error' => int, 'tmpName' => string]`.
+    /// The temp files are deleted after the response.
+    #[php(getter)]
+    pub fn get_uploads(&self) -> PhpArray {
+        PhpArray(self.uploads.shallow_clone())
+    }
+
+    /// Free-form attributes (empty; kept for RoadRunner compatibility).
+    #[php(getter)]
+    pub fn get_attributes(&self) -> PhpArray {
+        PhpArray(convert::array_zval(ext_php_rs::types::ZendHashTable::new()))
+    }
+
+    /// The first value of a header, looked up case-insensitively; null when absent.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let value = self.data.headers.get(name)?;
+        Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+    }
+
+    /// Whether the header is present (case-insensitive).
+    pub fn has_header(&self, name: &str) -> bool {
+        self.data.headers.contains_key(name)
+    }
+}

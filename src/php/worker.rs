@@ -1,0 +1,267 @@
+//! `RR\Worker`: the PHP face of [`crate::worker::Worker`]. One per process; the engine lives in
+//! a thread-local on the PHP thread and is torn down at request shutdown (script end, exit(),
+//! fatal error), so a pending client always gets an answer.
+// PHP parameter names come from the Rust ones, and PHP callers use named arguments
+// (`endOfStream: false`): those parameters are camelCase. The macro drops item-level allows.
+#![allow(non_snake_case)]
+use super::convert::{self, PhpArray};
+use super::exception::{bad_value, misuse, respond_error, ConfigErrorWrap};
+use super::request::Request;
+use super::{ini, interrupt};
+use crate::config::{self, Config, Override, Sources};
+use crate::dispatch::Reply;
+use crate::request::multipart::Upload;
+use crate::stream::FileReply;
+use crate::worker::{self as engine, Wait};
+use bytes::Bytes;
+use ext_php_rs::binary_slice::BinarySlice;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::{ZendHashTable, Zval};
+use http::{HeaderMap, StatusCode};
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a waiting worker checks for PHP signal handlers to run.
+const TICK: Duration = Duration::from_millis(50);
+
+thread_local! {
+    static ENGINE: RefCell<Option<engine::Worker>> = const { RefCell::new(None) };
+    static STARTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn with_engine<T>(
+    method: &str,
+    f: impl FnOnce(&mut engine::Worker) -> PhpResult<T>,
+) -> PhpResult<T> {
+    ENGINE.with_borrow_mut(|engine| match engine {
+        Some(engine) => f(engine),
+        None => Err(misuse(format!(
+            "RR\\Worker::{method}(): the worker has stopped"
+        ))),
+    })
+}
+
+/// Tears the engine down: called at request shutdown, whatever ended the script.
+pub fn finish() {
+    if let Some(engine) = ENGINE.with_borrow_mut(Option::take) {
+        engine.finish();
+    }
+}
+
+/// The effective configuration the next worker would start with (for `php --ri rr`).
+pub fn effective_config() -> Result<Config, String> {
+    let (file, overrides) = ini::read();
+    load_config(file, overrides).map_err(|e| e.0)
+}
+
+fn load_config(file: Option<String>, overrides: Vec<Override>) -> Result<Config, ConfigErrorWrap> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let env = std::env::var("RR_CONFIG").ok();
+    let file = config::resolve_file(file.as_deref(), env.as_deref(), &cwd)?;
+    Ok(Config::load(&Sources { file, overrides })?)
+}
+
+fn status(method: &str, status: i64) -> PhpResult<StatusCode> {
+    u16::try_from(status)
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| {
+            bad_value(format!(
+                "RR\\Worker::{method}(): status {status} is not an HTTP status (100-599)"
+            ))
+        })
+}
+
+fn headers(method: &str, headers: Option<&ZendHashTable>) -> PhpResult<HeaderMap> {
+    match headers {
+        Some(ht) => {
+            convert::header_map(ht).map_err(|e| bad_value(format!("RR\\Worker::{method}(): {e}")))
+        }
+        None => Ok(HeaderMap::new()),
+    }
+}
+
+fn upload_zval(upload: &Upload) -> Zval {
+    let mut ht = ZendHashTable::with_capacity(5);
+    let tmp = upload
+        .tmp_name
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let _ = ht.insert("name", upload.name.as_str());
+    let _ = ht.insert("mime", upload.mime.as_str());
+    let _ = ht.insert("size", upload.size as i64);
+    let _ = ht.insert("error", i64::from(upload.error));
+    let _ = ht.insert("tmpName", tmp);
+    convert::array_zval(ht)
+}
+
+/// The worker: starts the embedded HTTP server and hands its requests to this script.
+#[php_class]
+#[php(name = "RR\\Worker")]
+#[php(flags = ext_php_rs::flags::ClassFlags::Final)]
+pub struct Worker;
+
+#[php_impl]
+impl Worker {
+    /// Starts the server. `$options` override the configuration with dotted keys
+    /// (`['http.address' => '127.0.0.1:0']`); `'config'` names the .rr.yaml file.
+    ///
+    /// @throws \RR\ConfigException on a bad configuration or an address that cannot be bound
+    /// @throws \RR\Exception when a worker was already started in this process
+    pub fn __construct(options: Option<&ZendHashTable>) -> PhpResult<Self> {
+        if STARTED.get() {
+            return Err(misuse(
+                "RR\\Worker: a worker was already started in this process; create one RR\\Worker and keep it",
+            ));
+        }
+        let (mut file, mut overrides) = ini::read();
+        for (key, value) in options
+            .map(|o| o.iter().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            let key = key.to_string();
+            if key == "config" {
+                let path = value.str().ok_or_else(|| {
+                    bad_value("RR\\Worker option 'config' must be a file path string")
+                })?;
+                file = Some(path.to_string());
+                continue;
+            }
+            overrides.push(Override {
+                origin: "RR\\Worker option".to_string(),
+                key,
+                value: convert::json(value),
+            });
+        }
+        let config = load_config(file, overrides)?;
+        crate::logging::init(&config.logs).map_err(|e| {
+            ConfigErrorWrap(format!(
+                "rr config: logs.output: cannot open the log file: {e}"
+            ))
+        })?;
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        let engine = engine::Worker::start(Arc::new(config)).map_err(ConfigErrorWrap::from)?;
+        for bound in engine.bound() {
+            tracing::info!("rr listening on {bound}");
+        }
+        super::signal::install();
+        ENGINE.with_borrow_mut(|slot| *slot = Some(engine));
+        STARTED.set(true);
+        Ok(Worker)
+    }
+
+    /// Waits for the next request. Returns null when the server is shutting down: end the loop.
+    /// PHP signal handlers (pcntl with async signals) run while it waits.
+    pub fn wait_request(&self) -> PhpResult<Option<Request>> {
+        loop {
+            let got = with_engine("waitRequest", |engine| {
+                Ok(match engine.wait(TICK) {
+                    Wait::Request(data) => {
+                        let uploads =
+                            convert::array_zval(convert::tree(engine.uploads(), &upload_zval));
+                        Some(Some(Request::new(data, uploads)))
+                    }
+                    Wait::Stop => Some(None),
+                    Wait::Tick => None,
+                })
+            })?;
+            if let Some(request) = got {
+                return Ok(request);
+            }
+            // Outside the engine borrow: a handler may call back into the worker.
+            if interrupt::run_pending() && interrupt::exception_pending() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Answers the current request. With `$endOfStream` false the status and headers go out at
+    /// once and each further `respond()` appends a chunk, until one passes true.
+    /// Header values may be strings or lists of strings (several `Set-Cookie`).
+    ///
+    /// @param array<string, string|string[]> $headers
+    /// @throws \ValueError on an invalid status, header name or header value
+    /// @throws \RR\Exception when no request is pending or the stream already ended
+    #[php(defaults(endOfStream = true))]
+    pub fn respond(
+        &self,
+        status: i64,
+        body: Option<BinarySlice<u8>>,
+        headers: Option<&ZendHashTable>,
+        endOfStream: bool,
+    ) -> PhpResult<()> {
+        let code = self::status("respond", status)?;
+        let map = self::headers("respond", headers)?;
+        let body = body.map(|b| Bytes::copy_from_slice(&b)).unwrap_or_default();
+        with_engine("respond", |engine| {
+            engine
+                .respond(code, map, body, endOfStream)
+                .map_err(|e| respond_error("respond", e))
+        })
+    }
+
+    /// Answers with a file that Rust streams from disk (Content-Length, Range/206, HEAD); the
+    /// worker is free at once. A missing file is a 404, an unreadable one a 500, each logged.
+    ///
+    /// @param array<string, string|string[]> $headers
+    #[php(defaults(status = 200))]
+    pub fn send_file(
+        &self,
+        path: String,
+        status: i64,
+        headers: Option<&ZendHashTable>,
+    ) -> PhpResult<()> {
+        let code = self::status("sendFile", status)?;
+        let map = self::headers("sendFile", headers)?;
+        if path.is_empty() || path.contains('\0') {
+            return Err(bad_value(format!(
+                "RR\\Worker::sendFile(): invalid path {path:?}"
+            )));
+        }
+        let file = FileReply {
+            path: path.into(),
+            status: code,
+            headers: map,
+        };
+        with_engine("sendFile", |engine| {
+            engine
+                .send_file(file)
+                .map_err(|e| respond_error("sendFile", e))
+        })
+    }
+
+    /// Reports a failure for the current request: the client gets a 500 with a generic JSON
+    /// body, the message goes to the log.
+    pub fn error(&self, message: String) -> PhpResult<()> {
+        with_engine("error", |engine| {
+            engine
+                .reply(Reply::WorkerError(message))
+                .map_err(|e| respond_error("error", e))
+        })
+    }
+
+    /// Starts a graceful shutdown: no new connections; `waitRequest()` returns null once the
+    /// requests already received are answered.
+    pub fn stop(&self) -> PhpResult<()> {
+        with_engine("stop", |engine| {
+            engine.stop();
+            Ok(())
+        })
+    }
+
+    /// The addresses the server listens on, e.g. `["http://127.0.0.1:8080"]`.
+    pub fn addresses(&self) -> PhpResult<PhpArray> {
+        with_engine("addresses", |engine| {
+            let mut ht = ZendHashTable::new();
+            for bound in engine.bound() {
+                let _ = ht.push(bound.to_string());
+            }
+            Ok(PhpArray(convert::array_zval(ht)))
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! The tokio runtime and which thread drives it.
+//!
+//! One current-thread runtime runs every connection. Its core can be held by one thread at a
+//! time; a thread that calls `block_on` while another holds it waits for the core or for its own
+//! future. rr uses that to choose who does the I/O:
+//! - `Inline`: only the PHP thread, while it waits in `waitRequest()` (Swoole BASE's model).
+//! - `Thread`: only the driver thread; PHP waits on channels (the classic thread hop).
+//! - `Hybrid` (default): PHP drives while it waits; once PHP has been busy for `handoff`, the
+//!   driver thread takes the core and gives it back as soon as PHP waits again. Short requests
+//!   pay no thread hop and long ones stall nothing.
+//!
+//! See docs/architecture.md for the measurements behind the default.
+use crate::config::IoDriver;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::sync::Notify;
+
+struct Shared {
+    /// Bumped when PHP starts and stops waiting: even = PHP is waiting (driving), odd = busy.
+    phase: AtomicU64,
+    /// The driver thread is parked without a timeout: PHP must unpark it when it gets busy.
+    asleep: AtomicBool,
+    /// PHP started waiting again: the driver thread must hand the core back.
+    php_waits: Notify,
+    stop: AtomicBool,
+}
+
+/// The runtime plus the policy for which thread drives it.
+pub struct Driver {
+    // Shared with the driver thread: only `Runtime::block_on` takes the core and drives the I/O
+    // and timers (`Handle::block_on` on a current-thread runtime drives nothing).
+    runtime: Option<Arc<Runtime>>,
+    shared: Arc<Shared>,
+    helper: Option<JoinHandle<()>>,
+}
+
+impl Driver {
+    pub fn new(mode: IoDriver, handoff: Duration) -> std::io::Result<Driver> {
+        let runtime = Arc::new(
+            Builder::new_current_thread()
+                .enable_all()
+                .thread_name("rr-blocking")
+                .on_thread_start(block_signals)
+                .build()?,
+        );
+        let shared = Arc::new(Shared {
+            phase: AtomicU64::new(1),
+            asleep: AtomicBool::new(false),
+            php_waits: Notify::new(),
+            stop: AtomicBool::new(false),
+        });
+        let helper = match mode {
+            IoDriver::Inline => None,
+            IoDriver::Thread | IoDriver::Hybrid => {
+                let runtime = runtime.clone();
+                let shared = shared.clone();
+                let handoff = (mode == IoDriver::Hybrid).then_some(handoff);
+                Some(
+                    std::thread::Builder::new()
+                        .name("rr-io".into())
+                        .spawn(move || {
+                            block_signals();
+                            drive(&runtime, &shared, handoff)
+                        })?,
+                )
+            }
+        };
+        Ok(Driver {
+            runtime: Some(runtime),
+            shared,
+            helper,
+        })
+    }
+
+    pub fn handle(&self) -> &Handle {
+        self.runtime().handle()
+    }
+
+    fn runtime(&self) -> &Runtime {
+        self.runtime.as_ref().expect("runtime lives until drop")
+    }
+
+    /// Run `fut` to completion on the calling (PHP) thread, driving I/O while it waits.
+    pub fn wait<F: Future>(&self, fut: F) -> F::Output {
+        let shared = &self.shared;
+        shared.phase.fetch_add(1, Ordering::AcqRel);
+        shared.php_waits.notify_one();
+        let out = self.runtime().block_on(fut);
+        shared.phase.fetch_add(1, Ordering::SeqCst);
+        // Only a driver thread that gave up watching needs a wake-up: no syscall per request.
+        if shared.asleep.load(Ordering::SeqCst) {
+            if let Some(helper) = &self.helper {
+                helper.thread().unpark();
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.php_waits.notify_one();
+        if let Some(helper) = self.helper.take() {
+            helper.thread().unpark();
+            let _ = helper.join();
+        }
+        if let Some(runtime) = self.runtime.take().and_then(Arc::into_inner) {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+/// After this many looks at a waiting PHP thread, the driver thread parks until PHP gets busy.
+const IDLE_LOOKS_BEFORE_SLEEP: u32 = 64;
+
+/// The driver thread. With `handoff` it looks at PHP every `handoff` and takes the core when
+/// PHP has stayed busy between two looks, handing it back as soon as PHP waits again. Without
+/// it, it holds the core whenever it can.
+fn drive(runtime: &Runtime, shared: &Shared, handoff: Option<Duration>) {
+    let mut idle_looks = 0;
+    while !shared.stop.load(Ordering::Acquire) {
+        let phase = shared.phase.load(Ordering::SeqCst);
+        if let Some(handoff) = handoff {
+            if phase.is_multiple_of(2) {
+                // PHP is waiting and drives the I/O itself.
+                idle_looks += 1;
+                if idle_looks >= IDLE_LOOKS_BEFORE_SLEEP {
+                    shared.asleep.store(true, Ordering::SeqCst);
+                    if shared.phase.load(Ordering::SeqCst) == phase {
+                        std::thread::park();
+                    }
+                    shared.asleep.store(false, Ordering::SeqCst);
+                    idle_looks = 0;
+                } else {
+                    std::thread::park_timeout(handoff);
+                }
+                continue;
+            }
+            idle_looks = 0;
+            std::thread::park_timeout(handoff);
+            if shared.phase.load(Ordering::SeqCst) != phase {
+                continue; // PHP came back in time: nothing stalled.
+            }
+        }
+        runtime.block_on(async {
+            loop {
+                let notified = shared.php_waits.notified();
+                if shared.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                // Hybrid: hand the core back as soon as PHP waits again.
+                if handoff.is_some() && shared.phase.load(Ordering::SeqCst) != phase {
+                    return;
+                }
+                notified.await;
+            }
+        });
+    }
+}
+
+/// Signals belong to the PHP thread (pcntl handlers, SIGTERM handling): keep them off ours.
+fn block_signals() {
+    // SAFETY: sigfillset initialises the set we own; pthread_sigmask only changes the calling
+    // thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A task spawned while PHP is busy must make progress in every mode but Inline.
+    fn progress_while_busy(mode: IoDriver) -> bool {
+        let driver = Driver::new(mode, Duration::from_millis(1)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        driver.wait(async {});
+        driver.handle().spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let _ = tx.send(());
+        });
+        let got = rx.recv_timeout(Duration::from_millis(500)).is_ok();
+        // Once PHP waits again, everything completes in every mode.
+        driver.wait(async { tokio::time::sleep(Duration::from_millis(1)).await });
+        got
+    }
+
+    #[test]
+    fn hybrid_and_thread_drive_while_php_is_busy_inline_does_not() {
+        assert!(progress_while_busy(IoDriver::Hybrid));
+        assert!(progress_while_busy(IoDriver::Thread));
+        assert!(!progress_while_busy(IoDriver::Inline));
+    }
+
+    #[test]
+    fn php_gets_the_core_back_after_a_handoff() {
+        let driver = Driver::new(IoDriver::Hybrid, Duration::from_millis(1)).unwrap();
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(3)); // PHP busy: the driver thread takes over
+            let start = Instant::now();
+            driver.wait(tokio::task::yield_now());
+            assert!(start.elapsed() < Duration::from_millis(200));
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! One client connection: hyper (HTTP/1.1 keep-alive or HTTP/2), plus a watchdog for the two
+//! timeouts hyper does not separate: reading a request head, and idling between requests.
+use super::service::{self, Context, Peer};
+use super::shutdown::{DoneGuard, Shutdown};
+use once_cell::sync::Lazy;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+const IDLE: u8 = 0;
+const HEAD: u8 = 1;
+const BUSY: u8 = 2;
+
+/// Which protocol to speak on a connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1, and HTTP/2 with prior knowledge when h2c is enabled.
+    Auto { h2c: bool },
+    /// TLS negotiated h2 via ALPN.
+    Http2,
+}
+
+/// The watchdog's view of a connection: what it is doing and until when that may last.
+struct Watch {
+    phase: AtomicU8,
+    in_flight: AtomicU64,
+    deadline_ms: AtomicU64,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    changed: Notify,
+}
+
+static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
+
+fn now_ms() -> u64 {
+    EPOCH.elapsed().as_millis() as u64
+}
+
+impl Watch {
+    fn new(header_timeout: Duration, idle_timeout: Duration) -> Watch {
+        // Waiting for the first request head is bounded by the header timeout.
+        Watch {
+            phase: AtomicU8::new(HEAD),
+            in_flight: AtomicU64::new(0),
+            deadline_ms: AtomicU64::new(now_ms() + header_timeout.as_millis() as u64),
+            header_timeout,
+            idle_timeout,
+            changed: Notify::new(),
+        }
+    }
+
+    /// Bytes arrived on an idle connection: a head is being read now.
+    fn on_read(&self) {
+        if self.phase.load(Ordering::Relaxed) == IDLE {
+            self.phase.store(HEAD, Ordering::Relaxed);
+            self.deadline_ms.store(
+                now_ms() + self.header_timeout.as_millis() as u64,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.phase.store(BUSY, Ordering::Relaxed);
+    }
+
+    fn request_done(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.deadline_ms.store(
+                now_ms() + self.idle_timeout.as_millis() as u64,
+                Ordering::Relaxed,
+            );
+            self.phase.store(IDLE, Ordering::Relaxed);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Completes when the connection has been idle or reading a head for too long; returns the
+    /// phase that expired.
+    async fn expired(&self) -> u8 {
+        loop {
+            let changed = self.changed.notified();
+            let phase = self.phase.load(Ordering::Relaxed);
+            if phase == BUSY {
+                changed.await;
+                continue;
+            }
+            let deadline = self.deadline_ms.load(Ordering::Relaxed);
+            let now = now_ms();
+            if now >= deadline {
+                return phase;
+            }
+            tokio::time::sleep(Duration::from_millis(deadline - now)).await;
+        }
+    }
+}
+
+/// The socket, telling the watchdog when bytes arrive.
+struct WatchedIo<I> {
+    io: I,
+    watch: Arc<Watch>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for WatchedIo<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.watch.on_read();
+        }
+        poll
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for WatchedIo<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Serves one connection until the client leaves, a timeout fires or the server shuts down.
+pub async fn serve<I>(
+    io: I,
+    peer: Peer,
+    protocol: Protocol,
+    ctx: Arc<Context>,
+    mut shutdown: Shutdown,
+    _done: DoneGuard,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let http = ctx.config.http.clone();
+    let watch = Arc::new(Watch::new(http.read_header_timeout, http.idle_timeout));
+    let io = hyper_util::rt::TokioIo::new(WatchedIo {
+        io,
+        watch: watch.clone(),
+    });
+    let service = {
+        let watch = watch.clone();
+        hyper::service::service_fn(move |req| {
+            let ctx = ctx.clone();
+            let watch = watch.clone();
+            watch.request_started();
+            async move {
+                let response = service::handle(&ctx, peer, req).await;
+                watch.request_done();
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        })
+    };
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .http1()
+        .keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_buf_size(http.max_header_size.max(8192));
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(http.max_header_size as u32);
+    let builder = match protocol {
+        Protocol::Auto { h2c: false } => builder.http1_only(),
+        Protocol::Http2 => builder.http2_only(),
+        Protocol::Auto { h2c: true } => builder,
+    };
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(remote = %peer.addr, "connection ended: {e}");
+                }
+                return;
+            }
+            phase = watch.expired(), if !closing => {
+                if phase == HEAD {
+                    tracing::debug!(remote = %peer.addr, "request head not received in time: closing");
+                    return;
+                }
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = shutdown.triggered(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}

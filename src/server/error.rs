@@ -1,0 +1,116 @@
+//! Everything the server answers on its own, and the one table from error to HTTP response.
+use crate::body::{self, Body};
+use http::{header, HeaderValue, Response, StatusCode};
+
+/// Why the server answered instead of PHP.
+#[derive(Debug)]
+pub enum HttpError {
+    /// Body larger than `http.max_request_size`.
+    BodyTooLarge { limit: u64 },
+    /// A body that could not be read or parsed (multipart framing, client reset mid-body).
+    BadRequest(String),
+    /// The queue of requests waiting for PHP is full.
+    QueueFull,
+    /// The worker is shutting down or its script ended.
+    Unavailable,
+    /// PHP did not answer within `http.request_timeout`.
+    Timeout,
+    /// The script ended, threw or exited while this request was pending.
+    WorkerGone,
+    /// The worker called `RR\Worker::error()`.
+    WorkerError,
+    /// `sendFile()` named a file that does not exist.
+    FileNotFound,
+    /// Anything else on our side (I/O error writing an upload, unreadable file, ...).
+    Internal(&'static str),
+}
+
+impl HttpError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            HttpError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            HttpError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            HttpError::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
+            HttpError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            HttpError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "request_timeout"),
+            HttpError::WorkerGone => (StatusCode::INTERNAL_SERVER_ERROR, "worker_gone"),
+            HttpError::WorkerError => (StatusCode::INTERNAL_SERVER_ERROR, "worker_error"),
+            HttpError::FileNotFound => (StatusCode::NOT_FOUND, "file_not_found"),
+            HttpError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            HttpError::BodyTooLarge { limit } => format!("request body exceeds {limit} bytes"),
+            HttpError::BadRequest(why) => format!("bad request: {why}"),
+            HttpError::QueueFull => "server busy: too many requests waiting".into(),
+            HttpError::Unavailable => "server is shutting down".into(),
+            HttpError::Timeout => "the application did not answer in time".into(),
+            HttpError::WorkerGone => "the application ended without answering".into(),
+            HttpError::WorkerError => "the application reported an error".into(),
+            HttpError::FileNotFound => "file not found".into(),
+            HttpError::Internal(what) => format!("internal error: {what}"),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    /// The response: status, a JSON body `{error, code}`, and the headers that go with it.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, code) = self.status_and_code();
+        let json = serde_json::json!({ "error": self.message(), "code": code });
+        let mut response = Response::new(body::full(json.to_string()));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        match self {
+            HttpError::QueueFull | HttpError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The worker's state is unknown: don't reuse this connection.
+            HttpError::WorkerGone => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn every_error_is_json_with_its_status() {
+        let cases = [
+            (HttpError::BodyTooLarge { limit: 10 }, 413),
+            (HttpError::BadRequest("x".into()), 400),
+            (HttpError::QueueFull, 503),
+            (HttpError::Unavailable, 503),
+            (HttpError::Timeout, 504),
+            (HttpError::WorkerGone, 500),
+            (HttpError::WorkerError, 500),
+            (HttpError::FileNotFound, 404),
+            (HttpError::Internal("io"), 500),
+        ];
+        for (error, status) in cases {
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(
+                json["error"].is_string() && json["code"].is_string(),
+                "{json}"
+            );
+        }
+    }
+}

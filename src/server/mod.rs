@@ -1,0 +1,173 @@
+//! The embedded HTTP server: listeners, connections, limits, error answers, graceful shutdown.
+//!
+//! Everything here runs on the tokio runtime and sees plain Rust values only; requests leave
+//! through a [`Submitter`] and answers come back as [`crate::dispatch::Reply`].
+mod connection;
+pub mod error;
+mod listener;
+pub mod service;
+pub mod shutdown;
+mod tls;
+
+use crate::config::Config;
+use crate::dispatch::Submitter;
+use listener::Listener;
+use service::Context;
+use shutdown::Coordinator;
+pub use shutdown::Shutdown;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// An address the server listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
+    }
+}
+
+#[derive(Debug)]
+pub enum StartError {
+    Runtime(std::io::Error),
+    Bind {
+        addr: SocketAddr,
+        key: &'static str,
+        source: std::io::Error,
+    },
+    Tls(tls::TlsError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind { addr, key, source } => {
+                write!(f, "cannot listen on {addr} ({key}): {source}")
+            }
+            StartError::Tls(e) => write!(f, "{e}"),
+            StartError::Runtime(e) => write!(f, "cannot start the I/O runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+pub struct Server {
+    coordinator: Coordinator,
+    pub bound: Vec<Bound>,
+}
+
+impl Server {
+    /// Binds every listener (errors surface here, synchronously) and starts serving on `handle`.
+    pub fn start(
+        config: Arc<Config>,
+        handle: &Handle,
+        submitter: Submitter,
+    ) -> Result<Server, StartError> {
+        let _entered = handle.enter();
+        let mut listeners = vec![Listener {
+            socket: bind(config.http.address, "http.address")?,
+            tls: None,
+        }];
+        if let Some(ssl) = &config.http.ssl {
+            listeners.push(Listener {
+                socket: bind(ssl.address, "http.ssl.address")?,
+                tls: Some(tls::acceptor(&ssl.cert, &ssl.key).map_err(StartError::Tls)?),
+            });
+        }
+        let coordinator = Coordinator::new();
+        let bound = listeners
+            .iter()
+            .map(|l| Bound {
+                addr: l
+                    .socket
+                    .local_addr()
+                    .expect("a bound socket has an address"),
+                tls: l.tls.is_some(),
+            })
+            .collect();
+        let ctx = Arc::new(Context { config, submitter });
+        for l in listeners {
+            handle.spawn(listener::accept_loop(
+                l,
+                ctx.clone(),
+                coordinator.shutdown(),
+                coordinator.guard(),
+            ));
+        }
+        handle.spawn(on_stop_request(coordinator.trigger_handle()));
+        Ok(Server { coordinator, bound })
+    }
+
+    pub fn shutdown(&self) -> Shutdown {
+        self.coordinator.shutdown()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.coordinator.is_triggered()
+    }
+
+    /// Stop accepting; connections finish their current request and close.
+    pub fn begin_shutdown(&self) {
+        self.coordinator.trigger();
+    }
+
+    /// Waits (at most `timeout`) until every connection has ended; false on timeout.
+    pub async fn drained(&mut self, timeout: Duration) -> bool {
+        self.coordinator.trigger();
+        tokio::time::timeout(timeout, self.coordinator.drained())
+            .await
+            .is_ok()
+    }
+}
+
+fn bind(addr: SocketAddr, key: &'static str) -> Result<tokio::net::TcpListener, StartError> {
+    let fail = |source| StartError::Bind { addr, key, source };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(addr).map_err(fail)?;
+    socket.listen(4096).map_err(fail)
+}
+
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks the server to shut down gracefully. Async-signal-safe: the SIGTERM/SIGINT handlers
+/// (installed through PHP's own signal layer by `src/php`) call it.
+pub fn request_stop() {
+    STOP_REQUESTED.store(true, Ordering::Relaxed);
+}
+
+/// Turns a stop request into the shutdown signal (checked every 50 ms: a signal handler can
+/// only set a flag).
+async fn on_stop_request(trigger: shutdown::Trigger) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if STOP_REQUESTED.load(Ordering::Relaxed) {
+                    tracing::info!("stop signal received: shutting down gracefully");
+                    return trigger.fire();
+                }
+            }
+            _ = trigger.fired() => return,
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! One request's way through the server: limits, body, hand-off to PHP, the reply back out.
+use super::error::HttpError;
+use crate::body::{self, Body};
+use crate::config::Config;
+use crate::dispatch::{Reply, SubmitError, Submitter};
+use crate::request::form::{self, FormLimits, Tree};
+use crate::request::{multipart, RequestData};
+use crate::stream;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::{header, HeaderMap, Method, Request, Response, Version};
+use http_body_util::{BodyExt, BodyStream, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What every request of one server shares.
+pub struct Context {
+    pub config: Arc<Config>,
+    pub submitter: Submitter,
+}
+
+/// Facts about the connection a request came on.
+#[derive(Clone, Copy)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub https: bool,
+}
+
+pub async fn handle(ctx: &Context, peer: Peer, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let access_uri = ctx.config.http.access_logs.then(|| req.uri().to_string());
+    let response = match respond(ctx, peer, req).await {
+        Ok(response) => response,
+        Err(error) => {
+            if error.status().is_server_error() {
+                tracing::warn!(%method, status = error.status().as_u16(), "{error:?}");
+            }
+            error.into_response()
+        }
+    };
+    if let Some(uri) = access_uri {
+        tracing::info!(
+            target: "rr::access",
+            remote = %peer.addr,
+            %method,
+            uri,
+            status = response.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+        );
+    }
+    response
+}
+
+async fn respond(
+    ctx: &Context,
+    peer: Peer,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, HttpError> {
+    let http = &ctx.config.http;
+    let (parts, incoming) = req.into_parts();
+    let limit = http.max_request_size;
+    if let Some(length) = content_length(&parts.headers) {
+        if length > limit {
+            return Err(HttpError::BodyTooLarge { limit });
+        }
+    }
+    let (body, form, uploads) = tokio::time::timeout(
+        http.request_timeout,
+        read_body(ctx, &parts.headers, incoming),
+    )
+    .await
+    .map_err(|_| HttpError::Timeout)??;
+
+    let mut head = RequestHead::default();
+    for name in [header::RANGE, header::IF_RANGE] {
+        if let Some(value) = parts.headers.get(&name) {
+            head.range.insert(name, value.clone());
+        }
+    }
+    let request = RequestData {
+        remote_addr: peer.addr,
+        protocol: protocol(parts.version),
+        method: parts.method.clone(),
+        uri: full_uri(&parts, peer.https),
+        headers: parts.headers,
+        body,
+        form,
+        uploads,
+        https: peer.https,
+    };
+    let answer = ctx.submitter.submit(request).map_err(|e| match e {
+        SubmitError::Full => HttpError::QueueFull,
+        SubmitError::Closed => HttpError::Unavailable,
+    })?;
+    let reply = tokio::time::timeout(http.request_timeout, answer)
+        .await
+        .map_err(|_| HttpError::Timeout)?
+        .map_err(|_| HttpError::WorkerGone)?;
+    into_response(reply, &parts.method, &head).await
+}
+
+/// The request headers a file reply needs (Range, If-Range); kept apart so they survive the
+/// hand-off of the full header map to PHP.
+#[derive(Default)]
+struct RequestHead {
+    range: HeaderMap,
+}
+
+async fn into_response(
+    reply: Reply,
+    method: &Method,
+    head: &RequestHead,
+) -> Result<Response<Body>, HttpError> {
+    match reply {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => Ok(build(status, headers, body::full(body))),
+        Reply::Stream {
+            status,
+            headers,
+            mut chunks,
+        } => {
+            let stream = futures_util::stream::poll_fn(move |cx| {
+                chunks
+                    .poll_recv(cx)
+                    .map(|chunk| chunk.map(|bytes| bytes.map(Frame::data)))
+            });
+            Ok(build(
+                status,
+                headers,
+                BodyExt::boxed(StreamBody::new(stream)),
+            ))
+        }
+        Reply::File(file) => stream::serve_file(file, method, &head.range)
+            .await
+            .map_err(|e| {
+                tracing::warn!("sendFile: {e}");
+                match e {
+                    stream::StreamError::NotFound(_) => HttpError::FileNotFound,
+                    _ => HttpError::Internal("the file cannot be streamed"),
+                }
+            }),
+        Reply::Unavailable => Err(HttpError::Unavailable),
+        Reply::WorkerError(message) => {
+            tracing::error!("worker error: {message}");
+            Err(HttpError::WorkerError)
+        }
+    }
+}
+
+fn build(status: http::StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+type ReadBody = (Bytes, Option<Tree<Bytes>>, Tree<multipart::Upload>);
+
+/// Reads the body in tokio: multipart parts are streamed to temp files, everything else is
+/// collected up to the size limit and urlencoded forms are parsed.
+async fn read_body(
+    ctx: &Context,
+    headers: &HeaderMap,
+    incoming: Incoming,
+) -> Result<ReadBody, HttpError> {
+    let http = &ctx.config.http;
+    let limit = http.max_request_size;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Some(boundary) = multipart::boundary(content_type) {
+        let limits = multipart::MultipartLimits {
+            max_body: limit,
+            max_file_size: limit,
+            upload_dir: http.uploads.dir.clone(),
+            forbid: http.uploads.forbid.clone(),
+            max_file_uploads: 20,
+            form: FormLimits::default(),
+        };
+        let frames = BodyStream::new(incoming)
+            .try_filter_map(|frame| futures_util::future::ready(Ok(frame.into_data().ok())));
+        let (fields, uploads) = multipart::parse(Box::pin(frames), boundary, &limits)
+            .await
+            .map_err(|e| match e {
+                multipart::MultipartError::TooLarge => HttpError::BodyTooLarge { limit },
+                multipart::MultipartError::Malformed(why) => HttpError::BadRequest(why),
+                multipart::MultipartError::Io(e) => {
+                    tracing::error!("writing an upload to {}: {e}", http.uploads.dir.display());
+                    HttpError::Internal("cannot store the upload")
+                }
+            })?;
+        return Ok((Bytes::new(), Some(fields), uploads));
+    }
+    let body = Limited::new(incoming, limit as usize)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                HttpError::BodyTooLarge { limit }
+            } else {
+                HttpError::BadRequest(format!("reading the body: {e}"))
+            }
+        })?
+        .to_bytes();
+    let form = is_urlencoded(content_type)
+        .then(|| form::parse_urlencoded(&body, &FormLimits::default()).0);
+    Ok((body, form, Tree::new()))
+}
+
+fn is_urlencoded(content_type: &str) -> bool {
+    content_type.split(';').next().is_some_and(|t| {
+        t.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        Version::HTTP_09 => "HTTP/0.9",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// scheme://host/path?query, the host from the request line (HTTP/2 :authority) or Host.
+fn full_uri(parts: &http::request::Parts, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("localhost");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    format!("{scheme}://{host}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_uri_prefers_the_authority_then_host() {
+        let (mut parts, ()) = Request::get("/a?b=1").body(()).unwrap().into_parts();
+        assert_eq!(full_uri(&parts, false), "http://localhost/a?b=1");
+        parts
+            .headers
+            .insert(header::HOST, "example.org:81".parse().unwrap());
+        assert_eq!(full_uri(&parts, true), "https://example.org:81/a?b=1");
+        let (parts, ()) = Request::get("http://h2.test/x")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert_eq!(full_uri(&parts, false), "http://h2.test/x");
+    }
+
+    #[test]
+    fn urlencoded_detection_ignores_parameters_and_case() {
+        assert!(is_urlencoded(
+            "application/x-www-form-urlencoded; charset=UTF-8"
+        ));
+        assert!(is_urlencoded("Application/X-WWW-Form-Urlencoded"));
+        assert!(!is_urlencoded("application/json"));
+    }
+}

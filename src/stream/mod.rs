@@ -1,0 +1,157 @@
+//! File streaming to clients: PHP's sendFile and Velox artifacts.
+//!
+//! # Layout
+//! - `error`          `StreamError`: why a file could not be served.
+//! - `guard`          `check_allowed`: the path check for files someone else named.
+//! - `range`          `Range` / `If-Range` → which bytes to send.
+//! - `content_type`   `Content-Type` from the extension.
+//! - `file_body`      the body: bounded buffers, reads on the blocking pool, the byte counter.
+//!
+//! This file assembles the response: open, stat, headers, status, body.
+mod content_type;
+mod error;
+mod file_body;
+mod guard;
+mod range;
+#[cfg(test)]
+mod tests;
+
+pub use error::StreamError;
+pub use file_body::bytes_streamed;
+pub use guard::check_allowed;
+
+use crate::body::{self, Body};
+use file_body::FileBody;
+use http::header::{
+    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED,
+    TRANSFER_ENCODING,
+};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use range::Selection;
+use std::fs::{File, Metadata, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A PHP answer that says "send this file".
+pub struct FileReply {
+    pub path: PathBuf,
+    pub status: StatusCode,
+    /// Set by PHP and forwarded, except the framing headers computed here.
+    pub headers: HeaderMap,
+}
+
+/// Build the response for a file: opens and stats the file, then streams it.
+///
+/// Ranges are honored only for a `200` answer to a GET; HEAD gets the same headers and an
+/// empty body without the file being read.
+pub async fn serve_file(
+    reply: FileReply,
+    method: &Method,
+    request_headers: &HeaderMap,
+) -> Result<Response<Body>, StreamError> {
+    let FileReply {
+        path,
+        status,
+        mut headers,
+    } = reply;
+    let opened = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || open_regular(&path)
+    })
+    .await
+    .map_err(|join| StreamError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(join),
+    })?;
+    let (file, meta) = opened?;
+    let len = meta.len();
+
+    for computed in [CONTENT_LENGTH, CONTENT_RANGE, TRANSFER_ENCODING] {
+        headers.remove(computed);
+    }
+    if !headers.contains_key(CONTENT_TYPE) {
+        let guessed = content_type::guess(&path);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(guessed));
+    }
+    if let Ok(modified) = meta.modified() {
+        if !headers.contains_key(LAST_MODIFIED) {
+            headers.insert(LAST_MODIFIED, ascii(httpdate::fmt_http_date(modified)));
+        }
+        if !headers.contains_key(ETAG) {
+            headers.insert(ETAG, etag(len, modified));
+        }
+    }
+
+    // Another status is PHP's own answer (an error page from a file, say): sent as is.
+    let rangeable = status == StatusCode::OK;
+    if rangeable {
+        headers
+            .entry(ACCEPT_RANGES)
+            .or_insert(HeaderValue::from_static("bytes"));
+    }
+    let selection = if rangeable && method == Method::GET {
+        range::select(request_headers, &headers, len)
+    } else {
+        Selection::Full
+    };
+    let (status, start, count) = match selection {
+        Selection::Full => (status, 0, len),
+        Selection::Part { start, end } => {
+            headers.insert(CONTENT_RANGE, ascii(format!("bytes {start}-{end}/{len}")));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        Selection::Unsatisfiable => {
+            headers.insert(CONTENT_RANGE, ascii(format!("bytes */{len}")));
+            (StatusCode::RANGE_NOT_SATISFIABLE, 0, 0)
+        }
+    };
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
+
+    let body = if method == Method::HEAD || count == 0 {
+        body::empty()
+    } else {
+        FileBody::new(file, path, start, count).boxed()
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// Opens `path` for reading if it is a regular file (symlinks followed).
+fn open_regular(path: &Path) -> Result<(File, Metadata), StreamError> {
+    let not_a_file = || StreamError::NotAFile(path.to_path_buf());
+    // Stat before opening: opening a fifo blocks until a writer comes, opening a device can
+    // have side effects.
+    let meta = std::fs::metadata(path).map_err(|e| StreamError::from_io(path, e))?;
+    if !meta.is_file() {
+        return Err(not_a_file());
+    }
+    // O_NONBLOCK so a path swapped for a fifo since the stat cannot hang us; it does nothing
+    // to reads of a regular file. The fstat below is the check that counts.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| StreamError::from_io(path, e))?;
+    let meta = file.metadata().map_err(|e| StreamError::from_io(path, e))?;
+    if !meta.is_file() {
+        return Err(not_a_file());
+    }
+    Ok((file, meta))
+}
+
+/// Weak: size and mtime identify a version well, but not byte-for-byte (RFC 9110 §8.8.1).
+fn etag(len: u64, modified: SystemTime) -> HeaderValue {
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    ascii(format!("W/\"{len:x}-{nanos:x}\""))
+}
+
+/// For values built here from digits, hex and ASCII punctuation only.
+fn ascii(value: String) -> HeaderValue {
+    HeaderValue::try_from(value).expect("header value built from ASCII")
+}

@@ -1,0 +1,303 @@
+//! Test harness: starts the real `php` binary with the built extension and a fixture script,
+//! on an ephemeral port, and stops it when dropped.
+#![allow(dead_code)]
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The extension under test: $RR_EXT, else the release build, else the debug build.
+pub fn extension() -> PathBuf {
+    if let Ok(path) = std::env::var("RR_EXT") {
+        return PathBuf::from(path);
+    }
+    for profile in ["release", "debug"] {
+        let path = root().join("target").join(profile).join("librr.so");
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!("no built extension: run `cargo build --release` first (or set RR_EXT)");
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+pub struct Php {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
+    stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+}
+
+pub struct Options<'a> {
+    pub ini: Vec<(&'a str, String)>,
+    pub env: Vec<(&'a str, String)>,
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            ini: vec![("rr.address", "127.0.0.1:0".to_string())],
+            env: vec![],
+            args: vec![],
+            cwd: None,
+        }
+    }
+}
+
+/// A started php process and the readers of its output.
+struct Spawned {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+    lines: mpsc::Receiver<String>,
+}
+
+fn spawn(script: &Path, opts: &Options) -> Spawned {
+    let mut cmd = Command::new("php");
+    cmd.arg("-n")
+        .arg("-d")
+        .arg(format!("extension={}", extension().display()));
+    for (k, v) in &opts.ini {
+        cmd.arg("-d").arg(format!("{k}={v}"));
+    }
+    cmd.arg(script).args(&opts.args);
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    if let Some(cwd) = &opts.cwd {
+        cmd.current_dir(cwd);
+    }
+    cmd.env_remove("RR_CONFIG");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("php starts");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let err_pipe = child.stderr.take().unwrap();
+    let captured = stderr.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+            captured.lock().unwrap().push_str(&format!("{line}\n"));
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut out_pipe = child.stdout.take().unwrap();
+    let captured = stdout.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out_pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            captured
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    Spawned {
+        child,
+        stderr,
+        stdout,
+        lines: lines_rx,
+    }
+}
+
+impl Php {
+    /// Starts `tests/fixtures/<name>` and waits until it listens.
+    pub fn start(name: &str) -> Php {
+        Php::start_with(name, Options::default())
+    }
+
+    pub fn start_with(name: &str, opts: Options) -> Php {
+        let script = fixture(name);
+        let Spawned {
+            mut child,
+            stderr,
+            stdout,
+            lines,
+        } = spawn(&script, &opts);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut addr, mut tls_addr) = (None, None);
+        while Instant::now() < deadline {
+            match lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("rr listening on ").nth(1) {
+                        let (scheme, a) = rest.trim().split_once("://").unwrap();
+                        let a: SocketAddr = a.parse().unwrap();
+                        if scheme == "https" {
+                            tls_addr = Some(a);
+                        } else {
+                            addr = Some(a);
+                        }
+                        let wants_tls = opts.ini.iter().any(|(_, v)| v.contains("ssl"))
+                            || opts.env.iter().any(|(k, _)| *k == "RR_TEST_TLS");
+                        if addr.is_some() && (!wants_tls || tls_addr.is_some()) {
+                            break;
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!(
+                            "{name} exited ({status}) before listening:\n{}",
+                            stderr.lock().unwrap()
+                        );
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().unwrap();
+                    panic!(
+                        "{name} exited ({status}) before listening:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+        }
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            panic!(
+                "{name} did not listen within 20 s:\n{}",
+                stderr.lock().unwrap()
+            );
+        };
+        Php {
+            child,
+            addr,
+            tls_addr,
+            stderr,
+            stdout,
+        }
+    }
+
+    /// Runs a script that is expected to fail before listening; returns (status, stderr).
+    pub fn run_to_end(
+        name: &str,
+        opts: Options,
+        timeout: Duration,
+    ) -> (ExitStatus, String, String) {
+        let Spawned {
+            mut child,
+            stderr,
+            stdout,
+            ..
+        } = spawn(&fixture(name), &opts);
+        let status = wait_timeout(&mut child, timeout).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!(
+                "{name} still running after {timeout:?}:\n{}",
+                stderr.lock().unwrap()
+            )
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let err = stderr.lock().unwrap().clone();
+        let out = stdout.lock().unwrap().clone();
+        (status, err, out)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.pid(), signal) };
+    }
+
+    /// Waits for the process to exit; panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match wait_timeout(&mut self.child, timeout) {
+            Some(status) => status,
+            None => panic!("php still running after {timeout:?}:\n{}", self.stderr()),
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// One raw HTTP/1.1 exchange over TCP: sends `request` bytes, reads until close or timeout.
+    pub fn raw(&self, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Drop for Php {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+pub fn h2_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,257 @@
+//! How a worker starts, stops and fails: signals, a script that ends with a request pending,
+//! misuse of the API, bad configuration.
+mod common;
+use common::{client, Options, Php};
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+fn json(resp: reqwest::blocking::Response) -> serde_json::Value {
+    serde_json::from_slice(&resp.bytes().unwrap()).unwrap()
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let mut php = Php::start("lifecycle.php");
+    let url = php.url("/slow");
+    let in_flight = std::thread::spawn(move || {
+        let resp = client().get(url).send().unwrap();
+        (resp.status(), resp.text().unwrap())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    php.signal(libc::SIGTERM);
+    assert_eq!(
+        in_flight.join().unwrap(),
+        (reqwest::StatusCode::OK, "slow done".to_string())
+    );
+    let status = php.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", php.stderr());
+    assert!(
+        php.stdout().contains("loop ended"),
+        "waitRequest() returned null: {}",
+        php.stdout()
+    );
+    // Nothing listens any more.
+    assert!(std::net::TcpStream::connect(php.addr).is_err());
+}
+
+#[test]
+fn sigint_stops_gracefully_too() {
+    let mut php = Php::start("lifecycle.php");
+    assert_eq!(client().get(php.url("/")).send().unwrap().status(), 200);
+    php.signal(libc::SIGINT);
+    assert_eq!(php.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
+/// The client of a request pending when the script ends gets a JSON 500 and a closed connection.
+fn pending_request_gets_500(path: &str) -> (std::process::ExitStatus, String) {
+    let mut php = Php::start("lifecycle.php");
+    let resp = client().get(php.url(path)).send().unwrap();
+    assert_eq!(resp.status(), 500, "{path}");
+    assert_eq!(resp.headers()["connection"], "close");
+    let v = json(resp);
+    assert_eq!(v["code"], "worker_gone", "{path}: {v}");
+    let status = php.wait_exit(Duration::from_secs(10));
+    (status, php.stderr() + &php.stdout())
+}
+
+#[test]
+fn exit_with_a_request_pending_answers_500_and_keeps_the_exit_code() {
+    let (status, _) = pending_request_gets_500("/exit");
+    assert_eq!(status.code(), Some(3));
+}
+
+#[test]
+fn an_uncaught_exception_with_a_request_pending_answers_500() {
+    let (status, out) = pending_request_gets_500("/throw");
+    assert_eq!(status.code(), Some(255));
+    assert!(out.contains("boom"), "{out}");
+}
+
+#[test]
+fn a_fatal_error_with_a_request_pending_answers_500() {
+    let (status, out) = pending_request_gets_500("/fatal");
+    assert_eq!(status.code(), Some(255));
+    assert!(out.contains("undefined_function_for_fatal"), "{out}");
+}
+
+#[test]
+fn a_script_that_leaves_its_loop_with_a_request_pending_answers_500() {
+    let (status, out) = pending_request_gets_500("/break");
+    assert_eq!(status.code(), Some(0));
+    assert!(out.contains("loop ended"));
+}
+
+#[test]
+fn worker_error_is_a_500_that_keeps_the_message_in_the_log() {
+    let php = Php::start("lifecycle.php");
+    let resp = client().get(php.url("/error")).send().unwrap();
+    assert_eq!(resp.status(), 500);
+    let body = resp.text().unwrap();
+    assert!(
+        body.contains("worker_error") && !body.contains("secret"),
+        "{body}"
+    );
+    assert!(
+        php.wait_for_log("secret detail for the log", Duration::from_secs(5)),
+        "{}",
+        php.stderr()
+    );
+    assert_eq!(
+        client().get(php.url("/")).send().unwrap().text().unwrap(),
+        "ok"
+    );
+}
+
+#[test]
+fn a_pcntl_handler_runs_while_the_worker_waits() {
+    let mut php = Php::start("signal.php");
+    std::thread::sleep(Duration::from_millis(100));
+    php.signal(libc::SIGUSR1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !php.stdout().contains("usr1 handled") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "handler did not run: {}",
+            php.stdout()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        client().get(php.url("/")).send().unwrap().text().unwrap(),
+        "ok"
+    );
+    php.signal(libc::SIGTERM);
+    assert_eq!(php.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(php.stdout().contains("clean exit"));
+    assert_eq!(php.child.try_wait().unwrap().unwrap().signal(), None);
+}
+
+fn misuse(php: &Php, path: &str) -> String {
+    let v = json(client().get(php.url(path)).send().unwrap());
+    v["result"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn misuse_is_an_exception_that_names_the_problem() {
+    let mut php = Php::start("misuse.php");
+    let v = json(client().get(php.url("/")).send().unwrap());
+    let before = v["before"].as_str().unwrap();
+    assert!(
+        before.starts_with("RR\\Exception:") && before.contains("no request is pending"),
+        "{before}"
+    );
+    let second = v["second"].as_str().unwrap();
+    assert!(
+        second.starts_with("RR\\Exception:") && second.contains("already started"),
+        "{second}"
+    );
+
+    let status = misuse(&php, "/status");
+    assert!(
+        status.starts_with("ValueError:") && status.contains("999"),
+        "{status}"
+    );
+    assert!(misuse(&php, "/status-negative").contains("-1"));
+    let name = misuse(&php, "/header-name");
+    assert!(
+        name.starts_with("ValueError:") && name.contains("invalid header name"),
+        "{name}"
+    );
+    let value = misuse(&php, "/header-value");
+    assert!(
+        value.contains("invalid value") && value.contains("X-Ok"),
+        "{value}"
+    );
+    let kind = misuse(&php, "/header-type");
+    assert!(kind.contains("X-Obj"), "{kind}");
+    assert!(misuse(&php, "/sendfile-empty").contains("invalid path"));
+
+    assert_eq!(
+        client()
+            .get(php.url("/twice"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "first"
+    );
+    assert_eq!(
+        client()
+            .get(php.url("/after-stream"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "ab"
+    );
+    assert_eq!(
+        client()
+            .get(php.url("/sendfile-while-streaming"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "ab"
+    );
+    php.signal(libc::SIGTERM);
+    php.wait_exit(Duration::from_secs(10));
+    let out = php.stdout();
+    assert!(
+        out.contains("twice: RR\\Exception: RR\\Worker::respond(): no request is pending"),
+        "{out}"
+    );
+    assert!(out.contains("after-stream: RR\\Exception: RR\\Worker::respond(): the streamed response has already ended"), "{out}");
+    assert!(out.contains("sendfile-while-streaming: RR\\Exception: RR\\Worker::sendFile(): a streamed response is in progress"), "{out}");
+}
+
+fn config_error(options: serde_json::Value, yaml: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::default();
+    if let Some(yaml) = yaml {
+        std::fs::write(dir.path().join(".rr.yaml"), yaml).unwrap();
+        opts.cwd = Some(dir.path().to_path_buf());
+    }
+    opts.env.push(("RR_TEST_OPTIONS", options.to_string()));
+    let (status, stderr, stdout) =
+        Php::run_to_end("config_error.php", opts, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(2), "{stdout}{stderr}");
+    stdout
+}
+
+#[test]
+fn bad_configuration_fails_at_start_naming_file_key_and_value() {
+    let out = config_error(
+        serde_json::json!({}),
+        Some("http:\n  adress: 127.0.0.1:1\n"),
+    );
+    assert!(
+        out.contains("ConfigException") && out.contains(".rr.yaml") && out.contains("http.adress"),
+        "{out}"
+    );
+
+    let out = config_error(serde_json::json!({}), Some("http:\n  idle_timeout: soon\n"));
+    assert!(
+        out.contains(".rr.yaml") && out.contains("http.idle_timeout") && out.contains("soon"),
+        "{out}"
+    );
+
+    let out = config_error(serde_json::json!({"http.address": "nowhere"}), None);
+    assert!(
+        out.contains("option") && out.contains("http.address") && out.contains("nowhere"),
+        "{out}"
+    );
+
+    let out = config_error(serde_json::json!({"config": "/no/such/rr.yaml"}), None);
+    assert!(out.contains("/no/such/rr.yaml"), "{out}");
+}
+
+#[test]
+fn an_address_in_use_is_a_config_exception() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = config_error(serde_json::json!({"http.address": addr}), None);
+    assert!(
+        out.contains("cannot listen on") && out.contains(&addr),
+        "{out}"
+    );
+}

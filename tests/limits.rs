@@ -1,0 +1,168 @@
+//! Limits the server enforces without waking PHP, and the timeouts.
+mod common;
+use common::{client, Options, Php};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn with(options: serde_json::Value) -> Options<'static> {
+    let mut opts = Options::default();
+    opts.env.push(("RR_TEST_OPTIONS", options.to_string()));
+    opts
+}
+
+fn error_code(resp: reqwest::blocking::Response) -> String {
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
+    assert!(v["error"].is_string(), "{v}");
+    v["code"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn body_over_the_limit_is_413_with_or_without_content_length() {
+    let php = Php::start_with(
+        "echo.php",
+        with(serde_json::json!({"http.max_request_size": "1KB"})),
+    );
+    let resp = client()
+        .post(php.url("/raw"))
+        .body(vec![b'x'; 1025])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(error_code(resp), "body_too_large");
+    // Chunked: no Content-Length up front, the limit applies while reading.
+    let chunk = "y".repeat(800);
+    let request = format!("POST /raw HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n{chunk}\r\n320\r\n{chunk}\r\n0\r\n\r\n");
+    let raw = php.raw(request.as_bytes());
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.contains("body_too_large"), "{raw}");
+    // A body at the limit is fine.
+    let resp = client()
+        .post(php.url("/raw"))
+        .body(vec![b'x'; 1024])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[test]
+fn headers_over_the_limit_are_431() {
+    let php = Php::start_with(
+        "echo.php",
+        with(serde_json::json!({"http.max_header_size": 8192})),
+    );
+    let big = "v".repeat(20_000);
+    let raw = php.raw(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes());
+    assert!(
+        raw.starts_with("HTTP/1.1 431"),
+        "{}",
+        &raw[..raw.len().min(200)]
+    );
+    // PHP never saw it: the worker still answers normally.
+    assert_eq!(client().get(php.url("/raw")).send().unwrap().status(), 200);
+}
+
+#[test]
+fn malformed_requests_are_400() {
+    let php = Php::start("echo.php");
+    for bad in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+    ] {
+        let raw = php.raw(bad);
+        assert!(
+            raw.starts_with("HTTP/1.1 400"),
+            "{:?} -> {raw}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    assert_eq!(client().get(php.url("/raw")).send().unwrap().status(), 200);
+}
+
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(start.elapsed())
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn a_slow_request_head_is_cut_off_but_an_idle_keepalive_lives_longer() {
+    let php = Php::start_with(
+        "echo.php",
+        with(serde_json::json!({"http.read_header_timeout": "300ms", "http.idle_timeout": "2s"})),
+    );
+    // Slowloris: half a head, never finished.
+    let mut slow = TcpStream::connect(php.addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let closed =
+        closed_within(&mut slow, Duration::from_secs(5)).expect("server closes a stalled head");
+    assert!(closed < Duration::from_millis(1500), "{closed:?}");
+
+    // Idle keep-alive: one full exchange, then silence. Still open after the head timeout...
+    let mut idle = TcpStream::connect(php.addr).unwrap();
+    idle.write_all(b"GET /raw HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(idle.read(&mut buf).unwrap() > 0);
+    idle.set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    let early = idle.read(&mut buf);
+    assert!(early.is_err(), "closed too early: {early:?}");
+    // ...and closed after the idle timeout.
+    let closed =
+        closed_within(&mut idle, Duration::from_secs(5)).expect("server closes an idle connection");
+    assert!(closed < Duration::from_secs(3), "{closed:?}");
+}
+
+#[test]
+fn php_too_slow_is_504_and_its_late_answer_is_discarded() {
+    let php = Php::start_with(
+        "lifecycle.php",
+        with(serde_json::json!({"http.request_timeout": "100ms"})),
+    );
+    let resp = client().get(php.url("/slow")).send().unwrap();
+    assert_eq!(resp.status(), 504);
+    assert_eq!(error_code(resp), "request_timeout");
+    std::thread::sleep(Duration::from_millis(300));
+    let resp = client().get(php.url("/next")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().unwrap(), "ok");
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let php = Php::start_with(
+        "lifecycle.php",
+        with(serde_json::json!({"http.queue_size": 1})),
+    );
+    let url = php.url("/slow");
+    let busy = std::thread::spawn({
+        let url = url.clone();
+        move || client().get(url).send().unwrap().status()
+    });
+    std::thread::sleep(Duration::from_millis(100)); // PHP is now inside /slow
+    let queued = std::thread::spawn({
+        let url = url.clone();
+        move || client().get(url).send().unwrap().status()
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let resp = client().get(php.url("/refused")).send().unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert_eq!(error_code(resp), "queue_full");
+    assert_eq!(busy.join().unwrap(), 200);
+    assert_eq!(queued.join().unwrap(), 200);
+}

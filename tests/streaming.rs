@@ -1,0 +1,160 @@
+//! Streamed responses and files streamed by Rust (sendFile).
+mod common;
+use common::{client, h2_client, Php};
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+#[test]
+fn respond_with_end_of_stream_false_streams_chunks() {
+    let php = Php::start("stream.php");
+    for c in [client(), h2_client()] {
+        let start = Instant::now();
+        let mut resp = c
+            .get(php.url("/chunks?n=4&delay_us=150000"))
+            .send()
+            .unwrap();
+        let head_at = start.elapsed();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-streamed"], "yes");
+        assert!(resp.headers().get("content-length").is_none());
+        let mut body = String::new();
+        resp.read_to_string(&mut body).unwrap();
+        let body_at = start.elapsed();
+        assert_eq!(body, "chunk0;chunk1;chunk2;chunk3;end");
+        // The head left before PHP produced the later chunks (3 x 150 ms of sleeping).
+        assert!(
+            body_at - head_at > Duration::from_millis(300),
+            "head {head_at:?}, body {body_at:?}"
+        );
+    }
+}
+
+fn file_with(content: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".txt").tempfile().unwrap();
+    std::io::Write::write_all(&mut f, content).unwrap();
+    f
+}
+
+#[test]
+fn send_file_streams_with_length_range_and_head() {
+    let php = Php::start("stream.php");
+    let content: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+    let file = file_with(&content);
+    let url = php.url(&format!("/file?path={}", file.path().display()));
+
+    let resp = client().get(&url).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-length"], "100000");
+    assert_eq!(resp.headers()["x-from"], "php");
+    assert_eq!(resp.headers()["accept-ranges"], "bytes");
+    assert_eq!(resp.bytes().unwrap().as_ref(), content.as_slice());
+
+    let resp = client()
+        .get(&url)
+        .header("Range", "bytes=100-199")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.headers()["content-range"], "bytes 100-199/100000");
+    assert_eq!(resp.bytes().unwrap().as_ref(), &content[100..200]);
+
+    let resp = client()
+        .get(&url)
+        .header("Range", "bytes=-10")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.bytes().unwrap().as_ref(), &content[99_990..]);
+
+    let resp = client()
+        .get(&url)
+        .header("Range", "bytes=200000-")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 416);
+    assert_eq!(resp.headers()["content-range"], "bytes */100000");
+
+    let resp = client().head(&url).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-length"], "100000");
+    assert!(resp.bytes().unwrap().is_empty());
+
+    let resp = h2_client()
+        .get(&url)
+        .header("Range", "bytes=0-9")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.bytes().unwrap().as_ref(), &content[..10]);
+}
+
+#[test]
+fn send_file_keeps_php_content_type_and_status() {
+    let php = Php::start("stream.php");
+    let file = file_with(b"{\"a\":1}");
+    let url = php.url(&format!(
+        "/file?path={}&type=application/json&status=202",
+        file.path().display()
+    ));
+    let resp = client().get(url).send().unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(resp.text().unwrap(), "{\"a\":1}");
+    // Guessed from the extension when PHP gives none.
+    let resp = client()
+        .get(php.url(&format!("/file?path={}", file.path().display())))
+        .send()
+        .unwrap();
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+}
+
+#[test]
+fn a_missing_file_is_404_and_a_directory_500_each_logged() {
+    let php = Php::start("stream.php");
+    let resp = client()
+        .get(php.url("/file?path=/no/such/file.bin"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert!(
+        php.wait_for_log("/no/such/file.bin", Duration::from_secs(5)),
+        "{}",
+        php.stderr()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let resp = client()
+        .get(php.url(&format!("/file?path={}", dir.path().display())))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    assert!(php.wait_for_log(&dir.path().display().to_string(), Duration::from_secs(5)));
+    assert_eq!(
+        client().get(php.url("/")).send().unwrap().text().unwrap(),
+        "plain"
+    );
+}
+
+#[test]
+fn the_worker_answers_others_while_a_slow_client_downloads_a_file() {
+    let php = Php::start("stream.php");
+    let big = tempfile::NamedTempFile::new().unwrap();
+    big.as_file().set_len(512 * 1024 * 1024).unwrap(); // sparse
+    let mut slow = client()
+        .get(php.url(&format!("/file?path={}", big.path().display())))
+        .send()
+        .unwrap();
+    let mut first = [0u8; 1024];
+    slow.read_exact(&mut first).unwrap();
+    // The download is stalled on our side; PHP is free.
+    for _ in 0..20 {
+        assert_eq!(
+            client().get(php.url("/")).send().unwrap().text().unwrap(),
+            "plain"
+        );
+    }
+    drop(slow);
+}
