@@ -139,7 +139,11 @@ impl Php {
             match lines.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
                     if let Some(rest) = line.split("rr listening on ").nth(1) {
-                        let (scheme, a) = rest.trim().split_once("://").unwrap();
+                        // Text or JSON logs: the address ends at a quote or whitespace.
+                        let end = rest
+                            .find(|c: char| c == '"' || c.is_whitespace())
+                            .unwrap_or(rest.len());
+                        let (scheme, a) = rest[..end].split_once("://").unwrap();
                         let a: SocketAddr = a.parse().unwrap();
                         if scheme == "https" {
                             tls_addr = Some(a);
