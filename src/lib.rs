@@ -7,6 +7,7 @@
 //! - [`stream`]   file streaming to clients (sendFile): Range/206, HEAD, bounded buffers.
 //! - [`dispatch`] how a request reaches the PHP thread and its answer comes back.
 //! - [`runtime`]  the tokio runtime and which thread drives it (PHP while it waits, a helper otherwise).
+//! - [`velox`]    the Velox build offload: request checks, client, single-flight, artifact cache.
 //! - [`worker`]   what one PHP worker does, in plain Rust: wait, answer, stream, tear down.
 //! - [`logging`]  tracing set-up from the `logs` config.
 //! - [`server`]   listeners, TLS, hyper connections, limits, error responses, graceful shutdown.
@@ -20,4 +21,5 @@ pub mod request;
 pub mod runtime;
 pub mod server;
 pub mod stream;
+pub mod velox;
 pub mod worker;

@@ -1,0 +1,335 @@
+//! The Velox build offload: PHP hands over a build request, rr calls the Velox build server
+//! and streams the built binary to the client while the PHP worker moves on.
+//!
+//! # Layout
+//! - `order`    [`BuildOrder`] from PHP → validated `Spec` (request id, normalized spec, hash).
+//! - `client`   the Connect JSON call, reply parsing, retries with backoff.
+//! - `flight`   single-flight: one build task per spec, aborted when its last client is gone.
+//! - `cache`    the local artifact cache (LRU by size).
+//! - `error`    [`VeloxError`] and the one table from it to the client's HTTP answer.
+//! - `metrics`  counters and the duration histogram.
+//!
+//! This file is the service: cache lookup, flight, and the streamed answer.
+mod cache;
+mod client;
+mod error;
+mod flight;
+mod metrics;
+mod order;
+#[cfg(test)]
+mod tests;
+
+pub use client::BUILD_PATH;
+pub use error::VeloxError;
+pub use metrics::{MetricsSnapshot, Outcome};
+pub use order::BuildOrder;
+
+use crate::body::Body;
+use crate::config::VeloxConfig;
+use crate::stream::{self, FileReply};
+use cache::Cache;
+use client::BuildLog;
+use flight::Flights;
+use http::header::{CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use metrics::Metrics;
+use order::Spec;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `HIT` when served from the local cache, `MISS` when Velox was asked.
+pub const CACHE_HEADER: &str = "x-velox-cache";
+/// PHP's trigger header; never forwarded.
+pub const BUILD_HEADER: &str = "x-velox-build";
+
+/// The service; shared through an `Arc` by every connection.
+pub struct Velox {
+    shared: Arc<Shared>,
+    /// What a flight yields: the checked artifact path, or why there is none.
+    flights: Flights<Result<PathBuf, VeloxError>>,
+}
+
+/// What a build task needs after its clients are gone.
+struct Shared {
+    config: VeloxConfig,
+    http: reqwest::Client,
+    cache: Option<Cache>,
+    metrics: Metrics,
+}
+
+impl Velox {
+    /// Sets the service up: the HTTP client, and the cache index when the cache is enabled
+    /// (a directory listing, nothing more).
+    pub fn new(config: VeloxConfig) -> Result<Velox, VeloxError> {
+        let url = config.server_url.as_str();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(VeloxError::Config(format!(
+                "server_url {url:?} is not http(s)"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.request_timeout)
+            .build()
+            .map_err(|e| VeloxError::Config(format!("HTTP client: {e}")))?;
+        let cache = config
+            .cache
+            .enabled
+            .then(|| Cache::open(config.cache.dir.clone(), config.cache.max_size));
+        let shared = Shared {
+            config,
+            http,
+            cache,
+            metrics: Metrics::default(),
+        };
+        Ok(Velox {
+            shared: Arc::new(shared),
+            flights: Flights::default(),
+        })
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// Runs one build order to the client's answer. Dropping the future withdraws the client
+    /// from its flight; the last one gone aborts the Velox call.
+    pub async fn respond(
+        &self,
+        order: BuildOrder,
+        method: &Method,
+        request_headers: &HeaderMap,
+    ) -> Response<Body> {
+        let mut record = Record {
+            metrics: &self.shared.metrics,
+            started: Instant::now(),
+            outcome: None,
+        };
+        let spec = match Spec::parse(&order.body, order.gzip) {
+            Ok(spec) => spec,
+            Err((error, request_id)) => return record.failed(&error, &request_id),
+        };
+        let mut headers = forwarded(order.headers, &spec);
+        let shared = &self.shared;
+        if let Some(cache) = shared.cache.as_ref().filter(|_| !spec.force_rebuild) {
+            if let Some(path) = cache.lookup(&spec.hash) {
+                headers.insert(CACHE_HEADER, HeaderValue::from_static("HIT"));
+                let reply = FileReply {
+                    path,
+                    status: StatusCode::OK,
+                    headers: headers.clone(),
+                };
+                match stream::serve_file(reply, method, request_headers).await {
+                    Ok(response) => {
+                        shared.metrics.cache_hit();
+                        return record.done(Outcome::Success, response);
+                    }
+                    // Deleted behind our back: build it again.
+                    Err(e) => {
+                        tracing::warn!(spec_hash = spec.hash, error = %e, "velox cache entry unusable");
+                        cache.forget(&spec.hash);
+                    }
+                }
+            }
+        }
+        shared.metrics.cache_miss();
+        headers.insert(CACHE_HEADER, HeaderValue::from_static("MISS"));
+
+        // A forced rebuild must not be satisfied by a build that may hit Velox's cache.
+        let key = match spec.force_rebuild {
+            true => format!("{}+force", spec.hash),
+            false => spec.hash.clone(),
+        };
+        let request_id = spec.request_id.clone();
+        let mut ticket = self
+            .flights
+            .join(&key, || run_build(self.shared.clone(), spec));
+        if !ticket.leader {
+            tracing::debug!(
+                request_id,
+                spec_hash = key,
+                "velox build joined one in progress"
+            );
+        }
+        let result = ticket.wait().await.unwrap_or_else(|| {
+            Err(VeloxError::Internal(
+                "the build task ended without a result".into(),
+            ))
+        });
+        let path = match result {
+            Ok(path) => path,
+            Err(error) => return record.failed(&error, &request_id),
+        };
+        let reply = FileReply {
+            path,
+            status: StatusCode::OK,
+            headers,
+        };
+        match stream::serve_file(reply, method, request_headers).await {
+            Ok(response) => record.done(Outcome::Success, response),
+            Err(e) => {
+                tracing::warn!(request_id, path = %e.path().display(), error = %e, "velox artifact not streamable");
+                record.failed(&VeloxError::Stream(e.to_string()), &request_id)
+            }
+        }
+    }
+}
+
+/// One flight: call Velox (retries, `build_timeout`), check the path, store it in the cache.
+async fn run_build(shared: Arc<Shared>, spec: Spec) -> Result<PathBuf, VeloxError> {
+    let started = Instant::now();
+    let config = &shared.config;
+    let log = BuildLog {
+        request_id: &spec.request_id,
+        hash: &spec.hash,
+        attempts: AtomicU32::new(0),
+    };
+    let body = bytes::Bytes::from(serde_json::Value::Object(spec.json.clone()).to_string());
+    let call = client::build(&shared.http, config, body, &log, &shared.metrics);
+    let result = match tokio::time::timeout(config.build_timeout, call).await {
+        Ok(Ok(built)) if built.path.is_empty() => Err(VeloxError::NoFile),
+        Ok(Ok(built)) => checked(&shared, &spec.hash, PathBuf::from(built.path)).await,
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(VeloxError::BuildTimeout(config.build_timeout)),
+    };
+    if tracing::enabled!(tracing::Level::INFO) {
+        let (outcome, path) = match &result {
+            Ok(path) => ("success", path.display().to_string()),
+            Err(e) => (outcome_of(e).as_str(), String::new()),
+        };
+        let error = result.as_ref().err().map(ToString::to_string);
+        tracing::info!(
+            request_id = spec.request_id,
+            spec_hash = spec.hash,
+            attempt = log.attempts.load(Relaxed),
+            duration_ms = started.elapsed().as_millis() as u64,
+            path,
+            outcome,
+            error,
+            "velox build"
+        );
+    }
+    result
+}
+
+/// Only a file under `artifacts_dir` is streamed or cached; the checked (canonical) path is
+/// the one used from here on.
+async fn checked(shared: &Arc<Shared>, hash: &str, path: PathBuf) -> Result<PathBuf, VeloxError> {
+    let job = {
+        let shared = shared.clone();
+        let hash = hash.to_string();
+        move || {
+            let real = stream::check_allowed(&path, &shared.config.artifacts_dir)
+                .inspect_err(|e| tracing::warn!(path = %path.display(), error = %e, "velox artifact refused"))
+                .map_err(|e| VeloxError::Stream(e.to_string()))?;
+            if let Some(cache) = &shared.cache {
+                if let Err(e) = cache.store(&hash, &real) {
+                    tracing::warn!(spec_hash = hash, error = %e, "velox artifact not cached");
+                }
+            }
+            Ok(real)
+        }
+    };
+    // Blocking pool: canonicalize and the cache copy touch the disk, maybe for a while.
+    tokio::task::spawn_blocking(job)
+        .await
+        .unwrap_or_else(|e| Err(VeloxError::Internal(format!("artifact check: {e}"))))
+}
+
+/// PHP's headers minus the framing ones, plus the artifact's own.
+fn forwarded(mut headers: HeaderMap, spec: &Spec) -> HeaderMap {
+    for name in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING] {
+        headers.remove(name);
+    }
+    headers.remove(HeaderName::from_static(BUILD_HEADER));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    // PHP may name the download itself.
+    if !headers.contains_key(CONTENT_DISPOSITION) {
+        let value = format!("attachment; filename=\"{}\"", file_name(spec));
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(CONTENT_DISPOSITION, value);
+        }
+    }
+    headers
+}
+
+/// `rr-<os>-<arch>[.exe]`, in Go's platform names; rr's own platform when none was asked.
+pub(crate) fn file_name(spec: &Spec) -> String {
+    let os = spec.os.clone().unwrap_or_else(|| go_os().to_string());
+    let arch = spec.arch.clone().unwrap_or_else(|| go_arch().to_string());
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(
+                |c| match c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                    true => c,
+                    false => '_',
+                },
+            )
+            .collect()
+    };
+    let exe = if os == "windows" { ".exe" } else { "" };
+    format!("rr-{}-{}{exe}", clean(&os), clean(&arch))
+}
+
+fn go_os() -> &'static str {
+    match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    }
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+pub(crate) fn outcome_of(error: &VeloxError) -> Outcome {
+    match error {
+        VeloxError::InvalidRequest(_) => Outcome::Invalid,
+        VeloxError::BuildTimeout(_) => Outcome::Timeout,
+        VeloxError::NoFile => Outcome::NoFile,
+        VeloxError::Stream(_) => Outcome::StreamError,
+        VeloxError::Unreachable(_)
+        | VeloxError::AttemptTimeout(_)
+        | VeloxError::Upstream { .. }
+        | VeloxError::MalformedReply(_)
+        | VeloxError::Config(_)
+        | VeloxError::Internal(_) => Outcome::UpstreamError,
+    }
+}
+
+/// Counts the order once: as its outcome, or as canceled if the future is dropped first.
+struct Record<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
+    outcome: Option<Outcome>,
+}
+
+impl Record<'_> {
+    fn done(&mut self, outcome: Outcome, response: Response<Body>) -> Response<Body> {
+        self.outcome = Some(outcome);
+        response
+    }
+
+    fn failed(&mut self, error: &VeloxError, request_id: &str) -> Response<Body> {
+        self.done(outcome_of(error), error.into_response(request_id))
+    }
+}
+
+impl Drop for Record<'_> {
+    fn drop(&mut self) {
+        let took: Duration = self.started.elapsed();
+        self.metrics
+            .finished(self.outcome.unwrap_or(Outcome::Canceled), took);
+    }
+}

@@ -1,0 +1,462 @@
+//! The Velox offload core against a mock Velox server, without PHP: status mapping, retries,
+//! timeouts, path checks, streaming, single-flight, cache and client disconnects.
+mod velox_mock;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use rr::body::Body;
+use rr::config::{RetryConfig, VeloxConfig};
+use rr::velox::{BuildOrder, Outcome, Velox};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use velox_mock::{pattern, Behaviour, Mock};
+
+const ORDER: &str = r#"{"rr_version":"v2025.1.2","target_platform":{"os":"linux","arch":"amd64"},
+  "plugins":[{"module_name":"github.com/roadrunner-server/http/v5","tag":"v5.2.7"}],"note":"kept"}"#;
+
+fn config(mock: &Mock) -> VeloxConfig {
+    let mut config = VeloxConfig::new(mock.url());
+    config.request_timeout = Duration::from_secs(5);
+    config.build_timeout = Duration::from_secs(20);
+    config.retry = RetryConfig {
+        max_attempts: 3,
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(400),
+        backoff_multiplier: 2.0,
+    };
+    config.artifacts_dir = vec![mock.artifacts_dir().to_path_buf()];
+    config
+}
+
+fn velox(config: VeloxConfig) -> Velox {
+    Velox::new(config).unwrap()
+}
+
+fn order(json: &str) -> BuildOrder {
+    BuildOrder {
+        body: Bytes::from(json.to_string()),
+        ..BuildOrder::default()
+    }
+}
+
+async fn get(velox: &Velox, order: BuildOrder) -> Response<Body> {
+    velox.respond(order, &Method::GET, &HeaderMap::new()).await
+}
+
+async fn body(response: Response<Body>) -> Bytes {
+    response.into_body().collect().await.unwrap().to_bytes()
+}
+
+/// The status and the `code` of a JSON error answer (checking its shape on the way).
+async fn error(response: Response<Body>) -> (u16, String) {
+    let status = response.status().as_u16();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let json: Value = serde_json::from_slice(&body(response).await).unwrap();
+    assert!(
+        json["error"].is_string() && json["request_id"].is_string(),
+        "{json}"
+    );
+    (status, json["code"].as_str().unwrap().to_string())
+}
+
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn success_is_streamed_byte_exact_with_headers() {
+    let mock = Mock::start(Behaviour::success(300_000));
+    let velox = velox(config(&mock));
+    let mut order = order(ORDER);
+    for (name, value) in [
+        ("x-custom", "kept"),
+        ("x-velox-build", "1"),
+        ("content-type", "application/json"),
+        ("content-encoding", "identity"),
+        ("content-length", "12"),
+    ] {
+        order.headers.insert(name, HeaderValue::from_static(value));
+    }
+    let response = get(&velox, order).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(headers["content-length"], "300000");
+    assert_eq!(
+        headers["content-disposition"],
+        r#"attachment; filename="rr-linux-amd64""#
+    );
+    assert_eq!(headers["x-velox-cache"], "MISS");
+    assert_eq!(headers["x-custom"], "kept");
+    assert!(headers.get("x-velox-build").is_none() && headers.get("content-encoding").is_none());
+    assert!(body(response).await == pattern(300_000), "bytes differ");
+
+    let calls = mock.calls();
+    assert_eq!(calls.len(), 1);
+    let sent = &calls[0].body;
+    assert_eq!(sent["note"], "kept", "unknown fields are forwarded");
+    assert_eq!(sent["request_id"].as_str().unwrap().len(), 36);
+    assert_eq!(velox.metrics().outcome(Outcome::Success), 1);
+}
+
+#[tokio::test]
+async fn gzip_order_windows_target_and_legacy_reply() {
+    let mock = Mock::start(Behaviour::LegacySuccess { size: 10 });
+    let velox = velox(config(&mock));
+    let json = ORDER.replace("linux", "windows");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, json.as_bytes()).unwrap();
+    let order = BuildOrder {
+        body: gz.finish().unwrap().into(),
+        gzip: true,
+        headers: HeaderMap::new(),
+    };
+    let response = get(&velox, order).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let disposition = &response.headers()["content-disposition"];
+    assert_eq!(
+        disposition,
+        r#"attachment; filename="rr-windows-amd64.exe""#
+    );
+    assert_eq!(body(response).await, pattern(10));
+}
+
+#[tokio::test]
+async fn invalid_orders_are_400_without_calling_velox() {
+    let mock = Mock::start(Behaviour::success(1));
+    let velox = velox(config(&mock));
+    let id = "b66d5617-64dd-419b-a68b-b002938320ab";
+    for json in [
+        "{not json".to_string(),
+        r#"{"plugins":[{"module_name":"m","tag":"t"}]}"#.to_string(),
+        r#"{"rr_version":"latest","plugins":[{"module_name":"m","tag":"t"}]}"#.to_string(),
+        r#"{"rr_version":"v1.2.3","plugins":[]}"#.to_string(),
+        format!(r#"{{"request_id":"{id}","rr_version":"v1.2.3","plugins":[{{"tag":"t"}}]}}"#),
+    ] {
+        let response = get(&velox, order(&json)).await;
+        let (status, code) = error(response).await;
+        assert_eq!((status, code.as_str()), (400, "invalid_request"), "{json}");
+    }
+    let given = format!(r#"{{"request_id":"{id}","rr_version":"v1"}}"#);
+    let json: Value =
+        serde_json::from_slice(&body(get(&velox, order(&given)).await).await).unwrap();
+    assert_eq!(json["request_id"], id, "PHP's request id is echoed");
+    assert_eq!(mock.call_count(), 0);
+    assert_eq!(velox.metrics().outcome(Outcome::Invalid), 6);
+}
+
+#[tokio::test]
+async fn connect_errors_map_to_502_and_retry_only_where_it_helps() {
+    let mock = Mock::start(Behaviour::success(1));
+    let mut config = config(&mock);
+    config.retry.max_attempts = 2;
+    config.retry.initial_delay = Duration::from_millis(5);
+    let cases = [
+        ("invalid_argument", 1),
+        ("not_found", 1),
+        ("permission_denied", 1),
+        ("unauthenticated", 1),
+        ("resource_exhausted", 1),
+        ("canceled", 1),
+        ("already_exists", 2),
+        ("internal", 2),
+        ("unknown", 2),
+        ("unavailable", 2),
+        ("deadline_exceeded", 2),
+        ("unimplemented", 2),
+    ];
+    for (code, calls) in cases {
+        mock.set_default(Behaviour::Connect(code));
+        let before = mock.call_count();
+        let velox = velox(config.clone());
+        let (status, got) = error(get(&velox, order(ORDER)).await).await;
+        assert_eq!((status, got.as_str()), (502, code));
+        assert_eq!(mock.call_count() - before, calls, "{code}");
+        assert_eq!(velox.metrics().outcome(Outcome::UpstreamError), 1);
+    }
+    mock.set_default(Behaviour::LegacyFailure);
+    let (status, code) = error(get(&velox(config), order(ORDER)).await).await;
+    assert_eq!((status, code.as_str()), (502, "build_error"));
+}
+
+#[tokio::test]
+async fn retries_follow_the_backoff_schedule_then_give_up() {
+    let mock = Mock::start(Behaviour::Connect("unavailable"));
+    let velox = velox(config(&mock));
+    let (status, code) = error(get(&velox, order(ORDER)).await).await;
+    assert_eq!((status, code.as_str()), (502, "unavailable"));
+    let calls = mock.calls();
+    assert_eq!(calls.len(), 3, "max_attempts in total");
+    assert!(calls[1].at - calls[0].at >= Duration::from_millis(50));
+    assert!(
+        calls[2].at - calls[1].at >= Duration::from_millis(100),
+        "doubled"
+    );
+    let metrics = velox.metrics();
+    assert_eq!((metrics.upstream_calls, metrics.retries), (3, 2));
+}
+
+#[tokio::test]
+async fn already_exists_is_waited_out() {
+    let mock = Mock::start(Behaviour::success(5));
+    mock.then(Behaviour::Connect("already_exists"))
+        .then(Behaviour::Connect("already_exists"));
+    let velox = velox(config(&mock));
+    let response = get(&velox, order(ORDER)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(mock.call_count(), 3);
+}
+
+#[tokio::test]
+async fn build_timeout_is_504_and_drops_the_call() {
+    let mock = Mock::start(Behaviour::Hang);
+    let mut config = config(&mock);
+    config.build_timeout = Duration::from_millis(300);
+    let velox = velox(config);
+    let started = Instant::now();
+    let (status, code) = error(get(&velox, order(ORDER)).await).await;
+    assert_eq!((status, code.as_str()), (504, "build_timeout"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    eventually("the mock sees the hang-up", || mock.calls()[0].aborted).await;
+    assert_eq!(velox.metrics().outcome(Outcome::Timeout), 1);
+}
+
+#[tokio::test]
+async fn timed_out_attempt_and_closed_connection_are_retried() {
+    let mock = Mock::start(Behaviour::success(7));
+    mock.then(Behaviour::Hang).then(Behaviour::Close);
+    let mut config = config(&mock);
+    config.request_timeout = Duration::from_millis(200);
+    let velox = velox(config);
+    let response = get(&velox, order(ORDER)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(mock.call_count(), 3);
+}
+
+#[tokio::test]
+async fn connection_refused_is_502_after_max_attempts() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mock = Mock::start(Behaviour::Hang);
+    let mut config = config(&mock);
+    config.server_url = format!("http://{port}");
+    let velox = velox(config);
+    let (status, code) = error(get(&velox, order(ORDER)).await).await;
+    assert_eq!((status, code.as_str()), (502, "velox_unreachable"));
+    assert_eq!(velox.metrics().upstream_calls, 3);
+}
+
+#[tokio::test]
+async fn malformed_replies_are_502_without_retry() {
+    let mock = Mock::start(Behaviour::success(1));
+    let velox = velox(config(&mock));
+    for body in ["not json", r#"{"path":"#, "[]"] {
+        mock.then(Behaviour::Raw {
+            status: 200,
+            content_type: "application/json",
+            body: body.into(),
+        });
+        let before = mock.call_count();
+        let (status, code) = error(get(&velox, order(ORDER)).await).await;
+        assert_eq!((status, code.as_str()), (502, "velox_bad_reply"), "{body}");
+        assert_eq!(mock.call_count() - before, 1);
+    }
+}
+
+#[tokio::test]
+async fn unusable_paths_are_500() {
+    let mock = Mock::start(Behaviour::success(1));
+    let velox = velox(config(&mock));
+    let root = mock.artifacts_dir();
+    let outside = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::create_dir(root.join("sub")).unwrap();
+    std::fs::write(root.join("rr"), b"x").unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("escape")).unwrap();
+    let cases = [
+        (String::new(), "no_artifact"),
+        (outside.path().display().to_string(), "artifact_unavailable"),
+        (
+            root.join("sub/../rr").display().to_string(),
+            "artifact_unavailable",
+        ),
+        ("rr".to_string(), "artifact_unavailable"),
+        (
+            root.join("escape").display().to_string(),
+            "artifact_unavailable",
+        ),
+        (
+            root.join("sub").display().to_string(),
+            "artifact_unavailable",
+        ),
+        (
+            root.join("missing").display().to_string(),
+            "artifact_unavailable",
+        ),
+        ("/dev/null".to_string(), "artifact_unavailable"),
+    ];
+    for (path, expected) in cases {
+        mock.then(Behaviour::Path(path.clone()));
+        let (status, code) = error(get(&velox, order(ORDER)).await).await;
+        assert_eq!((status, code.as_str()), (500, expected), "{path:?}");
+    }
+    let metrics = velox.metrics();
+    assert_eq!(metrics.outcome(Outcome::NoFile), 1);
+    assert_eq!(metrics.outcome(Outcome::StreamError), 7);
+}
+
+#[tokio::test]
+async fn one_gigabyte_sparse_artifact_head_and_range() {
+    const GB: u64 = 1 << 30;
+    let mock = Mock::start(Behaviour::Success {
+        size: GB,
+        sparse: true,
+        delay: Duration::ZERO,
+    });
+    let velox = velox(config(&mock));
+    let head = velox
+        .respond(order(ORDER), &Method::HEAD, &HeaderMap::new())
+        .await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], GB.to_string());
+    assert_eq!(head.headers()["accept-ranges"], "bytes");
+    assert!(body(head).await.is_empty());
+
+    let mut range = HeaderMap::new();
+    range.insert("range", HeaderValue::from_static("bytes=1073741000-"));
+    let part = velox.respond(order(ORDER), &Method::GET, &range).await;
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    let content_range = format!("bytes 1073741000-{}/{GB}", GB - 1);
+    assert_eq!(part.headers()["content-range"], content_range.as_str());
+    assert_eq!(part.headers()["content-length"], "824");
+    assert_eq!(body(part).await, vec![0u8; 824]);
+}
+
+#[tokio::test]
+async fn ten_concurrent_identical_orders_make_one_call() {
+    let mock = Mock::start(Behaviour::slow(4096, Duration::from_millis(300)));
+    let velox = velox(config(&mock));
+    // Different request ids (generated), same spec; plugin order must not matter either.
+    let responses =
+        futures_util::future::join_all((0..10).map(|_| get(&velox, order(ORDER)))).await;
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body(response).await, pattern(4096));
+    }
+    assert_eq!(mock.call_count(), 1);
+}
+
+#[tokio::test]
+async fn cache_hit_skips_velox_and_force_rebuild_skips_the_cache() {
+    let mock = Mock::start(Behaviour::success(2048));
+    let cache_dir = tempfile::tempdir().unwrap();
+    let mut config = config(&mock);
+    config.cache.enabled = true;
+    config.cache.dir = cache_dir.path().join("cache");
+    let velox = velox(config.clone());
+    let first = get(&velox, order(ORDER)).await;
+    assert_eq!(first.headers()["x-velox-cache"], "MISS");
+    assert_eq!(body(first).await, pattern(2048));
+    let second = get(&velox, order(ORDER)).await;
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(second.headers()["x-velox-cache"], "HIT");
+    assert_eq!(body(second).await, pattern(2048));
+    assert_eq!(mock.call_count(), 1);
+    assert_eq!(velox.metrics().cache_hits, 1);
+
+    let forced = ORDER.replacen('{', r#"{"force_rebuild":true,"#, 1);
+    let third = get(&velox, order(&forced)).await;
+    assert_eq!(third.headers()["x-velox-cache"], "MISS");
+    assert_eq!(mock.call_count(), 2);
+
+    // Velox deletes its copies; ours survive, and a restart finds them.
+    std::fs::remove_dir_all(mock.artifacts_dir()).unwrap();
+    let restarted = Velox::new(config).unwrap();
+    let fourth = get(&restarted, order(ORDER)).await;
+    assert_eq!(fourth.headers()["x-velox-cache"], "HIT");
+    assert_eq!(body(fourth).await, pattern(2048));
+    assert_eq!(mock.call_count(), 2);
+}
+
+#[tokio::test]
+async fn force_rebuild_does_not_join_a_plain_flight() {
+    let mock = Mock::start(Behaviour::slow(16, Duration::from_millis(200)));
+    let velox = velox(config(&mock));
+    let forced = ORDER.replacen('{', r#"{"force_rebuild":true,"#, 1);
+    let (a, b) = tokio::join!(get(&velox, order(ORDER)), get(&velox, order(&forced)));
+    assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(mock.call_count(), 2);
+}
+
+/// A real hyper server around `Velox::respond`, as the connection task will run it.
+async fn serve(velox: Arc<Velox>) -> std::net::SocketAddr {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let velox = velox.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let velox = velox.clone();
+                    async move {
+                        let (parts, _) = req.into_parts();
+                        let response = velox.respond(order(ORDER), &parts.method, &parts.headers);
+                        Ok::<_, std::convert::Infallible>(response.await)
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn client_disconnect_aborts_the_velox_call_without_retry() {
+    let mock = Mock::start(Behaviour::Hang);
+    let velox = Arc::new(velox(config(&mock)));
+    let addr = serve(velox.clone()).await;
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = b"GET /build HTTP/1.1\r\nhost: rr\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut client, request)
+        .await
+        .unwrap();
+    eventually("the build reaches velox", || mock.call_count() == 1).await;
+    drop(client);
+    eventually("the mock sees the hang-up", || mock.calls()[0].aborted).await;
+    // Longer than any backoff: a retry would have shown up by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mock.call_count(), 1);
+    assert_eq!(velox.metrics().outcome(Outcome::Canceled), 1);
+}
+
+#[tokio::test]
+async fn shared_call_is_aborted_only_when_both_waiters_are_gone() {
+    let mock = Mock::start(Behaviour::Hang);
+    let velox = Arc::new(velox(config(&mock)));
+    let spawn = || {
+        let velox = velox.clone();
+        tokio::spawn(async move { get(&velox, order(ORDER)).await })
+    };
+    let (one, two) = (spawn(), spawn());
+    eventually("the build reaches velox", || mock.call_count() == 1).await;
+    one.abort();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!mock.calls()[0].aborted, "one waiter is still there");
+    two.abort();
+    eventually("the mock sees the hang-up", || mock.calls()[0].aborted).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mock.call_count(), 1);
+}
