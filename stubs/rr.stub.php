@@ -113,10 +113,13 @@ final class Worker
      * Answers the current request. With `$endOfStream` false the status and headers go out at
      * once and each further respond() appends a chunk (its status and headers are ignored),
      * until one passes true. Header values may be strings or lists of strings.
+     * A non-empty `X-Velox-Build` header (with `$endOfStream` true) makes `$body` a Velox build
+     * request, JSON or gzip with `Content-Encoding: gzip`: see velox_build().
      *
      * @param array<string, string|int|list<string>>|null $headers
      * @throws \ValueError on an invalid status, header name or header value
-     * @throws Exception when no request is pending or the stream already ended
+     * @throws Exception when no request is pending or the stream already ended, or on an
+     *     `X-Velox-Build` header when velox is not configured
      */
     public function respond(int $status, ?string $body = null, ?array $headers = null, bool $endOfStream = true): void {}
 
@@ -151,3 +154,19 @@ final class Worker
      */
     public function addresses(): array {}
 }
+
+/**
+ * Answers the current request with a binary built by the Velox build server
+ * (`velox.server_url`), instead of respond(). Returns at once: rr validates the build request
+ * (400 to the client when it is invalid), calls Velox with retries, and streams the file with
+ * Content-Disposition, Range and HEAD; failures reach the client as JSON
+ * `{"error", "code", "request_id"}` (502 Velox error, 504 build_timeout, 500 no file).
+ * respond() with a non-empty `X-Velox-Build` header and a JSON (or gzip) body does the same.
+ *
+ * @param array<string, mixed>|string $buildRequest the Velox BuildRequest, or its JSON text
+ * @param array<string, string|int|list<string>>|null $headers response headers to forward
+ * @throws \TypeError when $buildRequest is neither an array nor a string
+ * @throws \ValueError on an invalid header name or value
+ * @throws Exception when no request is pending or velox is not configured
+ */
+function velox_build(mixed $buildRequest, ?array $headers = null): void {}

@@ -5,6 +5,7 @@
 //! replying (the script ended, threw, exited) is seen by the connection as "worker gone".
 use crate::request::RequestData;
 use crate::stream::FileReply;
+use crate::velox::BuildOrder;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use tokio::sync::{mpsc, oneshot};
@@ -26,6 +27,8 @@ pub enum Reply {
     },
     /// Rust streams a file from disk.
     File(FileReply),
+    /// Rust asks the Velox build server for a binary and streams it (`RR\velox_build()`).
+    Velox(BuildOrder),
     /// The worker reported an error (`RR\Worker::error()`): the client gets a 500, the log the message.
     WorkerError(String),
     /// The worker is going away before it could take this request: 503.

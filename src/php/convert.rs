@@ -114,6 +114,27 @@ pub fn header_map(ht: &ZendHashTable) -> Result<HeaderMap, String> {
 }
 
 /// A PHP value as JSON, for configuration options.
+/// The type name PHP's own messages use (`get_debug_type()` style, without class names).
+pub fn type_name(zv: &Zval) -> &'static str {
+    if zv.is_null() {
+        "null"
+    } else if zv.is_bool() {
+        "bool"
+    } else if zv.is_long() {
+        "int"
+    } else if zv.is_double() {
+        "float"
+    } else if zv.is_string() {
+        "string"
+    } else if zv.is_array() {
+        "array"
+    } else if zv.is_object() {
+        "object"
+    } else {
+        "resource"
+    }
+}
+
 pub fn json(zv: &Zval) -> serde_json::Value {
     use serde_json::Value;
     if let Some(b) = zv.bool() {

@@ -29,6 +29,11 @@ pub fn bad_value(message: impl Into<String>) -> PhpException {
     PhpException::new(message.into(), 0, ce::value_error())
 }
 
+/// An argument of the wrong type where the signature cannot say it (`mixed` in reflection).
+pub fn bad_type(message: impl Into<String>) -> PhpException {
+    PhpException::new(message.into(), 0, ce::type_error())
+}
+
 impl From<ConfigErrorWrap> for PhpException {
     fn from(e: ConfigErrorWrap) -> Self {
         PhpException::from_class::<ConfigException>(e.0)
@@ -50,6 +55,7 @@ impl From<StartError> for ConfigErrorWrap {
     }
 }
 
-pub fn respond_error(method: &str, e: RespondError) -> PhpException {
-    misuse(format!("RR\\Worker::{method}(): {e}"))
+/// `callable` is the PHP name, e.g. `RR\\Worker::respond`.
+pub fn respond_error(callable: &str, e: RespondError) -> PhpException {
+    misuse(format!("{callable}(): {e}"))
 }

@@ -5,6 +5,7 @@ mod ini;
 mod interrupt;
 mod request;
 mod signal;
+mod velox;
 mod worker;
 
 use ext_php_rs::builders::ModuleBuilder;
@@ -49,7 +50,7 @@ extern "C" fn info(_module: *mut ModuleEntry) {
 
 #[php_module]
 pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
-    module
+    let module = module
         .name("rr")
         .version(env!("CARGO_PKG_VERSION"))
         .startup_function(startup)
@@ -58,5 +59,6 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<exception::Exception>()
         .class::<exception::ConfigException>()
         .class::<request::Request>()
-        .class::<worker::Worker>()
+        .class::<worker::Worker>();
+    velox::register(module)
 }

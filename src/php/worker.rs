@@ -30,15 +30,14 @@ thread_local! {
     static STARTED: Cell<bool> = const { Cell::new(false) };
 }
 
-fn with_engine<T>(
-    method: &str,
+/// `callable` is the PHP name, e.g. `RR\\Worker::respond`.
+pub(super) fn with_engine<T>(
+    callable: &str,
     f: impl FnOnce(&mut engine::Worker) -> PhpResult<T>,
 ) -> PhpResult<T> {
     ENGINE.with_borrow_mut(|engine| match engine {
         Some(engine) => f(engine),
-        None => Err(misuse(format!(
-            "RR\\Worker::{method}(): the worker has stopped"
-        ))),
+        None => Err(misuse(format!("{callable}(): the worker has stopped"))),
     })
 }
 
@@ -159,7 +158,7 @@ impl Worker {
     /// PHP signal handlers (pcntl with async signals) run while it waits.
     pub fn wait_request(&self) -> PhpResult<Option<Request>> {
         loop {
-            let got = with_engine("waitRequest", |engine| {
+            let got = with_engine("RR\\Worker::waitRequest", |engine| {
                 Ok(match engine.wait(TICK) {
                     Wait::Request(data) => {
                         let uploads =
@@ -183,6 +182,8 @@ impl Worker {
     /// Answers the current request. With `$endOfStream` false the status and headers go out at
     /// once and each further `respond()` appends a chunk, until one passes true.
     /// Header values may be strings or lists of strings (several `Set-Cookie`).
+    /// A non-empty `X-Velox-Build` header makes the body a Velox build request, as with
+    /// `RR\velox_build()` (the status is then rr's to choose).
     ///
     /// @param array<string, string|string[]> $headers
     /// @throws \ValueError on an invalid status, header name or header value
@@ -198,10 +199,13 @@ impl Worker {
         let code = self::status("respond", status)?;
         let map = self::headers("respond", headers)?;
         let body = body.map(|b| Bytes::copy_from_slice(&b)).unwrap_or_default();
-        with_engine("respond", |engine| {
+        if endOfStream && super::velox::requested(&map) {
+            return super::velox::submit("RR\\Worker::respond", super::velox::order(body, map));
+        }
+        with_engine("RR\\Worker::respond", |engine| {
             engine
                 .respond(code, map, body, endOfStream)
-                .map_err(|e| respond_error("respond", e))
+                .map_err(|e| respond_error("RR\\Worker::respond", e))
         })
     }
 
@@ -228,27 +232,27 @@ impl Worker {
             status: code,
             headers: map,
         };
-        with_engine("sendFile", |engine| {
+        with_engine("RR\\Worker::sendFile", |engine| {
             engine
                 .send_file(file)
-                .map_err(|e| respond_error("sendFile", e))
+                .map_err(|e| respond_error("RR\\Worker::sendFile", e))
         })
     }
 
     /// Reports a failure for the current request: the client gets a 500 with a generic JSON
     /// body, the message goes to the log.
     pub fn error(&self, message: String) -> PhpResult<()> {
-        with_engine("error", |engine| {
+        with_engine("RR\\Worker::error", |engine| {
             engine
                 .reply(Reply::WorkerError(message))
-                .map_err(|e| respond_error("error", e))
+                .map_err(|e| respond_error("RR\\Worker::error", e))
         })
     }
 
     /// Starts a graceful shutdown: no new connections; `waitRequest()` returns null once the
     /// requests already received are answered.
     pub fn stop(&self) -> PhpResult<()> {
-        with_engine("stop", |engine| {
+        with_engine("RR\\Worker::stop", |engine| {
             engine.stop();
             Ok(())
         })
@@ -256,7 +260,7 @@ impl Worker {
 
     /// The addresses the server listens on, e.g. `["http://127.0.0.1:8080"]`.
     pub fn addresses(&self) -> PhpResult<PhpArray> {
-        with_engine("addresses", |engine| {
+        with_engine("RR\\Worker::addresses", |engine| {
             let mut ht = ZendHashTable::new();
             for bound in engine.bound() {
                 let _ = ht.push(bound.to_string());

@@ -48,6 +48,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     Tls(tls::TlsError),
+    Velox(crate::velox::VeloxError),
 }
 
 impl std::fmt::Display for StartError {
@@ -58,6 +59,7 @@ impl std::fmt::Display for StartError {
             }
             StartError::Tls(e) => write!(f, "{e}"),
             StartError::Runtime(e) => write!(f, "cannot start the I/O runtime: {e}"),
+            StartError::Velox(e) => write!(f, "velox: {e}"),
         }
     }
 }
@@ -98,7 +100,17 @@ impl Server {
                 tls: l.tls.is_some(),
             })
             .collect();
-        let ctx = Arc::new(Context { config, submitter });
+        let velox = match &config.velox {
+            Some(v) => Some(Arc::new(
+                crate::velox::Velox::new(v.clone()).map_err(StartError::Velox)?,
+            )),
+            None => None,
+        };
+        let ctx = Arc::new(Context {
+            config,
+            submitter,
+            velox,
+        });
         for l in listeners {
             handle.spawn(listener::accept_loop(
                 l,

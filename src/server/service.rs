@@ -6,6 +6,7 @@ use crate::dispatch::{Reply, SubmitError, Submitter};
 use crate::request::form::{self, FormLimits, Tree};
 use crate::request::{multipart, RequestData};
 use crate::stream;
+use crate::velox::Velox;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http::{header, HeaderMap, Method, Request, Response, Version};
@@ -19,6 +20,8 @@ use std::time::Instant;
 pub struct Context {
     pub config: Arc<Config>,
     pub submitter: Submitter,
+    /// Present when `velox.server_url` is set.
+    pub velox: Option<Arc<Velox>>,
 }
 
 /// Facts about the connection a request came on.
@@ -99,7 +102,7 @@ async fn respond(
         .await
         .map_err(|_| HttpError::Timeout)?
         .map_err(|_| HttpError::WorkerGone)?;
-    into_response(reply, &parts.method, &head).await
+    into_response(ctx, reply, &parts.method, &head).await
 }
 
 /// The request headers a file reply needs (Range, If-Range); kept apart so they survive the
@@ -110,6 +113,7 @@ struct RequestHead {
 }
 
 async fn into_response(
+    ctx: &Context,
     reply: Reply,
     method: &Method,
     head: &RequestHead,
@@ -145,6 +149,11 @@ async fn into_response(
                     _ => HttpError::Internal("the file cannot be streamed"),
                 }
             }),
+        // The worker only hands an order over when Velox is configured (see worker::velox_build).
+        Reply::Velox(order) => match &ctx.velox {
+            Some(velox) => Ok(velox.respond(order, method, &head.range).await),
+            None => Err(HttpError::Internal("velox builds are not configured")),
+        },
         Reply::Unavailable => Err(HttpError::Unavailable),
         Reply::WorkerError(message) => {
             tracing::error!("worker error: {message}");

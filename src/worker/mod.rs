@@ -9,6 +9,7 @@ use crate::request::RequestData;
 use crate::runtime::Driver;
 use crate::server::{Bound, Server, Shutdown, StartError};
 use crate::stream::FileReply;
+use crate::velox::BuildOrder;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub enum RespondError {
     StreamEnded,
     /// A streamed response is in progress: only `respond()` may add to it.
     Streaming,
+    /// A Velox build was asked for, but `velox.server_url` is not configured.
+    VeloxOff,
 }
 
 impl std::fmt::Display for RespondError {
@@ -44,6 +47,9 @@ impl std::fmt::Display for RespondError {
             RespondError::StreamEnded => "the streamed response has already ended",
             RespondError::Streaming => {
                 "a streamed response is in progress: finish it with respond(..., endOfStream: true)"
+            }
+            RespondError::VeloxOff => {
+                "Velox builds are off: set velox.server_url in the configuration"
             }
         })
     }
@@ -233,6 +239,15 @@ impl Worker {
 
     pub fn send_file(&mut self, file: FileReply) -> Result<(), RespondError> {
         self.reply(Reply::File(file))
+    }
+
+    /// Hands a build to Rust: the connection task calls Velox and streams the binary, and this
+    /// worker is free for the next request at once.
+    pub fn velox_build(&mut self, order: BuildOrder) -> Result<(), RespondError> {
+        if self.config.velox.is_none() {
+            return Err(RespondError::VeloxOff);
+        }
+        self.reply(Reply::Velox(order))
     }
 
     /// Whether a request is waiting for (the rest of) its answer.

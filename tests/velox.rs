@@ -1,0 +1,213 @@
+//! Velox builds offloaded from a real php worker to Rust, against a mock Velox server that
+//! speaks the real protocol (tests/velox_mock).
+mod common;
+mod velox_mock;
+use common::{client, Options, Php};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use velox_mock::{pattern, Behaviour, Mock};
+
+fn worker(mock: &Mock, extra: serde_json::Value) -> Php {
+    let mut options = serde_json::json!({
+        "velox.server_url": mock.url(),
+        "velox.artifacts_dir": mock.artifacts_dir(),
+        "velox.retry.initial_delay": "10ms",
+        "velox.retry.max_delay": "20ms",
+        "velox.cache.enabled": false,
+    });
+    options
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let mut opts = Options::default();
+    opts.env.push(("RR_TEST_OPTIONS", options.to_string()));
+    Php::start_with("velox.php", opts)
+}
+
+fn header(response: &reqwest::blocking::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn velox_build_streams_the_artifact_while_the_worker_serves_others() {
+    let build_time = Duration::from_millis(1500);
+    let mock = Mock::start(Behaviour::slow(300_000, build_time));
+    let php = worker(&mock, serde_json::json!({}));
+    let url = php.url("/build");
+    let started = Instant::now();
+    let build = std::thread::spawn(move || client().get(url).send().unwrap());
+    while mock.call_count() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "Velox was never called"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The build is in progress upstream; the one PHP worker is free for other requests.
+    let plain = client().get(php.url("/plain")).send().unwrap();
+    assert_eq!(plain.text().unwrap(), "plain");
+    assert!(
+        started.elapsed() < build_time,
+        "a plain request waited for the build ({:?})",
+        started.elapsed()
+    );
+
+    let response = build.join().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/octet-stream"
+    );
+    assert_eq!(header(&response, "content-length"), "300000");
+    assert!(header(&response, "content-disposition").starts_with("attachment; filename=\"rr-"));
+    assert_eq!(header(&response, "x-built-by"), "php");
+    assert_eq!(header(&response, "x-velox-cache"), "MISS");
+    assert!(response.headers().get("x-velox-build").is_none());
+    assert!(response.bytes().unwrap().as_ref() == pattern(300_000).as_slice());
+
+    let calls = mock.calls();
+    assert_eq!(calls.len(), 1);
+    let sent = &calls[0].body;
+    assert_eq!(sent["rr_version"], "v2025.1.2");
+    let id = sent["request_id"].as_str().unwrap();
+    assert_eq!(id.len(), 36, "a generated UUID: {id}");
+}
+
+#[test]
+fn respond_with_x_velox_build_plain_or_gzip_is_a_build_with_php_headers_forwarded() {
+    let mock = Mock::start(Behaviour::success(1000));
+    let php = worker(&mock, serde_json::json!({}));
+    let response = client().get(php.url("/header?os=windows")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-built-by"), "respond");
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/octet-stream"
+    );
+    assert_eq!(
+        header(&response, "content-disposition"),
+        "attachment; filename=\"rr-windows-amd64.exe\""
+    );
+    assert_eq!(response.bytes().unwrap().len(), 1000);
+
+    let response = client().get(php.url("/gzip")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("content-encoding").is_none());
+    assert_eq!(response.bytes().unwrap().len(), 1000);
+    let calls = mock.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].body["plugins"][0]["tag"], "v5.2.7");
+}
+
+#[test]
+fn an_invalid_build_request_is_400_without_calling_velox() {
+    let mock = Mock::start(Behaviour::success(10));
+    let php = worker(&mock, serde_json::json!({}));
+    let response = client().get(php.url("/invalid")).send().unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().unwrap();
+    assert_eq!(body["code"], "invalid_request");
+    assert!(
+        body["error"].as_str().unwrap().contains("plugins"),
+        "{body}"
+    );
+    assert!(body["request_id"].is_string(), "{body}");
+    assert_eq!(mock.call_count(), 0);
+}
+
+#[test]
+fn a_range_request_resumes_the_download() {
+    let mock = Mock::start(Behaviour::success(10_000));
+    let php = worker(&mock, serde_json::json!({}));
+    let response = client()
+        .get(php.url("/build"))
+        .header("Range", "bytes=9000-")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 206);
+    assert_eq!(header(&response, "content-range"), "bytes 9000-9999/10000");
+    assert_eq!(response.bytes().unwrap().as_ref(), &pattern(10_000)[9000..]);
+}
+
+#[test]
+fn a_client_that_hangs_up_aborts_the_velox_call_without_retry() {
+    let mock = Mock::start(Behaviour::Hang);
+    let php = worker(&mock, serde_json::json!({}));
+    let mut conn = TcpStream::connect(php.addr).unwrap();
+    conn.write_all(b"GET /build HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    while mock.call_count() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "Velox was never called"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(conn);
+    while !mock.calls()[0].aborted {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the Velox call outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200)); // longer than the retry delays
+    assert_eq!(mock.call_count(), 1, "a canceled build must not be retried");
+    // The worker is still fine.
+    assert_eq!(
+        client().get(php.url("/")).send().unwrap().text().unwrap(),
+        "plain"
+    );
+}
+
+#[test]
+fn misuse_is_an_exception_naming_the_problem() {
+    let mock = Mock::start(Behaviour::success(10));
+    let php = worker(&mock, serde_json::json!({}));
+    let response = client().get(php.url("/not-a-spec")).send().unwrap();
+    assert_eq!(response.status(), 409);
+    let text = response.text().unwrap();
+    assert!(
+        text.starts_with("TypeError: RR\\velox_build(): $buildRequest must be an array or a JSON string, int given"),
+        "{text}"
+    );
+
+    // After velox_build() the request is answered: respond() throws, the build still arrives.
+    let response = client().get(php.url("/twice")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().unwrap().len(), 10);
+    assert!(
+        php.wait_for_log(
+            "RR\\Exception: RR\\Worker::respond(): no request is pending",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        php.stderr()
+    );
+}
+
+#[test]
+fn without_velox_configured_a_build_is_an_exception() {
+    let mut opts = Options::default();
+    opts.env.push(("RR_TEST_OPTIONS", "{}".into()));
+    let php = Php::start_with("velox.php", opts);
+    let response = client().get(php.url("/build")).send().unwrap();
+    assert_eq!(response.status(), 409);
+    assert_eq!(
+        response.text().unwrap(),
+        "RR\\Exception: RR\\velox_build(): Velox builds are off: set velox.server_url in the configuration"
+    );
+    let mut conn = TcpStream::connect(php.addr).unwrap();
+    conn.write_all(b"GET /header HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    assert!(answer.contains("Velox builds are off"), "{answer}");
+}
