@@ -1,0 +1,34 @@
+<?php
+
+/**
+ * Loads rr's PHP library without `composer install`: a PSR-4 autoloader for `RR\` and, when
+ * the PSR interfaces are not loadable yet, Debian's autoloaders for psr/http-message,
+ * psr/http-factory and nyholm/psr7 (packages php-psr-http-message, php-psr-http-factory,
+ * php-nyholm-psr7). With Composer, use vendor/autoload.php instead.
+ */
+
+declare(strict_types=1);
+
+spl_autoload_register(static function (string $class): void {
+    if (strncmp($class, 'RR\\', 3) !== 0) {
+        return;
+    }
+    $file = __DIR__ . '/src/' . str_replace('\\', '/', substr($class, 3)) . '.php';
+    if (is_file($file)) {
+        require $file;
+    }
+});
+
+if (!interface_exists(\Psr\Http\Message\ServerRequestInterface::class)) {
+    // Debian's own files; they require each other relative to include_path (/usr/share/php).
+    foreach ([
+        '/usr/share/php/Psr/Http/Message/autoload.php',
+        '/usr/share/php/Psr/Http/Message/factory-autoload.php',
+        '/usr/share/php/Nyholm/Psr7/autoload.php',
+    ] as $debianAutoload) {
+        if (is_file($debianAutoload)) {
+            require_once $debianAutoload;
+        }
+    }
+    unset($debianAutoload);
+}

@@ -1,0 +1,258 @@
+<?php
+
+declare(strict_types=1);
+
+namespace RR\Http;
+
+use Psr\Http\Message\ResponseInterface;
+use Psr\Http\Message\ServerRequestFactoryInterface;
+use Psr\Http\Message\ServerRequestInterface;
+use Psr\Http\Message\StreamFactoryInterface;
+use Psr\Http\Message\StreamInterface;
+use Psr\Http\Message\UploadedFileFactoryInterface;
+use Psr\Http\Message\UploadedFileInterface;
+
+/**
+ * Turns rr requests into PSR-7 server requests and PSR-7 responses into rr answers.
+ *
+ * ```php
+ * $factory = new Nyholm\Psr7\Factory\Psr17Factory();
+ * $worker = new RR\Http\PSR7Worker(new RR\Worker(), $factory, $factory, $factory);
+ * while ($request = $worker->waitRequest()) {
+ *     try {
+ *         $worker->respond($app->handle($request));
+ *     } catch (\Throwable $e) {
+ *         $worker->getWorker()->error((string) $e);
+ *     }
+ * }
+ * ```
+ */
+final class PSR7Worker implements PSR7WorkerInterface
+{
+    /** Bodies of a known size up to this go out in one respond(); others are streamed. */
+    public const STREAM_THRESHOLD = 1024 * 1024;
+
+    /** The size of the chunks a streamed body is sent in. */
+    public const CHUNK_SIZE = 64 * 1024;
+
+    private const PROTOCOL_VERSIONS = [
+        'HTTP/1.1' => '1.1',
+        'HTTP/2.0' => '2',
+        'HTTP/1.0' => '1.0',
+    ];
+
+    /** @var array<array-key, mixed> `$_SERVER` at boot: the base of every request's server params */
+    private readonly array $bootServer;
+
+    /**
+     * Real paths of the current request's upload temp files. rr deletes them at the next
+     * waitRequest(), possibly before sendFile() has opened one, so those bodies are streamed.
+     *
+     * @var array<string, true>
+     */
+    private array $uploadPaths = [];
+
+    public function __construct(
+        private readonly HttpWorkerInterface|\RR\Worker $worker,
+        private readonly ServerRequestFactoryInterface $requestFactory,
+        private readonly StreamFactoryInterface $streamFactory,
+        private readonly UploadedFileFactoryInterface $uploadsFactory,
+    ) {
+        $this->bootServer = $_SERVER;
+    }
+
+    public function getWorker(): HttpWorkerInterface|\RR\Worker
+    {
+        return $this->worker;
+    }
+
+    public function waitRequest(): ?ServerRequestInterface
+    {
+        $this->uploadPaths = [];
+        $request = $this->worker->waitRequest();
+        if ($request === null) {
+            return null;
+        }
+
+        $headers = $request->headers;
+        // Like RoadRunner: code that reads $_SERVER directly sees the current request.
+        $_SERVER = $server = $this->serverParams($request, $headers);
+
+        $psr = $this->requestFactory
+            ->createServerRequest($request->method, $request->uri, $server)
+            ->withProtocolVersion(self::PROTOCOL_VERSIONS[$request->protocol] ?? '1.1');
+        // Each with*() clones the request: skip those that would set what is already empty.
+        $cookies = $request->cookies;
+        if ($cookies !== []) {
+            $psr = $psr->withCookieParams($cookies);
+        }
+        $query = $request->query;
+        if ($query !== []) {
+            $psr = $psr->withQueryParams($query);
+        }
+        foreach ($headers as $name => $values) {
+            $psr = $psr->withHeader((string) $name, $values);
+        }
+        foreach ($request->attributes as $name => $value) {
+            $psr = $psr->withAttribute((string) $name, $value);
+        }
+        $uploads = $request->uploads;
+        if ($uploads !== []) {
+            $psr = $psr->withUploadedFiles($this->wrapUploads($uploads));
+        }
+        // rr parses urlencoded and multipart bodies only; JSON stays in the body, as with RoadRunner.
+        $parsed = $request->parsed;
+        if ($parsed !== []) {
+            $psr = $psr->withParsedBody($parsed);
+        }
+        $body = $request->body;
+        if ($body !== '') {
+            $psr = $psr->withBody($this->streamFactory->createStream($body));
+        }
+
+        return $psr;
+    }
+
+    public function respond(ResponseInterface $response): void
+    {
+        $status = $response->getStatusCode();
+        $headers = $response->getHeaders();
+        $body = $response->getBody();
+
+        $path = $this->localFile($body);
+        if ($path !== null) {
+            $this->worker->sendFile($path, $status, $headers);
+            return;
+        }
+        $size = $body->getSize();
+        if ($size !== null && $size <= self::STREAM_THRESHOLD && $body->isSeekable()) {
+            $this->worker->respond($status, (string) $body, $headers);
+            return;
+        }
+        $this->stream($status, $headers, $body);
+    }
+
+    /**
+     * Sends the body in CHUNK_SIZE pieces so that it never sits in memory whole; the status and
+     * headers go with the first piece, the end of the stream with the last.
+     *
+     * @param array<string, list<string>> $headers
+     */
+    private function stream(int $status, array $headers, StreamInterface $body): void
+    {
+        if ($body->isSeekable()) {
+            $body->rewind();
+        }
+        $first = true;
+        $buffer = '';
+        while (!$body->eof()) {
+            $chunk = $body->read(self::CHUNK_SIZE);
+            if ($chunk === '') {
+                break;
+            }
+            $buffer .= $chunk;
+            if (\strlen($buffer) >= self::CHUNK_SIZE) {
+                $this->worker->respond($status, $buffer, $first ? $headers : null, false);
+                $first = false;
+                $buffer = '';
+            }
+        }
+        $this->worker->respond($status, $buffer, $first ? $headers : null, true);
+    }
+
+    /** The path of a body that is a readable local file rr can stream itself, else null. */
+    private function localFile(StreamInterface $body): ?string
+    {
+        if ($body->getMetadata('wrapper_type') !== 'plainfile'
+            || !$body->isSeekable()
+            || !$body->isReadable()) {
+            return null;
+        }
+        $uri = $body->getMetadata('uri');
+        if (!\is_string($uri)) {
+            return null;
+        }
+        if (str_starts_with($uri, 'file://')) {
+            $uri = substr($uri, 7);
+        }
+        $path = realpath($uri);
+        if ($path === false || isset($this->uploadPaths[$path]) || !is_file($path) || !is_readable($path)) {
+            return null;
+        }
+
+        return $path;
+    }
+
+    /**
+     * @param array<string, list<string>> $headers
+     * @return array<array-key, mixed>
+     */
+    private function serverParams(object $request, array $headers): array
+    {
+        $server = $this->bootServer;
+        $now = microtime(true);
+        $server['REQUEST_TIME'] = (int) $now;
+        $server['REQUEST_TIME_FLOAT'] = $now;
+        $server['REMOTE_ADDR'] = $request->remoteAddr;
+        $server['REMOTE_PORT'] = $request->remotePort;
+        $server['SERVER_PROTOCOL'] = $request->protocol;
+        $server['REQUEST_METHOD'] = $request->method;
+        $requestUri = $request->requestUri;
+        $server['REQUEST_URI'] = $requestUri;
+        $query = strpos($requestUri, '?');
+        $server['QUERY_STRING'] = $query === false ? '' : substr($requestUri, $query + 1);
+        if ($request->https) {
+            $server['HTTPS'] = 'on';
+        }
+        foreach ($headers as $name => $values) {
+            $name = (string) $name;
+            // As nginx and Apache do: X_Real_IP must not pass for (or overwrite) X-Real-IP.
+            if (str_contains($name, '_')) {
+                continue;
+            }
+            $key = strtoupper(strtr($name, '-', '_'));
+            if ($key !== 'CONTENT_TYPE' && $key !== 'CONTENT_LENGTH') {
+                $key = 'HTTP_' . $key;
+            }
+            $server[$key] = implode(', ', $values);
+        }
+
+        return $server;
+    }
+
+    /**
+     * @param array<array-key, mixed> $files rr's uploads, nested like their field names
+     * @return array<array-key, mixed> the same tree with UploadedFileInterface leaves
+     */
+    private function wrapUploads(array $files): array
+    {
+        $wrapped = [];
+        foreach ($files as $key => $file) {
+            $wrapped[$key] = \is_int($file['error'] ?? null)
+                ? $this->wrapUpload($file)
+                : $this->wrapUploads($file);
+        }
+
+        return $wrapped;
+    }
+
+    /** @param array{name: string, mime: string, size: int, error: int, tmpName: string} $file */
+    private function wrapUpload(array $file): UploadedFileInterface
+    {
+        if ($file['error'] === \UPLOAD_ERR_OK) {
+            $this->uploadPaths[realpath($file['tmpName']) ?: $file['tmpName']] = true;
+            // PSR-17 takes a stream, not a path, so the temp file is opened here.
+            $stream = $this->streamFactory->createStreamFromFile($file['tmpName']);
+        } else {
+            $stream = $this->streamFactory->createStream();
+        }
+
+        return $this->uploadsFactory->createUploadedFile(
+            $stream,
+            $file['size'],
+            $file['error'],
+            $file['name'],
+            $file['mime'],
+        );
+    }
+}

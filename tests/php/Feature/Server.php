@@ -1,0 +1,114 @@
+<?php
+
+declare(strict_types=1);
+
+namespace RR\Tests\Feature;
+
+/**
+ * A fixture script run by the real `php` with the built extension, on an ephemeral port;
+ * stopped with SIGTERM. The extension is $RR_EXT, else target/release/rr.so.
+ */
+final class Server
+{
+    /** @var resource */
+    private $process;
+
+    /** @param resource $process */
+    private function __construct($process, public readonly string $address, private readonly string $stderrFile)
+    {
+        $this->process = $process;
+    }
+
+    public static function extension(): string
+    {
+        $env = getenv('RR_EXT');
+
+        return $env !== false && $env !== '' ? $env : \dirname(__DIR__, 3) . '/target/release/rr.so';
+    }
+
+    public static function start(string $fixture): self
+    {
+        $stderr = tempnam(sys_get_temp_dir(), 'rr-php-feature-');
+        $process = proc_open(
+            [\PHP_BINARY, '-n', '-d', 'extension=' . self::extension(), \dirname(__DIR__) . '/fixtures/' . $fixture],
+            [0 => ['file', '/dev/null', 'r'], 1 => ['file', $stderr, 'a'], 2 => ['file', $stderr, 'a']],
+            $pipes,
+            null,
+            array_diff_key(getenv(), ['RR_CONFIG' => true]),
+        );
+        if (!\is_resource($process)) {
+            throw new \RuntimeException("cannot start php with $fixture");
+        }
+        $deadline = microtime(true) + 20;
+        while (microtime(true) < $deadline) {
+            $log = (string) file_get_contents($stderr);
+            if (preg_match('~rr listening on http://([^\s"]+)~', $log, $m) === 1) {
+                return new self($process, $m[1], $stderr);
+            }
+            if (!proc_get_status($process)['running']) {
+                throw new \RuntimeException("$fixture exited before listening:\n$log");
+            }
+            usleep(20_000);
+        }
+        proc_terminate($process, 9);
+        throw new \RuntimeException("$fixture did not listen within 20 s:\n" . file_get_contents($stderr));
+    }
+
+    /** Sends SIGTERM and waits for the exit; returns the exit code (-1 when it had to be killed). */
+    public function stop(): int
+    {
+        proc_terminate($this->process, 15);
+        $deadline = microtime(true) + 10;
+        do {
+            $status = proc_get_status($this->process);
+            if (!$status['running']) {
+                proc_close($this->process);
+                @unlink($this->stderrFile);
+
+                return $status['exitcode'];
+            }
+            usleep(20_000);
+        } while (microtime(true) < $deadline);
+        proc_terminate($this->process, 9);
+        proc_close($this->process);
+
+        return -1;
+    }
+
+    public function log(): string
+    {
+        return (string) @file_get_contents($this->stderrFile);
+    }
+
+    /**
+     * One HTTP/1.1 request through PHP's http stream wrapper (it decodes chunked bodies).
+     *
+     * @param list<string> $headers
+     * @return array{status: int, headers: array<string, list<string>>, body: string}
+     */
+    public function request(string $method, string $path, array $headers = [], string $body = ''): array
+    {
+        $context = stream_context_create(['http' => [
+            'method' => $method,
+            'header' => array_merge(['Connection: close'], $headers),
+            'content' => $body,
+            'ignore_errors' => true,
+            'follow_location' => 0,
+            'protocol_version' => 1.1,
+            'timeout' => 30,
+        ]]);
+        $response = file_get_contents("http://{$this->address}$path", false, $context);
+        if ($response === false) {
+            throw new \RuntimeException("$method $path failed:\n" . $this->log());
+        }
+        $head = $http_response_header;
+        preg_match('~^HTTP/\S+ (\d{3})~', (string) array_shift($head), $m);
+        $parsed = [];
+        foreach ($head as $line) {
+            [$name, $value] = explode(':', $line, 2);
+            $parsed[strtolower($name)][] = trim($value);
+        }
+
+        return ['status' => (int) ($m[1] ?? 0), 'headers' => $parsed, 'body' => $response];
+    }
+}
