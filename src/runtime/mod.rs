@@ -84,6 +84,15 @@ impl Driver {
         self.runtime.as_ref().expect("runtime lives until drop")
     }
 
+    /// Runs a future that completes at once (a reply handed to a connection) inside the runtime,
+    /// so the tasks it wakes go on the local run queue instead of costing an eventfd write to
+    /// wake the driver. They run at PHP's next `wait`, or in hybrid mode within `handoff` on the
+    /// driver thread. When another thread holds the core, the future is polled without it, and
+    /// the wake-up goes through the driver as usual.
+    pub fn run_here<F: Future>(&self, fut: F) -> F::Output {
+        self.runtime().block_on(fut)
+    }
+
     /// Run `fut` to completion on the calling (PHP) thread, driving I/O while it waits.
     pub fn wait<F: Future>(&self, fut: F) -> F::Output {
         let shared = &self.shared;

@@ -178,20 +178,26 @@ impl Worker {
                 Err(RespondError::StreamEnded)
             }
             Pending::Waiting(reply) if end => {
-                let _ = reply.send(Reply::Full {
-                    status,
-                    headers,
-                    body,
-                });
+                self.send(
+                    reply,
+                    Reply::Full {
+                        status,
+                        headers,
+                        body,
+                    },
+                );
                 Ok(())
             }
             Pending::Waiting(reply) => {
                 let (tx, chunks) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
-                let _ = reply.send(Reply::Stream {
-                    status,
-                    headers,
-                    chunks,
-                });
+                self.send(
+                    reply,
+                    Reply::Stream {
+                        status,
+                        headers,
+                        chunks,
+                    },
+                );
                 self.stream_chunk(tx, body, false);
                 Ok(())
             }
@@ -200,6 +206,13 @@ impl Worker {
                 Ok(())
             }
         }
+    }
+
+    /// Hands an answer to its connection from inside the runtime: no driver wake-up per request.
+    fn send(&self, to: oneshot::Sender<Reply>, reply: Reply) {
+        self.driver.run_here(async move {
+            let _ = to.send(reply);
+        });
     }
 
     fn stream_chunk(
@@ -222,7 +235,7 @@ impl Worker {
     pub fn reply(&mut self, reply: Reply) -> Result<(), RespondError> {
         match std::mem::replace(&mut self.pending, Pending::Idle) {
             Pending::Waiting(tx) => {
-                let _ = tx.send(reply);
+                self.send(tx, reply);
                 Ok(())
             }
             Pending::Idle => Err(RespondError::NoRequest),
