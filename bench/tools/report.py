@@ -109,6 +109,24 @@ def main():
     print("vs (d): req/s divided by row d (nginx+php-fpm hello); rows c and d-json")
     print("        are divided by d-json (the same JSON work on nginx+php-fpm).")
 
+    # ---- velox ----------------------------------------------------------------
+    print()
+    print("Velox offload (one PHP worker, mock Velox, 2 s builds)")
+    if "velox_error" in m:
+        print(f"  NOT RUN: {m['velox_error']}")
+    elif "velox_builds" in m:
+        print(f"  {m['velox_builds']} concurrent builds (distinct specs): all done in {m['velox_builds_wall_s']} s, "
+              f"{m['velox_builds_failed']} failed, {m['velox_upstream_calls']} upstream calls")
+        print(f"  plain requests to the same worker meanwhile: {num(m['velox_plain_rps']):,.0f} req/s, "
+              f"p99 {m['velox_plain_p99_ms']} ms, errors {m['velox_plain_errors']}")
+        print(f"  worker held per velox_build() (call -> next waitRequest): p50 {m['velox_hold_p50_us']} us, "
+              f"p99 {m['velox_hold_p99_us']} us, max {m['velox_hold_max_us']} us")
+        if "velox_big_gbps" in m:
+            print(f"  1 GiB artifact over loopback: {m['velox_big_gbps']} GB/s, "
+                  f"RSS growth {mib(num(m['velox_big_rss_growth_kb']))}")
+    else:
+        print("  not selected")
+
     # ---- memory ---------------------------------------------------------------
     print()
     print("Memory")
@@ -175,6 +193,24 @@ def main():
         checks.append(("rr RSS growth during 100 MiB upload <= 16 MiB", "upload failed", "MISS"))
     else:
         checks.append(("rr RSS growth during 100 MiB upload <= 16 MiB", "n/a", "NOT MEASURED"))
+    f_rps = rps("f")
+    if f_rps and b_rps:
+        r = f_rps / b_rps
+        checks.append(("(f) PSR-7 >= 50% of (b)", f"{r * 100:.1f}%", verdict(r >= 0.50)))
+    if "velox_builds" in m:
+        wall, p99 = num(m["velox_builds_wall_s"]), num(m["velox_plain_p99_ms"])
+        ok = m["velox_builds_failed"] == "0"
+        checks.append((f"velox: {m['velox_builds']} builds of 2 s done in ~2 s", f"{wall:.2f} s",
+                       verdict(ok and wall < 3.0)))
+        checks.append(("velox: plain p99 < 5 ms meanwhile", f"{p99:.2f} ms", verdict(p99 < 5)))
+        hold = num(m["velox_hold_p99_us"])
+        checks.append(("velox: worker held p99 < 1 ms", f"{hold:.0f} us", verdict(hold < 1000)))
+        if "velox_big_gbps" in m:
+            g = num(m["velox_big_gbps"])
+            checks.append(("velox: 1 GiB artifact >= 1 GB/s", f"{g:.2f} GB/s",
+                           verdict(g >= 1 and m.get("velox_big_ok") == "1")))
+            grow = num(m["velox_big_rss_growth_kb"])
+            checks.append(("velox: RSS growth streaming it <= 32 MiB", mib(grow), verdict(grow <= 32 * MIB)))
     e_rps = rps("e")
     if e_rps:
         checks.append(("(b) vs (e) Swoole SWOOLE_BASE, 1 worker",
