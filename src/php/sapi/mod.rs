@@ -1,0 +1,173 @@
+//! Superglobal mode (`RR\Worker::handle()`): one request run the way php-fpm would run a script,
+//! inside the long-lived worker. See docs/superglobals.md for what is set up and reset.
+//!
+//! The cycle: superglobals and SAPI state in; `$app` called under `zend_try`; `exit()` and
+//! uncaught exceptions end the request (never the worker); shutdown functions, output buffers
+//! and the session closed as at php-fpm's request end; the answer sent; state reset. A fatal
+//! error (bailout) leaves the VM in a state only PHP's own request shutdown can clean up, so
+//! the client gets a 500 and the bailout goes on: the worker script ends cleanly.
+mod capture;
+mod ffi;
+mod globals;
+mod leaks;
+mod state;
+
+use crate::dispatch::Reply;
+use crate::php::worker::with_engine;
+use crate::request::cgi::Script;
+use crate::request::RequestData;
+use ext_php_rs::types::{ZendCallable, Zval};
+use ext_php_rs::zend::{try_catch, CatchError, ExecutorGlobals};
+use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
+
+pub use capture::{install, uninstall};
+pub use globals::files;
+
+/// What the worker looked like before its first request.
+struct Worker {
+    boot: state::Boot,
+    /// The CLI's `$_SERVER`, given back between requests.
+    server: Option<Zval>,
+    order: String,
+    leaks: Option<leaks::Snapshot>,
+}
+
+thread_local! {
+    static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+}
+
+/// How one call of `$app` ended.
+enum Outcome {
+    Done,
+    Failed(String),
+    Bailout,
+}
+
+fn order() -> String {
+    // SAFETY: PHP thread; ini strings owned by PHP for the process lifetime.
+    let (request, variables) = unsafe {
+        (
+            ffi::c_bytes((*ffi::pg()).request_order),
+            ffi::c_bytes((*ffi::pg()).variables_order),
+        )
+    };
+    let order = if request.is_empty() { variables } else { request };
+    String::from_utf8_lossy(order).into_owned()
+}
+
+fn first_call(debug_leaks: bool) -> Worker {
+    globals::arm();
+    Worker {
+        boot: state::Boot::read(),
+        server: globals::take("_SERVER"),
+        order: order(),
+        leaks: debug_leaks.then(leaks::Snapshot::take),
+    }
+}
+
+/// Clears a pending exception left by PHP code: `exit()` is the normal end of a request. Returns
+/// the description of any other throwable, for the log.
+pub(super) fn settle_exception(during: &str) -> Option<String> {
+    let ex = ExecutorGlobals::take_exception()?;
+    // SAFETY: `ex` is a live object we now own.
+    if unsafe { ffi::zend_is_unwind_exit(&raw const *ex) } {
+        return None;
+    }
+    let text = |method: &str| {
+        ex.try_call_method(method, vec![])
+            .ok()
+            .and_then(|v| v.string().or_else(|| v.long().map(|l| l.to_string())))
+            .unwrap_or_default()
+    };
+    let class = ex.get_class_name().unwrap_or_default();
+    let what = format!(
+        "uncaught {class} in {during}: {} in {}:{}",
+        text("getMessage"),
+        text("getFile"),
+        text("getLine")
+    );
+    Some(what)
+}
+
+/// One request: `data` in, `$app` called, the answer out, state reset. False when a fatal
+/// error means the worker must end (the caller re-raises the bailout).
+pub fn run(app: &ZendCallable, data: &RequestData, files: Zval, script: &Script, leaks: bool) {
+    WORKER.with_borrow_mut(|w| {
+        w.get_or_insert_with(|| first_call(leaks));
+    });
+    let saved = WORKER.with_borrow(|w| {
+        let w = w.as_ref().expect("set above");
+        globals::install(data, files, script, &w.order);
+        let proto = match data.protocol {
+            "HTTP/1.0" => 1000,
+            "HTTP/2.0" => 2000,
+            _ => 1001,
+        };
+        state::begin(data.method.as_str(), proto, &w.boot)
+    });
+    capture::start(data.body.clone());
+    let outcome = match try_catch(AssertUnwindSafe(|| app.try_call(vec![]))) {
+        Ok(Ok(_)) => Outcome::Done,
+        Ok(Err(_)) => match settle_exception("RR\\Worker::handle()") {
+            None => Outcome::Done,
+            Some(what) => Outcome::Failed(what),
+        },
+        Err(CatchError::Bailout) => Outcome::Bailout,
+        Err(_) => Outcome::Failed("internal error (panic) in rr".into()),
+    };
+    if let Outcome::Bailout = outcome {
+        capture::stop();
+        fatal();
+    }
+    state::end_script(&saved);
+    state::reset_session();
+    match outcome {
+        Outcome::Failed(what) if !capture::is_streaming() => {
+            let _ = with_engine("RR\\Worker::handle", |e| Ok(e.reply(Reply::WorkerError(what))));
+        }
+        _ => capture::finish(),
+    }
+    capture::stop();
+    WORKER.with_borrow_mut(|w| {
+        let w = w.as_mut().expect("set above");
+        globals::clear(w.server.as_ref());
+        state::restore(saved, &w.boot);
+        if let Some(snapshot) = &w.leaks {
+            snapshot.compare();
+        }
+    });
+}
+
+/// A fatal error ended `$app`: answer 500, let PHP end the script. Never returns.
+fn fatal() -> ! {
+    // SAFETY: PHP thread; the last error fields are PHP's, read before it frees them.
+    let message = unsafe {
+        let pg = ffi::pg();
+        let text = |s: *mut ext_php_rs::ffi::zend_string| match s.as_ref() {
+            Some(s) => String::from_utf8_lossy(std::slice::from_raw_parts(
+                s.val.as_ptr().cast::<u8>(),
+                s.len,
+            ))
+            .into_owned(),
+            None => String::new(),
+        };
+        format!(
+            "{} in {}:{}",
+            text((*pg).last_error_message),
+            text((*pg).last_error_file),
+            (*pg).last_error_lineno
+        )
+    };
+    let what = format!("fatal error in RR\\Worker::handle(): {message}; the worker stops");
+    let _ = with_engine("RR\\Worker::handle", |e| Ok(e.reply(Reply::WorkerError(what))));
+    WORKER.with_borrow_mut(|w| *w = None);
+    // SAFETY: we are inside the zend_try of PHP's script execution (handle() is called from
+    // the script); continuing the bailout is what the fatal error was doing before we caught it.
+    unsafe { ext_php_rs::zend::bailout() }
+}
+
+/// Request shutdown: drop every zval rr kept, while PHP's allocator is still alive.
+pub fn finish() {
+    WORKER.with_borrow_mut(|w| *w = None);
+}
