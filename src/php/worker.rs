@@ -204,18 +204,21 @@ impl Worker {
         }
         let got = next("RR\\Worker::handle", |engine, data| {
             let c = &engine.config().http.script;
-            let root = c.document_root.clone().or_else(|| std::env::current_dir().ok());
+            let root = c
+                .document_root
+                .clone()
+                .or_else(|| std::env::current_dir().ok());
             let script = Script {
                 document_root: root.map(|r| r.display().to_string()).unwrap_or_default(),
                 script_name: c.script_name.clone(),
             };
-            (data, super::sapi::files(engine.uploads()), script)
+            (data, super::sapi::uploads(engine.uploads()), script)
         })?;
-        let Some((data, files, script)) = got else {
+        let Some((data, uploads, script)) = got else {
             return Ok(false);
         };
         HANDLING.set(true);
-        super::sapi::run(&app, &data, files, &script, ini::debug_leaks());
+        super::sapi::run(&app, &data, uploads, &script);
         HANDLING.set(false);
         Ok(true)
     }

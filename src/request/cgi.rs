@@ -59,7 +59,9 @@ fn host_port(authority: &str, https: bool) -> (&str, u16) {
 
 /// `Authorization: Basic` decoded to user and password, as PHP's `php_handle_auth_data`.
 pub fn basic_auth(header: &[u8]) -> Option<(Bytes, Bytes)> {
-    header.get(..6).filter(|p| p.eq_ignore_ascii_case(b"basic "))?;
+    header
+        .get(..6)
+        .filter(|p| p.eq_ignore_ascii_case(b"basic "))?;
     let decoded = base64_decode(header[6..].trim_ascii())?;
     let colon = decoded.iter().position(|&b| b == b':')?;
     Some((
@@ -107,7 +109,10 @@ pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(
         ("QUERY_STRING".into(), query.into()),
         ("REQUEST_METHOD".into(), req.method.as_str().into()),
         ("CONTENT_TYPE".into(), header(http::header::CONTENT_TYPE)),
-        ("CONTENT_LENGTH".into(), header(http::header::CONTENT_LENGTH)),
+        (
+            "CONTENT_LENGTH".into(),
+            header(http::header::CONTENT_LENGTH),
+        ),
         ("SCRIPT_NAME".into(), script.script_name.as_str().into()),
         ("REQUEST_URI".into(), uri.into()),
         ("DOCUMENT_URI".into(), path.into()),
@@ -123,9 +128,18 @@ pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(
     }
     vars.extend([
         ("GATEWAY_INTERFACE".into(), "CGI/1.1".into()),
-        ("SERVER_SOFTWARE".into(), concat!("rr/", env!("CARGO_PKG_VERSION")).into()),
-        ("REMOTE_ADDR".into(), req.remote_addr.ip().to_string().into()),
-        ("REMOTE_PORT".into(), req.remote_addr.port().to_string().into()),
+        (
+            "SERVER_SOFTWARE".into(),
+            concat!("rr/", env!("CARGO_PKG_VERSION")).into(),
+        ),
+        (
+            "REMOTE_ADDR".into(),
+            req.remote_addr.ip().to_string().into(),
+        ),
+        (
+            "REMOTE_PORT".into(),
+            req.remote_addr.port().to_string().into(),
+        ),
         ("SERVER_PORT".into(), port.to_string().into()),
         ("SERVER_NAME".into(), host.into()),
         ("REDIRECT_STATUS".into(), "200".into()),
@@ -135,13 +149,20 @@ pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(
         let mut value = Vec::new();
         for (i, v) in req.headers.get_all(name).iter().enumerate() {
             // nginx joins repeated Cookie headers with "; ", others with ", ".
-            let sep: &[u8] = if name == http::header::COOKIE { b"; " } else { b", " };
+            let sep: &[u8] = if name == http::header::COOKIE {
+                b"; "
+            } else {
+                b", "
+            };
             if i > 0 {
                 value.extend_from_slice(sep);
             }
             value.extend_from_slice(v.as_bytes());
         }
-        let key = format!("HTTP_{}", name.as_str().to_ascii_uppercase().replace('-', "_"));
+        let key = format!(
+            "HTTP_{}",
+            name.as_str().to_ascii_uppercase().replace('-', "_")
+        );
         vars.push((key, Value::Str(Bytes::from(value))));
     }
     if let Some((user, pw)) = req
@@ -151,12 +172,14 @@ pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(
     {
         vars.push(("PHP_AUTH_USER".into(), Value::Str(user)));
         vars.push(("PHP_AUTH_PW".into(), Value::Str(pw)));
-        vars.push(("AUTH_TYPE".into(), "Basic".into()));
     }
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     vars.extend([
         ("PHP_SELF".into(), script.script_name.as_str().into()),
-        ("REQUEST_TIME_FLOAT".into(), Value::Float(since.as_secs_f64())),
+        (
+            "REQUEST_TIME_FLOAT".into(),
+            Value::Float(since.as_secs_f64()),
+        ),
         ("REQUEST_TIME".into(), Value::Int(since.as_secs() as i64)),
     ]);
     vars
@@ -243,7 +266,10 @@ mod tests {
         let vars = server_vars(&req, &script, UNIX_EPOCH);
         assert_eq!(get(&vars, "HTTPS").cloned(), Some(Value::from("on")));
         assert_eq!(get(&vars, "SERVER_PORT").cloned(), Some(Value::from("443")));
-        assert_eq!(get(&vars, "SERVER_NAME").cloned(), Some(Value::from("[::1]")));
+        assert_eq!(
+            get(&vars, "SERVER_NAME").cloned(),
+            Some(Value::from("[::1]"))
+        );
         assert_eq!(basic_auth(b"Bearer x"), None);
         assert_eq!(basic_auth(b"basic !!"), None);
     }

@@ -100,7 +100,12 @@ pub fn uninstall() {
 
 /// Starts capturing for one request whose body `php://input` will return.
 pub fn start(body: Bytes) {
-    CAPTURE.with_borrow_mut(|c| *c = Capture { body, ..Capture::default() });
+    CAPTURE.with_borrow_mut(|c| {
+        *c = Capture {
+            body,
+            ..Capture::default()
+        }
+    });
     ACTIVE.set(true);
 }
 

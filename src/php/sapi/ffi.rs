@@ -2,9 +2,9 @@
 //! globals. The hooks run inside PHP's own calls, so they must not take ext-php-rs's global
 //! guards (a guard held by the caller would deadlock): everything here is a raw pointer.
 use ext_php_rs::ffi::{
-    _php_stream, core_globals, executor_globals, sapi_globals, zend_class_entry, zend_llist,
-    zend_object, zend_string, zval, HashTable, _php_core_globals, _sapi_globals_struct,
-    _zend_executor_globals,
+    _php_core_globals, _php_stream, _sapi_globals_struct, _zend_executor_globals, core_globals,
+    executor_globals, sapi_globals, zend_class_entry, zend_llist, zend_object, zend_string, zval,
+    HashTable,
 };
 use std::os::raw::{c_char, c_int, c_void};
 

@@ -66,7 +66,10 @@ pub fn files(uploads: &Tree<Upload>) -> Zval {
         ("full_path", |u| convert::bytes_zval(u.full_path.as_bytes())),
         ("type", |u| convert::bytes_zval(u.mime.as_bytes())),
         ("tmp_name", |u| {
-            let path = u.tmp_name.as_ref().map(|p| p.to_string_lossy().into_owned());
+            let path = u
+                .tmp_name
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned());
             convert::bytes_zval(path.unwrap_or_default().as_bytes())
         }),
         ("error", |u| long(i64::from(u.error))),
@@ -118,7 +121,9 @@ fn merge(dest: &mut ZendHashTable, tree: &Tree<Bytes>) {
 /// Fills every superglobal for `req`. `order` is `request_order` (or `variables_order`).
 pub fn install(req: &RequestData, files: Zval, script: &Script, order: &str) {
     let limits = FormLimits::default();
-    let query = cgi::request_uri(&req.uri).split_once('?').map_or("", |(_, q)| q);
+    let query = cgi::request_uri(&req.uri)
+        .split_once('?')
+        .map_or("", |(_, q)| q);
     let (get, _) = form::parse_urlencoded(query.as_bytes(), &limits);
     let cookies = cookie::parse_cookies(&req.headers, &limits);
     let empty = Tree::new();
@@ -135,7 +140,10 @@ pub fn install(req: &RequestData, files: Zval, script: &Script, order: &str) {
     set("_SERVER", server(req, script));
     set("_GET", convert::array_zval(convert::bytes_tree(&get)));
     set("_POST", convert::array_zval(convert::bytes_tree(post)));
-    set("_COOKIE", convert::array_zval(convert::bytes_tree(&cookies)));
+    set(
+        "_COOKIE",
+        convert::array_zval(convert::bytes_tree(&cookies)),
+    );
     set("_FILES", files);
     set("_REQUEST", convert::array_zval(request));
 }

@@ -3,7 +3,7 @@
 //! php-fpm such state dies with the request; in a worker it is what the next user would see.
 use super::ffi::{self, eg};
 use ext_php_rs::ffi::{zend_class_entry, zend_property_info};
-use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
@@ -17,6 +17,9 @@ const SKIP: [&str; 11] = [
     "GLOBALS", "_SERVER", "_GET", "_POST", "_COOKIE", "_FILES", "_REQUEST", "_ENV", "_SESSION",
     "argv", "argc",
 ];
+
+/// Watched values by name, as fingerprints.
+type Values = Vec<(String, u64)>;
 
 pub struct Snapshot {
     seen: RefCell<HashMap<String, u64>>,
@@ -65,7 +68,7 @@ fn table(ht: &ZendHashTable, depth: u32, budget: &mut usize, h: &mut DefaultHash
 
 /// Every watched value now: `$name` for globals, `Class::$name` for static properties. For a
 /// class first seen after boot, the baseline is the property's declared default.
-fn current() -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+fn current() -> (Values, Values) {
     let mut values = Vec::new();
     let mut defaults = Vec::new();
     // SAFETY: PHP thread, between requests; the symbol and class tables are the engine's own.
@@ -84,7 +87,7 @@ fn current() -> (Vec<(String, u64)>, Vec<(String, u64)>) {
     (values, defaults)
 }
 
-fn statics(ce: *mut zend_class_entry, values: &mut Vec<(String, u64)>, defaults: &mut Vec<(String, u64)>) {
+fn statics(ce: *mut zend_class_entry, values: &mut Values, defaults: &mut Values) {
     // SAFETY: `ce` is a live class entry; properties_info values are IS_PTR zvals holding
     // zend_property_info; reading a static property with fake_scope set is what Reflection
     // does to see private ones. A pending exception (a bad constant expression) is dropped.
@@ -92,22 +95,29 @@ fn statics(ce: *mut zend_class_entry, values: &mut Vec<(String, u64)>, defaults:
         if (*ce).type_ as u8 != ffi::ZEND_USER_CLASS {
             return;
         }
-        let class = (*ce).name.as_ref().map(|n| n.as_str().unwrap_or("?").to_owned());
+        let class = (*ce)
+            .name
+            .as_ref()
+            .map(|n| n.as_str().unwrap_or("?").to_owned());
         let class = class.unwrap_or_default();
-        for (_, info) in (*ce).properties_info.iter() {
+        // Keys are the plain names; `info.name` is mangled for private and protected ones.
+        for (name, info) in (*ce).properties_info.iter() {
             let info = info.value.ptr.cast::<zend_property_info>();
             if (*info).flags & ffi::ZEND_ACC_STATIC == 0 || (*info).ce != ce {
                 continue;
             }
-            let name = (*info).name.as_ref().and_then(|n| n.as_str().ok()).unwrap_or("?");
+            let name = name.to_string();
             let key = format!("{class}::${name}");
-            let default = (*ce).default_static_members_table.add((*info).offset as usize);
+            let mut lookup = ZendStr::new(name.as_bytes(), false);
+            let default = (*ce)
+                .default_static_members_table
+                .add((*info).offset as usize);
             if let Some(d) = default.as_ref() {
                 defaults.push((key.clone(), fingerprint(d)));
             }
             let scope = (*eg()).fake_scope;
             (*eg()).fake_scope = ce;
-            let value = ffi::zend_std_get_static_property(ce, (*info).name, ffi::BP_VAR_IS);
+            let value = ffi::zend_std_get_static_property(ce, &raw mut *lookup, ffi::BP_VAR_IS);
             (*eg()).fake_scope = scope;
             drop(ext_php_rs::zend::ExecutorGlobals::take_exception());
             if let Some(value) = value.as_ref() {

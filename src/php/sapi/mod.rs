@@ -22,7 +22,21 @@ use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 
 pub use capture::{install, uninstall};
-pub use globals::files;
+/// A request's uploads as PHP sees them: `$_FILES` and the temp files PHP may move.
+pub struct Uploads {
+    files: Zval,
+    paths: Vec<String>,
+}
+
+/// Built while the engine (which owns the uploads) is borrowed.
+pub fn uploads(tree: &crate::request::form::Tree<crate::request::multipart::Upload>) -> Uploads {
+    let mut paths = Vec::new();
+    state::upload_paths(tree, &mut paths);
+    Uploads {
+        files: globals::files(tree),
+        paths,
+    }
+}
 
 /// What the worker looked like before its first request.
 struct Worker {
@@ -41,7 +55,27 @@ thread_local! {
 enum Outcome {
     Done,
     Failed(String),
+    /// A fatal error unwound the stack (PHP 8 turns most into an unwind_exit).
+    Fatal,
+    /// A fatal error longjmp'd out of the VM.
     Bailout,
+}
+
+/// `E_ERROR | E_CORE_ERROR | E_COMPILE_ERROR | E_USER_ERROR | E_RECOVERABLE_ERROR | E_PARSE`.
+const E_FATAL_ERRORS: i32 = 1 | 16 | 64 | 256 | 4096 | 4;
+
+/// Whether the pending unwind_exit comes from a fatal error rather than `exit()`: the last error
+/// (cleared when the request began) is a fatal one.
+fn fatal_pending() -> bool {
+    // SAFETY: PHP thread; plain reads of engine globals and of the pending exception object.
+    unsafe {
+        let ex = (*ffi::eg()).exception;
+        let pg = ffi::pg();
+        !ex.is_null()
+            && ffi::zend_is_unwind_exit(ex)
+            && !(*pg).last_error_message.is_null()
+            && (*pg).last_error_type & E_FATAL_ERRORS != 0
+    }
 }
 
 fn order() -> String {
@@ -52,17 +86,21 @@ fn order() -> String {
             ffi::c_bytes((*ffi::pg()).variables_order),
         )
     };
-    let order = if request.is_empty() { variables } else { request };
+    let order = if request.is_empty() {
+        variables
+    } else {
+        request
+    };
     String::from_utf8_lossy(order).into_owned()
 }
 
-fn first_call(debug_leaks: bool) -> Worker {
+fn first_call() -> Worker {
     globals::arm();
     Worker {
         boot: state::Boot::read(),
         server: globals::take("_SERVER"),
         order: order(),
-        leaks: debug_leaks.then(leaks::Snapshot::take),
+        leaks: super::ini::debug_leaks().then(leaks::Snapshot::take),
     }
 }
 
@@ -92,23 +130,19 @@ pub(super) fn settle_exception(during: &str) -> Option<String> {
 
 /// One request: `data` in, `$app` called, the answer out, state reset. False when a fatal
 /// error means the worker must end (the caller re-raises the bailout).
-pub fn run(app: &ZendCallable, data: &RequestData, files: Zval, script: &Script, leaks: bool) {
+pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Script) {
     WORKER.with_borrow_mut(|w| {
-        w.get_or_insert_with(|| first_call(leaks));
+        w.get_or_insert_with(first_call);
     });
     let saved = WORKER.with_borrow(|w| {
         let w = w.as_ref().expect("set above");
-        globals::install(data, files, script, &w.order);
-        let proto = match data.protocol {
-            "HTTP/1.0" => 1000,
-            "HTTP/2.0" => 2000,
-            _ => 1001,
-        };
-        state::begin(data.method.as_str(), proto, &w.boot)
+        globals::install(data, uploads.files, script, &w.order);
+        state::begin(data, &uploads.paths, &w.boot)
     });
     capture::start(data.body.clone());
     let outcome = match try_catch(AssertUnwindSafe(|| app.try_call(vec![]))) {
         Ok(Ok(_)) => Outcome::Done,
+        Ok(Err(_)) if fatal_pending() => Outcome::Fatal,
         Ok(Err(_)) => match settle_exception("RR\\Worker::handle()") {
             None => Outcome::Done,
             Some(what) => Outcome::Failed(what),
@@ -116,15 +150,29 @@ pub fn run(app: &ZendCallable, data: &RequestData, files: Zval, script: &Script,
         Err(CatchError::Bailout) => Outcome::Bailout,
         Err(_) => Outcome::Failed("internal error (panic) in rr".into()),
     };
-    if let Outcome::Bailout = outcome {
-        capture::stop();
-        fatal();
+    match outcome {
+        Outcome::Bailout => {
+            capture::stop();
+            report_fatal();
+            // SAFETY: we are inside the zend_try of PHP's script execution (handle() is called
+            // from the script); going on with the bailout is what the error was doing.
+            unsafe { ext_php_rs::zend::bailout() }
+        }
+        Outcome::Fatal => {
+            // The unwind_exit stays pending: the worker script ends as php-fpm's would.
+            capture::stop();
+            report_fatal();
+            return;
+        }
+        _ => {}
     }
     state::end_script(&saved);
     state::reset_session();
     match outcome {
         Outcome::Failed(what) if !capture::is_streaming() => {
-            let _ = with_engine("RR\\Worker::handle", |e| Ok(e.reply(Reply::WorkerError(what))));
+            let _ = with_engine("RR\\Worker::handle", |e| {
+                Ok(e.reply(Reply::WorkerError(what)))
+            });
         }
         _ => capture::finish(),
     }
@@ -139,8 +187,8 @@ pub fn run(app: &ZendCallable, data: &RequestData, files: Zval, script: &Script,
     });
 }
 
-/// A fatal error ended `$app`: answer 500, let PHP end the script. Never returns.
-fn fatal() -> ! {
+/// A fatal error ended `$app`: the client gets a 500, the log the error; PHP ends the script.
+fn report_fatal() {
     // SAFETY: PHP thread; the last error fields are PHP's, read before it frees them.
     let message = unsafe {
         let pg = ffi::pg();
@@ -160,11 +208,10 @@ fn fatal() -> ! {
         )
     };
     let what = format!("fatal error in RR\\Worker::handle(): {message}; the worker stops");
-    let _ = with_engine("RR\\Worker::handle", |e| Ok(e.reply(Reply::WorkerError(what))));
+    let _ = with_engine("RR\\Worker::handle", |e| {
+        Ok(e.reply(Reply::WorkerError(what)))
+    });
     WORKER.with_borrow_mut(|w| *w = None);
-    // SAFETY: we are inside the zend_try of PHP's script execution (handle() is called from
-    // the script); continuing the bailout is what the fatal error was doing before we caught it.
-    unsafe { ext_php_rs::zend::bailout() }
 }
 
 /// Request shutdown: drop every zval rr kept, while PHP's allocator is still alive.

@@ -2,8 +2,12 @@
 //! and reset by hand: SAPI headers and status, output buffers, shutdown functions, the session
 //! module, the time limit and `ignore_user_abort`.
 use super::ffi::{self, eg, pg, sg, SHUTDOWN_FUNCTIONS};
-use ext_php_rs::ffi::{zend_module_entry, HashTable};
-use ext_php_rs::types::ZendCallable;
+use crate::request::form::{Node, Tree};
+use crate::request::multipart::Upload;
+use crate::request::RequestData;
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::ffi::{zend_module_entry, zval, HashTable};
+use ext_php_rs::types::{ZendCallable, ZendHashTable};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 
@@ -15,8 +19,6 @@ pub struct Saved {
     request_method: *const c_char,
     proto_num: c_int,
     exit_status: c_int,
-    /// Output buffers the worker itself opened; the request's are closed down to this level.
-    ob_level: c_int,
     /// The worker's own shutdown functions, set aside while the request registers its own.
     shutdown_functions: *mut HashTable,
     /// Keeps `SG(request_info).request_method` valid during the request.
@@ -27,6 +29,8 @@ pub struct Saved {
 pub struct Boot {
     pub time_limit: i64,
     pub ignore_user_abort: bool,
+    pub implicit_flush: bool,
+    pub output_buffering: i64,
 }
 
 impl Boot {
@@ -36,27 +40,53 @@ impl Boot {
             Boot {
                 time_limit: (*eg()).timeout_seconds,
                 ignore_user_abort: (*pg()).ignore_user_abort,
+                implicit_flush: (*pg()).implicit_flush,
+                output_buffering: (*pg()).output_buffering,
             }
         }
     }
 }
 
-fn call(function: &str, arg: &dyn ext_php_rs::convert::IntoZvalDyn) {
+fn call(function: &str, args: Vec<&dyn ext_php_rs::convert::IntoZvalDyn>) {
     if let Ok(f) = ZendCallable::try_from_name(function) {
-        let _ = f.try_call(vec![arg]);
+        let _ = f.try_call(args);
     }
 }
 
-/// The SAPI and engine state for a new request; `proto_num` is 1000 for HTTP/1.0 and so on.
-pub fn begin(method: &str, proto_num: c_int, boot: &Boot) -> Saved {
-    let method = CString::new(method).unwrap_or_default();
+extern "C" {
+    fn php_output_start_user(handler: *mut zval, chunk_size: usize, flags: c_int) -> c_int;
+}
+
+/// `PHP_OUTPUT_HANDLER_STDFLAGS`: cleanable, flushable, removable.
+const OUTPUT_HANDLER_STDFLAGS: c_int = 0x70;
+
+/// The temp files of a request's uploads, for `is_uploaded_file()` and `move_uploaded_file()`.
+pub fn upload_paths(uploads: &Tree<Upload>, out: &mut Vec<String>) {
+    for (_, node) in uploads.entries() {
+        match node {
+            Node::Leaf(upload) => {
+                if let Some(path) = upload.tmp_name.as_ref().and_then(|p| p.to_str()) {
+                    out.push(path.to_owned());
+                }
+            }
+            Node::Map(sub) => upload_paths(sub, out),
+        }
+    }
+}
+
+/// The SAPI and engine state for a new request.
+pub fn begin(req: &RequestData, uploads: &[String], boot: &Boot) -> Saved {
+    let method = CString::new(req.method.as_str()).unwrap_or_default();
     // SAFETY: PHP thread, between requests: nothing else uses these globals now. Strings we
     // free were emalloc'd by PHP's header code; the list holds sapi_header_structs.
     let saved = unsafe {
         let sg = sg();
         let headers = &raw mut (*sg).sapi_headers;
         ffi::zend_llist_clean(&raw mut (*headers).headers);
-        for s in [&raw mut (*headers).mimetype, &raw mut (*headers).http_status_line] {
+        for s in [
+            &raw mut (*headers).mimetype,
+            &raw mut (*headers).http_status_line,
+        ] {
             if !(*s).is_null() {
                 ext_php_rs::alloc::efree((*s).cast());
                 *s = std::ptr::null_mut();
@@ -69,7 +99,6 @@ pub fn begin(method: &str, proto_num: c_int, boot: &Boot) -> Saved {
             request_method: (*sg).request_info.request_method,
             proto_num: (*sg).request_info.proto_num,
             exit_status: (*eg()).exit_status,
-            ob_level: ffi::php_output_get_level(),
             shutdown_functions: SHUTDOWN_FUNCTIONS,
             _method: method,
         };
@@ -78,7 +107,8 @@ pub fn begin(method: &str, proto_num: c_int, boot: &Boot) -> Saved {
         (*sg).headers_sent = 0;
         (*sg).request_info.no_headers = true;
         (*sg).request_info.request_method = saved._method.as_ptr();
-        (*sg).request_info.proto_num = proto_num;
+        // php-fpm never sets it, so PHP answers a Location with 302 even for a POST.
+        (*sg).request_info.proto_num = 1000;
         (*sg).post_read = 0;
         (*sg).read_post_bytes = 0;
         // php://input keeps one temp stream per request; empty it for this body.
@@ -86,20 +116,53 @@ pub fn begin(method: &str, proto_num: c_int, boot: &Boot) -> Saved {
         if !body.is_null() {
             ffi::truncate(body);
         }
+        if !uploads.is_empty() && (*sg).rfc1867_uploaded_files.is_null() {
+            // Keys are what PHP looks up; the values are freed by the table's destructor.
+            let mut ht = ZendHashTable::new();
+            for path in uploads {
+                let _ = ht.insert(path.as_str(), path.as_str());
+            }
+            (*sg).rfc1867_uploaded_files = ht.into_raw();
+        }
         SHUTDOWN_FUNCTIONS = std::ptr::null_mut();
+        // Output must reach ub_write at the request's end: buffers the worker opened (the CLI's
+        // own with output_buffering set) would swallow it, so they are flushed out now.
+        while ffi::php_output_get_level() > 0 {
+            if ffi::php_output_end() != 0 {
+                break;
+            }
+        }
         // implicit_flush (on in the CLI) would turn every echo into a flush().
         ffi::php_output_set_implicit_flush(0);
+        // php-fpm opens the default buffer at request start when output_buffering is set.
+        if boot.output_buffering > 0 {
+            let chunk = if boot.output_buffering > 1 {
+                boot.output_buffering
+            } else {
+                0
+            };
+            php_output_start_user(
+                std::ptr::null_mut(),
+                chunk as usize,
+                OUTPUT_HANDLER_STDFLAGS,
+            );
+        }
         saved
     };
+    // SAFETY: plain read on the PHP thread.
+    if unsafe { !(*pg()).last_error_message.is_null() } {
+        // A fresh request has no last error; it also tells exit() from a fatal error later.
+        call("error_clear_last", vec![]);
+    }
     if boot.time_limit > 0 {
         // Each request gets the whole limit, as under php-fpm.
-        call("set_time_limit", &boot.time_limit);
+        call("set_time_limit", vec![&boot.time_limit]);
     }
     saved
 }
 
 /// End of the request, before the answer is sent: the request's shutdown functions run (their
-/// output is part of the answer), then its output buffers are flushed down to the worker's.
+/// output is part of the answer), then all its output buffers are flushed.
 pub fn end_script(saved: &Saved) {
     // SAFETY: PHP thread. The table is the request's own (the worker's was set aside in
     // `begin`); PHP's functions run and free it, with their own zend_try, as at request end.
@@ -112,7 +175,7 @@ pub fn end_script(saved: &Saved) {
             ffi::php_free_shutdown_functions();
         }
         SHUTDOWN_FUNCTIONS = saved.shutdown_functions;
-        while ffi::php_output_get_level() > saved.ob_level {
+        while ffi::php_output_get_level() > 0 {
             if ffi::php_output_end() != 0 {
                 break;
             }
@@ -157,14 +220,18 @@ pub fn restore(saved: Saved, boot: &Boot) {
         (*sg).request_info.request_method = saved.request_method;
         (*sg).request_info.proto_num = saved.proto_num;
         (*eg()).exit_status = saved.exit_status;
-        ffi::php_output_set_implicit_flush(1);
+        ffi::php_output_set_implicit_flush(c_int::from(boot.implicit_flush));
+        let uploaded = std::mem::replace(&mut (*sg).rfc1867_uploaded_files, std::ptr::null_mut());
+        if !uploaded.is_null() {
+            drop(ZBox::from_raw(uploaded));
+        }
     }
     // SAFETY: plain reads of engine globals on the PHP thread.
     let (limit, abort) = unsafe { ((*eg()).timeout_seconds, (*pg()).ignore_user_abort) };
     if limit != boot.time_limit {
-        call("set_time_limit", &boot.time_limit);
+        call("set_time_limit", vec![&boot.time_limit]);
     }
     if abort != boot.ignore_user_abort {
-        call("ignore_user_abort", &boot.ignore_user_abort);
+        call("ignore_user_abort", vec![&boot.ignore_user_abort]);
     }
 }
