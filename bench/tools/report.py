@@ -156,6 +156,12 @@ def main():
         checks.append(("(b) >= 70% of (a)", f"{r * 100:.1f}%", verdict(r >= 0.70)))
     else:
         checks.append(("(b) >= 70% of (a)", "n/a", "NOT MEASURED"))
+    f_rps = rps("f")
+    if f_rps and b_rps:
+        r = f_rps / b_rps
+        checks.append(("(f) handle() >= 70% of (b)", f"{r * 100:.1f}%", verdict(r >= 0.70)))
+    else:
+        checks.append(("(f) handle() >= 70% of (b)", "n/a", "NOT MEASURED"))
     if b_rps and d_rps:
         r = b_rps / d_rps
         checks.append(("(b) >= 15x (d)", f"{r:.1f}x", verdict(r >= 15)))

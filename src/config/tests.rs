@@ -785,8 +785,12 @@ fn described_values_parse_back_to_the_same_config() {
     let overrides: Vec<Override> = original
         .describe()
         .into_iter()
-        .filter(|(key, _)| {
-            key.contains('.') && !key.ends_with("_size") && !key.ends_with("max_worker_memory")
+        .filter(|(key, value)| {
+            // "(working directory)" describes an unset key.
+            key.contains('.')
+                && !key.ends_with("_size")
+                && !key.ends_with("max_worker_memory")
+                && !value.starts_with('(')
         })
         .map(|(key, value)| Override {
             origin: "describe".into(),
