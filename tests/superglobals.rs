@@ -149,50 +149,96 @@ fn state(php: &Php, query: &str) -> Value {
     serde_json::from_slice(&resp.bytes().unwrap()).unwrap()
 }
 
-#[test]
-fn nothing_of_a_request_reaches_the_next_one() {
+/// A request that changes everything it can (state.php?dirty=1), then what the next one sees.
+fn after_dirty_request() -> (Php, reqwest::blocking::Response, Value) {
     let php = worker(&[]);
     let dirty = client()
         .get(php.url("/state.php?dirty=1&g=1"))
         .header("Cookie", "c=1")
         .send()
         .unwrap();
-    assert_eq!(dirty.status(), 418);
-    assert_eq!(dirty.headers()["x-leak"], "1");
-    assert!(dirty.text().unwrap().ends_with("dirty\n"));
-    let clean = client().get(php.url("/state.php")).send().unwrap();
-    assert_eq!(clean.status(), 200, "status reset");
-    assert!(clean.headers().get("x-leak").is_none(), "headers reset");
-    let v: Value = serde_json::from_slice(&clean.bytes().unwrap()).unwrap();
-    // Superglobals: only this request's (the dirty one injected into every one of them).
-    assert_eq!(v["get"], serde_json::json!([]));
-    assert_eq!(v["post"], serde_json::json!([]));
-    assert_eq!(v["cookie"], serde_json::json!([]));
-    assert_eq!(v["files"], serde_json::json!([]));
-    assert_eq!(v["request"], serde_json::json!([]));
+    let next = client().get(php.url("/state.php")).send().unwrap();
+    assert_eq!(next.status(), 200);
+    let seen = serde_json::from_slice(&next.bytes().unwrap()).unwrap();
+    (php, dirty, seen)
+}
+
+#[test]
+fn superglobals_are_the_requests_own() {
+    let (php, _, v) = after_dirty_request();
+    // The dirty request injected a key into every superglobal.
+    for name in ["get", "post", "cookie", "files", "request"] {
+        assert_eq!(v[name], serde_json::json!([]), "{name}");
+    }
     assert_eq!(v["server_injected"], Value::Null);
-    // Sessions: no id, no data, not active.
-    assert_eq!(v["session_set"], false);
-    assert_eq!(v["session_id"], "");
-    assert_eq!(v["session_status"], 1, "PHP_SESSION_NONE");
-    // Output buffers back to php-fpm's one default buffer (output_buffering=4096).
-    assert_eq!(v["ob_level"], 1);
-    assert_eq!(v["ignore_user_abort"], 0);
-    assert_eq!(
-        v["max_execution_time"], "30",
-        "set_time_limit(7) was undone"
-    );
-    assert_eq!(
-        v["headers_list"],
-        serde_json::json!(["Content-Type: application/json"])
-    );
-    assert_eq!(v["code"], 200);
-    // And a request with its own input sees exactly that.
     let own = state(&php, "?g=2");
     assert_eq!(own["get"], serde_json::json!({"g": "2"}));
     assert_eq!(own["post"], serde_json::json!({"p": "1"}));
     assert_eq!(own["cookie"], serde_json::json!({"c": "1"}));
     assert_eq!(own["request"], serde_json::json!({"g": "2", "p": "1"}));
+}
+
+#[test]
+fn headers_and_status_are_reset() {
+    let (php, dirty, v) = after_dirty_request();
+    assert_eq!(dirty.status(), 418);
+    assert_eq!(dirty.headers()["x-leak"], "1");
+    let next = client().get(php.url("/state.php")).send().unwrap();
+    assert_eq!(next.status(), 200);
+    assert!(next.headers().get("x-leak").is_none());
+    assert_eq!(
+        v["headers_list"],
+        serde_json::json!(["Content-Type: application/json"])
+    );
+    assert_eq!(v["code"], 200);
+}
+
+#[test]
+fn output_buffers_are_back_to_php_fpms_one_default_buffer() {
+    let (_, dirty, v) = after_dirty_request();
+    // The dirty request left two buffers open: their content is part of its answer.
+    assert!(dirty.text().unwrap().ends_with("dirty\n"));
+    assert_eq!(v["ob_level"], 1, "output_buffering=4096 opens one");
+}
+
+#[test]
+fn ignore_user_abort_and_the_time_limit_are_reset() {
+    let (_, _, v) = after_dirty_request();
+    assert_eq!(v["ignore_user_abort"], 0);
+    assert_eq!(
+        v["max_execution_time"], "30",
+        "set_time_limit(7) was undone"
+    );
+}
+
+#[test]
+fn a_session_never_reaches_the_next_request_and_is_written_at_its_end() {
+    let (php, dirty, v) = after_dirty_request();
+    let cookie = dirty.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("PHPSESSID="), "{cookie}");
+    assert_eq!(v["session_set"], false);
+    assert_eq!(v["session_id"], "");
+    assert_eq!(v["session_status"], 1, "PHP_SESSION_NONE");
+    // The dirty request's data was written when it ended: its own cookie finds it.
+    let id = cookie
+        .trim_start_matches("PHPSESSID=")
+        .split(';')
+        .next()
+        .unwrap();
+    let resp = client()
+        .get(php.url("/session.php"))
+        .header("Cookie", format!("PHPSESSID={id}"))
+        .send()
+        .unwrap();
+    let body = resp.text().unwrap();
+    assert!(body.starts_with("visits=42\nuser=dirty\n"), "{body}");
+    let check = client()
+        .get(php.url("/state.php"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!check.contains(id), "{check}");
 }
 
 #[test]
@@ -283,6 +329,15 @@ fn a_fatal_error_answers_500_and_ends_the_worker_cleanly() {
     let log = php.stderr() + &php.stdout();
     assert!(log.contains("Allowed memory size"), "{log}");
     assert!(log.contains("the worker stops"), "{log}");
+    // As after a fatal error under php-fpm, the page's shutdown functions run; so do the
+    // worker's own, once, as the script ends.
+    let out = php.stdout();
+    assert!(out.contains("fatal page shutdown function ran"), "{out}");
+    assert_eq!(
+        out.matches("worker shutdown function ran").count(),
+        1,
+        "{out}"
+    );
 }
 
 #[test]
@@ -333,10 +388,15 @@ fn leak_detector_names_the_globals_and_statics_a_request_changed() {
             .unwrap();
         assert_eq!(resp.text().unwrap(), "ok\n");
     }
-    assert!(php.wait_for_log("LeakyCache::$users changed", Duration::from_secs(5)));
+    // Logged after each answer went out: wait for the second request's line.
+    assert!(php.wait_for_log("$visits changed", Duration::from_secs(5)));
     let log = php.stderr();
     assert!(log.contains("$visits was created"), "{log}");
-    assert!(log.contains("$visits changed"), "{log}");
+    assert_eq!(
+        log.matches("LeakyCache::$users changed").count(),
+        2,
+        "{log}"
+    );
     assert!(!log.contains("LeakyCache::$untouched"), "{log}");
 }
 

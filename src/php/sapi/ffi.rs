@@ -35,6 +35,7 @@ extern "C" {
     pub fn php_free_shutdown_functions();
     pub fn sapi_get_default_content_type() -> *mut c_char;
     pub fn zend_llist_clean(list: *mut zend_llist);
+    pub fn zend_hash_destroy(ht: *mut HashTable);
     pub fn zend_is_auto_global_str(name: *const c_char, len: usize) -> bool;
     pub fn zend_std_get_static_property(
         ce: *mut zend_class_entry,

@@ -18,7 +18,7 @@ use crate::request::cgi::Script;
 use crate::request::RequestData;
 use ext_php_rs::types::{ZendCallable, Zval};
 use ext_php_rs::zend::{try_catch, CatchError, ExecutorGlobals};
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 
 pub use capture::{install, uninstall};
@@ -48,7 +48,7 @@ struct Worker {
 }
 
 thread_local! {
-    static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+    static WORKER: Cell<Option<Worker>> = const { Cell::new(None) };
 }
 
 /// How one call of `$app` ended.
@@ -128,17 +128,13 @@ pub(super) fn settle_exception(during: &str) -> Option<String> {
     Some(what)
 }
 
-/// One request: `data` in, `$app` called, the answer out, state reset. False when a fatal
-/// error means the worker must end (the caller re-raises the bailout).
+/// One request: `data` in, `$app` called, the answer out, state reset. After a fatal error
+/// the worker script ends instead (see the module comment).
 pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Script) {
-    WORKER.with_borrow_mut(|w| {
-        w.get_or_insert_with(first_call);
-    });
-    let saved = WORKER.with_borrow(|w| {
-        let w = w.as_ref().expect("set above");
-        globals::install(data, uploads.files, script, &w.order);
-        state::begin(data, &uploads.paths, &w.boot)
-    });
+    // Taken out for the request, so nothing here holds a borrow while PHP code runs.
+    let worker = WORKER.take().unwrap_or_else(first_call);
+    globals::install(data, uploads.files, script, &worker.order);
+    let saved = state::begin(data, &uploads.paths, &worker.boot);
     capture::start(data.body.clone());
     let outcome = match try_catch(AssertUnwindSafe(|| app.try_call(vec![]))) {
         Ok(Ok(_)) => Outcome::Done,
@@ -154,6 +150,7 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
         Outcome::Bailout => {
             capture::stop();
             report_fatal();
+            state::after_fatal(&saved);
             // SAFETY: we are inside the zend_try of PHP's script execution (handle() is called
             // from the script); going on with the bailout is what the error was doing.
             unsafe { ext_php_rs::zend::bailout() }
@@ -162,6 +159,8 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
             // The unwind_exit stays pending: the worker script ends as php-fpm's would.
             capture::stop();
             report_fatal();
+            state::after_fatal(&saved);
+            state::restore(saved, &worker.boot);
             return;
         }
         _ => {}
@@ -174,17 +173,22 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
                 Ok(e.reply(Reply::WorkerError(what)))
             });
         }
+        Outcome::Failed(what) => {
+            // The head is out: the client gets what was streamed, the log the error.
+            tracing::error!("{what}");
+            capture::finish();
+        }
         _ => capture::finish(),
     }
     capture::stop();
-    WORKER.with_borrow_mut(|w| {
-        let w = w.as_mut().expect("set above");
-        globals::clear(w.server.as_ref());
-        state::restore(saved, &w.boot);
-        if let Some(snapshot) = &w.leaks {
-            snapshot.compare();
-        }
-    });
+    globals::clear(worker.server.as_ref());
+    // SAFETY: PHP thread; exit() set the exit code the worker process must not inherit.
+    unsafe { (*ffi::eg()).exit_status = saved.exit_status() };
+    state::restore(saved, &worker.boot);
+    if let Some(snapshot) = &worker.leaks {
+        snapshot.compare();
+    }
+    WORKER.set(Some(worker));
 }
 
 /// A fatal error ended `$app`: the client gets a 500, the log the error; PHP ends the script.
@@ -211,10 +215,9 @@ fn report_fatal() {
     let _ = with_engine("RR\\Worker::handle", |e| {
         Ok(e.reply(Reply::WorkerError(what)))
     });
-    WORKER.with_borrow_mut(|w| *w = None);
 }
 
 /// Request shutdown: drop every zval rr kept, while PHP's allocator is still alive.
 pub fn finish() {
-    WORKER.with_borrow_mut(|w| *w = None);
+    drop(WORKER.take());
 }

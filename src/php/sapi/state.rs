@@ -208,6 +208,37 @@ pub fn reset_session() {
     }
 }
 
+impl Saved {
+    pub fn exit_status(&self) -> c_int {
+        self.exit_status
+    }
+}
+
+/// A fatal error ends the worker script: the request's shutdown functions and then the
+/// worker's own run at its end, as PHP's request shutdown calls them.
+pub fn after_fatal(saved: &Saved) {
+    // SAFETY: PHP thread. Both tables hold IS_PTR entries owned by the table they are in; the
+    // worker's entries are moved behind the request's and their old table freed without its
+    // destructor, so each entry is owned exactly once.
+    unsafe {
+        let worker = saved.shutdown_functions;
+        if worker.is_null() {
+            return;
+        }
+        if SHUTDOWN_FUNCTIONS.is_null() {
+            SHUTDOWN_FUNCTIONS = worker;
+            return;
+        }
+        for (_, entry) in (*worker).iter() {
+            let mut copy = std::ptr::read(entry);
+            ext_php_rs::ffi::zend_hash_next_index_insert(SHUTDOWN_FUNCTIONS, &raw mut copy);
+        }
+        (*worker).pDestructor = None;
+        ffi::zend_hash_destroy(worker);
+        ext_php_rs::alloc::efree(worker.cast());
+    }
+}
+
 /// After the answer went out: the worker's SAPI state, time limit and abort setting back.
 pub fn restore(saved: Saved, boot: &Boot) {
     // SAFETY: PHP thread; restoring values read in `begin`.
@@ -219,7 +250,6 @@ pub fn restore(saved: Saved, boot: &Boot) {
         (*sg).request_info.no_headers = saved.no_headers;
         (*sg).request_info.request_method = saved.request_method;
         (*sg).request_info.proto_num = saved.proto_num;
-        (*eg()).exit_status = saved.exit_status;
         ffi::php_output_set_implicit_flush(c_int::from(boot.implicit_flush));
         let uploaded = std::mem::replace(&mut (*sg).rfc1867_uploaded_files, std::ptr::null_mut());
         if !uploaded.is_null() {
