@@ -31,6 +31,8 @@ thread_local! {
     static ENGINE: RefCell<Option<engine::Worker>> = const { RefCell::new(None) };
     static STARTED: Cell<bool> = const { Cell::new(false) };
     static HANDLING: Cell<bool> = const { Cell::new(false) };
+    /// Where handle() says the entry script is; set at its first request.
+    static SCRIPT: std::cell::OnceCell<Script> = const { std::cell::OnceCell::new() };
 }
 
 /// Waits for the next request (running PHP signal handlers every tick) and turns it into what
@@ -203,22 +205,30 @@ impl Worker {
             ));
         }
         let got = next("RR\\Worker::handle", |engine, data| {
-            let c = &engine.config().http.script;
-            let root = c
-                .document_root
-                .clone()
-                .or_else(|| std::env::current_dir().ok());
-            let script = Script {
-                document_root: root.map(|r| r.display().to_string()).unwrap_or_default(),
-                script_name: c.script_name.clone(),
-            };
-            (data, super::sapi::uploads(engine.uploads()), script)
+            SCRIPT.with(|s| {
+                // Resolved once, like php-fpm's from the web server config: a later chdir()
+                // does not move DOCUMENT_ROOT.
+                s.get_or_init(|| {
+                    let c = &engine.config().http.script;
+                    let root = c.document_root.clone();
+                    let root = root.or_else(|| std::env::current_dir().ok());
+                    Script {
+                        document_root: root.map(|r| r.display().to_string()).unwrap_or_default(),
+                        script_name: c.script_name.clone(),
+                    }
+                });
+            });
+            (data, super::sapi::uploads(engine.uploads()))
         })?;
-        let Some((data, uploads, script)) = got else {
+        let Some((data, uploads)) = got else {
             return Ok(false);
         };
         HANDLING.set(true);
-        super::sapi::run(&app, &data, uploads, &script);
+        SCRIPT.with(|s| {
+            if let Some(script) = s.get() {
+                super::sapi::run(&app, &data, uploads, script);
+            }
+        });
         HANDLING.set(false);
         Ok(true)
     }

@@ -218,7 +218,12 @@ unsafe extern "C" fn ub_write(s: *const c_char, len: usize) -> usize {
     if ACTIVE.get() {
         // SAFETY: PHP passes `len` readable bytes.
         let bytes = unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) };
-        CAPTURE.with_borrow_mut(|c| c.out.extend_from_slice(bytes));
+        // try_borrow: a panic must not cross into PHP (never expected: no hook re-enters).
+        CAPTURE.with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c.out.extend_from_slice(bytes);
+            }
+        });
         return len;
     }
     match originals().ub_write {
@@ -270,8 +275,11 @@ unsafe extern "C" fn send_headers(headers: *mut sapi_headers_struct) -> c_int {
 
 unsafe extern "C" fn read_post(buf: *mut c_char, len: usize) -> usize {
     if ACTIVE.get() {
-        return CAPTURE.with_borrow_mut(|c| {
-            let n = len.min(c.body.len() - c.read);
+        return CAPTURE.with(|c| {
+            let Ok(mut c) = c.try_borrow_mut() else {
+                return 0;
+            };
+            let n = len.min(c.body.len().saturating_sub(c.read));
             // SAFETY: PHP gives a buffer of `len` bytes; we copy at most that many.
             unsafe {
                 std::ptr::copy_nonoverlapping(c.body[c.read..].as_ptr(), buf.cast::<u8>(), n);
