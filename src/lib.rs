@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]   one `Config` struct: defaults, `.rr.yaml`, ini and option overrides, validation.
-//! - [`request`]  the plain-Rust request handed to PHP: form/query trees, cookies, multipart uploads.
+//! - [`request`]  the plain-Rust request handed to PHP: form/query trees, cookies, multipart uploads, `$_SERVER`.
 //! - [`body`]     the response body type shared by the server and the streaming code.
 //! - [`stream`]   file streaming to clients (sendFile): Range/206, HEAD, bounded buffers.
 //! - [`dispatch`] how a request reaches the PHP thread and its answer comes back.

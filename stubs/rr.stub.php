@@ -110,6 +110,21 @@ final class Worker
     public function waitRequest(): ?Request {}
 
     /**
+     * Superglobal mode, for code written for php-fpm: waits for a request, fills `$_SERVER`,
+     * `$_GET`, `$_POST`, `$_COOKIE`, `$_FILES`, `$_REQUEST` and `php://input` as php-fpm would,
+     * calls `$app` (no arguments), sends what it echoed with its `header()`s, cookies and
+     * status (`flush()` streams), then resets the request state (superglobals, headers,
+     * output buffers, session, shutdown functions, time limit, ignore_user_abort).
+     * `exit()` in `$app` ends the request, not the worker; an uncaught throwable gives a 500
+     * and is logged; a fatal error gives a 500 and ends the worker script.
+     * See docs/superglobals.md.
+     *
+     * @return bool true after each request; false when the server is shutting down
+     * @throws Exception when called from inside `$app`
+     */
+    public function handle(callable $app): bool {}
+
+    /**
      * Answers the current request. With `$endOfStream` false the status and headers go out at
      * once and each further respond() appends a chunk (its status and headers are ignored),
      * until one passes true. Header values may be strings or lists of strings.

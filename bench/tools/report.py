@@ -174,6 +174,12 @@ def main():
         checks.append(("(b) >= 70% of (a)", f"{r * 100:.1f}%", verdict(r >= 0.70)))
     else:
         checks.append(("(b) >= 70% of (a)", "n/a", "NOT MEASURED"))
+    g_rps = rps("g")
+    if g_rps and b_rps:
+        r = g_rps / b_rps
+        checks.append(("(g) handle() >= 70% of (b)", f"{r * 100:.1f}%", verdict(r >= 0.70)))
+    else:
+        checks.append(("(g) handle() >= 70% of (b)", "n/a", "NOT MEASURED"))
     if b_rps and d_rps:
         r = b_rps / d_rps
         checks.append(("(b) >= 15x (d)", f"{r:.1f}x", verdict(r >= 15)))

@@ -50,6 +50,15 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ("http.io_driver", http.io_driver.as_str().to_owned()),
         ("http.io_handoff", duration(http.io_handoff)),
         ("http.queue_size", http.queue_size.to_string()),
+        (
+            "http.document_root",
+            http.script
+                .document_root
+                .as_deref()
+                .map(path)
+                .unwrap_or_else(|| "(working directory)".to_owned()),
+        ),
+        ("http.script_name", http.script.script_name.clone()),
         ("http.pool.num_workers", pool.num_workers.to_string()),
         ("http.pool.max_jobs", pool.max_jobs.to_string()),
         (

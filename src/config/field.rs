@@ -214,6 +214,16 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// An existing directory, made absolute against the working directory.
+    pub(crate) fn directory(&self) -> Result<PathBuf, ConfigError> {
+        let path = self.path()?;
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => Ok(std::path::absolute(&path).unwrap_or(path)),
+            Ok(_) => Err(self.invalid("an existing directory (this is not a directory)")),
+            Err(err) => Err(self.invalid(format!("an existing directory ({err})"))),
+        }
+    }
+
     /// A path to a file that exists and can be opened now, so a bad TLS setup fails at start.
     pub(crate) fn readable_file(&self, what: &str) -> Result<PathBuf, ConfigError> {
         let path = self.path()?;

@@ -65,6 +65,26 @@ pub struct HttpConfig {
     pub io_handoff: Duration,
     /// Requests that may wait for PHP; always at least 1.
     pub queue_size: usize,
+    /// Where `RR\Worker::handle()` says the entry script is (`$_SERVER` for php-fpm-era code).
+    pub script: ScriptConfig,
+}
+
+/// `http.document_root` and `http.script_name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptConfig {
+    /// An existing directory; `None` means the working directory of `php`.
+    pub document_root: Option<PathBuf>,
+    /// `SCRIPT_NAME` and `PHP_SELF`: starts with '/'.
+    pub script_name: String,
+}
+
+impl Default for ScriptConfig {
+    fn default() -> Self {
+        Self {
+            document_root: None,
+            script_name: "/index.php".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -291,6 +311,7 @@ impl Default for HttpConfig {
             io_driver: IoDriver::Hybrid,
             io_handoff: Duration::from_millis(1),
             queue_size: 1024,
+            script: ScriptConfig::default(),
         }
     }
 }

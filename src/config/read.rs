@@ -10,7 +10,7 @@ use super::tree::{Origins, Table};
 use super::units::{format_duration, KB, MB};
 use super::{
     CacheConfig, Config, HttpConfig, IoDriver, LogEncoding, LogLevel, LogOutput, LogsConfig,
-    PoolConfig, RetryConfig, SslConfig, SupervisorConfig, UploadsConfig, VeloxConfig,
+    PoolConfig, RetryConfig, ScriptConfig, SslConfig, SupervisorConfig, UploadsConfig, VeloxConfig,
 };
 
 /// Top-level sections of RoadRunner (and its plugins) that rr has no use for.
@@ -152,6 +152,14 @@ fn http(
     })?;
     let io_handoff = t.get("io_handoff", d.io_handoff, Field::duration)?;
     let queue_size = t.get("queue_size", d.queue_size, |f| f.int(1))?;
+    let document_root = t.get("document_root", None, |f| f.directory().map(Some))?;
+    let script_name = t.get("script_name", d.script.script_name, |f| {
+        let name = f.string()?;
+        match name.starts_with('/') && !name.contains(['?', '#', '\0']) {
+            true => Ok(name),
+            false => Err(f.invalid("a URL path starting with '/', e.g. /index.php")),
+        }
+    })?;
     let pool = pool(t.table("pool")?, warnings)?;
     t.finish(ROADRUNNER_HTTP_KEYS, warnings)?;
     let http = HttpConfig {
@@ -169,6 +177,10 @@ fn http(
         io_driver,
         io_handoff,
         queue_size,
+        script: ScriptConfig {
+            document_root,
+            script_name,
+        },
     };
     Ok((http, pool))
 }

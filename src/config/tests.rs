@@ -785,8 +785,12 @@ fn described_values_parse_back_to_the_same_config() {
     let overrides: Vec<Override> = original
         .describe()
         .into_iter()
-        .filter(|(key, _)| {
-            key.contains('.') && !key.ends_with("_size") && !key.ends_with("max_worker_memory")
+        .filter(|(key, value)| {
+            // "(working directory)" describes an unset key.
+            key.contains('.')
+                && !key.ends_with("_size")
+                && !key.ends_with("max_worker_memory")
+                && !value.starts_with('(')
         })
         .map(|(key, value)| Override {
             origin: "describe".into(),
@@ -843,4 +847,25 @@ fn documented_keys_match_describe() {
         }
     }
     fs::remove_dir_all(tls).unwrap();
+}
+
+#[test]
+fn script_location_for_superglobal_mode() {
+    let c = Config::default();
+    assert_eq!(c.http.script.document_root, None);
+    assert_eq!(c.http.script.script_name, "/index.php");
+    let dir = scratch("script_location");
+    let yaml = format!(
+        "http:\n  document_root: {}\n  script_name: /app.php\n",
+        dir.display()
+    );
+    let c = parse(&yaml).unwrap();
+    assert_eq!(c.http.script.document_root.as_deref(), Some(dir.as_path()));
+    assert_eq!(c.http.script.script_name, "/app.php");
+    let err = error("http:\n  script_name: app.php\n");
+    assert!(err.contains("http.script_name"), "{err}");
+    assert!(err.contains("starting with '/'"), "{err}");
+    let err = error("http:\n  document_root: /no/such/dir/rr\n");
+    assert!(err.contains("http.document_root"), "{err}");
+    assert!(err.contains("an existing directory"), "{err}");
 }

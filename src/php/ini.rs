@@ -4,7 +4,7 @@ use ext_php_rs::flags::IniEntryPermission;
 use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs};
 
 /// ini name, the config key it overrides (None: not a config key), and what it means.
-pub const ENTRIES: [(&str, Option<&str>, &str); 5] = [
+pub const ENTRIES: [(&str, Option<&str>, &str); 6] = [
     ("rr.config", None, "path of the .rr.yaml file"),
     (
         "rr.address",
@@ -26,14 +26,20 @@ pub const ENTRIES: [(&str, Option<&str>, &str); 5] = [
         Some("http.access_logs"),
         "on/off, overrides http.access_logs",
     ),
+    (
+        "rr.debug_leaks",
+        None,
+        "on/off: after each handle() request, log globals and static properties that changed",
+    ),
 ];
 
-static INI: IniEntryDefs<6> = IniEntryDefs::new([
+static INI: IniEntryDefs<7> = IniEntryDefs::new([
     IniEntryDef::new(c"rr.config", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.address", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.io_driver", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.log_level", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.access_logs", c"", IniEntryPermission::All),
+    IniEntryDef::new(c"rr.debug_leaks", c"0", IniEntryPermission::All),
     IniEntryDef::end(),
 ]);
 
@@ -65,4 +71,14 @@ pub fn read() -> (Option<String>, Vec<Override>) {
         })
         .collect();
     (file, overrides)
+}
+
+/// `rr.debug_leaks`, read when a worker handles its first request.
+pub fn debug_leaks() -> bool {
+    let values = ExecutorGlobals::get().ini_values();
+    let value = values.get("rr.debug_leaks").cloned().flatten();
+    matches!(
+        value.as_deref().map(str::to_ascii_lowercase).as_deref(),
+        Some("1" | "on" | "yes" | "true")
+    )
 }

@@ -4,6 +4,7 @@ mod exception;
 mod ini;
 mod interrupt;
 mod request;
+mod sapi;
 mod signal;
 mod velox;
 mod worker;
@@ -15,13 +16,24 @@ use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 
 extern "C" fn startup(_type: i32, module_number: i32) -> i32 {
     ini::register(module_number);
+    sapi::install();
+    0
+}
+
+extern "C" fn shutdown(_type: i32, _module_number: i32) -> i32 {
+    sapi::uninstall();
     0
 }
 
 /// Runs when the script ends, however it ended: answer what is pending, drain, stop the runtime.
 extern "C" fn request_shutdown(_type: i32, _module_number: i32) -> i32 {
     // A panic must not cross into PHP here: nothing catches it.
-    if std::panic::catch_unwind(worker::finish).is_err() {
+    if std::panic::catch_unwind(|| {
+        sapi::finish();
+        worker::finish();
+    })
+    .is_err()
+    {
         eprintln!("rr: internal error while shutting the worker down");
     }
     0
@@ -54,6 +66,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .name("rr")
         .version(env!("CARGO_PKG_VERSION"))
         .startup_function(startup)
+        .shutdown_function(shutdown)
         .request_shutdown_function(request_shutdown)
         .info_function(info)
         .class::<exception::Exception>()

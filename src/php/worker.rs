@@ -10,13 +10,15 @@ use super::request::Request;
 use super::{ini, interrupt};
 use crate::config::{self, Config, Override, Sources};
 use crate::dispatch::Reply;
+use crate::request::cgi::Script;
 use crate::request::multipart::Upload;
+use crate::request::RequestData;
 use crate::stream::FileReply;
 use crate::worker::{self as engine, Wait};
 use bytes::Bytes;
 use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::prelude::*;
-use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
 use http::{HeaderMap, StatusCode};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -28,6 +30,33 @@ const TICK: Duration = Duration::from_millis(50);
 thread_local! {
     static ENGINE: RefCell<Option<engine::Worker>> = const { RefCell::new(None) };
     static STARTED: Cell<bool> = const { Cell::new(false) };
+    static HANDLING: Cell<bool> = const { Cell::new(false) };
+    /// Where handle() says the entry script is; set at its first request.
+    static SCRIPT: std::cell::OnceCell<Script> = const { std::cell::OnceCell::new() };
+}
+
+/// Waits for the next request (running PHP signal handlers every tick) and turns it into what
+/// the caller hands to PHP; None when the server is shutting down.
+fn next<T>(
+    callable: &str,
+    build: impl Fn(&mut engine::Worker, Box<RequestData>) -> T,
+) -> PhpResult<Option<T>> {
+    loop {
+        let got = with_engine(callable, |engine| {
+            Ok(match engine.wait(TICK) {
+                Wait::Request(data) => Some(Some(build(engine, data))),
+                Wait::Stop => Some(None),
+                Wait::Tick => None,
+            })
+        })?;
+        if let Some(request) = got {
+            return Ok(request);
+        }
+        // Outside the engine borrow: a handler may call back into the worker.
+        if interrupt::run_pending() && interrupt::exception_pending() {
+            return Ok(None);
+        }
+    }
 }
 
 /// `callable` is the PHP name, e.g. `RR\\Worker::respond`.
@@ -157,26 +186,51 @@ impl Worker {
     /// Waits for the next request. Returns null when the server is shutting down: end the loop.
     /// PHP signal handlers (pcntl with async signals) run while it waits.
     pub fn wait_request(&self) -> PhpResult<Option<Request>> {
-        loop {
-            let got = with_engine("RR\\Worker::waitRequest", |engine| {
-                Ok(match engine.wait(TICK) {
-                    Wait::Request(data) => {
-                        let uploads =
-                            convert::array_zval(convert::tree(engine.uploads(), &upload_zval));
-                        Some(Some(Request::new(data, uploads)))
-                    }
-                    Wait::Stop => Some(None),
-                    Wait::Tick => None,
-                })
-            })?;
-            if let Some(request) = got {
-                return Ok(request);
-            }
-            // Outside the engine borrow: a handler may call back into the worker.
-            if interrupt::run_pending() && interrupt::exception_pending() {
-                return Ok(None);
-            }
+        next("RR\\Worker::waitRequest", |engine, data| {
+            let uploads = convert::array_zval(convert::tree(engine.uploads(), &upload_zval));
+            Request::new(data, uploads)
+        })
+    }
+
+    /// Superglobal mode: waits for a request, fills `$_SERVER`, `$_GET`, `$_POST`, `$_COOKIE`,
+    /// `$_FILES`, `$_REQUEST` and `php://input` as php-fpm would, calls `$app`, sends what it
+    /// echoed with its `header()`s and status, and resets the request state. `exit()` ends the
+    /// request, not the worker. Returns false when the server is shutting down.
+    ///
+    /// @throws \RR\Exception when called from inside `$app`
+    pub fn handle(&self, app: ZendCallable) -> PhpResult<bool> {
+        if HANDLING.get() {
+            return Err(misuse(
+                "RR\\Worker::handle() cannot be called from inside the application it runs",
+            ));
         }
+        let got = next("RR\\Worker::handle", |engine, data| {
+            SCRIPT.with(|s| {
+                // Resolved once, like php-fpm's from the web server config: a later chdir()
+                // does not move DOCUMENT_ROOT.
+                s.get_or_init(|| {
+                    let c = &engine.config().http.script;
+                    let root = c.document_root.clone();
+                    let root = root.or_else(|| std::env::current_dir().ok());
+                    Script {
+                        document_root: root.map(|r| r.display().to_string()).unwrap_or_default(),
+                        script_name: c.script_name.clone(),
+                    }
+                });
+            });
+            (data, super::sapi::uploads(engine.uploads()))
+        })?;
+        let Some((data, uploads)) = got else {
+            return Ok(false);
+        };
+        HANDLING.set(true);
+        SCRIPT.with(|s| {
+            if let Some(script) = s.get() {
+                super::sapi::run(&app, &data, uploads, script);
+            }
+        });
+        HANDLING.set(false);
+        Ok(true)
     }
 
     /// Answers the current request. With `$endOfStream` false the status and headers go out at

@@ -1,4 +1,5 @@
 //! The plain-Rust request handed from tokio to the PHP thread.
+pub mod cgi;
 pub mod cookie;
 pub mod form;
 pub mod multipart;

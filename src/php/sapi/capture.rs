@@ -1,0 +1,296 @@
+//! The SAPI hooks: while `handle()` runs a request, output, headers and `php://input` go
+//! through rr instead of the CLI. Installed in MINIT, restored in MSHUTDOWN; outside a request
+//! every hook hands over to the CLI's own callback, so plain CLI behaviour is unchanged.
+//!
+//! Output is taken at `ub_write`, below PHP's output buffers, so `ob_end_clean()` and friends
+//! behave as under php-fpm. `header()` with `SG(request_info).no_headers` set is accepted at any
+//! time until `flush()` sends the head, like php-fpm with a large `output_buffering`.
+use super::ffi::{self, sg, SAPI_HEADER_ADD, SAPI_HEADER_SENT_SUCCESSFULLY};
+use crate::php::worker::with_engine;
+use bytes::Bytes;
+use ext_php_rs::ffi::{sapi_header_op_enum, sapi_header_struct, sapi_headers_struct, sapi_module};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, StatusCode};
+use std::cell::{Cell, RefCell};
+use std::os::raw::{c_char, c_int, c_void};
+use std::sync::OnceLock;
+
+type UbWrite = unsafe extern "C" fn(*const c_char, usize) -> usize;
+type Flush = unsafe extern "C" fn(*mut c_void);
+type HeaderHandler = unsafe extern "C" fn(
+    *mut sapi_header_struct,
+    sapi_header_op_enum,
+    *mut sapi_headers_struct,
+) -> c_int;
+type SendHeaders = unsafe extern "C" fn(*mut sapi_headers_struct) -> c_int;
+type ReadPost = unsafe extern "C" fn(*mut c_char, usize) -> usize;
+
+/// The CLI's callbacks, kept to hand over to and to restore.
+#[derive(Clone, Copy)]
+struct Originals {
+    ub_write: Option<UbWrite>,
+    flush: Option<Flush>,
+    header_handler: Option<HeaderHandler>,
+    send_headers: Option<SendHeaders>,
+    read_post: Option<ReadPost>,
+}
+
+static ORIGINALS: OnceLock<Originals> = OnceLock::new();
+
+#[derive(Default)]
+struct Capture {
+    /// Output not sent yet.
+    out: Vec<u8>,
+    /// The request body, for `php://input`, and how much of it PHP has read.
+    body: Bytes,
+    read: usize,
+    /// `flush()` sent the head: the rest goes out as chunks.
+    streaming: bool,
+}
+
+thread_local! {
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+    static CAPTURE: RefCell<Capture> = RefCell::default();
+}
+
+fn originals() -> Originals {
+    ORIGINALS.get().copied().unwrap_or(Originals {
+        ub_write: None,
+        flush: None,
+        header_handler: None,
+        send_headers: None,
+        read_post: None,
+    })
+}
+
+/// MINIT: put rr's callbacks in place.
+pub fn install() {
+    // SAFETY: MINIT runs on the PHP thread before any script; sapi_module is the SAPI's
+    // process-wide table, which extensions may change at this point (Xdebug does the same).
+    unsafe {
+        let m = &raw mut sapi_module;
+        let _ = ORIGINALS.set(Originals {
+            ub_write: (*m).ub_write,
+            flush: (*m).flush,
+            header_handler: (*m).header_handler,
+            send_headers: (*m).send_headers,
+            read_post: (*m).read_post,
+        });
+        (*m).ub_write = Some(ub_write);
+        (*m).flush = Some(flush);
+        (*m).header_handler = Some(header_handler);
+        (*m).send_headers = Some(send_headers);
+        (*m).read_post = Some(read_post);
+    }
+}
+
+/// MSHUTDOWN: give the SAPI its callbacks back before the module is unloaded.
+pub fn uninstall() {
+    let Some(o) = ORIGINALS.get() else { return };
+    // SAFETY: module shutdown, PHP thread, no script running.
+    unsafe {
+        let m = &raw mut sapi_module;
+        (*m).ub_write = o.ub_write;
+        (*m).flush = o.flush;
+        (*m).header_handler = o.header_handler;
+        (*m).send_headers = o.send_headers;
+        (*m).read_post = o.read_post;
+    }
+}
+
+/// Starts capturing for one request whose body `php://input` will return.
+pub fn start(body: Bytes) {
+    CAPTURE.with_borrow_mut(|c| {
+        *c = Capture {
+            body,
+            ..Capture::default()
+        }
+    });
+    ACTIVE.set(true);
+}
+
+/// Stops capturing; what was not sent is dropped.
+pub fn stop() {
+    ACTIVE.set(false);
+    CAPTURE.with_borrow_mut(|c| *c = Capture::default());
+}
+
+pub fn is_streaming() -> bool {
+    CAPTURE.with_borrow(|c| c.streaming)
+}
+
+/// Sends what the request produced: the whole answer, or the last chunk of a streamed one.
+pub fn finish() {
+    let (out, streaming) = CAPTURE.with_borrow_mut(|c| (std::mem::take(&mut c.out), c.streaming));
+    let (status, headers) = match streaming {
+        true => (StatusCode::OK, HeaderMap::new()),
+        false => head(),
+    };
+    let sent = with_engine("RR\\Worker::handle", |engine| {
+        engine
+            .respond(status, headers, Bytes::from(out), true)
+            .map_err(|e| e.to_string().into())
+    });
+    if let Err(e) = sent {
+        tracing::warn!("RR\\Worker::handle(): the answer could not be sent: {e:?}");
+    }
+}
+
+/// `flush()`: the head (first time) and what was echoed so far go to the client now.
+fn stream_now() {
+    let (out, streaming) = CAPTURE.with_borrow_mut(|c| {
+        let was = c.streaming;
+        c.streaming = true;
+        (std::mem::take(&mut c.out), was)
+    });
+    let (status, headers) = match streaming {
+        true => (StatusCode::OK, HeaderMap::new()),
+        false => head(),
+    };
+    if !streaming {
+        // SAFETY: PHP thread, inside the request; from now on header() warns as under php-fpm.
+        unsafe {
+            (*sg()).headers_sent = 1;
+            (*sg()).request_info.no_headers = false;
+        }
+    }
+    let sent = with_engine("flush", |engine| {
+        engine
+            .respond(status, headers, Bytes::from(out), false)
+            .map_err(|e| e.to_string().into())
+    });
+    if let Err(e) = sent {
+        tracing::debug!("flush() during RR\\Worker::handle(): {e:?}");
+    }
+}
+
+/// Status and headers as PHP holds them in `SG(sapi_headers)`, plus the default Content-Type.
+pub fn head() -> (StatusCode, HeaderMap) {
+    let mut map = HeaderMap::new();
+    // SAFETY: PHP thread; the list holds sapi_header_struct values PHP built (header, len).
+    let (code, default_type) = unsafe {
+        let headers = &raw mut (*sg()).sapi_headers;
+        let mut element = (*headers).headers.head;
+        while !element.is_null() {
+            let h = (*element).data.as_ptr().cast::<sapi_header_struct>();
+            let line = std::slice::from_raw_parts((*h).header.cast::<u8>(), (*h).header_len);
+            add_line(&mut map, line);
+            element = (*element).next;
+        }
+        let code = (*headers).http_response_code;
+        (code, (*headers).send_default_content_type != 0)
+    };
+    if default_type && !map.contains_key(CONTENT_TYPE) {
+        // SAFETY: returns an emalloc'd C string that we copy and free.
+        unsafe {
+            let ct = ffi::sapi_get_default_content_type();
+            if let Ok(value) = HeaderValue::from_bytes(ffi::c_bytes(ct)) {
+                map.insert(CONTENT_TYPE, value);
+            }
+            ext_php_rs::alloc::efree(ct.cast());
+        }
+    }
+    let status = u16::try_from(code)
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::OK);
+    (status, map)
+}
+
+fn add_line(map: &mut HeaderMap, line: &[u8]) {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return;
+    };
+    let name = HeaderName::from_bytes(line[..colon].trim_ascii());
+    let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii());
+    match (name, value) {
+        (Ok(name), Ok(value)) => {
+            map.append(name, value);
+        }
+        _ => tracing::warn!(
+            "header() line {:?} is not a valid HTTP header: dropped",
+            String::from_utf8_lossy(line)
+        ),
+    }
+}
+
+unsafe extern "C" fn ub_write(s: *const c_char, len: usize) -> usize {
+    if ACTIVE.get() {
+        // SAFETY: PHP passes `len` readable bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) };
+        // try_borrow: a panic must not cross into PHP (never expected: no hook re-enters).
+        CAPTURE.with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c.out.extend_from_slice(bytes);
+            }
+        });
+        return len;
+    }
+    match originals().ub_write {
+        // SAFETY: the SAPI's own callback with the arguments PHP gave us.
+        Some(f) => unsafe { f(s, len) },
+        None => len,
+    }
+}
+
+unsafe extern "C" fn flush(ctx: *mut c_void) {
+    if ACTIVE.get() {
+        // A panic must not cross into PHP here: nothing catches it.
+        if std::panic::catch_unwind(stream_now).is_err() {
+            eprintln!("rr: internal error in flush()");
+        }
+        return;
+    }
+    if let Some(f) = originals().flush {
+        // SAFETY: the SAPI's own callback with the arguments PHP gave us.
+        unsafe { f(ctx) }
+    }
+}
+
+unsafe extern "C" fn header_handler(
+    header: *mut sapi_header_struct,
+    op: sapi_header_op_enum,
+    headers: *mut sapi_headers_struct,
+) -> c_int {
+    if ACTIVE.get() {
+        return SAPI_HEADER_ADD;
+    }
+    match originals().header_handler {
+        // SAFETY: the SAPI's own callback with the arguments PHP gave us.
+        Some(f) => unsafe { f(header, op, headers) },
+        None => SAPI_HEADER_ADD,
+    }
+}
+
+unsafe extern "C" fn send_headers(headers: *mut sapi_headers_struct) -> c_int {
+    if ACTIVE.get() {
+        return SAPI_HEADER_SENT_SUCCESSFULLY;
+    }
+    match originals().send_headers {
+        // SAFETY: the SAPI's own callback with the arguments PHP gave us.
+        Some(f) => unsafe { f(headers) },
+        None => SAPI_HEADER_SENT_SUCCESSFULLY,
+    }
+}
+
+unsafe extern "C" fn read_post(buf: *mut c_char, len: usize) -> usize {
+    if ACTIVE.get() {
+        return CAPTURE.with(|c| {
+            let Ok(mut c) = c.try_borrow_mut() else {
+                return 0;
+            };
+            let n = len.min(c.body.len().saturating_sub(c.read));
+            // SAFETY: PHP gives a buffer of `len` bytes; we copy at most that many.
+            unsafe {
+                std::ptr::copy_nonoverlapping(c.body[c.read..].as_ptr(), buf.cast::<u8>(), n);
+            }
+            c.read += n;
+            n
+        });
+    }
+    match originals().read_post {
+        // SAFETY: the SAPI's own callback with the arguments PHP gave us.
+        Some(f) => unsafe { f(buf, len) },
+        None => 0,
+    }
+}

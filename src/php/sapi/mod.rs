@@ -1,0 +1,223 @@
+//! Superglobal mode (`RR\Worker::handle()`): one request run the way php-fpm would run a script,
+//! inside the long-lived worker. See docs/superglobals.md for what is set up and reset.
+//!
+//! The cycle: superglobals and SAPI state in; `$app` called under `zend_try`; `exit()` and
+//! uncaught exceptions end the request (never the worker); shutdown functions, output buffers
+//! and the session closed as at php-fpm's request end; the answer sent; state reset. A fatal
+//! error (bailout) leaves the VM in a state only PHP's own request shutdown can clean up, so
+//! the client gets a 500 and the bailout goes on: the worker script ends cleanly.
+mod capture;
+mod ffi;
+mod globals;
+mod leaks;
+mod state;
+
+use crate::dispatch::Reply;
+use crate::php::worker::with_engine;
+use crate::request::cgi::Script;
+use crate::request::RequestData;
+use ext_php_rs::types::{ZendCallable, Zval};
+use ext_php_rs::zend::{try_catch, CatchError, ExecutorGlobals};
+use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
+
+pub use capture::{install, uninstall};
+/// A request's uploads as PHP sees them: `$_FILES` and the temp files PHP may move.
+pub struct Uploads {
+    files: Zval,
+    paths: Vec<String>,
+}
+
+/// Built while the engine (which owns the uploads) is borrowed.
+pub fn uploads(tree: &crate::request::form::Tree<crate::request::multipart::Upload>) -> Uploads {
+    let mut paths = Vec::new();
+    state::upload_paths(tree, &mut paths);
+    Uploads {
+        files: globals::files(tree),
+        paths,
+    }
+}
+
+/// What the worker looked like before its first request.
+struct Worker {
+    boot: state::Boot,
+    /// The CLI's `$_SERVER`, given back between requests.
+    server: Option<Zval>,
+    order: String,
+    leaks: Option<leaks::Snapshot>,
+}
+
+thread_local! {
+    static WORKER: Cell<Option<Worker>> = const { Cell::new(None) };
+}
+
+/// How one call of `$app` ended.
+enum Outcome {
+    Done,
+    Failed(String),
+    /// A fatal error unwound the stack (PHP 8 turns most into an unwind_exit).
+    Fatal,
+    /// A fatal error longjmp'd out of the VM.
+    Bailout,
+}
+
+/// `E_ERROR | E_CORE_ERROR | E_COMPILE_ERROR | E_USER_ERROR | E_RECOVERABLE_ERROR | E_PARSE`.
+const E_FATAL_ERRORS: i32 = 1 | 16 | 64 | 256 | 4096 | 4;
+
+/// Whether the pending unwind_exit comes from a fatal error rather than `exit()`: the last error
+/// (cleared when the request began) is a fatal one.
+fn fatal_pending() -> bool {
+    // SAFETY: PHP thread; plain reads of engine globals and of the pending exception object.
+    unsafe {
+        let ex = (*ffi::eg()).exception;
+        let pg = ffi::pg();
+        !ex.is_null()
+            && ffi::zend_is_unwind_exit(ex)
+            && !(*pg).last_error_message.is_null()
+            && (*pg).last_error_type & E_FATAL_ERRORS != 0
+    }
+}
+
+fn order() -> String {
+    // SAFETY: PHP thread; ini strings owned by PHP for the process lifetime.
+    let (request, variables) = unsafe {
+        (
+            ffi::c_bytes((*ffi::pg()).request_order),
+            ffi::c_bytes((*ffi::pg()).variables_order),
+        )
+    };
+    let order = if request.is_empty() {
+        variables
+    } else {
+        request
+    };
+    String::from_utf8_lossy(order).into_owned()
+}
+
+fn first_call() -> Worker {
+    globals::arm();
+    Worker {
+        boot: state::Boot::read(),
+        server: globals::take("_SERVER"),
+        order: order(),
+        leaks: super::ini::debug_leaks().then(leaks::Snapshot::take),
+    }
+}
+
+/// Clears a pending exception left by PHP code: `exit()` is the normal end of a request. Returns
+/// the description of any other throwable, for the log.
+pub(super) fn settle_exception(during: &str) -> Option<String> {
+    let ex = ExecutorGlobals::take_exception()?;
+    // SAFETY: `ex` is a live object we now own.
+    if unsafe { ffi::zend_is_unwind_exit(&raw const *ex) } {
+        return None;
+    }
+    let text = |method: &str| {
+        ex.try_call_method(method, vec![])
+            .ok()
+            .and_then(|v| v.string().or_else(|| v.long().map(|l| l.to_string())))
+            .unwrap_or_default()
+    };
+    let class = ex.get_class_name().unwrap_or_default();
+    let what = format!(
+        "uncaught {class} in {during}: {} in {}:{}",
+        text("getMessage"),
+        text("getFile"),
+        text("getLine")
+    );
+    Some(what)
+}
+
+/// One request: `data` in, `$app` called, the answer out, state reset. After a fatal error
+/// the worker script ends instead (see the module comment).
+pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Script) {
+    // Taken out for the request, so nothing here holds a borrow while PHP code runs.
+    let worker = WORKER.take().unwrap_or_else(first_call);
+    globals::install(data, uploads.files, script, &worker.order);
+    let saved = state::begin(data, &uploads.paths, &worker.boot);
+    capture::start(data.body.clone());
+    let outcome = match try_catch(AssertUnwindSafe(|| app.try_call(vec![]))) {
+        Ok(Ok(_)) => Outcome::Done,
+        Ok(Err(_)) if fatal_pending() => Outcome::Fatal,
+        Ok(Err(_)) => match settle_exception("RR\\Worker::handle()") {
+            None => Outcome::Done,
+            Some(what) => Outcome::Failed(what),
+        },
+        Err(CatchError::Bailout) => Outcome::Bailout,
+        Err(_) => Outcome::Failed("internal error (panic) in rr".into()),
+    };
+    match outcome {
+        Outcome::Bailout => {
+            capture::stop();
+            report_fatal();
+            state::after_fatal(&saved);
+            // SAFETY: we are inside the zend_try of PHP's script execution (handle() is called
+            // from the script); going on with the bailout is what the error was doing.
+            unsafe { ext_php_rs::zend::bailout() }
+        }
+        Outcome::Fatal => {
+            // The unwind_exit stays pending: the worker script ends as php-fpm's would.
+            capture::stop();
+            report_fatal();
+            state::after_fatal(&saved);
+            state::restore(saved, &worker.boot);
+            return;
+        }
+        _ => {}
+    }
+    state::end_script(&saved);
+    state::reset_session();
+    match outcome {
+        Outcome::Failed(what) if !capture::is_streaming() => {
+            let _ = with_engine("RR\\Worker::handle", |e| {
+                Ok(e.reply(Reply::WorkerError(what)))
+            });
+        }
+        Outcome::Failed(what) => {
+            // The head is out: the client gets what was streamed, the log the error.
+            tracing::error!("{what}");
+            capture::finish();
+        }
+        _ => capture::finish(),
+    }
+    capture::stop();
+    globals::clear(worker.server.as_ref());
+    // SAFETY: PHP thread; exit() set the exit code the worker process must not inherit.
+    unsafe { (*ffi::eg()).exit_status = saved.exit_status() };
+    state::restore(saved, &worker.boot);
+    if let Some(snapshot) = &worker.leaks {
+        snapshot.compare();
+    }
+    WORKER.set(Some(worker));
+}
+
+/// A fatal error ended `$app`: the client gets a 500, the log the error; PHP ends the script.
+fn report_fatal() {
+    // SAFETY: PHP thread; the last error fields are PHP's, read before it frees them.
+    let message = unsafe {
+        let pg = ffi::pg();
+        let text = |s: *mut ext_php_rs::ffi::zend_string| match s.as_ref() {
+            Some(s) => String::from_utf8_lossy(std::slice::from_raw_parts(
+                s.val.as_ptr().cast::<u8>(),
+                s.len,
+            ))
+            .into_owned(),
+            None => String::new(),
+        };
+        format!(
+            "{} in {}:{}",
+            text((*pg).last_error_message),
+            text((*pg).last_error_file),
+            (*pg).last_error_lineno
+        )
+    };
+    let what = format!("fatal error in RR\\Worker::handle(): {message}; the worker stops");
+    let _ = with_engine("RR\\Worker::handle", |e| {
+        Ok(e.reply(Reply::WorkerError(what)))
+    });
+}
+
+/// Request shutdown: drop every zval rr kept, while PHP's allocator is still alive.
+pub fn finish() {
+    drop(WORKER.take());
+}

@@ -1,0 +1,267 @@
+//! Engine state that php-fpm gets fresh for every request and a long-lived worker must set up
+//! and reset by hand: SAPI headers and status, output buffers, shutdown functions, the session
+//! module, the time limit and `ignore_user_abort`.
+use super::ffi::{self, eg, pg, sg, SHUTDOWN_FUNCTIONS};
+use crate::request::form::{Node, Tree};
+use crate::request::multipart::Upload;
+use crate::request::RequestData;
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::ffi::{zend_module_entry, zval, HashTable};
+use ext_php_rs::types::{ZendCallable, ZendHashTable};
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int};
+
+/// What the worker had before the request, put back after it.
+pub struct Saved {
+    headers_sent: u8,
+    no_headers: bool,
+    response_code: c_int,
+    request_method: *const c_char,
+    proto_num: c_int,
+    exit_status: c_int,
+    /// The worker's own shutdown functions, set aside while the request registers its own.
+    shutdown_functions: *mut HashTable,
+    /// Keeps `SG(request_info).request_method` valid during the request.
+    _method: CString,
+}
+
+/// Settings read once, at the first `handle()`.
+pub struct Boot {
+    pub time_limit: i64,
+    pub ignore_user_abort: bool,
+    pub implicit_flush: bool,
+    pub output_buffering: i64,
+}
+
+impl Boot {
+    pub fn read() -> Boot {
+        // SAFETY: PHP thread; plain reads of engine globals.
+        unsafe {
+            Boot {
+                time_limit: (*eg()).timeout_seconds,
+                ignore_user_abort: (*pg()).ignore_user_abort,
+                implicit_flush: (*pg()).implicit_flush,
+                output_buffering: (*pg()).output_buffering,
+            }
+        }
+    }
+}
+
+fn call(function: &str, args: Vec<&dyn ext_php_rs::convert::IntoZvalDyn>) {
+    if let Ok(f) = ZendCallable::try_from_name(function) {
+        let _ = f.try_call(args);
+    }
+}
+
+extern "C" {
+    fn php_output_start_user(handler: *mut zval, chunk_size: usize, flags: c_int) -> c_int;
+}
+
+/// `PHP_OUTPUT_HANDLER_STDFLAGS`: cleanable, flushable, removable.
+const OUTPUT_HANDLER_STDFLAGS: c_int = 0x70;
+
+/// The temp files of a request's uploads, for `is_uploaded_file()` and `move_uploaded_file()`.
+pub fn upload_paths(uploads: &Tree<Upload>, out: &mut Vec<String>) {
+    for (_, node) in uploads.entries() {
+        match node {
+            Node::Leaf(upload) => {
+                if let Some(path) = upload.tmp_name.as_ref().and_then(|p| p.to_str()) {
+                    out.push(path.to_owned());
+                }
+            }
+            Node::Map(sub) => upload_paths(sub, out),
+        }
+    }
+}
+
+/// The SAPI and engine state for a new request.
+pub fn begin(req: &RequestData, uploads: &[String], boot: &Boot) -> Saved {
+    let method = CString::new(req.method.as_str()).unwrap_or_default();
+    // SAFETY: PHP thread, between requests: nothing else uses these globals now. Strings we
+    // free were emalloc'd by PHP's header code; the list holds sapi_header_structs.
+    let saved = unsafe {
+        let sg = sg();
+        let headers = &raw mut (*sg).sapi_headers;
+        ffi::zend_llist_clean(&raw mut (*headers).headers);
+        for s in [
+            &raw mut (*headers).mimetype,
+            &raw mut (*headers).http_status_line,
+        ] {
+            if !(*s).is_null() {
+                ext_php_rs::alloc::efree((*s).cast());
+                *s = std::ptr::null_mut();
+            }
+        }
+        let saved = Saved {
+            headers_sent: (*sg).headers_sent,
+            no_headers: (*sg).request_info.no_headers,
+            response_code: (*headers).http_response_code,
+            request_method: (*sg).request_info.request_method,
+            proto_num: (*sg).request_info.proto_num,
+            exit_status: (*eg()).exit_status,
+            shutdown_functions: SHUTDOWN_FUNCTIONS,
+            _method: method,
+        };
+        (*headers).http_response_code = 200;
+        (*headers).send_default_content_type = 1;
+        (*sg).headers_sent = 0;
+        (*sg).request_info.no_headers = true;
+        (*sg).request_info.request_method = saved._method.as_ptr();
+        // php-fpm never sets it, so PHP answers a Location with 302 even for a POST.
+        (*sg).request_info.proto_num = 1000;
+        (*sg).post_read = 0;
+        (*sg).read_post_bytes = 0;
+        // php://input keeps one temp stream per request; empty it for this body.
+        let body = (*sg).request_info.request_body;
+        if !body.is_null() {
+            ffi::truncate(body);
+        }
+        if !uploads.is_empty() && (*sg).rfc1867_uploaded_files.is_null() {
+            // Keys are what PHP looks up; the values are freed by the table's destructor.
+            let mut ht = ZendHashTable::new();
+            for path in uploads {
+                let _ = ht.insert(path.as_str(), path.as_str());
+            }
+            (*sg).rfc1867_uploaded_files = ht.into_raw();
+        }
+        SHUTDOWN_FUNCTIONS = std::ptr::null_mut();
+        // Output must reach ub_write at the request's end: buffers the worker opened (the CLI's
+        // own with output_buffering set) would swallow it, so they are flushed out now.
+        while ffi::php_output_get_level() > 0 {
+            if ffi::php_output_end() != 0 {
+                break;
+            }
+        }
+        // implicit_flush (on in the CLI) would turn every echo into a flush().
+        ffi::php_output_set_implicit_flush(0);
+        // php-fpm opens the default buffer at request start when output_buffering is set.
+        if boot.output_buffering > 0 {
+            let chunk = if boot.output_buffering > 1 {
+                boot.output_buffering
+            } else {
+                0
+            };
+            php_output_start_user(
+                std::ptr::null_mut(),
+                chunk as usize,
+                OUTPUT_HANDLER_STDFLAGS,
+            );
+        }
+        saved
+    };
+    // SAFETY: plain read on the PHP thread.
+    if unsafe { !(*pg()).last_error_message.is_null() } {
+        // A fresh request has no last error; it also tells exit() from a fatal error later.
+        call("error_clear_last", vec![]);
+    }
+    if boot.time_limit > 0 {
+        // Each request gets the whole limit, as under php-fpm.
+        call("set_time_limit", vec![&boot.time_limit]);
+    }
+    saved
+}
+
+/// End of the request, before the answer is sent: the request's shutdown functions run (their
+/// output is part of the answer), then all its output buffers are flushed.
+pub fn end_script(saved: &Saved) {
+    // SAFETY: PHP thread. The table is the request's own (the worker's was set aside in
+    // `begin`); PHP's functions run and free it, with their own zend_try, as at request end.
+    unsafe {
+        if !SHUTDOWN_FUNCTIONS.is_null() {
+            ffi::php_call_shutdown_functions();
+            if let Some(what) = super::settle_exception("a shutdown function") {
+                tracing::error!("{what}");
+            }
+            ffi::php_free_shutdown_functions();
+        }
+        SHUTDOWN_FUNCTIONS = saved.shutdown_functions;
+        while ffi::php_output_get_level() > 0 {
+            if ffi::php_output_end() != 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// Writes and closes the session and clears the session module's per-request state (id, data,
+/// save handlers), as its request shutdown and startup do under php-fpm.
+pub fn reset_session() {
+    // SAFETY: PHP thread, no PHP code running; module_registry maps names to module entries
+    // (zval IS_PTR); the session module's request hooks take (type, module_number).
+    unsafe {
+        let zv = ext_php_rs::ffi::zend_hash_str_find(
+            &raw const ffi::module_registry,
+            c"session".as_ptr(),
+            7,
+        );
+        if zv.is_null() {
+            return;
+        }
+        let module = (*zv).value.ptr.cast::<zend_module_entry>();
+        let number = (*module).module_number;
+        if let Some(shutdown) = (*module).request_shutdown_func {
+            shutdown(ffi::MODULE_PERSISTENT, number);
+        }
+        if let Some(startup) = (*module).request_startup_func {
+            startup(ffi::MODULE_PERSISTENT, number);
+        }
+    }
+}
+
+impl Saved {
+    pub fn exit_status(&self) -> c_int {
+        self.exit_status
+    }
+}
+
+/// A fatal error ends the worker script: the request's shutdown functions and then the
+/// worker's own run at its end, as PHP's request shutdown calls them.
+pub fn after_fatal(saved: &Saved) {
+    // SAFETY: PHP thread. Both tables hold IS_PTR entries owned by the table they are in; the
+    // worker's entries are moved behind the request's and their old table freed without its
+    // destructor, so each entry is owned exactly once.
+    unsafe {
+        let worker = saved.shutdown_functions;
+        if worker.is_null() {
+            return;
+        }
+        if SHUTDOWN_FUNCTIONS.is_null() {
+            SHUTDOWN_FUNCTIONS = worker;
+            return;
+        }
+        for (_, entry) in (*worker).iter() {
+            let mut copy = std::ptr::read(entry);
+            ext_php_rs::ffi::zend_hash_next_index_insert(SHUTDOWN_FUNCTIONS, &raw mut copy);
+        }
+        (*worker).pDestructor = None;
+        ffi::zend_hash_destroy(worker);
+        ext_php_rs::alloc::efree(worker.cast());
+    }
+}
+
+/// After the answer went out: the worker's SAPI state, time limit and abort setting back.
+pub fn restore(saved: Saved, boot: &Boot) {
+    // SAFETY: PHP thread; restoring values read in `begin`.
+    unsafe {
+        let sg = sg();
+        ffi::zend_llist_clean(&raw mut (*sg).sapi_headers.headers);
+        (*sg).sapi_headers.http_response_code = saved.response_code;
+        (*sg).headers_sent = saved.headers_sent;
+        (*sg).request_info.no_headers = saved.no_headers;
+        (*sg).request_info.request_method = saved.request_method;
+        (*sg).request_info.proto_num = saved.proto_num;
+        ffi::php_output_set_implicit_flush(c_int::from(boot.implicit_flush));
+        let uploaded = std::mem::replace(&mut (*sg).rfc1867_uploaded_files, std::ptr::null_mut());
+        if !uploaded.is_null() {
+            drop(ZBox::from_raw(uploaded));
+        }
+    }
+    // SAFETY: plain reads of engine globals on the PHP thread.
+    let (limit, abort) = unsafe { ((*eg()).timeout_seconds, (*pg()).ignore_user_abort) };
+    if limit != boot.time_limit {
+        call("set_time_limit", vec![&boot.time_limit]);
+    }
+    if abort != boot.ignore_user_abort {
+        call("ignore_user_abort", vec![&boot.ignore_user_abort]);
+    }
+}

@@ -1,0 +1,411 @@
+//! Superglobal mode: php-fpm-era scripts (tests/fixtures/fpm/) run under `RR\Worker::handle()`
+//! and answer what nginx + php-fpm answered for the same requests (recorded in
+//! tests/fixtures/fpm/expected.json by tests/fixtures/fpm/record.py).
+mod common;
+use common::{client, fixture, Options, Php};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// The php.ini settings of Debian's php-fpm that change what these scripts answer.
+const FPM_INI: [(&str, &str); 7] = [
+    ("output_buffering", "4096"),
+    ("display_errors", "0"),
+    ("session.sid_length", "26"),
+    ("session.sid_bits_per_character", "5"),
+    ("request_order", "GP"),
+    ("variables_order", "GPCS"),
+    ("max_execution_time", "30"),
+];
+const IGNORED: [&str; 6] = [
+    "date",
+    "server",
+    "connection",
+    "transfer-encoding",
+    "content-length",
+    "keep-alive",
+];
+
+fn worker(extra_ini: &[(&'static str, &str)]) -> Php {
+    let mut ini: Vec<(&str, String)> = vec![("rr.address", "127.0.0.1:0".into())];
+    ini.extend(FPM_INI.iter().map(|(k, v)| (*k, v.to_string())));
+    ini.extend(extra_ini.iter().map(|(k, v)| (*k, v.to_string())));
+    let root = fixture("fpm");
+    let options = serde_json::json!({
+        "http.document_root": root.display().to_string(),
+        "http.script_name": "/server.php",
+    });
+    Php::start_with(
+        "fpm_worker.php",
+        Options {
+            ini,
+            env: vec![("RR_TEST_OPTIONS", options.to_string())],
+            ..Options::default()
+        },
+    )
+}
+
+struct Answer {
+    status: u16,
+    headers: BTreeMap<String, Vec<String>>,
+    body: String,
+}
+
+fn session_id(answer: &Answer) -> Option<String> {
+    let cookie = answer.headers.get("set-cookie")?.first()?;
+    let rest = cookie.strip_prefix("PHPSESSID=")?;
+    Some(rest.split(';').next()?.to_string())
+}
+
+/// Redirects are part of the answer under test, so they are not followed.
+fn no_redirects() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn send(php: &Php, case: &Value, sessions: &BTreeMap<String, String>) -> Answer {
+    let method = reqwest::Method::from_bytes(case["method"].as_str().unwrap().as_bytes()).unwrap();
+    let mut req = no_redirects().request(method, php.url(case["path"].as_str().unwrap()));
+    for h in case["headers"].as_array().unwrap() {
+        req = req.header(h[0].as_str().unwrap(), h[1].as_str().unwrap());
+    }
+    if let Some(from) = case["session_from"].as_str() {
+        req = req.header("Cookie", format!("PHPSESSID={}", sessions[from]));
+    }
+    if let Some(body) = case["body"].as_str() {
+        // The recorder sends the JSON string as latin-1 bytes.
+        req = req.body(body.chars().map(|c| c as u8).collect::<Vec<u8>>());
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in resp.headers() {
+        if IGNORED.contains(&name.as_str()) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers.entry(name.to_string()).or_default().push(value);
+    }
+    let body = resp.bytes().unwrap().iter().map(|&b| b as char).collect();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn normalized(mut headers: BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec<String>> {
+    if let Some(cookies) = headers.get_mut("set-cookie") {
+        for c in cookies.iter_mut() {
+            if let Some(rest) = c.strip_prefix("PHPSESSID=") {
+                let attrs = rest.split_once(';').map(|(_, a)| a).unwrap_or("");
+                *c = format!("PHPSESSID=<id>;{attrs}");
+                c.truncate(c.trim_end_matches(';').len());
+            }
+        }
+    }
+    headers
+}
+
+#[test]
+fn every_fixture_answers_what_php_fpm_answered() {
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("fpm/cases.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("fpm/expected.json")).unwrap())
+            .unwrap();
+    let php = worker(&[]);
+    let mut sessions = BTreeMap::new();
+    for case in cases.as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let want = &expected[name];
+        let got = send(&php, case, &sessions);
+        if let Some(id) = session_id(&got) {
+            sessions.insert(name.to_string(), id);
+        }
+        assert_eq!(
+            got.status,
+            want["status"].as_u64().unwrap() as u16,
+            "{name}"
+        );
+        let want_headers: BTreeMap<String, Vec<String>> =
+            serde_json::from_value(want["headers"].clone()).unwrap();
+        assert_eq!(normalized(got.headers), want_headers, "{name}: headers");
+        assert_eq!(got.body, want["body"].as_str().unwrap(), "{name}: body");
+    }
+}
+
+fn state(php: &Php, query: &str) -> Value {
+    let resp = client()
+        .post(php.url(&format!("/state.php{query}")))
+        .header("Cookie", "c=1")
+        .form(&[("p", "1")])
+        .send()
+        .unwrap();
+    serde_json::from_slice(&resp.bytes().unwrap()).unwrap()
+}
+
+/// A request that changes everything it can (state.php?dirty=1), then what the next one sees.
+fn after_dirty_request() -> (Php, reqwest::blocking::Response, Value) {
+    let php = worker(&[]);
+    let dirty = client()
+        .get(php.url("/state.php?dirty=1&g=1"))
+        .header("Cookie", "c=1")
+        .send()
+        .unwrap();
+    let next = client().get(php.url("/state.php")).send().unwrap();
+    assert_eq!(next.status(), 200);
+    let seen = serde_json::from_slice(&next.bytes().unwrap()).unwrap();
+    (php, dirty, seen)
+}
+
+#[test]
+fn superglobals_are_the_requests_own() {
+    let (php, _, v) = after_dirty_request();
+    // The dirty request injected a key into every superglobal.
+    for name in ["get", "post", "cookie", "files", "request"] {
+        assert_eq!(v[name], serde_json::json!([]), "{name}");
+    }
+    assert_eq!(v["server_injected"], Value::Null);
+    let own = state(&php, "?g=2");
+    assert_eq!(own["get"], serde_json::json!({"g": "2"}));
+    assert_eq!(own["post"], serde_json::json!({"p": "1"}));
+    assert_eq!(own["cookie"], serde_json::json!({"c": "1"}));
+    assert_eq!(own["request"], serde_json::json!({"g": "2", "p": "1"}));
+}
+
+#[test]
+fn headers_and_status_are_reset() {
+    let (php, dirty, v) = after_dirty_request();
+    assert_eq!(dirty.status(), 418);
+    assert_eq!(dirty.headers()["x-leak"], "1");
+    let next = client().get(php.url("/state.php")).send().unwrap();
+    assert_eq!(next.status(), 200);
+    assert!(next.headers().get("x-leak").is_none());
+    assert_eq!(
+        v["headers_list"],
+        serde_json::json!(["Content-Type: application/json"])
+    );
+    assert_eq!(v["code"], 200);
+}
+
+#[test]
+fn output_buffers_are_back_to_php_fpms_one_default_buffer() {
+    let (_, dirty, v) = after_dirty_request();
+    // The dirty request left two buffers open: their content is part of its answer.
+    assert!(dirty.text().unwrap().ends_with("dirty\n"));
+    assert_eq!(v["ob_level"], 1, "output_buffering=4096 opens one");
+}
+
+#[test]
+fn ignore_user_abort_and_the_time_limit_are_reset() {
+    let (_, _, v) = after_dirty_request();
+    assert_eq!(v["ignore_user_abort"], 0);
+    assert_eq!(
+        v["max_execution_time"], "30",
+        "set_time_limit(7) was undone"
+    );
+}
+
+#[test]
+fn a_session_never_reaches_the_next_request_and_is_written_at_its_end() {
+    let (php, dirty, v) = after_dirty_request();
+    let cookie = dirty.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("PHPSESSID="), "{cookie}");
+    assert_eq!(v["session_set"], false);
+    assert_eq!(v["session_id"], "");
+    assert_eq!(v["session_status"], 1, "PHP_SESSION_NONE");
+    // The dirty request's data was written when it ended: its own cookie finds it.
+    let id = cookie
+        .trim_start_matches("PHPSESSID=")
+        .split(';')
+        .next()
+        .unwrap();
+    let resp = client()
+        .get(php.url("/session.php"))
+        .header("Cookie", format!("PHPSESSID={id}"))
+        .send()
+        .unwrap();
+    let body = resp.text().unwrap();
+    assert!(body.starts_with("visits=42\nuser=dirty\n"), "{body}");
+    let check = client()
+        .get(php.url("/state.php"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!check.contains(id), "{check}");
+}
+
+#[test]
+fn shutdown_functions_run_at_their_request_end_only() {
+    let mut php = worker(&[]);
+    let first = client().get(php.url("/exit.php")).send().unwrap();
+    assert!(first.text().unwrap().ends_with("shutdown function ran\n"));
+    let next = client().get(php.url("/notfound.php")).send().unwrap();
+    assert!(!next.text().unwrap().contains("shutdown"));
+    php.signal(libc::SIGTERM);
+    assert_eq!(php.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    let out = php.stdout();
+    assert!(
+        out.contains("handle() returned false after 2 requests"),
+        "{out}"
+    );
+    // The worker's own shutdown function runs once, at the end; the request's never again.
+    assert_eq!(
+        out.matches("worker shutdown function ran").count(),
+        1,
+        "{out}"
+    );
+    assert!(!out.contains("\nshutdown function ran"), "{out}");
+}
+
+fn stats(php: &Php) -> Value {
+    serde_json::from_slice(
+        &client()
+            .get(php.url("/_stats"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn ten_thousand_exits_keep_one_process_and_no_memory() {
+    let php = worker(&[]);
+    let c = client();
+    let exit = |n: usize| {
+        for _ in 0..n {
+            let resp = c.get(php.url("/bye.php")).send().unwrap();
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.headers()["x-bye"], "1");
+            let body = resp.text().unwrap();
+            assert_eq!(body, "before exit\nshutdown function ran\n");
+        }
+    };
+    exit(500);
+    let before = stats(&php);
+    exit(10_000);
+    let after = stats(&php);
+    assert_eq!(before["pid"], after["pid"]);
+    assert_eq!(after["pid"].as_i64().unwrap(), i64::from(php.pid()));
+    assert_eq!(
+        after["served"].as_i64().unwrap() - before["served"].as_i64().unwrap(),
+        10_001
+    );
+    // Even 4 bytes kept per request would be 40 000 bytes here.
+    let grown = after["memory"].as_i64().unwrap() - before["memory"].as_i64().unwrap();
+    assert!(
+        grown < 4096,
+        "memory grew by {grown} bytes over 10 000 exit()s"
+    );
+}
+
+#[test]
+fn an_uncaught_exception_is_a_logged_500_and_the_worker_goes_on() {
+    let php = worker(&[]);
+    let resp = client().get(php.url("/throw.php")).send().unwrap();
+    assert_eq!(resp.status(), 500);
+    assert!(!resp.text().unwrap().contains("partial output"));
+    assert!(php.wait_for_log("RuntimeException", Duration::from_secs(5)));
+    assert!(php.stderr().contains("broken page"), "{}", php.stderr());
+    let next = client().get(php.url("/notfound.php")).send().unwrap();
+    assert_eq!(next.status(), 404);
+}
+
+#[test]
+fn a_fatal_error_answers_500_and_ends_the_worker_cleanly() {
+    let mut php = worker(&[]);
+    let resp = client().get(php.url("/fatal.php")).send().unwrap();
+    assert_eq!(resp.status(), 500);
+    let status = php.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(255));
+    let log = php.stderr() + &php.stdout();
+    assert!(log.contains("Allowed memory size"), "{log}");
+    assert!(log.contains("the worker stops"), "{log}");
+    // As after a fatal error under php-fpm, the page's shutdown functions run; so do the
+    // worker's own, once, as the script ends.
+    let out = php.stdout();
+    assert!(out.contains("fatal page shutdown function ran"), "{out}");
+    assert_eq!(
+        out.matches("worker shutdown function ran").count(),
+        1,
+        "{out}"
+    );
+}
+
+#[test]
+fn flush_streams_while_the_script_still_runs() {
+    let php = worker(&[]);
+    let gate = std::env::temp_dir().join(format!("rr-flush-gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    let mut conn = std::net::TcpStream::connect(php.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        conn,
+        "GET /flush.php?gate={} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        gate.display()
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("first part\n") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&seen).into_owned();
+    assert!(!head.contains("second part"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    std::fs::write(&gate, "go").unwrap();
+    conn.read_to_end(&mut seen).unwrap();
+    let _ = std::fs::remove_file(&gate);
+    let all = String::from_utf8_lossy(&seen);
+    assert!(all.contains("second part\n"), "{all}");
+    assert!(!all.contains("timed out"), "{all}");
+    assert!(all.contains("headers were sent"), "{all}");
+    assert!(!all.to_ascii_lowercase().contains("x-too-late"), "{all}");
+}
+
+#[test]
+fn leak_detector_names_the_globals_and_statics_a_request_changed() {
+    let php = worker(&[("rr.debug_leaks", "1")]);
+    for user in ["ann", "bob"] {
+        let resp = client()
+            .get(php.url(&format!("/leaky.php?user={user}")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.text().unwrap(), "ok\n");
+    }
+    // Logged after each answer went out: wait for the second request's line.
+    assert!(php.wait_for_log("$visits changed", Duration::from_secs(5)));
+    let log = php.stderr();
+    assert!(log.contains("$visits was created"), "{log}");
+    assert_eq!(
+        log.matches("LeakyCache::$users changed").count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("LeakyCache::$untouched"), "{log}");
+}
+
+#[test]
+fn leak_detector_is_off_by_default() {
+    let php = worker(&[]);
+    let resp = client().get(php.url("/leaky.php?user=ann")).send().unwrap();
+    assert_eq!(resp.text().unwrap(), "ok\n");
+    let resp = client().get(php.url("/leaky.php?user=bob")).send().unwrap();
+    assert_eq!(resp.text().unwrap(), "ok\n");
+    assert!(!php.stderr().contains("rr.debug_leaks"), "{}", php.stderr());
+}
