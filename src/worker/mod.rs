@@ -16,6 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+/// Queued requests taken in a row before the connections get to run; bounds how long a given
+/// answer can wait to be written (in hybrid mode also bounded by `io_handoff`).
+const EAGER_BATCH: u32 = 8;
+
 /// Chunks of a streamed response that may wait for a slow client before `respond()` blocks.
 const STREAM_CHUNKS_IN_FLIGHT: usize = 8;
 
@@ -75,6 +79,8 @@ pub struct Worker {
     /// Uploaded files of the current request; deleted when the next request is taken.
     uploads: Tree<Upload>,
     stopping_since: Option<Instant>,
+    /// Requests taken in a row straight from the queue, without letting connections run.
+    eager: u32,
     // Dropped last: the runtime must outlive every task above.
     driver: Driver,
 }
@@ -93,6 +99,7 @@ impl Worker {
             pending: Pending::Idle,
             uploads: Tree::new(),
             stopping_since: None,
+            eager: 0,
             driver,
         })
     }
@@ -120,8 +127,18 @@ impl Worker {
         }
         let inbox = &mut self.inbox;
         let mut shutdown = self.shutdown.clone();
+        let eager = &mut self.eager;
         let job = self.driver.wait(async {
-            // Let connection tasks woken by the last answer write it before the next request runs.
+            // A request already queued is taken at once, up to EAGER_BATCH in a row; then the
+            // connections run (writing the answers given so far, reading new requests). Yielding
+            // costs a poll of the I/O driver, so this saves a syscall per request under load.
+            if *eager < EAGER_BATCH {
+                if let Some(job) = inbox.try_recv() {
+                    *eager += 1;
+                    return Some(job);
+                }
+            }
+            *eager = 0;
             tokio::task::yield_now().await;
             if let Some(job) = inbox.try_recv() {
                 return Some(job);
