@@ -32,9 +32,13 @@ pub struct Peer {
 }
 
 pub async fn handle(ctx: &Context, peer: Peer, req: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
     let method = req.method().clone();
-    let access_uri = ctx.config.http.access_logs.then(|| req.uri().to_string());
+    // Only the access log needs the URI and the clock: nothing is read per request without it.
+    let access = ctx
+        .config
+        .http
+        .access_logs
+        .then(|| (req.uri().to_string(), Instant::now()));
     let response = match respond(ctx, peer, req).await {
         Ok(response) => response,
         Err(error) => {
@@ -44,7 +48,7 @@ pub async fn handle(ctx: &Context, peer: Peer, req: Request<Incoming>) -> Respon
             error.into_response()
         }
     };
-    if let Some(uri) = access_uri {
+    if let Some((uri, started)) = access {
         tracing::info!(
             target: "rr::access",
             remote = %peer.addr,
