@@ -33,12 +33,20 @@ pub enum Reply {
     WorkerError(String),
     /// The worker is going away before it could take this request: 503.
     Unavailable,
+    /// Pool: the worker process died while running this request: 502.
+    Crashed,
+    /// Pool: the request ran longer than `exec_ttl`; its worker was killed: 504.
+    ExecTimeout,
+    /// Pool: no worker became free within `allocate_timeout`: 503.
+    NoWorker,
 }
 
 /// One request waiting for PHP, with the way back to its connection.
 pub struct Job {
     pub request: RequestData,
     pub reply: oneshot::Sender<Reply>,
+    /// When it entered the queue (the pool's `allocate_timeout` counts from here).
+    pub queued_at: std::time::Instant,
 }
 
 impl Job {
@@ -65,7 +73,12 @@ pub struct Submitter {
 impl Submitter {
     pub fn submit(&self, request: RequestData) -> Result<oneshot::Receiver<Reply>, SubmitError> {
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Job { request, reply }) {
+        let queued_at = std::time::Instant::now();
+        match self.tx.try_send(Job {
+            request,
+            reply,
+            queued_at,
+        }) {
             Ok(()) => Ok(answer),
             Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Full),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
@@ -75,6 +88,10 @@ impl Submitter {
     /// Requests waiting for PHP right now.
     pub fn depth(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.tx.max_capacity()
     }
 }
 

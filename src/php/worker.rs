@@ -145,10 +145,13 @@ impl Worker {
             tracing::warn!("{warning}");
         }
         let engine = engine::Worker::start(Arc::new(config)).map_err(ConfigErrorWrap::from)?;
-        for bound in engine.bound() {
-            tracing::info!("rr listening on {bound}");
+        // A pool worker listens on nothing itself: the master announced its addresses.
+        if !engine.is_pool_worker() {
+            for bound in engine.bound() {
+                tracing::info!("rr listening on {bound}");
+            }
         }
-        super::signal::install();
+        super::signal::install(engine.is_master());
         ENGINE.with_borrow_mut(|slot| *slot = Some(engine));
         STARTED.set(true);
         Ok(Worker)
@@ -165,7 +168,10 @@ impl Worker {
                             convert::array_zval(convert::tree(engine.uploads(), &upload_zval));
                         Some(Some(Request::new(data, uploads)))
                     }
-                    Wait::Stop => Some(None),
+                    Wait::Stop => match engine.failure() {
+                        Some(why) => return Err(misuse(format!("rr pool: {why}"))),
+                        None => Some(None),
+                    },
                     Wait::Tick => None,
                 })
             })?;

@@ -22,6 +22,7 @@ pub struct Context {
     pub submitter: Submitter,
     /// Present when `velox.server_url` is set.
     pub velox: Option<Arc<Velox>>,
+    pub stats: Arc<super::stats::HttpStats>,
 }
 
 /// Facts about the connection a request came on.
@@ -44,6 +45,8 @@ pub async fn handle(ctx: &Context, peer: Peer, req: Request<Incoming>) -> Respon
             error.into_response()
         }
     };
+    ctx.stats
+        .record(response.status().as_u16(), started.elapsed());
     if let Some(uri) = access_uri {
         tracing::info!(
             target: "rr::access",
@@ -155,6 +158,9 @@ async fn into_response(
             None => Err(HttpError::Internal("velox builds are not configured")),
         },
         Reply::Unavailable => Err(HttpError::Unavailable),
+        Reply::Crashed => Err(HttpError::WorkerCrashed),
+        Reply::ExecTimeout => Err(HttpError::ExecTimeout),
+        Reply::NoWorker => Err(HttpError::NoWorker),
         Reply::WorkerError(message) => {
             tracing::error!("worker error: {message}");
             Err(HttpError::WorkerError)

@@ -1,0 +1,433 @@
+//! The supervisor: one task that owns the worker table. It dispatches each queued request to
+//! an idle worker, replaces workers (limits, crashes, reload), backs off when workers cannot
+//! boot, and stops them all at the end. See docs/pool.md for the rules.
+use super::handle::{self, Command, End, Event, Limits};
+use super::metrics::{PoolStats, Reason, State};
+use super::process::Spawner;
+use crate::config::Config;
+use crate::dispatch::{Inbox, Job, Reply};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Workers that die before their first `waitRequest()`, in a row, before the master gives up.
+pub const MAX_BOOT_FAILURES: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often limits (ttl, idle_ttl), reload progress and signals are looked at.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Asks from outside: the admin endpoint, SIGHUP, the master's shutdown.
+pub enum Control {
+    Reload,
+    List(oneshot::Sender<Vec<WorkerInfo>>),
+    /// Stop every worker (after the server drained) and end.
+    Stop,
+}
+
+/// One row of the workers list.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerInfo {
+    pub id: u64,
+    pub pid: u32,
+    pub state: &'static str,
+    pub jobs: u64,
+    /// Resident memory in bytes (0 when unknown).
+    pub memory: u64,
+    pub age_seconds: f64,
+}
+
+struct Slot {
+    id: u64,
+    pid: u32,
+    state: State,
+    jobs: u64,
+    started: Instant,
+    last_active: Instant,
+    generation: u64,
+    commands: mpsc::Sender<Command>,
+}
+
+pub struct Supervisor {
+    config: Arc<Config>,
+    spawner: Spawner,
+    stats: Arc<PoolStats>,
+    inbox: Inbox,
+    control: mpsc::UnboundedReceiver<Control>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+    slots: Vec<Slot>,
+    /// The oldest request, taken off the queue and waiting for a worker.
+    head: Option<Job>,
+    next_id: u64,
+    boot_failures: u32,
+    /// Workers are not started before this (backoff after boot failures).
+    spawn_after: Instant,
+    generation: u64,
+    stopping: bool,
+    fatal: Option<String>,
+}
+
+impl Supervisor {
+    pub fn new(
+        config: Arc<Config>,
+        spawner: Spawner,
+        stats: Arc<PoolStats>,
+        inbox: Inbox,
+        control: mpsc::UnboundedReceiver<Control>,
+    ) -> Supervisor {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        Supervisor {
+            config,
+            spawner,
+            stats,
+            inbox,
+            control,
+            events_tx,
+            events,
+            slots: Vec::new(),
+            head: None,
+            next_id: 1,
+            boot_failures: 0,
+            spawn_after: Instant::now(),
+            generation: 0,
+            stopping: false,
+            fatal: None,
+        }
+    }
+
+    /// Runs until stopped; Err when workers kept failing to boot.
+    pub async fn run(mut self) -> Result<(), String> {
+        self.fill();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.dispatch();
+            self.publish();
+            if self.stopping && self.slots.is_empty() {
+                break;
+            }
+            let allocate = self.config.pool.allocate_timeout;
+            let expires = self.head.as_ref().map(|j| j.queued_at + allocate);
+            let take = self.head.is_none() && !self.stopping;
+            tokio::select! {
+                Some(event) = self.events.recv() => self.on_event(event),
+                job = self.inbox.recv(), if take => match job {
+                    Some(job) => self.head = Some(job),
+                    None => self.begin_stop(),
+                },
+                _ = sleep_until(expires), if expires.is_some() => {
+                    if let Some(job) = self.head.take() {
+                        let _ = job.reply.send(Reply::NoWorker);
+                    }
+                }
+                _ = tick.tick() => self.housekeeping(),
+                Some(control) = self.control.recv() => self.on_control(control),
+            }
+        }
+        match self.fatal.take() {
+            Some(message) => Err(message),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands queued requests to idle workers, most recently active first (warm caches).
+    fn dispatch(&mut self) {
+        if self.stopping {
+            self.inbox.close();
+            for job in self
+                .head
+                .take()
+                .into_iter()
+                .chain(std::iter::from_fn(|| self.inbox.try_recv()))
+            {
+                let _ = job.reply.send(Reply::Unavailable);
+            }
+            return;
+        }
+        let allocate = self.config.pool.allocate_timeout;
+        while let Some(i) = self.pick_idle() {
+            let Some(job) = self.head.take().or_else(|| self.inbox.try_recv()) else {
+                return;
+            };
+            if job.is_abandoned() {
+                continue;
+            }
+            if job.queued_at.elapsed() > allocate {
+                let _ = job.reply.send(Reply::NoWorker);
+                continue;
+            }
+            let slot = &mut self.slots[i];
+            match slot.commands.try_send(Command::Run(Box::new(job))) {
+                Ok(()) => {
+                    slot.state = State::Busy;
+                    slot.last_active = Instant::now();
+                }
+                Err(e) => {
+                    // Its task is ending; its Exited event is on the way.
+                    slot.state = State::Stopping;
+                    if let Command::Run(job) = e.into_inner() {
+                        self.head = Some(*job);
+                    }
+                }
+            }
+        }
+    }
+
+    fn pick_idle(&self) -> Option<usize> {
+        let current = self.generation;
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state == State::Idle)
+            .max_by_key(|(_, s)| (s.generation == current, s.last_active))
+            .map(|(i, _)| i)
+    }
+
+    fn slot(&mut self, id: u64) -> Option<usize> {
+        self.slots.iter().position(|s| s.id == id)
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Ready { id } => {
+                self.boot_failures = 0;
+                if let Some(i) = self.slot(id) {
+                    let slot = &mut self.slots[i];
+                    slot.state = State::Idle;
+                    slot.last_active = Instant::now();
+                    tracing::debug!(pid = slot.pid, "worker ready");
+                    if self.stopping {
+                        self.retire(i, None);
+                    }
+                }
+            }
+            Event::Done { id, rss } => {
+                self.stats.job_done();
+                let Some(i) = self.slot(id) else { return };
+                let sup = &self.config.pool.supervisor;
+                let max_jobs = self.config.pool.max_jobs;
+                let slot = &mut self.slots[i];
+                slot.jobs += 1;
+                slot.last_active = Instant::now();
+                if slot.state == State::Busy {
+                    slot.state = State::Idle;
+                }
+                let reason = if self.stopping {
+                    None
+                } else if max_jobs > 0 && slot.jobs >= max_jobs {
+                    Some(Reason::MaxJobs)
+                } else if sup.max_worker_memory > 0
+                    && rss.is_some_and(|rss| rss > sup.max_worker_memory)
+                {
+                    tracing::info!(
+                        pid = slot.pid,
+                        rss,
+                        limit = sup.max_worker_memory,
+                        "worker above max_worker_memory: replacing it"
+                    );
+                    Some(Reason::MaxMemory)
+                } else if !sup.ttl.is_zero() && slot.started.elapsed() >= sup.ttl {
+                    Some(Reason::Ttl)
+                } else {
+                    return;
+                };
+                self.retire(i, reason);
+            }
+            Event::Exited { id, end, detail } => self.on_exit(id, end, detail),
+        }
+    }
+
+    fn on_exit(&mut self, id: u64, end: End, detail: String) {
+        let Some(i) = self.slot(id) else { return };
+        let slot = self.slots.remove(i);
+        if slot.state == State::Stopping {
+            // Retired on purpose; its replacement was started then.
+            tracing::debug!(pid = slot.pid, ?end, "worker stopped");
+            return;
+        }
+        match end {
+            End::BootFailed => {
+                self.stats.restarted(Reason::BootFailure);
+                self.boot_failed(format!(
+                    "worker pid {} exited before its first waitRequest() ({detail})",
+                    slot.pid
+                ));
+            }
+            End::ExecTimeout => {
+                self.stats.restarted(Reason::ExecTtl);
+                tracing::warn!(
+                    pid = slot.pid,
+                    "a request exceeded exec_ttl: worker killed ({detail})"
+                );
+            }
+            End::Crashed | End::Stopped => {
+                self.stats.restarted(Reason::Crash);
+                tracing::warn!(pid = slot.pid, "worker exited unexpectedly ({detail})");
+            }
+        }
+        self.fill();
+    }
+
+    fn boot_failed(&mut self, message: String) {
+        self.boot_failures += 1;
+        tracing::error!("{message}");
+        if self.boot_failures >= MAX_BOOT_FAILURES {
+            self.fatal = Some(format!(
+                "{} workers in a row failed to boot; giving up. The last: {message}",
+                self.boot_failures
+            ));
+            self.begin_stop();
+            return;
+        }
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << (self.boot_failures - 1).min(10))
+            .min(MAX_BACKOFF);
+        self.spawn_after = Instant::now() + backoff;
+    }
+
+    /// Tells worker `i` to stop once it is idle (now, for an idle or booting one); its
+    /// replacement starts at once.
+    fn retire(&mut self, i: usize, reason: Option<Reason>) {
+        let slot = &mut self.slots[i];
+        slot.state = State::Stopping;
+        let _ = slot.commands.try_send(Command::Stop);
+        if let Some(reason) = reason {
+            tracing::info!(
+                pid = slot.pid,
+                jobs = slot.jobs,
+                reason = reason.as_str(),
+                "replacing worker"
+            );
+            self.stats.restarted(reason);
+        }
+        self.fill();
+    }
+
+    /// Starts workers until `num_workers` are up (booting, idle or busy).
+    fn fill(&mut self) {
+        if self.stopping || Instant::now() < self.spawn_after {
+            return;
+        }
+        let live = |s: &&Slot| s.state != State::Stopping;
+        while self.slots.iter().filter(live).count() < self.config.pool.num_workers {
+            let id = self.next_id;
+            self.next_id += 1;
+            let process = match self.spawner.spawn(id) {
+                Ok(process) => process,
+                Err(e) => {
+                    self.stats.restarted(Reason::BootFailure);
+                    self.boot_failed(format!("cannot start a worker: {e}"));
+                    return;
+                }
+            };
+            let (commands, rx) = mpsc::channel(2);
+            let pool = &self.config.pool;
+            let limits = Limits {
+                // A worker gets as long to boot as a request may wait for one.
+                boot_timeout: pool.allocate_timeout.max(Duration::from_secs(1)),
+                exec_ttl: Some(pool.supervisor.exec_ttl).filter(|t| !t.is_zero()),
+                destroy_timeout: pool.destroy_timeout,
+                watch_memory: pool.supervisor.max_worker_memory > 0,
+            };
+            tracing::debug!(pid = process.pid, id, "worker started");
+            let now = Instant::now();
+            self.slots.push(Slot {
+                id,
+                pid: process.pid,
+                state: State::Booting,
+                jobs: 0,
+                started: now,
+                last_active: now,
+                generation: self.generation,
+                commands,
+            });
+            tokio::spawn(handle::run(id, process, rx, self.events_tx.clone(), limits));
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        if super::take_reload_request() {
+            self.reload();
+        }
+        let sup = self.config.pool.supervisor.clone();
+        let now = Instant::now();
+        let expired = self.slots.iter().position(|s| {
+            s.state == State::Idle
+                && ((!sup.ttl.is_zero() && now - s.started >= sup.ttl)
+                    || (!sup.idle_ttl.is_zero() && now - s.last_active >= sup.idle_ttl))
+        });
+        if let Some(i) = expired {
+            let reason = match !sup.ttl.is_zero() && now - self.slots[i].started >= sup.ttl {
+                true => Reason::Ttl,
+                false => Reason::IdleTtl,
+            };
+            self.retire(i, Some(reason));
+        }
+        // Reload one by one: the next old worker goes when no replacement is still booting.
+        let booting = self.slots.iter().any(|s| s.state == State::Booting);
+        let stale = self
+            .slots
+            .iter()
+            .position(|s| s.state == State::Idle && s.generation < self.generation);
+        if let (false, Some(i)) = (booting, stale) {
+            self.retire(i, Some(Reason::Reload));
+        }
+        self.fill();
+    }
+
+    fn reload(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.generation += 1;
+        tracing::info!("reloading workers one by one");
+    }
+
+    fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Reload => self.reload(),
+            Control::List(tx) => {
+                let list = self
+                    .slots
+                    .iter()
+                    .map(|s| WorkerInfo {
+                        id: s.id,
+                        pid: s.pid,
+                        state: s.state.as_str(),
+                        jobs: s.jobs,
+                        memory: handle::rss(s.pid).unwrap_or(0),
+                        age_seconds: s.started.elapsed().as_secs_f64(),
+                    })
+                    .collect();
+                let _ = tx.send(list);
+            }
+            Control::Stop => self.begin_stop(),
+        }
+    }
+
+    /// No new work: idle and booting workers stop now, busy ones when their request is done.
+    fn begin_stop(&mut self) {
+        self.stopping = true;
+        for i in 0..self.slots.len() {
+            if matches!(self.slots[i].state, State::Idle | State::Booting) {
+                self.retire(i, None);
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let mut counts = [0; 4];
+        for slot in &self.slots {
+            counts[slot.state as usize] += 1;
+        }
+        self.stats.set_states(counts);
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
