@@ -93,7 +93,16 @@ impl Submitter {
     pub fn capacity(&self) -> usize {
         self.tx.max_capacity()
     }
+
+    /// Keeps one slot of the queue taken, for a job the pool holds at the head of the line,
+    /// so that the queue still holds `capacity` requests in all. None when the queue is full.
+    pub fn hold_slot(&self) -> Option<HeldSlot> {
+        self.tx.clone().try_reserve_owned().ok().map(HeldSlot)
+    }
 }
+
+/// A queue slot kept taken until dropped.
+pub struct HeldSlot(#[allow(dead_code)] mpsc::OwnedPermit<Job>);
 
 /// The PHP side of the queue.
 pub struct Inbox {
@@ -159,10 +168,16 @@ mod tests {
         let _second = tx.submit(request("/b")).unwrap();
         assert_eq!(tx.depth(), 2);
         assert!(matches!(tx.submit(request("/c")), Err(SubmitError::Full)));
+        assert!(tx.hold_slot().is_none());
         drop(first); // client of /a went away
         let job = inbox.recv().await.unwrap();
         assert_eq!(job.request.uri, "/b");
         assert!(inbox.try_recv().is_none());
+        let held = tx.hold_slot().unwrap();
+        let _c = tx.submit(request("/c")).unwrap();
+        assert!(matches!(tx.submit(request("/d")), Err(SubmitError::Full)));
+        drop(held);
+        assert!(tx.submit(request("/d")).is_ok());
     }
 
     #[tokio::test]

@@ -79,7 +79,7 @@ impl Master {
         let bound = server.bound.clone();
         let spawner = process::Spawner::from_self(&bound)
             .map_err(|e| StartError::Pool(format!("cannot find this php's command line: {e}")))?;
-        let stats = Arc::new(metrics::PoolStats::new(submitter));
+        let stats = Arc::new(metrics::PoolStats::new(submitter.clone()));
         let (control, control_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(status::Shared {
             pool: stats.clone(),
@@ -96,7 +96,13 @@ impl Master {
                 .map_err(|source| StartError::Bind { addr, key, source })?;
             tracing::info!("rr {} on http://{bound}", key.trim_end_matches(".address"));
         }
-        let supervisor = Supervisor::new(config.clone(), spawner, stats, inbox, control_rx);
+        let supervisor = Supervisor::new(
+            config.clone(),
+            spawner,
+            stats,
+            (submitter, inbox),
+            control_rx,
+        );
         let supervisor = runtime.spawn(supervisor.run());
         let trigger = server.trigger();
         let lifecycle = runtime.spawn(lifecycle(

@@ -5,7 +5,7 @@ use super::handle::{self, Command, End, Event, Limits};
 use super::metrics::{PoolStats, Reason, State};
 use super::process::Spawner;
 use crate::config::Config;
-use crate::dispatch::{Inbox, Job, Reply};
+use crate::dispatch::{HeldSlot, Inbox, Job, Reply, Submitter};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -57,8 +57,11 @@ pub struct Supervisor {
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
     slots: Vec<Slot>,
-    /// The oldest request, taken off the queue and waiting for a worker.
+    /// The oldest request, taken off the queue and waiting for a worker; it keeps its queue
+    /// slot taken so the queue holds `max_queue_size` requests in all.
     head: Option<Job>,
+    held: Option<HeldSlot>,
+    queue: Submitter,
     next_id: u64,
     boot_failures: u32,
     /// Workers are not started before this (backoff after boot failures).
@@ -73,7 +76,7 @@ impl Supervisor {
         config: Arc<Config>,
         spawner: Spawner,
         stats: Arc<PoolStats>,
-        inbox: Inbox,
+        (queue, inbox): (Submitter, Inbox),
         control: mpsc::UnboundedReceiver<Control>,
     ) -> Supervisor {
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -87,6 +90,8 @@ impl Supervisor {
             events,
             slots: Vec::new(),
             head: None,
+            held: None,
+            queue,
             next_id: 1,
             boot_failures: 0,
             spawn_after: Instant::now(),
@@ -113,11 +118,14 @@ impl Supervisor {
             tokio::select! {
                 Some(event) = self.events.recv() => self.on_event(event),
                 job = self.inbox.recv(), if take => match job {
-                    Some(job) => self.head = Some(job),
+                    Some(job) => {
+                        self.held = self.queue.hold_slot();
+                        self.head = Some(job);
+                    }
                     None => self.begin_stop(),
                 },
                 _ = sleep_until(expires), if expires.is_some() => {
-                    if let Some(job) = self.head.take() {
+                    if let Some(job) = self.take_head() {
                         let _ = job.reply.send(Reply::NoWorker);
                     }
                 }
@@ -147,7 +155,7 @@ impl Supervisor {
         }
         let allocate = self.config.pool.allocate_timeout;
         while let Some(i) = self.pick_idle() {
-            let Some(job) = self.head.take().or_else(|| self.inbox.try_recv()) else {
+            let Some(job) = self.take_head().or_else(|| self.inbox.try_recv()) else {
                 return;
             };
             if job.is_abandoned() {
@@ -167,11 +175,17 @@ impl Supervisor {
                     // Its task is ending; its Exited event is on the way.
                     slot.state = State::Stopping;
                     if let Command::Run(job) = e.into_inner() {
+                        self.held = self.queue.hold_slot();
                         self.head = Some(*job);
                     }
                 }
             }
         }
+    }
+
+    fn take_head(&mut self) -> Option<Job> {
+        self.held = None;
+        self.head.take()
     }
 
     fn pick_idle(&self) -> Option<usize> {
