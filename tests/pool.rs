@@ -172,6 +172,18 @@ fn workers_serve_with_the_same_api_and_the_master_finishes_offloads() {
         .unwrap();
     assert_eq!(file.status(), 206);
     assert_eq!(file.text().unwrap(), "<?php");
+    // RR\workers() in a worker asks the master: the caller sees itself busy.
+    let v: Value = client()
+        .get(php.url("/workers"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let list = v["workers"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{v}");
+    let me = list.iter().find(|w| w["pid"] == v["me"]).unwrap();
+    assert_eq!(me["state"], "busy");
+    assert!(me["memory"].as_u64().unwrap() > 1 << 20 && me["age"].as_f64().unwrap() > 0.0);
     let error = client().get(php.url("/error")).send().unwrap();
     assert_eq!(error.status(), 500);
     assert!(php.wait_for_log("pool error detail", Duration::from_secs(5)));

@@ -18,6 +18,8 @@ pub enum Frame {
     Request(Box<RequestData>),
     /// Finish: `waitRequest()` returns null.
     Stop,
+    /// The answer to `ListWorkers`: the pool's workers as JSON.
+    Workers(String),
     // worker → master
     /// The worker reached its first `waitRequest()`: it booted.
     Ready,
@@ -45,11 +47,14 @@ pub enum Frame {
         headers: HeaderMap,
     },
     Error(String),
+    /// `RR\workers()` in a worker: the master answers with `Workers`.
+    ListWorkers,
 }
 
 mod kind {
     pub const REQUEST: u8 = 1;
     pub const STOP: u8 = 2;
+    pub const WORKERS: u8 = 3;
     pub const READY: u8 = 10;
     pub const FULL: u8 = 11;
     pub const STREAM_HEAD: u8 = 12;
@@ -59,6 +64,7 @@ mod kind {
     pub const FILE: u8 = 16;
     pub const VELOX: u8 = 17;
     pub const ERROR: u8 = 18;
+    pub const LIST_WORKERS: u8 = 19;
 }
 
 impl Frame {
@@ -85,6 +91,11 @@ impl Frame {
                 put_request(out, r);
             }
             Frame::Stop => out.put_u8(kind::STOP),
+            Frame::Workers(json) => {
+                out.put_u8(kind::WORKERS);
+                put_str(out, json);
+            }
+            Frame::ListWorkers => out.put_u8(kind::LIST_WORKERS),
             Frame::Ready => out.put_u8(kind::READY),
             Frame::Full {
                 status,
@@ -160,6 +171,8 @@ fn decode(kind: u8, mut r: Reader) -> Result<Frame, DecodeError> {
     let frame = match kind {
         kind::REQUEST => Frame::Request(Box::new(read_request(&mut r)?)),
         kind::STOP => Frame::Stop,
+        kind::WORKERS => Frame::Workers(r.string()?),
+        kind::LIST_WORKERS => Frame::ListWorkers,
         kind::READY => Frame::Ready,
         kind::FULL => Frame::Full {
             status: r.status()?,

@@ -98,6 +98,8 @@ fn answers_survive_the_wire() {
             headers,
         },
         Frame::Error("boom".into()),
+        Frame::ListWorkers,
+        Frame::Workers("[]".into()),
     ];
     for frame in &frames {
         assert_eq!(format!("{:?}", roundtrip(frame)), format!("{frame:?}"));

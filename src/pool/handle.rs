@@ -2,6 +2,7 @@
 //! turns the answer frames back into a [`Reply`] (the master finishes offloads: files, Velox,
 //! streams), enforces `exec_ttl`, and reports to the supervisor.
 use super::process::Process;
+use super::supervisor::Control;
 use crate::dispatch::{Job, Reply};
 use crate::ipc::Frame;
 use crate::request::form::Tree;
@@ -50,6 +51,8 @@ pub enum Event {
 }
 
 pub struct Limits {
+    /// Answers `RR\workers()` asked from inside a request.
+    pub control: mpsc::UnboundedSender<Control>,
     pub boot_timeout: Duration,
     pub exec_ttl: Option<Duration>,
     pub destroy_timeout: Duration,
@@ -59,6 +62,7 @@ pub struct Limits {
 /// The worker's side of the channel, frame by frame (cancel-safe: bytes stay in `buf`).
 struct Channel {
     process: Process,
+    control: mpsc::UnboundedSender<Control>,
     buf: BytesMut,
     out: BytesMut,
 }
@@ -68,6 +72,12 @@ impl Channel {
     async fn next(&mut self) -> Option<Frame> {
         loop {
             match Frame::split(&mut self.buf) {
+                Ok(Some(Frame::ListWorkers)) => {
+                    if !self.list_workers().await {
+                        return None;
+                    }
+                    continue;
+                }
                 Ok(Some(frame)) => return Some(frame),
                 Ok(None) => {}
                 Err(e) => {
@@ -81,6 +91,15 @@ impl Channel {
                 Ok(_) => {}
             }
         }
+    }
+
+    /// A worker asked for the workers list (it blocks until the answer arrives).
+    async fn list_workers(&mut self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.control.send(Control::List(tx));
+        let list = rx.await.unwrap_or_default();
+        let json = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
+        self.send(&Frame::Workers(json)).await
     }
 
     async fn send(&mut self, frame: &Frame) -> bool {
@@ -100,6 +119,7 @@ pub async fn run(
 ) {
     let mut ch = Channel {
         process,
+        control: limits.control.clone(),
         buf: BytesMut::with_capacity(64 * 1024),
         out: BytesMut::with_capacity(64 * 1024),
     };

@@ -101,7 +101,7 @@ impl Master {
             spawner,
             stats,
             (submitter, inbox),
-            control_rx,
+            (control.clone(), control_rx),
         );
         let supervisor = runtime.spawn(supervisor.run());
         let trigger = server.trigger();

@@ -26,11 +26,11 @@ pub enum Control {
 }
 
 /// One row of the workers list.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WorkerInfo {
     pub id: u64,
     pub pid: u32,
-    pub state: &'static str,
+    pub state: String,
     pub jobs: u64,
     /// Resident memory in bytes (0 when unknown).
     pub memory: u64,
@@ -54,6 +54,7 @@ pub struct Supervisor {
     stats: Arc<PoolStats>,
     inbox: Inbox,
     control: mpsc::UnboundedReceiver<Control>,
+    control_tx: mpsc::UnboundedSender<Control>,
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
     slots: Vec<Slot>,
@@ -77,7 +78,10 @@ impl Supervisor {
         spawner: Spawner,
         stats: Arc<PoolStats>,
         (queue, inbox): (Submitter, Inbox),
-        control: mpsc::UnboundedReceiver<Control>,
+        (control_tx, control): (
+            mpsc::UnboundedSender<Control>,
+            mpsc::UnboundedReceiver<Control>,
+        ),
     ) -> Supervisor {
         let (events_tx, events) = mpsc::unbounded_channel();
         Supervisor {
@@ -86,6 +90,7 @@ impl Supervisor {
             stats,
             inbox,
             control,
+            control_tx,
             events_tx,
             events,
             slots: Vec::new(),
@@ -338,6 +343,7 @@ impl Supervisor {
             let (commands, rx) = mpsc::channel(2);
             let pool = &self.config.pool;
             let limits = Limits {
+                control: self.control_tx.clone(),
                 // A worker gets as long to boot as a request may wait for one.
                 boot_timeout: pool.allocate_timeout.max(Duration::from_secs(1)),
                 exec_ttl: Some(pool.supervisor.exec_ttl).filter(|t| !t.is_zero()),
@@ -408,7 +414,7 @@ impl Supervisor {
                     .map(|s| WorkerInfo {
                         id: s.id,
                         pid: s.pid,
-                        state: s.state.as_str(),
+                        state: s.state.as_str().to_owned(),
                         jobs: s.jobs,
                         memory: handle::rss(s.pid).unwrap_or(0),
                         age_seconds: s.started.elapsed().as_secs_f64(),

@@ -155,6 +155,15 @@ impl Worker {
         self.reply(Reply::Velox(order))
     }
 
+    /// The pool's worker processes; empty in the single-process mode.
+    pub fn workers(&mut self) -> Vec<crate::pool::WorkerInfo> {
+        match self {
+            Worker::Embedded(_) => Vec::new(),
+            Worker::Pooled(w) => w.workers(),
+            Worker::Master(m) => m.workers(),
+        }
+    }
+
     /// Whether a request is waiting for (the rest of) its answer.
     pub fn has_pending(&self) -> bool {
         each!(self, w => w.has_pending())

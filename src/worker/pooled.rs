@@ -257,6 +257,28 @@ impl Pooled {
         Ok(())
     }
 
+    /// The pool's workers, asked of the master (which answers between our frames).
+    pub fn workers(&mut self) -> Vec<crate::pool::WorkerInfo> {
+        self.send(&Frame::ListWorkers);
+        loop {
+            match Frame::split(&mut self.inbuf) {
+                Ok(Some(Frame::Workers(json))) => {
+                    return serde_json::from_str(&json).unwrap_or_default()
+                }
+                Ok(Some(other)) => {
+                    tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
+                    self.stopped = true;
+                }
+                Err(_) => self.stopped = true,
+                Ok(None) => {}
+            }
+            if self.stopped || self.receive(Duration::from_secs(1)).is_err() {
+                self.stopped = true;
+                return Vec::new();
+            }
+        }
+    }
+
     pub fn has_pending(&self) -> bool {
         matches!(self.pending, Pending::Waiting | Pending::Streaming)
     }
