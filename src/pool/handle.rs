@@ -132,11 +132,10 @@ pub async fn run(
         Ok(s) => s.to_string(),
         Err(e) => e.to_string(),
     };
+    // Its last lines reach the log before it counts as gone (and before the master exits).
+    let tail = ch.process.output_tail().await;
     if end == End::BootFailed {
-        detail = format!(
-            "{detail}; its last output:\n{}",
-            ch.process.output_tail().await
-        );
+        detail = format!("{detail}; its last output:\n{tail}");
     }
     // Requests sent after the end get the crash answer: nothing handed over is dropped silently.
     commands.close();

@@ -5,12 +5,16 @@
 //! # Layout
 //! - `process`     starting a worker: re-exec of this php with its argv, env and a socketpair.
 //! - `handle`      one task per worker: boot, request out, answer frames back, exec_ttl.
-//! - `supervisor`  the worker table: dispatch, limits, crashes, backoff, reload, stop.
+//! - `supervisor`  the worker table: dispatch, crashes, reload, stop.
+//! - `slot`        one worker in the supervisor's table; the workers list; control messages.
+//! - `limits`      when a worker must go (max_jobs, memory, ttl, idle_ttl) and boot backoff.
 //! - `metrics`     gauges and counters, the Prometheus text.
 //! - `status`      the status (health, ready, workers, reload) and metrics listeners.
 mod handle;
+mod limits;
 mod metrics;
 mod process;
+mod slot;
 mod status;
 mod supervisor;
 

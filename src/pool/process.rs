@@ -110,7 +110,8 @@ impl Process {
         let _ = self.child.start_kill();
     }
 
-    /// The last lines the worker wrote, once its pipes have closed (it exited).
+    /// The last lines the worker wrote, once its pipes have closed (it exited; at most 1 s
+    /// for a grandchild that kept them open).
     pub async fn output_tail(&mut self) -> String {
         for reader in self.readers.drain(..) {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;

@@ -2,51 +2,19 @@
 //! an idle worker, replaces workers (limits, crashes, reload), backs off when workers cannot
 //! boot, and stops them all at the end. See docs/pool.md for the rules.
 use super::handle::{self, Command, End, Event, Limits};
+use super::limits::{self, MAX_BOOT_FAILURES};
 use super::metrics::{PoolStats, Reason, State};
 use super::process::Spawner;
+use super::slot::Slot;
+pub use super::slot::{Control, WorkerInfo};
 use crate::config::Config;
 use crate::dispatch::{HeldSlot, Inbox, Job, Reply, Submitter};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-/// Workers that die before their first `waitRequest()`, in a row, before the master gives up.
-pub const MAX_BOOT_FAILURES: u32 = 5;
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often limits (ttl, idle_ttl), reload progress and signals are looked at.
 const TICK: Duration = Duration::from_millis(50);
-
-/// Asks from outside: the admin endpoint, SIGHUP, the master's shutdown.
-pub enum Control {
-    Reload,
-    List(oneshot::Sender<Vec<WorkerInfo>>),
-    /// Stop every worker (after the server drained) and end.
-    Stop,
-}
-
-/// One row of the workers list.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct WorkerInfo {
-    pub id: u64,
-    pub pid: u32,
-    pub state: String,
-    pub jobs: u64,
-    /// Resident memory in bytes (0 when unknown).
-    pub memory: u64,
-    pub age_seconds: f64,
-}
-
-struct Slot {
-    id: u64,
-    pid: u32,
-    state: State,
-    jobs: u64,
-    started: Instant,
-    last_active: Instant,
-    generation: u64,
-    commands: mpsc::Sender<Command>,
-}
 
 pub struct Supervisor {
     config: Arc<Config>,
@@ -224,34 +192,28 @@ impl Supervisor {
             Event::Done { id, rss } => {
                 self.stats.job_done();
                 let Some(i) = self.slot(id) else { return };
-                let sup = &self.config.pool.supervisor;
-                let max_jobs = self.config.pool.max_jobs;
                 let slot = &mut self.slots[i];
                 slot.jobs += 1;
                 slot.last_active = Instant::now();
                 if slot.state == State::Busy {
                     slot.state = State::Idle;
                 }
-                let reason = if self.stopping {
-                    None
-                } else if max_jobs > 0 && slot.jobs >= max_jobs {
-                    Some(Reason::MaxJobs)
-                } else if sup.max_worker_memory > 0
-                    && rss.is_some_and(|rss| rss > sup.max_worker_memory)
-                {
+                if self.stopping {
+                    return self.retire(i, None);
+                }
+                let reason = limits::after_answer(&self.config.pool, &slot.life(), rss);
+                if reason == Some(Reason::MaxMemory) {
+                    let limit = self.config.pool.supervisor.max_worker_memory;
                     tracing::info!(
                         pid = slot.pid,
                         rss,
-                        limit = sup.max_worker_memory,
+                        limit,
                         "worker above max_worker_memory: replacing it"
                     );
-                    Some(Reason::MaxMemory)
-                } else if !sup.ttl.is_zero() && slot.started.elapsed() >= sup.ttl {
-                    Some(Reason::Ttl)
-                } else {
-                    return;
-                };
-                self.retire(i, reason);
+                }
+                if reason.is_some() {
+                    self.retire(i, reason);
+                }
             }
             Event::Exited { id, end, detail } => self.on_exit(id, end, detail),
         }
@@ -299,10 +261,7 @@ impl Supervisor {
             self.begin_stop();
             return;
         }
-        let backoff = FIRST_BACKOFF
-            .saturating_mul(1 << (self.boot_failures - 1).min(10))
-            .min(MAX_BACKOFF);
-        self.spawn_after = Instant::now() + backoff;
+        self.spawn_after = Instant::now() + limits::backoff(self.boot_failures);
     }
 
     /// Tells worker `i` to stop once it is idle (now, for an idle or booting one); its
@@ -370,18 +329,14 @@ impl Supervisor {
         if super::take_reload_request() {
             self.reload();
         }
-        let sup = self.config.pool.supervisor.clone();
-        let now = Instant::now();
-        let expired = self.slots.iter().position(|s| {
-            s.state == State::Idle
-                && ((!sup.ttl.is_zero() && now - s.started >= sup.ttl)
-                    || (!sup.idle_ttl.is_zero() && now - s.last_active >= sup.idle_ttl))
+        let pool = &self.config.pool;
+        let expired = self.slots.iter().enumerate().find_map(|(i, s)| {
+            let idle = s.state == State::Idle;
+            idle.then(|| limits::while_idle(pool, &s.life()))
+                .flatten()
+                .map(|reason| (i, reason))
         });
-        if let Some(i) = expired {
-            let reason = match !sup.ttl.is_zero() && now - self.slots[i].started >= sup.ttl {
-                true => Reason::Ttl,
-                false => Reason::IdleTtl,
-            };
+        if let Some((i, reason)) = expired {
             self.retire(i, Some(reason));
         }
         // Reload one by one: the next old worker goes when no replacement is still booting.
@@ -408,19 +363,7 @@ impl Supervisor {
         match control {
             Control::Reload => self.reload(),
             Control::List(tx) => {
-                let list = self
-                    .slots
-                    .iter()
-                    .map(|s| WorkerInfo {
-                        id: s.id,
-                        pid: s.pid,
-                        state: s.state.as_str().to_owned(),
-                        jobs: s.jobs,
-                        memory: handle::rss(s.pid).unwrap_or(0),
-                        age_seconds: s.started.elapsed().as_secs_f64(),
-                    })
-                    .collect();
-                let _ = tx.send(list);
+                let _ = tx.send(self.slots.iter().map(Slot::info).collect());
             }
             Control::Stop => self.begin_stop(),
         }
