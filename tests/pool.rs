@@ -59,6 +59,14 @@ fn workers_serve_with_the_same_api_and_the_master_finishes_offloads() {
         .unwrap();
     assert_eq!(file.status(), 206);
     assert_eq!(file.text().unwrap(), "<?php");
+    // addresses() in a worker: the master's listeners.
+    let v: Value = client()
+        .get(php.url("/addresses"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v, json!([format!("http://{}", php.addr)]));
     // RR\workers() in a worker asks the master: the caller sees itself busy.
     let v: Value = client()
         .get(php.url("/workers"))
