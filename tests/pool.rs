@@ -211,7 +211,12 @@ fn sigterm_drains_in_flight_and_queued_requests_then_exits_0() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(150));
+    let ready = side_url(&php, "status", "/ready");
+    assert_eq!(client().get(&ready).send().unwrap().status(), 200);
     php.signal(libc::SIGTERM);
+    // Draining (the queued requests take ~600 ms more): no longer ready.
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(client().get(&ready).send().unwrap().status(), 503);
     for r in requests {
         assert_eq!(r.join().unwrap().unwrap(), 200);
     }

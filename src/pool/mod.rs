@@ -90,6 +90,7 @@ impl Master {
             http: server.stats.clone(),
             velox: server.velox.clone(),
             control: control.clone(),
+            shutdown: server.shutdown(),
         });
         for (addr, endpoint, key) in [
             (config.status, status::Endpoint::Status, "status.address"),

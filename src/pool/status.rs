@@ -19,6 +19,8 @@ pub struct Shared {
     pub http: Arc<HttpStats>,
     pub velox: Option<Arc<Velox>>,
     pub control: mpsc::UnboundedSender<Control>,
+    /// Not ready once the server drains: load balancers should stop sending.
+    pub shutdown: crate::server::Shutdown,
 }
 
 #[derive(Clone, Copy)]
@@ -66,7 +68,9 @@ async fn route(endpoint: Endpoint, shared: &Shared, req: Request<Incoming>) -> R
             text_response(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         (Endpoint::Status, &Method::GET, "/health") => check(pool.healthy(), pool),
-        (Endpoint::Status, &Method::GET, "/ready") => check(pool.ready(), pool),
+        (Endpoint::Status, &Method::GET, "/ready") => {
+            check(pool.ready() && !shared.shutdown.is_triggered(), pool)
+        }
         (Endpoint::Status, &Method::GET, "/workers") => {
             let (tx, rx) = oneshot::channel();
             let _ = shared.control.send(Control::List(tx));
