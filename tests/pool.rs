@@ -235,3 +235,16 @@ fn sigterm_drains_in_flight_and_queued_requests_then_exits_0() {
         "the worker stopped too"
     );
 }
+
+#[test]
+fn a_stray_pool_marker_without_its_socket_is_a_clear_config_error() {
+    let mut opts = common::Options::default();
+    opts.env.push(("RR_POOL_FD", "7".into()));
+    let (status, stderr, stdout) =
+        Php::run_to_end("config_error.php", opts, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("RR_POOL_FD=7 names no inherited socket"),
+        "{stdout}"
+    );
+}

@@ -24,9 +24,19 @@ pub fn inherited_channel() -> Result<Option<UnixStream>, String> {
     let fd: RawFd = value
         .parse()
         .map_err(|_| format!("{}={value:?} is not a file descriptor", ipc::FD_ENV))?;
-    // SAFETY: fcntl(F_GETFD) only inspects the descriptor; it fails on one that is not open.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(format!("{}={fd}: no such open descriptor", ipc::FD_ENV));
+    // A child of a worker inherits the variable but not the descriptor (close-on-exec): the
+    // number must name an open unix socket, or this is not a pool worker's process.
+    // SAFETY: fstat only fills the zeroed stat buffer we own; it fails on a closed descriptor.
+    let is_socket = fd >= 3
+        && unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+        };
+    if !is_socket {
+        return Err(format!(
+            "{}={fd} names no inherited socket: start rr workers only from an rr pool master",
+            ipc::FD_ENV
+        ));
     }
     // SAFETY: the master opened this socketpair end for us and exec handed it down; nothing
     // else in this process owns it. Close it on exec so the script's own children don't get it.
