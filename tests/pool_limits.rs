@@ -60,7 +60,7 @@ fn max_worker_memory_retires_a_leaking_worker_after_its_response() {
             "rr_pool_worker_restarts_total{reason=\"max_worker_memory\"}"
         ) >= 1
     );
-    assert!(php.stderr().contains("above max_worker_memory"));
+    assert!(php.wait_for_log("above max_worker_memory", Duration::from_secs(5)));
 }
 
 #[test]
