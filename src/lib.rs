@@ -9,14 +9,18 @@
 //! - [`runtime`]  the tokio runtime and which thread drives it (PHP while it waits, a helper otherwise).
 //! - [`velox`]    the Velox build offload: request checks, client, single-flight, artifact cache.
 //! - [`worker`]   what one PHP worker does, in plain Rust: wait, answer, stream, tear down.
+//! - [`ipc`]      the master-worker channel of pool mode: binary frames and their codec.
+//! - [`pool`]     pool mode's master: worker processes, dispatch, supervision, status, metrics.
 //! - [`logging`]  tracing set-up from the `logs` config.
 //! - [`server`]   listeners, TLS, hyper connections, limits, error responses, graceful shutdown.
 //! - [`php`]      the only module that touches ext-php-rs: classes, functions, ini, conversions.
 pub mod body;
 pub mod config;
 pub mod dispatch;
+pub mod ipc;
 pub mod logging;
 pub mod php;
+pub mod pool;
 pub mod request;
 pub mod runtime;
 pub mod server;

@@ -185,3 +185,13 @@ final class Worker
  * @throws Exception when no request is pending or velox is not configured
  */
 function velox_build(mixed $buildRequest, ?array $headers = null): void {}
+
+/**
+ * The pool's worker processes: `pid`, `state` (booting, idle, busy, stopping), `jobs` done,
+ * resident `memory` in bytes, `age` in seconds, and the worker's number `id`. Empty when
+ * rr runs without a pool (`http.pool.num_workers` 0).
+ *
+ * @return list<array{id: int, pid: int, state: string, jobs: int, memory: int, age: float}>
+ * @throws \RR\Exception when no RR\Worker was started in this process
+ */
+function workers(): array {}

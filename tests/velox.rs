@@ -211,3 +211,53 @@ fn without_velox_configured_a_build_is_an_exception() {
     assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
     assert!(answer.contains("Velox builds are off"), "{answer}");
 }
+
+#[test]
+fn in_pool_mode_the_master_runs_the_build_and_the_one_worker_is_free() {
+    let build_time = Duration::from_millis(1500);
+    let mock = Mock::start(Behaviour::slow(100_000, build_time));
+    let php = worker(
+        &mock,
+        serde_json::json!({"http.pool.num_workers": 1, "metrics.address": "127.0.0.1:0"}),
+    );
+    let url = php.url("/build");
+    let started = Instant::now();
+    let build = std::thread::spawn(move || client().get(url).send().unwrap());
+    while mock.call_count() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "Velox was never called"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The only worker handed the build over and serves the next request at once.
+    assert_eq!(
+        client()
+            .get(php.url("/plain"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "plain"
+    );
+    assert!(mock.call_count() == 1 && !build.is_finished());
+    let response = build.join().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-built-by"), "php");
+    assert!(response.bytes().unwrap().as_ref() == pattern(100_000).as_slice());
+
+    let log = php.stderr();
+    let addr = log.split("rr metrics on http://").nth(1).unwrap();
+    let addr: String = addr.chars().take_while(|c| !c.is_whitespace()).collect();
+    let metrics = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("rr_velox_builds_total{outcome=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rr_velox_build_duration_seconds_count 1"));
+}

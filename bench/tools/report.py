@@ -217,6 +217,24 @@ def main():
                            verdict(g >= 1 and m.get("velox_big_ok") == "1")))
             grow = num(m["velox_big_rss_growth_kb"])
             checks.append(("velox: RSS growth streaming it <= 32 MiB", mib(grow), verdict(grow <= 32 * MIB)))
+    c1, c2 = rps("p-cpu1"), rps("p-cpu2")
+    if c1 and c2:
+        checks.append(("pool: 2 workers >= 1.7x 1 worker (1 ms CPU)", fmt_ratio(c2, c1),
+                       verdict(c2 / c1 >= 1.7)))
+    else:
+        checks.append(("pool: 2 workers >= 1.7x 1 worker (1 ms CPU)", "n/a", "NOT MEASURED"))
+    ph = rps("p-hello")
+    if ph and a_rps:
+        r = ph / a_rps
+        checks.append(("pool hello >= 50% of (a)", f"{r * 100:.1f}%", verdict(r >= 0.5)))
+    else:
+        checks.append(("pool hello >= 50% of (a)", "n/a", "NOT MEASURED"))
+    hb, hp = by_id.get("hop-b"), by_id.get("hop-p")
+    if hb and hp and hb["status"] == hp["status"] == "ok":
+        checks.append(("master-worker hop, added p50 / p99 (1 conn)",
+                       f"{fmt_ms(hp['p50'] - hb['p50'])} / {fmt_ms(hp['p99'] - hb['p99'])}", "info"))
+    else:
+        checks.append(("master-worker hop, added p50 / p99 (1 conn)", "n/a", "NOT MEASURED"))
     e_rps = rps("e")
     if e_rps:
         checks.append(("(b) vs (e) Swoole SWOOLE_BASE, 1 worker",

@@ -91,6 +91,14 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
             },
         ),
     ]);
+    for (key, addr) in [
+        ("status.address", config.status),
+        ("metrics.address", config.metrics),
+    ] {
+        if let Some(addr) = addr {
+            rows.push((key, addr.to_string()));
+        }
+    }
     match &config.velox {
         Some(velox) => rows.extend([
             ("velox.server_url", velox.server_url.clone()),

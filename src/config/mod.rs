@@ -33,8 +33,12 @@ pub struct Config {
     pub logs: LogsConfig,
     /// `Some` only when `velox.server_url` is set (and not empty).
     pub velox: Option<VeloxConfig>,
-    /// Parsed from `http.pool`; not used by the server yet.
+    /// `http.pool`: `num_workers` above 0 turns on pool mode (see docs/pool.md).
     pub pool: PoolConfig,
+    /// `status.address`: health, readiness and the admin endpoints (pool mode).
+    pub status: Option<SocketAddr>,
+    /// `metrics.address`: Prometheus metrics (pool mode).
+    pub metrics: Option<SocketAddr>,
     /// Things to log at start: ignored RoadRunner sections, unknown versions, and the like.
     pub warnings: Vec<String>,
 }

@@ -34,7 +34,6 @@ const ROADRUNNER_SECTIONS: &[&str] = &[
     "lock",
     "memcached",
     "memory",
-    "metrics",
     "nats",
     "new_relic",
     "otel",
@@ -48,7 +47,6 @@ const ROADRUNNER_SECTIONS: &[&str] = &[
     "service",
     "sqs",
     "static",
-    "status",
     "tcp",
     "temporal",
     "websockets",
@@ -87,6 +85,12 @@ pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigErr
     let (http, pool) = http(root.table("http")?, &mut warnings)?;
     let logs = logs(root.table("logs")?, &mut warnings)?;
     let velox = velox(root.table("velox")?, &mut warnings)?;
+    let status = address_section(
+        root.table("status")?,
+        &["unavailable_status_code"],
+        &mut warnings,
+    )?;
+    let metrics = address_section(root.table("metrics")?, &["collect"], &mut warnings)?;
     root.finish(ROADRUNNER_SECTIONS, &mut warnings)?;
     Ok(Config {
         source: None,
@@ -94,8 +98,24 @@ pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigErr
         logs,
         velox,
         pool,
+        status,
+        metrics,
         warnings,
     })
+}
+
+/// `status` and `metrics` (RoadRunner's plugins): on when `address` is set.
+fn address_section(
+    mut t: Table<'_>,
+    roadrunner: &[&str],
+    warnings: &mut Vec<String>,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let address = match t.field("address") {
+        Some(field) => Some(Field::address(&field)?),
+        None => None,
+    };
+    t.finish(roadrunner, warnings)?;
+    Ok(address)
 }
 
 fn http(
@@ -237,12 +257,6 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
         ],
         warnings,
     )?;
-    if num_workers > 0 {
-        warnings.push(format!(
-            "http.pool.num_workers is {num_workers}: pool mode is not available yet; \
-             serving with one in-process worker"
-        ));
-    }
     Ok(PoolConfig {
         num_workers,
         max_jobs,

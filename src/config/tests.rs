@@ -494,12 +494,17 @@ fn include_is_refused() {
 }
 
 #[test]
-fn pool_workers_warn_until_the_pool_exists() {
-    let c = parse("http: {pool: {num_workers: 4}}").unwrap();
+fn pool_status_and_metrics_addresses() {
+    let c = parse(
+        "http: {pool: {num_workers: 4}}\nstatus: {address: 127.0.0.1:2114, unavailable_status_code: 503}\nmetrics: {address: ':2112'}",
+    )
+    .unwrap();
     assert_eq!(c.pool.num_workers, 4);
-    assert_eq!(c.warnings.len(), 1);
-    assert!(c.warnings[0]
-        .contains("pool mode is not available yet; serving with one in-process worker"));
+    assert_eq!(c.status, Some("127.0.0.1:2114".parse().unwrap()));
+    assert_eq!(c.metrics, Some("0.0.0.0:2112".parse().unwrap()));
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("status.unavailable_status_code"));
+    assert!(parse("status: {adress: 1}").is_err());
 }
 
 #[test]

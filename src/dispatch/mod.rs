@@ -33,12 +33,20 @@ pub enum Reply {
     WorkerError(String),
     /// The worker is going away before it could take this request: 503.
     Unavailable,
+    /// Pool: the worker process died while running this request: 502.
+    Crashed,
+    /// Pool: the request ran longer than `exec_ttl`; its worker was killed: 504.
+    ExecTimeout,
+    /// Pool: no worker became free within `allocate_timeout`: 503.
+    NoWorker,
 }
 
 /// One request waiting for PHP, with the way back to its connection.
 pub struct Job {
     pub request: RequestData,
     pub reply: oneshot::Sender<Reply>,
+    /// When it entered the queue (the pool's `allocate_timeout` counts from here).
+    pub queued_at: std::time::Instant,
 }
 
 impl Job {
@@ -65,7 +73,12 @@ pub struct Submitter {
 impl Submitter {
     pub fn submit(&self, request: RequestData) -> Result<oneshot::Receiver<Reply>, SubmitError> {
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Job { request, reply }) {
+        let queued_at = std::time::Instant::now();
+        match self.tx.try_send(Job {
+            request,
+            reply,
+            queued_at,
+        }) {
             Ok(()) => Ok(answer),
             Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Full),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
@@ -76,7 +89,20 @@ impl Submitter {
     pub fn depth(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
     }
+
+    pub fn capacity(&self) -> usize {
+        self.tx.max_capacity()
+    }
+
+    /// Keeps one slot of the queue taken, for a job the pool holds at the head of the line,
+    /// so that the queue still holds `capacity` requests in all. None when the queue is full.
+    pub fn hold_slot(&self) -> Option<HeldSlot> {
+        self.tx.clone().try_reserve_owned().ok().map(HeldSlot)
+    }
 }
+
+/// A queue slot kept taken until dropped.
+pub struct HeldSlot(#[allow(dead_code)] mpsc::OwnedPermit<Job>);
 
 /// The PHP side of the queue.
 pub struct Inbox {
@@ -142,10 +168,16 @@ mod tests {
         let _second = tx.submit(request("/b")).unwrap();
         assert_eq!(tx.depth(), 2);
         assert!(matches!(tx.submit(request("/c")), Err(SubmitError::Full)));
+        assert!(tx.hold_slot().is_none());
         drop(first); // client of /a went away
         let job = inbox.recv().await.unwrap();
         assert_eq!(job.request.uri, "/b");
         assert!(inbox.try_recv().is_none());
+        let held = tx.hold_slot().unwrap();
+        let _c = tx.submit(request("/c")).unwrap();
+        assert!(matches!(tx.submit(request("/d")), Err(SubmitError::Full)));
+        drop(held);
+        assert!(tx.submit(request("/d")).is_ok());
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@ mod convert;
 mod exception;
 mod ini;
 mod interrupt;
+mod pool;
 mod request;
 mod sapi;
 mod signal;
@@ -73,5 +74,5 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<exception::ConfigException>()
         .class::<request::Request>()
         .class::<worker::Worker>();
-    velox::register(module)
+    pool::register(velox::register(module))
 }

@@ -45,7 +45,11 @@ fn next<T>(
         let got = with_engine(callable, |engine| {
             Ok(match engine.wait(TICK) {
                 Wait::Request(data) => Some(Some(build(engine, data))),
-                Wait::Stop => Some(None),
+                // A pool master stops with a reason when its workers could not be kept running.
+                Wait::Stop => match engine.failure() {
+                    Some(why) => return Err(misuse(format!("rr pool: {why}"))),
+                    None => Some(None),
+                },
                 Wait::Tick => None,
             })
         })?;
@@ -174,10 +178,13 @@ impl Worker {
             tracing::warn!("{warning}");
         }
         let engine = engine::Worker::start(Arc::new(config)).map_err(ConfigErrorWrap::from)?;
-        for bound in engine.bound() {
-            tracing::info!("rr listening on {bound}");
+        // A pool worker listens on nothing itself: the master announced its addresses.
+        if !engine.is_pool_worker() {
+            for bound in engine.bound() {
+                tracing::info!("rr listening on {bound}");
+            }
         }
-        super::signal::install();
+        super::signal::install(engine.is_master());
         ENGINE.with_borrow_mut(|slot| *slot = Some(engine));
         STARTED.set(true);
         Ok(Worker)

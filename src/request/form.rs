@@ -99,6 +99,17 @@ impl<T> Tree<T> {
         self.entries.iter()
     }
 
+    /// Appends an entry as it was in another tree (the pool's wire format); a repeated key
+    /// replaces the earlier value, as in PHP.
+    pub fn put(&mut self, key: Key, node: Node<T>) {
+        match self.slots.get(&key) {
+            Some(&i) => self.entries[i].1 = node,
+            None => {
+                self.push(key, node);
+            }
+        }
+    }
+
     pub fn get(&self, key: &Key) -> Option<&Node<T>> {
         self.slots.get(key).map(|&i| &self.entries[i].1)
     }

@@ -40,6 +40,14 @@ impl Upload {
     pub const UPLOAD_ERR_CANT_WRITE: i32 = 7;
     pub const UPLOAD_ERR_EXTENSION: i32 = 8;
 
+    /// A path to the same file that does not delete it on drop: the pool's workers name the
+    /// master's upload files, which the master deletes.
+    pub fn unowned(path: impl Into<std::path::PathBuf>) -> Option<TempPath> {
+        let mut path = TempPath::try_from_path(path).ok()?;
+        path.disable_cleanup(true);
+        Some(path)
+    }
+
     fn failed(full_path: String, error: i32) -> Upload {
         Upload {
             name: basename(&full_path).to_owned(),

@@ -173,7 +173,7 @@ fn drive(runtime: &Runtime, shared: &Shared, handoff: Option<Duration>) {
 }
 
 /// Signals belong to the PHP thread (pcntl handlers, SIGTERM handling): keep them off ours.
-fn block_signals() {
+pub fn block_signals() {
     // SAFETY: sigfillset initialises the set we own; pthread_sigmask only changes the calling
     // thread's mask.
     unsafe {

@@ -19,6 +19,12 @@ pub enum HttpError {
     WorkerGone,
     /// The worker called `RR\Worker::error()`.
     WorkerError,
+    /// Pool: the worker process died while running the request.
+    WorkerCrashed,
+    /// Pool: the request ran longer than `http.pool.supervisor.exec_ttl`.
+    ExecTimeout,
+    /// Pool: no worker was free within `http.pool.allocate_timeout`.
+    NoWorker,
     /// `sendFile()` named a file that does not exist.
     FileNotFound,
     /// Anything else on our side (I/O error writing an upload, unreadable file, ...).
@@ -35,6 +41,9 @@ impl HttpError {
             HttpError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "request_timeout"),
             HttpError::WorkerGone => (StatusCode::INTERNAL_SERVER_ERROR, "worker_gone"),
             HttpError::WorkerError => (StatusCode::INTERNAL_SERVER_ERROR, "worker_error"),
+            HttpError::WorkerCrashed => (StatusCode::BAD_GATEWAY, "worker_crashed"),
+            HttpError::ExecTimeout => (StatusCode::GATEWAY_TIMEOUT, "exec_timeout"),
+            HttpError::NoWorker => (StatusCode::SERVICE_UNAVAILABLE, "no_worker"),
             HttpError::FileNotFound => (StatusCode::NOT_FOUND, "file_not_found"),
             HttpError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -49,6 +58,9 @@ impl HttpError {
             HttpError::Timeout => "the application did not answer in time".into(),
             HttpError::WorkerGone => "the application ended without answering".into(),
             HttpError::WorkerError => "the application reported an error".into(),
+            HttpError::WorkerCrashed => "the worker died while handling the request".into(),
+            HttpError::ExecTimeout => "the request exceeded the execution time limit".into(),
+            HttpError::NoWorker => "server busy: no worker became free in time".into(),
             HttpError::FileNotFound => "file not found".into(),
             HttpError::Internal(what) => format!("internal error: {what}"),
         }
@@ -70,11 +82,11 @@ impl HttpError {
             HeaderValue::from_static("application/json"),
         );
         match self {
-            HttpError::QueueFull | HttpError::Unavailable => {
+            HttpError::QueueFull | HttpError::Unavailable | HttpError::NoWorker => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             // The worker's state is unknown: don't reuse this connection.
-            HttpError::WorkerGone => {
+            HttpError::WorkerGone | HttpError::WorkerCrashed | HttpError::ExecTimeout => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
@@ -98,6 +110,9 @@ mod tests {
             (HttpError::Timeout, 504),
             (HttpError::WorkerGone, 500),
             (HttpError::WorkerError, 500),
+            (HttpError::WorkerCrashed, 502),
+            (HttpError::ExecTimeout, 504),
+            (HttpError::NoWorker, 503),
             (HttpError::FileNotFound, 404),
             (HttpError::Internal("io"), 500),
         ];

@@ -7,6 +7,7 @@ pub mod error;
 mod listener;
 pub mod service;
 pub mod shutdown;
+pub mod stats;
 mod tls;
 
 use crate::config::Config;
@@ -49,6 +50,8 @@ pub enum StartError {
     },
     Tls(tls::TlsError),
     Velox(crate::velox::VeloxError),
+    /// Pool mode: the worker channel or the worker command.
+    Pool(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -60,6 +63,7 @@ impl std::fmt::Display for StartError {
             StartError::Tls(e) => write!(f, "{e}"),
             StartError::Runtime(e) => write!(f, "cannot start the I/O runtime: {e}"),
             StartError::Velox(e) => write!(f, "velox: {e}"),
+            StartError::Pool(e) => write!(f, "pool: {e}"),
         }
     }
 }
@@ -69,6 +73,9 @@ impl std::error::Error for StartError {}
 pub struct Server {
     coordinator: Coordinator,
     pub bound: Vec<Bound>,
+    pub stats: Arc<stats::HttpStats>,
+    /// Present when `velox.server_url` is set (the pool's metrics read it).
+    pub velox: Option<Arc<crate::velox::Velox>>,
 }
 
 impl Server {
@@ -106,10 +113,12 @@ impl Server {
             )),
             None => None,
         };
+        let stats = Arc::new(stats::HttpStats::default());
         let ctx = Arc::new(Context {
             config,
             submitter,
-            velox,
+            velox: velox.clone(),
+            stats: stats.clone(),
         });
         for l in listeners {
             handle.spawn(listener::accept_loop(
@@ -120,11 +129,21 @@ impl Server {
             ));
         }
         handle.spawn(on_stop_request(coordinator.trigger_handle()));
-        Ok(Server { coordinator, bound })
+        Ok(Server {
+            coordinator,
+            bound,
+            stats,
+            velox,
+        })
     }
 
     pub fn shutdown(&self) -> Shutdown {
         self.coordinator.shutdown()
+    }
+
+    /// A handle that starts the graceful shutdown from another task.
+    pub fn trigger(&self) -> shutdown::Trigger {
+        self.coordinator.trigger_handle()
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -164,6 +183,11 @@ static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// (installed through PHP's own signal layer by `src/php`) call it.
 pub fn request_stop() {
     STOP_REQUESTED.store(true, Ordering::Relaxed);
+}
+
+/// Whether a SIGTERM/SIGINT (or `stop()` in a pool worker) asked this process to stop.
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(Ordering::Relaxed)
 }
 
 /// Turns a stop request into the shutdown signal (checked every 50 ms: a signal handler can

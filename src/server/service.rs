@@ -22,6 +22,7 @@ pub struct Context {
     pub submitter: Submitter,
     /// Present when `velox.server_url` is set.
     pub velox: Option<Arc<Velox>>,
+    pub stats: Arc<super::stats::HttpStats>,
 }
 
 /// Facts about the connection a request came on.
@@ -32,13 +33,9 @@ pub struct Peer {
 }
 
 pub async fn handle(ctx: &Context, peer: Peer, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
     let method = req.method().clone();
-    // Only the access log needs the URI and the clock: nothing is read per request without it.
-    let access = ctx
-        .config
-        .http
-        .access_logs
-        .then(|| (req.uri().to_string(), Instant::now()));
+    let access_uri = ctx.config.http.access_logs.then(|| req.uri().to_string());
     let response = match respond(ctx, peer, req).await {
         Ok(response) => response,
         Err(error) => {
@@ -48,7 +45,9 @@ pub async fn handle(ctx: &Context, peer: Peer, req: Request<Incoming>) -> Respon
             error.into_response()
         }
     };
-    if let Some((uri, started)) = access {
+    ctx.stats
+        .record(response.status().as_u16(), started.elapsed());
+    if let Some(uri) = access_uri {
         tracing::info!(
             target: "rr::access",
             remote = %peer.addr,
@@ -159,6 +158,9 @@ async fn into_response(
             None => Err(HttpError::Internal("velox builds are not configured")),
         },
         Reply::Unavailable => Err(HttpError::Unavailable),
+        Reply::Crashed => Err(HttpError::WorkerCrashed),
+        Reply::ExecTimeout => Err(HttpError::ExecTimeout),
+        Reply::NoWorker => Err(HttpError::NoWorker),
         Reply::WorkerError(message) => {
             tracing::error!("worker error: {message}");
             Err(HttpError::WorkerError)

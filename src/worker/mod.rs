@@ -1,27 +1,31 @@
-//! What one PHP worker does, in plain Rust: start the server, wait for the next request while
-//! driving the I/O, answer it (whole, streamed or as a file), and tear everything down.
-//! `src/php/` wraps this for PHP; the tests below drive it without PHP.
+//! What one PHP worker does, in plain Rust: wait for the next request, answer it (whole,
+//! streamed, as a file, as a Velox build), and tear down. `src/php/` wraps this for PHP.
+//!
+//! # Engines
+//! - [`Embedded`]  the default: this process runs the HTTP server itself.
+//! - [`Pooled`]    a pool worker: requests and answers travel as frames over the channel the
+//!   master handed down (`RR_POOL_FD`).
+//! - [`Master`]    the process the user started, in pool mode: it serves HTTP and supervises the
+//!   workers, and runs no request itself (`wait` returns `Stop` once the pool has stopped).
+mod embedded;
+mod pooled;
+
+pub use crate::pool::Master;
+pub use embedded::Embedded;
+pub use pooled::Pooled;
+
 use crate::config::Config;
-use crate::dispatch::{self, Inbox, Reply};
+use crate::dispatch::Reply;
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
-use crate::runtime::Driver;
-use crate::server::{Bound, Server, Shutdown, StartError};
+use crate::server::{Bound, StartError};
 use crate::stream::FileReply;
 use crate::velox::BuildOrder;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
-
-/// Queued requests taken in a row before the connections get to run; bounds how long a given
-/// answer can wait to be written (in hybrid mode also bounded by `io_handoff`).
-const EAGER_BATCH: u32 = 8;
-
-/// Chunks of a streamed response that may wait for a slow client before `respond()` blocks.
-const STREAM_CHUNKS_IN_FLIGHT: usize = 8;
+use std::time::Duration;
 
 /// The answer of [`Worker::wait`].
 pub enum Wait {
@@ -59,128 +63,71 @@ impl std::fmt::Display for RespondError {
     }
 }
 
-enum Pending {
-    /// No request is waiting for an answer.
-    Idle,
-    /// The connection waits for the head of the answer.
-    Waiting(oneshot::Sender<Reply>),
-    /// The head went out; body chunks follow.
-    Streaming(mpsc::Sender<Result<Bytes, std::io::Error>>),
-    /// A streamed answer ended; more `respond()` calls are a mistake.
-    StreamEnded,
+pub enum Worker {
+    Embedded(Embedded),
+    Pooled(Pooled),
+    Master(Master),
 }
 
-pub struct Worker {
-    config: Arc<Config>,
-    server: Server,
-    shutdown: Shutdown,
-    inbox: Inbox,
-    pending: Pending,
-    /// Uploaded files of the current request; deleted when the next request is taken.
-    uploads: Tree<Upload>,
-    stopping_since: Option<Instant>,
-    /// Requests taken in a row straight from the queue, without letting connections run.
-    eager: u32,
-    // Dropped last: the runtime must outlive every task above.
-    driver: Driver,
+/// Calls the same method on whichever engine this is.
+macro_rules! each {
+    ($self:expr, $e:ident => $body:expr) => {
+        match $self {
+            Worker::Embedded($e) => $body,
+            Worker::Pooled($e) => $body,
+            Worker::Master($e) => $body,
+        }
+    };
 }
 
 impl Worker {
+    /// A pool worker when this process was started by a master, the master when
+    /// `http.pool.num_workers` is above 0, else the single embedded worker.
     pub fn start(config: Arc<Config>) -> Result<Worker, StartError> {
-        let driver = Driver::new(config.http.io_driver, config.http.io_handoff)
-            .map_err(StartError::Runtime)?;
-        let (submitter, inbox) = dispatch::queue(config.http.queue_size);
-        let server = Server::start(config.clone(), driver.handle(), submitter)?;
-        Ok(Worker {
-            shutdown: server.shutdown(),
-            config,
-            server,
-            inbox,
-            pending: Pending::Idle,
-            uploads: Tree::new(),
-            stopping_since: None,
-            eager: 0,
-            driver,
-        })
+        if let Some(channel) = pooled::inherited_channel().map_err(StartError::Pool)? {
+            return Ok(Worker::Pooled(Pooled::connect(config, channel)));
+        }
+        if config.pool.num_workers > 0 {
+            return Ok(Worker::Master(Master::start(config)?));
+        }
+        Ok(Worker::Embedded(Embedded::start(config)?))
+    }
+
+    pub fn is_master(&self) -> bool {
+        matches!(self, Worker::Master(_))
+    }
+
+    pub fn is_pool_worker(&self) -> bool {
+        matches!(self, Worker::Pooled(_))
     }
 
     pub fn bound(&self) -> &[Bound] {
-        &self.server.bound
+        each!(self, w => w.bound())
     }
 
     pub fn config(&self) -> &Config {
-        &self.config
+        each!(self, w => w.config())
     }
 
     /// The uploads of the request last returned by [`Worker::wait`].
     pub fn uploads(&self) -> &Tree<Upload> {
-        &self.uploads
+        each!(self, w => w.uploads())
     }
 
-    /// Waits for the next request, driving the server's I/O meanwhile, for at most `tick`.
+    /// Waits for the next request for at most `tick`.
     pub fn wait(&mut self, tick: Duration) -> Wait {
-        if let Pending::Waiting(_) | Pending::Streaming(_) = self.pending {
-            tracing::warn!(
-                "waitRequest() called before the previous request was answered: it gets a 500"
-            );
-            self.abandon_pending();
-        }
-        let inbox = &mut self.inbox;
-        let mut shutdown = self.shutdown.clone();
-        let eager = &mut self.eager;
-        let job = self.driver.wait(async {
-            // A request already queued is taken at once, up to EAGER_BATCH in a row; then the
-            // connections run (writing the answers given so far, reading new requests). Yielding
-            // costs a poll of the I/O driver, so this saves a syscall per request under load.
-            if *eager < EAGER_BATCH {
-                if let Some(job) = inbox.try_recv() {
-                    *eager += 1;
-                    return Some(job);
-                }
-            }
-            *eager = 0;
-            tokio::task::yield_now().await;
-            if let Some(job) = inbox.try_recv() {
-                return Some(job);
-            }
-            if shutdown.is_triggered() {
-                return None;
-            }
-            tokio::select! {
-                job = inbox.recv() => job,
-                _ = tokio::time::sleep(tick) => None,
-                _ = shutdown.triggered() => None,
-            }
-        });
-        self.uploads = Tree::new();
-        match job {
-            Some(job) => self.take(job),
-            None if self.shutdown.is_triggered() => self.drain_one(),
-            None => Wait::Tick,
+        each!(self, w => w.wait(tick))
+    }
+
+    /// Why the engine stopped, when it was a failure (the pool could not keep workers up).
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            Worker::Master(m) => m.failure(),
+            _ => None,
         }
     }
 
-    /// During shutdown, requests already queued are still served, within `shutdown_timeout`.
-    fn drain_one(&mut self) -> Wait {
-        let since = *self.stopping_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < self.config.http.shutdown_timeout {
-            if let Some(job) = self.inbox.try_recv() {
-                return self.take(job);
-            }
-        }
-        Wait::Stop
-    }
-
-    fn take(&mut self, job: dispatch::Job) -> Wait {
-        let mut request = job.request;
-        self.uploads = std::mem::take(&mut request.uploads);
-        self.pending = Pending::Waiting(job.reply);
-        Wait::Request(Box::new(request))
-    }
-
-    /// Sends (part of) the answer. With `end` false the head goes out at once and further calls
-    /// append chunks until one has `end` true; their status and headers are ignored. A chunk
-    /// waits (driving the I/O) while the client is slow; a client that left discards the rest.
+    /// Sends (part of) the answer; see [`Embedded::respond`].
     pub fn respond(
         &mut self,
         status: StatusCode,
@@ -188,141 +135,51 @@ impl Worker {
         body: Bytes,
         end: bool,
     ) -> Result<(), RespondError> {
-        match std::mem::replace(&mut self.pending, Pending::Idle) {
-            Pending::Idle => Err(RespondError::NoRequest),
-            Pending::StreamEnded => {
-                self.pending = Pending::StreamEnded;
-                Err(RespondError::StreamEnded)
-            }
-            Pending::Waiting(reply) if end => {
-                self.send(
-                    reply,
-                    Reply::Full {
-                        status,
-                        headers,
-                        body,
-                    },
-                );
-                Ok(())
-            }
-            Pending::Waiting(reply) => {
-                let (tx, chunks) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
-                self.send(
-                    reply,
-                    Reply::Stream {
-                        status,
-                        headers,
-                        chunks,
-                    },
-                );
-                self.stream_chunk(tx, body, false);
-                Ok(())
-            }
-            Pending::Streaming(tx) => {
-                self.stream_chunk(tx, body, end);
-                Ok(())
-            }
-        }
-    }
-
-    /// Hands an answer to its connection from inside the runtime: no driver wake-up per request.
-    fn send(&self, to: oneshot::Sender<Reply>, reply: Reply) {
-        self.driver.run_here(async move {
-            let _ = to.send(reply);
-        });
-    }
-
-    fn stream_chunk(
-        &mut self,
-        tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-        chunk: Bytes,
-        end: bool,
-    ) {
-        if !chunk.is_empty() && !tx.is_closed() {
-            let _ = self.driver.wait(tx.send(Ok(chunk)));
-        }
-        self.pending = if end {
-            Pending::StreamEnded
-        } else {
-            Pending::Streaming(tx)
-        };
+        each!(self, w => w.respond(status, headers, body, end))
     }
 
     /// Hands the answer to Rust: a file streamed from disk, or an error report.
     pub fn reply(&mut self, reply: Reply) -> Result<(), RespondError> {
-        match std::mem::replace(&mut self.pending, Pending::Idle) {
-            Pending::Waiting(tx) => {
-                self.send(tx, reply);
-                Ok(())
-            }
-            Pending::Idle => Err(RespondError::NoRequest),
-            other @ Pending::StreamEnded => {
-                self.pending = other;
-                Err(RespondError::StreamEnded)
-            }
-            other @ Pending::Streaming(_) => {
-                self.pending = other;
-                Err(RespondError::Streaming)
-            }
-        }
+        each!(self, w => w.reply(reply))
     }
 
     pub fn send_file(&mut self, file: FileReply) -> Result<(), RespondError> {
         self.reply(Reply::File(file))
     }
 
-    /// Hands a build to Rust: the connection task calls Velox and streams the binary, and this
-    /// worker is free for the next request at once.
+    /// Hands a build to Rust; this worker is free for the next request at once.
     pub fn velox_build(&mut self, order: BuildOrder) -> Result<(), RespondError> {
-        if self.config.velox.is_none() {
+        if self.config().velox.is_none() {
             return Err(RespondError::VeloxOff);
         }
         self.reply(Reply::Velox(order))
     }
 
-    /// Whether a request is waiting for (the rest of) its answer.
-    pub fn has_pending(&self) -> bool {
-        matches!(self.pending, Pending::Waiting(_) | Pending::Streaming(_))
-    }
-
-    /// The client of an unanswered request gets a 500; a stream in progress is cut off so the
-    /// client can tell the answer is incomplete.
-    fn abandon_pending(&mut self) {
-        if let Pending::Streaming(tx) = std::mem::replace(&mut self.pending, Pending::Idle) {
-            let cut = std::io::Error::other("the worker stopped mid-response");
-            let _ = tx.try_send(Err(cut));
+    /// The pool's worker processes; empty in the single-process mode.
+    pub fn workers(&mut self) -> Vec<crate::pool::WorkerInfo> {
+        match self {
+            Worker::Embedded(_) => Vec::new(),
+            Worker::Pooled(w) => w.workers(),
+            Worker::Master(m) => m.workers(),
         }
     }
 
-    /// Start a graceful shutdown: stop accepting; `wait` returns `Stop` once the queue is served.
+    /// Whether a request is waiting for (the rest of) its answer.
+    pub fn has_pending(&self) -> bool {
+        each!(self, w => w.has_pending())
+    }
+
+    /// Start a graceful shutdown: `wait` returns `Stop` once what was received is served.
     pub fn stop(&self) {
-        self.server.begin_shutdown();
+        each!(self, w => w.stop())
     }
 
     pub fn is_stopping(&self) -> bool {
-        self.server.is_shutting_down()
+        each!(self, w => w.is_stopping())
     }
 
-    /// The end: an unanswered request gets a 500, queued ones a 503, and open connections get
-    /// `shutdown_timeout` to finish what they are sending.
-    pub fn finish(mut self) {
-        if self.has_pending() {
-            tracing::error!(
-                "the worker script ended while a request was pending: the client gets a 500"
-            );
-        }
-        self.abandon_pending();
-        self.server.begin_shutdown();
-        self.inbox.close();
-        while let Some(job) = self.inbox.try_recv() {
-            let _ = job.reply.send(Reply::Unavailable);
-        }
-        let timeout = self.config.http.shutdown_timeout;
-        let server = &mut self.server;
-        if !self.driver.wait(server.drained(timeout)) {
-            tracing::warn!(
-                "connections still open after http.shutdown_timeout ({timeout:?}): closing them"
-            );
-        }
+    /// The end, however the script ended: pending clients get an answer, resources are freed.
+    pub fn finish(self) {
+        each!(self, w => w.finish())
     }
 }

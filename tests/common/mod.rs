@@ -1,6 +1,7 @@
 //! Test harness: starts the real `php` binary with the built extension and a fixture script,
 //! on an ephemeral port, and stops it when dropped.
 #![allow(dead_code)]
+pub mod pool;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,337 @@
+//! The frames master and worker exchange, and their encoding:
+//! `u32 length (LE) | u8 kind | payload`, the length counting kind and payload.
+use super::wire::{put_bytes, put_headers, put_str, DecodeError, Reader};
+use crate::request::form::{Key, Node, Tree};
+use crate::request::multipart::Upload;
+use crate::request::RequestData;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+
+/// Length prefix plus kind.
+const HEAD: usize = 5;
+
+/// One message on the channel.
+#[derive(Debug)]
+pub enum Frame {
+    // master → worker
+    /// A request to run; the uploads stay owned (and deleted) by the master.
+    Request(Box<RequestData>),
+    /// Finish: `waitRequest()` returns null.
+    Stop,
+    /// The answer to `ListWorkers`: the pool's workers as JSON.
+    Workers(String),
+    // worker → master
+    /// The worker reached its first `waitRequest()`: it booted.
+    Ready,
+    Full {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    StreamHead {
+        status: StatusCode,
+        headers: HeaderMap,
+    },
+    Chunk(Bytes),
+    StreamEnd,
+    /// The worker stopped mid-stream: the client must see a cut-off answer.
+    StreamAbort,
+    File {
+        path: String,
+        status: StatusCode,
+        headers: HeaderMap,
+    },
+    Velox {
+        body: Bytes,
+        gzip: bool,
+        headers: HeaderMap,
+    },
+    Error(String),
+    /// `RR\workers()` in a worker: the master answers with `Workers`.
+    ListWorkers,
+}
+
+mod kind {
+    pub const REQUEST: u8 = 1;
+    pub const STOP: u8 = 2;
+    pub const WORKERS: u8 = 3;
+    pub const READY: u8 = 10;
+    pub const FULL: u8 = 11;
+    pub const STREAM_HEAD: u8 = 12;
+    pub const CHUNK: u8 = 13;
+    pub const STREAM_END: u8 = 14;
+    pub const STREAM_ABORT: u8 = 15;
+    pub const FILE: u8 = 16;
+    pub const VELOX: u8 = 17;
+    pub const ERROR: u8 = 18;
+    pub const LIST_WORKERS: u8 = 19;
+}
+
+impl Frame {
+    /// Whether this frame completes the answer to a request (the worker is free after it).
+    pub fn ends_answer(&self) -> bool {
+        matches!(
+            self,
+            Frame::Full { .. }
+                | Frame::StreamEnd
+                | Frame::StreamAbort
+                | Frame::File { .. }
+                | Frame::Velox { .. }
+                | Frame::Error(_)
+        )
+    }
+
+    /// Appends the encoded frame to `out`.
+    pub fn encode(&self, out: &mut BytesMut) {
+        let start = out.len();
+        out.put_u32_le(0);
+        match self {
+            Frame::Request(r) => {
+                out.put_u8(kind::REQUEST);
+                put_request(out, r);
+            }
+            Frame::Stop => out.put_u8(kind::STOP),
+            Frame::Workers(json) => {
+                out.put_u8(kind::WORKERS);
+                put_str(out, json);
+            }
+            Frame::ListWorkers => out.put_u8(kind::LIST_WORKERS),
+            Frame::Ready => out.put_u8(kind::READY),
+            Frame::Full {
+                status,
+                headers,
+                body,
+            } => {
+                out.put_u8(kind::FULL);
+                out.put_u16_le(status.as_u16());
+                put_headers(out, headers);
+                put_bytes(out, body);
+            }
+            Frame::StreamHead { status, headers } => {
+                out.put_u8(kind::STREAM_HEAD);
+                out.put_u16_le(status.as_u16());
+                put_headers(out, headers);
+            }
+            Frame::Chunk(b) => {
+                out.put_u8(kind::CHUNK);
+                put_bytes(out, b);
+            }
+            Frame::StreamEnd => out.put_u8(kind::STREAM_END),
+            Frame::StreamAbort => out.put_u8(kind::STREAM_ABORT),
+            Frame::File {
+                path,
+                status,
+                headers,
+            } => {
+                out.put_u8(kind::FILE);
+                put_str(out, path);
+                out.put_u16_le(status.as_u16());
+                put_headers(out, headers);
+            }
+            Frame::Velox {
+                body,
+                gzip,
+                headers,
+            } => {
+                out.put_u8(kind::VELOX);
+                put_bytes(out, body);
+                out.put_u8(u8::from(*gzip));
+                put_headers(out, headers);
+            }
+            Frame::Error(message) => {
+                out.put_u8(kind::ERROR);
+                put_str(out, message);
+            }
+        }
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// Takes one whole frame off the front of `buf`; `None` until one has fully arrived.
+    pub fn split(buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        if buf.len() < HEAD {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if len == 0 {
+            return Err(DecodeError("empty frame"));
+        }
+        if buf.len() < 4 + len {
+            buf.reserve(4 + len - buf.len());
+            return Ok(None);
+        }
+        buf.advance(4);
+        let mut payload = buf.split_to(len).freeze();
+        let kind = payload.get_u8();
+        decode(kind, Reader::new(payload)).map(Some)
+    }
+}
+
+fn decode(kind: u8, mut r: Reader) -> Result<Frame, DecodeError> {
+    let frame = match kind {
+        kind::REQUEST => Frame::Request(Box::new(read_request(&mut r)?)),
+        kind::STOP => Frame::Stop,
+        kind::WORKERS => Frame::Workers(r.string()?),
+        kind::LIST_WORKERS => Frame::ListWorkers,
+        kind::READY => Frame::Ready,
+        kind::FULL => Frame::Full {
+            status: r.status()?,
+            headers: r.headers()?,
+            body: r.bytes()?,
+        },
+        kind::STREAM_HEAD => Frame::StreamHead {
+            status: r.status()?,
+            headers: r.headers()?,
+        },
+        kind::CHUNK => Frame::Chunk(r.bytes()?),
+        kind::STREAM_END => Frame::StreamEnd,
+        kind::STREAM_ABORT => Frame::StreamAbort,
+        kind::FILE => Frame::File {
+            path: r.string()?,
+            status: r.status()?,
+            headers: r.headers()?,
+        },
+        kind::VELOX => Frame::Velox {
+            body: r.bytes()?,
+            gzip: r.bool()?,
+            headers: r.headers()?,
+        },
+        kind::ERROR => Frame::Error(r.string()?),
+        _ => return Err(DecodeError("unknown kind")),
+    };
+    match r.is_empty() {
+        true => Ok(frame),
+        false => Err(DecodeError("trailing bytes")),
+    }
+}
+
+const PROTOCOLS: [&str; 5] = ["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/3.0", "HTTP/0.9"];
+
+fn put_request(out: &mut BytesMut, r: &RequestData) {
+    put_str(out, &r.remote_addr.to_string());
+    let protocol = PROTOCOLS.iter().position(|p| *p == r.protocol).unwrap_or(0);
+    out.put_u8(protocol as u8);
+    put_str(out, r.method.as_str());
+    put_str(out, &r.uri);
+    put_headers(out, &r.headers);
+    put_bytes(out, &r.body);
+    match &r.form {
+        Some(form) => {
+            out.put_u8(1);
+            put_tree(out, form, &|out, b| put_bytes(out, b));
+        }
+        None => out.put_u8(0),
+    }
+    put_tree(out, &r.uploads, &put_upload);
+    out.put_u8(u8::from(r.https));
+}
+
+fn read_request(r: &mut Reader) -> Result<RequestData, DecodeError> {
+    let remote_addr = r
+        .string()?
+        .parse()
+        .map_err(|_| DecodeError("remote address"))?;
+    let protocol = *PROTOCOLS
+        .get(r.u8()? as usize)
+        .ok_or(DecodeError("protocol"))?;
+    let method = http::Method::from_bytes(&r.bytes()?).map_err(|_| DecodeError("method"))?;
+    let uri = r.string()?;
+    let headers = r.headers()?;
+    let body = r.bytes()?;
+    let form = match r.u8()? {
+        0 => None,
+        _ => Some(read_tree(r, 0, &|r| r.bytes())?),
+    };
+    let uploads = read_tree(r, 0, &read_upload)?;
+    Ok(RequestData {
+        remote_addr,
+        protocol,
+        method,
+        uri,
+        headers,
+        body,
+        form,
+        uploads,
+        https: r.bool()?,
+    })
+}
+
+fn put_upload(out: &mut BytesMut, u: &Upload) {
+    put_str(out, &u.name);
+    put_str(out, &u.full_path);
+    put_str(out, &u.mime);
+    out.put_u64_le(u.size);
+    out.put_u32_le(u.error as u32);
+    let tmp = u.tmp_name.as_ref().map(|p| p.to_string_lossy());
+    put_str(out, tmp.as_deref().unwrap_or(""));
+}
+
+/// The worker's copy names the master's file; deleting it is the master's job (see docs/pool.md).
+fn read_upload(r: &mut Reader) -> Result<Upload, DecodeError> {
+    Ok(Upload {
+        name: r.string()?,
+        full_path: r.string()?,
+        mime: r.string()?,
+        size: r.u64()?,
+        error: r.u32()? as i32,
+        tmp_name: Some(r.string()?)
+            .filter(|p| !p.is_empty())
+            .and_then(Upload::unowned),
+    })
+}
+
+/// Form trees are as deep as PHP allows (64 by default): refuse anything deeper.
+const MAX_DEPTH: usize = 128;
+
+fn put_tree<T>(out: &mut BytesMut, tree: &Tree<T>, leaf: &dyn Fn(&mut BytesMut, &T)) {
+    out.put_u32_le(tree.len() as u32);
+    for (key, node) in tree.entries() {
+        match key {
+            Key::Index(i) => {
+                out.put_u8(0);
+                out.put_u64_le(*i as u64);
+            }
+            Key::Name(name) => {
+                out.put_u8(1);
+                put_str(out, name);
+            }
+        }
+        match node {
+            Node::Leaf(v) => {
+                out.put_u8(0);
+                leaf(out, v);
+            }
+            Node::Map(sub) => {
+                out.put_u8(1);
+                put_tree(out, sub, leaf);
+            }
+        }
+    }
+}
+
+fn read_tree<T>(
+    r: &mut Reader,
+    depth: usize,
+    leaf: &dyn Fn(&mut Reader) -> Result<T, DecodeError>,
+) -> Result<Tree<T>, DecodeError> {
+    if depth > MAX_DEPTH {
+        return Err(DecodeError("tree too deep"));
+    }
+    let mut tree = Tree::new();
+    for _ in 0..r.u32()? {
+        let key = match r.u8()? {
+            0 => Key::Index(r.u64()? as i64),
+            _ => Key::Name(r.string()?),
+        };
+        let node = match r.u8()? {
+            0 => Node::Leaf(leaf(r)?),
+            _ => Node::Map(read_tree(r, depth + 1, leaf)?),
+        };
+        tree.put(key, node);
+    }
+    Ok(tree)
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,18 @@
+//! The private channel between the pool master and a worker process: a unix socketpair
+//! carrying length-prefixed binary frames. Plain Rust, unit-tested without PHP.
+//!
+//! # Layout
+//! - `wire`   primitives: little-endian integers, length-prefixed bytes, headers.
+//! - `frame`  [`Frame`]: the messages, their encoding, and splitting them off a byte buffer.
+mod frame;
+mod wire;
+
+pub use frame::Frame;
+pub use wire::DecodeError;
+
+/// The environment variable that marks a pool worker and names its end of the socketpair.
+pub const FD_ENV: &str = "RR_POOL_FD";
+/// The master's listen addresses, for `RR\Worker::addresses()` in a worker.
+pub const ADDRS_ENV: &str = "RR_POOL_ADDRS";
+/// The worker's number in the pool (1-based), for logs.
+pub const ID_ENV: &str = "RR_POOL_WORKER";

@@ -1,0 +1,131 @@
+use super::*;
+
+fn roundtrip(frame: &Frame) -> Frame {
+    let mut buf = BytesMut::new();
+    frame.encode(&mut buf);
+    // Arrives in two pieces: nothing until the whole frame is there.
+    let mut partial = buf.split_to(buf.len() - 1);
+    assert!(Frame::split(&mut partial).unwrap().is_none());
+    partial.unsplit(buf);
+    let got = Frame::split(&mut partial).unwrap().unwrap();
+    assert!(partial.is_empty());
+    got
+}
+
+#[test]
+fn request_with_form_and_uploads_survives_the_wire() {
+    let mut headers = HeaderMap::new();
+    headers.append("x-a", "1".parse().unwrap());
+    headers.append("x-a", "2".parse().unwrap());
+    let mut form = Tree::new();
+    form.insert("a[b][]", Bytes::from_static(b"x"), 64);
+    form.insert("c", Bytes::from_static(b"\0bin"), 64);
+    let mut uploads = Tree::new();
+    let tmp = Upload::unowned("/tmp/rr-upload-x").unwrap();
+    uploads.insert(
+        "f",
+        Upload {
+            name: "a.txt".into(),
+            full_path: "d/a.txt".into(),
+            mime: "text/plain".into(),
+            size: 3,
+            error: 0,
+            tmp_name: Some(tmp),
+        },
+        64,
+    );
+    let request = RequestData {
+        remote_addr: "[::1]:5".parse().unwrap(),
+        protocol: "HTTP/2.0",
+        method: http::Method::PATCH,
+        uri: "http://h/x?y=1".into(),
+        headers,
+        body: Bytes::from_static(b"body"),
+        form: Some(form),
+        uploads,
+        https: true,
+    };
+    let Frame::Request(got) = roundtrip(&Frame::Request(Box::new(request))) else {
+        panic!("not a request");
+    };
+    assert_eq!(got.remote_addr.to_string(), "[::1]:5");
+    assert_eq!(got.protocol, "HTTP/2.0");
+    assert_eq!(got.method, http::Method::PATCH);
+    assert_eq!(got.headers.get_all("x-a").iter().count(), 2);
+    assert_eq!(got.body, "body");
+    assert!(got.https);
+    assert_eq!(
+        format!("{:?}", got.form.unwrap()),
+        r#"{Name("a"): Map({Name("b"): Map({Index(0): Leaf(b"x")})}), Name("c"): Leaf(b"\0bin")}"#
+    );
+    let Some(Node::Leaf(upload)) = got.uploads.get(&Key::Name("f".into())) else {
+        panic!("no upload");
+    };
+    assert_eq!(upload.full_path, "d/a.txt");
+    assert_eq!(
+        upload.tmp_name.as_deref(),
+        Some(std::path::Path::new("/tmp/rr-upload-x"))
+    );
+}
+
+#[test]
+fn answers_survive_the_wire() {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "text/plain".parse().unwrap());
+    let frames = [
+        Frame::Ready,
+        Frame::Stop,
+        Frame::Full {
+            status: StatusCode::CREATED,
+            headers: headers.clone(),
+            body: Bytes::from_static(b"hi"),
+        },
+        Frame::StreamHead {
+            status: StatusCode::OK,
+            headers: headers.clone(),
+        },
+        Frame::Chunk(Bytes::from_static(b"c")),
+        Frame::StreamEnd,
+        Frame::StreamAbort,
+        Frame::File {
+            path: "/etc/hosts".into(),
+            status: StatusCode::OK,
+            headers: headers.clone(),
+        },
+        Frame::Velox {
+            body: Bytes::from_static(b"{}"),
+            gzip: true,
+            headers,
+        },
+        Frame::Error("boom".into()),
+        Frame::ListWorkers,
+        Frame::Workers("[]".into()),
+    ];
+    for frame in &frames {
+        assert_eq!(format!("{:?}", roundtrip(frame)), format!("{frame:?}"));
+    }
+}
+
+#[test]
+fn several_frames_in_one_read_come_out_in_order() {
+    let mut buf = BytesMut::new();
+    Frame::Chunk(Bytes::from_static(b"a")).encode(&mut buf);
+    Frame::StreamEnd.encode(&mut buf);
+    assert!(matches!(Frame::split(&mut buf), Ok(Some(Frame::Chunk(_)))));
+    assert!(matches!(Frame::split(&mut buf), Ok(Some(Frame::StreamEnd))));
+    assert!(matches!(Frame::split(&mut buf), Ok(None)));
+}
+
+#[test]
+fn garbage_is_an_error_not_a_panic() {
+    for bad in [
+        &[0u8, 0, 0, 0, 1][..],
+        &[1, 0, 0, 0, 99],
+        &[3, 0, 0, 0, 11, 1, 0],
+        &[2, 0, 0, 0, 2, 0],
+        &[5, 0, 0, 0, 13, 200, 0, 0, 0],
+    ] {
+        let mut buf = BytesMut::from(bad);
+        assert!(Frame::split(&mut buf).is_err(), "{bad:?}");
+    }
+}

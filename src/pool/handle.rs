@@ -1,0 +1,380 @@
+//! One task per worker process: it waits for the worker to boot, writes each request to it,
+//! turns the answer frames back into a [`Reply`] (the master finishes offloads: files, Velox,
+//! streams), enforces `exec_ttl`, and reports to the supervisor.
+use super::process::Process;
+use super::supervisor::Control;
+use crate::dispatch::{Job, Reply};
+use crate::ipc::Frame;
+use crate::request::form::Tree;
+use crate::request::multipart::Upload;
+use crate::stream::FileReply;
+use crate::velox::BuildOrder;
+use bytes::BytesMut;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the supervisor asks of a worker.
+pub enum Command {
+    Run(Box<Job>),
+    /// Finish: send `Stop`, wait `destroy_timeout`, then kill.
+    Stop,
+}
+
+/// Why a worker process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// It died before its first `waitRequest()`.
+    BootFailed,
+    /// It died (crash, fatal error, exit(), kill) while running a request or idle.
+    Crashed,
+    /// Killed: a request ran past `exec_ttl`.
+    ExecTimeout,
+    /// Stopped on the supervisor's order.
+    Stopped,
+}
+
+pub enum Event {
+    Ready {
+        id: u64,
+    },
+    /// Answered a request and is free again; `rss` in bytes when memory is watched.
+    Done {
+        id: u64,
+        rss: Option<u64>,
+    },
+    Exited {
+        id: u64,
+        end: End,
+        detail: String,
+    },
+}
+
+pub struct Limits {
+    /// Answers `RR\workers()` asked from inside a request.
+    pub control: mpsc::UnboundedSender<Control>,
+    pub boot_timeout: Duration,
+    pub exec_ttl: Option<Duration>,
+    pub destroy_timeout: Duration,
+    pub watch_memory: bool,
+}
+
+/// The worker's side of the channel, frame by frame (cancel-safe: bytes stay in `buf`).
+struct Channel {
+    process: Process,
+    control: mpsc::UnboundedSender<Control>,
+    buf: BytesMut,
+    out: BytesMut,
+}
+
+impl Channel {
+    /// The next frame; `None` when the worker closed the channel (it exited) or broke it.
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            match Frame::split(&mut self.buf) {
+                Ok(Some(Frame::ListWorkers)) => {
+                    if !self.list_workers().await {
+                        return None;
+                    }
+                    continue;
+                }
+                Ok(Some(frame)) => return Some(frame),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(pid = self.process.pid, "worker channel: {e}");
+                    return None;
+                }
+            }
+            self.buf.reserve(64 * 1024);
+            match self.process.channel.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// A worker asked for the workers list (it blocks until the answer arrives).
+    async fn list_workers(&mut self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.control.send(Control::List(tx));
+        let list = rx.await.unwrap_or_default();
+        let json = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
+        self.send(&Frame::Workers(json)).await
+    }
+
+    async fn send(&mut self, frame: &Frame) -> bool {
+        self.out.clear();
+        frame.encode(&mut self.out);
+        self.process.channel.write_all(&self.out).await.is_ok()
+    }
+}
+
+/// Runs worker `id` until it ends; the last event sent is always `Exited`.
+pub async fn run(
+    id: u64,
+    process: Process,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+    limits: Limits,
+) {
+    let mut ch = Channel {
+        process,
+        control: limits.control.clone(),
+        buf: BytesMut::with_capacity(64 * 1024),
+        out: BytesMut::with_capacity(64 * 1024),
+    };
+    let end = lifetime(id, &mut ch, &mut commands, &events, &limits).await;
+    if end != End::Stopped {
+        ch.process.kill();
+    }
+    let status = ch.process.child.wait().await;
+    let mut detail = match status {
+        Ok(s) => s.to_string(),
+        Err(e) => e.to_string(),
+    };
+    // Its last lines reach the log before it counts as gone (and before the master exits).
+    let tail = ch.process.output_tail().await;
+    if end == End::BootFailed {
+        detail = format!("{detail}; its last output:\n{tail}");
+    }
+    // Requests sent after the end get the crash answer: nothing handed over is dropped silently.
+    commands.close();
+    while let Ok(Command::Run(job)) = commands.try_recv() {
+        let _ = job.reply.send(Reply::Crashed);
+    }
+    let _ = events.send(Event::Exited { id, end, detail });
+}
+
+async fn lifetime(
+    id: u64,
+    ch: &mut Channel,
+    commands: &mut mpsc::Receiver<Command>,
+    events: &mpsc::UnboundedSender<Event>,
+    limits: &Limits,
+) -> End {
+    match tokio::time::timeout(limits.boot_timeout, ch.next()).await {
+        Ok(Some(Frame::Ready)) => {
+            let _ = events.send(Event::Ready { id });
+        }
+        Ok(_) => return End::BootFailed,
+        Err(_) => {
+            tracing::error!(
+                pid = ch.process.pid,
+                "worker did not boot within {:?}",
+                limits.boot_timeout
+            );
+            return End::BootFailed;
+        }
+    }
+    // The uploads of the last request live until the next one is taken, as in embedded mode.
+    let mut uploads: Tree<Upload> = Tree::new();
+    loop {
+        let command = tokio::select! {
+            command = commands.recv() => command,
+            // Idle: anything from the worker now is either its exit or a protocol error.
+            frame = ch.next() => {
+                if let Some(frame) = frame {
+                    tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
+                }
+                return End::Crashed;
+            }
+        };
+        match command {
+            Some(Command::Run(mut job)) => {
+                uploads = std::mem::take(&mut job.request.uploads);
+                let served = serve(ch, *job, &uploads, limits.exec_ttl).await;
+                if let Err(end) = served {
+                    return end;
+                }
+                let rss = limits.watch_memory.then(|| rss(ch.process.pid)).flatten();
+                let _ = events.send(Event::Done { id, rss });
+            }
+            Some(Command::Stop) | None => {
+                drop(uploads);
+                ch.send(&Frame::Stop).await;
+                let exited = tokio::time::timeout(limits.destroy_timeout, ch.process.child.wait());
+                if exited.await.is_err() {
+                    tracing::warn!(
+                        pid = ch.process.pid,
+                        "worker did not stop within destroy_timeout: killing it"
+                    );
+                    ch.process.kill();
+                }
+                return End::Stopped;
+            }
+        }
+    }
+}
+
+/// One request: write it, read the answer. Err when the worker must go.
+async fn serve(
+    ch: &mut Channel,
+    job: Job,
+    uploads: &Tree<Upload>,
+    exec_ttl: Option<Duration>,
+) -> Result<(), End> {
+    let Job {
+        mut request, reply, ..
+    } = job;
+    // The worker needs the upload names and paths; the files stay the master's.
+    request.uploads = share(uploads);
+    let frame = Frame::Request(Box::new(request));
+    let mut open = Open {
+        reply: Some(reply),
+        stream: None,
+    };
+    let exchange = async { ch.send(&frame).await && answer(ch, &mut open).await };
+    let outcome = match exec_ttl {
+        Some(ttl) => tokio::time::timeout(ttl, exchange).await.ok(),
+        None => Some(exchange.await),
+    };
+    match outcome {
+        Some(true) => Ok(()),
+        Some(false) => {
+            open.fail(Reply::Crashed, "the worker died mid-response");
+            Err(End::Crashed)
+        }
+        None => {
+            open.fail(Reply::ExecTimeout, "the request exceeded exec_ttl");
+            Err(End::ExecTimeout)
+        }
+    }
+}
+
+/// The way back to the client while an answer is under way.
+struct Open {
+    /// Until the head is sent.
+    reply: Option<oneshot::Sender<Reply>>,
+    /// While a streamed body is under way.
+    stream: Option<mpsc::Sender<Result<bytes::Bytes, std::io::Error>>>,
+}
+
+impl Open {
+    /// The worker is gone: an error answer, or a stream cut off so the client sees it is
+    /// incomplete.
+    fn fail(&mut self, reply: Reply, why: &str) {
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(reply);
+        }
+        if let Some(tx) = self.stream.take() {
+            let _ = tx.try_send(Err(std::io::Error::other(why.to_owned())));
+        }
+    }
+
+    fn send(&mut self, reply: Reply) {
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(reply);
+        }
+    }
+}
+
+/// Reads the answer frames; false when the worker died (or spoke nonsense) first.
+async fn answer(ch: &mut Channel, open: &mut Open) -> bool {
+    let Some(frame) = ch.next().await else {
+        return false;
+    };
+    let whole = match frame {
+        Frame::Full {
+            status,
+            headers,
+            body,
+        } => Reply::Full {
+            status,
+            headers,
+            body,
+        },
+        Frame::File {
+            path,
+            status,
+            headers,
+        } => Reply::File(FileReply {
+            path: path.into(),
+            status,
+            headers,
+        }),
+        Frame::Velox {
+            body,
+            gzip,
+            headers,
+        } => Reply::Velox(BuildOrder {
+            body,
+            gzip,
+            headers,
+        }),
+        Frame::Error(message) => Reply::WorkerError(message),
+        Frame::StreamHead { status, headers } => {
+            let (tx, chunks) = mpsc::channel(8);
+            open.send(Reply::Stream {
+                status,
+                headers,
+                chunks,
+            });
+            open.stream = Some(tx);
+            return stream(ch, open).await;
+        }
+        other => {
+            tracing::error!(
+                pid = ch.process.pid,
+                "unexpected frame instead of an answer: {other:?}"
+            );
+            return false;
+        }
+    };
+    open.send(whole);
+    true
+}
+
+/// Forwards chunks to the client; a slow client holds the worker back (bounded channel, then
+/// the socket buffer), a client that left gets nothing more.
+async fn stream(ch: &mut Channel, open: &mut Open) -> bool {
+    loop {
+        match ch.next().await {
+            Some(Frame::Chunk(bytes)) => {
+                if let Some(tx) = open.stream.as_ref().filter(|tx| !tx.is_closed()) {
+                    let _ = tx.send(Ok(bytes)).await;
+                }
+            }
+            Some(Frame::StreamEnd) => {
+                open.stream = None;
+                return true;
+            }
+            Some(Frame::StreamAbort) => {
+                open.fail(Reply::Crashed, "the worker aborted the stream");
+                return true;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// A copy of the upload entries that does not own (delete) the files.
+fn share(uploads: &Tree<Upload>) -> Tree<Upload> {
+    use crate::request::form::Node;
+    let mut out = Tree::new();
+    for (key, node) in uploads.entries() {
+        let node = match node {
+            Node::Leaf(u) => Node::Leaf(Upload {
+                name: u.name.clone(),
+                full_path: u.full_path.clone(),
+                mime: u.mime.clone(),
+                size: u.size,
+                error: u.error,
+                tmp_name: u
+                    .tmp_name
+                    .as_ref()
+                    .and_then(|p| Upload::unowned(p.to_path_buf())),
+            }),
+            Node::Map(sub) => Node::Map(share(sub)),
+        };
+        out.put(key.clone(), node);
+    }
+    out
+}
+
+/// Resident memory of a process, from /proc (RoadRunner's `max_worker_memory` measures RSS).
+pub fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,60 @@
+//! The supervisor's view of one worker, and what outsiders may ask about the workers.
+use super::handle::{self, Command};
+use super::limits::Life;
+use super::metrics::State;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// Asks from outside: the admin endpoint, SIGHUP, `RR\workers()`, the master's shutdown.
+pub enum Control {
+    Reload,
+    List(oneshot::Sender<Vec<WorkerInfo>>),
+    /// Stop every worker (after the server drained) and end.
+    Stop,
+}
+
+/// One row of the workers list.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WorkerInfo {
+    pub id: u64,
+    pub pid: u32,
+    pub state: String,
+    pub jobs: u64,
+    /// Resident memory in bytes (0 when unknown).
+    pub memory: u64,
+    pub age_seconds: f64,
+}
+
+/// One worker process in the supervisor's table.
+pub struct Slot {
+    pub id: u64,
+    pub pid: u32,
+    pub state: State,
+    pub jobs: u64,
+    pub started: Instant,
+    pub last_active: Instant,
+    /// Bumped by each reload: a worker of an older generation is replaced.
+    pub generation: u64,
+    pub commands: mpsc::Sender<Command>,
+}
+
+impl Slot {
+    pub fn life(&self) -> Life {
+        Life {
+            jobs: self.jobs,
+            age: self.started.elapsed(),
+            idle: self.last_active.elapsed(),
+        }
+    }
+
+    pub fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            id: self.id,
+            pid: self.pid,
+            state: self.state.as_str().to_owned(),
+            jobs: self.jobs,
+            memory: handle::rss(self.pid).unwrap_or(0),
+            age_seconds: self.started.elapsed().as_secs_f64(),
+        }
+    }
+}

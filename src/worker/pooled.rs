@@ -1,0 +1,315 @@
+//! The pool worker's engine: the master runs the HTTP server; this process receives requests
+//! and sends answers as frames over the inherited socketpair (see docs/pool.md). Blocking I/O on
+//! the PHP thread only: no runtime, no threads in a worker.
+use super::{RespondError, Wait};
+use crate::config::Config;
+use crate::dispatch::Reply;
+use crate::ipc::{self, Frame};
+use crate::request::form::Tree;
+use crate::request::multipart::Upload;
+use crate::server::Bound;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The channel named by `RR_POOL_FD`, when this process is a pool worker.
+pub fn inherited_channel() -> Result<Option<UnixStream>, String> {
+    let Ok(value) = std::env::var(ipc::FD_ENV) else {
+        return Ok(None);
+    };
+    let fd: RawFd = value
+        .parse()
+        .map_err(|_| format!("{}={value:?} is not a file descriptor", ipc::FD_ENV))?;
+    // A child of a worker inherits the variable but not the descriptor (close-on-exec): the
+    // number must name an open unix socket, or this is not a pool worker's process.
+    // SAFETY: fstat only fills the zeroed stat buffer we own; it fails on a closed descriptor.
+    let is_socket = fd >= 3
+        && unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+        };
+    if !is_socket {
+        return Err(format!(
+            "{}={fd} names no inherited socket: start rr workers only from an rr pool master",
+            ipc::FD_ENV
+        ));
+    }
+    // SAFETY: the master opened this socketpair end for us and exec handed it down; nothing
+    // else in this process owns it. Close it on exec so the script's own children don't get it.
+    let stream = unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        UnixStream::from_raw_fd(fd)
+    };
+    Ok(Some(stream))
+}
+
+enum Pending {
+    Idle,
+    Waiting,
+    Streaming,
+    StreamEnded,
+}
+
+pub struct Pooled {
+    config: Arc<Config>,
+    channel: UnixStream,
+    inbuf: BytesMut,
+    outbuf: BytesMut,
+    pending: Pending,
+    uploads: Tree<Upload>,
+    bound: Vec<Bound>,
+    ready: bool,
+    /// The master said stop, or the channel broke: `wait` returns `Stop` from now on.
+    stopped: bool,
+}
+
+impl Pooled {
+    pub fn connect(config: Arc<Config>, channel: UnixStream) -> Pooled {
+        let bound = std::env::var(ipc::ADDRS_ENV)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|a| {
+                let (scheme, addr) = a.split_once("://")?;
+                Some(Bound {
+                    addr: addr.parse().ok()?,
+                    tls: scheme == "https",
+                })
+            })
+            .collect();
+        Pooled {
+            config,
+            channel,
+            inbuf: BytesMut::with_capacity(64 * 1024),
+            outbuf: BytesMut::with_capacity(64 * 1024),
+            pending: Pending::Idle,
+            uploads: Tree::new(),
+            bound,
+            ready: false,
+            stopped: false,
+        }
+    }
+
+    pub fn bound(&self) -> &[Bound] {
+        &self.bound
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn uploads(&self) -> &Tree<Upload> {
+        &self.uploads
+    }
+
+    fn send(&mut self, frame: &Frame) {
+        if self.stopped {
+            return;
+        }
+        self.outbuf.clear();
+        frame.encode(&mut self.outbuf);
+        if let Err(e) = self.channel.write_all(&self.outbuf) {
+            tracing::error!("rr pool worker: the master is gone ({e}): stopping");
+            self.stopped = true;
+        }
+    }
+
+    pub fn wait(&mut self, tick: Duration) -> Wait {
+        match self.pending {
+            Pending::Waiting => {
+                tracing::warn!(
+                    "waitRequest() called before the previous request was answered: it gets a 500"
+                );
+                self.send(&Frame::Error("the request was not answered".into()));
+            }
+            Pending::Streaming => self.send(&Frame::StreamAbort),
+            Pending::Idle | Pending::StreamEnded => {}
+        }
+        self.pending = Pending::Idle;
+        self.uploads = Tree::new();
+        if !self.ready {
+            self.ready = true;
+            self.send(&Frame::Ready);
+        }
+        loop {
+            if self.stopped || crate::server::stop_requested() {
+                self.stopped = true;
+                return Wait::Stop;
+            }
+            match Frame::split(&mut self.inbuf) {
+                Ok(Some(Frame::Request(mut request))) => {
+                    self.uploads = std::mem::take(&mut request.uploads);
+                    self.pending = Pending::Waiting;
+                    return Wait::Request(request);
+                }
+                Ok(Some(Frame::Stop)) => self.stopped = true,
+                Ok(Some(other)) => {
+                    tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
+                    self.stopped = true;
+                }
+                Err(e) => {
+                    tracing::error!("rr pool worker: {e}: stopping");
+                    self.stopped = true;
+                }
+                Ok(None) => match self.receive(tick) {
+                    Ok(true) => {}
+                    Ok(false) => return Wait::Tick,
+                    Err(()) => self.stopped = true,
+                },
+            }
+        }
+    }
+
+    /// Reads what arrives within `tick`: Ok(false) when nothing did, Err on EOF or error.
+    fn receive(&mut self, tick: Duration) -> Result<bool, ()> {
+        let mut poll = libc::pollfd {
+            fd: self.channel.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = tick.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd on our own descriptor, for the duration of the call.
+        let n = unsafe { libc::poll(&mut poll, 1, ms) };
+        if n <= 0 {
+            // Timeout, or EINTR from a signal: either way the caller gets to run handlers.
+            return Ok(false);
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        match self.channel.read(&mut chunk) {
+            Ok(0) => Err(()),
+            Ok(n) => {
+                self.inbuf.extend_from_slice(&chunk[..n]);
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
+            Err(_) => Err(()),
+        }
+    }
+
+    pub fn respond(
+        &mut self,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        end: bool,
+    ) -> Result<(), RespondError> {
+        match self.pending {
+            Pending::Idle => Err(RespondError::NoRequest),
+            Pending::StreamEnded => Err(RespondError::StreamEnded),
+            Pending::Waiting if end => {
+                self.pending = Pending::Idle;
+                self.send(&Frame::Full {
+                    status,
+                    headers,
+                    body,
+                });
+                Ok(())
+            }
+            Pending::Waiting => {
+                self.pending = Pending::Streaming;
+                self.send(&Frame::StreamHead { status, headers });
+                self.chunk(body, false);
+                Ok(())
+            }
+            Pending::Streaming => {
+                self.chunk(body, end);
+                Ok(())
+            }
+        }
+    }
+
+    fn chunk(&mut self, body: Bytes, end: bool) {
+        if !body.is_empty() {
+            self.send(&Frame::Chunk(body));
+        }
+        if end {
+            self.send(&Frame::StreamEnd);
+            self.pending = Pending::StreamEnded;
+        }
+    }
+
+    pub fn reply(&mut self, reply: Reply) -> Result<(), RespondError> {
+        match self.pending {
+            Pending::Waiting => {}
+            Pending::Idle => return Err(RespondError::NoRequest),
+            Pending::StreamEnded => return Err(RespondError::StreamEnded),
+            Pending::Streaming => return Err(RespondError::Streaming),
+        }
+        let frame = match reply {
+            Reply::Full {
+                status,
+                headers,
+                body,
+            } => Frame::Full {
+                status,
+                headers,
+                body,
+            },
+            Reply::File(file) => Frame::File {
+                path: file.path.to_string_lossy().into_owned(),
+                status: file.status,
+                headers: file.headers,
+            },
+            Reply::Velox(order) => Frame::Velox {
+                body: order.body,
+                gzip: order.gzip,
+                headers: order.headers,
+            },
+            Reply::WorkerError(message) => Frame::Error(message),
+            // A body fed by another thread cannot cross processes; nothing in rr sends one here.
+            _ => Frame::Error("this answer cannot be sent from a pool worker".into()),
+        };
+        self.pending = Pending::Idle;
+        self.send(&frame);
+        Ok(())
+    }
+
+    /// The pool's workers, asked of the master (which answers between our frames).
+    pub fn workers(&mut self) -> Vec<crate::pool::WorkerInfo> {
+        self.send(&Frame::ListWorkers);
+        loop {
+            match Frame::split(&mut self.inbuf) {
+                Ok(Some(Frame::Workers(json))) => {
+                    return serde_json::from_str(&json).unwrap_or_default()
+                }
+                Ok(Some(other)) => {
+                    tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
+                    self.stopped = true;
+                }
+                Err(_) => self.stopped = true,
+                Ok(None) => {}
+            }
+            if self.stopped || self.receive(Duration::from_secs(1)).is_err() {
+                self.stopped = true;
+                return Vec::new();
+            }
+        }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        matches!(self.pending, Pending::Waiting | Pending::Streaming)
+    }
+
+    /// The master decides when workers stop; a worker's own `stop()` just leaves its loop.
+    pub fn stop(&self) {
+        crate::server::request_stop();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopped
+    }
+
+    /// A request left unanswered is the master's to answer (502) when the channel closes; a
+    /// stream in progress is cut off explicitly.
+    pub fn finish(mut self) {
+        if let Pending::Streaming = self.pending {
+            self.send(&Frame::StreamAbort);
+        }
+        if self.has_pending() {
+            tracing::error!("the worker script ended while a request was pending");
+        }
+    }
+}

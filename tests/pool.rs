@@ -1,0 +1,254 @@
+//! Pool mode with real processes: a master and re-executed worker processes over loopback.
+//! The worker API, crashes, reload, boot failure, stop. Limits are in pool_limits.rs.
+mod common;
+use common::pool::*;
+use common::{client, Php};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+#[test]
+fn workers_serve_with_the_same_api_and_the_master_finishes_offloads() {
+    let mut php = start(json!({"http.pool.num_workers": 2}));
+    let pids = idle_workers(&php, 2);
+    assert!(!pids.contains(&(php.pid() as u64)));
+    // Two slow requests at once run in the two workers.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let url = php.url("/slow?ms=300");
+            std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap())
+        })
+        .collect();
+    let served: HashSet<u64> = slow
+        .into_iter()
+        .map(|h| h.join().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(served, pids.iter().copied().collect::<HashSet<_>>());
+
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("a[b]", "c")
+        .part(
+            "f",
+            reqwest::blocking::multipart::Part::bytes(b"up!".to_vec()).file_name("u.txt"),
+        );
+    let resp = client()
+        .post(php.url("/echo?x=1"))
+        .header("X-Test", "yes")
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers().get_all("x-multi").iter().count(), 2);
+    let v: Value = resp.json().unwrap();
+    assert_eq!(v["method"], "POST");
+    assert_eq!(v["query"]["x"], "1");
+    assert_eq!(v["parsed"]["a"]["b"], "c");
+    assert_eq!(
+        v["files"]["f"],
+        json!({"name": "u.txt", "size": 3, "content": "up!"})
+    );
+    assert_eq!(v["header"], "yes");
+
+    let resp = client().get(php.url("/stream")).send().unwrap();
+    assert_eq!(resp.headers()["x-streamed"], "yes");
+    assert_eq!(resp.text().unwrap(), "a;b;end");
+    let file = client()
+        .get(php.url("/file"))
+        .header("Range", "bytes=0-4")
+        .send()
+        .unwrap();
+    assert_eq!(file.status(), 206);
+    assert_eq!(file.text().unwrap(), "<?php");
+    // addresses() in a worker: the master's listeners.
+    let v: Value = client()
+        .get(php.url("/addresses"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v, json!([format!("http://{}", php.addr)]));
+    // RR\workers() in a worker asks the master: the caller sees itself busy.
+    let v: Value = client()
+        .get(php.url("/workers"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let list = v["workers"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{v}");
+    let me = list.iter().find(|w| w["pid"] == v["me"]).unwrap();
+    assert_eq!(me["state"], "busy");
+    assert!(me["memory"].as_u64().unwrap() > 1 << 20 && me["age"].as_f64().unwrap() > 0.0);
+    let error = client().get(php.url("/error")).send().unwrap();
+    assert_eq!(error.status(), 500);
+    assert!(php.wait_for_log("pool error detail", Duration::from_secs(5)));
+
+    // Worker output reaches the master's log with the worker's pid.
+    for pid in &pids {
+        assert!(
+            php.wait_for_log(&format!("worker booted pid={pid}"), Duration::from_secs(5)),
+            "{}",
+            php.stderr()
+        );
+        assert!(php.wait_for_log(
+            &format!("worker says hello on stderr pid={pid}"),
+            Duration::from_secs(5)
+        ));
+    }
+    // Counted as idle once the supervisor has seen the last answer go out.
+    assert_eq!(
+        metric_reaches(&php, "rr_pool_workers{state=\"idle\"}", 2),
+        2
+    );
+    assert!(metric(&php, "rr_http_requests_total{status=\"200\"}") >= 3);
+    assert!(metric(&php, "rr_stream_bytes_total") >= 5);
+    php.signal(libc::SIGTERM);
+    assert_eq!(php.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(
+        php.stdout().contains("master loop ended"),
+        "{}",
+        php.stdout()
+    );
+}
+
+#[test]
+fn kill_9_of_a_busy_worker_under_load_fails_only_its_request_with_502() {
+    let php = start(json!({"http.pool.num_workers": 2}));
+    idle_workers(&php, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let url = php.url(&format!("/slow?ms=5000&pidfile={}", pidfile.display()));
+    let victim = std::thread::spawn(move || client().get(url).send().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&pidfile).map_or(true, |s| s.is_empty()) {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+    let traffic = load(&php, "/", 4, 100);
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: signalling a worker process of the master this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let resp = victim.join().unwrap();
+    assert_eq!(resp.status(), 502);
+    let v: Value = resp.json().unwrap();
+    assert_eq!(v["code"], "worker_crashed");
+    let statuses = traffic.join().unwrap();
+    assert_eq!(statuses.len(), 400);
+    assert!(all_ok(&statuses), "{statuses:?}");
+    // A replacement took the dead worker's place.
+    let pids = idle_workers(&php, 2);
+    assert!(!pids.contains(&(pid as u64)));
+    assert_eq!(
+        metric(&php, "rr_pool_worker_restarts_total{reason=\"crash\"}"),
+        1
+    );
+    assert_eq!(metric(&php, "rr_http_requests_total{status=\"502\"}"), 1);
+
+    // exit() mid-request is a crash too; the next request is served by a fresh worker.
+    let resp = client().get(php.url("/exit")).send().unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(client().get(php.url("/")).send().unwrap().status(), 200);
+    assert_eq!(
+        metric_reaches(&php, "rr_pool_worker_restarts_total{reason=\"crash\"}", 2),
+        2
+    );
+}
+
+#[test]
+fn reload_under_load_replaces_every_worker_with_zero_failed_requests() {
+    let php = start(json!({"http.pool.num_workers": 2}));
+    let before = idle_workers(&php, 2);
+    let traffic = load(&php, "/slow?ms=5", 4, 150);
+    std::thread::sleep(Duration::from_millis(200));
+    php.signal(libc::SIGHUP);
+    assert_eq!(
+        metric_reaches(&php, "rr_pool_worker_restarts_total{reason=\"reload\"}", 2),
+        2
+    );
+    let resp = client()
+        .post(side_url(&php, "status", "/reload"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(
+        metric_reaches(&php, "rr_pool_worker_restarts_total{reason=\"reload\"}", 4),
+        4
+    );
+    let statuses = traffic.join().unwrap();
+    assert_eq!(statuses.len(), 600);
+    assert!(all_ok(&statuses), "{statuses:?}");
+    let after = idle_workers(&php, 2);
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "{before:?} {after:?}"
+    );
+}
+
+#[test]
+fn a_worker_that_cannot_boot_backs_off_then_the_master_exits_non_zero() {
+    let mut opts = pool_options(json!({"http.pool.num_workers": 1}));
+    opts.env.push(("RR_TEST_BROKEN", "1".into()));
+    let started = Instant::now();
+    let (status, stderr, stdout) = Php::run_to_end("pool.php", opts, Duration::from_secs(30));
+    let out = stderr + &stdout;
+    assert_ne!(status.code(), Some(0), "{out}");
+    assert!(out.contains("5 workers in a row failed to boot"), "{out}");
+    assert!(
+        out.contains("syntax error"),
+        "the worker's own error is in the message: {out}"
+    );
+    assert!(out.contains("RR\\Exception"), "{out}");
+    // Backoff 100 + 200 + 400 + 800 ms between the five attempts.
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert!(!out.contains("master loop ended"));
+}
+
+#[test]
+fn sigterm_drains_in_flight_and_queued_requests_then_exits_0() {
+    let mut php = start(json!({"http.pool.num_workers": 1}));
+    let worker = idle_workers(&php, 1)[0];
+    let requests: Vec<_> = (0..3)
+        .map(|_| {
+            let url = php.url("/slow?ms=300");
+            std::thread::spawn(move || client().get(url).send().map(|r| r.status().as_u16()))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    let ready = side_url(&php, "status", "/ready");
+    assert_eq!(client().get(&ready).send().unwrap().status(), 200);
+    php.signal(libc::SIGTERM);
+    // Draining (the queued requests take ~600 ms more): no longer ready.
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(client().get(&ready).send().unwrap().status(), 503);
+    for r in requests {
+        assert_eq!(r.join().unwrap().unwrap(), 200);
+    }
+    assert_eq!(
+        php.wait_exit(Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        php.stderr()
+    );
+    assert!(php.stdout().contains("master loop ended"));
+    assert!(php.wait_for_log("worker loop ended", Duration::from_secs(2)));
+    // SAFETY: kill(pid, 0) only checks that the process exists.
+    assert_ne!(
+        unsafe { libc::kill(worker as i32, 0) },
+        0,
+        "the worker stopped too"
+    );
+}
+
+#[test]
+fn a_stray_pool_marker_without_its_socket_is_a_clear_config_error() {
+    let mut opts = common::Options::default();
+    opts.env.push(("RR_POOL_FD", "7".into()));
+    let (status, stderr, stdout) =
+        Php::run_to_end("config_error.php", opts, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("RR_POOL_FD=7 names no inherited socket"),
+        "{stdout}"
+    );
+}
