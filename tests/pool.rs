@@ -252,3 +252,50 @@ fn a_stray_pool_marker_without_its_socket_is_a_clear_config_error() {
         "{stdout}"
     );
 }
+
+#[test]
+fn superglobal_mode_runs_in_pool_workers_with_headers_cookies_and_exit() {
+    let php = Php::start_with(
+        "fpm_worker.php",
+        pool_options(json!({"http.pool.num_workers": 2})),
+    );
+    let cookies = client().get(php.url("/cookies.php")).send().unwrap();
+    assert_eq!(cookies.status(), 200);
+    assert_eq!(
+        cookies.headers()["content-type"],
+        "text/plain;charset=UTF-8"
+    );
+    let set: Vec<_> = cookies.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(set.len(), 3, "{set:?}");
+    assert!(
+        set[1].to_str().unwrap().starts_with("raw=r%20aw"),
+        "{set:?}"
+    );
+
+    // exit() ends each request, not the worker: the same processes keep serving.
+    let mut pids = HashSet::new();
+    for _ in 0..20 {
+        let bye = client().get(php.url("/exit.php")).send().unwrap();
+        assert_eq!(bye.headers()["x-before-exit"], "yes");
+        assert_eq!(
+            bye.text().unwrap(),
+            "before exit\ndie message\nshutdown function ran\n"
+        );
+        let stats: Value = client()
+            .get(php.url("/_stats"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        pids.insert(stats["pid"].as_i64().unwrap());
+    }
+    assert!(
+        !pids.contains(&i64::from(php.pid())),
+        "the master ran a request"
+    );
+    assert!(pids.len() <= 2, "workers were replaced: {pids:?}");
+    for reason in ["crash", "max_jobs", "max_worker_memory"] {
+        let line = format!("rr_pool_worker_restarts_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(&php, &line), 0, "{reason}");
+    }
+}
