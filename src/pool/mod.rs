@@ -65,9 +65,11 @@ pub struct Master {
 
 impl Master {
     pub fn start(config: Arc<Config>) -> Result<Master, StartError> {
-        // Multi-thread: no PHP runs here, so the I/O may use every thread it likes.
+        // Multi-thread so the I/O runs whatever the script does meanwhile, but one worker thread:
+        // a request then never hops between threads in the master (2 threads: ~2 futex wake-ups
+        // per request, and 8-18% fewer requests/s for pool hello on 2 cores).
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .enable_all()
             .thread_name("rr-master")
             .on_thread_start(block_signals)
