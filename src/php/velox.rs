@@ -40,12 +40,7 @@ pub fn velox_build(buildRequest: &Zval, headers: Option<&ZendHashTable>) -> PhpR
             convert::type_name(buildRequest)
         )));
     };
-    let headers = match headers {
-        Some(ht) => {
-            convert::header_map(ht).map_err(|e| bad_value(format!("RR\\velox_build(): {e}")))?
-        }
-        None => HeaderMap::new(),
-    };
+    let headers = super::worker::headers("RR\\velox_build", headers)?;
     submit("RR\\velox_build", order(body, headers))
 }
 

@@ -94,23 +94,24 @@ fn load_config(file: Option<String>, overrides: Vec<Override>) -> Result<Config,
     Ok(Config::load(&Sources { file, overrides })?)
 }
 
-fn status(method: &str, status: i64) -> PhpResult<StatusCode> {
+/// `callable` is the PHP name, e.g. `RR\\Worker::respond`.
+fn status(callable: &str, status: i64) -> PhpResult<StatusCode> {
     u16::try_from(status)
         .ok()
         .filter(|s| (100..=599).contains(s))
         .and_then(|s| StatusCode::from_u16(s).ok())
         .ok_or_else(|| {
             bad_value(format!(
-                "RR\\Worker::{method}(): status {status} is not an HTTP status (100-599)"
+                "{callable}(): status {status} is not an HTTP status (100-599)"
             ))
         })
 }
 
-fn headers(method: &str, headers: Option<&ZendHashTable>) -> PhpResult<HeaderMap> {
+/// PHP's header array as a `HeaderMap`; `callable` (e.g. `RR\\velox_build`) names the caller
+/// in the `ValueError`.
+pub(super) fn headers(callable: &str, headers: Option<&ZendHashTable>) -> PhpResult<HeaderMap> {
     match headers {
-        Some(ht) => {
-            convert::header_map(ht).map_err(|e| bad_value(format!("RR\\Worker::{method}(): {e}")))
-        }
+        Some(ht) => convert::header_map(ht).map_err(|e| bad_value(format!("{callable}(): {e}"))),
         None => Ok(HeaderMap::new()),
     }
 }
@@ -257,8 +258,8 @@ impl Worker {
         headers: Option<&ZendHashTable>,
         endOfStream: bool,
     ) -> PhpResult<()> {
-        let code = self::status("respond", status)?;
-        let map = self::headers("respond", headers)?;
+        let code = self::status("RR\\Worker::respond", status)?;
+        let map = self::headers("RR\\Worker::respond", headers)?;
         let body = body.map(|b| Bytes::copy_from_slice(&b)).unwrap_or_default();
         if endOfStream && super::velox::requested(&map) {
             return super::velox::submit("RR\\Worker::respond", super::velox::order(body, map));
@@ -281,8 +282,8 @@ impl Worker {
         status: i64,
         headers: Option<&ZendHashTable>,
     ) -> PhpResult<()> {
-        let code = self::status("sendFile", status)?;
-        let map = self::headers("sendFile", headers)?;
+        let code = self::status("RR\\Worker::sendFile", status)?;
+        let map = self::headers("RR\\Worker::sendFile", headers)?;
         if path.is_empty() || path.contains('\0') {
             return Err(bad_value(format!(
                 "RR\\Worker::sendFile(): invalid path {path:?}"
