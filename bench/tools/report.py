@@ -169,22 +169,18 @@ def main():
     def verdict(ok):
         return "PASS" if ok else "MISS"
 
-    if b_rps and a_rps:
-        r = b_rps / a_rps
-        checks.append(("(b) >= 70% of (a)", f"{r * 100:.1f}%", verdict(r >= 0.70)))
-    else:
-        checks.append(("(b) >= 70% of (a)", "n/a", "NOT MEASURED"))
-    g_rps = rps("g")
-    if g_rps and b_rps:
-        r = g_rps / b_rps
-        checks.append(("(g) handle() >= 70% of (b)", f"{r * 100:.1f}%", verdict(r >= 0.70)))
-    else:
-        checks.append(("(g) handle() >= 70% of (b)", "n/a", "NOT MEASURED"))
-    if b_rps and d_rps:
-        r = b_rps / d_rps
-        checks.append(("(b) >= 15x (d)", f"{r:.1f}x", verdict(r >= 15)))
-    else:
-        checks.append(("(b) >= 15x (d)", "n/a", "NOT MEASURED"))
+    def ratio_target(name, num, den, at_least, percent):
+        """num / den >= at_least, shown as a percentage or as a multiple."""
+        if num and den:
+            r = num / den
+            shown = f"{r * 100:.1f}%" if percent else fmt_ratio(num, den)
+            checks.append((name, shown, verdict(r >= at_least)))
+        else:
+            checks.append((name, "n/a", "NOT MEASURED"))
+
+    ratio_target("(b) >= 70% of (a)", b_rps, a_rps, 0.70, percent=True)
+    ratio_target("(g) handle() >= 70% of (b)", rps("g"), b_rps, 0.70, percent=True)
+    ratio_target("(b) >= 15x (d)", b_rps, d_rps, 15, percent=False)
     if "idle_rr_after_kb" in m:
         v = num(m["idle_rr_after_kb"])
         checks.append((f"rr RSS with {m.get('idle_rr_conns', '?')} idle conns <= 64 MiB", mib(v),
@@ -199,10 +195,7 @@ def main():
         checks.append(("rr RSS growth during 100 MiB upload <= 16 MiB", "upload failed", "MISS"))
     else:
         checks.append(("rr RSS growth during 100 MiB upload <= 16 MiB", "n/a", "NOT MEASURED"))
-    f_rps = rps("f")
-    if f_rps and b_rps:
-        r = f_rps / b_rps
-        checks.append(("(f) PSR-7 >= 50% of (b)", f"{r * 100:.1f}%", verdict(r >= 0.50)))
+    ratio_target("(f) PSR-7 >= 50% of (b)", rps("f"), b_rps, 0.50, percent=True)
     if "velox_builds" in m:
         wall, p99 = num(m["velox_builds_wall_s"]), num(m["velox_plain_p99_ms"])
         ok = m["velox_builds_failed"] == "0"
@@ -217,18 +210,9 @@ def main():
                            verdict(g >= 1 and m.get("velox_big_ok") == "1")))
             grow = num(m["velox_big_rss_growth_kb"])
             checks.append(("velox: RSS growth streaming it <= 32 MiB", mib(grow), verdict(grow <= 32 * MIB)))
-    c1, c2 = rps("p-cpu1"), rps("p-cpu2")
-    if c1 and c2:
-        checks.append(("pool: 2 workers >= 1.7x 1 worker (1 ms CPU)", fmt_ratio(c2, c1),
-                       verdict(c2 / c1 >= 1.7)))
-    else:
-        checks.append(("pool: 2 workers >= 1.7x 1 worker (1 ms CPU)", "n/a", "NOT MEASURED"))
-    ph = rps("p-hello")
-    if ph and a_rps:
-        r = ph / a_rps
-        checks.append(("pool hello >= 50% of (a)", f"{r * 100:.1f}%", verdict(r >= 0.5)))
-    else:
-        checks.append(("pool hello >= 50% of (a)", "n/a", "NOT MEASURED"))
+    ratio_target("pool: 2 workers >= 1.7x 1 worker (1 ms CPU)", rps("p-cpu2"), rps("p-cpu1"), 1.7,
+                 percent=False)
+    ratio_target("pool hello >= 50% of (a)", rps("p-hello"), a_rps, 0.50, percent=True)
     hb, hp = by_id.get("hop-b"), by_id.get("hop-p")
     if hb and hp and hb["status"] == hp["status"] == "ok":
         checks.append(("master-worker hop, added p50 / p99 (1 conn)",
