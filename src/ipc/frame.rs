@@ -81,6 +81,17 @@ impl Frame {
         )
     }
 
+    /// Appends the `Request` frame for `r` to `out`: what `Frame::Request(r).encode(out)`
+    /// writes, for a caller that keeps the request.
+    pub fn encode_request(r: &RequestData, out: &mut BytesMut) {
+        let start = out.len();
+        out.put_u32_le(0);
+        out.put_u8(kind::REQUEST);
+        put_request(out, r);
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
     /// Appends the encoded frame to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
         let start = out.len();

@@ -7,10 +7,11 @@ use crate::dispatch::{Job, Reply};
 use crate::ipc::Frame;
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
+use crate::request::RequestData;
 use crate::stream::FileReply;
 use crate::velox::BuildOrder;
 use bytes::BytesMut;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -38,11 +39,16 @@ pub enum Event {
     Ready {
         id: u64,
     },
-    /// Answered a request and is free again; `rss` in bytes when memory is watched.
+    /// Answered a request; `rss` in bytes when memory is watched, `busy` how long the worker
+    /// took (from its start on the request to the end of the answer).
     Done {
         id: u64,
         rss: Option<u64>,
+        busy: Duration,
     },
+    /// A request sent ahead to this worker that it never started (it died first): the
+    /// supervisor dispatches it again.
+    Returned(Box<Job>),
     Exited {
         id: u64,
         end: End,
@@ -93,6 +99,41 @@ impl Channel {
         }
     }
 
+    /// Like [`Channel::next`], but also returns when the supervisor sends a command (only while
+    /// `listen`): the way a request sent ahead reaches the worker while it still works on the
+    /// current one. Cancel-safe in the same way: a partial frame stays in `buf`.
+    async fn next_or_command(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        listen: bool,
+    ) -> Incoming {
+        loop {
+            match Frame::split(&mut self.buf) {
+                Ok(Some(Frame::ListWorkers)) => {
+                    if !self.list_workers().await {
+                        return Incoming::Frame(None);
+                    }
+                    continue;
+                }
+                Ok(Some(frame)) => return Incoming::Frame(Some(frame)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(pid = self.process.pid, "worker channel: {e}");
+                    return Incoming::Frame(None);
+                }
+            }
+            self.buf.reserve(64 * 1024);
+            tokio::select! {
+                biased;
+                read = self.process.channel.read_buf(&mut self.buf) => match read {
+                    Ok(0) | Err(_) => return Incoming::Frame(None),
+                    Ok(_) => {}
+                },
+                command = commands.recv(), if listen => return Incoming::Command(command),
+            }
+        }
+    }
+
     /// A worker asked for the workers list (it blocks until the answer arrives).
     async fn list_workers(&mut self) -> bool {
         let (tx, rx) = oneshot::channel();
@@ -102,11 +143,22 @@ impl Channel {
         self.send(&Frame::Workers(json)).await
     }
 
+    async fn send_request(&mut self, request: &RequestData) -> bool {
+        self.out.clear();
+        Frame::encode_request(request, &mut self.out);
+        self.process.channel.write_all(&self.out).await.is_ok()
+    }
+
     async fn send(&mut self, frame: &Frame) -> bool {
         self.out.clear();
         frame.encode(&mut self.out);
         self.process.channel.write_all(&self.out).await.is_ok()
     }
+}
+
+enum Incoming {
+    Frame(Option<Frame>),
+    Command(Option<Command>),
 }
 
 /// Runs worker `id` until it ends; the last event sent is always `Exited`.
@@ -137,10 +189,12 @@ pub async fn run(
     if end == End::BootFailed {
         detail = format!("{detail}; its last output:\n{tail}");
     }
-    // Requests sent after the end get the crash answer: nothing handed over is dropped silently.
+    // Requests sent after the end never reached the worker: they go back to the queue.
     commands.close();
-    while let Ok(Command::Run(job)) = commands.try_recv() {
-        let _ = job.reply.send(Reply::Crashed);
+    while let Ok(command) = commands.try_recv() {
+        if let Command::Run(job) = command {
+            let _ = events.send(Event::Returned(job));
+        }
     }
     let _ = events.send(Event::Exited { id, end, detail });
 }
@@ -168,62 +222,142 @@ async fn lifetime(
     }
     // The uploads of the last request live until the next one is taken, as in embedded mode.
     let mut uploads: Tree<Upload> = Tree::new();
+    let mut ahead = Ahead::default();
     loop {
-        let command = tokio::select! {
-            command = commands.recv() => command,
-            // Idle: anything from the worker now is either its exit or a protocol error.
-            frame = ch.next() => {
-                if let Some(frame) = frame {
-                    tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
+        let job = match ahead.job.take() {
+            Some(job) => job,
+            None if ahead.stop => return stop(ch, uploads, limits).await,
+            None => {
+                let command = tokio::select! {
+                    command = commands.recv() => command,
+                    // Idle: anything from the worker now is either its exit or a protocol error.
+                    frame = ch.next() => {
+                        if let Some(frame) = frame {
+                            tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
+                        }
+                        return End::Crashed;
+                    }
+                };
+                match command {
+                    Some(Command::Run(job)) => {
+                        let job = Sent::from(*job);
+                        if !ch.send_request(&job.request).await {
+                            job.fail(Reply::Crashed, "the worker died before the request");
+                            return End::Crashed;
+                        }
+                        job
+                    }
+                    Some(Command::Stop) | None => return stop(ch, uploads, limits).await,
                 }
-                return End::Crashed;
             }
         };
-        match command {
-            Some(Command::Run(mut job)) => {
-                uploads = std::mem::take(&mut job.request.uploads);
-                let served = serve(ch, *job, &uploads, limits.exec_ttl).await;
-                if let Err(end) = served {
-                    return end;
-                }
-                let rss = limits.watch_memory.then(|| rss(ch.process.pid)).flatten();
-                let _ = events.send(Event::Done { id, rss });
+        let started = Instant::now();
+        let Sent {
+            reply,
+            uploads: own,
+            ..
+        } = job;
+        uploads = own;
+        let served = serve(ch, reply, commands, &mut ahead, limits.exec_ttl).await;
+        if let Err(end) = served {
+            // A request sent ahead was never started: it goes back to the queue.
+            if let Some(job) = ahead.job.take() {
+                let _ = events.send(Event::Returned(Box::new(job.into_job())));
             }
-            Some(Command::Stop) | None => {
-                drop(uploads);
-                ch.send(&Frame::Stop).await;
-                let exited = tokio::time::timeout(limits.destroy_timeout, ch.process.child.wait());
-                if exited.await.is_err() {
-                    tracing::warn!(
-                        pid = ch.process.pid,
-                        "worker did not stop within destroy_timeout: killing it"
-                    );
-                    ch.process.kill();
-                }
-                return End::Stopped;
-            }
+            return end;
+        }
+        let rss = limits.watch_memory.then(|| rss(ch.process.pid)).flatten();
+        let busy = started.elapsed();
+        let _ = events.send(Event::Done { id, rss, busy });
+    }
+}
+
+/// Send `Stop`, wait `destroy_timeout`, then kill.
+async fn stop(ch: &mut Channel, uploads: Tree<Upload>, limits: &Limits) -> End {
+    drop(uploads);
+    ch.send(&Frame::Stop).await;
+    let exited = tokio::time::timeout(limits.destroy_timeout, ch.process.child.wait());
+    if exited.await.is_err() {
+        tracing::warn!(
+            pid = ch.process.pid,
+            "worker did not stop within destroy_timeout: killing it"
+        );
+        ch.process.kill();
+    }
+    End::Stopped
+}
+
+/// A request written to the worker, and what the master keeps of it.
+struct Sent {
+    request: Box<RequestData>,
+    reply: oneshot::Sender<Reply>,
+    /// The files; the request holds unowned copies of the entries.
+    uploads: Tree<Upload>,
+    queued_at: Instant,
+}
+
+impl From<Job> for Sent {
+    fn from(job: Job) -> Sent {
+        let Job {
+            mut request,
+            reply,
+            queued_at,
+        } = job;
+        // The worker needs the upload names and paths; the files stay the master's.
+        let uploads = std::mem::take(&mut request.uploads);
+        request.uploads = share(&uploads);
+        Sent {
+            request: Box::new(request),
+            reply,
+            uploads,
+            queued_at,
         }
     }
 }
 
-/// One request: write it, read the answer. Err when the worker must go.
+impl Sent {
+    fn into_job(self) -> Job {
+        let mut request = *self.request;
+        request.uploads = self.uploads;
+        Job {
+            request,
+            reply: self.reply,
+            queued_at: self.queued_at,
+        }
+    }
+
+    fn fail(self, reply: Reply, why: &str) {
+        Open {
+            reply: Some(self.reply),
+            stream: None,
+        }
+        .fail(reply, why);
+    }
+}
+
+/// What arrived for this worker while it was busy.
+#[derive(Default)]
+struct Ahead {
+    /// A request already written to the worker, which it starts after the current one.
+    job: Option<Sent>,
+    /// A stop, obeyed after the current request (and the one ahead).
+    stop: bool,
+}
+
+/// One request, already written to the worker: read the answer (writing a request sent ahead
+/// as soon as the supervisor sends it). Err when the worker must go.
 async fn serve(
     ch: &mut Channel,
-    job: Job,
-    uploads: &Tree<Upload>,
+    reply: oneshot::Sender<Reply>,
+    commands: &mut mpsc::Receiver<Command>,
+    ahead: &mut Ahead,
     exec_ttl: Option<Duration>,
 ) -> Result<(), End> {
-    let Job {
-        mut request, reply, ..
-    } = job;
-    // The worker needs the upload names and paths; the files stay the master's.
-    request.uploads = share(uploads);
-    let frame = Frame::Request(Box::new(request));
     let mut open = Open {
         reply: Some(reply),
         stream: None,
     };
-    let exchange = async { ch.send(&frame).await && answer(ch, &mut open).await };
+    let exchange = answer(ch, &mut open, commands, ahead);
     let outcome = match exec_ttl {
         Some(ttl) => tokio::time::timeout(ttl, exchange).await.ok(),
         None => Some(exchange.await),
@@ -237,6 +371,30 @@ async fn serve(
         None => {
             open.fail(Reply::ExecTimeout, "the request exceeded exec_ttl");
             Err(End::ExecTimeout)
+        }
+    }
+}
+
+/// The next frame of the answer; a command that arrives meanwhile is taken care of: a request
+/// is written to the worker at once (it reads it when done with this one), a stop is kept.
+async fn frame(
+    ch: &mut Channel,
+    commands: &mut mpsc::Receiver<Command>,
+    ahead: &mut Ahead,
+) -> Option<Frame> {
+    loop {
+        let listen = ahead.job.is_none() && !ahead.stop;
+        match ch.next_or_command(commands, listen).await {
+            Incoming::Frame(frame) => return frame,
+            Incoming::Command(Some(Command::Run(job))) => {
+                let job = Sent::from(*job);
+                if !ch.send_request(&job.request).await {
+                    ahead.job = Some(job);
+                    return None;
+                }
+                ahead.job = Some(job);
+            }
+            Incoming::Command(Some(Command::Stop) | None) => ahead.stop = true,
         }
     }
 }
@@ -269,8 +427,13 @@ impl Open {
 }
 
 /// Reads the answer frames; false when the worker died (or spoke nonsense) first.
-async fn answer(ch: &mut Channel, open: &mut Open) -> bool {
-    let Some(frame) = ch.next().await else {
+async fn answer(
+    ch: &mut Channel,
+    open: &mut Open,
+    commands: &mut mpsc::Receiver<Command>,
+    ahead: &mut Ahead,
+) -> bool {
+    let Some(frame) = frame(ch, commands, ahead).await else {
         return false;
     };
     let whole = match frame {
@@ -310,7 +473,7 @@ async fn answer(ch: &mut Channel, open: &mut Open) -> bool {
                 chunks,
             });
             open.stream = Some(tx);
-            return stream(ch, open).await;
+            return stream(ch, open, commands, ahead).await;
         }
         other => {
             tracing::error!(
@@ -326,9 +489,14 @@ async fn answer(ch: &mut Channel, open: &mut Open) -> bool {
 
 /// Forwards chunks to the client; a slow client holds the worker back (bounded channel, then
 /// the socket buffer), a client that left gets nothing more.
-async fn stream(ch: &mut Channel, open: &mut Open) -> bool {
+async fn stream(
+    ch: &mut Channel,
+    open: &mut Open,
+    commands: &mut mpsc::Receiver<Command>,
+    ahead: &mut Ahead,
+) -> bool {
     loop {
-        match ch.next().await {
+        match frame(ch, commands, ahead).await {
             Some(Frame::Chunk(bytes)) => {
                 if let Some(tx) = open.stream.as_ref().filter(|tx| !tx.is_closed()) {
                     let _ = tx.send(Ok(bytes)).await;

@@ -2,7 +2,7 @@
 use super::handle::{self, Command};
 use super::limits::Life;
 use super::metrics::State;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Asks from outside: the admin endpoint, SIGHUP, `RR\workers()`, the master's shutdown.
@@ -36,6 +36,12 @@ pub struct Slot {
     /// Bumped by each reload: a worker of an older generation is replaced.
     pub generation: u64,
     pub commands: mpsc::Sender<Command>,
+    /// It holds a request sent ahead, which it starts when done with the current one.
+    pub ahead: bool,
+    /// How long its recent requests took (a moving average).
+    pub recent: Duration,
+    /// When it started the request it is running.
+    pub job_since: Instant,
 }
 
 impl Slot {

@@ -16,6 +16,16 @@ use tokio::sync::mpsc;
 /// How often limits (ttl, idle_ttl), reload progress and signals are looked at.
 const TICK: Duration = Duration::from_millis(50);
 
+/// A request may be sent ahead to a busy worker (see [`Supervisor::pick_ahead`]) only when that
+/// worker's recent requests took less than this: it then starts the request the moment it is
+/// done with the current one, without a round trip through the master. Longer requests gain
+/// nothing measurable from it and would make a request wait behind a slow one.
+const AHEAD_BELOW: Duration = Duration::from_micros(500);
+
+/// Only small requests are sent ahead: the frame must fit in the channel's socket buffer
+/// while the worker is still busy (it reads it when done).
+const AHEAD_MAX_BYTES: usize = 16 * 1024;
+
 pub struct Supervisor {
     config: Arc<Config>,
     spawner: Spawner,
@@ -30,6 +40,8 @@ pub struct Supervisor {
     /// slot taken so the queue holds `max_queue_size` requests in all.
     head: Option<Job>,
     held: Option<HeldSlot>,
+    /// Requests sent ahead to a worker that died before it started them: served first.
+    returned: std::collections::VecDeque<Job>,
     queue: Submitter,
     next_id: u64,
     boot_failures: u32,
@@ -64,6 +76,7 @@ impl Supervisor {
             slots: Vec::new(),
             head: None,
             held: None,
+            returned: std::collections::VecDeque::new(),
             queue,
             next_id: 1,
             boot_failures: 0,
@@ -127,8 +140,18 @@ impl Supervisor {
             return;
         }
         let allocate = self.config.pool.allocate_timeout;
-        while let Some(i) = self.pick_idle() {
-            let Some(job) = self.take_head().or_else(|| self.inbox.try_recv()) else {
+        loop {
+            let ahead = match self.pick_idle() {
+                Some(i) => Some((i, false)),
+                None => self.pick_ahead().map(|i| (i, true)),
+            };
+            let Some((i, ahead)) = ahead else { return };
+            let Some(job) = self
+                .returned
+                .pop_front()
+                .or_else(|| self.take_head())
+                .or_else(|| self.inbox.try_recv())
+            else {
                 return;
             };
             if job.is_abandoned() {
@@ -138,9 +161,19 @@ impl Supervisor {
                 let _ = job.reply.send(Reply::NoWorker);
                 continue;
             }
+            if ahead && !small(&job) {
+                // Waits for an idle worker instead.
+                self.held = self.queue.hold_slot();
+                self.head = Some(job);
+                return;
+            }
             let slot = &mut self.slots[i];
             match slot.commands.try_send(Command::Run(Box::new(job))) {
                 Ok(()) => {
+                    if !ahead {
+                        slot.job_since = Instant::now();
+                    }
+                    slot.ahead = ahead;
                     slot.state = State::Busy;
                     slot.last_active = Instant::now();
                 }
@@ -148,12 +181,31 @@ impl Supervisor {
                     // Its task is ending; its Exited event is on the way.
                     slot.state = State::Stopping;
                     if let Command::Run(job) = e.into_inner() {
-                        self.held = self.queue.hold_slot();
-                        self.head = Some(*job);
+                        self.returned.push_front(*job);
                     }
                 }
             }
         }
+    }
+
+    /// A busy worker that may get the next request ahead: its recent requests were short and
+    /// so far the current one is too, it holds none ahead yet, it is of the current generation
+    /// and its `max_jobs` leaves room.
+    fn pick_ahead(&self) -> Option<usize> {
+        let max_jobs = self.config.pool.max_jobs;
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.state == State::Busy
+                    && !s.ahead
+                    && s.recent < AHEAD_BELOW
+                    && s.job_since.elapsed() < AHEAD_BELOW
+                    && s.generation == self.generation
+                    && (max_jobs == 0 || s.jobs + 2 < max_jobs)
+            })
+            .min_by_key(|(_, s)| s.recent)
+            .map(|(i, _)| i)
     }
 
     fn take_head(&mut self) -> Option<Job> {
@@ -189,13 +241,18 @@ impl Supervisor {
                     }
                 }
             }
-            Event::Done { id, rss } => {
+            Event::Done { id, rss, busy } => {
                 self.stats.job_done();
                 let Some(i) = self.slot(id) else { return };
                 let slot = &mut self.slots[i];
                 slot.jobs += 1;
                 slot.last_active = Instant::now();
-                if slot.state == State::Busy {
+                slot.recent = (slot.recent * 3 + busy) / 4;
+                if slot.ahead {
+                    // It started the request it held ahead: still busy.
+                    slot.ahead = false;
+                    slot.job_since = Instant::now();
+                } else if slot.state == State::Busy {
                     slot.state = State::Idle;
                 }
                 if self.stopping {
@@ -216,6 +273,10 @@ impl Supervisor {
                 }
             }
             Event::Exited { id, end, detail } => self.on_exit(id, end, detail),
+            Event::Returned(job) => {
+                tracing::info!("a request sent ahead to a worker that ended goes to another one");
+                self.returned.push_back(*job);
+            }
         }
     }
 
@@ -320,6 +381,9 @@ impl Supervisor {
                 last_active: now,
                 generation: self.generation,
                 commands,
+                ahead: false,
+                recent: Duration::ZERO,
+                job_since: now,
             });
             tokio::spawn(handle::run(id, process, rx, self.events_tx.clone(), limits));
         }
@@ -386,6 +450,19 @@ impl Supervisor {
         }
         self.stats.set_states(counts);
     }
+}
+
+/// Small enough to send ahead: see [`AHEAD_MAX_BYTES`].
+fn small(job: &Job) -> bool {
+    let r = &job.request;
+    let headers: usize = r
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 8)
+        .sum();
+    r.body.len() + r.uri.len() + headers < AHEAD_MAX_BYTES
+        && r.form.is_none()
+        && r.uploads.is_empty()
 }
 
 async fn sleep_until(at: Option<Instant>) {
