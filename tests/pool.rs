@@ -273,6 +273,21 @@ fn sigterm_drains_in_flight_and_queued_requests_then_exits_0() {
 }
 
 #[test]
+fn a_worker_slower_to_boot_than_boot_timeout_is_killed_and_counts_as_a_boot_failure() {
+    let mut opts = pool_options(json!({
+        "http.pool.num_workers": 1,
+        "http.pool.boot_timeout": "300ms",
+        "http.pool.allocate_timeout": "60s",
+    }));
+    opts.env.push(("RR_TEST_BOOT_MS", "5000".into()));
+    let (status, stderr, stdout) = Php::run_to_end("pool.php", opts, Duration::from_secs(30));
+    let out = stderr + &stdout;
+    assert_ne!(status.code(), Some(0), "{out}");
+    assert!(out.contains("did not boot within 300ms"), "{out}");
+    assert!(out.contains("5 workers in a row failed to boot"), "{out}");
+}
+
+#[test]
 fn a_stray_pool_marker_without_its_socket_is_a_clear_config_error() {
     let mut opts = common::Options::default();
     opts.env.push(("RR_POOL_FD", "7".into()));

@@ -65,6 +65,7 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
             "http.pool.allocate_timeout",
             duration(pool.allocate_timeout),
         ),
+        ("http.pool.boot_timeout", duration(pool.boot_timeout)),
         ("http.pool.destroy_timeout", duration(pool.destroy_timeout)),
         ("http.pool.max_queue_size", pool.max_queue_size.to_string()),
         (

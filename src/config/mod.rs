@@ -184,6 +184,8 @@ pub struct PoolConfig {
     /// Requests a worker serves before it is replaced; 0 means no limit.
     pub max_jobs: u64,
     pub allocate_timeout: Duration,
+    /// How long a new worker may take to reach its first `waitRequest()`.
+    pub boot_timeout: Duration,
     pub destroy_timeout: Duration,
     /// 0 means "use `http.queue_size`".
     pub max_queue_size: usize,
@@ -386,6 +388,7 @@ impl Default for PoolConfig {
             num_workers: 0,
             max_jobs: 0,
             allocate_timeout: Duration::from_secs(60),
+            boot_timeout: Duration::from_secs(60),
             destroy_timeout: Duration::from_secs(60),
             max_queue_size: 0,
             supervisor: SupervisorConfig::default(),

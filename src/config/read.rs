@@ -244,6 +244,7 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
     let num_workers = t.get("num_workers", d.num_workers, |f| f.int(0))?;
     let max_jobs = t.get("max_jobs", d.max_jobs, |f| f.int(0))?;
     let allocate_timeout = t.get("allocate_timeout", d.allocate_timeout, Field::duration)?;
+    let boot_timeout = t.get("boot_timeout", d.boot_timeout, Field::positive_duration)?;
     let destroy_timeout = t.get("destroy_timeout", d.destroy_timeout, Field::duration)?;
     let max_queue_size = t.get("max_queue_size", d.max_queue_size, |f| f.int(0))?;
     let supervisor = supervisor(t.table("supervisor")?, warnings)?;
@@ -261,6 +262,7 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
         num_workers,
         max_jobs,
         allocate_timeout,
+        boot_timeout,
         destroy_timeout,
         max_queue_size,
         supervisor,

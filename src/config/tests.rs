@@ -125,6 +125,7 @@ http:
     num_workers: 0
     max_jobs: 500
     allocate_timeout: 20s
+    boot_timeout: 5s
     destroy_timeout: 1m
     max_queue_size: 32
     supervisor:
@@ -177,6 +178,7 @@ velox:
     assert_eq!(p.num_workers, 0);
     assert_eq!(p.max_jobs, 500);
     assert_eq!(p.allocate_timeout, Duration::from_secs(20));
+    assert_eq!(p.boot_timeout, Duration::from_secs(5));
     assert_eq!(p.destroy_timeout, Duration::from_secs(60));
     assert_eq!(p.max_queue_size, 32);
     assert_eq!(p.supervisor.max_worker_memory, 128 * 1024 * 1024);

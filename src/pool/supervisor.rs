@@ -364,8 +364,7 @@ impl Supervisor {
             let pool = &self.config.pool;
             let limits = Limits {
                 control: self.control_tx.clone(),
-                // A worker gets as long to boot as a request may wait for one.
-                boot_timeout: pool.allocate_timeout.max(Duration::from_secs(1)),
+                boot_timeout: pool.boot_timeout,
                 exec_ttl: Some(pool.supervisor.exec_ttl).filter(|t| !t.is_zero()),
                 destroy_timeout: pool.destroy_timeout,
                 watch_memory: pool.supervisor.max_worker_memory > 0,
