@@ -4,10 +4,12 @@
 //! - `error`          `StreamError`: why a file could not be served.
 //! - `guard`          `check_allowed`: the path check for files someone else named.
 //! - `range`          `Range` / `If-Range` → which bytes to send.
+//! - `conditional`    `If-None-Match` / `If-Modified-Since` → 304.
 //! - `content_type`   `Content-Type` from the extension.
 //! - `file_body`      the body: bounded buffers, reads on the blocking pool, the byte counter.
 //!
 //! This file assembles the response: open, stat, headers, status, body.
+mod conditional;
 mod content_type;
 mod error;
 mod file_body;
@@ -42,6 +44,23 @@ pub struct FileReply {
     pub headers: HeaderMap,
 }
 
+/// Which validators a file answer adds and honours.
+#[derive(Debug, Clone, Copy)]
+pub struct Validators {
+    /// Add a weak `ETag` (size and modification time) when the headers carry none.
+    pub etag: bool,
+    /// Answer a GET or HEAD whose `If-None-Match` / `If-Modified-Since` holds with `304`.
+    pub conditional: bool,
+}
+
+impl Validators {
+    /// What `sendFile` does: a weak ETag, and no 304 (PHP chose to send the file).
+    pub const SEND_FILE: Validators = Validators {
+        etag: true,
+        conditional: false,
+    };
+}
+
 /// Build the response for a file: opens and stats the file, then streams it.
 ///
 /// Ranges are honored only for a `200` answer to a GET; HEAD gets the same headers and an
@@ -54,18 +73,76 @@ pub async fn serve_file(
     let FileReply {
         path,
         status,
-        mut headers,
+        headers,
     } = reply;
     let opened = tokio::task::spawn_blocking({
         let path = path.clone();
-        move || open_regular(&path)
+        move || OpenFile::open(&path)
     })
     .await
     .map_err(|join| StreamError::Io {
         path: path.clone(),
         source: std::io::Error::other(join),
     })?;
-    let (file, meta) = opened?;
+    Ok(respond(
+        opened?,
+        status,
+        headers,
+        method,
+        request_headers,
+        Validators::SEND_FILE,
+    ))
+}
+
+/// A regular file, open for reading, and what `fstat` said about it.
+pub struct OpenFile {
+    file: File,
+    meta: Metadata,
+    path: PathBuf,
+}
+
+impl OpenFile {
+    /// Opens `path` if it is a regular file (symlinks followed). Blocks: call it from the
+    /// blocking pool.
+    pub fn open(path: &Path) -> Result<OpenFile, StreamError> {
+        let (file, meta) = open_regular(path)?;
+        Ok(OpenFile {
+            file,
+            meta,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.meta.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meta.len() == 0
+    }
+
+    pub fn modified(&self) -> Option<SystemTime> {
+        self.meta.modified().ok()
+    }
+
+    /// For reads before the answer (a content hash); positional reads leave the body intact.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// The response for an open file: `status` and `headers` as given, plus the framing headers,
+/// `Content-Type` (from the name, when absent), `Last-Modified`, the validators asked for,
+/// then Range/206/416 or 304.
+pub fn respond(
+    opened: OpenFile,
+    status: StatusCode,
+    mut headers: HeaderMap,
+    method: &Method,
+    request_headers: &HeaderMap,
+    validators: Validators,
+) -> Response<Body> {
+    let OpenFile { file, meta, path } = opened;
     let len = meta.len();
 
     for computed in [CONTENT_LENGTH, CONTENT_RANGE, TRANSFER_ENCODING] {
@@ -79,13 +156,25 @@ pub async fn serve_file(
         if !headers.contains_key(LAST_MODIFIED) {
             headers.insert(LAST_MODIFIED, ascii(httpdate::fmt_http_date(modified)));
         }
-        if !headers.contains_key(ETAG) {
+        if validators.etag && !headers.contains_key(ETAG) {
             headers.insert(ETAG, etag(len, modified));
         }
     }
 
     // Another status is PHP's own answer (an error page from a file, say): sent as is.
     let rangeable = status == StatusCode::OK;
+    let reading = method == Method::GET || method == Method::HEAD;
+    if rangeable
+        && reading
+        && validators.conditional
+        && conditional::not_modified(request_headers, &headers)
+    {
+        // The validators and caching headers stay; the representation's metadata goes.
+        for metadata in [CONTENT_TYPE, ACCEPT_RANGES] {
+            headers.remove(metadata);
+        }
+        return build(StatusCode::NOT_MODIFIED, headers, body::empty());
+    }
     if rangeable {
         headers
             .entry(ACCEPT_RANGES)
@@ -114,10 +203,14 @@ pub async fn serve_file(
     } else {
         FileBody::new(file, path, start, count).boxed()
     };
+    build(status, headers, body)
+}
+
+fn build(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
-    Ok(response)
+    response
 }
 
 /// Opens `path` for reading if it is a regular file (symlinks followed).
