@@ -6,7 +6,7 @@ use http::HeaderValue;
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -25,21 +25,26 @@ struct Known {
 }
 
 impl StrongTags {
-    /// The tag of `file` (opened from `path`). Blocks: it may read the whole file.
-    pub(crate) fn tag(&self, path: &Path, file: &OpenFile) -> io::Result<HeaderValue> {
-        let (len, modified) = (file.len(), file.modified());
-        if let Some(known) = self.lock().get(path) {
-            if known.len == len && known.modified == modified {
-                return Ok(known.tag.clone());
-            }
+    /// The tag computed before for this version of the file, if any. Does not block.
+    pub(crate) fn known(&self, file: &OpenFile) -> Option<HeaderValue> {
+        let known = self.lock();
+        let entry = known.get(file.path())?;
+        (entry.len == file.len() && entry.modified == file.modified()).then(|| entry.tag.clone())
+    }
+
+    /// The tag of `file`, from the table or computed. Blocks: it may read the whole file.
+    pub(crate) fn tag(&self, file: &OpenFile) -> io::Result<HeaderValue> {
+        if let Some(tag) = self.known(file) {
+            return Ok(tag);
         }
+        let (len, modified) = (file.len(), file.modified());
         let tag = compute(file)?;
         let mut known = self.lock();
         if known.len() >= KEPT {
             known.clear();
         }
         known.insert(
-            path.to_path_buf(),
+            file.path().to_path_buf(),
             Known {
                 len,
                 modified,
@@ -83,7 +88,12 @@ mod tests {
         let path = dir.path().join("a.css");
         std::fs::write(&path, b"body{}").unwrap();
         let tags = StrongTags::default();
-        let first = tags.tag(&path, &OpenFile::open(&path).unwrap()).unwrap();
+        assert_eq!(tags.known(&OpenFile::open(&path).unwrap()), None);
+        let first = tags.tag(&OpenFile::open(&path).unwrap()).unwrap();
+        assert_eq!(
+            tags.known(&OpenFile::open(&path).unwrap()),
+            Some(first.clone())
+        );
         // CRC-32 (IEEE) of "body{}", length 6.
         let expected = format!("\"6-{:08x}\"", {
             let mut crc = flate2::Crc::new();
@@ -91,21 +101,15 @@ mod tests {
             crc.sum()
         });
         assert_eq!(first, expected.as_str());
-        assert_eq!(
-            tags.tag(&path, &OpenFile::open(&path).unwrap()).unwrap(),
-            first
-        );
+        assert_eq!(tags.tag(&OpenFile::open(&path).unwrap()).unwrap(), first);
 
         std::fs::write(&path, b"body{color:red}").unwrap();
-        let second = tags.tag(&path, &OpenFile::open(&path).unwrap()).unwrap();
+        let second = tags.tag(&OpenFile::open(&path).unwrap()).unwrap();
         assert_ne!(second, first);
         assert!(second.to_str().unwrap().starts_with("\"f-"));
         // Same name, other content elsewhere: a different tag (the path is only the cache key).
         let other = dir.path().join("b.css");
         std::fs::write(&other, b"p{}").unwrap();
-        assert_ne!(
-            tags.tag(&other, &OpenFile::open(&other).unwrap()).unwrap(),
-            second
-        );
+        assert_ne!(tags.tag(&OpenFile::open(&other).unwrap()).unwrap(), second);
     }
 }

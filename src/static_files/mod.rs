@@ -4,22 +4,27 @@
 //! is not a traversal attempt goes on to PHP as usual.
 //!
 //! # Layout
-//! - `path`   URL path → relative file path and extension (decoding, normalization, `..`).
-//! - `etag`   strong ETags: a content hash, kept while the file is unchanged.
+//! - `path`     URL path → relative file path and extension (decoding, normalization, `..`).
+//! - `beneath`  the fast, kernel-checked open under the directory (`openat2`).
+//! - `etag`     strong ETags: a content hash, kept while the file is unchanged.
 //!
 //! This file holds the rules and the one blocking look-up; `stream::respond` builds the answer
 //! (Range, HEAD, 304, Content-Type).
+mod beneath;
 mod etag;
 mod path;
 
 use crate::body::Body;
 use crate::config::StaticConfig;
-use crate::stream::{self, OpenFile, StreamError, Validators};
+use crate::stream::{self, OpenFile, Validators};
 use http::header::{CACHE_CONTROL, ETAG};
 use http::{HeaderMap, Method, Response, StatusCode, Uri};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Files up to this size are read with the look-up and sent from memory.
+const PRELOAD: u64 = 64 * 1024;
 
 /// What to do with a request.
 pub enum Outcome {
@@ -35,17 +40,18 @@ pub struct StaticFiles {
     rules: Arc<Rules>,
 }
 
-/// Everything the blocking look-up needs.
+/// The directory and the rules, shared with the blocking pool when a file is hashed.
 struct Rules {
     /// Canonical (symlinks resolved), so "inside" is a prefix test on canonical paths.
     root: PathBuf,
+    /// `root`, open, for `openat2`.
+    root_dir: std::fs::File,
     config: StaticConfig,
     strong: Option<etag::StrongTags>,
 }
 
-/// What the look-up on disk found.
+/// Why a path is not served from disk.
 enum Found {
-    File(Box<(OpenFile, HeaderMap)>),
     Pass,
     Outside,
 }
@@ -55,10 +61,12 @@ impl StaticFiles {
     /// start instead of every request.
     pub fn new(config: &StaticConfig) -> std::io::Result<StaticFiles> {
         let root = std::fs::canonicalize(&config.dir)?;
+        let root_dir = std::fs::File::open(&root)?;
         let strong = (config.calculate_etag && !config.weak).then(etag::StrongTags::default);
         Ok(StaticFiles {
             rules: Arc::new(Rules {
                 root,
+                root_dir,
                 config: config.clone(),
                 strong,
             }),
@@ -82,30 +90,68 @@ impl StaticFiles {
         if !rules.servable(&extension) || !rules.under_a_prefix(&decoded) {
             return Outcome::Pass;
         }
-        let found = tokio::task::spawn_blocking({
-            let rules = self.rules.clone();
-            move || rules.find(relative, &extension)
-        })
-        .await;
-        match found {
-            Ok(Found::File(found)) => {
-                let (file, headers) = *found;
-                let validators = Validators {
-                    etag: rules.config.calculate_etag && rules.config.weak,
-                    conditional: true,
-                };
-                Outcome::Served(stream::respond(
-                    file,
-                    StatusCode::OK,
-                    headers,
-                    method,
-                    request_headers,
-                    validators,
-                ))
+        // On the I/O thread, like nginx without aio: a look-up is two system calls on cached
+        // metadata and a small file is one read from the page cache; a trip to the blocking
+        // pool would cost more than all of it. Larger bodies stream from the blocking pool.
+        let mut file = match rules.open(&relative, &extension) {
+            Ok(file) => file,
+            Err(Found::Outside) => {
+                return Outcome::Refused("the file links outside the static directory")
             }
-            Ok(Found::Outside) => Outcome::Refused("the file links outside the static directory"),
-            Ok(Found::Pass) | Err(_) => Outcome::Pass,
+            Err(Found::Pass) => return Outcome::Pass,
+        };
+        if method == Method::GET {
+            if let Err(e) = file.preload(PRELOAD) {
+                tracing::debug!("static: {}: {e}", relative.display());
+                return Outcome::Pass;
+            }
         }
+        let mut headers = rules.config.response.clone();
+        if let Some((_, value)) = rules
+            .config
+            .cache_control
+            .iter()
+            .find(|(ext, _)| *ext == extension)
+        {
+            headers.insert(CACHE_CONTROL, value.clone());
+        }
+        if let Some(strong) = &rules.strong {
+            let tag = match strong.known(&file) {
+                Some(tag) => Ok((tag, file)),
+                // Hashing reads the whole file: the blocking pool's work.
+                None => {
+                    let rules = self.rules.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let strong = rules.strong.as_ref().expect("checked above");
+                        strong.tag(&file).map(|tag| (tag, file))
+                    })
+                    .await
+                    .unwrap_or_else(|join| Err(std::io::Error::other(join)))
+                }
+            };
+            match tag {
+                Ok((tag, tagged)) => {
+                    headers.insert(ETAG, tag);
+                    file = tagged;
+                }
+                Err(e) => {
+                    tracing::warn!("static: hashing {}: {e}", relative.display());
+                    return Outcome::Pass;
+                }
+            }
+        }
+        let validators = Validators {
+            etag: rules.config.calculate_etag && rules.config.weak,
+            conditional: true,
+        };
+        Outcome::Served(stream::respond(
+            file,
+            StatusCode::OK,
+            headers,
+            method,
+            request_headers,
+            validators,
+        ))
     }
 }
 
@@ -122,56 +168,43 @@ impl Rules {
         prefixes.is_empty() || prefixes.iter().any(|p| decoded.starts_with(p.as_bytes()))
     }
 
-    /// The blocking part: resolve, check, open, and the headers of the answer.
-    fn find(&self, relative: PathBuf, extension: &str) -> Found {
-        let wanted = self.root.join(relative);
-        let real = match stream::check_allowed(&wanted, std::slice::from_ref(&self.root)) {
-            Ok(real) => real,
-            Err(StreamError::Forbidden { .. }) => return Found::Outside,
-            // Missing, a directory, unreadable: RoadRunner hands those to the worker.
-            Err(e) => {
-                tracing::debug!("static: {e}");
-                return Found::Pass;
+    /// Opens the file without leaving the directory; `Err` says why it is not served.
+    fn open(&self, relative: &std::path::Path, extension: &str) -> Result<OpenFile, Found> {
+        let opened = match beneath::open(&self.root_dir, relative) {
+            beneath::Opened::File(file) => OpenFile::from_file(file, self.root.join(relative)),
+            beneath::Opened::SlowWay => OpenFile::open(&self.resolve_links(relative, extension)?),
+            // RoadRunner hands those to the worker.
+            beneath::Opened::Missing => return Err(Found::Pass),
+            beneath::Opened::Failed(e) => {
+                tracing::debug!("static: {}: {e}", relative.display());
+                return Err(Found::Pass);
             }
         };
-        // A link inside the directory is followed, but what it names obeys the same rules
-        // (`style.css` -> `config.php` must not send PHP source).
+        // A directory, a fifo or a device is PHP's too.
+        opened.map_err(|e| {
+            tracing::debug!("static: {e}");
+            Found::Pass
+        })
+    }
+
+    /// The slow way, for paths with a link in them: where the link leads must be inside the
+    /// directory (as `stream::check_allowed` checks, minus what is known here: the root is
+    /// canonical and the path has no `..`), and its own extension must be servable too, so
+    /// `style.css -> config.php` never sends PHP source.
+    fn resolve_links(&self, relative: &std::path::Path, extension: &str) -> Result<PathBuf, Found> {
+        let real = std::fs::canonicalize(self.root.join(relative)).map_err(|_| Found::Pass)?;
+        if !real.starts_with(&self.root) {
+            return Err(Found::Outside);
+        }
         let real_extension = real
             .file_name()
             .and_then(|name| path::extension(name.as_bytes()));
         if real_extension.as_deref() != Some(extension)
             && !real_extension.is_some_and(|ext| self.servable(&ext))
         {
-            return Found::Pass;
+            return Err(Found::Pass);
         }
-        let file = match OpenFile::open(&real) {
-            Ok(file) => file,
-            Err(e) => {
-                tracing::debug!("static: {e}");
-                return Found::Pass;
-            }
-        };
-        let mut headers = self.config.response.clone();
-        if let Some((_, value)) = self
-            .config
-            .cache_control
-            .iter()
-            .find(|(ext, _)| ext == extension)
-        {
-            headers.insert(CACHE_CONTROL, value.clone());
-        }
-        if let Some(strong) = &self.strong {
-            match strong.tag(&real, &file) {
-                Ok(tag) => {
-                    headers.insert(ETAG, tag);
-                }
-                Err(e) => {
-                    tracing::warn!("static: hashing {}: {e}", real.display());
-                    return Found::Pass;
-                }
-            }
-        }
-        Found::File(Box::new((file, headers)))
+        Ok(real)
     }
 }
 

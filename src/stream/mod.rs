@@ -23,6 +23,7 @@ pub use file_body::bytes_streamed;
 pub use guard::check_allowed;
 
 use crate::body::{self, Body};
+use bytes::Bytes;
 use file_body::FileBody;
 use http::header::{
     ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED,
@@ -32,7 +33,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use range::Selection;
 use std::fs::{File, Metadata, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -99,6 +100,8 @@ pub struct OpenFile {
     file: File,
     meta: Metadata,
     path: PathBuf,
+    /// The whole content, when [`OpenFile::preload`] read it.
+    content: Option<Bytes>,
 }
 
 impl OpenFile {
@@ -110,7 +113,49 @@ impl OpenFile {
             file,
             meta,
             path: path.to_path_buf(),
+            content: None,
         })
+    }
+
+    /// Takes a file someone else opened (`O_NONBLOCK`, see `open_regular`) if `fstat` says it
+    /// is a regular file. Blocks, like `open`.
+    pub fn from_file(file: File, path: PathBuf) -> Result<OpenFile, StreamError> {
+        let meta = file
+            .metadata()
+            .map_err(|e| StreamError::from_io(&path, e))?;
+        if !meta.is_file() {
+            return Err(StreamError::NotAFile(path));
+        }
+        Ok(OpenFile {
+            file,
+            meta,
+            path,
+            content: None,
+        })
+    }
+
+    /// Reads the whole file now if it has at most `limit` bytes, so the answer needs no
+    /// further trip to the blocking pool (small assets). Blocks, like `open`.
+    pub fn preload(&mut self, limit: u64) -> std::io::Result<()> {
+        let len = self.meta.len();
+        if len > limit {
+            return Ok(());
+        }
+        let mut content = vec![0u8; len as usize];
+        let mut filled = 0;
+        while filled < content.len() {
+            match self.file.read_at(&mut content[filled..], filled as u64)? {
+                // Shrunk since the stat: what is left is the file.
+                0 => break,
+                n => filled += n,
+            }
+        }
+        content.truncate(filled);
+        // Sizes must agree with Content-Length; a file that changed under us is read later.
+        if filled as u64 == len {
+            self.content = Some(Bytes::from(content));
+        }
+        Ok(())
     }
 
     pub fn len(&self) -> u64 {
@@ -119,6 +164,11 @@ impl OpenFile {
 
     pub fn is_empty(&self) -> bool {
         self.meta.len() == 0
+    }
+
+    /// The path it was opened by (after any link resolution the caller did).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn modified(&self) -> Option<SystemTime> {
@@ -142,7 +192,12 @@ pub fn respond(
     request_headers: &HeaderMap,
     validators: Validators,
 ) -> Response<Body> {
-    let OpenFile { file, meta, path } = opened;
+    let OpenFile {
+        file,
+        meta,
+        path,
+        content,
+    } = opened;
     let len = meta.len();
 
     for computed in [CONTENT_LENGTH, CONTENT_RANGE, TRANSFER_ENCODING] {
@@ -198,10 +253,10 @@ pub fn respond(
     };
     headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
 
-    let body = if method == Method::HEAD || count == 0 {
-        body::empty()
-    } else {
-        FileBody::new(file, path, start, count).boxed()
+    let body = match content {
+        _ if method == Method::HEAD || count == 0 => body::empty(),
+        Some(content) => body::full(content.slice(start as usize..(start + count) as usize)),
+        None => FileBody::new(file, path, start, count).boxed(),
     };
     build(status, headers, body)
 }
