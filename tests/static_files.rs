@@ -194,6 +194,20 @@ fn range_head_etag_and_last_modified_validators() {
         assert_ne!(changed.headers()["etag"], etag.as_str());
         assert_eq!(changed.bytes().unwrap(), "body{}");
 
+        // Over 64 KiB the body streams from the blocking pool instead of memory.
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(site.public.join("big.wasm"), &big).unwrap();
+        let whole = site.get("/big.wasm").send().unwrap();
+        assert_eq!(whole.headers()["content-type"], "application/wasm");
+        assert_eq!(whole.bytes().unwrap(), big, "{mode:?}");
+        let middle = site
+            .get("/big.wasm")
+            .header("Range", "bytes=100000-199999")
+            .send()
+            .unwrap();
+        assert_eq!(middle.status(), 206);
+        assert_eq!(middle.bytes().unwrap(), big[100_000..200_000]);
+
         let head = client().head(site.php.url("/logo.svg")).send().unwrap();
         assert_eq!(head.status(), 200);
         assert_eq!(
@@ -240,6 +254,36 @@ fn php_scripts_run_and_what_is_not_a_static_file_reaches_php() {
             );
         }
         assert_eq!(site.php_saw(), 8, "{mode:?}");
+    }
+}
+
+#[test]
+fn assets_are_served_while_php_is_busy() {
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        let flag = site._dir.path().join("busy.flag");
+        std::fs::write(&flag, "").unwrap();
+        let url = site.php.url(&format!("/_busy?flag={}", flag.display()));
+        let busy = std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap());
+        // PHP (the only worker) is inside /_busy from `.started` on and answers nothing else
+        // until the flag goes, so the assets below are answered without it.
+        let started = flag.with_extension("flag.started");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !started.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{mode:?}: /_busy never started"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..20 {
+            let css = site.get("/css/app.css").send().unwrap();
+            assert_eq!(css.status(), 200, "{mode:?}");
+            assert_eq!(css.bytes().unwrap(), site.file("css/app.css"));
+        }
+        assert!(!busy.is_finished(), "{mode:?}: PHP was not busy");
+        std::fs::remove_file(&flag).unwrap();
+        assert_eq!(busy.join().unwrap(), "done\n");
     }
 }
 
