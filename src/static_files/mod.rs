@@ -8,7 +8,7 @@
 //! - `beneath`  the fast, kernel-checked open under the directory (`openat2`).
 //! - `etag`     strong ETags: a content hash, kept while the file is unchanged.
 //!
-//! This file holds the rules and the one blocking look-up; `stream::respond` builds the answer
+//! This file holds the rules and the look-up; `stream::respond` builds the answer
 //! (Range, HEAD, 304, Content-Type).
 mod beneath;
 mod etag;
@@ -51,7 +51,7 @@ struct Rules {
 }
 
 /// Why a path is not served from disk.
-enum Found {
+enum NotServed {
     Pass,
     Outside,
 }
@@ -95,10 +95,10 @@ impl StaticFiles {
         // pool would cost more than all of it. Larger bodies stream from the blocking pool.
         let mut file = match rules.open(&relative, &extension) {
             Ok(file) => file,
-            Err(Found::Outside) => {
+            Err(NotServed::Outside) => {
                 return Outcome::Refused("the file links outside the static directory")
             }
-            Err(Found::Pass) => return Outcome::Pass,
+            Err(NotServed::Pass) => return Outcome::Pass,
         };
         if method == Method::GET {
             if let Err(e) = file.preload(PRELOAD) {
@@ -169,21 +169,21 @@ impl Rules {
     }
 
     /// Opens the file without leaving the directory; `Err` says why it is not served.
-    fn open(&self, relative: &std::path::Path, extension: &str) -> Result<OpenFile, Found> {
+    fn open(&self, relative: &std::path::Path, extension: &str) -> Result<OpenFile, NotServed> {
         let opened = match beneath::open(&self.root_dir, relative) {
             beneath::Opened::File(file) => OpenFile::from_file(file, self.root.join(relative)),
             beneath::Opened::SlowWay => OpenFile::open(&self.resolve_links(relative, extension)?),
             // RoadRunner hands those to the worker.
-            beneath::Opened::Missing => return Err(Found::Pass),
+            beneath::Opened::Missing => return Err(NotServed::Pass),
             beneath::Opened::Failed(e) => {
                 tracing::debug!("static: {}: {e}", relative.display());
-                return Err(Found::Pass);
+                return Err(NotServed::Pass);
             }
         };
         // A directory, a fifo or a device is PHP's too.
         opened.map_err(|e| {
             tracing::debug!("static: {e}");
-            Found::Pass
+            NotServed::Pass
         })
     }
 
@@ -191,10 +191,14 @@ impl Rules {
     /// directory (as `stream::check_allowed` checks, minus what is known here: the root is
     /// canonical and the path has no `..`), and its own extension must be servable too, so
     /// `style.css -> config.php` never sends PHP source.
-    fn resolve_links(&self, relative: &std::path::Path, extension: &str) -> Result<PathBuf, Found> {
-        let real = std::fs::canonicalize(self.root.join(relative)).map_err(|_| Found::Pass)?;
+    fn resolve_links(
+        &self,
+        relative: &std::path::Path,
+        extension: &str,
+    ) -> Result<PathBuf, NotServed> {
+        let real = std::fs::canonicalize(self.root.join(relative)).map_err(|_| NotServed::Pass)?;
         if !real.starts_with(&self.root) {
-            return Err(Found::Outside);
+            return Err(NotServed::Outside);
         }
         let real_extension = real
             .file_name()
@@ -202,7 +206,7 @@ impl Rules {
         if real_extension.as_deref() != Some(extension)
             && !real_extension.is_some_and(|ext| self.servable(&ext))
         {
-            return Err(Found::Pass);
+            return Err(NotServed::Pass);
         }
         Ok(real)
     }
