@@ -4,6 +4,7 @@
 //! - [`config`]   one `Config` struct: defaults, `.rr.yaml`, ini and option overrides, validation.
 //! - [`request`]  the plain-Rust request handed to PHP: form/query trees, cookies, multipart uploads, `$_SERVER`.
 //! - [`body`]     the response body type shared by the server and the streaming code.
+//! - [`static_files`] `http.static`: asset files answered from disk before PHP.
 //! - [`stream`]   file streaming to clients (sendFile): Range/206, HEAD, bounded buffers.
 //! - [`dispatch`] how a request reaches the PHP thread and its answer comes back.
 //! - [`runtime`]  the tokio runtime and which thread drives it (PHP while it waits, a helper otherwise).
@@ -24,6 +25,7 @@ pub mod pool;
 pub mod request;
 pub mod runtime;
 pub mod server;
+pub mod static_files;
 pub mod stream;
 pub mod velox;
 pub mod worker;

@@ -75,7 +75,7 @@ def main():
         r = by_id.get(rid)
         return r["rps"] if r and r["status"] == "ok" else None
 
-    a_rps, d_rps, dj_rps = rps("a"), rps("d"), rps("d-json")
+    a_rps, d_rps, dj_rps, sn_rps = rps("a"), rps("d"), rps("d-json"), rps("s-nginx")
 
     head = ["row", "what", "req/s", "p50", "p99", "vs (a)", "vs (d)", "errors"]
     table = []
@@ -84,7 +84,8 @@ def main():
             table.append([r["id"], r["label"], r["status"].upper(), "", "", "", "",
                           r["note"]])
             continue
-        d_ref = dj_rps if r["id"] in ("c", "d-json") else d_rps
+        d_ref = {"c": dj_rps, "d-json": dj_rps, "s": sn_rps, "s-pool": sn_rps,
+                 "s-nginx": sn_rps}.get(r["id"], d_rps)
         err = int(r["errors"] or 0)
         table.append([r["id"], r["label"], f"{r['rps']:,.0f}", fmt_ms(r["p50"]),
                       fmt_ms(r["p99"]), fmt_ratio(r["rps"], a_rps),
@@ -107,7 +108,8 @@ def main():
     print()
     print("vs (a): req/s divided by row a (hyper, current_thread, hello world).")
     print("vs (d): req/s divided by row d (nginx+php-fpm hello); rows c and d-json")
-    print("        are divided by d-json (the same JSON work on nginx+php-fpm).")
+    print("        are divided by d-json (the same JSON work on nginx+php-fpm); the static")
+    print("        rows s, s-pool and s-nginx by s-nginx (nginx serving the same file).")
 
     # ---- velox ----------------------------------------------------------------
     print()

@@ -59,6 +59,40 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
                 .unwrap_or_else(|| "(working directory)".to_owned()),
         ),
         ("http.script_name", http.script.script_name.clone()),
+    ]);
+    match &http.static_files {
+        Some(files) => rows.extend([
+            ("http.static.dir", path(&files.dir)),
+            ("http.static.forbid", files.forbid.join(", ")),
+            ("http.static.allow", files.allow.join(", ")),
+            (
+                "http.static.calculate_etag",
+                files.calculate_etag.to_string(),
+            ),
+            ("http.static.weak", files.weak.to_string()),
+            (
+                "http.static.response",
+                files
+                    .response
+                    .iter()
+                    .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            (
+                "http.static.cache_control",
+                files
+                    .cache_control
+                    .iter()
+                    .map(|(ext, value)| format!("{ext}: {}", value.to_str().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            ("http.static.prefixes", files.prefixes.join(", ")),
+        ]),
+        None => rows.push(("http.static", "off".to_owned())),
+    }
+    rows.extend([
         ("http.pool.num_workers", pool.num_workers.to_string()),
         ("http.pool.max_jobs", pool.max_jobs.to_string()),
         (

@@ -251,6 +251,20 @@ impl<'a> Field<'a> {
             .collect()
     }
 
+    /// The entries of a mapping, each a field under its own dotted key (`http.static.response.X`).
+    pub(crate) fn entries(&self) -> Result<Vec<(String, Field<'a>)>, ConfigError> {
+        match &self.value {
+            Value::Object(map) => Ok(map
+                .iter()
+                .map(|(name, value)| {
+                    let key = format!("{}.{name}", self.key);
+                    (name.clone(), Field::new(self.origins, key, value.clone()))
+                })
+                .collect()),
+            _ => Err(self.invalid("a mapping of names to values")),
+        }
+    }
+
     /// A list of strings; a single string is split on commas (the form an ini value takes).
     pub(crate) fn strings(&self) -> Result<Vec<String>, ConfigError> {
         const EXPECTED: &str = "a list of strings (or one comma-separated string)";

@@ -71,6 +71,34 @@ pub struct HttpConfig {
     pub queue_size: usize,
     /// Where `RR\Worker::handle()` says the entry script is (`$_SERVER` for php-fpm-era code).
     pub script: ScriptConfig,
+    /// `http.static`: files served from disk before PHP; `None` when the section is absent.
+    pub static_files: Option<StaticConfig>,
+}
+
+/// `http.static` (RoadRunner's static middleware): which files the server answers itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticConfig {
+    /// An existing directory, absolute.
+    pub dir: PathBuf,
+    /// Extensions never served from disk (lowercase, leading dot); such requests go to PHP.
+    pub forbid: Vec<String>,
+    /// When not empty, only these extensions are served (never one that is also forbidden).
+    pub allow: Vec<String>,
+    /// Send an `ETag` (and answer `If-None-Match`).
+    pub calculate_etag: bool,
+    /// With `calculate_etag`: `W/` from size and modification time instead of a content hash.
+    pub weak: bool,
+    /// Headers added to every static answer.
+    pub response: http::HeaderMap,
+    /// `Cache-Control` by extension; wins over one in `response`.
+    pub cache_control: Vec<(String, http::HeaderValue)>,
+    /// When not empty, only URL paths starting with one of these are looked up on disk.
+    pub prefixes: Vec<String>,
+}
+
+impl StaticConfig {
+    /// Never served from disk unless `forbid` is set: PHP sources and Apache's access files.
+    pub const DEFAULT_FORBID: [&'static str; 4] = [".php", ".phar", ".htaccess", ".htpasswd"];
 }
 
 /// `http.document_root` and `http.script_name`.
@@ -318,6 +346,7 @@ impl Default for HttpConfig {
             io_handoff: Duration::from_millis(1),
             queue_size: 1024,
             script: ScriptConfig::default(),
+            static_files: None,
         }
     }
 }

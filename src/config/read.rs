@@ -10,7 +10,8 @@ use super::tree::{Origins, Table};
 use super::units::{format_duration, KB, MB};
 use super::{
     CacheConfig, Config, HttpConfig, IoDriver, LogEncoding, LogLevel, LogOutput, LogsConfig,
-    PoolConfig, RetryConfig, ScriptConfig, SslConfig, SupervisorConfig, UploadsConfig, VeloxConfig,
+    PoolConfig, RetryConfig, ScriptConfig, SslConfig, StaticConfig, SupervisorConfig,
+    UploadsConfig, VeloxConfig,
 };
 
 /// Top-level sections of RoadRunner (and its plugins) that rr has no use for.
@@ -60,7 +61,6 @@ const ROADRUNNER_HTTP_KEYS: &[&str] = &[
     "middleware",
     "new_relic",
     "raw_body",
-    "static",
     "trusted_subnets",
 ];
 
@@ -180,6 +180,11 @@ fn http(
             false => Err(f.invalid("a URL path starting with '/', e.g. /index.php")),
         }
     })?;
+    let static_table = t.table("static")?;
+    let static_files = match static_table.is_present() {
+        true => Some(static_files(static_table, warnings)?),
+        false => None,
+    };
     let pool = pool(t.table("pool")?, warnings)?;
     t.finish(ROADRUNNER_HTTP_KEYS, warnings)?;
     let http = HttpConfig {
@@ -201,6 +206,7 @@ fn http(
             document_root,
             script_name,
         },
+        static_files,
     };
     Ok((http, pool))
 }
@@ -213,6 +219,88 @@ fn uploads(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<UploadsConfig
     })?;
     t.finish(&["allow"], warnings)?;
     Ok(UploadsConfig { dir, forbid })
+}
+
+fn static_files(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<StaticConfig, ConfigError> {
+    let dir = t.require(
+        "dir",
+        "the directory static files are served from",
+        Field::directory,
+    )?;
+    let extensions = |f: &Field<'_>| -> Result<Vec<String>, ConfigError> {
+        Ok(f.strings()?.iter().map(|ext| extension(ext)).collect())
+    };
+    let default_forbid = StaticConfig::DEFAULT_FORBID.map(String::from).to_vec();
+    let forbid = t.get("forbid", default_forbid, extensions)?;
+    let mut allow = t.get("allow", Vec::new(), extensions)?;
+    // RoadRunner: an extension in both lists is forbidden.
+    allow.retain(|ext| !forbid.contains(ext));
+    let calculate_etag = t.get("calculate_etag", false, Field::bool)?;
+    let weak = t.get("weak", false, Field::bool)?;
+    let response = t.get("response", http::HeaderMap::new(), |f| {
+        let mut headers = http::HeaderMap::new();
+        for (name, entry) in f.entries()? {
+            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                entry.invalid("a value under a valid header name (letters, digits, '-')")
+            })?;
+            headers.append(name, header_value(&entry)?);
+        }
+        Ok(headers)
+    })?;
+    let cache_control = t.get("cache_control", Vec::new(), |f| {
+        let mut by_extension = Vec::new();
+        for (names, entry) in f.entries()? {
+            let value = header_value(&entry)?;
+            for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                by_extension.push((extension(name), value.clone()));
+            }
+        }
+        Ok(by_extension)
+    })?;
+    let prefixes = t.get("prefixes", Vec::new(), |f| {
+        let prefixes = f.strings()?;
+        match prefixes.iter().all(|p| p.starts_with('/')) {
+            true => Ok(prefixes),
+            false => Err(f.invalid("URL paths starting with '/', e.g. [\"/assets/\"]")),
+        }
+    })?;
+    t.finish(
+        &[
+            "cache_max_entries",
+            "cache_miss_ttl",
+            "cache_ttl",
+            "request",
+        ],
+        warnings,
+    )?;
+    let php = ".php".to_owned();
+    if !forbid.contains(&php) && (allow.is_empty() || allow.contains(&php)) {
+        warnings.push(format!(
+            "http.static serves .php files under {} as source, not run: add \".php\" to \
+             http.static.forbid",
+            dir.display()
+        ));
+    }
+    Ok(StaticConfig {
+        dir,
+        forbid,
+        allow,
+        calculate_etag,
+        weak,
+        response,
+        cache_control,
+        prefixes,
+    })
+}
+
+/// A header value: a string (numbers in their written form) that HTTP allows.
+fn header_value(f: &Field<'_>) -> Result<http::HeaderValue, ConfigError> {
+    let text = match f.string() {
+        Ok(text) => text,
+        Err(_) => return Err(f.invalid("a header value (a string)")),
+    };
+    http::HeaderValue::from_str(&text)
+        .map_err(|_| f.invalid("a header value of printable ASCII characters"))
 }
 
 /// ".PHP", "php" and ".php" all mean ".php".

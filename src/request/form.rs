@@ -303,7 +303,7 @@ pub(super) fn is_c_space(b: u8) -> bool {
 
 /// PHP's `php_url_decode` (`plus_as_space`) and `php_raw_url_decode`: "%XX" with two hex
 /// digits is decoded, any other '%' is kept as it is.
-pub(super) fn url_decode(input: &[u8], plus_as_space: bool) -> Vec<u8> {
+pub(crate) fn url_decode(input: &[u8], plus_as_space: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {

@@ -25,6 +25,8 @@ pub enum HttpError {
     ExecTimeout,
     /// Pool: no worker was free within `http.pool.allocate_timeout`.
     NoWorker,
+    /// `http.static`: a `..` path or a link out of the directory.
+    Forbidden(&'static str),
     /// `sendFile()` named a file that does not exist.
     FileNotFound,
     /// Anything else on our side (I/O error writing an upload, unreadable file, ...).
@@ -44,6 +46,7 @@ impl HttpError {
             HttpError::WorkerCrashed => (StatusCode::BAD_GATEWAY, "worker_crashed"),
             HttpError::ExecTimeout => (StatusCode::GATEWAY_TIMEOUT, "exec_timeout"),
             HttpError::NoWorker => (StatusCode::SERVICE_UNAVAILABLE, "no_worker"),
+            HttpError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden_path"),
             HttpError::FileNotFound => (StatusCode::NOT_FOUND, "file_not_found"),
             HttpError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -61,6 +64,7 @@ impl HttpError {
             HttpError::WorkerCrashed => "the worker died while handling the request".into(),
             HttpError::ExecTimeout => "the request exceeded the execution time limit".into(),
             HttpError::NoWorker => "server busy: no worker became free in time".into(),
+            HttpError::Forbidden(why) => format!("forbidden: {why}"),
             HttpError::FileNotFound => "file not found".into(),
             HttpError::Internal(what) => format!("internal error: {what}"),
         }
@@ -113,6 +117,7 @@ mod tests {
             (HttpError::WorkerCrashed, 502),
             (HttpError::ExecTimeout, 504),
             (HttpError::NoWorker, 503),
+            (HttpError::Forbidden("x"), 403),
             (HttpError::FileNotFound, 404),
             (HttpError::Internal("io"), 500),
         ];

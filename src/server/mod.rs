@@ -52,6 +52,8 @@ pub enum StartError {
     Velox(crate::velox::VeloxError),
     /// Pool mode: the worker channel or the worker command.
     Pool(String),
+    /// `http.static.dir` cannot be resolved any more.
+    Static(std::path::PathBuf, std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -64,6 +66,7 @@ impl std::fmt::Display for StartError {
             StartError::Runtime(e) => write!(f, "cannot start the I/O runtime: {e}"),
             StartError::Velox(e) => write!(f, "velox: {e}"),
             StartError::Pool(e) => write!(f, "pool: {e}"),
+            StartError::Static(dir, e) => write!(f, "http.static.dir {}: {e}", dir.display()),
         }
     }
 }
@@ -113,12 +116,20 @@ impl Server {
             )),
             None => None,
         };
+        let static_files = match &config.http.static_files {
+            Some(files) => Some(
+                crate::static_files::StaticFiles::new(files)
+                    .map_err(|e| StartError::Static(files.dir.clone(), e))?,
+            ),
+            None => None,
+        };
         let stats = Arc::new(stats::HttpStats::default());
         let ctx = Arc::new(Context {
             config,
             submitter,
             velox: velox.clone(),
             stats: stats.clone(),
+            static_files,
         });
         for l in listeners {
             handle.spawn(listener::accept_loop(

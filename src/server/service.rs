@@ -23,6 +23,8 @@ pub struct Context {
     /// Present when `velox.server_url` is set.
     pub velox: Option<Arc<Velox>>,
     pub stats: Arc<super::stats::HttpStats>,
+    /// Present when `http.static` is set: files answered before PHP.
+    pub static_files: Option<crate::static_files::StaticFiles>,
 }
 
 /// Facts about the connection a request came on.
@@ -66,6 +68,14 @@ async fn respond(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, HttpError> {
     let http = &ctx.config.http;
+    if let Some(files) = &ctx.static_files {
+        use crate::static_files::Outcome;
+        match files.serve(req.method(), req.uri(), req.headers()).await {
+            Outcome::Served(response) => return Ok(response),
+            Outcome::Refused(why) => return Err(HttpError::Forbidden(why)),
+            Outcome::Pass => {}
+        }
+    }
     let (parts, incoming) = req.into_parts();
     let limit = http.max_request_size;
     if let Some(length) = content_length(&parts.headers) {

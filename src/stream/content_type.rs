@@ -11,7 +11,7 @@ pub(crate) fn guess(path: &Path) -> &'static str {
         return FALLBACK;
     };
     // Extensions are short; a stack copy avoids allocating to lowercase them.
-    let mut buf = [0u8; 8];
+    let mut buf = [0u8; 11];
     if ext.len() > buf.len() {
         return FALLBACK;
     }
@@ -33,6 +33,7 @@ fn by_extension(ext: &[u8]) -> Option<&'static str> {
         b"md" => "text/markdown; charset=utf-8",
         b"xml" => "application/xml",
         b"json" | b"map" => "application/json",
+        b"webmanifest" => "application/manifest+json",
         b"yaml" | b"yml" => "application/yaml",
         b"wasm" => "application/wasm",
         b"pdf" => "application/pdf",
@@ -98,5 +99,28 @@ mod tests {
         assert_eq!(guess(Path::new("rr.exe")), FALLBACK);
         assert_eq!(guess(Path::new("a.verylongextension")), FALLBACK);
         assert_eq!(guess(Path::new(".hidden")), FALLBACK);
+    }
+
+    #[test]
+    fn web_assets_have_their_types() {
+        for (name, expected) in [
+            ("a.css", "text/css; charset=utf-8"),
+            ("a.js", "text/javascript; charset=utf-8"),
+            ("a.mjs", "text/javascript; charset=utf-8"),
+            ("a.svg", "image/svg+xml"),
+            ("a.woff", "font/woff"),
+            ("a.woff2", "font/woff2"),
+            ("a.wasm", "application/wasm"),
+            ("a.json", "application/json"),
+            ("a.js.map", "application/json"),
+            ("favicon.ico", "image/vnd.microsoft.icon"),
+            ("a.png", "image/png"),
+            ("a.webp", "image/webp"),
+            ("a.txt", "text/plain; charset=utf-8"),
+            ("a.html", "text/html; charset=utf-8"),
+            ("manifest.webmanifest", "application/manifest+json"),
+        ] {
+            assert_eq!(guess(Path::new(name)), expected, "{name}");
+        }
     }
 }

@@ -4,10 +4,12 @@
 //! - `error`          `StreamError`: why a file could not be served.
 //! - `guard`          `check_allowed`: the path check for files someone else named.
 //! - `range`          `Range` / `If-Range` → which bytes to send.
+//! - `conditional`    `If-None-Match` / `If-Modified-Since` → 304.
 //! - `content_type`   `Content-Type` from the extension.
 //! - `file_body`      the body: bounded buffers, reads on the blocking pool, the byte counter.
 //!
 //! This file assembles the response: open, stat, headers, status, body.
+mod conditional;
 mod content_type;
 mod error;
 mod file_body;
@@ -21,6 +23,7 @@ pub use file_body::bytes_streamed;
 pub use guard::check_allowed;
 
 use crate::body::{self, Body};
+use bytes::Bytes;
 use file_body::FileBody;
 use http::header::{
     ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED,
@@ -30,7 +33,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use range::Selection;
 use std::fs::{File, Metadata, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -40,6 +43,23 @@ pub struct FileReply {
     pub status: StatusCode,
     /// Set by PHP and forwarded, except the framing headers computed here.
     pub headers: HeaderMap,
+}
+
+/// Which validators a file answer adds and honours.
+#[derive(Debug, Clone, Copy)]
+pub struct Validators {
+    /// Add a weak `ETag` (size and modification time) when the headers carry none.
+    pub etag: bool,
+    /// Answer a GET or HEAD whose `If-None-Match` / `If-Modified-Since` holds with `304`.
+    pub conditional: bool,
+}
+
+impl Validators {
+    /// What `sendFile` does: a weak ETag, and no 304 (PHP chose to send the file).
+    pub const SEND_FILE: Validators = Validators {
+        etag: true,
+        conditional: false,
+    };
 }
 
 /// Build the response for a file: opens and stats the file, then streams it.
@@ -54,18 +74,130 @@ pub async fn serve_file(
     let FileReply {
         path,
         status,
-        mut headers,
+        headers,
     } = reply;
     let opened = tokio::task::spawn_blocking({
         let path = path.clone();
-        move || open_regular(&path)
+        move || OpenFile::open(&path)
     })
     .await
     .map_err(|join| StreamError::Io {
         path: path.clone(),
         source: std::io::Error::other(join),
     })?;
-    let (file, meta) = opened?;
+    Ok(respond(
+        opened?,
+        status,
+        headers,
+        method,
+        request_headers,
+        Validators::SEND_FILE,
+    ))
+}
+
+/// A regular file, open for reading, and what `fstat` said about it.
+pub struct OpenFile {
+    file: File,
+    meta: Metadata,
+    path: PathBuf,
+    /// The whole content, when [`OpenFile::preload`] read it.
+    content: Option<Bytes>,
+}
+
+impl OpenFile {
+    /// Opens `path` if it is a regular file (symlinks followed). Blocks: call it from the
+    /// blocking pool.
+    pub fn open(path: &Path) -> Result<OpenFile, StreamError> {
+        let (file, meta) = open_regular(path)?;
+        Ok(OpenFile {
+            file,
+            meta,
+            path: path.to_path_buf(),
+            content: None,
+        })
+    }
+
+    /// Takes a file someone else opened (`O_NONBLOCK`, see `open_regular`) if `fstat` says it
+    /// is a regular file. Blocks, like `open`.
+    pub fn from_file(file: File, path: PathBuf) -> Result<OpenFile, StreamError> {
+        let meta = file
+            .metadata()
+            .map_err(|e| StreamError::from_io(&path, e))?;
+        if !meta.is_file() {
+            return Err(StreamError::NotAFile(path));
+        }
+        Ok(OpenFile {
+            file,
+            meta,
+            path,
+            content: None,
+        })
+    }
+
+    /// Reads the whole file now if it has at most `limit` bytes, so the answer needs no
+    /// further trip to the blocking pool (small assets). Blocks, like `open`.
+    pub fn preload(&mut self, limit: u64) -> std::io::Result<()> {
+        let len = self.meta.len();
+        if len > limit {
+            return Ok(());
+        }
+        let mut content = vec![0u8; len as usize];
+        let mut filled = 0;
+        while filled < content.len() {
+            match self.file.read_at(&mut content[filled..], filled as u64)? {
+                // Shrunk since the stat: what is left is the file.
+                0 => break,
+                n => filled += n,
+            }
+        }
+        content.truncate(filled);
+        // Sizes must agree with Content-Length; a file that changed under us is read later.
+        if filled as u64 == len {
+            self.content = Some(Bytes::from(content));
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.meta.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meta.len() == 0
+    }
+
+    /// The path it was opened by (after any link resolution the caller did).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn modified(&self) -> Option<SystemTime> {
+        self.meta.modified().ok()
+    }
+
+    /// For reads before the answer (a content hash); positional reads leave the body intact.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// The response for an open file: `status` and `headers` as given, plus the framing headers,
+/// `Content-Type` (from the name, when absent), `Last-Modified`, the validators asked for,
+/// then Range/206/416 or 304.
+pub fn respond(
+    opened: OpenFile,
+    status: StatusCode,
+    mut headers: HeaderMap,
+    method: &Method,
+    request_headers: &HeaderMap,
+    validators: Validators,
+) -> Response<Body> {
+    let OpenFile {
+        file,
+        meta,
+        path,
+        content,
+    } = opened;
     let len = meta.len();
 
     for computed in [CONTENT_LENGTH, CONTENT_RANGE, TRANSFER_ENCODING] {
@@ -79,13 +211,25 @@ pub async fn serve_file(
         if !headers.contains_key(LAST_MODIFIED) {
             headers.insert(LAST_MODIFIED, ascii(httpdate::fmt_http_date(modified)));
         }
-        if !headers.contains_key(ETAG) {
+        if validators.etag && !headers.contains_key(ETAG) {
             headers.insert(ETAG, etag(len, modified));
         }
     }
 
     // Another status is PHP's own answer (an error page from a file, say): sent as is.
     let rangeable = status == StatusCode::OK;
+    let reading = method == Method::GET || method == Method::HEAD;
+    if rangeable
+        && reading
+        && validators.conditional
+        && conditional::not_modified(request_headers, &headers)
+    {
+        // The validators and caching headers stay; the representation's metadata goes.
+        for metadata in [CONTENT_TYPE, ACCEPT_RANGES] {
+            headers.remove(metadata);
+        }
+        return build(StatusCode::NOT_MODIFIED, headers, body::empty());
+    }
     if rangeable {
         headers
             .entry(ACCEPT_RANGES)
@@ -109,15 +253,19 @@ pub async fn serve_file(
     };
     headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
 
-    let body = if method == Method::HEAD || count == 0 {
-        body::empty()
-    } else {
-        FileBody::new(file, path, start, count).boxed()
+    let body = match content {
+        _ if method == Method::HEAD || count == 0 => body::empty(),
+        Some(content) => body::full(content.slice(start as usize..(start + count) as usize)),
+        None => FileBody::new(file, path, start, count).boxed(),
     };
+    build(status, headers, body)
+}
+
+fn build(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
-    Ok(response)
+    response
 }
 
 /// Opens `path` for reading if it is a regular file (symlinks followed).

@@ -1,0 +1,216 @@
+//! `http.static`: files answered from disk by the server itself, before PHP, with RoadRunner's
+//! static middleware semantics: only GET and HEAD, only names with an extension that is
+//! allowed and not forbidden, only regular files inside the directory. Everything else that
+//! is not a traversal attempt goes on to PHP as usual.
+//!
+//! # Layout
+//! - `path`     URL path → relative file path and extension (decoding, normalization, `..`).
+//! - `beneath`  the fast, kernel-checked open under the directory (`openat2`).
+//! - `etag`     strong ETags: a content hash, kept while the file is unchanged.
+//!
+//! This file holds the rules and the look-up; `stream::respond` builds the answer
+//! (Range, HEAD, 304, Content-Type).
+mod beneath;
+mod etag;
+mod path;
+
+use crate::body::Body;
+use crate::config::StaticConfig;
+use crate::stream::{self, OpenFile, Validators};
+use http::header::{CACHE_CONTROL, ETAG};
+use http::{HeaderMap, Method, Response, StatusCode, Uri};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Files up to this size are read with the look-up and sent from memory.
+const PRELOAD: u64 = 64 * 1024;
+
+/// What to do with a request.
+pub enum Outcome {
+    /// The file's answer (200, 206, 304, 416; HEAD without a body).
+    Served(Response<Body>),
+    /// Not a static file: hand the request to PHP.
+    Pass,
+    /// Refused outright (`403`): a `..` path or a symlink out of the directory.
+    Refused(&'static str),
+}
+
+pub struct StaticFiles {
+    rules: Arc<Rules>,
+}
+
+/// The directory and the rules, shared with the blocking pool when a file is hashed.
+struct Rules {
+    /// Canonical (symlinks resolved), so "inside" is a prefix test on canonical paths.
+    root: PathBuf,
+    /// `root`, open, for `openat2`.
+    root_dir: std::fs::File,
+    config: StaticConfig,
+    strong: Option<etag::StrongTags>,
+}
+
+/// Why a path is not served from disk.
+enum NotServed {
+    Pass,
+    Outside,
+}
+
+impl StaticFiles {
+    /// Resolves the directory now, so a directory removed since the config was read fails the
+    /// start instead of every request.
+    pub fn new(config: &StaticConfig) -> std::io::Result<StaticFiles> {
+        let root = std::fs::canonicalize(&config.dir)?;
+        let root_dir = std::fs::File::open(&root)?;
+        let strong = (config.calculate_etag && !config.weak).then(etag::StrongTags::default);
+        Ok(StaticFiles {
+            rules: Arc::new(Rules {
+                root,
+                root_dir,
+                config: config.clone(),
+                strong,
+            }),
+        })
+    }
+
+    pub async fn serve(&self, method: &Method, uri: &Uri, request_headers: &HeaderMap) -> Outcome {
+        if method != Method::GET && method != Method::HEAD {
+            return Outcome::Pass;
+        }
+        let (decoded, relative, extension) = match path::target(uri.path()) {
+            path::Target::File {
+                decoded,
+                relative,
+                extension,
+            } => (decoded, relative, extension),
+            path::Target::NoExtension => return Outcome::Pass,
+            path::Target::Traversal => return Outcome::Refused("the path climbs out with '..'"),
+        };
+        let rules = &self.rules;
+        if !rules.servable(&extension) || !rules.under_a_prefix(&decoded) {
+            return Outcome::Pass;
+        }
+        // On the I/O thread, like nginx without aio: a look-up is two system calls on cached
+        // metadata and a small file is one read from the page cache; a trip to the blocking
+        // pool would cost more than all of it. Larger bodies stream from the blocking pool.
+        let mut file = match rules.open(&relative, &extension) {
+            Ok(file) => file,
+            Err(NotServed::Outside) => {
+                return Outcome::Refused("the file links outside the static directory")
+            }
+            Err(NotServed::Pass) => return Outcome::Pass,
+        };
+        if method == Method::GET {
+            if let Err(e) = file.preload(PRELOAD) {
+                tracing::debug!("static: {}: {e}", relative.display());
+                return Outcome::Pass;
+            }
+        }
+        let mut headers = rules.config.response.clone();
+        if let Some((_, value)) = rules
+            .config
+            .cache_control
+            .iter()
+            .find(|(ext, _)| *ext == extension)
+        {
+            headers.insert(CACHE_CONTROL, value.clone());
+        }
+        if let Some(strong) = &rules.strong {
+            let tag = match strong.known(&file) {
+                Some(tag) => Ok((tag, file)),
+                // Hashing reads the whole file: the blocking pool's work.
+                None => {
+                    let rules = self.rules.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let strong = rules.strong.as_ref().expect("checked above");
+                        strong.tag(&file).map(|tag| (tag, file))
+                    })
+                    .await
+                    .unwrap_or_else(|join| Err(std::io::Error::other(join)))
+                }
+            };
+            match tag {
+                Ok((tag, tagged)) => {
+                    headers.insert(ETAG, tag);
+                    file = tagged;
+                }
+                Err(e) => {
+                    tracing::warn!("static: hashing {}: {e}", relative.display());
+                    return Outcome::Pass;
+                }
+            }
+        }
+        let validators = Validators {
+            etag: rules.config.calculate_etag && rules.config.weak,
+            conditional: true,
+        };
+        Outcome::Served(stream::respond(
+            file,
+            StatusCode::OK,
+            headers,
+            method,
+            request_headers,
+            validators,
+        ))
+    }
+}
+
+impl Rules {
+    /// RoadRunner's rule: never a forbidden extension; with an allow list, only those.
+    fn servable(&self, extension: &str) -> bool {
+        let c = &self.config;
+        !c.forbid.iter().any(|e| e == extension)
+            && (c.allow.is_empty() || c.allow.iter().any(|e| e == extension))
+    }
+
+    fn under_a_prefix(&self, decoded: &[u8]) -> bool {
+        let prefixes = &self.config.prefixes;
+        prefixes.is_empty() || prefixes.iter().any(|p| decoded.starts_with(p.as_bytes()))
+    }
+
+    /// Opens the file without leaving the directory; `Err` says why it is not served.
+    fn open(&self, relative: &std::path::Path, extension: &str) -> Result<OpenFile, NotServed> {
+        let opened = match beneath::open(&self.root_dir, relative) {
+            beneath::Opened::File(file) => OpenFile::from_file(file, self.root.join(relative)),
+            beneath::Opened::SlowWay => OpenFile::open(&self.resolve_links(relative, extension)?),
+            // RoadRunner hands those to the worker.
+            beneath::Opened::Missing => return Err(NotServed::Pass),
+            beneath::Opened::Failed(e) => {
+                tracing::debug!("static: {}: {e}", relative.display());
+                return Err(NotServed::Pass);
+            }
+        };
+        // A directory, a fifo or a device is PHP's too.
+        opened.map_err(|e| {
+            tracing::debug!("static: {e}");
+            NotServed::Pass
+        })
+    }
+
+    /// The slow way, for paths with a link in them: where the link leads must be inside the
+    /// directory (as `stream::check_allowed` checks, minus what is known here: the root is
+    /// canonical and the path has no `..`), and its own extension must be servable too, so
+    /// `style.css -> config.php` never sends PHP source.
+    fn resolve_links(
+        &self,
+        relative: &std::path::Path,
+        extension: &str,
+    ) -> Result<PathBuf, NotServed> {
+        let real = std::fs::canonicalize(self.root.join(relative)).map_err(|_| NotServed::Pass)?;
+        if !real.starts_with(&self.root) {
+            return Err(NotServed::Outside);
+        }
+        let real_extension = real
+            .file_name()
+            .and_then(|name| path::extension(name.as_bytes()));
+        if real_extension.as_deref() != Some(extension)
+            && !real_extension.is_some_and(|ext| self.servable(&ext))
+        {
+            return Err(NotServed::Pass);
+        }
+        Ok(real)
+    }
+}
+
+#[cfg(test)]
+mod tests;

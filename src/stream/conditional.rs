@@ -1,0 +1,121 @@
+//! Conditional GET: `If-None-Match` and `If-Modified-Since` → `304 Not Modified`
+//! (RFC 9110 §13.1.2, §13.1.3, and the order of §13.2.2).
+use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use http::HeaderMap;
+
+/// Whether the client's copy is current, judged from the request's preconditions and the
+/// validators the response carries. `If-Modified-Since` counts only without `If-None-Match`.
+pub(crate) fn not_modified(request: &HeaderMap, response: &HeaderMap) -> bool {
+    let mut tags = request.get_all(IF_NONE_MATCH).iter().peekable();
+    if tags.peek().is_some() {
+        let current = response.get(ETAG).map(|v| opaque(v.as_bytes()));
+        return tags.any(|value| {
+            entity_tags(value.as_bytes()).any(|tag| tag == b"*" || Some(opaque(tag)) == current)
+        });
+    }
+    let since = request
+        .get(IF_MODIFIED_SINCE)
+        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    let modified = response
+        .get(LAST_MODIFIED)
+        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
+}
+
+/// The tag without its weakness marker: `If-None-Match` compares weakly (§8.8.3.2).
+fn opaque(tag: &[u8]) -> &[u8] {
+    tag.strip_prefix(b"W/").unwrap_or(tag)
+}
+
+/// The members of an `If-None-Match` list: `*`, `"x"` or `W/"x"`. An entity tag may hold a
+/// comma, so the list is split on quotes, not on commas; junk ends the list.
+fn entity_tags(list: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = list;
+    std::iter::from_fn(move || {
+        let start = rest
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\t' | b','))?;
+        rest = &rest[start..];
+        if rest[0] == b'*' {
+            let (tag, tail) = rest.split_at(1);
+            rest = tail;
+            return Some(tag);
+        }
+        let quote = usize::from(rest.starts_with(b"W/")) * 2;
+        if rest.get(quote) != Some(&b'"') {
+            rest = &[];
+            return None;
+        }
+        let close = quote + 1 + rest[quote + 1..].iter().position(|b| *b == b'"')?;
+        let (tag, tail) = rest.split_at(close + 1);
+        rest = tail;
+        Some(tag)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(http::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    const DATE: &str = "Tue, 01 Dec 2026 07:00:00 GMT";
+
+    #[test]
+    fn if_none_match_compares_weakly_and_takes_lists() {
+        let response = headers(&[(ETAG, "\"a,1\""), (LAST_MODIFIED, DATE)]);
+        for matching in [
+            "\"a,1\"",
+            "W/\"a,1\"",
+            "\"x\", \"a,1\"",
+            "\"x\",W/\"a,1\"",
+            "*",
+        ] {
+            let request = headers(&[(IF_NONE_MATCH, matching)]);
+            assert!(not_modified(&request, &response), "{matching}");
+        }
+        for other in ["\"a\"", "\"a,2\"", "a,1", "", "W/"] {
+            let request = headers(&[(IF_NONE_MATCH, other)]);
+            assert!(!not_modified(&request, &response), "{other}");
+        }
+        let weak = headers(&[(ETAG, "W/\"v\"")]);
+        assert!(not_modified(&headers(&[(IF_NONE_MATCH, "\"v\"")]), &weak));
+        // Several header lines form one list.
+        let request = headers(&[(IF_NONE_MATCH, "\"x\""), (IF_NONE_MATCH, "\"a,1\"")]);
+        assert!(not_modified(&request, &response));
+    }
+
+    #[test]
+    fn if_none_match_without_an_etag_only_matches_star() {
+        let response = headers(&[(LAST_MODIFIED, DATE)]);
+        assert!(!not_modified(
+            &headers(&[(IF_NONE_MATCH, "\"v\"")]),
+            &response
+        ));
+        assert!(not_modified(&headers(&[(IF_NONE_MATCH, "*")]), &response));
+    }
+
+    #[test]
+    fn if_modified_since_compares_dates_and_yields_to_if_none_match() {
+        let response = headers(&[(ETAG, "\"v\""), (LAST_MODIFIED, DATE)]);
+        let same = headers(&[(IF_MODIFIED_SINCE, DATE)]);
+        let later = headers(&[(IF_MODIFIED_SINCE, "Tue, 01 Dec 2026 08:00:00 GMT")]);
+        let earlier = headers(&[(IF_MODIFIED_SINCE, "Tue, 01 Dec 2026 06:59:59 GMT")]);
+        let junk = headers(&[(IF_MODIFIED_SINCE, "yesterday")]);
+        assert!(not_modified(&same, &response));
+        assert!(not_modified(&later, &response));
+        assert!(!not_modified(&earlier, &response));
+        assert!(!not_modified(&junk, &response));
+        // A failing If-None-Match wins over a matching date.
+        let both = headers(&[(IF_NONE_MATCH, "\"old\""), (IF_MODIFIED_SINCE, DATE)]);
+        assert!(!not_modified(&both, &response));
+        assert!(!not_modified(&HeaderMap::new(), &response));
+    }
+}

@@ -1,0 +1,424 @@
+//! `http.static`: files under the static directory are answered by the server from disk, in
+//! single-process mode and by the pool master, without PHP seeing the request; everything else
+//! (PHP scripts, missing files, other methods) reaches PHP; traversal is refused.
+//! The fixture site is tests/fixtures/static/public/, copied per test so links can be added.
+mod common;
+use common::{client, fixture, Options, Php};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SECRET: &str = "TOP-SECRET-outside-the-static-dir";
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Single,
+    Pool,
+}
+
+const MODES: [Mode; 2] = [Mode::Single, Mode::Pool];
+
+struct Site {
+    php: Php,
+    public: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The fixture site with `http.static` over it (plus `options`), and next to it a secret file
+/// that two links inside the site point at.
+fn start(mode: Mode, options: Value) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("public");
+    copy_dir(&fixture("static/public"), &public);
+    std::fs::write(dir.path().join("secret.txt"), SECRET).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.txt"), public.join("leak.txt")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), public.join("up")).unwrap();
+    let mut all = json!({
+        "http.static.dir": public.display().to_string(),
+        "http.document_root": public.display().to_string(),
+    });
+    if let Mode::Pool = mode {
+        // One worker, so its request count is PHP's whole count.
+        all["http.pool.num_workers"] = json!(1);
+    }
+    for (k, v) in options.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    let mut opts = Options::default();
+    opts.env.push(("RR_TEST_OPTIONS", all.to_string()));
+    let php = Php::start_with("static/worker.php", opts);
+    Site {
+        php,
+        public,
+        _dir: dir,
+    }
+}
+
+impl Site {
+    /// How many requests PHP has handled (its own /_count excluded).
+    fn php_saw(&self) -> u64 {
+        let body: Value = client()
+            .get(self.php.url("/_count"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        body["seen"].as_u64().unwrap()
+    }
+
+    fn file(&self, relative: &str) -> Vec<u8> {
+        std::fs::read(self.public.join(relative)).unwrap()
+    }
+
+    fn get(&self, path: &str) -> reqwest::blocking::RequestBuilder {
+        client().get(self.php.url(path))
+    }
+}
+
+#[test]
+fn assets_are_served_from_disk_with_their_types_without_php() {
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        for (path, file, content_type) in [
+            ("/css/app.css", "css/app.css", "text/css; charset=utf-8"),
+            (
+                "/js/app.mjs",
+                "js/app.mjs",
+                "text/javascript; charset=utf-8",
+            ),
+            ("/logo.svg", "logo.svg", "image/svg+xml"),
+            (
+                "/css//app.css?v=42",
+                "css/app.css",
+                "text/css; charset=utf-8",
+            ),
+            ("/css/%61pp.css", "css/app.css", "text/css; charset=utf-8"),
+        ] {
+            let response = site.get(path).send().unwrap();
+            assert_eq!(response.status(), 200, "{mode:?} {path}");
+            assert_eq!(response.headers()["content-type"], content_type, "{path}");
+            assert!(response.headers().get("x-answered-by").is_none());
+            assert!(response.headers().contains_key("last-modified"));
+            assert_eq!(response.headers()["accept-ranges"], "bytes");
+            assert_eq!(
+                response.bytes().unwrap(),
+                site.file(file),
+                "{mode:?} {path}"
+            );
+        }
+        // HTTP/2 takes the same way.
+        let h2 = common::h2_client()
+            .get(site.php.url("/logo.svg"))
+            .send()
+            .unwrap();
+        assert_eq!(h2.status(), 200);
+        assert_eq!(h2.bytes().unwrap(), site.file("logo.svg"));
+        assert_eq!(site.php_saw(), 0, "{mode:?}: PHP saw a static request");
+    }
+}
+
+#[test]
+fn range_head_etag_and_last_modified_validators() {
+    for mode in MODES {
+        let site = start(mode, json!({"http.static.calculate_etag": true}));
+        let css = site.file("css/app.css");
+
+        let part = site
+            .get("/css/app.css")
+            .header("Range", "bytes=3-9")
+            .send()
+            .unwrap();
+        assert_eq!(part.status(), 206, "{mode:?}");
+        assert_eq!(
+            part.headers()["content-range"],
+            format!("bytes 3-9/{}", css.len()).as_str()
+        );
+        assert_eq!(part.bytes().unwrap(), css[3..=9]);
+
+        let full = site.get("/css/app.css").send().unwrap();
+        let etag = full.headers()["etag"].to_str().unwrap().to_owned();
+        let modified = full.headers()["last-modified"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"'), "a strong tag: {etag}");
+
+        let cached = site
+            .get("/css/app.css")
+            .header("If-None-Match", &etag)
+            .send()
+            .unwrap();
+        assert_eq!(cached.status(), 304, "{mode:?}");
+        assert_eq!(cached.headers()["etag"], etag.as_str());
+        assert!(cached.bytes().unwrap().is_empty());
+        let stale = site
+            .get("/css/app.css")
+            .header("If-None-Match", "\"not-the-tag\"")
+            .send()
+            .unwrap();
+        assert_eq!(stale.status(), 200);
+
+        let unchanged = site
+            .get("/css/app.css")
+            .header("If-Modified-Since", &modified)
+            .send()
+            .unwrap();
+        assert_eq!(unchanged.status(), 304, "{mode:?}");
+        assert!(unchanged.bytes().unwrap().is_empty());
+        let old = site
+            .get("/css/app.css")
+            .header("If-Modified-Since", "Sat, 01 Jan 2000 00:00:00 GMT")
+            .send()
+            .unwrap();
+        assert_eq!(old.status(), 200);
+        assert_eq!(old.bytes().unwrap(), css);
+
+        // A changed file gets a new tag, and the old one no longer matches.
+        std::fs::write(site.public.join("css/app.css"), "body{}").unwrap();
+        let changed = site
+            .get("/css/app.css")
+            .header("If-None-Match", &etag)
+            .send()
+            .unwrap();
+        assert_eq!(changed.status(), 200);
+        assert_ne!(changed.headers()["etag"], etag.as_str());
+        assert_eq!(changed.bytes().unwrap(), "body{}");
+
+        // Over 64 KiB the body streams from the blocking pool instead of memory.
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(site.public.join("big.wasm"), &big).unwrap();
+        let whole = site.get("/big.wasm").send().unwrap();
+        assert_eq!(whole.headers()["content-type"], "application/wasm");
+        assert_eq!(whole.bytes().unwrap(), big, "{mode:?}");
+        let middle = site
+            .get("/big.wasm")
+            .header("Range", "bytes=100000-199999")
+            .send()
+            .unwrap();
+        assert_eq!(middle.status(), 206);
+        assert_eq!(middle.bytes().unwrap(), big[100_000..200_000]);
+
+        let head = client().head(site.php.url("/logo.svg")).send().unwrap();
+        assert_eq!(head.status(), 200);
+        assert_eq!(
+            head.headers()["content-length"],
+            site.file("logo.svg").len().to_string().as_str()
+        );
+        assert_eq!(head.headers()["content-type"], "image/svg+xml");
+        assert!(head.bytes().unwrap().is_empty());
+        assert_eq!(site.php_saw(), 0, "{mode:?}: PHP saw a static request");
+    }
+}
+
+#[test]
+fn php_scripts_run_and_what_is_not_a_static_file_reaches_php() {
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        let hello = site.get("/hello.php").send().unwrap();
+        assert_eq!(hello.status(), 200);
+        assert_eq!(hello.headers()["x-answered-by"], "php");
+        let text = hello.text().unwrap();
+        assert_eq!(
+            text, "php ran: 42\n",
+            "{mode:?}: the script ran, not sent as source"
+        );
+
+        for (method, path) in [
+            ("GET", "/missing.css"),
+            ("GET", "/css/"),
+            ("GET", "/css"),
+            ("GET", "/.htaccess"),
+            ("GET", "/app/route"),
+            ("POST", "/css/app.css"),
+            ("DELETE", "/logo.svg"),
+        ] {
+            let response = client()
+                .request(method.parse().unwrap(), site.php.url(path))
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), 404, "{mode:?} {method} {path}");
+            assert_eq!(response.headers()["x-answered-by"], "php");
+            assert_eq!(
+                response.text().unwrap(),
+                format!("php 404 {method} {path}\n")
+            );
+        }
+        assert_eq!(site.php_saw(), 8, "{mode:?}");
+    }
+}
+
+#[test]
+fn assets_are_served_while_php_is_busy() {
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        let flag = site._dir.path().join("busy.flag");
+        std::fs::write(&flag, "").unwrap();
+        let url = site.php.url(&format!("/_busy?flag={}", flag.display()));
+        let busy = std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap());
+        // PHP (the only worker) is inside /_busy from `.started` on and answers nothing else
+        // until the flag goes, so the assets below are answered without it.
+        let started = flag.with_extension("flag.started");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !started.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{mode:?}: /_busy never started"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..20 {
+            let css = site.get("/css/app.css").send().unwrap();
+            assert_eq!(css.status(), 200, "{mode:?}");
+            assert_eq!(css.bytes().unwrap(), site.file("css/app.css"));
+        }
+        assert!(!busy.is_finished(), "{mode:?}: PHP was not busy");
+        std::fs::remove_file(&flag).unwrap();
+        assert_eq!(busy.join().unwrap(), "done\n");
+    }
+}
+
+/// One raw request line (clients would normalize these paths away).
+fn raw_get(php: &Php, path: &str) -> String {
+    php.raw(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+}
+
+#[test]
+fn traversal_and_links_out_of_the_directory_are_refused_without_leaking() {
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        for path in [
+            "/../secret.txt",
+            "/css/../../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/css/%2E%2E/%2e%2e/secret.txt",
+            "/css%2f..%2f..%2fsecret.txt",
+            "/leak.txt",
+            "/up/secret.txt",
+            "/up/public/../secret.txt",
+        ] {
+            let answer = raw_get(&site.php, path);
+            assert!(
+                answer.starts_with("HTTP/1.1 403"),
+                "{mode:?} {path}: {answer}"
+            );
+            assert!(answer.contains("\"code\":\"forbidden_path\""), "{answer}");
+            assert!(!answer.contains(SECRET), "{mode:?} {path} leaked the file");
+        }
+        // The same name inside the directory is served.
+        std::fs::write(site.public.join("secret.txt"), "public copy").unwrap();
+        assert_eq!(
+            site.get("/secret.txt").send().unwrap().text().unwrap(),
+            "public copy"
+        );
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}
+
+#[test]
+fn allow_forbid_and_extra_response_headers() {
+    for mode in MODES {
+        let site = start(
+            mode,
+            json!({
+                "http.static.forbid": [".php", ".MD"],
+                "http.static.response": {"Cache-Control": "no-cache", "X-Static": "rr"},
+                "http.static.cache_control": {".css, .mjs": "public, max-age=31536000, immutable"},
+            }),
+        );
+        let notes = site.get("/notes.md").send().unwrap();
+        assert_eq!(
+            notes.status(),
+            404,
+            "{mode:?}: a forbidden extension goes to PHP"
+        );
+        assert_eq!(notes.text().unwrap(), "php 404 GET /notes.md\n");
+
+        let css = site.get("/css/app.css").send().unwrap();
+        assert_eq!(css.status(), 200);
+        assert_eq!(css.headers()["x-static"], "rr");
+        assert_eq!(
+            css.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let svg = site.get("/logo.svg").send().unwrap();
+        assert_eq!(svg.headers()["cache-control"], "no-cache");
+        assert_eq!(svg.headers()["x-static"], "rr");
+        assert!(!svg.headers().contains_key("etag"), "calculate_etag is off");
+        // Without .htaccess in the list it is a file like any other.
+        let htaccess = site.get("/.htaccess").send().unwrap();
+        assert_eq!(htaccess.status(), 200);
+        assert_eq!(site.php_saw(), 1, "{mode:?}");
+
+        let site = start(mode, json!({"http.static.allow": [".css", ".php"]}));
+        assert_eq!(site.get("/css/app.css").send().unwrap().status(), 200);
+        let svg = site.get("/logo.svg").send().unwrap();
+        assert_eq!(svg.status(), 404, "{mode:?}: not in allow goes to PHP");
+        assert_eq!(svg.headers()["x-answered-by"], "php");
+        // .php is in allow and in the default forbid: forbidden wins, PHP runs it.
+        assert_eq!(
+            site.get("/hello.php").send().unwrap().text().unwrap(),
+            "php ran: 42\n"
+        );
+        assert_eq!(site.php_saw(), 2, "{mode:?}");
+    }
+}
+
+fn config_error(options: Value) -> String {
+    let mut opts = Options::default();
+    opts.env.push(("RR_TEST_OPTIONS", options.to_string()));
+    let (status, stderr, stdout) =
+        Php::run_to_end("config_error.php", opts, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(2), "{stdout}{stderr}");
+    stdout
+}
+
+#[test]
+fn a_bad_static_section_fails_at_start_naming_key_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.css");
+    std::fs::write(&file, "x").unwrap();
+    let d = dir.path().display().to_string();
+    for (options, key, detail) in [
+        (
+            json!({"http.static.forbid": [".php"]}),
+            "http.static.dir",
+            "is missing",
+        ),
+        (
+            json!({"http.static.dir": "/no/such/rr-static"}),
+            "http.static.dir",
+            "/no/such/rr-static",
+        ),
+        (
+            json!({"http.static.dir": file.display().to_string()}),
+            "http.static.dir",
+            "not a directory",
+        ),
+        (
+            json!({"http.static.dir": d, "http.static.forbid": 5}),
+            "http.static.forbid",
+            "5",
+        ),
+        (
+            json!({"http.static.dir": d, "http.static.response": {"Bad Name": "x"}}),
+            "http.static.response.Bad Name",
+            "header name",
+        ),
+    ] {
+        let out = config_error(options);
+        assert!(out.contains("ConfigException"), "{out}");
+        assert!(out.contains("RR\\Worker option"), "{out}");
+        assert!(out.contains(&format!("'{key}'")), "{key}: {out}");
+        assert!(out.contains(detail), "{detail}: {out}");
+    }
+}
