@@ -1,0 +1,61 @@
+<?php
+
+/**
+ * Serves an existing Nextcloud with rr, in place (see docs/nextcloud.md):
+ *
+ *     NEXTCLOUD_ROOT=/var/www/nextcloud php -d extension=rr.so -d apc.enable_cli=1 \
+ *         examples/nextcloud/worker.php
+ *
+ * Configuration: examples/nextcloud/rr.yaml, unless `-d rr.config=` or RR_CONFIG names another.
+ */
+
+declare(strict_types=1);
+
+require __DIR__ . '/../../php/autoload.php';
+
+// Nextcloud treats the SAPI name "cli" as the command line (no sessions, no trusted-domain
+// checks). rr.sapi_name is read when the extension starts, so start again with it set.
+if (php_sapi_name() === 'cli') {
+    $cmdline = @file_get_contents('/proc/self/cmdline');
+    if ($cmdline === false || !function_exists('pcntl_exec')) {
+        fwrite(STDERR, "start php with -d rr.sapi_name=fpm-fcgi\n");
+        exit(1);
+    }
+    $args = explode("\0", rtrim($cmdline, "\0"));
+    array_shift($args);
+    pcntl_exec(PHP_BINARY, ['-d', 'rr.sapi_name=fpm-fcgi', ...$args]);
+    fwrite(STDERR, "could not restart php with -d rr.sapi_name=fpm-fcgi\n");
+    exit(1);
+}
+
+$root = getenv('NEXTCLOUD_ROOT');
+if ($root === false || $root === '' || !is_file(rtrim($root, '/') . '/lib/base.php')) {
+    fwrite(STDERR, "NEXTCLOUD_ROOT must name a Nextcloud directory (with lib/base.php), got "
+        . var_export($root, true) . "\n");
+    exit(1);
+}
+$root = rtrim((string)realpath($root), '/');
+
+$options = [];
+if ((string)ini_get('rr.config') === '' && (string)getenv('RR_CONFIG') === '') {
+    $options['config'] = __DIR__ . '/rr.yaml';
+}
+$worker = new RR\Worker($options);
+$kernel = new RR\Nextcloud\Kernel($root);
+
+// A pool worker boots before its first request (with http.pool.template, the template does,
+// and its workers start booted). The master of a pool serves nothing and never boots; a single
+// process boots at its first request.
+if (getenv('RR_POOL_FD') !== false) {
+    $kernel->boot();
+}
+
+// After exit()/die() inside Nextcloud the request was cut short wherever it was: when rr can
+// replace the worker after the answer (RR\Worker::retire()), it does (NEXTCLOUD_RETIRE_ON_EXIT=0
+// keeps the worker).
+$retireOnExit = method_exists($worker, 'retire') && getenv('NEXTCLOUD_RETIRE_ON_EXIT') !== '0';
+while ($worker->handle($kernel)) {
+    if ($retireOnExit && ($kernel->exited() || $kernel->untrusted())) {
+        $worker->retire();
+    }
+}
