@@ -55,6 +55,12 @@ if (getenv('RR_POOL_FD') !== false) {
 // keeps the worker).
 $retireOnExit = method_exists($worker, 'retire') && getenv('NEXTCLOUD_RETIRE_ON_EXIT') !== '0';
 while ($worker->handle($kernel)) {
+    if ($kernel->broken() !== null) {
+        // Never serve again with state that could not be reset: end the process (a pool
+        // replaces the worker; a single process must be restarted by its supervisor).
+        fwrite(STDERR, 'rr nextcloud worker: ' . $kernel->broken() . "\n");
+        exit(1);
+    }
     if ($retireOnExit && ($kernel->exited() || $kernel->untrusted())) {
         $worker->retire();
     }

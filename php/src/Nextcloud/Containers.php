@@ -53,7 +53,15 @@ final class Containers
             foreach ($this->built($pimple) as $service) {
                 if (!$seen->contains($service) && !self::keepsState($service)) {
                     $seen->attach($service);
-                    $this->services[] = [$service, self::properties($service)];
+                    $properties = self::properties($service);
+                    $this->services[] = [$service, $properties];
+                    // In-memory caches a service holds (Root's user folders, ...) are emptied too.
+                    foreach ($properties as [, , $value]) {
+                        if (self::isMemoryCache($value) && !$seen->contains($value)) {
+                            $seen->attach($value);
+                            $this->services[] = [$value, self::properties($value)];
+                        }
+                    }
                 }
             }
         }
@@ -70,6 +78,17 @@ final class Containers
             || $service instanceof \Doctrine\DBAL\Connection
             || $service instanceof \OC\DB\ConnectionAdapter
             || $service instanceof \Closure;
+    }
+
+    /**
+     * A per-request cache object: under php-fpm it dies with the request. The public share
+     * endpoint, for one, leaves the owner's user folder wrapped in the share's permissions in
+     * OC\Files\Node\Root's user folder cache.
+     */
+    private static function isMemoryCache(mixed $value): bool
+    {
+        return $value instanceof \OCP\Cache\CappedMemoryCache
+            || $value instanceof \OC\Memcache\ArrayCache;
     }
 
     /** @return list<array{\ReflectionProperty, bool, mixed}> property, initialized, value */
@@ -109,18 +128,51 @@ final class Containers
         }
     }
 
-    /** @return list<object> the instances a container has built */
+    /**
+     * The instances a container has built: those of frozen services, and those its reflection
+     * fallback built (kept inside a closure until the entry is fetched a second time).
+     *
+     * @return list<object>
+     */
     private function built(object $pimple): array
     {
-        return \Closure::bind(function (): array {
-            $out = [];
-            foreach ($this->raw as $id => $_) {
-                if (is_object($this->values[$id] ?? null)) {
-                    $out[] = $this->values[$id];
+        [$values, $raw] = \Closure::bind(
+            fn (): array => [$this->values, $this->raw],
+            $pimple,
+            $pimple::class,
+        )();
+        $out = [];
+        foreach ($values as $id => $value) {
+            if (isset($raw[$id])) {
+                if (is_object($value)) {
+                    $out[] = $value;
                 }
+            } elseif (self::isAutowired($value)) {
+                $out[] = self::autowired($value);
             }
-            return $out;
-        }, $pimple, $pimple::class)();
+        }
+        return $out;
+    }
+
+    /**
+     * Whether a service closure is one SimpleContainer::query() registered for an instance it
+     * built by reflection (`registerService($name, fn () => $object)`, wrapped once more).
+     */
+    private static function isAutowired(mixed $service): bool
+    {
+        if (!$service instanceof \Closure) {
+            return false;
+        }
+        $inner = (new \ReflectionFunction($service))->getClosureUsedVariables()['closure'] ?? null;
+        return $inner instanceof \Closure
+            && array_key_exists('object', (new \ReflectionFunction($inner))->getClosureUsedVariables());
+    }
+
+    /** The instance inside an autowired service closure (see isAutowired()). */
+    private static function autowired(\Closure $service): object
+    {
+        $inner = (new \ReflectionFunction($service))->getClosureUsedVariables()['closure'];
+        return (new \ReflectionFunction($inner))->getClosureUsedVariables()['object'];
     }
 
     /**
@@ -141,7 +193,7 @@ final class Containers
                 foreach ($this->keys as $id => $_) {
                     $added = $before !== null
                         ? !isset($before['keys'][$id])
-                        : isset($this->raw[$id]) && $autowired($this->raw[$id]);
+                        : $autowired($this->raw[$id] ?? $this->values[$id]);
                     if ($added) {
                         unset($this->values[$id], $this->keys[$id], $this->raw[$id], $this->frozen[$id]);
                     } elseif (isset($this->raw[$id]) && !isset($before['frozen'][$id])) {
@@ -154,20 +206,6 @@ final class Containers
                 $this->boot[$container] = $this->state($pimple);
             }
         }
-    }
-
-    /**
-     * Whether a service closure is one SimpleContainer::query() registered for an instance it
-     * built by reflection (`registerService($name, fn () => $object)`, wrapped once more).
-     */
-    private static function isAutowired(mixed $service): bool
-    {
-        if (!$service instanceof \Closure) {
-            return false;
-        }
-        $inner = (new \ReflectionFunction($service))->getClosureUsedVariables()['closure'] ?? null;
-        return $inner instanceof \Closure
-            && array_key_exists('object', (new \ReflectionFunction($inner))->getClosureUsedVariables());
     }
 
     /** @return array{keys: array<string, true>, frozen: array<string, true>} */

@@ -44,7 +44,17 @@ final class Kernel
 
     /** Static properties that only live for one request under php-fpm. */
     private const REQUEST_STATICS = [
-        \OCP\Util::class => ['scriptsInit', 'scripts', 'scriptDeps', 'token'],
+        \OCP\Util::class => ['scriptsInit', 'scripts', 'scriptDeps', 'token', 'shareManager', 'needUpgradeCache'],
+        // Services and per-request caches kept in statics: fetched again from the container.
+        \OC_Helper::class => ['cacheFactory', 'quotaIncludeExternalStorage'],
+        // The storage factory keeps the wrappers public.php adds (a share's permission mask).
+        \OC\Files\Filesystem::class => [
+            'loader', 'mounts', 'defaultInstance', 'validator', 'normalizedPathCache',
+            'logWarningWhenAddingStorageWrapper',
+        ],
+        \OCA\Files\App::class => ['navigationManager'],
+        \OCA\Files_Versions\Storage::class => ['application'],
+        \OC\Files\Cache\Storage::class => ['globalCache'],
         \OC_User::class => ['incognitoMode'],
         \OC_Util::class => ['styles', 'headers'],
         // Legacy hooks connected during a request.
@@ -60,6 +70,11 @@ final class Kernel
     /** False from the start of Nextcloud's code until it returns: still false at the end means exit(). */
     private bool $returned = true;
     private bool $exited = false;
+    /**
+     * The end-of-request reset failed: the next request could see this one's state, so the
+     * worker serves nothing more (the worker script ends it; the pool replaces it).
+     */
+    private ?string $broken = null;
     /** The last request ran a script not known to be safe in place. */
     private bool $untrusted = false;
     private int $requests = 0;
@@ -139,6 +154,11 @@ final class Kernel
     {
         $this->exited = false;
         $this->untrusted = false;
+        if ($this->broken !== null) {
+            http_response_code(503);
+            header('Retry-After: 1');
+            return;
+        }
         $route = Routes::resolve(
             (string)($_SERVER['REQUEST_URI'] ?? '/'),
             $this->root,
@@ -151,6 +171,12 @@ final class Kernel
             Route::FILE => $this->file($route->path),
             default => $this->nginxAnswer(404),
         };
+    }
+
+    /** Why the worker must not serve again (the reset after a request failed), or null. */
+    public function broken(): ?string
+    {
+        return $this->broken;
     }
 
     /** Whether the last request ended with exit()/die() inside Nextcloud. */
@@ -317,6 +343,16 @@ final class Kernel
      * during the request dropped. Runs as the last shutdown function, also after exit().
      */
     private function end(): void
+    {
+        try {
+            $this->reset();
+        } catch (\Throwable $e) {
+            $this->broken = sprintf('%s: %s at %s:%d', $e::class, $e->getMessage(), $e->getFile(), $e->getLine());
+            error_log('RR\\Nextcloud: the reset after a request failed, the worker stops: ' . $this->broken);
+        }
+    }
+
+    private function reset(): void
     {
         $this->exited = !$this->returned;
         $this->returned = true;
