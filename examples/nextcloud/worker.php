@@ -43,10 +43,11 @@ if ((string)ini_get('rr.config') === '' && (string)getenv('RR_CONFIG') === '') {
 $worker = new RR\Worker($options);
 $kernel = new RR\Nextcloud\Kernel($root);
 
-// A pool worker boots before its first request (with http.pool.template, the template does,
-// and its workers start booted). The master of a pool serves nothing and never boots; a single
-// process boots at its first request.
-if (getenv('RR_POOL_FD') !== false) {
+// A pool worker boots before its first request. The master of a pool serves nothing and never
+// boots; a single process boots at its first request. NEXTCLOUD_EAGER_BOOT=1 boots here in any
+// case (for a template process that forks booted workers), 0 never does.
+$eager = getenv('NEXTCLOUD_EAGER_BOOT');
+if ($eager === '1' || ($eager !== '0' && getenv('RR_POOL_FD') !== false)) {
     $kernel->boot();
 }
 
