@@ -176,6 +176,33 @@ mod base64_lite {
         out
     }
 
+    /// Standard base64 with padding; None on anything else.
+    pub fn decode(input: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(input.len() / 4 * 3);
+        let (mut acc, mut bits) = (0u32, 0u32);
+        for c in input.bytes() {
+            if c == b'=' {
+                break;
+            }
+            let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+            acc = (acc << 6) | v;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+                acc &= (1 << bits) - 1;
+            }
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn decodes_what_it_encodes() {
+        for s in [&b""[..], b"f", b"fo", b"foo", b"foobar", b"\xff\x00\x10"] {
+            assert_eq!(decode(&encode(s)).as_deref(), Some(s));
+        }
+    }
+
     #[test]
     fn encodes_like_rfc4648() {
         assert_eq!(encode(b""), "");
@@ -187,6 +214,36 @@ mod base64_lite {
 }
 
 // ------------------------------------------------------------------ normalisation
+
+/// Nextcloud's initial state (`<input type="hidden" id="initial-state-APP-KEY" value="BASE64">`)
+/// decoded, so that what it says about the user is compared, normalised like the page.
+pub fn decode_initial_state(html: &str, server: &Server) -> String {
+    let marker = "id=\"initial-state-";
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(i) = rest.find(marker) {
+        let after = &rest[i..];
+        let Some(v) = after.find("value=\"") else {
+            break;
+        };
+        let start = i + v + "value=\"".len();
+        let Some(len) = rest[start..].find('"') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let value = &rest[start..start + len];
+        match base64_lite::decode(value) {
+            Some(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                out.push_str(&normalize(&text, server, &[]));
+            }
+            None => out.push_str(value),
+        }
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// Replaces every value that legitimately differs between two servers or two runs with a
 /// placeholder: the server's own origin and port, request ids, CSP nonces, request tokens,
