@@ -43,11 +43,12 @@ if ((string)ini_get('rr.config') === '' && (string)getenv('RR_CONFIG') === '') {
 $worker = new RR\Worker($options);
 $kernel = new RR\Nextcloud\Kernel($root);
 
-// A pool worker boots before its first request. The master of a pool serves nothing and never
-// boots; a single process boots at its first request. NEXTCLOUD_EAGER_BOOT=1 boots here in any
-// case (for a template process that forks booted workers), 0 never does.
+// A pool worker, or the template that forked workers start from (http.pool.template), boots
+// before its first request. The master of a pool serves nothing and never boots; a single
+// process boots at its first request. NEXTCLOUD_EAGER_BOOT=1 boots here in any case, 0 never.
 $eager = getenv('NEXTCLOUD_EAGER_BOOT');
-if ($eager === '1' || ($eager !== '0' && getenv('RR_POOL_FD') !== false)) {
+$poolProcess = getenv('RR_POOL_FD') !== false || getenv('RR_POOL_TEMPLATE') !== false;
+if ($eager === '1' || ($eager !== '0' && $poolProcess)) {
     $kernel->boot();
 }
 
