@@ -86,6 +86,15 @@ fn compare(
         rr_record.steps.iter().map(|s| &s.0).collect::<Vec<_>>(),
         "the scenario took different steps"
     );
+    eprintln!(
+        "compared {} steps, nginx+php-fpm vs {}",
+        fpm_record.steps.len(),
+        if reference_only == "twice" {
+            "a second nginx+php-fpm"
+        } else {
+            "rr"
+        }
+    );
     for ((label, f), (_, r)) in fpm_record.steps.iter().zip(&rr_record.steps) {
         assert_eq!(
             f.status,
