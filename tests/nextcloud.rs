@@ -1613,3 +1613,62 @@ fn isolation_anonymous_after_authenticated() {
         }
     });
 }
+
+/// What the comparison masks must still be fresh: on ONE worker, every answer has its own
+/// X-Request-Id and CSP nonce, every new session its own id and request token (a value kept
+/// from an earlier request is a leak between users, even when it compares "equal" masked).
+#[test]
+fn isolation_per_request_values_are_fresh() {
+    let (_g, install) = install_or_skip!();
+    compare(&install, 1, |install, server, rec| {
+        let alice = install.user("alice");
+        let auth = basic(&alice.name, &alice.app_password);
+        let (mut ids, mut nonces, mut tokens, mut sessions) = (vec![], vec![], vec![], vec![]);
+        for round in 0..4 {
+            let mut s = Session::new(server);
+            let page = s.get("/login", &[HTML]);
+            expect(server, "GET /login", &page, 200);
+            let text = page.text();
+            ids.push(page.header("x-request-id").expect("X-Request-Id"));
+            let nonce = text
+                .split("nonce=\"")
+                .nth(1)
+                .and_then(|t| t.split('"').next())
+                .expect("a CSP nonce on /login")
+                .to_string();
+            let csp = page.header("content-security-policy").unwrap_or_default();
+            assert!(
+                csp.contains(&nonce),
+                "{}: the page's nonce is not the CSP header's",
+                server.name()
+            );
+            nonces.push(nonce);
+            tokens.push(request_token(&text).expect("request token"));
+            sessions.push(s.cookie_header());
+            // An authenticated request in between, on the same worker.
+            let a = Session::new(server).get(
+                "/ocs/v2.php/cloud/user?format=json",
+                &[OCS, ("Authorization", &auth)],
+            );
+            expect(server, "cloud/user", &a, 200);
+            ids.push(a.header("x-request-id").expect("X-Request-Id"));
+            rec.push(&format!("#{round} GET /login"), page_seen(&page, server));
+        }
+        for (what, values) in [
+            ("X-Request-Id", &ids),
+            ("CSP nonce", &nonces),
+            ("request token", &tokens),
+            ("session cookies", &sessions),
+        ] {
+            let mut unique = values.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                values.len(),
+                "{}: a {what} repeats: {values:?}",
+                server.name()
+            );
+        }
+    });
+}
