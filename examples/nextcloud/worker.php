@@ -16,6 +16,10 @@ require __DIR__ . '/../../php/autoload.php';
 // Nextcloud treats the SAPI name "cli" as the command line (no sessions, no trusted-domain
 // checks). rr.sapi_name is read when the extension starts, so start again with it set.
 if (php_sapi_name() === 'cli') {
+    if (ini_get('rr.sapi_name') === false || getenv('RR_NEXTCLOUD_RESTARTED') !== false) {
+        fwrite(STDERR, "this php has no rr.sapi_name setting (load an rr.so that has it), or it did not take effect\n");
+        exit(1);
+    }
     $cmdline = @file_get_contents('/proc/self/cmdline');
     if ($cmdline === false || !function_exists('pcntl_exec')) {
         fwrite(STDERR, "start php with -d rr.sapi_name=fpm-fcgi\n");
@@ -23,7 +27,7 @@ if (php_sapi_name() === 'cli') {
     }
     $args = explode("\0", rtrim($cmdline, "\0"));
     array_shift($args);
-    pcntl_exec(PHP_BINARY, ['-d', 'rr.sapi_name=fpm-fcgi', ...$args]);
+    pcntl_exec(PHP_BINARY, ['-d', 'rr.sapi_name=fpm-fcgi', ...$args], getenv() + ['RR_NEXTCLOUD_RESTARTED' => '1']);
     fwrite(STDERR, "could not restart php with -d rr.sapi_name=fpm-fcgi\n");
     exit(1);
 }
