@@ -77,7 +77,6 @@ final class Kernel
     private ?string $broken = null;
     /** The last request ran a script not known to be safe in place. */
     private bool $untrusted = false;
-    private int $requests = 0;
 
     public function __construct(
         private readonly string $root,
@@ -100,6 +99,11 @@ final class Kernel
         if ($this->booted) {
             return;
         }
+        if ($this->broken !== null) {
+            throw new \LogicException('RR\\Nextcloud\\Kernel: ' . $this->broken);
+        }
+        // A boot cut short (exception, exit()) cannot be retried: lib/base.php is require_once'd.
+        $this->broken = 'the boot of Nextcloud did not complete';
         if (!is_file($this->root . '/lib/base.php')) {
             throw new \InvalidArgumentException(
                 "RR\\Nextcloud\\Kernel: {$this->root} is not a Nextcloud directory (no lib/base.php)",
@@ -147,6 +151,7 @@ final class Kernel
         http_response_code(200);
         [$_SERVER, $_GET, $_POST, $_COOKIE, $_FILES, $_REQUEST] = $saved;
         $this->booted = true;
+        $this->broken = null;
     }
 
     /** One request (the `$app` of `RR\Worker::handle()`). */
@@ -191,14 +196,8 @@ final class Kernel
         return $this->untrusted;
     }
 
-    public function requests(): int
-    {
-        return $this->requests;
-    }
-
     private function script(Route $route): void
     {
-        $this->requests++;
         $this->fillServer($route);
         chdir(dirname($_SERVER['SCRIPT_FILENAME']));
         $this->boot();
