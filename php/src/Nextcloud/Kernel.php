@@ -53,6 +53,8 @@ final class Kernel
             'logWarningWhenAddingStorageWrapper',
         ],
         \OCA\Files\App::class => ['navigationManager'],
+        // The admin's "allow resharing" setting, read once per request.
+        \OC\Share\Constants::class => ['isResharingAllowed'],
         \OCA\Files_Versions\Storage::class => ['application'],
         \OC\Files\Cache\Storage::class => ['globalCache'],
         \OC_User::class => ['incognitoMode'],
