@@ -136,7 +136,7 @@ fn first_difference(a: &str, b: &str) -> String {
         .find(|((_, x), y)| x != y)
         .map(|((i, _), _)| i)
         .unwrap_or(a.len().min(b.len()));
-    let from = at.saturating_sub(300);
+    let from = at.saturating_sub(120);
     let from_a = (from..=at).find(|i| a.is_char_boundary(*i)).unwrap_or(at);
     let from_b = (from..=at.min(b.len()))
         .find(|i| b.is_char_boundary(*i))
@@ -491,13 +491,25 @@ fn page_seen(a: &Answer, server: &Server) -> Seen {
             .to_string()
     };
     sn.body = format!(
-        "title={title} data-user={} data-user-displayname={} token={}",
+        "title={title} data-user={} data-user-displayname={} token={}\n{}",
         attr("data-user"),
         attr("data-user-displayname"),
-        request_token(&text).is_some()
+        request_token(&text).is_some(),
+        client::initial_states(&text, server, PAGE_VOLATILE).join("\n")
     );
     sn
 }
+
+/// Initial-state keys whose values change from one page load to the next.
+const PAGE_VOLATILE: &[&str] = &[
+    "files_sharing-fileId",
+    "text-file_id",
+    // Disk space and usage (files-storageStats): they move with everything else on the disk.
+    "free",
+    "total",
+    "relative",
+    "used",
+];
 
 fn login_page_seen(a: &Answer, server: &Server) -> Seen {
     let mut sn = page_seen(a, server);

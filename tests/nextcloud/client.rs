@@ -245,6 +245,28 @@ pub fn decode_initial_state(html: &str, server: &Server) -> String {
     out
 }
 
+/// Each initial state of a page as `app-key = decoded JSON`, normalised, with the named volatile
+/// keys masked (at any depth) and the named volatile states masked whole.
+pub fn initial_states(html: &str, server: &Server, volatile: &[&str]) -> Vec<String> {
+    let marker = "id=\"initial-state-";
+    html.split(marker)
+        .skip(1)
+        .filter_map(|part| {
+            let name = part.split('"').next()?;
+            let value = part.split("value=\"").nth(1)?.split('"').next()?;
+            if volatile.contains(&name) {
+                return Some(format!("{name} = *"));
+            }
+            let bytes = base64_lite::decode(value)?;
+            let text = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(json) => normalize_json(&json, server, volatile).to_string(),
+                Err(_) => normalize(&String::from_utf8_lossy(&bytes), server, &[]),
+            };
+            Some(format!("{name} = {text}"))
+        })
+        .collect()
+}
+
 /// Replaces every value that legitimately differs between two servers or two runs with a
 /// placeholder: the server's own origin and port, request ids, CSP nonces, request tokens,
 /// dates, etags, file ids, share tokens passed in `extra`.
@@ -259,6 +281,10 @@ pub fn normalize(text: &str, server: &Server, extra: &[(&str, &str)]) -> String 
         if !from.is_empty() {
             t = t.replace(from, to);
         }
+    }
+    // A request token in a URL (the logout link), URL-encoded.
+    for param in ["?requesttoken=", "&requesttoken=", "&amp;requesttoken="] {
+        t = mask_after(&t, param, |c| c == '"' || c == '&' || c == '\'');
     }
     for var in ["var nc_pageLoad=", "var nc_lastLogin="] {
         t = mask_after(&t, var, |c| c == ';');

@@ -377,7 +377,8 @@ fn rr_extension() -> PathBuf {
         return PathBuf::from(p);
     }
     for profile in ["release", "debug"] {
-        for name in ["rr.so", "librr.so"] {
+        // librr.so first: it is what cargo just built (rr.so is a copy that may be older).
+        for name in ["librr.so", "rr.so"] {
             let p = repo().join("target").join(profile).join(name);
             if p.exists() {
                 return p;
