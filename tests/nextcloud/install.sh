@@ -84,7 +84,10 @@ if [[ ! -f $ROOT/occ ]]; then
     [[ -f $TREE/occ && -f $TREE/version.php ]] || die "--tree $TREE is not a Nextcloud release tree (no occ/version.php)"
     log "copying $TREE to $ROOT"
     mkdir -p "$ROOT"
-    cp -a "$TREE/." "$ROOT/"
+    # Never an installed tree's configuration or data: a copy of them would point this install
+    # at the other one's database.
+    tar -C "$TREE" --exclude=./config/config.php --exclude=./data -cf - . | tar -C "$ROOT" -xf - ||
+        die "could not copy $TREE to $ROOT"
 fi
 
 # ---- fonts missing from the snapshot (avatars and user creation need them)
