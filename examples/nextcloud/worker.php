@@ -56,10 +56,14 @@ if ($eager === '1' || ($eager !== '0' && $poolProcess)) {
     $kernel->boot();
 }
 
-// After exit()/die() inside Nextcloud the request was cut short wherever it was: when rr can
+// After exit()/die() inside Nextcloud the request was cut short wherever it was, and scripts not
+// run in place by RR\Nextcloud (cron.php, the updater, ...) may leave anything behind: when rr can
 // replace the worker after the answer (RR\Worker::retire()), it does (NEXTCLOUD_RETIRE_ON_EXIT=0
-// keeps the worker).
-$retireOnExit = method_exists($worker, 'retire') && getenv('NEXTCLOUD_RETIRE_ON_EXIT') !== '0';
+// keeps the worker after exit()). Without retire(), a pool worker that ran such a script ends
+// itself after the answer, and the pool starts a new one.
+$canRetire = method_exists($worker, 'retire');
+$retireOnExit = getenv('NEXTCLOUD_RETIRE_ON_EXIT') !== '0';
+$poolWorker = getenv('RR_POOL_FD') !== false;
 while ($worker->handle($kernel)) {
     if ($kernel->broken() !== null) {
         // Never serve again with state that could not be reset: end the process (a pool
@@ -67,7 +71,11 @@ while ($worker->handle($kernel)) {
         fwrite(STDERR, 'rr nextcloud worker: ' . $kernel->broken() . "\n");
         exit(1);
     }
-    if ($retireOnExit && ($kernel->exited() || $kernel->untrusted())) {
-        $worker->retire();
+    if ($kernel->untrusted() || ($retireOnExit && $kernel->exited())) {
+        if ($canRetire) {
+            $worker->retire();
+        } elseif ($kernel->untrusted() && $poolWorker) {
+            exit(0);
+        }
     }
 }
