@@ -504,6 +504,8 @@ fn page_seen(a: &Answer, server: &Server) -> Seen {
 const PAGE_VOLATILE: &[&str] = &[
     "files_sharing-fileId",
     "text-file_id",
+    // true on a user's very first dashboard, whichever server showed it.
+    "dashboard-firstRun",
     // Disk space and usage (files-storageStats): they move with everything else on the disk.
     "free",
     "total",
