@@ -1686,3 +1686,124 @@ fn isolation_per_request_values_are_fresh() {
         }
     });
 }
+
+/// What nginx never hands out (configuration, data, code, dot files) rr must not either: the
+/// same 404, and never a byte of the file.
+#[test]
+fn denied_paths() {
+    let (_g, install) = install_or_skip!();
+    compare(&install, 2, |install, server, rec| {
+        let config = std::fs::read_to_string(install.root.join("config/config.php")).unwrap();
+        let secret = config
+            .split("'secret' => '")
+            .nth(1)
+            .and_then(|t| t.split('\'').next())
+            .expect("config.php has a secret")
+            .to_string();
+        for path in [
+            "/config/config.php",
+            "/config/",
+            "/data/nextcloud.log",
+            "/data/owncloud.db",
+            "/.htaccess",
+            "/.user.ini",
+            "/occ",
+            "/console.php",
+            "/lib/base.php",
+            "/3rdparty/autoload.php",
+            "/templates/",
+            "/build/",
+            "/tests/",
+            "/autotest.sh",
+            "/db_structure.xml",
+            "/issue",
+            "/indie",
+        ] {
+            let a = Session::new(server).get(path, &[]);
+            expect(server, path, &a, 404);
+            let text = a.text();
+            assert!(
+                !text.contains(&secret) && !text.contains("passwordsalt"),
+                "{}: {path} leaks config.php",
+                server.name()
+            );
+            assert!(
+                !text.contains("<?php"),
+                "{}: {path} serves PHP source",
+                server.name()
+            );
+            // nginx's 404 page and rr's are their own: status only.
+            rec.push(
+                path,
+                Seen {
+                    status: a.status,
+                    headers: Default::default(),
+                    cookies: vec![],
+                    body: String::new(),
+                },
+            );
+        }
+    });
+}
+
+/// Static files come out byte for byte, with the type nginx gives them.
+#[test]
+fn static_files() {
+    let (_g, install) = install_or_skip!();
+    compare(&install, 2, |install, server, rec| {
+        for path in [
+            "/core/img/logo/logo.svg",
+            "/core/img/favicon.ico",
+            "/core/css/server.css",
+            "/core/js/no-such-file.js",
+            "/robots.txt",
+            "/core/img/logo/logo.svg?v=1",
+        ] {
+            let file = install
+                .root
+                .join(path.trim_start_matches('/').split('?').next().unwrap());
+            let want = std::fs::read(&file).ok();
+            let a = Session::new(server).get(path, &[]);
+            match &want {
+                Some(bytes) => {
+                    expect(server, path, &a, 200);
+                    assert!(
+                        &a.body == bytes,
+                        "{}: {path}: the bytes differ from the file",
+                        server.name()
+                    );
+                }
+                None => assert_ne!(
+                    a.status,
+                    200,
+                    "{}: {path} does not exist but answers 200",
+                    server.name()
+                ),
+            }
+            if want.is_none() {
+                // Not a file: Nextcloud's own 404 page, compared like any page.
+                rec.push(path, page_seen(&a, server));
+                continue;
+            }
+            let sn = Seen {
+                status: a.status,
+                headers: [("content-type", a.header("content-type").unwrap_or_default())]
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            vec![v.split(';').next().unwrap_or("").trim().to_string()],
+                        )
+                    })
+                    .collect(),
+                cookies: vec![],
+                body: format!(
+                    "{} bytes, sha256 {}",
+                    a.body.len(),
+                    hex(&Sha256::digest(&a.body))
+                ),
+            };
+            rec.push(path, sn);
+        }
+    });
+}
