@@ -1807,3 +1807,145 @@ fn static_files() {
         }
     });
 }
+
+/// Error answers (unknown routes, services and apps; several end in exit() inside Nextcloud)
+/// are php-fpm's, and the ONE worker answers the next request normally.
+#[test]
+fn error_answers_then_normal_service() {
+    let (_g, install) = install_or_skip!();
+    compare(&install, 1, |install, server, rec| {
+        let alice = install.user("alice");
+        let auth = basic(&alice.name, &alice.app_password);
+        for (path, headers) in [
+            ("/index.php/apps/no-such-app/", vec![HTML]),
+            ("/apps/no-such-app/", vec![HTML]),
+            ("/ocs/v2.php/no/such/endpoint?format=json", vec![OCS]),
+            ("/ocs/v1.php/no/such/endpoint", vec![OCS]),
+            ("/remote.php/no-such-service", vec![]),
+            ("/public.php?service=no-such-service", vec![]),
+            (
+                "/remote.php/dav/files/alice/no-such-file.txt",
+                vec![("Authorization", auth.as_str())],
+            ),
+            ("/index.php/s/no-such-token", vec![HTML]),
+        ] {
+            let a = Session::new(server).get(path, &headers);
+            // What each of these answers is php-fpm's business (some are 200); rr must match it.
+            if path.starts_with("/ocs/v1.php") {
+                // OCS v1 answers 200 and puts the error in the body.
+                assert!(
+                    a.text().contains("<statuscode>998</statuscode>"),
+                    "{}: {path}: {}",
+                    server.name(),
+                    a.text()
+                );
+            }
+            let ct = a.header("content-type").unwrap_or_default();
+            let sn = if ct.starts_with("text/html") {
+                page_seen(&a, server)
+            } else {
+                seen(&a, server, &[])
+            };
+            rec.push(&format!("error {path}"), sn);
+            // The same worker, right after: a normal answer.
+            let a = Session::new(server).get(
+                "/ocs/v2.php/cloud/user?format=json",
+                &[OCS, ("Authorization", &auth)],
+            );
+            expect(server, "cloud/user after an error", &a, 200);
+            assert_eq!(a.json()["ocs"]["data"]["id"], "alice", "{}", server.name());
+            rec.push(&format!("cloud/user after {path}"), user_seen(&a, server));
+        }
+    });
+}
+
+/// Two users at the same time on two workers: every answer is the asking user's own.
+#[test]
+fn isolation_concurrent_users() {
+    let (_g, install) = install_or_skip!();
+    compare(&install, 2, |install, server, rec| {
+        let users = [install.user("alice"), install.user("bob")];
+        for u in &users {
+            remove(server, u, "/rr-nc-conc");
+            let auth = basic(&u.name, &u.app_password);
+            let mut s = Session::new(server);
+            expect(
+                server,
+                "MKCOL",
+                &s.send(
+                    "MKCOL",
+                    &dav(&u.name, "/rr-nc-conc"),
+                    &[("Authorization", &auth)],
+                    Vec::new(),
+                ),
+                201,
+            );
+            let body = format!("only {} may read this\n", u.name);
+            expect(
+                server,
+                "PUT",
+                &s.send(
+                    "PUT",
+                    &dav(&u.name, "/rr-nc-conc/mine.txt"),
+                    &[("Authorization", &auth)],
+                    body,
+                ),
+                201,
+            );
+        }
+        let counts: Vec<usize> = std::thread::scope(|scope| {
+            let handles: Vec<_> = users
+                .iter()
+                .map(|u| {
+                    scope.spawn(move || {
+                        let auth = basic(&u.name, &u.app_password);
+                        let mut ok = 0;
+                        for i in 0..25 {
+                            // No cookies kept: each request authenticates on its own.
+                            let mut s = Session::new(server);
+                            let a = s.get(
+                                "/remote.php/webdav/rr-nc-conc/mine.txt",
+                                &[("Authorization", &auth)],
+                            );
+                            expect(server, "GET own file", &a, 200);
+                            assert_eq!(
+                                a.text(),
+                                format!("only {} may read this\n", u.name),
+                                "{}: request {i} of {}",
+                                server.name(),
+                                u.name
+                            );
+                            let a = Session::new(server).get(
+                                "/ocs/v2.php/cloud/user?format=json",
+                                &[OCS, ("Authorization", &auth)],
+                            );
+                            expect(server, "cloud/user", &a, 200);
+                            assert_eq!(
+                                a.json()["ocs"]["data"]["id"],
+                                u.name.as_str(),
+                                "{}: request {i}",
+                                server.name()
+                            );
+                            ok += 2;
+                        }
+                        ok
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        rec.push(
+            "concurrent requests answered for the right user",
+            Seen {
+                status: 200,
+                headers: Default::default(),
+                cookies: vec![],
+                body: format!("{counts:?}"),
+            },
+        );
+        for u in &users {
+            remove(server, u, "/rr-nc-conc");
+            empty_trash(server, u);
+        }
+    });
+}
