@@ -80,6 +80,21 @@ fn compare(
         let mut rr = Server::rr(install, rr_workers);
         scenario(install, &rr, &mut rr_record);
         assert!(rr.alive(), "rr exited during the scenario:\n{}", rr.logs());
+        // A worker that crashed or gave up is a failure even when the pool hid it from the
+        // client by starting another.
+        let log = rr.stderr();
+        for sign in [
+            "worker exited unexpectedly",
+            "exited before its first waitRequest",
+            "exceeded exec_ttl",
+            "rr nextcloud worker:",
+            "PHP Fatal error",
+        ] {
+            assert!(
+                !log.contains(sign),
+                "rr logged '{sign}' during the scenario:\n{log}"
+            );
+        }
     }
     assert_eq!(
         fpm_record.steps.iter().map(|s| &s.0).collect::<Vec<_>>(),

@@ -363,6 +363,11 @@ impl Server {
         out
     }
 
+    /// Everything rr wrote to stderr so far (empty for php-fpm, whose logs are files).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
     /// Whether every process is still running (a crashed worker is a failure, even if the pool
     /// replaced it: the stderr log says so).
     pub fn alive(&mut self) -> bool {
