@@ -1,7 +1,8 @@
 <?php
 
 /**
- * Loads rr's PHP library without `composer install`: a PSR-4 autoloader for `RR\` and, when
+ * Loads rr's PHP library without `composer install`: a PSR-4 autoloader for `RR\` (the PSR-7
+ * worker in src/Http, the Nextcloud runtime `RR\Nextcloud\` in src/Nextcloud) and, when
  * the PSR interfaces are not loadable yet, Debian's autoloaders for psr/http-message,
  * psr/http-factory and nyholm/psr7 (packages php-psr-http-message, php-psr-http-factory,
  * php-nyholm-psr7). With Composer, use vendor/autoload.php instead.

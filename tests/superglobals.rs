@@ -194,6 +194,32 @@ fn headers_and_status_are_reset() {
 }
 
 #[test]
+fn the_output_layer_forgets_that_the_last_request_sent_output() {
+    let (_, dirty, v) = after_dirty_request();
+    assert!(dirty.text().unwrap().ends_with("dirty\n"));
+    // php-fpm starts every request with nothing sent: ini settings that must be changed before
+    // output (zlib.output_compression) can be changed.
+    assert_eq!(v["zlib_settable"], true);
+}
+
+#[test]
+fn rr_sapi_name_is_what_php_sapi_name_reports() {
+    let php = worker(&[("rr.sapi_name", "fpm-fcgi")]);
+    let v = state(&php, "");
+    assert_eq!(v["sapi_name"], "fpm-fcgi");
+    // The constant was fixed before any extension started.
+    assert_eq!(v["php_sapi"], "cli");
+    let v = state(&php, "");
+    assert_eq!(v["sapi_name"], "fpm-fcgi");
+}
+
+#[test]
+fn without_rr_sapi_name_the_cli_stays_cli() {
+    let php = worker(&[]);
+    assert_eq!(state(&php, "")["sapi_name"], "cli");
+}
+
+#[test]
 fn output_buffers_are_back_to_php_fpms_one_default_buffer() {
     let (_, dirty, v) = after_dirty_request();
     // The dirty request left two buffers open: their content is part of its answer.

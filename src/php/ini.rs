@@ -4,7 +4,7 @@ use ext_php_rs::flags::IniEntryPermission;
 use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs};
 
 /// ini name, the config key it overrides (None: not a config key), and what it means.
-pub const ENTRIES: [(&str, Option<&str>, &str); 6] = [
+pub const ENTRIES: [(&str, Option<&str>, &str); 7] = [
     ("rr.config", None, "path of the .rr.yaml file"),
     (
         "rr.address",
@@ -31,15 +31,22 @@ pub const ENTRIES: [(&str, Option<&str>, &str); 6] = [
         None,
         "on/off: after each handle() request, log globals and static properties that changed",
     ),
+    (
+        "rr.sapi_name",
+        None,
+        "what php_sapi_name() reports (e.g. fpm-fcgi); empty keeps cli; php.ini or -d only",
+    ),
 ];
 
-static INI: IniEntryDefs<7> = IniEntryDefs::new([
+static INI: IniEntryDefs<8> = IniEntryDefs::new([
     IniEntryDef::new(c"rr.config", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.address", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.io_driver", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.log_level", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.access_logs", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.debug_leaks", c"0", IniEntryPermission::All),
+    // Read once at module startup: changing it later could not take effect.
+    IniEntryDef::new(c"rr.sapi_name", c"", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
 
@@ -81,4 +88,14 @@ pub fn debug_leaks() -> bool {
         value.as_deref().map(str::to_ascii_lowercase).as_deref(),
         Some("1" | "on" | "yes" | "true")
     )
+}
+
+/// `rr.sapi_name`, read at module startup (empty: keep the SAPI's own name).
+pub fn sapi_name() -> String {
+    let values = ExecutorGlobals::get().ini_values();
+    values
+        .get("rr.sapi_name")
+        .cloned()
+        .flatten()
+        .unwrap_or_default()
 }

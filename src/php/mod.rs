@@ -18,11 +18,13 @@ use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 extern "C" fn startup(_type: i32, module_number: i32) -> i32 {
     ini::register(module_number);
     sapi::install();
+    sapi::rename(&ini::sapi_name());
     0
 }
 
 extern "C" fn shutdown(_type: i32, _module_number: i32) -> i32 {
     sapi::uninstall();
+    sapi::restore_name();
     0
 }
 

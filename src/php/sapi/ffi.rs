@@ -3,8 +3,8 @@
 //! guards (a guard held by the caller would deadlock): everything here is a raw pointer.
 use ext_php_rs::ffi::{
     _php_core_globals, _php_stream, _sapi_globals_struct, _zend_executor_globals, core_globals,
-    executor_globals, sapi_globals, zend_class_entry, zend_llist, zend_object, zend_string, zval,
-    HashTable,
+    executor_globals, sapi_globals, zend_class_entry, zend_llist, zend_object, zend_stack,
+    zend_string, zval, HashTable,
 };
 use std::os::raw::{c_char, c_int, c_void};
 
@@ -18,10 +18,24 @@ pub const ZEND_USER_CLASS: u8 = 2;
 pub const ZEND_ACC_STATIC: u32 = 1 << 4;
 /// `BP_VAR_IS`: look a static property up without errors.
 pub const BP_VAR_IS: c_int = 3;
+/// `PHP_OUTPUT_SENT`: the output layer has sent the headers (blocks some ini changes).
+pub const PHP_OUTPUT_SENT: c_int = 0x08;
 const PHP_STREAM_OPTION_TRUNCATE_API: c_int = 10;
 const PHP_STREAM_TRUNCATE_SET_SIZE: c_int = 1;
 
+/// `zend_output_globals` (PHP 8.2, NTS): the output layer's state, `OG()`.
+#[repr(C)]
+pub struct OutputGlobals {
+    pub handlers: zend_stack,
+    pub active: *mut c_void,
+    pub running: *mut c_void,
+    pub output_start_filename: *mut zend_string,
+    pub output_start_lineno: c_int,
+    pub flags: c_int,
+}
+
 extern "C" {
+    pub static mut output_globals: OutputGlobals;
     /// The first member of `php_basic_globals` (PHP 8.2, NTS):
     /// `HashTable *user_shutdown_function_names`.
     #[link_name = "basic_globals"]

@@ -10,6 +10,7 @@ mod capture;
 mod ffi;
 mod globals;
 mod leaks;
+mod name;
 mod state;
 
 use crate::dispatch::Reply;
@@ -22,6 +23,7 @@ use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 
 pub use capture::{install, uninstall};
+pub use name::{rename, restore as restore_name};
 /// A request's uploads as PHP sees them: `$_FILES` and the temp files PHP may move.
 pub struct Uploads {
     files: Zval,

@@ -105,6 +105,9 @@ pub fn begin(req: &RequestData, uploads: &[String], boot: &Boot) -> Saved {
         (*headers).http_response_code = 200;
         (*headers).send_default_content_type = 1;
         (*sg).headers_sent = 0;
+        // The output layer's own "sent" flag: left set, ini_set('zlib.output_compression')
+        // and friends fail with "headers already sent" on every later request.
+        ffi::output_globals.flags &= !ffi::PHP_OUTPUT_SENT;
         (*sg).request_info.no_headers = true;
         (*sg).request_info.request_method = saved._method.as_ptr();
         // php-fpm never sets it, so PHP answers a Location with 302 even for a POST.

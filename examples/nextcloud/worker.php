@@ -1,0 +1,81 @@
+<?php
+
+/**
+ * Serves an existing Nextcloud with rr, in place (see docs/nextcloud.md):
+ *
+ *     NEXTCLOUD_ROOT=/var/www/nextcloud php -d extension=rr.so -d apc.enable_cli=1 \
+ *         examples/nextcloud/worker.php
+ *
+ * Configuration: examples/nextcloud/rr.yaml, unless `-d rr.config=` or RR_CONFIG names another.
+ */
+
+declare(strict_types=1);
+
+require __DIR__ . '/../../php/autoload.php';
+
+// Nextcloud treats the SAPI name "cli" as the command line (no sessions, no trusted-domain
+// checks). rr.sapi_name is read when the extension starts, so start again with it set.
+if (php_sapi_name() === 'cli') {
+    if (ini_get('rr.sapi_name') === false || getenv('RR_NEXTCLOUD_RESTARTED') !== false) {
+        fwrite(STDERR, "this php has no rr.sapi_name setting (load an rr.so that has it), or it did not take effect\n");
+        exit(1);
+    }
+    $cmdline = @file_get_contents('/proc/self/cmdline');
+    if ($cmdline === false || !function_exists('pcntl_exec')) {
+        fwrite(STDERR, "start php with -d rr.sapi_name=fpm-fcgi\n");
+        exit(1);
+    }
+    $args = explode("\0", rtrim($cmdline, "\0"));
+    array_shift($args);
+    pcntl_exec(PHP_BINARY, ['-d', 'rr.sapi_name=fpm-fcgi', ...$args], getenv() + ['RR_NEXTCLOUD_RESTARTED' => '1']);
+    fwrite(STDERR, "could not restart php with -d rr.sapi_name=fpm-fcgi\n");
+    exit(1);
+}
+
+$root = getenv('NEXTCLOUD_ROOT');
+if ($root === false || $root === '' || !is_file(rtrim($root, '/') . '/lib/base.php')) {
+    fwrite(STDERR, "NEXTCLOUD_ROOT must name a Nextcloud directory (with lib/base.php), got "
+        . var_export($root, true) . "\n");
+    exit(1);
+}
+$root = rtrim((string)realpath($root), '/');
+
+$options = [];
+if ((string)ini_get('rr.config') === '' && (string)getenv('RR_CONFIG') === '') {
+    $options['config'] = __DIR__ . '/rr.yaml';
+}
+$worker = new RR\Worker($options);
+$kernel = new RR\Nextcloud\Kernel($root);
+
+// A pool worker, or the template that forked workers start from (http.pool.template), boots
+// before its first request. The master of a pool serves nothing and never boots; a single
+// process boots at its first request. NEXTCLOUD_EAGER_BOOT=1 boots here in any case, 0 never.
+$eager = getenv('NEXTCLOUD_EAGER_BOOT');
+$poolProcess = getenv('RR_POOL_FD') !== false || getenv('RR_POOL_TEMPLATE') !== false;
+if ($eager === '1' || ($eager !== '0' && $poolProcess)) {
+    $kernel->boot();
+}
+
+// After exit()/die() inside Nextcloud the request was cut short wherever it was, and scripts not
+// run in place by RR\Nextcloud (cron.php, the updater, ...) may leave anything behind: when rr can
+// replace the worker after the answer (RR\Worker::retire()), it does (NEXTCLOUD_RETIRE_ON_EXIT=0
+// keeps the worker after exit()). Without retire(), a pool worker that ran such a script ends
+// itself after the answer, and the pool starts a new one.
+$canRetire = method_exists($worker, 'retire');
+$retireOnExit = getenv('NEXTCLOUD_RETIRE_ON_EXIT') !== '0';
+$poolWorker = getenv('RR_POOL_FD') !== false;
+while ($worker->handle($kernel)) {
+    if ($kernel->broken() !== null) {
+        // Never serve again with state that could not be reset: end the process (a pool
+        // replaces the worker; a single process must be restarted by its supervisor).
+        fwrite(STDERR, 'rr nextcloud worker: ' . $kernel->broken() . "\n");
+        exit(1);
+    }
+    if ($kernel->untrusted() || ($retireOnExit && $kernel->exited())) {
+        if ($canRetire) {
+            $worker->retire();
+        } elseif ($kernel->untrusted() && $poolWorker) {
+            exit(0);
+        }
+    }
+}

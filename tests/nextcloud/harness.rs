@@ -1,0 +1,413 @@
+//! The two servers the Nextcloud suite compares, over the same install: nginx + php-fpm (the
+//! reference) and rr running examples/nextcloud/worker.php. Both listen on ephemeral loopback
+//! ports and are stopped when dropped.
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SKIP: &str =
+    "skipped: set RR_NEXTCLOUD_ROOT to an installed Nextcloud, see tests/nextcloud/README.md";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The install under test: RR_NEXTCLOUD_ROOT, and the env file tests/nextcloud/install.sh wrote
+/// (RR_NEXTCLOUD_ENV, else `<root>/../rr-nextcloud-test.env`).
+pub struct Install {
+    pub root: PathBuf,
+    vars: HashMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+    pub app_password: String,
+}
+
+impl Install {
+    /// None when RR_NEXTCLOUD_ROOT is unset; a panic naming the problem when it is set but wrong.
+    pub fn from_env() -> Option<Install> {
+        let root = PathBuf::from(std::env::var_os("RR_NEXTCLOUD_ROOT")?);
+        assert!(
+            root.join("occ").is_file() && root.join("config/config.php").is_file(),
+            "RR_NEXTCLOUD_ROOT={} is not an installed Nextcloud (no occ or config/config.php)",
+            root.display()
+        );
+        let env_file = std::env::var_os("RR_NEXTCLOUD_ENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("../rr-nextcloud-test.env"));
+        let text = std::fs::read_to_string(&env_file).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run tests/nextcloud/install.sh --root {} first (it creates the test users and app passwords)",
+                env_file.display(),
+                root.display()
+            )
+        });
+        let vars = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Some(Install { root, vars })
+    }
+
+    fn var(&self, key: &str) -> String {
+        self.vars.get(key).cloned().unwrap_or_else(|| {
+            panic!("{key} missing from the env file: rerun tests/nextcloud/install.sh")
+        })
+    }
+
+    /// "admin", "alice" or "bob".
+    pub fn user(&self, who: &str) -> User {
+        let up = who.to_uppercase();
+        User {
+            name: self.var(&format!("RR_NC_{up}_USER")),
+            password: self.var(&format!("RR_NC_{up}_PASSWORD")),
+            app_password: self.var(&format!("RR_NC_{up}_APP_PASSWORD")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Fpm,
+    Rr,
+}
+
+/// A running server; dropping it stops every process it started.
+pub struct Server {
+    pub kind: Kind,
+    pub port: u16,
+    children: Vec<Child>,
+    logs: Vec<PathBuf>,
+    stderr: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn fill(template: &Path, values: &[(&str, String)]) -> String {
+    let mut text =
+        std::fs::read_to_string(template).unwrap_or_else(|e| panic!("{}: {e}", template.display()));
+    for (k, v) in values {
+        text = text.replace(&format!("@{k}@"), v);
+    }
+    text
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn spawn(cmd: &mut Command, out: &Path) -> Child {
+    let log = std::fs::File::create(out).unwrap();
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+}
+
+fn wait_until(what: &str, children: &mut [Child], logs: &[PathBuf], ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        for c in children.iter_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                panic!(
+                    "{what} exited ({status}) before it was ready:\n{}",
+                    tail(logs)
+                );
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} not ready within 30 s:\n{}",
+            tail(logs)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn tail(logs: &[PathBuf]) -> String {
+    let mut out = String::new();
+    for p in logs {
+        if let Ok(text) = std::fs::read_to_string(p) {
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(40);
+            out.push_str(&format!(
+                "----- {} -----\n{}\n",
+                p.display(),
+                lines[from..].join("\n")
+            ));
+        }
+    }
+    out
+}
+
+impl Server {
+    /// nginx (one process, no master) + php-fpm with `children` static children.
+    pub fn fpm(install: &Install, children: usize) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("rr-nc-fpm.")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let port = free_port();
+        let sock = d.join("php-fpm.sock");
+        let values = [
+            (
+                "USER",
+                if is_root() {
+                    "user root;".into()
+                } else {
+                    String::new()
+                },
+            ),
+            ("WORKERS", "1".into()),
+            ("MASTER", "off".into()),
+            ("DIR", d.display().to_string()),
+            ("PORT", port.to_string()),
+            ("ROOT", install.root.display().to_string()),
+            ("FPM_SOCK", sock.display().to_string()),
+            ("CHILDREN", children.to_string()),
+        ];
+        let templates = repo().join("tests/nextcloud");
+        std::fs::write(
+            d.join("nginx.conf"),
+            fill(&templates.join("nginx.conf.in"), &values),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("php-fpm.conf"),
+            fill(&templates.join("php-fpm.conf.in"), &values),
+        )
+        .unwrap();
+        let logs = vec![
+            d.join("php-fpm.out"),
+            d.join("php-fpm.log"),
+            d.join("nginx.out"),
+            d.join("nginx-error.log"),
+        ];
+        let fpm_bin = ["php-fpm8.2", "php-fpm"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("-v").output().is_ok())
+            .expect("php-fpm (php8.2-fpm) is installed");
+        let mut fpm = Command::new(fpm_bin);
+        fpm.args(["-F", "-y"]).arg(d.join("php-fpm.conf"));
+        fpm.args([
+            "-d",
+            "opcache.enable=1",
+            "-d",
+            "opcache.interned_strings_buffer=32",
+        ]);
+        fpm.args([
+            "-d",
+            "opcache.memory_consumption=256",
+            "-d",
+            "opcache.max_accelerated_files=20000",
+        ]);
+        if is_root() {
+            fpm.arg("-R");
+        }
+        let mut children_procs = vec![spawn(&mut fpm, &logs[0])];
+        wait_until("php-fpm", &mut children_procs, &logs, || sock.exists());
+        let mut nginx = Command::new("nginx");
+        nginx
+            .arg("-e")
+            .arg(d.join("nginx-error.log"))
+            .arg("-p")
+            .arg(d)
+            .arg("-c")
+            .arg(d.join("nginx.conf"));
+        children_procs.push(spawn(&mut nginx, &logs[2]));
+        wait_until("nginx", &mut children_procs, &logs, || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Server {
+            kind: Kind::Fpm,
+            port,
+            children: children_procs,
+            logs,
+            stderr: Arc::new(Mutex::new(String::new())),
+            _dir: dir,
+        }
+    }
+
+    /// rr with examples/nextcloud/worker.php and its rr.yaml; `workers` is
+    /// http.pool.num_workers (RR_NUM_WORKERS, which that rr.yaml reads).
+    pub fn rr(install: &Install, workers: usize) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("rr-nc-rr.")
+            .tempdir()
+            .unwrap();
+        let example = repo().join("examples/nextcloud");
+        let worker = example.join("worker.php");
+        assert!(
+            worker.is_file(),
+            "{} does not exist yet (the Nextcloud worker is built on this branch)",
+            worker.display()
+        );
+        let mut cmd = Command::new("php");
+        cmd.arg("-d")
+            .arg(format!("extension={}", rr_extension().display()))
+            .args(["-d", "apc.enable_cli=1", "-d", "opcache.enable_cli=1"])
+            .args(["-d", "rr.address=127.0.0.1:0"]);
+        let yaml = example.join("rr.yaml");
+        if yaml.is_file() {
+            cmd.arg("-d").arg(format!("rr.config={}", yaml.display()));
+        }
+        cmd.arg(&worker)
+            .env("NEXTCLOUD_ROOT", &install.root)
+            .env_remove("RR_CONFIG")
+            .current_dir(&example);
+        // "rr listening on" is an info line; the example logs warnings only by default.
+        cmd.env("RR_NUM_WORKERS", workers.to_string())
+            .env("RR_LOG_LEVEL", "info");
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("php starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        let captured = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                captured.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("rr listening on http://").nth(1) {
+                        let addr: String = rest
+                            .chars()
+                            .take_while(|c| *c != '"' && !c.is_whitespace())
+                            .collect();
+                        break addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().unwrap();
+                    panic!(
+                        "rr exited ({status}) before listening:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("rr did not listen within 60 s:\n{}", stderr.lock().unwrap());
+            }
+        };
+        Server {
+            kind: Kind::Rr,
+            port,
+            children: vec![child],
+            logs: vec![],
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Fpm => "nginx+php-fpm",
+            Kind::Rr => "rr",
+        }
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.origin(), path)
+    }
+
+    /// The last lines of the server's logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = tail(&self.logs);
+        let err = self.stderr.lock().unwrap();
+        let lines: Vec<&str> = err.lines().collect();
+        let from = lines.len().saturating_sub(40);
+        if !lines.is_empty() {
+            out.push_str(&format!(
+                "----- {} stderr -----\n{}\n",
+                self.name(),
+                lines[from..].join("\n")
+            ));
+        }
+        out
+    }
+
+    /// Everything rr wrote to stderr so far (empty for php-fpm, whose logs are files).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Whether every process is still running (a crashed worker is a failure, even if the pool
+    /// replaced it: the stderr log says so).
+    pub fn alive(&mut self) -> bool {
+        self.children
+            .iter_mut()
+            .all(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+fn rr_extension() -> PathBuf {
+    if let Ok(p) = std::env::var("RR_EXT") {
+        return PathBuf::from(p);
+    }
+    for profile in ["release", "debug"] {
+        // librr.so first: it is what cargo just built (rr.so is a copy that may be older).
+        for name in ["librr.so", "rr.so"] {
+            let p = repo().join("target").join(profile).join(name);
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    panic!("no built extension: run `cargo build --release` first (or set RR_EXT)");
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Reverse order: nginx before php-fpm. SIGTERM first (rr's master stops its workers,
+        // fpm its children), SIGKILL to the whole group after 10 s.
+        for child in self.children.iter_mut().rev() {
+            let pid = child.id() as i32;
+            // SAFETY: signalling a process (group) this harness started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // SAFETY: as above; the group id is the child's pid (process_group(0)).
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+}
