@@ -62,7 +62,8 @@ fn by_extension(ext: &[u8]) -> Option<&'static str> {
         b"webp" => "image/webp",
         b"avif" => "image/avif",
         b"svg" => "image/svg+xml",
-        b"ico" => "image/vnd.microsoft.icon",
+        // nginx and Apache say image/x-icon, which every browser knows.
+        b"ico" => "image/x-icon",
         b"bmp" => "image/bmp",
         b"tif" | b"tiff" => "image/tiff",
         b"woff" => "font/woff",
@@ -113,7 +114,7 @@ mod tests {
             ("a.wasm", "application/wasm"),
             ("a.json", "application/json"),
             ("a.js.map", "application/json"),
-            ("favicon.ico", "image/vnd.microsoft.icon"),
+            ("favicon.ico", "image/x-icon"),
             ("a.png", "image/png"),
             ("a.webp", "image/webp"),
             ("a.txt", "text/plain; charset=utf-8"),
