@@ -1,10 +1,12 @@
 //! `RR\workers()`: the pool's worker processes, from a worker (asked of the master over the
-//! channel) or from the master itself.
+//! channel) or from the master itself; and what a worker forked from the template must not
+//! share with its siblings.
 use super::convert::{self, PhpArray};
 use super::worker::with_engine;
 use ext_php_rs::builders::ModuleBuilder;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::ZendHashTable;
+use std::ffi::{c_int, c_void};
 
 /// The pool's worker processes: `pid`, `state` (booting, idle, busy, stopping), `jobs` done,
 /// resident `memory` in bytes, `age` in seconds, and the worker's number `id`. Empty when
@@ -28,6 +30,33 @@ pub fn workers() -> PhpResult<PhpArray> {
         let _ = out.push(convert::array_zval(row));
     }
     Ok(PhpArray(convert::array_zval(out)))
+}
+
+/// The random extension's globals (ext/random/php_random.h, PHP 8.2+), NTS layout.
+#[repr(C)]
+struct RandomGlobals {
+    combined_lcg: *mut c_void,
+    combined_lcg_seeded: bool,
+    mt19937: *mut c_void,
+    mt19937_seeded: bool,
+    random_fd: c_int,
+}
+
+extern "C" {
+    static mut random_globals: RandomGlobals;
+}
+
+/// In a worker just forked from the template: mark `mt_rand()`'s and `lcg_value()`'s states
+/// unseeded, so PHP seeds them again on their next use with its own seeding (CSPRNG bytes for
+/// mt19937, time and pid for the combined LCG) and no two workers share a sequence.
+pub fn reseed_after_fork() {
+    // SAFETY: the PHP thread of a single-threaded process (the template checked it before the
+    // fork); the layout above is php_random.h's for the PHP this extension is built against.
+    unsafe {
+        let globals = std::ptr::addr_of_mut!(random_globals);
+        (*globals).mt19937_seeded = false;
+        (*globals).combined_lcg_seeded = false;
+    }
 }
 
 /// Adds the functions of this file to the module.

@@ -1,8 +1,9 @@
 //! One task per worker process: it waits for the worker to boot, writes each request to it,
 //! turns the answer frames back into a [`Reply`] (the master finishes offloads: files, Velox,
 //! streams), enforces `exec_ttl`, and reports to the supervisor.
-use super::process::Process;
+use super::process::{self, Process};
 use super::supervisor::Control;
+use super::template::Forked;
 use crate::dispatch::{Job, Reply};
 use crate::ipc::Frame;
 use crate::request::form::Tree;
@@ -35,14 +36,31 @@ pub enum End {
 }
 
 pub enum Event {
+    /// A forked worker's process exists (its pid is known).
+    Started {
+        id: u64,
+        pid: u32,
+    },
     Ready {
         id: u64,
     },
-    /// Answered a request and is free again; `rss` in bytes when memory is watched.
+    /// Answered a request and is free again; `memory` in bytes when memory is watched;
+    /// `retire` when the worker asked to be replaced (`RR\Worker::retire()`).
     Done {
         id: u64,
-        rss: Option<u64>,
+        memory: Option<u64>,
+        retire: bool,
     },
+    /// An idle worker asked to be replaced.
+    Retire {
+        id: u64,
+    },
+    /// Template mode: a template of this generation booted; forks now come from it.
+    TemplateReady {
+        generation: u64,
+    },
+    /// Template mode: no template could be kept running; the pool stops with this message.
+    TemplateFailed(String),
     Exited {
         id: u64,
         end: End,
@@ -65,16 +83,30 @@ struct Channel {
     control: mpsc::UnboundedSender<Control>,
     buf: BytesMut,
     out: BytesMut,
+    /// The worker sent `Retire`.
+    retire: bool,
 }
 
 impl Channel {
     /// The next frame; `None` when the worker closed the channel (it exited) or broke it.
+    /// `Retire` is noted and skipped, unless `idle` (then it is returned).
     async fn next(&mut self) -> Option<Frame> {
+        self.next_or_retire(false).await
+    }
+
+    async fn next_or_retire(&mut self, idle: bool) -> Option<Frame> {
         loop {
             match Frame::split(&mut self.buf) {
                 Ok(Some(Frame::ListWorkers)) => {
                     if !self.list_workers().await {
                         return None;
+                    }
+                    continue;
+                }
+                Ok(Some(Frame::Retire)) => {
+                    self.retire = true;
+                    if idle {
+                        return Some(Frame::Retire);
                     }
                     continue;
                 }
@@ -109,25 +141,62 @@ impl Channel {
     }
 }
 
+/// How the worker's process comes to be.
+pub enum Start {
+    /// Re-executed: already running.
+    Exec(Box<Process>),
+    /// Ordered from the template; the answer comes later.
+    Fork(oneshot::Receiver<Forked>),
+}
+
 /// Runs worker `id` until it ends; the last event sent is always `Exited`.
 pub async fn run(
     id: u64,
-    process: Process,
+    start: Start,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::UnboundedSender<Event>,
     limits: Limits,
 ) {
+    let process = match start {
+        Start::Exec(process) => *process,
+        Start::Fork(forked) => {
+            let forked = tokio::select! {
+                forked = forked => forked.unwrap_or_else(|_| Err("the pool is stopping".into())),
+                // Stopped (reload, shutdown) before the template got to it.
+                None = wait_stop(&mut commands) => Err("stopped before it was forked".into()),
+            };
+            match forked {
+                Ok(process) => {
+                    let _ = events.send(Event::Started {
+                        id,
+                        pid: process.pid,
+                    });
+                    process
+                }
+                Err(detail) => {
+                    commands.close();
+                    while let Ok(Command::Run(job)) = commands.try_recv() {
+                        let _ = job.reply.send(Reply::Crashed);
+                    }
+                    let end = End::BootFailed;
+                    let _ = events.send(Event::Exited { id, end, detail });
+                    return;
+                }
+            }
+        }
+    };
     let mut ch = Channel {
         process,
         control: limits.control.clone(),
         buf: BytesMut::with_capacity(64 * 1024),
         out: BytesMut::with_capacity(64 * 1024),
+        retire: false,
     };
     let end = lifetime(id, &mut ch, &mut commands, &events, &limits).await;
     if end != End::Stopped {
         ch.process.kill();
     }
-    let status = ch.process.child.wait().await;
+    let status = ch.process.wait().await;
     let mut detail = match status {
         Ok(s) => s.to_string(),
         Err(e) => e.to_string(),
@@ -171,8 +240,13 @@ async fn lifetime(
     loop {
         let command = tokio::select! {
             command = commands.recv() => command,
-            // Idle: anything from the worker now is either its exit or a protocol error.
-            frame = ch.next() => {
+            // Idle: anything from the worker now is a wish to retire, its exit, or a
+            // protocol error.
+            frame = ch.next_or_retire(true) => {
+                if let Some(Frame::Retire) = frame {
+                    let _ = events.send(Event::Retire { id });
+                    continue;
+                }
                 if let Some(frame) = frame {
                     tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
                 }
@@ -186,13 +260,18 @@ async fn lifetime(
                 if let Err(end) = served {
                     return end;
                 }
-                let rss = limits.watch_memory.then(|| rss(ch.process.pid)).flatten();
-                let _ = events.send(Event::Done { id, rss });
+                let forked = ch.process.is_forked();
+                let memory = limits
+                    .watch_memory
+                    .then(|| process::memory(ch.process.pid, forked))
+                    .flatten();
+                let retire = std::mem::take(&mut ch.retire);
+                let _ = events.send(Event::Done { id, memory, retire });
             }
             Some(Command::Stop) | None => {
                 drop(uploads);
                 ch.send(&Frame::Stop).await;
-                let exited = tokio::time::timeout(limits.destroy_timeout, ch.process.child.wait());
+                let exited = tokio::time::timeout(limits.destroy_timeout, ch.process.wait());
                 if exited.await.is_err() {
                     tracing::warn!(
                         pid = ch.process.pid,
@@ -371,10 +450,14 @@ fn share(uploads: &Tree<Upload>) -> Tree<Upload> {
     out
 }
 
-/// Resident memory of a process, from /proc (RoadRunner's `max_worker_memory` measures RSS).
-pub fn rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// Waits for a `Stop` (or the end of the commands); `Run`s that arrive meanwhile are kept.
+async fn wait_stop(commands: &mut mpsc::Receiver<Command>) -> Option<()> {
+    match commands.recv().await {
+        Some(Command::Stop) | None => None,
+        // Nothing is dispatched to a booting worker; should one come, it waits its turn.
+        Some(Command::Run(job)) => {
+            let _ = job.reply.send(Reply::Unavailable);
+            std::future::pending().await
+        }
+    }
 }

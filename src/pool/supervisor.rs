@@ -1,20 +1,33 @@
 //! The supervisor: one task that owns the worker table. It dispatches each queued request to
 //! an idle worker, replaces workers (limits, crashes, reload), backs off when workers cannot
 //! boot, and stops them all at the end. See docs/pool.md for the rules.
-use super::handle::{self, Command, End, Event, Limits};
+use super::handle::{self, Command, End, Event, Limits, Start};
 use super::limits::{self, MAX_BOOT_FAILURES};
 use super::metrics::{PoolStats, Reason, State};
 use super::process::Spawner;
 use super::slot::Slot;
 pub use super::slot::{Control, WorkerInfo};
+use super::template::{self, Order};
 use crate::config::Config;
 use crate::dispatch::{HeldSlot, Inbox, Job, Reply, Submitter};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// How often limits (ttl, idle_ttl), reload progress and signals are looked at.
 const TICK: Duration = Duration::from_millis(50);
+
+/// A request waiting for a worker, with the queue slot it keeps taken.
+struct Waiting {
+    job: Job,
+    _held: Option<HeldSlot>,
+}
+
+/// Index into `waiting`: in-place workers, one-shot workers.
+const IN_PLACE: usize = 0;
+const ONE_SHOT: usize = 1;
 
 pub struct Supervisor {
     config: Arc<Config>,
@@ -26,11 +39,15 @@ pub struct Supervisor {
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
     slots: Vec<Slot>,
-    /// The oldest request, taken off the queue and waiting for a worker; it keeps its queue
-    /// slot taken so the queue holds `max_queue_size` requests in all.
-    head: Option<Job>,
-    held: Option<HeldSlot>,
+    /// Requests taken off the queue and waiting for a worker, oldest first: for in-place
+    /// workers, and for one-shot workers (isolated paths). Each keeps its queue slot taken,
+    /// so the queue holds `max_queue_size` requests in all.
+    waiting: [VecDeque<Waiting>; 2],
     queue: Submitter,
+    /// Template mode: where fork orders go, and the template task.
+    template: Option<(mpsc::UnboundedSender<Order>, JoinHandle<()>)>,
+    /// The generation of the newest template that booted (reload waits for it).
+    template_generation: Option<u64>,
     next_id: u64,
     boot_failures: u32,
     /// Workers are not started before this (backoff after boot failures).
@@ -52,6 +69,20 @@ impl Supervisor {
         ),
     ) -> Supervisor {
         let (events_tx, events) = mpsc::unbounded_channel();
+        let template = config.pool.template.then(|| {
+            let (orders, rx) = mpsc::unbounded_channel();
+            let settings = template::Settings {
+                boot_timeout: boot_timeout(&config),
+                destroy_timeout: config.pool.destroy_timeout,
+            };
+            let task = tokio::spawn(template::run(
+                spawner.clone(),
+                settings,
+                rx,
+                events_tx.clone(),
+            ));
+            (orders, task)
+        });
         Supervisor {
             config,
             spawner,
@@ -62,9 +93,10 @@ impl Supervisor {
             events_tx,
             events,
             slots: Vec::new(),
-            head: None,
-            held: None,
+            waiting: [VecDeque::new(), VecDeque::new()],
             queue,
+            template,
+            template_generation: None,
             next_id: 1,
             boot_failures: 0,
             spawn_after: Instant::now(),
@@ -86,25 +118,25 @@ impl Supervisor {
                 break;
             }
             let allocate = self.config.pool.allocate_timeout;
-            let expires = self.head.as_ref().map(|j| j.queued_at + allocate);
-            let take = self.head.is_none() && !self.stopping;
+            let expires = self
+                .waiting
+                .iter()
+                .filter_map(|q| q.front().map(|w| w.job.queued_at + allocate))
+                .min();
             tokio::select! {
                 Some(event) = self.events.recv() => self.on_event(event),
-                job = self.inbox.recv(), if take => match job {
-                    Some(job) => {
-                        self.held = self.queue.hold_slot();
-                        self.head = Some(job);
-                    }
+                job = self.inbox.recv(), if !self.stopping => match job {
+                    Some(job) => self.enqueue(job),
                     None => self.begin_stop(),
                 },
-                _ = sleep_until(expires), if expires.is_some() => {
-                    if let Some(job) = self.take_head() {
-                        let _ = job.reply.send(Reply::NoWorker);
-                    }
-                }
+                _ = sleep_until(expires), if expires.is_some() => self.expire(),
                 _ = tick.tick() => self.housekeeping(),
                 Some(control) = self.control.recv() => self.on_control(control),
             }
+        }
+        if let Some((orders, task)) = self.template.take() {
+            let _ = orders.send(Order::Stop);
+            let _ = task.await;
         }
         match self.fatal.take() {
             Some(message) => Err(message),
@@ -112,61 +144,112 @@ impl Supervisor {
         }
     }
 
-    /// Hands queued requests to idle workers, most recently active first (warm caches).
+    /// A request taken off the queue waits in line for its kind of worker.
+    fn enqueue(&mut self, job: Job) {
+        let kind = match self.isolated(&job) {
+            true => ONE_SHOT,
+            false => IN_PLACE,
+        };
+        let held = self.queue.hold_slot();
+        self.waiting[kind].push_back(Waiting { job, _held: held });
+        if kind == ONE_SHOT {
+            self.fill();
+        }
+    }
+
+    fn isolated(&self, job: &Job) -> bool {
+        let pool = &self.config.pool;
+        if pool.isolate.is_empty() {
+            return false;
+        }
+        let uri = job.request.uri.as_str();
+        // Origin form (`/path?query`) as sent by clients; absolute form parsed for its path.
+        let path = match uri.starts_with('/') {
+            true => uri.split(['?', '#']).next().unwrap_or(uri).to_owned(),
+            false => uri
+                .parse::<http::Uri>()
+                .map(|u| u.path().to_owned())
+                .unwrap_or_default(),
+        };
+        pool.is_isolated(&path)
+    }
+
+    /// Requests that waited `allocate_timeout` for a worker get 503.
+    fn expire(&mut self) {
+        let allocate = self.config.pool.allocate_timeout;
+        for queue in &mut self.waiting {
+            while queue
+                .front()
+                .is_some_and(|w| w.job.queued_at.elapsed() >= allocate)
+            {
+                if let Some(w) = queue.pop_front() {
+                    let _ = w.job.reply.send(Reply::NoWorker);
+                }
+            }
+        }
+    }
+
+    /// Hands waiting requests to idle workers of their kind, most recently active first (warm
+    /// caches).
     fn dispatch(&mut self) {
         if self.stopping {
             self.inbox.close();
-            for job in self
-                .head
-                .take()
+            let waiting = self.waiting.iter_mut().flat_map(|q| q.drain(..));
+            let queued = std::iter::from_fn(|| self.inbox.try_recv());
+            for job in waiting
+                .map(|w| w.job)
+                .collect::<Vec<_>>()
                 .into_iter()
-                .chain(std::iter::from_fn(|| self.inbox.try_recv()))
+                .chain(queued)
             {
                 let _ = job.reply.send(Reply::Unavailable);
             }
             return;
         }
+        while let Some(job) = self.inbox.try_recv() {
+            self.enqueue(job);
+        }
         let allocate = self.config.pool.allocate_timeout;
-        while let Some(i) = self.pick_idle() {
-            let Some(job) = self.take_head().or_else(|| self.inbox.try_recv()) else {
-                return;
-            };
-            if job.is_abandoned() {
-                continue;
-            }
-            if job.queued_at.elapsed() > allocate {
-                let _ = job.reply.send(Reply::NoWorker);
-                continue;
-            }
-            let slot = &mut self.slots[i];
-            match slot.commands.try_send(Command::Run(Box::new(job))) {
-                Ok(()) => {
-                    slot.state = State::Busy;
-                    slot.last_active = Instant::now();
+        for kind in [IN_PLACE, ONE_SHOT] {
+            while let Some(i) = self.pick_idle(kind == ONE_SHOT) {
+                let Some(waiting) = self.waiting[kind].pop_front() else {
+                    break;
+                };
+                let job = waiting.job;
+                if job.is_abandoned() {
+                    continue;
                 }
-                Err(e) => {
-                    // Its task is ending; its Exited event is on the way.
-                    slot.state = State::Stopping;
-                    if let Command::Run(job) = e.into_inner() {
-                        self.held = self.queue.hold_slot();
-                        self.head = Some(*job);
+                if job.queued_at.elapsed() > allocate {
+                    let _ = job.reply.send(Reply::NoWorker);
+                    continue;
+                }
+                let slot = &mut self.slots[i];
+                match slot.commands.try_send(Command::Run(Box::new(job))) {
+                    Ok(()) => {
+                        slot.state = State::Busy;
+                        slot.last_active = Instant::now();
+                    }
+                    Err(e) => {
+                        // Its task is ending; its Exited event is on the way.
+                        slot.state = State::Stopping;
+                        if let Command::Run(job) = e.into_inner() {
+                            self.waiting[kind].push_front(Waiting {
+                                job: *job,
+                                _held: waiting._held,
+                            });
+                        }
                     }
                 }
             }
         }
     }
 
-    fn take_head(&mut self) -> Option<Job> {
-        self.held = None;
-        self.head.take()
-    }
-
-    fn pick_idle(&self) -> Option<usize> {
+    fn pick_idle(&self, oneshot: bool) -> Option<usize> {
         let current = self.generation;
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.state == State::Idle)
+            .filter(|(_, s)| s.state == State::Idle && s.oneshot == oneshot)
             .max_by_key(|(_, s)| (s.generation == current, s.last_active))
             .map(|(i, _)| i)
     }
@@ -177,19 +260,44 @@ impl Supervisor {
 
     fn on_event(&mut self, event: Event) {
         match event {
+            Event::Started { id, pid } => {
+                if let Some(i) = self.slot(id) {
+                    self.slots[i].pid = pid;
+                    tracing::debug!(pid, id, "worker forked");
+                }
+            }
+            Event::Retire { id } => {
+                if let Some(i) = self.slot(id) {
+                    if self.slots[i].state != State::Stopping {
+                        self.retire(i, Some(Reason::Retired));
+                    }
+                }
+            }
+            Event::TemplateReady { generation } => {
+                self.template_generation = Some(generation);
+                self.fill();
+            }
+            Event::TemplateFailed(message) => {
+                tracing::error!("{message}");
+                self.fatal = Some(message);
+                self.begin_stop();
+            }
             Event::Ready { id } => {
                 self.boot_failures = 0;
                 if let Some(i) = self.slot(id) {
                     let slot = &mut self.slots[i];
                     slot.state = State::Idle;
                     slot.last_active = Instant::now();
-                    tracing::debug!(pid = slot.pid, "worker ready");
+                    // From the spawn (or fork order) to its first waitRequest().
+                    let boot_ms = slot.started.elapsed().as_secs_f64() * 1000.0;
+                    let forked = slot.forked;
+                    tracing::debug!(pid = slot.pid, boot_ms, forked, "worker ready");
                     if self.stopping {
                         self.retire(i, None);
                     }
                 }
             }
-            Event::Done { id, rss } => {
+            Event::Done { id, memory, retire } => {
                 self.stats.job_done();
                 let Some(i) = self.slot(id) else { return };
                 let slot = &mut self.slots[i];
@@ -198,17 +306,25 @@ impl Supervisor {
                 if slot.state == State::Busy {
                     slot.state = State::Idle;
                 }
-                if self.stopping {
+                if self.stopping || slot.oneshot {
+                    // A one-shot worker ends after its request: not a restart.
                     return self.retire(i, None);
                 }
-                let reason = limits::after_answer(&self.config.pool, &slot.life(), rss);
+                let reason = match retire {
+                    true => Some(Reason::Retired),
+                    false => limits::after_answer(&self.config.pool, &slot.life(), memory),
+                };
                 if reason == Some(Reason::MaxMemory) {
                     let limit = self.config.pool.supervisor.max_worker_memory;
+                    let measure = match slot.forked {
+                        true => "private memory",
+                        false => "RSS",
+                    };
                     tracing::info!(
                         pid = slot.pid,
-                        rss,
+                        memory,
                         limit,
-                        "worker above max_worker_memory: replacing it"
+                        "worker above max_worker_memory ({measure}): replacing it"
                     );
                 }
                 if reason.is_some() {
@@ -282,47 +398,88 @@ impl Supervisor {
         self.fill();
     }
 
-    /// Starts workers until `num_workers` are up (booting, idle or busy).
+    /// Starts workers until `num_workers` are up (booting, idle or busy), and in template mode
+    /// with isolated paths, one-shot workers for the isolated requests waiting plus one spare
+    /// (so a fork is rarely on a request's path), at most `isolate_workers` at once.
     fn fill(&mut self) {
         if self.stopping || Instant::now() < self.spawn_after {
             return;
         }
-        let live = |s: &&Slot| s.state != State::Stopping;
-        while self.slots.iter().filter(live).count() < self.config.pool.num_workers {
-            let id = self.next_id;
-            self.next_id += 1;
-            let process = match self.spawner.spawn(id) {
-                Ok(process) => process,
+        let pool = &self.config.pool;
+        let live =
+            |oneshot: bool| move |s: &&Slot| s.state != State::Stopping && s.oneshot == oneshot;
+        let mut missing = pool
+            .num_workers
+            .saturating_sub(self.slots.iter().filter(live(false)).count());
+        let mut oneshots = 0;
+        if !pool.isolate.is_empty() {
+            let busy = self
+                .slots
+                .iter()
+                .filter(|s| s.oneshot && s.state == State::Busy)
+                .count();
+            let wanted = (busy + self.waiting[ONE_SHOT].len() + 1).min(pool.isolate_limit());
+            oneshots = wanted.saturating_sub(self.slots.iter().filter(live(true)).count());
+        }
+        while missing + oneshots > 0 {
+            let oneshot = missing == 0;
+            match oneshot {
+                true => oneshots -= 1,
+                false => missing -= 1,
+            }
+            if !self.start(oneshot) {
+                return;
+            }
+        }
+    }
+
+    /// Starts one worker: re-executed, or ordered from the template. False on failure.
+    fn start(&mut self, oneshot: bool) -> bool {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (start, pid) = match &self.template {
+            Some((orders, _)) => {
+                let (reply, forked) = tokio::sync::oneshot::channel();
+                let _ = orders.send(Order::Fork { id, reply });
+                (Start::Fork(forked), 0)
+            }
+            None => match self.spawner.spawn(id) {
+                Ok(process) => {
+                    let pid = process.pid;
+                    (Start::Exec(Box::new(process)), pid)
+                }
                 Err(e) => {
                     self.stats.restarted(Reason::BootFailure);
                     self.boot_failed(format!("cannot start a worker: {e}"));
-                    return;
+                    return false;
                 }
-            };
-            let (commands, rx) = mpsc::channel(2);
-            let pool = &self.config.pool;
-            let limits = Limits {
-                control: self.control_tx.clone(),
-                // A worker gets as long to boot as a request may wait for one.
-                boot_timeout: pool.allocate_timeout.max(Duration::from_secs(1)),
-                exec_ttl: Some(pool.supervisor.exec_ttl).filter(|t| !t.is_zero()),
-                destroy_timeout: pool.destroy_timeout,
-                watch_memory: pool.supervisor.max_worker_memory > 0,
-            };
-            tracing::debug!(pid = process.pid, id, "worker started");
-            let now = Instant::now();
-            self.slots.push(Slot {
-                id,
-                pid: process.pid,
-                state: State::Booting,
-                jobs: 0,
-                started: now,
-                last_active: now,
-                generation: self.generation,
-                commands,
-            });
-            tokio::spawn(handle::run(id, process, rx, self.events_tx.clone(), limits));
-        }
+            },
+        };
+        let (commands, rx) = mpsc::channel(2);
+        let pool = &self.config.pool;
+        let limits = Limits {
+            control: self.control_tx.clone(),
+            boot_timeout: boot_timeout(&self.config),
+            exec_ttl: Some(pool.supervisor.exec_ttl).filter(|t| !t.is_zero()),
+            destroy_timeout: pool.destroy_timeout,
+            watch_memory: pool.supervisor.max_worker_memory > 0,
+        };
+        tracing::debug!(pid, id, oneshot, "worker started");
+        let now = Instant::now();
+        self.slots.push(Slot {
+            id,
+            pid,
+            state: State::Booting,
+            jobs: 0,
+            started: now,
+            last_active: now,
+            generation: self.generation,
+            commands,
+            forked: self.template.is_some(),
+            oneshot,
+        });
+        tokio::spawn(handle::run(id, start, rx, self.events_tx.clone(), limits));
+        true
     }
 
     fn housekeeping(&mut self) {
@@ -339,8 +496,11 @@ impl Supervisor {
         if let Some((i, reason)) = expired {
             self.retire(i, Some(reason));
         }
-        // Reload one by one: the next old worker goes when no replacement is still booting.
-        let booting = self.slots.iter().any(|s| s.state == State::Booting);
+        // Reload one by one: the next old worker goes when no replacement is still booting
+        // (and in template mode, once the new template has booted).
+        let template_behind =
+            self.template.is_some() && self.template_generation != Some(self.generation);
+        let booting = template_behind || self.slots.iter().any(|s| s.state == State::Booting);
         let stale = self
             .slots
             .iter()
@@ -356,6 +516,9 @@ impl Supervisor {
             return;
         }
         self.generation += 1;
+        if let Some((orders, _)) = &self.template {
+            let _ = orders.send(Order::Reload(self.generation));
+        }
         tracing::info!("reloading workers one by one");
     }
 
@@ -386,6 +549,11 @@ impl Supervisor {
         }
         self.stats.set_states(counts);
     }
+}
+
+/// A worker gets as long to boot as a request may wait for one.
+fn boot_timeout(config: &Config) -> Duration {
+    config.pool.allocate_timeout.max(Duration::from_secs(1))
 }
 
 async fn sleep_until(at: Option<Instant>) {
