@@ -198,10 +198,11 @@ function velox_build(mixed $buildRequest, ?array $headers = null): void {}
 
 /**
  * The pool's worker processes: `pid`, `state` (booting, idle, busy, stopping), `jobs` done,
- * resident `memory` in bytes, `age` in seconds, and the worker's number `id`. Empty when
- * rr runs without a pool (`http.pool.num_workers` 0).
+ * `memory` in bytes (resident; private with `http.pool.template`), `age` in seconds, the
+ * worker's number `id`, and `isolated` (a one-shot worker for `http.pool.isolate` paths).
+ * Empty when rr runs without a pool (`http.pool.num_workers` 0).
  *
- * @return list<array{id: int, pid: int, state: string, jobs: int, memory: int, age: float}>
+ * @return list<array{id: int, pid: int, state: string, jobs: int, memory: int, age: float, isolated: bool}>
  * @throws \RR\Exception when no RR\Worker was started in this process
  */
 function workers(): array {}

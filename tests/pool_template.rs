@@ -283,9 +283,9 @@ fn isolated_paths_get_a_fresh_fork_per_request() {
 #[test]
 fn retire_replaces_the_worker_after_its_answer() {
     let dir = tempfile::tempdir().unwrap();
-    // waitRequest()/respond() with a template; handle() with re-executed workers.
-    for (template, handle) in [(true, ""), (false, "1")] {
-        let boot_file = temp_file(&dir, &format!("boots-{template}"));
+    // waitRequest()/respond() and handle() with a template; handle() with re-executed workers.
+    for (template, handle) in [(true, ""), (true, "1"), (false, "1")] {
+        let boot_file = temp_file(&dir, &format!("boots-{template}-{handle}"));
         let php = start_template(
             json!({"http.pool.num_workers": 1, "http.pool.template": template}),
             &boot_file,
@@ -514,4 +514,99 @@ fn isolate_needs_the_template_and_paths_starting_with_a_slash() {
             && out.contains("starting with '/'"),
         "{out}"
     );
+}
+
+#[test]
+fn a_template_that_cannot_boot_backs_off_then_the_master_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_file = temp_file(&dir, "boots");
+    let opts = template_options(
+        json!({"http.pool.num_workers": 2, "http.pool.template": true}),
+        &boot_file,
+        &[("RR_TEST_BROKEN", "1")],
+    );
+    let started = Instant::now();
+    let (status, stderr, stdout) = Php::run_to_end("template.php", opts, Duration::from_secs(30));
+    let out = stderr + &stdout;
+    assert_ne!(status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("the template failed to boot 5 times in a row"),
+        "{out}"
+    );
+    assert!(
+        out.contains("syntax error"),
+        "its own error is in the message: {out}"
+    );
+    assert!(out.contains("RR\\Exception"), "{out}");
+    // Backoff 100 + 200 + 400 + 800 ms between the five attempts.
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+}
+
+#[test]
+fn template_and_workers_end_when_the_master_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_file = temp_file(&dir, "boots");
+    let mut php = start_template(
+        json!({"http.pool.num_workers": 2, "http.pool.template": true,
+               "http.pool.isolate": ["/iso"]}),
+        &boot_file,
+        &[],
+    );
+    let mut pids = idle_in_place(&php, 2);
+    pids.push(boots(&boot_file)[0].0);
+    pids.extend(
+        workers(&php)
+            .iter()
+            .filter(|w| w["isolated"] == true)
+            .map(|w| w["pid"].as_u64().unwrap()),
+    );
+    assert_eq!(pids.len(), 4, "two workers, the template, a spare one-shot");
+    php.signal(libc::SIGKILL);
+    php.wait_exit(Duration::from_secs(5));
+    // Their channels close: each leaves its loop and exits.
+    for pid in pids {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(pid) && !zombie(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "process {pid} outlived the master"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn zombie(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn orphans_below_the_master_are_reaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_file = temp_file(&dir, "boots");
+    let php = start_template(
+        json!({"http.pool.num_workers": 1, "http.pool.template": true}),
+        &boot_file,
+        &[],
+    );
+    idle_in_place(&php, 1);
+    let resp = client().get(php.url("/orphan")).send().unwrap();
+    let orphan: u64 = resp.text().unwrap().trim().parse().unwrap();
+    // It ends after 0.3 s as the master's child (subreaper); the master reaps it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(orphan) {
+        assert!(
+            Instant::now() < deadline,
+            "orphan {orphan} left behind (zombie: {})",
+            zombie(orphan)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get_json(&php, "/")["counter"], 2, "the worker serves on");
 }

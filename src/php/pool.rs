@@ -9,10 +9,11 @@ use ext_php_rs::types::ZendHashTable;
 use std::ffi::{c_int, c_void};
 
 /// The pool's worker processes: `pid`, `state` (booting, idle, busy, stopping), `jobs` done,
-/// resident `memory` in bytes, `age` in seconds, and the worker's number `id`. Empty when
-/// rr runs without a pool (`http.pool.num_workers` 0).
+/// `memory` in bytes (resident; private with `http.pool.template`), `age` in seconds, the
+/// worker's number `id`, and `isolated` (a one-shot worker for `http.pool.isolate` paths).
+/// Empty when rr runs without a pool (`http.pool.num_workers` 0).
 ///
-/// @return list<array{id: int, pid: int, state: string, jobs: int, memory: int, age: float}>
+/// @return list<array{id: int, pid: int, state: string, jobs: int, memory: int, age: float, isolated: bool}>
 /// @throws \RR\Exception when no RR\Worker was started in this process
 #[php_function]
 #[php(name = "RR\\workers")]
@@ -20,13 +21,14 @@ pub fn workers() -> PhpResult<PhpArray> {
     let list = with_engine("RR\\workers", |engine| Ok(engine.workers()))?;
     let mut out = ZendHashTable::with_capacity(list.len() as u32);
     for w in list {
-        let mut row = ZendHashTable::with_capacity(6);
+        let mut row = ZendHashTable::with_capacity(7);
         let _ = row.insert("id", w.id as i64);
         let _ = row.insert("pid", i64::from(w.pid));
         let _ = row.insert("state", w.state.as_str());
         let _ = row.insert("jobs", w.jobs as i64);
         let _ = row.insert("memory", w.memory as i64);
         let _ = row.insert("age", w.age_seconds);
+        let _ = row.insert("isolated", w.isolated);
         let _ = out.push(convert::array_zval(row));
     }
     Ok(PhpArray(convert::array_zval(out)))

@@ -5,7 +5,7 @@
 //! the master's log.
 use crate::ipc;
 use crate::server::Bound;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
@@ -224,22 +224,12 @@ impl Forked {
                 // SAFETY: kill with signal 0 only checks that the process exists.
                 while unsafe { libc::kill(self.pid as libc::pid_t, 0) } == 0 {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    if self.is_zombie() {
+                    if is_zombie(self.pid) {
                         return;
                     }
                 }
             }
         }
-    }
-
-    fn is_zombie(&self) -> bool {
-        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .is_some_and(|r| r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(true)
     }
 
     fn kill(&self) {
@@ -266,12 +256,55 @@ pub struct Process {
     readers: Vec<JoinHandle<()>>,
 }
 
+/// The pids this master waits for itself (workers, templates): [`reap_strays`] leaves them.
+static OWN: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+fn own() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    OWN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Template mode makes the master a child subreaper, so any orphan below it (say, a daemon a
+/// worker script started) becomes its child: reap those that ended, so no zombie piles up.
+pub fn reap_strays() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    let children: Vec<u32> = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    for pid in children {
+        if !own().contains(&pid) && is_zombie(pid) {
+            let mut status = 0;
+            // SAFETY: reaps one ended child that no worker or template handle waits for.
+            unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+            tracing::debug!(pid, status, "reaped a stray process");
+        }
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
 impl Process {
     fn new(
         pid: u32,
         child: Child,
         channel: std::os::unix::net::UnixStream,
     ) -> std::io::Result<Process> {
+        own().insert(pid);
         channel.set_nonblocking(true)?;
         Ok(Process {
             pid,
@@ -304,10 +337,12 @@ impl Process {
 
     /// Waits for the process to end and reaps it.
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        match &mut self.child {
+        let status = match &mut self.child {
             Child::Exec(child) => child.wait().await,
             Child::Forked(forked) => forked.wait().await,
-        }
+        };
+        own().remove(&self.pid);
+        status
     }
 
     /// The last lines the worker wrote, once its pipes have closed (it exited; at most 1 s

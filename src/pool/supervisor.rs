@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 
 /// How often limits (ttl, idle_ttl), reload progress and signals are looked at.
 const TICK: Duration = Duration::from_millis(50);
+/// How often stray orphans are reaped in template mode (see `process::reap_strays`).
+const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// A request waiting for a worker, with the queue slot it keeps taken.
 struct Waiting {
@@ -48,6 +50,7 @@ pub struct Supervisor {
     template: Option<(mpsc::UnboundedSender<Order>, JoinHandle<()>)>,
     /// The generation of the newest template that booted (reload waits for it).
     template_generation: Option<u64>,
+    last_reap: Instant,
     next_id: u64,
     boot_failures: u32,
     /// Workers are not started before this (backoff after boot failures).
@@ -97,6 +100,7 @@ impl Supervisor {
             queue,
             template,
             template_generation: None,
+            last_reap: Instant::now(),
             next_id: 1,
             boot_failures: 0,
             spawn_after: Instant::now(),
@@ -486,9 +490,14 @@ impl Supervisor {
         if super::take_reload_request() {
             self.reload();
         }
+        if self.template.is_some() && self.last_reap.elapsed() >= REAP_EVERY {
+            self.last_reap = Instant::now();
+            super::process::reap_strays();
+        }
         let pool = &self.config.pool;
+        // A spare one-shot worker is as fresh as its fork: ttl and idle_ttl do not apply.
         let expired = self.slots.iter().enumerate().find_map(|(i, s)| {
-            let idle = s.state == State::Idle;
+            let idle = s.state == State::Idle && !s.oneshot;
             idle.then(|| limits::while_idle(pool, &s.life()))
                 .flatten()
                 .map(|reason| (i, reason))

@@ -294,6 +294,10 @@ impl Pooled {
 
     /// The pool's workers, asked of the master (which answers between our frames).
     pub fn workers(&mut self) -> Vec<crate::pool::WorkerInfo> {
+        // The template's channel carries fork orders only; it has no workers of its own yet.
+        if self.template {
+            return Vec::new();
+        }
         self.send(&Frame::ListWorkers);
         loop {
             match Frame::split(&mut self.inbuf) {

@@ -182,3 +182,19 @@ fn write(channel: &mut UnixStream, frame: &Frame) -> std::io::Result<()> {
     frame.encode(&mut out);
     channel.write_all(&out)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_process_with_threads_is_refused_by_name() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let extra = std::thread::spawn(move || rx.recv());
+        let err = super::single_threaded().unwrap_err();
+        assert!(
+            err.contains("threads") && err.contains("single-threaded"),
+            "{err}"
+        );
+        drop(tx);
+        let _ = extra.join();
+    }
+}
