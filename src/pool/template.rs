@@ -170,8 +170,10 @@ pub async fn run(
                 Some(Order::Fork { id, reply }) => queue.push_back((id, reply)),
                 Some(Order::Reload(to)) => {
                     generation = to;
-                    if let Some(old) = current.take() {
+                    if let Some(mut old) = current.take() {
                         tracing::info!(pid = old.process.pid, "rr pool: reload: replacing the template");
+                        // Orders it has not answered go to the new template (new code).
+                        requeue(&mut queue, &mut old);
                         old.retire(settings.destroy_timeout);
                     }
                     failures = 0;
@@ -190,6 +192,7 @@ pub async fn run(
                         let _ = events.send(Event::TemplateReady { generation: running.generation });
                     }
                     Some(Frame::Forked { id, pid }) => {
+                        failures = 0;
                         if let Some((fork, reply)) = running.sent.remove(&id) {
                             if let Err(Ok(mut orphan)) = reply.send(fork.started(pid).map_err(|e| e.to_string())) {
                                 // Nobody wants it any more (stopped meanwhile): end and reap it.
@@ -219,11 +222,22 @@ pub async fn run(
                         dead.process.kill();
                         let status = dead.process.wait().await;
                         let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                        for (_, (_, reply)) in dead.sent.drain() {
-                            let _ = reply.send(Err(format!("the template died ({status})")));
-                        }
-                        if dead.booted {
+                        // Unanswered orders wait for the next template; should the old one
+                        // have forked one of them, that worker finds its channel closed and ends.
+                        let in_flight = !dead.sent.is_empty();
+                        requeue(&mut queue, &mut dead);
+                        if dead.booted && !in_flight {
                             tracing::warn!(pid = dead.process.pid, "rr pool: the template exited ({status}): starting a new one");
+                        } else if dead.booted {
+                            // It died while forking: counts as a failure, so a template that
+                            // dies on every fork ends in backoff, then in a fatal error.
+                            let message = format!(
+                                "the template process pid {} exited while forking workers ({status})",
+                                dead.process.pid
+                            );
+                            if !failed(&mut failures, &mut spawn_after, message, &events) {
+                                break;
+                            }
                         } else {
                             let tail = dead.process.output_tail().await;
                             let message = format!(
@@ -258,6 +272,19 @@ pub async fn run(
     }
     if let Some(running) = current {
         running.stop(settings.destroy_timeout).await;
+    }
+}
+
+/// Puts the orders `template` has not answered back at the head of the queue, in id order.
+fn requeue(queue: &mut VecDeque<(u64, oneshot::Sender<Forked>)>, template: &mut Running) {
+    let mut unanswered: Vec<_> = template
+        .sent
+        .drain()
+        .map(|(id, (_, reply))| (id, reply))
+        .collect();
+    unanswered.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+    for order in unanswered {
+        queue.push_front(order);
     }
 }
 
