@@ -610,3 +610,51 @@ fn orphans_below_the_master_are_reaped() {
     }
     assert_eq!(get_json(&php, "/")["counter"], 2, "the worker serves on");
 }
+
+#[test]
+fn one_shot_workers_are_bounded_and_queue_under_the_usual_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_file = temp_file(&dir, "boots");
+    let running = temp_file(&dir, "running");
+    std::fs::create_dir(&running).unwrap();
+    let php = start_template(
+        json!({"http.pool.num_workers": 2, "http.pool.template": true,
+               "http.pool.isolate": ["/iso"], "http.pool.isolate_workers": 1,
+               "http.pool.allocate_timeout": "2s"}),
+        &boot_file,
+        &[],
+    );
+    idle_in_place(&php, 2);
+    let slow = |ms: u64| {
+        let url = php.url(&format!("/iso?ms={ms}&running={}", running.display()));
+        std::thread::spawn(move || client().get(url).send().unwrap())
+    };
+    // Three at once with room for one: they run one after the other, each in its own process.
+    let answers: Vec<Value> = (0..3)
+        .map(|_| slow(150))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| {
+            let resp = h.join().unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json().unwrap()
+        })
+        .collect();
+    let pids: HashSet<_> = answers.iter().map(|v| v["pid"].clone()).collect();
+    assert_eq!(pids.len(), 3);
+    for v in &answers {
+        assert_eq!(
+            v["concurrent"], 1,
+            "never two one-shot workers at once: {v}"
+        );
+    }
+    // Waiting longer than allocate_timeout for the one slot: 503 with Retry-After.
+    let first = slow(3000);
+    std::thread::sleep(Duration::from_millis(300));
+    let second = client().get(php.url("/iso?ms=10")).send().unwrap();
+    assert_eq!(second.status(), 503);
+    assert!(second.headers().contains_key("retry-after"));
+    // The in-place workers are not held up by the isolated line.
+    assert_eq!(client().get(php.url("/")).send().unwrap().status(), 200);
+    assert_eq!(first.join().unwrap().status(), 200);
+}

@@ -8,12 +8,14 @@
 //! - `template`    template mode: the template process, fork orders, its restarts and reload.
 //! - `handle`      one task per worker: boot, request out, answer frames back, exec_ttl.
 //! - `supervisor`  the worker table: dispatch, crashes, reload, stop.
+//! - `lines`       requests waiting for an in-place or a one-shot (isolated path) worker.
 //! - `slot`        one worker in the supervisor's table; the workers list; control messages.
 //! - `limits`      when a worker must go (max_jobs, memory, ttl, idle_ttl) and boot backoff.
 //! - `metrics`     gauges and counters, the Prometheus text.
 //! - `status`      the status (health, ready, workers, reload) and metrics listeners.
 mod handle;
 mod limits;
+mod lines;
 mod metrics;
 mod process;
 mod slot;

@@ -3,14 +3,14 @@
 //! boot, and stops them all at the end. See docs/pool.md for the rules.
 use super::handle::{self, Command, End, Event, Limits, Start};
 use super::limits::{self, MAX_BOOT_FAILURES};
+use super::lines::{self, Line, Lines, Waiting};
 use super::metrics::{PoolStats, Reason, State};
 use super::process::Spawner;
 use super::slot::Slot;
 pub use super::slot::{Control, WorkerInfo};
 use super::template::{self, Order};
 use crate::config::Config;
-use crate::dispatch::{HeldSlot, Inbox, Job, Reply, Submitter};
-use std::collections::VecDeque;
+use crate::dispatch::{Inbox, Job, Reply, Submitter};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -20,16 +20,6 @@ use tokio::task::JoinHandle;
 const TICK: Duration = Duration::from_millis(50);
 /// How often stray orphans are reaped in template mode (see `process::reap_strays`).
 const REAP_EVERY: Duration = Duration::from_secs(1);
-
-/// A request waiting for a worker, with the queue slot it keeps taken.
-struct Waiting {
-    job: Job,
-    _held: Option<HeldSlot>,
-}
-
-/// Index into `waiting`: in-place workers, one-shot workers.
-const IN_PLACE: usize = 0;
-const ONE_SHOT: usize = 1;
 
 pub struct Supervisor {
     config: Arc<Config>,
@@ -41,10 +31,8 @@ pub struct Supervisor {
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
     slots: Vec<Slot>,
-    /// Requests taken off the queue and waiting for a worker, oldest first: for in-place
-    /// workers, and for one-shot workers (isolated paths). Each keeps its queue slot taken,
-    /// so the queue holds `max_queue_size` requests in all.
-    waiting: [VecDeque<Waiting>; 2],
+    /// Requests taken off the queue, waiting for an in-place or a one-shot worker.
+    waiting: Lines,
     queue: Submitter,
     /// Template mode: where fork orders go, and the template task.
     template: Option<(mpsc::UnboundedSender<Order>, JoinHandle<()>)>,
@@ -72,6 +60,7 @@ impl Supervisor {
         ),
     ) -> Supervisor {
         let (events_tx, events) = mpsc::unbounded_channel();
+        let allocate = config.pool.allocate_timeout;
         let template = config.pool.template.then(|| {
             let (orders, rx) = mpsc::unbounded_channel();
             let settings = template::Settings {
@@ -96,7 +85,7 @@ impl Supervisor {
             events_tx,
             events,
             slots: Vec::new(),
-            waiting: [VecDeque::new(), VecDeque::new()],
+            waiting: Lines::new(allocate),
             queue,
             template,
             template_generation: None,
@@ -121,19 +110,14 @@ impl Supervisor {
             if self.stopping && self.slots.is_empty() {
                 break;
             }
-            let allocate = self.config.pool.allocate_timeout;
-            let expires = self
-                .waiting
-                .iter()
-                .filter_map(|q| q.front().map(|w| w.job.queued_at + allocate))
-                .min();
+            let expires = self.waiting.deadline();
             tokio::select! {
                 Some(event) = self.events.recv() => self.on_event(event),
                 job = self.inbox.recv(), if !self.stopping => match job {
                     Some(job) => self.enqueue(job),
                     None => self.begin_stop(),
                 },
-                _ = sleep_until(expires), if expires.is_some() => self.expire(),
+                _ = sleep_until(expires), if expires.is_some() => self.waiting.expire(),
                 _ = tick.tick() => self.housekeeping(),
                 Some(control) = self.control.recv() => self.on_control(control),
             }
@@ -150,46 +134,10 @@ impl Supervisor {
 
     /// A request taken off the queue waits in line for its kind of worker.
     fn enqueue(&mut self, job: Job) {
-        let kind = match self.isolated(&job) {
-            true => ONE_SHOT,
-            false => IN_PLACE,
-        };
-        let held = self.queue.hold_slot();
-        self.waiting[kind].push_back(Waiting { job, _held: held });
-        if kind == ONE_SHOT {
+        let line = lines::line_of(&self.config.pool, &job.request.uri);
+        self.waiting.push(line, job, self.queue.hold_slot());
+        if line == Line::OneShot {
             self.fill();
-        }
-    }
-
-    fn isolated(&self, job: &Job) -> bool {
-        let pool = &self.config.pool;
-        if pool.isolate.is_empty() {
-            return false;
-        }
-        let uri = job.request.uri.as_str();
-        // Origin form (`/path?query`) as sent by clients; absolute form parsed for its path.
-        let path = match uri.starts_with('/') {
-            true => uri.split(['?', '#']).next().unwrap_or(uri).to_owned(),
-            false => uri
-                .parse::<http::Uri>()
-                .map(|u| u.path().to_owned())
-                .unwrap_or_default(),
-        };
-        pool.is_isolated(&path)
-    }
-
-    /// Requests that waited `allocate_timeout` for a worker get 503.
-    fn expire(&mut self) {
-        let allocate = self.config.pool.allocate_timeout;
-        for queue in &mut self.waiting {
-            while queue
-                .front()
-                .is_some_and(|w| w.job.queued_at.elapsed() >= allocate)
-            {
-                if let Some(w) = queue.pop_front() {
-                    let _ = w.job.reply.send(Reply::NoWorker);
-                }
-            }
         }
     }
 
@@ -198,14 +146,8 @@ impl Supervisor {
     fn dispatch(&mut self) {
         if self.stopping {
             self.inbox.close();
-            let waiting = self.waiting.iter_mut().flat_map(|q| q.drain(..));
-            let queued = std::iter::from_fn(|| self.inbox.try_recv());
-            for job in waiting
-                .map(|w| w.job)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .chain(queued)
-            {
+            let queued = std::iter::from_fn(|| self.inbox.try_recv()).collect::<Vec<_>>();
+            for job in self.waiting.drain().into_iter().chain(queued) {
                 let _ = job.reply.send(Reply::Unavailable);
             }
             return;
@@ -213,20 +155,11 @@ impl Supervisor {
         while let Some(job) = self.inbox.try_recv() {
             self.enqueue(job);
         }
-        let allocate = self.config.pool.allocate_timeout;
-        for kind in [IN_PLACE, ONE_SHOT] {
-            while let Some(i) = self.pick_idle(kind == ONE_SHOT) {
-                let Some(waiting) = self.waiting[kind].pop_front() else {
+        for line in [Line::InPlace, Line::OneShot] {
+            while let Some(i) = self.pick_idle(line == Line::OneShot) {
+                let Some(Waiting { job, held }) = self.waiting.next(line) else {
                     break;
                 };
-                let job = waiting.job;
-                if job.is_abandoned() {
-                    continue;
-                }
-                if job.queued_at.elapsed() > allocate {
-                    let _ = job.reply.send(Reply::NoWorker);
-                    continue;
-                }
                 let slot = &mut self.slots[i];
                 match slot.commands.try_send(Command::Run(Box::new(job))) {
                     Ok(()) => {
@@ -237,10 +170,7 @@ impl Supervisor {
                         // Its task is ending; its Exited event is on the way.
                         slot.state = State::Stopping;
                         if let Command::Run(job) = e.into_inner() {
-                            self.waiting[kind].push_front(Waiting {
-                                job: *job,
-                                _held: waiting._held,
-                            });
+                            self.waiting.put_back(line, Waiting { job: *job, held });
                         }
                     }
                 }
@@ -422,7 +352,7 @@ impl Supervisor {
                 .iter()
                 .filter(|s| s.oneshot && s.state == State::Busy)
                 .count();
-            let wanted = (busy + self.waiting[ONE_SHOT].len() + 1).min(pool.isolate_limit());
+            let wanted = (busy + self.waiting.len(Line::OneShot) + 1).min(pool.isolate_limit());
             oneshots = wanted.saturating_sub(self.slots.iter().filter(live(true)).count());
         }
         while missing + oneshots > 0 {
