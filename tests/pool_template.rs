@@ -658,3 +658,27 @@ fn one_shot_workers_are_bounded_and_queue_under_the_usual_rules() {
     assert_eq!(client().get(php.url("/")).send().unwrap().status(), 200);
     assert_eq!(first.join().unwrap().status(), 200);
 }
+
+#[test]
+fn idle_ttl_replaces_forked_workers_from_the_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_file = temp_file(&dir, "boots");
+    let php = start_template(
+        json!({"http.pool.num_workers": 1, "http.pool.template": true,
+               "http.pool.supervisor.idle_ttl": "300ms"}),
+        &boot_file,
+        &[],
+    );
+    let first = idle_in_place(&php, 1)[0];
+    assert!(
+        metric_reaches(
+            &php,
+            "rr_pool_worker_restarts_total{reason=\"idle_ttl\"}",
+            2
+        ) >= 2
+    );
+    let v = get_json(&php, "/");
+    assert_ne!(v["pid"], first);
+    assert_eq!(v["boot"], boots(&boot_file)[0].1.as_str());
+    assert_eq!(boots(&boot_file).len(), 1);
+}

@@ -335,7 +335,7 @@ impl Worker {
         let retired = with_engine("RR\\Worker::retire", |engine| Ok(engine.retire()))?;
         if !retired && !RETIRE_WARNED.replace(true) {
             tracing::warn!(
-                "RR\\Worker::retire(): ignored: only a pool worker (http.pool.num_workers > 0) can be replaced"
+                "RR\\Worker::retire(): ignored: nothing replaces this process (only a pool worker, http.pool.num_workers > 0, can be retired)"
             );
         }
         Ok(retired)
