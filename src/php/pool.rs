@@ -34,7 +34,8 @@ pub fn workers() -> PhpResult<PhpArray> {
     Ok(PhpArray(convert::array_zval(out)))
 }
 
-/// The random extension's globals (ext/random/php_random.h, PHP 8.2+), NTS layout.
+/// The random extension's globals (ext/random/php_random.h), NTS layout of PHP 8.2, the only
+/// version this layout was checked against (8.4 moved the states inline).
 #[repr(C)]
 struct RandomGlobals {
     combined_lcg: *mut c_void,
@@ -48,16 +49,28 @@ extern "C" {
     static mut random_globals: RandomGlobals;
 }
 
+/// PHP 8.2's module API number: `RandomGlobals` matches its headers.
+const PHP_82_API: u32 = 20220829;
+
 /// In a worker just forked from the template: mark `mt_rand()`'s and `lcg_value()`'s states
 /// unseeded, so PHP seeds them again on their next use with its own seeding (CSPRNG bytes for
-/// mt19937, time and pid for the combined LCG) and no two workers share a sequence.
+/// mt19937, time and pid for the combined LCG) and no two workers share a sequence. On another
+/// PHP version only `mt_rand()` is re-seeded, through `mt_srand()` without a seed.
 pub fn reseed_after_fork() {
-    // SAFETY: the PHP thread of a single-threaded process (the template checked it before the
-    // fork); the layout above is php_random.h's for the PHP this extension is built against.
-    unsafe {
-        let globals = std::ptr::addr_of_mut!(random_globals);
-        (*globals).mt19937_seeded = false;
-        (*globals).combined_lcg_seeded = false;
+    if ext_php_rs::ffi::ZEND_MODULE_API_NO == PHP_82_API {
+        // SAFETY: the PHP thread of a single-threaded process (the template checked it before
+        // the fork); the layout above is php_random.h's for PHP 8.2, checked just above.
+        unsafe {
+            let globals = std::ptr::addr_of_mut!(random_globals);
+            (*globals).mt19937_seeded = false;
+            (*globals).combined_lcg_seeded = false;
+        }
+        return;
+    }
+    let reseeded =
+        ext_php_rs::types::ZendCallable::try_from_name("mt_srand").and_then(|f| f.try_call(vec![]));
+    if let Err(e) = reseeded {
+        tracing::warn!("rr pool: could not re-seed mt_rand() in a forked worker: {e:?}");
     }
 }
 
