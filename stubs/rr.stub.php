@@ -163,6 +163,16 @@ final class Worker
     public function stop(): void {}
 
     /**
+     * Asks for this worker to be replaced once the current request's answer is sent (its
+     * state is no longer trusted). In pool mode returns true: the master sends no further
+     * request to it (when called before the answer is sent; after it, at most the request
+     * already handed over), stops it and starts a replacement (forked from the template in
+     * template mode), counted as restart reason `retired`. Without a pool nothing can replace
+     * the process: returns false and logs a warning once.
+     */
+    public function retire(): bool {}
+
+    /**
      * The addresses the server listens on, e.g. `["http://127.0.0.1:8080"]`.
      *
      * @return list<string>
@@ -188,10 +198,11 @@ function velox_build(mixed $buildRequest, ?array $headers = null): void {}
 
 /**
  * The pool's worker processes: `pid`, `state` (booting, idle, busy, stopping), `jobs` done,
- * resident `memory` in bytes, `age` in seconds, and the worker's number `id`. Empty when
- * rr runs without a pool (`http.pool.num_workers` 0).
+ * `memory` in bytes (resident; private with `http.pool.template`), `age` in seconds, the
+ * worker's number `id`, and `isolated` (a one-shot worker for `http.pool.isolate` paths).
+ * Empty when rr runs without a pool (`http.pool.num_workers` 0).
  *
- * @return list<array{id: int, pid: int, state: string, jobs: int, memory: int, age: float}>
+ * @return list<array{id: int, pid: int, state: string, jobs: int, memory: int, age: float, isolated: bool}>
  * @throws \RR\Exception when no RR\Worker was started in this process
  */
 function workers(): array {}

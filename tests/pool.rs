@@ -156,38 +156,6 @@ fn kill_9_of_a_busy_worker_under_load_fails_only_its_request_with_502() {
 }
 
 #[test]
-fn a_request_sent_ahead_to_a_worker_killed_before_it_started_is_served_by_another() {
-    // Under load short requests are sent ahead to a busy worker (docs/pool.md): when that worker
-    // dies, only the request it was running fails; the one it held ahead is served elsewhere.
-    let php = start(json!({"http.pool.num_workers": 1}));
-    let needle = "a request sent ahead to a worker that ended goes to another one";
-    let mut kills = 0;
-    while !php.stderr().contains(needle) {
-        assert!(
-            kills < 10,
-            "no request was ever sent ahead under load; log:\n{}",
-            php.stderr()
-        );
-        let pid = idle_workers(&php, 1)[0] as i32;
-        let traffic = load(&php, "/", 8, 1000);
-        std::thread::sleep(Duration::from_millis(100));
-        // SAFETY: signalling a worker process of the master this test started.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        let statuses = traffic.join().unwrap();
-        assert_eq!(statuses.len(), 8000);
-        let failed: Vec<_> = statuses.iter().filter(|s| **s != 200).collect();
-        // The request the worker was running (if any); never the one it held ahead.
-        assert!(
-            failed.len() <= 1 && failed.iter().all(|s| **s == 502),
-            "{failed:?}"
-        );
-        kills += 1;
-        // The log line is written by the master's runtime: give it a moment.
-        php.wait_for_log(needle, Duration::from_millis(500));
-    }
-}
-
-#[test]
 fn reload_under_load_replaces_every_worker_with_zero_failed_requests() {
     let php = start(json!({"http.pool.num_workers": 2}));
     let before = idle_workers(&php, 2);

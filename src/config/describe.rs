@@ -102,6 +102,12 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ("http.pool.boot_timeout", duration(pool.boot_timeout)),
         ("http.pool.destroy_timeout", duration(pool.destroy_timeout)),
         ("http.pool.max_queue_size", pool.max_queue_size.to_string()),
+        ("http.pool.template", pool.template.to_string()),
+        ("http.pool.isolate", pool.isolate.join(", ")),
+        (
+            "http.pool.isolate_workers",
+            pool.isolate_workers.to_string(),
+        ),
         (
             "http.pool.supervisor.max_worker_memory",
             describe_size(pool.supervisor.max_worker_memory),

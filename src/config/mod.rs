@@ -218,6 +218,34 @@ pub struct PoolConfig {
     /// 0 means "use `http.queue_size`".
     pub max_queue_size: usize,
     pub supervisor: SupervisorConfig,
+    /// Workers are forked from one booted template process instead of re-executed.
+    pub template: bool,
+    /// URL path prefixes served by a one-shot worker forked per request (template mode).
+    pub isolate: Vec<String>,
+    /// One-shot workers running at once; 0 means `num_workers`.
+    pub isolate_workers: usize,
+}
+
+impl PoolConfig {
+    /// Whether a request for `path` (no query string) goes to a one-shot worker: a prefix
+    /// matches the path itself and everything below it, segment-wise (`/admin` matches
+    /// `/admin` and `/admin/x`, not `/administrator`; `/admin/` matches `/admin/x` only).
+    pub fn is_isolated(&self, path: &str) -> bool {
+        self.isolate
+            .iter()
+            .any(|prefix| match path.strip_prefix(prefix.as_str()) {
+                Some(rest) => rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'),
+                None => false,
+            })
+    }
+
+    /// The most one-shot workers alive at once.
+    pub fn isolate_limit(&self) -> usize {
+        match self.isolate_workers {
+            0 => self.num_workers.max(1),
+            n => n,
+        }
+    }
 }
 
 /// Limits after which a worker is replaced; 0 turns a limit off.
@@ -421,6 +449,9 @@ impl Default for PoolConfig {
             destroy_timeout: Duration::from_secs(60),
             max_queue_size: 0,
             supervisor: SupervisorConfig::default(),
+            template: false,
+            isolate: Vec::new(),
+            isolate_workers: 0,
         }
     }
 }

@@ -336,6 +336,32 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
     let destroy_timeout = t.get("destroy_timeout", d.destroy_timeout, Field::duration)?;
     let max_queue_size = t.get("max_queue_size", d.max_queue_size, |f| f.int(0))?;
     let supervisor = supervisor(t.table("supervisor")?, warnings)?;
+    let template = t.get("template", d.template, Field::bool)?;
+    let isolate = t.get("isolate", d.isolate, |f| {
+        let prefixes = f.strings()?;
+        match prefixes.iter().find(|p| !p.starts_with('/') || p.contains(['?', '#', '\0'])) {
+            Some(bad) => Err(f.invalid(format!(
+                "URL path prefixes starting with '/' (without query or fragment), e.g. /admin; \"{bad}\" is not one"
+            ))),
+            None => Ok(prefixes),
+        }
+    })?;
+    let isolate_workers = t.get("isolate_workers", d.isolate_workers, |f| f.int(0))?;
+    if template && num_workers == 0 {
+        return Err(t.invalid(
+            "template",
+            "true".to_owned(),
+            "false while http.pool.num_workers is 0 (the template serves pool mode only)"
+                .to_owned(),
+        ));
+    }
+    if !isolate.is_empty() && !template {
+        return Err(t.invalid(
+            "isolate",
+            format!("{isolate:?}"),
+            "no isolated paths unless http.pool.template is true (one-shot workers are forked from the template)".to_owned(),
+        ));
+    }
     t.finish(
         &[
             "command",
@@ -354,6 +380,9 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
         destroy_timeout,
         max_queue_size,
         supervisor,
+        template,
+        isolate,
+        isolate_workers,
     })
 }
 

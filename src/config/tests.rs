@@ -1013,3 +1013,63 @@ fn static_files_errors_name_the_key_and_value() {
         assert!(err.contains(detail), "{detail}: {err}");
     }
 }
+
+#[test]
+fn pool_template_and_isolated_paths() {
+    let c = parse(
+        "http: {pool: {num_workers: 2, template: true, isolate: [/admin, /setup/], isolate_workers: 3}}",
+    )
+    .unwrap();
+    let p = &c.pool;
+    assert!(p.template);
+    assert_eq!(p.isolate, ["/admin", "/setup/"]);
+    assert_eq!(p.isolate_limit(), 3);
+    for (path, isolated) in [
+        ("/admin", true),
+        ("/admin/", true),
+        ("/admin/users", true),
+        ("/administrator", false),
+        ("/setup", false),
+        ("/setup/", true),
+        ("/setup/step2", true),
+        ("/", false),
+        ("/x/admin", false),
+    ] {
+        assert_eq!(p.is_isolated(path), isolated, "{path}");
+    }
+    let all = parse("http: {pool: {num_workers: 2, template: true, isolate: [/]}}").unwrap();
+    assert!(all.pool.is_isolated("/anything") && all.pool.is_isolated("/"));
+    assert_eq!(all.pool.isolate_limit(), 2, "defaults to num_workers");
+}
+
+#[test]
+fn pool_template_errors_name_the_key_and_value() {
+    for (yaml, expected) in [
+        (
+            "http: {pool: {num_workers: 2, isolate: [/admin]}}",
+            "key 'http.pool.isolate': invalid value [\"/admin\"]: expected no isolated paths unless http.pool.template is true",
+        ),
+        (
+            "http: {pool: {num_workers: 2, template: true, isolate: [/ok, admin]}}",
+            "key 'http.pool.isolate': invalid value [\"/ok\",\"admin\"]: expected URL path prefixes starting with '/'",
+        ),
+        (
+            "http: {pool: {template: true}}",
+            "key 'http.pool.template': invalid value true: expected false while http.pool.num_workers is 0",
+        ),
+        (
+            "http: {pool: {num_workers: 1, template: maybe}}",
+            "key 'http.pool.template': invalid value \"maybe\": expected true or false",
+        ),
+    ] {
+        let err = error(yaml);
+        assert!(
+            err.starts_with(&format!("rr config /etc/rr.yaml: {expected}")),
+            "{yaml}\n  got: {err}\n want: {expected}"
+        );
+    }
+    assert!(
+        error("http: {pool: {num_workers: 2, template: true, isolate: [/ok, admin]}}")
+            .contains("\"admin\" is not one")
+    );
+}

@@ -20,6 +20,11 @@ pub enum Frame {
     Stop,
     /// The answer to `ListWorkers`: the pool's workers as JSON.
     Workers(String),
+    /// To the template: fork worker `id`. Sent with three descriptors attached (its channel,
+    /// stdout and stderr pipes; see [`super::fds`]).
+    Fork {
+        id: u64,
+    },
     // worker → master
     /// The worker reached its first `waitRequest()`: it booted.
     Ready,
@@ -49,12 +54,28 @@ pub enum Frame {
     Error(String),
     /// `RR\workers()` in a worker: the master answers with `Workers`.
     ListWorkers,
+    /// `RR\Worker::retire()`: replace this worker once the current answer is sent.
+    Retire,
+    // template → master
+    /// The template reached its first `waitRequest()`: it booted and waits for `Fork`.
+    Booted,
+    /// Worker `id` was forked and runs as process `pid`.
+    Forked {
+        id: u64,
+        pid: u32,
+    },
+    /// Worker `id` could not be forked.
+    ForkFailed {
+        id: u64,
+        message: String,
+    },
 }
 
 mod kind {
     pub const REQUEST: u8 = 1;
     pub const STOP: u8 = 2;
     pub const WORKERS: u8 = 3;
+    pub const FORK: u8 = 4;
     pub const READY: u8 = 10;
     pub const FULL: u8 = 11;
     pub const STREAM_HEAD: u8 = 12;
@@ -65,6 +86,10 @@ mod kind {
     pub const VELOX: u8 = 17;
     pub const ERROR: u8 = 18;
     pub const LIST_WORKERS: u8 = 19;
+    pub const RETIRE: u8 = 20;
+    pub const BOOTED: u8 = 30;
+    pub const FORKED: u8 = 31;
+    pub const FORK_FAILED: u8 = 32;
 }
 
 impl Frame {
@@ -79,17 +104,6 @@ impl Frame {
                 | Frame::Velox { .. }
                 | Frame::Error(_)
         )
-    }
-
-    /// Appends the `Request` frame for `r` to `out`: what `Frame::Request(r).encode(out)`
-    /// writes, for a caller that keeps the request.
-    pub fn encode_request(r: &RequestData, out: &mut BytesMut) {
-        let start = out.len();
-        out.put_u32_le(0);
-        out.put_u8(kind::REQUEST);
-        put_request(out, r);
-        let len = (out.len() - start - 4) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     }
 
     /// Appends the encoded frame to `out`.
@@ -107,6 +121,22 @@ impl Frame {
                 put_str(out, json);
             }
             Frame::ListWorkers => out.put_u8(kind::LIST_WORKERS),
+            Frame::Fork { id } => {
+                out.put_u8(kind::FORK);
+                out.put_u64_le(*id);
+            }
+            Frame::Retire => out.put_u8(kind::RETIRE),
+            Frame::Booted => out.put_u8(kind::BOOTED),
+            Frame::Forked { id, pid } => {
+                out.put_u8(kind::FORKED);
+                out.put_u64_le(*id);
+                out.put_u32_le(*pid);
+            }
+            Frame::ForkFailed { id, message } => {
+                out.put_u8(kind::FORK_FAILED);
+                out.put_u64_le(*id);
+                put_str(out, message);
+            }
             Frame::Ready => out.put_u8(kind::READY),
             Frame::Full {
                 status,
@@ -184,6 +214,17 @@ fn decode(kind: u8, mut r: Reader) -> Result<Frame, DecodeError> {
         kind::STOP => Frame::Stop,
         kind::WORKERS => Frame::Workers(r.string()?),
         kind::LIST_WORKERS => Frame::ListWorkers,
+        kind::FORK => Frame::Fork { id: r.u64()? },
+        kind::RETIRE => Frame::Retire,
+        kind::BOOTED => Frame::Booted,
+        kind::FORKED => Frame::Forked {
+            id: r.u64()?,
+            pid: r.u32()?,
+        },
+        kind::FORK_FAILED => Frame::ForkFailed {
+            id: r.u64()?,
+            message: r.string()?,
+        },
         kind::READY => Frame::Ready,
         kind::FULL => Frame::Full {
             status: r.status()?,

@@ -4,6 +4,8 @@
 //! # Layout
 //! - `wire`   primitives: little-endian integers, length-prefixed bytes, headers.
 //! - `frame`  [`Frame`]: the messages, their encoding, and splitting them off a byte buffer.
+//! - `fds`    passing descriptors along with a frame (SCM_RIGHTS), master → template.
+pub mod fds;
 mod frame;
 mod wire;
 
@@ -16,3 +18,5 @@ pub const FD_ENV: &str = "RR_POOL_FD";
 pub const ADDRS_ENV: &str = "RR_POOL_ADDRS";
 /// The worker's number in the pool (1-based), for logs.
 pub const ID_ENV: &str = "RR_POOL_WORKER";
+/// Marks the template process (`http.pool.template`): it boots, then forks workers.
+pub const TEMPLATE_ENV: &str = "RR_POOL_TEMPLATE";

@@ -100,6 +100,14 @@ fn answers_survive_the_wire() {
         Frame::Error("boom".into()),
         Frame::ListWorkers,
         Frame::Workers("[]".into()),
+        Frame::Fork { id: 7 },
+        Frame::Retire,
+        Frame::Booted,
+        Frame::Forked { id: 7, pid: 4242 },
+        Frame::ForkFailed {
+            id: 8,
+            message: "no".into(),
+        },
     ];
     for frame in &frames {
         assert_eq!(format!("{:?}", roundtrip(frame)), format!("{frame:?}"));
@@ -127,5 +135,39 @@ fn garbage_is_an_error_not_a_panic() {
     ] {
         let mut buf = BytesMut::from(bad);
         assert!(Frame::split(&mut buf).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn descriptors_travel_with_their_frame_in_order() {
+    use std::collections::VecDeque;
+    use std::io::{Read, Write};
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut pipes = Vec::new();
+    for _ in 0..2 {
+        let (r, mut w) = std::os::unix::net::UnixStream::pair().unwrap();
+        w.write_all(b"x").unwrap();
+        pipes.push((OwnedFd::from(r), w));
+    }
+    for (i, (r, _)) in pipes.iter().enumerate() {
+        let mut out = BytesMut::new();
+        Frame::Fork { id: i as u64 }.encode(&mut out);
+        super::super::fds::send(a.as_raw_fd(), &out, &[r.as_raw_fd()]).unwrap();
+    }
+    let mut got = VecDeque::new();
+    let mut buf = BytesMut::new();
+    while got.len() < 2 || buf.len() < 2 * 13 {
+        let mut chunk = [0u8; 64];
+        let n = super::super::fds::recv(b.as_raw_fd(), &mut chunk, &mut got).unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    for i in 0..2 {
+        assert!(matches!(Frame::split(&mut buf), Ok(Some(Frame::Fork { id })) if id == i));
+        let mut stream = std::os::unix::net::UnixStream::from(got.pop_front().unwrap());
+        let mut one = [0u8; 1];
+        stream.read_exact(&mut one).unwrap();
+        assert_eq!(&one, b"x");
     }
 }

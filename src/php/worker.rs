@@ -31,6 +31,7 @@ thread_local! {
     static ENGINE: RefCell<Option<engine::Worker>> = const { RefCell::new(None) };
     static STARTED: Cell<bool> = const { Cell::new(false) };
     static HANDLING: Cell<bool> = const { Cell::new(false) };
+    static RETIRE_WARNED: Cell<bool> = const { Cell::new(false) };
     /// Where handle() says the entry script is; set at its first request.
     static SCRIPT: std::cell::OnceCell<Script> = const { std::cell::OnceCell::new() };
 }
@@ -51,6 +52,10 @@ fn next<T>(
                     None => Some(None),
                 },
                 Wait::Tick => None,
+                Wait::Forked => {
+                    super::pool::reseed_after_fork();
+                    None
+                }
             })
         })?;
         if let Some(request) = got {
@@ -318,6 +323,22 @@ impl Worker {
             engine.stop();
             Ok(())
         })
+    }
+
+    /// Asks for this worker to be replaced once the current request's answer is sent (its
+    /// state is no longer trusted). In pool mode returns true: the master sends no further
+    /// request to it (when called before the answer is sent; after it, at most the request
+    /// already handed over), stops it and starts a replacement (forked from the template in
+    /// template mode), counted as restart reason `retired`. Without a pool nothing can replace
+    /// the process: returns false and logs a warning once.
+    pub fn retire(&self) -> PhpResult<bool> {
+        let retired = with_engine("RR\\Worker::retire", |engine| Ok(engine.retire()))?;
+        if !retired && !RETIRE_WARNED.replace(true) {
+            tracing::warn!(
+                "RR\\Worker::retire(): ignored: nothing replaces this process (only a pool worker, http.pool.num_workers > 0, can be retired)"
+            );
+        }
+        Ok(retired)
     }
 
     /// The addresses the server listens on, e.g. `["http://127.0.0.1:8080"]`.

@@ -1,17 +1,17 @@
 //! One task per worker process: it waits for the worker to boot, writes each request to it,
 //! turns the answer frames back into a [`Reply`] (the master finishes offloads: files, Velox,
 //! streams), enforces `exec_ttl`, and reports to the supervisor.
-use super::process::Process;
+use super::process::{self, Process};
 use super::supervisor::Control;
+use super::template::Forked;
 use crate::dispatch::{Job, Reply};
 use crate::ipc::Frame;
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
-use crate::request::RequestData;
 use crate::stream::FileReply;
 use crate::velox::BuildOrder;
 use bytes::BytesMut;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,19 +36,31 @@ pub enum End {
 }
 
 pub enum Event {
+    /// A forked worker's process exists (its pid is known).
+    Started {
+        id: u64,
+        pid: u32,
+    },
     Ready {
         id: u64,
     },
-    /// Answered a request; `rss` in bytes when memory is watched, `busy` how long the worker
-    /// took (from its start on the request to the end of the answer).
+    /// Answered a request and is free again; `memory` in bytes when memory is watched;
+    /// `retire` when the worker asked to be replaced (`RR\Worker::retire()`).
     Done {
         id: u64,
-        rss: Option<u64>,
-        busy: Duration,
+        memory: Option<u64>,
+        retire: bool,
     },
-    /// A request sent ahead to this worker that it never started (it died first): the
-    /// supervisor dispatches it again.
-    Returned(Box<Job>),
+    /// An idle worker asked to be replaced.
+    Retire {
+        id: u64,
+    },
+    /// Template mode: a template of this generation booted; forks now come from it.
+    TemplateReady {
+        generation: u64,
+    },
+    /// Template mode: no template could be kept running; the pool stops with this message.
+    TemplateFailed(String),
     Exited {
         id: u64,
         end: End,
@@ -71,16 +83,30 @@ struct Channel {
     control: mpsc::UnboundedSender<Control>,
     buf: BytesMut,
     out: BytesMut,
+    /// The worker sent `Retire`.
+    retire: bool,
 }
 
 impl Channel {
     /// The next frame; `None` when the worker closed the channel (it exited) or broke it.
+    /// `Retire` is noted and skipped, unless `idle` (then it is returned).
     async fn next(&mut self) -> Option<Frame> {
+        self.next_or_retire(false).await
+    }
+
+    async fn next_or_retire(&mut self, idle: bool) -> Option<Frame> {
         loop {
             match Frame::split(&mut self.buf) {
                 Ok(Some(Frame::ListWorkers)) => {
                     if !self.list_workers().await {
                         return None;
+                    }
+                    continue;
+                }
+                Ok(Some(Frame::Retire)) => {
+                    self.retire = true;
+                    if idle {
+                        return Some(Frame::Retire);
                     }
                     continue;
                 }
@@ -99,41 +125,6 @@ impl Channel {
         }
     }
 
-    /// Like [`Channel::next`], but also returns when the supervisor sends a command (only while
-    /// `listen`): the way a request sent ahead reaches the worker while it still works on the
-    /// current one. Cancel-safe in the same way: a partial frame stays in `buf`.
-    async fn next_or_command(
-        &mut self,
-        commands: &mut mpsc::Receiver<Command>,
-        listen: bool,
-    ) -> Incoming {
-        loop {
-            match Frame::split(&mut self.buf) {
-                Ok(Some(Frame::ListWorkers)) => {
-                    if !self.list_workers().await {
-                        return Incoming::Frame(None);
-                    }
-                    continue;
-                }
-                Ok(Some(frame)) => return Incoming::Frame(Some(frame)),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(pid = self.process.pid, "worker channel: {e}");
-                    return Incoming::Frame(None);
-                }
-            }
-            self.buf.reserve(64 * 1024);
-            tokio::select! {
-                biased;
-                read = self.process.channel.read_buf(&mut self.buf) => match read {
-                    Ok(0) | Err(_) => return Incoming::Frame(None),
-                    Ok(_) => {}
-                },
-                command = commands.recv(), if listen => return Incoming::Command(command),
-            }
-        }
-    }
-
     /// A worker asked for the workers list (it blocks until the answer arrives).
     async fn list_workers(&mut self) -> bool {
         let (tx, rx) = oneshot::channel();
@@ -143,12 +134,6 @@ impl Channel {
         self.send(&Frame::Workers(json)).await
     }
 
-    async fn send_request(&mut self, request: &RequestData) -> bool {
-        self.out.clear();
-        Frame::encode_request(request, &mut self.out);
-        self.process.channel.write_all(&self.out).await.is_ok()
-    }
-
     async fn send(&mut self, frame: &Frame) -> bool {
         self.out.clear();
         frame.encode(&mut self.out);
@@ -156,30 +141,62 @@ impl Channel {
     }
 }
 
-enum Incoming {
-    Frame(Option<Frame>),
-    Command(Option<Command>),
+/// How the worker's process comes to be.
+pub enum Start {
+    /// Re-executed: already running.
+    Exec(Box<Process>),
+    /// Ordered from the template; the answer comes later.
+    Fork(oneshot::Receiver<Forked>),
 }
 
 /// Runs worker `id` until it ends; the last event sent is always `Exited`.
 pub async fn run(
     id: u64,
-    process: Process,
+    start: Start,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::UnboundedSender<Event>,
     limits: Limits,
 ) {
+    let process = match start {
+        Start::Exec(process) => *process,
+        Start::Fork(forked) => {
+            let forked = tokio::select! {
+                forked = forked => forked.unwrap_or_else(|_| Err("the pool is stopping".into())),
+                // Stopped (reload, shutdown) before the template got to it.
+                None = wait_stop(&mut commands) => Err("stopped before it was forked".into()),
+            };
+            match forked {
+                Ok(process) => {
+                    let _ = events.send(Event::Started {
+                        id,
+                        pid: process.pid,
+                    });
+                    process
+                }
+                Err(detail) => {
+                    commands.close();
+                    while let Ok(Command::Run(job)) = commands.try_recv() {
+                        let _ = job.reply.send(Reply::Crashed);
+                    }
+                    let end = End::BootFailed;
+                    let _ = events.send(Event::Exited { id, end, detail });
+                    return;
+                }
+            }
+        }
+    };
     let mut ch = Channel {
         process,
         control: limits.control.clone(),
         buf: BytesMut::with_capacity(64 * 1024),
         out: BytesMut::with_capacity(64 * 1024),
+        retire: false,
     };
     let end = lifetime(id, &mut ch, &mut commands, &events, &limits).await;
     if end != End::Stopped {
         ch.process.kill();
     }
-    let status = ch.process.child.wait().await;
+    let status = ch.process.wait().await;
     let mut detail = match status {
         Ok(s) => s.to_string(),
         Err(e) => e.to_string(),
@@ -189,12 +206,10 @@ pub async fn run(
     if end == End::BootFailed {
         detail = format!("{detail}; its last output:\n{tail}");
     }
-    // Requests sent after the end never reached the worker: they go back to the queue.
+    // Requests sent after the end get the crash answer: nothing handed over is dropped silently.
     commands.close();
-    while let Ok(command) = commands.try_recv() {
-        if let Command::Run(job) = command {
-            let _ = events.send(Event::Returned(job));
-        }
+    while let Ok(Command::Run(job)) = commands.try_recv() {
+        let _ = job.reply.send(Reply::Crashed);
     }
     let _ = events.send(Event::Exited { id, end, detail });
 }
@@ -222,142 +237,72 @@ async fn lifetime(
     }
     // The uploads of the last request live until the next one is taken, as in embedded mode.
     let mut uploads: Tree<Upload> = Tree::new();
-    let mut ahead = Ahead::default();
     loop {
-        let job = match ahead.job.take() {
-            Some(job) => job,
-            None if ahead.stop => return stop(ch, uploads, limits).await,
-            None => {
-                let command = tokio::select! {
-                    command = commands.recv() => command,
-                    // Idle: anything from the worker now is either its exit or a protocol error.
-                    frame = ch.next() => {
-                        if let Some(frame) = frame {
-                            tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
-                        }
-                        return End::Crashed;
-                    }
-                };
-                match command {
-                    Some(Command::Run(job)) => {
-                        let job = Sent::from(*job);
-                        if !ch.send_request(&job.request).await {
-                            job.fail(Reply::Crashed, "the worker died before the request");
-                            return End::Crashed;
-                        }
-                        job
-                    }
-                    Some(Command::Stop) | None => return stop(ch, uploads, limits).await,
+        let command = tokio::select! {
+            command = commands.recv() => command,
+            // Idle: anything from the worker now is a wish to retire, its exit, or a
+            // protocol error.
+            frame = ch.next_or_retire(true) => {
+                if let Some(Frame::Retire) = frame {
+                    let _ = events.send(Event::Retire { id });
+                    continue;
                 }
+                if let Some(frame) = frame {
+                    tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
+                }
+                return End::Crashed;
             }
         };
-        let started = Instant::now();
-        let Sent {
-            reply,
-            uploads: own,
-            ..
-        } = job;
-        uploads = own;
-        let served = serve(ch, reply, commands, &mut ahead, limits.exec_ttl).await;
-        if let Err(end) = served {
-            // A request sent ahead was never started: it goes back to the queue.
-            if let Some(job) = ahead.job.take() {
-                let _ = events.send(Event::Returned(Box::new(job.into_job())));
+        match command {
+            Some(Command::Run(mut job)) => {
+                uploads = std::mem::take(&mut job.request.uploads);
+                let served = serve(ch, *job, &uploads, limits.exec_ttl).await;
+                if let Err(end) = served {
+                    return end;
+                }
+                let forked = ch.process.is_forked();
+                let memory = limits
+                    .watch_memory
+                    .then(|| process::memory(ch.process.pid, forked))
+                    .flatten();
+                let retire = std::mem::take(&mut ch.retire);
+                let _ = events.send(Event::Done { id, memory, retire });
             }
-            return end;
-        }
-        let rss = limits.watch_memory.then(|| rss(ch.process.pid)).flatten();
-        let busy = started.elapsed();
-        let _ = events.send(Event::Done { id, rss, busy });
-    }
-}
-
-/// Send `Stop`, wait `destroy_timeout`, then kill.
-async fn stop(ch: &mut Channel, uploads: Tree<Upload>, limits: &Limits) -> End {
-    drop(uploads);
-    ch.send(&Frame::Stop).await;
-    let exited = tokio::time::timeout(limits.destroy_timeout, ch.process.child.wait());
-    if exited.await.is_err() {
-        tracing::warn!(
-            pid = ch.process.pid,
-            "worker did not stop within destroy_timeout: killing it"
-        );
-        ch.process.kill();
-    }
-    End::Stopped
-}
-
-/// A request written to the worker, and what the master keeps of it.
-struct Sent {
-    request: Box<RequestData>,
-    reply: oneshot::Sender<Reply>,
-    /// The files; the request holds unowned copies of the entries.
-    uploads: Tree<Upload>,
-    queued_at: Instant,
-}
-
-impl From<Job> for Sent {
-    fn from(job: Job) -> Sent {
-        let Job {
-            mut request,
-            reply,
-            queued_at,
-        } = job;
-        // The worker needs the upload names and paths; the files stay the master's.
-        let uploads = std::mem::take(&mut request.uploads);
-        request.uploads = share(&uploads);
-        Sent {
-            request: Box::new(request),
-            reply,
-            uploads,
-            queued_at,
+            Some(Command::Stop) | None => {
+                drop(uploads);
+                ch.send(&Frame::Stop).await;
+                let exited = tokio::time::timeout(limits.destroy_timeout, ch.process.wait());
+                if exited.await.is_err() {
+                    tracing::warn!(
+                        pid = ch.process.pid,
+                        "worker did not stop within destroy_timeout: killing it"
+                    );
+                    ch.process.kill();
+                }
+                return End::Stopped;
+            }
         }
     }
 }
 
-impl Sent {
-    fn into_job(self) -> Job {
-        let mut request = *self.request;
-        request.uploads = self.uploads;
-        Job {
-            request,
-            reply: self.reply,
-            queued_at: self.queued_at,
-        }
-    }
-
-    fn fail(self, reply: Reply, why: &str) {
-        Open {
-            reply: Some(self.reply),
-            stream: None,
-        }
-        .fail(reply, why);
-    }
-}
-
-/// What arrived for this worker while it was busy.
-#[derive(Default)]
-struct Ahead {
-    /// A request already written to the worker, which it starts after the current one.
-    job: Option<Sent>,
-    /// A stop, obeyed after the current request (and the one ahead).
-    stop: bool,
-}
-
-/// One request, already written to the worker: read the answer (writing a request sent ahead
-/// as soon as the supervisor sends it). Err when the worker must go.
+/// One request: write it, read the answer. Err when the worker must go.
 async fn serve(
     ch: &mut Channel,
-    reply: oneshot::Sender<Reply>,
-    commands: &mut mpsc::Receiver<Command>,
-    ahead: &mut Ahead,
+    job: Job,
+    uploads: &Tree<Upload>,
     exec_ttl: Option<Duration>,
 ) -> Result<(), End> {
+    let Job {
+        mut request, reply, ..
+    } = job;
+    // The worker needs the upload names and paths; the files stay the master's.
+    request.uploads = share(uploads);
+    let frame = Frame::Request(Box::new(request));
     let mut open = Open {
         reply: Some(reply),
         stream: None,
     };
-    let exchange = answer(ch, &mut open, commands, ahead);
+    let exchange = async { ch.send(&frame).await && answer(ch, &mut open).await };
     let outcome = match exec_ttl {
         Some(ttl) => tokio::time::timeout(ttl, exchange).await.ok(),
         None => Some(exchange.await),
@@ -371,30 +316,6 @@ async fn serve(
         None => {
             open.fail(Reply::ExecTimeout, "the request exceeded exec_ttl");
             Err(End::ExecTimeout)
-        }
-    }
-}
-
-/// The next frame of the answer; a command that arrives meanwhile is taken care of: a request
-/// is written to the worker at once (it reads it when done with this one), a stop is kept.
-async fn frame(
-    ch: &mut Channel,
-    commands: &mut mpsc::Receiver<Command>,
-    ahead: &mut Ahead,
-) -> Option<Frame> {
-    loop {
-        let listen = ahead.job.is_none() && !ahead.stop;
-        match ch.next_or_command(commands, listen).await {
-            Incoming::Frame(frame) => return frame,
-            Incoming::Command(Some(Command::Run(job))) => {
-                let job = Sent::from(*job);
-                if !ch.send_request(&job.request).await {
-                    ahead.job = Some(job);
-                    return None;
-                }
-                ahead.job = Some(job);
-            }
-            Incoming::Command(Some(Command::Stop) | None) => ahead.stop = true,
         }
     }
 }
@@ -427,13 +348,8 @@ impl Open {
 }
 
 /// Reads the answer frames; false when the worker died (or spoke nonsense) first.
-async fn answer(
-    ch: &mut Channel,
-    open: &mut Open,
-    commands: &mut mpsc::Receiver<Command>,
-    ahead: &mut Ahead,
-) -> bool {
-    let Some(frame) = frame(ch, commands, ahead).await else {
+async fn answer(ch: &mut Channel, open: &mut Open) -> bool {
+    let Some(frame) = ch.next().await else {
         return false;
     };
     let whole = match frame {
@@ -473,7 +389,7 @@ async fn answer(
                 chunks,
             });
             open.stream = Some(tx);
-            return stream(ch, open, commands, ahead).await;
+            return stream(ch, open).await;
         }
         other => {
             tracing::error!(
@@ -489,14 +405,9 @@ async fn answer(
 
 /// Forwards chunks to the client; a slow client holds the worker back (bounded channel, then
 /// the socket buffer), a client that left gets nothing more.
-async fn stream(
-    ch: &mut Channel,
-    open: &mut Open,
-    commands: &mut mpsc::Receiver<Command>,
-    ahead: &mut Ahead,
-) -> bool {
+async fn stream(ch: &mut Channel, open: &mut Open) -> bool {
     loop {
-        match frame(ch, commands, ahead).await {
+        match ch.next().await {
             Some(Frame::Chunk(bytes)) => {
                 if let Some(tx) = open.stream.as_ref().filter(|tx| !tx.is_closed()) {
                     let _ = tx.send(Ok(bytes)).await;
@@ -539,10 +450,14 @@ fn share(uploads: &Tree<Upload>) -> Tree<Upload> {
     out
 }
 
-/// Resident memory of a process, from /proc (RoadRunner's `max_worker_memory` measures RSS).
-pub fn rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// Waits for a `Stop` (or the end of the commands); `Run`s that arrive meanwhile are kept.
+async fn wait_stop(commands: &mut mpsc::Receiver<Command>) -> Option<()> {
+    match commands.recv().await {
+        Some(Command::Stop) | None => None,
+        // Nothing is dispatched to a booting worker; should one come, it waits its turn.
+        Some(Command::Run(job)) => {
+            let _ = job.reply.send(Reply::Unavailable);
+            std::future::pending().await
+        }
+    }
 }

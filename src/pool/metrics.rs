@@ -18,10 +18,12 @@ pub enum Reason {
     Crash,
     BootFailure,
     Reload,
+    /// The worker asked for it (`RR\Worker::retire()`).
+    Retired,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::MaxJobs,
         Reason::MaxMemory,
         Reason::Ttl,
@@ -30,6 +32,7 @@ impl Reason {
         Reason::Crash,
         Reason::BootFailure,
         Reason::Reload,
+        Reason::Retired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Reason {
             Reason::Crash => "crash",
             Reason::BootFailure => "boot_failure",
             Reason::Reload => "reload",
+            Reason::Retired => "retired",
         }
     }
 }
@@ -71,7 +75,7 @@ impl State {
 /// Written by the supervisor, read by the status and metrics endpoints.
 pub struct PoolStats {
     by_state: [AtomicUsize; 4],
-    restarts: [AtomicU64; 8],
+    restarts: [AtomicU64; 9],
     jobs: AtomicU64,
     queue: Submitter,
 }

@@ -3,20 +3,25 @@
 //! processes run the script. Threads, frames and failure handling: docs/pool.md.
 //!
 //! # Layout
-//! - `process`     starting a worker: re-exec of this php with its argv, env and a socketpair.
+//! - `process`     starting a worker (re-exec of this php with its argv, env and a socketpair,
+//!   or the descriptors for one forked from the template); reaping; memory.
+//! - `template`    template mode: the template process, fork orders, its restarts and reload.
 //! - `handle`      one task per worker: boot, request out, answer frames back, exec_ttl.
 //! - `supervisor`  the worker table: dispatch, crashes, reload, stop.
+//! - `lines`       requests waiting for an in-place or a one-shot (isolated path) worker.
 //! - `slot`        one worker in the supervisor's table; the workers list; control messages.
 //! - `limits`      when a worker must go (max_jobs, memory, ttl, idle_ttl) and boot backoff.
 //! - `metrics`     gauges and counters, the Prometheus text.
 //! - `status`      the status (health, ready, workers, reload) and metrics listeners.
 mod handle;
 mod limits;
+mod lines;
 mod metrics;
 mod process;
 mod slot;
 mod status;
 mod supervisor;
+mod template;
 
 pub use supervisor::WorkerInfo;
 
@@ -65,6 +70,17 @@ pub struct Master {
 
 impl Master {
     pub fn start(config: Arc<Config>) -> Result<Master, StartError> {
+        if config.pool.template {
+            // Workers forked from the template are orphaned at once (double fork) and land
+            // here, so the master reaps them and sees their exit status (docs/pool.md).
+            // SAFETY: prctl with an integer option and argument; no memory is passed.
+            if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+                let e = std::io::Error::last_os_error();
+                return Err(StartError::Pool(format!(
+                    "http.pool.template: cannot become the child subreaper of forked workers: {e}"
+                )));
+            }
+        }
         // Multi-thread so the I/O runs whatever the script does meanwhile, but one worker thread:
         // a request then never hops between threads in the master (2 threads: ~2 futex wake-ups
         // per request, and 8-18% fewer requests/s for pool hello on 2 cores).
@@ -118,7 +134,11 @@ impl Master {
             control.clone(),
             config.http.shutdown_timeout,
         ));
-        tracing::info!(workers = config.pool.num_workers, "rr pool master started");
+        tracing::info!(
+            workers = config.pool.num_workers,
+            template = config.pool.template,
+            "rr pool master started"
+        );
         drop(_entered);
         Ok(Master {
             config,

@@ -1,17 +1,22 @@
 //! Starting a worker process: the same php binary, argv and environment as the master, plus
-//! `RR_POOL_FD` naming its end of a fresh socketpair. Re-executed, never forked into: the
-//! master has tokio threads (see docs/pool.md). Its stdout and stderr go to the master's log.
+//! `RR_POOL_FD` naming its end of a fresh socketpair. Re-executed, never forked from the
+//! master: it has tokio threads (see docs/pool.md). In template mode the template is started
+//! this way and the workers are forked from it ([`Fork`]). A worker's stdout and stderr go to
+//! the master's log.
 use crate::ipc;
 use crate::server::Bound;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Interest};
 use tokio::net::UnixStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 /// Lines of a worker's output kept for the message when it cannot boot.
@@ -49,6 +54,15 @@ impl Spawner {
 
     /// Starts worker number `id`; call inside the runtime.
     pub fn spawn(&self, id: u64) -> std::io::Result<Process> {
+        self.exec(Some(id))
+    }
+
+    /// Starts the template process (`http.pool.template`): a worker that forks the others.
+    pub fn spawn_template(&self) -> std::io::Result<Process> {
+        self.exec(None)
+    }
+
+    fn exec(&self, id: Option<u64>) -> std::io::Result<Process> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let theirs = OwnedFd::from(theirs);
         let fd = theirs.as_raw_fd();
@@ -56,7 +70,6 @@ impl Spawner {
         cmd.args(&self.args)
             .env(ipc::FD_ENV, fd.to_string())
             .env(ipc::ADDRS_ENV, &self.addrs)
-            .env(ipc::ID_ENV, id.to_string())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -64,6 +77,10 @@ impl Spawner {
             // then drains and stops the workers in order.
             .process_group(0)
             .kill_on_drop(true);
+        match id {
+            Some(id) => cmd.env(ipc::ID_ENV, id.to_string()),
+            None => cmd.env(ipc::ID_ENV, "template").env(ipc::TEMPLATE_ENV, "1"),
+        };
         // SAFETY: between fork and exec only fcntl runs, which is async-signal-safe; it clears
         // close-on-exec on the one descriptor the worker must inherit.
         unsafe {
@@ -74,40 +91,258 @@ impl Spawner {
         }
         let mut child = cmd.spawn()?;
         drop(theirs);
-        ours.set_nonblocking(true)?;
-        let channel = UnixStream::from_std(ours)?;
         let pid = child.id().unwrap_or(0);
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let mut readers = Vec::new();
-        if let Some(out) = child.stdout.take() {
-            readers.push(tokio::spawn(forward(out, pid, "stdout", tail.clone())));
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let mut process = Process::new(pid, Child::Exec(child), ours)?;
+        if let Some(out) = out {
+            process.read_output(out, "stdout");
         }
-        if let Some(err) = child.stderr.take() {
-            readers.push(tokio::spawn(forward(err, pid, "stderr", tail.clone())));
+        if let Some(err) = err {
+            process.read_output(err, "stderr");
         }
-        Ok(Process {
-            pid,
-            child,
+        Ok(process)
+    }
+}
+
+/// What the template needs to fork a worker ([`Fork::theirs`], sent with the order) and what
+/// the master keeps to talk to it once its pid is known.
+pub struct Fork {
+    pub theirs: [OwnedFd; 3],
+    channel: std::os::unix::net::UnixStream,
+    out: OwnedFd,
+    err: OwnedFd,
+}
+
+impl Fork {
+    /// A socketpair and two pipes; the worker's ends go to the template.
+    pub fn new() -> std::io::Result<Fork> {
+        let (channel, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let (out, out_w) = pipe()?;
+        let (err, err_w) = pipe()?;
+        Ok(Fork {
+            theirs: [OwnedFd::from(theirs), out_w, err_w],
             channel,
-            tail,
-            readers,
+            out,
+            err,
         })
+    }
+
+    /// The template forked it as `pid` (now a child of this process, see docs/pool.md).
+    pub fn started(self, pid: u32) -> std::io::Result<Process> {
+        drop(self.theirs);
+        let mut process = Process::new(pid, Child::Forked(Forked::new(pid)), self.channel)?;
+        process.read_output(
+            tokio::net::unix::pipe::Receiver::from_owned_fd(self.out)?,
+            "stdout",
+        );
+        process.read_output(
+            tokio::net::unix::pipe::Receiver::from_owned_fd(self.err)?,
+            "stderr",
+        );
+        Ok(process)
+    }
+}
+
+/// A pipe whose read end (ours, non-blocking for the runtime) stays in the master.
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-int array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just returned these descriptors; F_SETFL on our read end only.
+    unsafe {
+        let (r, w) = (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]));
+        libc::fcntl(fds[0], libc::F_SETFL, libc::O_NONBLOCK);
+        Ok((r, w))
+    }
+}
+
+/// The worker process itself: re-executed (a tokio child) or forked from the template.
+pub enum Child {
+    Exec(tokio::process::Child),
+    Forked(Forked),
+}
+
+/// A worker forked from the template. Its parent died at once, so it is this (subreaper)
+/// process's child: its exit is seen on a pidfd and reaped with waitpid.
+pub struct Forked {
+    pid: u32,
+    pidfd: Option<AsyncFd<OwnedFd>>,
+    reaped: bool,
+}
+
+impl Forked {
+    fn new(pid: u32) -> Forked {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        // SAFETY: the kernel just gave us this descriptor.
+        let owned = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        let pidfd = owned.and_then(|fd| {
+            // SAFETY: the AsyncFd owns the OwnedFd, so it stays open and the same descriptor
+            // until the AsyncFd is dropped.
+            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
+        });
+        Forked {
+            pid,
+            pidfd,
+            reaped: false,
+        }
+    }
+
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid on one pid with a status int we own; WNOHANG never blocks.
+            let got = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, libc::WNOHANG) };
+            if got == self.pid as libc::pid_t {
+                self.reaped = true;
+                return Ok(ExitStatus::from_raw(status));
+            }
+            if got == -1 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // Not our child (no subreaper): wait for its end without a status.
+                self.exited().await;
+                self.reaped = true;
+                return Err(std::io::Error::other(format!("exit status unknown: {e}")));
+            }
+            self.exited().await;
+        }
+    }
+
+    /// Returns once the process has ended (the pidfd turns readable), or after a tick.
+    async fn exited(&self) {
+        match &self.pidfd {
+            Some(fd) => match fd.readable().await {
+                Ok(mut guard) => guard.retain_ready(),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            },
+            None => {
+                // SAFETY: kill with signal 0 only checks that the process exists.
+                while unsafe { libc::kill(self.pid as libc::pid_t, 0) } == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    if is_zombie(self.pid) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn kill(&self) {
+        if !self.reaped {
+            // SAFETY: the pid is our unreaped child (or zombie), so it names that process.
+            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Forked {
+    /// As `kill_on_drop` for re-executed workers.
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
 /// A running worker process.
 pub struct Process {
     pub pid: u32,
-    pub child: Child,
+    child: Child,
     pub channel: UnixStream,
     tail: Arc<Mutex<VecDeque<String>>>,
     readers: Vec<JoinHandle<()>>,
 }
 
+/// The pids this master waits for itself (workers, templates): [`reap_strays`] leaves them.
+static OWN: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+fn own() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    OWN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Template mode makes the master a child subreaper, so any orphan below it (say, a daemon a
+/// worker script started) becomes its child: reap those that ended, so no zombie piles up.
+pub fn reap_strays() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    let children: Vec<u32> = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    for pid in children {
+        if !own().contains(&pid) && is_zombie(pid) {
+            let mut status = 0;
+            // SAFETY: reaps one ended child that no worker or template handle waits for.
+            unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+            tracing::debug!(pid, status, "reaped a stray process");
+        }
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
 impl Process {
+    fn new(
+        pid: u32,
+        child: Child,
+        channel: std::os::unix::net::UnixStream,
+    ) -> std::io::Result<Process> {
+        own().insert(pid);
+        channel.set_nonblocking(true)?;
+        Ok(Process {
+            pid,
+            child,
+            channel: UnixStream::from_std(channel)?,
+            tail: Arc::new(Mutex::new(VecDeque::new())),
+            readers: Vec::new(),
+        })
+    }
+
+    fn read_output(&mut self, pipe: impl AsyncRead + Unpin + Send + 'static, stream: &'static str) {
+        let reader = tokio::spawn(forward(pipe, self.pid, stream, self.tail.clone()));
+        self.readers.push(reader);
+    }
+
+    /// Whether it was forked from the template (its memory is shared with it).
+    pub fn is_forked(&self) -> bool {
+        matches!(self.child, Child::Forked(_))
+    }
+
     /// SIGKILL, for a worker past `exec_ttl` or `destroy_timeout`.
     pub fn kill(&mut self) {
-        let _ = self.child.start_kill();
+        match &mut self.child {
+            Child::Exec(child) => {
+                let _ = child.start_kill();
+            }
+            Child::Forked(forked) => forked.kill(),
+        }
+    }
+
+    /// Waits for the process to end and reaps it.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        let status = match &mut self.child {
+            Child::Exec(child) => child.wait().await,
+            Child::Forked(forked) => forked.wait().await,
+        };
+        own().remove(&self.pid);
+        status
     }
 
     /// The last lines the worker wrote, once its pipes have closed (it exited; at most 1 s
@@ -119,6 +354,23 @@ impl Process {
         let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
         tail.iter().cloned().collect::<Vec<_>>().join("\n")
     }
+}
+
+/// The memory a worker is judged by (bytes): its resident set, or in template mode its
+/// private memory (Private_Clean + Private_Dirty of /proc/<pid>/smaps_rollup), because pages
+/// still shared with the template would be counted in every worker's RSS.
+pub fn memory(pid: u32, forked: bool) -> Option<u64> {
+    let (file, fields): (_, &[&str]) = match forked {
+        false => ("status", &["VmRSS:"]),
+        true => ("smaps_rollup", &["Private_Clean:", "Private_Dirty:"]),
+    };
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    let mut kb = 0;
+    for field in fields {
+        let line = text.lines().find(|l| l.starts_with(field))?;
+        kb += line.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+    }
+    Some(kb * 1024)
 }
 
 /// Reads a pipe of the worker line by line into the master's log.

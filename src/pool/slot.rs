@@ -1,8 +1,9 @@
 //! The supervisor's view of one worker, and what outsiders may ask about the workers.
-use super::handle::{self, Command};
+use super::handle::Command;
 use super::limits::Life;
 use super::metrics::State;
-use std::time::{Duration, Instant};
+use super::process;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Asks from outside: the admin endpoint, SIGHUP, `RR\workers()`, the master's shutdown.
@@ -20,9 +21,12 @@ pub struct WorkerInfo {
     pub pid: u32,
     pub state: String,
     pub jobs: u64,
-    /// Resident memory in bytes (0 when unknown).
+    /// Memory in bytes (0 when unknown): resident, or private in template mode.
     pub memory: u64,
     pub age_seconds: f64,
+    /// A one-shot worker for an isolated path (`http.pool.isolate`).
+    #[serde(default)]
+    pub isolated: bool,
 }
 
 /// One worker process in the supervisor's table.
@@ -36,12 +40,10 @@ pub struct Slot {
     /// Bumped by each reload: a worker of an older generation is replaced.
     pub generation: u64,
     pub commands: mpsc::Sender<Command>,
-    /// It holds a request sent ahead, which it starts when done with the current one.
-    pub ahead: bool,
-    /// How long its recent requests took (a moving average).
-    pub recent: Duration,
-    /// When it started the request it is running.
-    pub job_since: Instant,
+    /// Forked from the template (its memory is measured as private memory).
+    pub forked: bool,
+    /// Serves one request of an isolated path, then ends.
+    pub oneshot: bool,
 }
 
 impl Slot {
@@ -59,8 +61,9 @@ impl Slot {
             pid: self.pid,
             state: self.state.as_str().to_owned(),
             jobs: self.jobs,
-            memory: handle::rss(self.pid).unwrap_or(0),
+            memory: process::memory(self.pid, self.forked).unwrap_or(0),
             age_seconds: self.started.elapsed().as_secs_f64(),
+            isolated: self.oneshot,
         }
     }
 }

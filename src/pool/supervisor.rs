@@ -1,30 +1,25 @@
 //! The supervisor: one task that owns the worker table. It dispatches each queued request to
 //! an idle worker, replaces workers (limits, crashes, reload), backs off when workers cannot
 //! boot, and stops them all at the end. See docs/pool.md for the rules.
-use super::handle::{self, Command, End, Event, Limits};
+use super::handle::{self, Command, End, Event, Limits, Start};
 use super::limits::{self, MAX_BOOT_FAILURES};
+use super::lines::{self, Line, Lines, Waiting};
 use super::metrics::{PoolStats, Reason, State};
 use super::process::Spawner;
 use super::slot::Slot;
 pub use super::slot::{Control, WorkerInfo};
+use super::template::{self, Order};
 use crate::config::Config;
-use crate::dispatch::{HeldSlot, Inbox, Job, Reply, Submitter};
+use crate::dispatch::{Inbox, Job, Reply, Submitter};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// How often limits (ttl, idle_ttl), reload progress and signals are looked at.
 const TICK: Duration = Duration::from_millis(50);
-
-/// A request may be sent ahead to a busy worker (see [`Supervisor::pick_ahead`]) only when that
-/// worker's recent requests took less than this: it then starts the request the moment it is
-/// done with the current one, without a round trip through the master. Longer requests gain
-/// nothing measurable from it and would make a request wait behind a slow one.
-const AHEAD_BELOW: Duration = Duration::from_micros(500);
-
-/// Only small requests are sent ahead: the frame must fit in the channel's socket buffer
-/// while the worker is still busy (it reads it when done).
-const AHEAD_MAX_BYTES: usize = 16 * 1024;
+/// How often stray orphans are reaped in template mode (see `process::reap_strays`).
+const REAP_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Supervisor {
     config: Arc<Config>,
@@ -36,13 +31,14 @@ pub struct Supervisor {
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
     slots: Vec<Slot>,
-    /// The oldest request, taken off the queue and waiting for a worker; it keeps its queue
-    /// slot taken so the queue holds `max_queue_size` requests in all.
-    head: Option<Job>,
-    held: Option<HeldSlot>,
-    /// Requests sent ahead to a worker that died before it started them: served first.
-    returned: std::collections::VecDeque<Job>,
+    /// Requests taken off the queue, waiting for an in-place or a one-shot worker.
+    waiting: Lines,
     queue: Submitter,
+    /// Template mode: where fork orders go, and the template task.
+    template: Option<(mpsc::UnboundedSender<Order>, JoinHandle<()>)>,
+    /// The generation of the newest template that booted (reload waits for it).
+    template_generation: Option<u64>,
+    last_reap: Instant,
     next_id: u64,
     boot_failures: u32,
     /// Workers are not started before this (backoff after boot failures).
@@ -64,6 +60,21 @@ impl Supervisor {
         ),
     ) -> Supervisor {
         let (events_tx, events) = mpsc::unbounded_channel();
+        let allocate = config.pool.allocate_timeout;
+        let template = config.pool.template.then(|| {
+            let (orders, rx) = mpsc::unbounded_channel();
+            let settings = template::Settings {
+                boot_timeout: boot_timeout(&config),
+                destroy_timeout: config.pool.destroy_timeout,
+            };
+            let task = tokio::spawn(template::run(
+                spawner.clone(),
+                settings,
+                rx,
+                events_tx.clone(),
+            ));
+            (orders, task)
+        });
         Supervisor {
             config,
             spawner,
@@ -74,10 +85,11 @@ impl Supervisor {
             events_tx,
             events,
             slots: Vec::new(),
-            head: None,
-            held: None,
-            returned: std::collections::VecDeque::new(),
+            waiting: Lines::new(allocate),
             queue,
+            template,
+            template_generation: None,
+            last_reap: Instant::now(),
             next_id: 1,
             boot_failures: 0,
             spawn_after: Instant::now(),
@@ -98,26 +110,21 @@ impl Supervisor {
             if self.stopping && self.slots.is_empty() {
                 break;
             }
-            let allocate = self.config.pool.allocate_timeout;
-            let expires = self.head.as_ref().map(|j| j.queued_at + allocate);
-            let take = self.head.is_none() && !self.stopping;
+            let expires = self.waiting.deadline();
             tokio::select! {
                 Some(event) = self.events.recv() => self.on_event(event),
-                job = self.inbox.recv(), if take => match job {
-                    Some(job) => {
-                        self.held = self.queue.hold_slot();
-                        self.head = Some(job);
-                    }
+                job = self.inbox.recv(), if !self.stopping => match job {
+                    Some(job) => self.enqueue(job),
                     None => self.begin_stop(),
                 },
-                _ = sleep_until(expires), if expires.is_some() => {
-                    if let Some(job) = self.take_head() {
-                        let _ = job.reply.send(Reply::NoWorker);
-                    }
-                }
+                _ = sleep_until(expires), if expires.is_some() => self.waiting.expire(),
                 _ = tick.tick() => self.housekeeping(),
                 Some(control) = self.control.recv() => self.on_control(control),
             }
+        }
+        if let Some((orders, task)) = self.template.take() {
+            let _ = orders.send(Order::Stop);
+            let _ = task.await;
         }
         match self.fatal.take() {
             Some(message) => Err(message),
@@ -125,100 +132,58 @@ impl Supervisor {
         }
     }
 
-    /// Hands queued requests to idle workers, most recently active first (warm caches).
+    /// A request taken off the queue waits in line for its kind of worker.
+    fn enqueue(&mut self, job: Job) {
+        let line = lines::line_of(&self.config.pool, &job.request.uri);
+        self.waiting.push(line, job, self.queue.hold_slot());
+        if line == Line::OneShot {
+            self.fill();
+        }
+    }
+
+    /// Hands waiting requests to idle workers of their kind, most recently active first (warm
+    /// caches).
     fn dispatch(&mut self) {
         if self.stopping {
             self.inbox.close();
-            for job in self
-                .head
-                .take()
-                .into_iter()
-                .chain(std::iter::from_fn(|| self.inbox.try_recv()))
-            {
+            let queued = std::iter::from_fn(|| self.inbox.try_recv()).collect::<Vec<_>>();
+            for job in self.waiting.drain().into_iter().chain(queued) {
                 let _ = job.reply.send(Reply::Unavailable);
             }
             return;
         }
-        let allocate = self.config.pool.allocate_timeout;
-        loop {
-            let ahead = match self.pick_idle() {
-                Some(i) => Some((i, false)),
-                None => self.pick_ahead().map(|i| (i, true)),
-            };
-            let Some((i, ahead)) = ahead else { return };
-            let Some(job) = self
-                .returned
-                .pop_front()
-                .or_else(|| self.take_head())
-                .or_else(|| self.inbox.try_recv())
-            else {
-                return;
-            };
-            if job.is_abandoned() {
-                continue;
-            }
-            if job.queued_at.elapsed() > allocate {
-                let _ = job.reply.send(Reply::NoWorker);
-                continue;
-            }
-            if ahead && !small(&job) {
-                // Waits for an idle worker instead.
-                self.held = self.queue.hold_slot();
-                self.head = Some(job);
-                return;
-            }
-            let slot = &mut self.slots[i];
-            match slot.commands.try_send(Command::Run(Box::new(job))) {
-                Ok(()) => {
-                    if !ahead {
-                        slot.job_since = Instant::now();
+        while let Some(job) = self.inbox.try_recv() {
+            self.enqueue(job);
+        }
+        for line in [Line::InPlace, Line::OneShot] {
+            while let Some(i) = self.pick_idle(line == Line::OneShot) {
+                let Some(Waiting { job, held }) = self.waiting.next(line) else {
+                    break;
+                };
+                let slot = &mut self.slots[i];
+                match slot.commands.try_send(Command::Run(Box::new(job))) {
+                    Ok(()) => {
+                        slot.state = State::Busy;
+                        slot.last_active = Instant::now();
                     }
-                    slot.ahead = ahead;
-                    slot.state = State::Busy;
-                    slot.last_active = Instant::now();
-                }
-                Err(e) => {
-                    // Its task is ending; its Exited event is on the way.
-                    slot.state = State::Stopping;
-                    if let Command::Run(job) = e.into_inner() {
-                        self.returned.push_front(*job);
+                    Err(e) => {
+                        // Its task is ending; its Exited event is on the way.
+                        slot.state = State::Stopping;
+                        if let Command::Run(job) = e.into_inner() {
+                            self.waiting.put_back(line, Waiting { job: *job, held });
+                        }
                     }
                 }
             }
         }
     }
 
-    /// A busy worker that may get the next request ahead: its recent requests were short and
-    /// so far the current one is too, it holds none ahead yet, it is of the current generation
-    /// and its `max_jobs` leaves room.
-    fn pick_ahead(&self) -> Option<usize> {
-        let max_jobs = self.config.pool.max_jobs;
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                s.state == State::Busy
-                    && !s.ahead
-                    && s.recent < AHEAD_BELOW
-                    && s.job_since.elapsed() < AHEAD_BELOW
-                    && s.generation == self.generation
-                    && (max_jobs == 0 || s.jobs + 2 < max_jobs)
-            })
-            .min_by_key(|(_, s)| s.recent)
-            .map(|(i, _)| i)
-    }
-
-    fn take_head(&mut self) -> Option<Job> {
-        self.held = None;
-        self.head.take()
-    }
-
-    fn pick_idle(&self) -> Option<usize> {
+    fn pick_idle(&self, oneshot: bool) -> Option<usize> {
         let current = self.generation;
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.state == State::Idle)
+            .filter(|(_, s)| s.state == State::Idle && s.oneshot == oneshot)
             .max_by_key(|(_, s)| (s.generation == current, s.last_active))
             .map(|(i, _)| i)
     }
@@ -229,43 +194,71 @@ impl Supervisor {
 
     fn on_event(&mut self, event: Event) {
         match event {
+            Event::Started { id, pid } => {
+                if let Some(i) = self.slot(id) {
+                    self.slots[i].pid = pid;
+                    tracing::debug!(pid, id, "worker forked");
+                }
+            }
+            Event::Retire { id } => {
+                if let Some(i) = self.slot(id) {
+                    if self.slots[i].state != State::Stopping {
+                        self.retire(i, Some(Reason::Retired));
+                    }
+                }
+            }
+            Event::TemplateReady { generation } => {
+                self.template_generation = Some(generation);
+                self.fill();
+            }
+            Event::TemplateFailed(message) => {
+                tracing::error!("{message}");
+                self.fatal = Some(message);
+                self.begin_stop();
+            }
             Event::Ready { id } => {
                 self.boot_failures = 0;
                 if let Some(i) = self.slot(id) {
                     let slot = &mut self.slots[i];
                     slot.state = State::Idle;
                     slot.last_active = Instant::now();
-                    tracing::debug!(pid = slot.pid, "worker ready");
+                    // From the spawn (or fork order) to its first waitRequest().
+                    let boot_ms = slot.started.elapsed().as_secs_f64() * 1000.0;
+                    let forked = slot.forked;
+                    tracing::debug!(pid = slot.pid, boot_ms, forked, "worker ready");
                     if self.stopping {
                         self.retire(i, None);
                     }
                 }
             }
-            Event::Done { id, rss, busy } => {
+            Event::Done { id, memory, retire } => {
                 self.stats.job_done();
                 let Some(i) = self.slot(id) else { return };
                 let slot = &mut self.slots[i];
                 slot.jobs += 1;
                 slot.last_active = Instant::now();
-                slot.recent = (slot.recent * 3 + busy) / 4;
-                if slot.ahead {
-                    // It started the request it held ahead: still busy.
-                    slot.ahead = false;
-                    slot.job_since = Instant::now();
-                } else if slot.state == State::Busy {
+                if slot.state == State::Busy {
                     slot.state = State::Idle;
                 }
-                if self.stopping {
+                if self.stopping || slot.oneshot {
+                    // A one-shot worker ends after its request: not a restart.
                     return self.retire(i, None);
                 }
-                let reason = limits::after_answer(&self.config.pool, &slot.life(), rss);
+                let reason = match retire {
+                    true => Some(Reason::Retired),
+                    false => limits::after_answer(&self.config.pool, &slot.life(), memory),
+                };
                 if reason == Some(Reason::MaxMemory) {
                     let limit = self.config.pool.supervisor.max_worker_memory;
+                    let measure = match slot.forked {
+                        true => "private memory",
+                        false => "RSS",
+                    };
                     tracing::info!(
                         pid = slot.pid,
-                        rss,
+                        memory,
                         limit,
-                        "worker above max_worker_memory: replacing it"
+                        "worker above max_worker_memory ({measure}): replacing it"
                     );
                 }
                 if reason.is_some() {
@@ -273,10 +266,6 @@ impl Supervisor {
                 }
             }
             Event::Exited { id, end, detail } => self.on_exit(id, end, detail),
-            Event::Returned(job) => {
-                tracing::info!("a request sent ahead to a worker that ended goes to another one");
-                self.returned.push_back(*job);
-            }
         }
     }
 
@@ -343,58 +332,102 @@ impl Supervisor {
         self.fill();
     }
 
-    /// Starts workers until `num_workers` are up (booting, idle or busy).
+    /// Starts workers until `num_workers` are up (booting, idle or busy), and in template mode
+    /// with isolated paths, one-shot workers for the isolated requests waiting plus one spare
+    /// (so a fork is rarely on a request's path), at most `isolate_workers` at once.
     fn fill(&mut self) {
         if self.stopping || Instant::now() < self.spawn_after {
             return;
         }
-        let live = |s: &&Slot| s.state != State::Stopping;
-        while self.slots.iter().filter(live).count() < self.config.pool.num_workers {
-            let id = self.next_id;
-            self.next_id += 1;
-            let process = match self.spawner.spawn(id) {
-                Ok(process) => process,
+        let pool = &self.config.pool;
+        let live =
+            |oneshot: bool| move |s: &&Slot| s.state != State::Stopping && s.oneshot == oneshot;
+        let mut missing = pool
+            .num_workers
+            .saturating_sub(self.slots.iter().filter(live(false)).count());
+        let mut oneshots = 0;
+        if !pool.isolate.is_empty() {
+            let busy = self
+                .slots
+                .iter()
+                .filter(|s| s.oneshot && s.state == State::Busy)
+                .count();
+            let wanted = (busy + self.waiting.len(Line::OneShot) + 1).min(pool.isolate_limit());
+            oneshots = wanted.saturating_sub(self.slots.iter().filter(live(true)).count());
+        }
+        while missing + oneshots > 0 {
+            let oneshot = missing == 0;
+            match oneshot {
+                true => oneshots -= 1,
+                false => missing -= 1,
+            }
+            if !self.start(oneshot) {
+                return;
+            }
+        }
+    }
+
+    /// Starts one worker: re-executed, or ordered from the template. False on failure.
+    fn start(&mut self, oneshot: bool) -> bool {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (start, pid) = match &self.template {
+            Some((orders, _)) => {
+                let (reply, forked) = tokio::sync::oneshot::channel();
+                let _ = orders.send(Order::Fork { id, reply });
+                (Start::Fork(forked), 0)
+            }
+            None => match self.spawner.spawn(id) {
+                Ok(process) => {
+                    let pid = process.pid;
+                    (Start::Exec(Box::new(process)), pid)
+                }
                 Err(e) => {
                     self.stats.restarted(Reason::BootFailure);
                     self.boot_failed(format!("cannot start a worker: {e}"));
-                    return;
+                    return false;
                 }
-            };
-            let (commands, rx) = mpsc::channel(2);
-            let pool = &self.config.pool;
-            let limits = Limits {
-                control: self.control_tx.clone(),
-                boot_timeout: pool.boot_timeout,
-                exec_ttl: Some(pool.supervisor.exec_ttl).filter(|t| !t.is_zero()),
-                destroy_timeout: pool.destroy_timeout,
-                watch_memory: pool.supervisor.max_worker_memory > 0,
-            };
-            tracing::debug!(pid = process.pid, id, "worker started");
-            let now = Instant::now();
-            self.slots.push(Slot {
-                id,
-                pid: process.pid,
-                state: State::Booting,
-                jobs: 0,
-                started: now,
-                last_active: now,
-                generation: self.generation,
-                commands,
-                ahead: false,
-                recent: Duration::ZERO,
-                job_since: now,
-            });
-            tokio::spawn(handle::run(id, process, rx, self.events_tx.clone(), limits));
-        }
+            },
+        };
+        let (commands, rx) = mpsc::channel(2);
+        let pool = &self.config.pool;
+        let limits = Limits {
+            control: self.control_tx.clone(),
+            boot_timeout: boot_timeout(&self.config),
+            exec_ttl: Some(pool.supervisor.exec_ttl).filter(|t| !t.is_zero()),
+            destroy_timeout: pool.destroy_timeout,
+            watch_memory: pool.supervisor.max_worker_memory > 0,
+        };
+        tracing::debug!(pid, id, oneshot, "worker started");
+        let now = Instant::now();
+        self.slots.push(Slot {
+            id,
+            pid,
+            state: State::Booting,
+            jobs: 0,
+            started: now,
+            last_active: now,
+            generation: self.generation,
+            commands,
+            forked: self.template.is_some(),
+            oneshot,
+        });
+        tokio::spawn(handle::run(id, start, rx, self.events_tx.clone(), limits));
+        true
     }
 
     fn housekeeping(&mut self) {
         if super::take_reload_request() {
             self.reload();
         }
+        if self.template.is_some() && self.last_reap.elapsed() >= REAP_EVERY {
+            self.last_reap = Instant::now();
+            super::process::reap_strays();
+        }
         let pool = &self.config.pool;
+        // A spare one-shot worker is as fresh as its fork: ttl and idle_ttl do not apply.
         let expired = self.slots.iter().enumerate().find_map(|(i, s)| {
-            let idle = s.state == State::Idle;
+            let idle = s.state == State::Idle && !s.oneshot;
             idle.then(|| limits::while_idle(pool, &s.life()))
                 .flatten()
                 .map(|reason| (i, reason))
@@ -402,8 +435,11 @@ impl Supervisor {
         if let Some((i, reason)) = expired {
             self.retire(i, Some(reason));
         }
-        // Reload one by one: the next old worker goes when no replacement is still booting.
-        let booting = self.slots.iter().any(|s| s.state == State::Booting);
+        // Reload one by one: the next old worker goes when no replacement is still booting
+        // (and in template mode, once the new template has booted).
+        let template_behind =
+            self.template.is_some() && self.template_generation != Some(self.generation);
+        let booting = template_behind || self.slots.iter().any(|s| s.state == State::Booting);
         let stale = self
             .slots
             .iter()
@@ -419,6 +455,9 @@ impl Supervisor {
             return;
         }
         self.generation += 1;
+        if let Some((orders, _)) = &self.template {
+            let _ = orders.send(Order::Reload(self.generation));
+        }
         tracing::info!("reloading workers one by one");
     }
 
@@ -451,17 +490,9 @@ impl Supervisor {
     }
 }
 
-/// Small enough to send ahead: see [`AHEAD_MAX_BYTES`].
-fn small(job: &Job) -> bool {
-    let r = &job.request;
-    let headers: usize = r
-        .headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 8)
-        .sum();
-    r.body.len() + r.uri.len() + headers < AHEAD_MAX_BYTES
-        && r.form.is_none()
-        && r.uploads.is_empty()
+/// How long a worker (or the template) may take to reach its first `waitRequest()`.
+fn boot_timeout(config: &Config) -> Duration {
+    config.pool.boot_timeout
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -4,11 +4,13 @@
 //! # Engines
 //! - [`Embedded`]  the default: this process runs the HTTP server itself.
 //! - [`Pooled`]    a pool worker: requests and answers travel as frames over the channel the
-//!   master handed down (`RR_POOL_FD`).
+//!   master handed down (`RR_POOL_FD`). In template mode the first such process is the
+//!   template, whose first `wait` forks workers (`template`) instead of serving.
 //! - [`Master`]    the process the user started, in pool mode: it serves HTTP and supervises the
 //!   workers, and runs no request itself (`wait` returns `Stop` once the pool has stopped).
 mod embedded;
 mod pooled;
+mod template;
 
 pub use crate::pool::Master;
 pub use embedded::Embedded;
@@ -34,6 +36,9 @@ pub enum Wait {
     Tick,
     /// The server is shutting down and nothing is left to serve.
     Stop,
+    /// This process was just forked from the template and is now a pool worker: the caller
+    /// re-seeds what a fork must not share (PHP's random state), then waits again.
+    Forked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +166,15 @@ impl Worker {
             Worker::Embedded(_) => Vec::new(),
             Worker::Pooled(w) => w.workers(),
             Worker::Master(m) => m.workers(),
+        }
+    }
+
+    /// Asks to be replaced once the current answer is sent (`RR\Worker::retire()`); false
+    /// where nothing can replace this process (single process, master, template).
+    pub fn retire(&mut self) -> bool {
+        match self {
+            Worker::Pooled(w) => w.retire(),
+            Worker::Embedded(_) | Worker::Master(_) => false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The pool worker's engine: the master runs the HTTP server; this process receives requests
 //! and sends answers as frames over the inherited socketpair (see docs/pool.md). Blocking I/O on
 //! the PHP thread only: no runtime, no threads in a worker.
+use super::template::Outcome;
 use super::{RespondError, Wait};
 use crate::config::Config;
 use crate::dispatch::Reply;
@@ -63,6 +64,10 @@ pub struct Pooled {
     uploads: Tree<Upload>,
     bound: Vec<Bound>,
     ready: bool,
+    /// This process is the template: its first `wait` forks workers instead of serving.
+    template: bool,
+    /// `retire()` was called: 0 no, 1 asked (not yet told), 2 told the master.
+    retire: u8,
     /// The master said stop, or the channel broke: `wait` returns `Stop` from now on.
     stopped: bool,
 }
@@ -89,6 +94,8 @@ impl Pooled {
             uploads: Tree::new(),
             bound,
             ready: false,
+            template: super::template::is_template(),
+            retire: 0,
             stopped: false,
         }
     }
@@ -130,9 +137,27 @@ impl Pooled {
         }
         self.pending = Pending::Idle;
         self.uploads = Tree::new();
+        if !self.ready && self.template {
+            return match super::template::serve(&mut self.channel) {
+                Outcome::Worker(channel) => {
+                    // A forked worker: its own channel; the next wait says Ready.
+                    self.channel = channel;
+                    self.template = false;
+                    Wait::Forked
+                }
+                Outcome::Stop => {
+                    self.stopped = true;
+                    Wait::Stop
+                }
+            };
+        }
         if !self.ready {
             self.ready = true;
             self.send(&Frame::Ready);
+            if self.retire == 1 {
+                self.retire = 2;
+                self.send(&Frame::Retire);
+            }
         }
         loop {
             if self.stopped || crate::server::stop_requested() {
@@ -269,6 +294,10 @@ impl Pooled {
 
     /// The pool's workers, asked of the master (which answers between our frames).
     pub fn workers(&mut self) -> Vec<crate::pool::WorkerInfo> {
+        // The template's channel carries fork orders only; it has no workers of its own yet.
+        if self.template {
+            return Vec::new();
+        }
         self.send(&Frame::ListWorkers);
         loop {
             match Frame::split(&mut self.inbuf) {
@@ -287,6 +316,22 @@ impl Pooled {
                 return Vec::new();
             }
         }
+    }
+
+    /// Asks the master to replace this worker after the current answer. False in the template
+    /// (it serves nothing, and its children must not inherit the wish).
+    pub fn retire(&mut self) -> bool {
+        if self.template {
+            return false;
+        }
+        if self.retire == 0 {
+            self.retire = 1;
+            if self.ready {
+                self.retire = 2;
+                self.send(&Frame::Retire);
+            }
+        }
+        true
     }
 
     pub fn has_pending(&self) -> bool {

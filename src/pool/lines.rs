@@ -1,0 +1,175 @@
+//! Requests taken off the queue and waiting for a worker: one line for in-place workers and one
+//! for one-shot workers (`http.pool.isolate` paths), each oldest first. Every request keeps its
+//! queue slot taken, so the queue still holds `max_queue_size` requests in all.
+use crate::config::PoolConfig;
+use crate::dispatch::{HeldSlot, Job, Reply};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    InPlace = 0,
+    OneShot = 1,
+}
+
+/// A request waiting for a worker, with the queue slot it keeps taken.
+pub struct Waiting {
+    pub job: Job,
+    pub held: Option<HeldSlot>,
+}
+
+pub struct Lines {
+    lines: [VecDeque<Waiting>; 2],
+    allocate: Duration,
+}
+
+impl Lines {
+    pub fn new(allocate: Duration) -> Lines {
+        Lines {
+            lines: [VecDeque::new(), VecDeque::new()],
+            allocate,
+        }
+    }
+
+    pub fn push(&mut self, line: Line, job: Job, held: Option<HeldSlot>) {
+        self.lines[line as usize].push_back(Waiting { job, held });
+    }
+
+    /// Back at the head of its line (the worker it was meant for is going away).
+    pub fn put_back(&mut self, line: Line, waiting: Waiting) {
+        self.lines[line as usize].push_front(waiting);
+    }
+
+    pub fn len(&self, line: Line) -> usize {
+        self.lines[line as usize].len()
+    }
+
+    /// The next request of `line` still worth running: abandoned ones are dropped, those that
+    /// waited longer than `allocate_timeout` get 503.
+    pub fn next(&mut self, line: Line) -> Option<Waiting> {
+        while let Some(waiting) = self.lines[line as usize].pop_front() {
+            if waiting.job.is_abandoned() {
+                continue;
+            }
+            if waiting.job.queued_at.elapsed() > self.allocate {
+                let _ = waiting.job.reply.send(Reply::NoWorker);
+                continue;
+            }
+            return Some(waiting);
+        }
+        None
+    }
+
+    /// When the oldest request runs out of `allocate_timeout`.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.lines
+            .iter()
+            .filter_map(|l| l.front().map(|w| w.job.queued_at + self.allocate))
+            .min()
+    }
+
+    /// Requests that waited `allocate_timeout` for a worker get 503.
+    pub fn expire(&mut self) {
+        for line in &mut self.lines {
+            while line
+                .front()
+                .is_some_and(|w| w.job.queued_at.elapsed() >= self.allocate)
+            {
+                if let Some(w) = line.pop_front() {
+                    let _ = w.job.reply.send(Reply::NoWorker);
+                }
+            }
+        }
+    }
+
+    /// Everything waiting, for the 503s of a stopping pool.
+    pub fn drain(&mut self) -> Vec<Job> {
+        let mut jobs: Vec<Job> = Vec::new();
+        for line in &mut self.lines {
+            jobs.extend(line.drain(..).map(|w| w.job));
+        }
+        jobs
+    }
+}
+
+/// Which line a request joins: by the path of its URI (origin form `/path?query` as clients
+/// send it; an absolute-form URI is parsed for its path).
+pub fn line_of(pool: &PoolConfig, uri: &str) -> Line {
+    if pool.isolate.is_empty() {
+        return Line::InPlace;
+    }
+    let path = match uri.starts_with('/') {
+        true => uri.split(['?', '#']).next().unwrap_or(uri).to_owned(),
+        false => uri
+            .parse::<http::Uri>()
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default(),
+    };
+    match pool.is_isolated(&path) {
+        true => Line::OneShot,
+        false => Line::InPlace,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch;
+    use crate::request::form::Tree;
+
+    fn request(uri: &str) -> crate::request::RequestData {
+        crate::request::RequestData {
+            remote_addr: "127.0.0.1:1".parse().unwrap(),
+            protocol: "HTTP/1.1",
+            method: http::Method::GET,
+            uri: uri.into(),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::new(),
+            form: None,
+            uploads: Tree::new(),
+            https: false,
+        }
+    }
+
+    #[test]
+    fn the_path_picks_the_line_query_and_absolute_form_included() {
+        let pool = PoolConfig {
+            template: true,
+            isolate: vec!["/iso".into()],
+            ..PoolConfig::default()
+        };
+        for (uri, line) in [
+            ("/iso", Line::OneShot),
+            ("/iso/x?y=/z", Line::OneShot),
+            ("/iso#f", Line::OneShot),
+            ("http://h:1/iso/a?b", Line::OneShot),
+            ("/isotope", Line::InPlace),
+            ("/?p=/iso", Line::InPlace),
+            ("http://h/", Line::InPlace),
+            ("*", Line::InPlace),
+        ] {
+            assert_eq!(line_of(&pool, uri), line, "{uri}");
+        }
+        assert_eq!(line_of(&PoolConfig::default(), "/iso"), Line::InPlace);
+    }
+
+    #[tokio::test]
+    async fn lines_are_independent_and_expired_requests_get_503() {
+        let (tx, mut inbox) = dispatch::queue(8);
+        let mut lines = Lines::new(Duration::from_millis(50));
+        let old = tx.submit(request("/old")).unwrap();
+        lines.push(Line::InPlace, inbox.recv().await.unwrap(), None);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let _fresh = tx.submit(request("/iso")).unwrap();
+        lines.push(Line::OneShot, inbox.recv().await.unwrap(), None);
+        assert!(lines.deadline().unwrap() <= Instant::now());
+        assert!(lines.next(Line::InPlace).is_none(), "expired");
+        assert!(matches!(old.await, Ok(Reply::NoWorker)));
+        assert_eq!(lines.len(Line::OneShot), 1);
+        let w = lines.next(Line::OneShot).unwrap();
+        assert_eq!(w.job.request.uri, "/iso");
+        lines.put_back(Line::OneShot, w);
+        assert_eq!(lines.drain().len(), 1);
+        assert_eq!(lines.len(Line::OneShot), 0);
+    }
+}

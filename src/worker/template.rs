@@ -1,0 +1,200 @@
+//! The template process (`http.pool.template`): it runs the script's bootstrap once, and at its
+//! first `waitRequest()` tells the master it booted, then forks one warm worker per `Fork`
+//! order instead of serving. Each fork is doubled (template → short-lived middle → worker) so
+//! the worker is re-parented to the master, which is a child subreaper and reaps it like any
+//! other worker (see docs/pool.md, "Template mode").
+use crate::ipc::{self, fds, Frame};
+use bytes::BytesMut;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+/// How the template's fork loop ended.
+pub enum Outcome {
+    /// This process is a freshly forked worker: serve on `channel`.
+    Worker(UnixStream),
+    /// The master said stop, or is gone: the template's `waitRequest()` returns null.
+    Stop,
+}
+
+/// Whether this process was started as the template.
+pub fn is_template() -> bool {
+    std::env::var_os(ipc::TEMPLATE_ENV).is_some()
+}
+
+/// The template's loop: report `Booted`, then fork on each order until told to stop.
+pub fn serve(channel: &mut UnixStream) -> Outcome {
+    let fd = channel.as_raw_fd();
+    if let Err(message) = single_threaded() {
+        tracing::error!("{message}");
+        let _ = write(channel, &Frame::Error(message));
+        return Outcome::Stop;
+    }
+    if write(channel, &Frame::Booted).is_err() {
+        return Outcome::Stop;
+    }
+    let mut inbuf = BytesMut::with_capacity(4096);
+    let mut received: VecDeque<OwnedFd> = VecDeque::new();
+    loop {
+        let frame = match Frame::split(&mut inbuf) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                let mut chunk = [0u8; 4096];
+                match fds::recv(fd, &mut chunk, &mut received) {
+                    Ok(0) => return Outcome::Stop,
+                    Ok(n) => inbuf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return Outcome::Stop,
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::error!("rr pool template: {e}: stopping");
+                return Outcome::Stop;
+            }
+        };
+        let id = match frame {
+            Frame::Fork { id } => id,
+            Frame::Stop => return Outcome::Stop,
+            other => {
+                tracing::error!("rr pool template: unexpected frame {other:?}: stopping");
+                return Outcome::Stop;
+            }
+        };
+        if received.len() < 3 {
+            tracing::error!("rr pool template: a fork order came without its descriptors");
+            return Outcome::Stop;
+        }
+        let given: Vec<OwnedFd> = received.drain(..3).collect();
+        let reply = match fork_worker(id, given) {
+            Ok(Forked::Worker(worker)) => return Outcome::Worker(worker),
+            Ok(Forked::Parent(pid)) => Frame::Forked { id, pid },
+            Err(message) => Frame::ForkFailed { id, message },
+        };
+        if write(channel, &reply).is_err() {
+            return Outcome::Stop;
+        }
+    }
+}
+
+enum Forked {
+    Worker(UnixStream),
+    Parent(u32),
+}
+
+/// fork() copies only the calling thread: with another thread alive (an extension's, a
+/// library's), its locks could stay taken forever in the children.
+fn single_threaded() -> Result<(), String> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .map_err(|e| format!("rr pool template: cannot read /proc/self/task: {e}"))?;
+    match threads {
+        1 => Ok(()),
+        n => Err(format!(
+            "rr pool template: this process has {n} threads at its first waitRequest(); a \
+             template must be single-threaded to be forked safely (something in the bootstrap \
+             started a thread): turn http.pool.template off or remove the thread"
+        )),
+    }
+}
+
+/// Forks worker `id` from this process; `given` is its channel, stdout and stderr.
+fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Forked, String> {
+    single_threaded()?;
+    let mut pids = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-int array we own.
+    if unsafe { libc::pipe2(pids.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: pipe2 just returned these two descriptors to us.
+    let (pid_r, pid_w) = unsafe { (OwnedFd::from_raw_fd(pids[0]), OwnedFd::from_raw_fd(pids[1])) };
+    // SAFETY: this process is single-threaded (checked above), so the child is a full copy in
+    // a consistent state; the middle child only forks again, writes and _exits.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            drop(pid_r);
+            // SAFETY: still single-threaded: this is the middle child.
+            let worker = unsafe { libc::fork() };
+            if worker == 0 {
+                drop(pid_w);
+                match adopt(id, given) {
+                    Ok(channel) => return Ok(Forked::Worker(channel)),
+                    Err(e) => {
+                        eprintln!("rr pool: a forked worker could not start: {e}");
+                        // SAFETY: as below; this process must not act as the template.
+                        unsafe { libc::_exit(70) }
+                    }
+                }
+            }
+            let pid = worker.max(0) as u32;
+            let mut w = std::fs::File::from(pid_w);
+            let _ = w.write_all(&pid.to_le_bytes());
+            // SAFETY: _exit ends the middle child at once, running no destructor or atexit
+            // handler of the template's state it shares.
+            unsafe { libc::_exit(0) }
+        }
+        middle => {
+            drop(pid_w);
+            drop(given);
+            let mut bytes = [0u8; 4];
+            let read = std::fs::File::from(pid_r).read_exact(&mut bytes);
+            let mut status = 0;
+            // SAFETY: reaps our own middle child, which exits right after the write.
+            unsafe { libc::waitpid(middle, &mut status, 0) };
+            let pid = u32::from_le_bytes(bytes);
+            match (read, pid) {
+                (Ok(()), pid) if pid > 0 => Ok(Forked::Parent(pid)),
+                _ => Err(format!(
+                    "the second fork failed (middle child status {status})"
+                )),
+            }
+        }
+    }
+}
+
+/// In the new worker: its pipes become stdout and stderr, its channel is the one it got, and
+/// the environment says who it is.
+fn adopt(id: u64, given: Vec<OwnedFd>) -> Result<UnixStream, String> {
+    let mut given = given.into_iter();
+    let (Some(channel), Some(out), Some(err)) = (given.next(), given.next(), given.next()) else {
+        return Err("missing descriptors".into());
+    };
+    for (fd, target) in [(&out, 1), (&err, 2)] {
+        // SAFETY: dup2 onto the standard descriptors of this (single-threaded) process; the
+        // result does not carry close-on-exec, so the script's own children inherit them.
+        if unsafe { libc::dup2(fd.as_raw_fd(), target) } == -1 {
+            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+        }
+    }
+    drop((out, err));
+    let fd = channel.into_raw_fd();
+    std::env::set_var(ipc::FD_ENV, fd.to_string());
+    std::env::set_var(ipc::ID_ENV, id.to_string());
+    std::env::remove_var(ipc::TEMPLATE_ENV);
+    // SAFETY: the descriptor came from the master with this order; nothing else owns it.
+    Ok(unsafe { UnixStream::from_raw_fd(fd) })
+}
+
+fn write(channel: &mut UnixStream, frame: &Frame) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    frame.encode(&mut out);
+    channel.write_all(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_process_with_threads_is_refused_by_name() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let extra = std::thread::spawn(move || rx.recv());
+        let err = super::single_threaded().unwrap_err();
+        assert!(
+            err.contains("threads") && err.contains("single-threaded"),
+            "{err}"
+        );
+        drop(tx);
+        let _ = extra.join();
+    }
+}
