@@ -249,24 +249,40 @@ impl Supervisor {
                     false => limits::after_answer(&self.config.pool, &slot.life(), memory),
                 };
                 if reason == Some(Reason::MaxMemory) {
-                    let limit = self.config.pool.supervisor.max_worker_memory;
-                    let measure = match slot.forked {
-                        true => "private memory",
-                        false => "RSS",
-                    };
-                    tracing::info!(
-                        pid = slot.pid,
-                        memory,
-                        limit,
-                        "worker above max_worker_memory ({measure}): replacing it"
-                    );
+                    self.log_memory(i, memory);
                 }
                 if reason.is_some() {
                     self.retire(i, reason);
                 }
             }
+            Event::Memory { id, memory } => {
+                let Some(i) = self.slot(id) else { return };
+                let limit = self.config.pool.supervisor.max_worker_memory;
+                let slot = &self.slots[i];
+                let live = matches!(slot.state, State::Idle | State::Busy);
+                if live && !slot.oneshot && memory.is_some_and(|m| m > limit) {
+                    // A busy worker stops only after its current answer (Stop queues behind it).
+                    self.log_memory(i, memory);
+                    self.retire(i, Some(Reason::MaxMemory));
+                }
+            }
             Event::Exited { id, end, detail } => self.on_exit(id, end, detail),
         }
+    }
+
+    fn log_memory(&self, i: usize, memory: Option<u64>) {
+        let slot = &self.slots[i];
+        let limit = self.config.pool.supervisor.max_worker_memory;
+        let measure = match slot.forked {
+            true => "private memory",
+            false => "RSS",
+        };
+        tracing::info!(
+            pid = slot.pid,
+            memory,
+            limit,
+            "worker above max_worker_memory ({measure}): replacing it"
+        );
     }
 
     fn on_exit(&mut self, id: u64, end: End, detail: String) {
