@@ -24,9 +24,12 @@ final class Containers
     private \WeakMap $boot;
 
     /**
-     * The services built at boot, each with its own properties as they were after boot.
+     * The services built at boot, each with its own properties as they were after boot, and
+     * its `(array)` cast after boot (every initialized property, by mangled name, references
+     * dereferenced; null for internal classes): while the cast is identical (`===`, objects by identity) nothing changed
+     * and the property-by-property restore has nothing to do.
      *
-     * @var list<array{object, list<array{\ReflectionProperty, bool, mixed}>}>
+     * @var list<array{object, list<array{\ReflectionProperty, bool, mixed}>, array<string, mixed>|null}>
      */
     private array $services = [];
 
@@ -54,12 +57,12 @@ final class Containers
                 if (!$seen->contains($service) && !self::keepsState($service)) {
                     $seen->attach($service);
                     $properties = self::properties($service);
-                    $this->services[] = [$service, $properties];
+                    $this->services[] = [$service, $properties, self::cast($service)];
                     // In-memory caches a service holds (Root's user folders, ...) are emptied too.
                     foreach ($properties as [, , $value]) {
                         if (self::isMemoryCache($value) && !$seen->contains($value)) {
                             $seen->attach($value);
-                            $this->services[] = [$value, self::properties($value)];
+                            $this->services[] = [$value, self::properties($value), self::cast($value)];
                         }
                     }
                 }
@@ -108,10 +111,38 @@ final class Containers
         return $out;
     }
 
+    /**
+     * Every initialized property of an object by mangled name (what `(array)` gives), with
+     * references replaced by their values, as ReflectionProperty::getValue() reads them; null
+     * for an object of an internal class or one derived from it.
+     *
+     * @return array<string, mixed>|null
+     */
+    private static function cast(object $object): ?array
+    {
+        for ($class = new \ReflectionObject($object); $class !== false; $class = $class->getParentClass()) {
+            if ($class->isInternal()) {
+                // An internal class may give `(array)` something else than its properties
+                // (ArrayObject gives its storage): no shortcut, always compare one by one.
+                return null;
+            }
+        }
+        $out = [];
+        foreach ((array)$object as $name => $value) {
+            $out[$name] = $value;
+        }
+        return $out;
+    }
+
     /** Every boot service gets its own properties back (one level: objects they hold stay). */
     private function restoreServices(): void
     {
-        foreach ($this->services as [$service, $properties]) {
+        foreach ($this->services as [$service, $properties, $cast]) {
+            // Identical cast: every property initialized at boot holds the identical value and
+            // none other is initialized, so the loop below would change nothing.
+            if ($cast !== null && (array)$service === $cast) {
+                continue;
+            }
             foreach ($properties as [$property, $initialized, $value]) {
                 if (!$initialized) {
                     if ($property->isInitialized($service)) {
