@@ -221,6 +221,12 @@ final class Containers
             $pimple = ($this->pimple)($container);
             $autowired = self::isAutowired(...);
             \Closure::bind(function () use ($before, $autowired): void {
+                // Pimple sets `raw` only together with `frozen`, and adds no entry without a
+                // key: with both as after boot, no entry was added and no service was built,
+                // and the loop below would change nothing.
+                if ($before !== null && $this->keys === $before['keys'] && $this->frozen === $before['frozen']) {
+                    return;
+                }
                 foreach ($this->keys as $id => $_) {
                     $added = $before !== null
                         ? !isset($before['keys'][$id])
