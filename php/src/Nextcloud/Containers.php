@@ -33,6 +33,9 @@ final class Containers
      */
     private array $services = [];
 
+    /** @var array<class-string, \Closure(object, ?array): void> per Pimple class, bound to it */
+    private array $reverters = [];
+
     /** Reads SimpleContainer's private Pimple container (bound once Nextcloud is loaded). */
     private ?\Closure $pimple = null;
 
@@ -189,7 +192,7 @@ final class Containers
      * Whether a service closure is one SimpleContainer::query() registered for an instance it
      * built by reflection (`registerService($name, fn () => $object)`, wrapped once more).
      */
-    private static function isAutowired(mixed $service): bool
+    public static function isAutowired(mixed $service): bool
     {
         if (!$service instanceof \Closure) {
             return false;
@@ -219,26 +222,43 @@ final class Containers
         foreach ($this->containers() as $container) {
             $before = $this->boot[$container] ?? null;
             $pimple = ($this->pimple)($container);
-            $autowired = self::isAutowired(...);
-            \Closure::bind(function () use ($before, $autowired): void {
-                // Pimple sets `raw` only together with `frozen`, and adds no entry without a
-                // key: with both as after boot, no entry was added and no service was built,
-                // and the loop below would change nothing.
-                if ($before !== null && $this->keys === $before['keys'] && $this->frozen === $before['frozen']) {
-                    return;
-                }
-                foreach ($this->keys as $id => $_) {
-                    $added = $before !== null
-                        ? !isset($before['keys'][$id])
-                        : $autowired($this->raw[$id] ?? $this->values[$id]);
-                    if ($added) {
-                        unset($this->values[$id], $this->keys[$id], $this->raw[$id], $this->frozen[$id]);
-                    } elseif (isset($this->raw[$id]) && !isset($before['frozen'][$id])) {
-                        $this->values[$id] = $this->raw[$id];
-                        unset($this->raw[$id], $this->frozen[$id]);
+            $this->reverters[$pimple::class] ??= \Closure::bind(
+                static function (object $pimple, ?array $before): void {
+                    if ($before === null) {
+                        // A container created during a request: what its reflection fallback
+                        // built is dropped.
+                        foreach ($pimple->keys as $id => $_) {
+                            if (Containers::isAutowired($pimple->raw[$id] ?? $pimple->values[$id])) {
+                                unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
+                            } elseif (isset($pimple->raw[$id])) {
+                                $pimple->values[$id] = $pimple->raw[$id];
+                                unset($pimple->raw[$id], $pimple->frozen[$id]);
+                            }
+                        }
+                        return;
                     }
-                }
-            }, $pimple, $pimple::class)->__invoke();
+                    // Pimple sets `raw` only together with `frozen` (offsetGet), and keeps
+                    // `frozen` and `raw` within `keys` (offsetUnset drops all four): entries
+                    // added since boot are the keys not there at boot, services built since
+                    // boot are the frozen entries not frozen at boot.
+                    if ($pimple->keys !== $before['keys']) {
+                        foreach (array_diff_key($pimple->keys, $before['keys']) as $id => $_) {
+                            unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
+                        }
+                    }
+                    if ($pimple->frozen !== $before['frozen']) {
+                        foreach (array_diff_key($pimple->frozen, $before['frozen']) as $id => $_) {
+                            if (isset($pimple->raw[$id], $pimple->keys[$id])) {
+                                $pimple->values[$id] = $pimple->raw[$id];
+                                unset($pimple->raw[$id], $pimple->frozen[$id]);
+                            }
+                        }
+                    }
+                },
+                null,
+                $pimple::class,
+            );
+            ($this->reverters[$pimple::class])($pimple, $before);
             if ($before === null) {
                 $this->boot[$container] = $this->state($pimple);
             }
