@@ -24,11 +24,17 @@ final class Containers
     private \WeakMap $boot;
 
     /**
-     * The services built at boot, each with its own properties as they were after boot.
+     * The services built at boot, each with its own properties as they were after boot, and
+     * its `(array)` cast after boot (every initialized property, by mangled name, references
+     * dereferenced; null for internal classes): while the cast is identical (`===`, objects by identity) nothing changed
+     * and the property-by-property restore has nothing to do.
      *
-     * @var list<array{object, list<array{\ReflectionProperty, bool, mixed}>}>
+     * @var list<array{object, list<array{\ReflectionProperty, bool, mixed}>, array<string, mixed>|null}>
      */
     private array $services = [];
+
+    /** @var array<class-string, \Closure(object, ?array): void> per Pimple class, bound to it */
+    private array $reverters = [];
 
     /** Reads SimpleContainer's private Pimple container (bound once Nextcloud is loaded). */
     private ?\Closure $pimple = null;
@@ -54,12 +60,12 @@ final class Containers
                 if (!$seen->contains($service) && !self::keepsState($service)) {
                     $seen->attach($service);
                     $properties = self::properties($service);
-                    $this->services[] = [$service, $properties];
+                    $this->services[] = [$service, $properties, self::cast($service)];
                     // In-memory caches a service holds (Root's user folders, ...) are emptied too.
                     foreach ($properties as [, , $value]) {
                         if (self::isMemoryCache($value) && !$seen->contains($value)) {
                             $seen->attach($value);
-                            $this->services[] = [$value, self::properties($value)];
+                            $this->services[] = [$value, self::properties($value), self::cast($value)];
                         }
                     }
                 }
@@ -108,10 +114,38 @@ final class Containers
         return $out;
     }
 
+    /**
+     * Every initialized property of an object by mangled name (what `(array)` gives), with
+     * references replaced by their values, as ReflectionProperty::getValue() reads them; null
+     * for an object of an internal class or one derived from it.
+     *
+     * @return array<string, mixed>|null
+     */
+    private static function cast(object $object): ?array
+    {
+        for ($class = new \ReflectionObject($object); $class !== false; $class = $class->getParentClass()) {
+            if ($class->isInternal()) {
+                // An internal class may give `(array)` something else than its properties
+                // (ArrayObject gives its storage): no shortcut, always compare one by one.
+                return null;
+            }
+        }
+        $out = [];
+        foreach ((array)$object as $name => $value) {
+            $out[$name] = $value;
+        }
+        return $out;
+    }
+
     /** Every boot service gets its own properties back (one level: objects they hold stay). */
     private function restoreServices(): void
     {
-        foreach ($this->services as [$service, $properties]) {
+        foreach ($this->services as [$service, $properties, $cast]) {
+            // Identical cast: every property initialized at boot holds the identical value and
+            // none other is initialized, so the loop below would change nothing.
+            if ($cast !== null && (array)$service === $cast) {
+                continue;
+            }
             foreach ($properties as [$property, $initialized, $value]) {
                 if (!$initialized) {
                     if ($property->isInitialized($service)) {
@@ -158,7 +192,7 @@ final class Containers
      * Whether a service closure is one SimpleContainer::query() registered for an instance it
      * built by reflection (`registerService($name, fn () => $object)`, wrapped once more).
      */
-    private static function isAutowired(mixed $service): bool
+    public static function isAutowired(mixed $service): bool
     {
         if (!$service instanceof \Closure) {
             return false;
@@ -188,20 +222,43 @@ final class Containers
         foreach ($this->containers() as $container) {
             $before = $this->boot[$container] ?? null;
             $pimple = ($this->pimple)($container);
-            $autowired = self::isAutowired(...);
-            \Closure::bind(function () use ($before, $autowired): void {
-                foreach ($this->keys as $id => $_) {
-                    $added = $before !== null
-                        ? !isset($before['keys'][$id])
-                        : $autowired($this->raw[$id] ?? $this->values[$id]);
-                    if ($added) {
-                        unset($this->values[$id], $this->keys[$id], $this->raw[$id], $this->frozen[$id]);
-                    } elseif (isset($this->raw[$id]) && !isset($before['frozen'][$id])) {
-                        $this->values[$id] = $this->raw[$id];
-                        unset($this->raw[$id], $this->frozen[$id]);
+            $this->reverters[$pimple::class] ??= \Closure::bind(
+                static function (object $pimple, ?array $before): void {
+                    if ($before === null) {
+                        // A container created during a request: what its reflection fallback
+                        // built is dropped.
+                        foreach ($pimple->keys as $id => $_) {
+                            if (Containers::isAutowired($pimple->raw[$id] ?? $pimple->values[$id])) {
+                                unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
+                            } elseif (isset($pimple->raw[$id])) {
+                                $pimple->values[$id] = $pimple->raw[$id];
+                                unset($pimple->raw[$id], $pimple->frozen[$id]);
+                            }
+                        }
+                        return;
                     }
-                }
-            }, $pimple, $pimple::class)->__invoke();
+                    // Pimple sets `raw` only together with `frozen` (offsetGet), and keeps
+                    // `frozen` and `raw` within `keys` (offsetUnset drops all four): entries
+                    // added since boot are the keys not there at boot, services built since
+                    // boot are the frozen entries not frozen at boot.
+                    if ($pimple->keys !== $before['keys']) {
+                        foreach (array_diff_key($pimple->keys, $before['keys']) as $id => $_) {
+                            unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
+                        }
+                    }
+                    if ($pimple->frozen !== $before['frozen']) {
+                        foreach (array_diff_key($pimple->frozen, $before['frozen']) as $id => $_) {
+                            if (isset($pimple->raw[$id], $pimple->keys[$id])) {
+                                $pimple->values[$id] = $pimple->raw[$id];
+                                unset($pimple->raw[$id], $pimple->frozen[$id]);
+                            }
+                        }
+                    }
+                },
+                null,
+                $pimple::class,
+            );
+            ($this->reverters[$pimple::class])($pimple, $before);
             if ($before === null) {
                 $this->boot[$container] = $this->state($pimple);
             }

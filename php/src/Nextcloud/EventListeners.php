@@ -15,9 +15,27 @@ final class EventListeners
     /** @var array<string, mixed>|null Symfony's `listeners` after boot */
     private ?array $boot = null;
 
+    /** Forgets the service every boot ServiceEventListener resolved (bound once, at snapshot). */
+    private ?\Closure $forget = null;
+
     public function snapshot(): void
     {
         $this->boot = self::access(self::symfony());
+        $services = [];
+        foreach ($this->boot as $byPriority) {
+            foreach ($byPriority as $listeners) {
+                foreach ($listeners as $listener) {
+                    if ($listener instanceof \OC\EventDispatcher\ServiceEventListener) {
+                        $services[] = $listener;
+                    }
+                }
+            }
+        }
+        $this->forget = \Closure::bind(static function () use ($services): void {
+            foreach ($services as $listener) {
+                $listener->service = null;
+            }
+        }, null, \OC\EventDispatcher\ServiceEventListener::class);
     }
 
     public function restore(): void
@@ -25,20 +43,8 @@ final class EventListeners
         if ($this->boot === null) {
             return;
         }
-        $symfony = self::symfony();
-        self::access($symfony, $this->boot);
-        $forget = \Closure::bind(static function (object $listener): void {
-            $listener->service = null;
-        }, null, \OC\EventDispatcher\ServiceEventListener::class);
-        foreach ($this->boot as $byPriority) {
-            foreach ($byPriority as $listeners) {
-                foreach ($listeners as $listener) {
-                    if ($listener instanceof \OC\EventDispatcher\ServiceEventListener) {
-                        $forget($listener);
-                    }
-                }
-            }
-        }
+        self::access(self::symfony(), $this->boot);
+        ($this->forget)();
     }
 
     private static function symfony(): object
@@ -48,8 +54,8 @@ final class EventListeners
     }
 
     /**
-     * Reads Symfony's listener table, or replaces it (and drops its sorted and optimized
-     * copies, which Symfony rebuilds from it).
+     * Reads Symfony's listener table, or replaces it when it differs (and drops its sorted and
+     * optimized copies, which Symfony rebuilds from it).
      *
      * @param array<string, mixed>|null $set
      * @return array<string, mixed>
@@ -57,7 +63,10 @@ final class EventListeners
     private static function access(object $symfony, ?array $set = null): array
     {
         return \Closure::bind(function () use ($set): array {
-            if ($set !== null) {
+            // Unchanged since the last restore (`===`: the same listeners, objects by identity):
+            // Symfony drops its sorted and optimized copies of an event at every change, so
+            // those it holds now were built from this table and rebuilding them gives the same.
+            if ($set !== null && $this->listeners !== $set) {
                 $this->listeners = $set;
                 $this->sorted = [];
                 if (isset($this->optimized)) {

@@ -359,7 +359,7 @@ final class Kernel
         $this->returned = true;
         (new \OC\Log\ErrorHandler(Server::get(\Psr\Log\LoggerInterface::class)))->onShutdown();
         Server::get(\OCP\ITempManager::class)->clean();
-        Server::get(ILockingProvider::class)->releaseAll();
+        self::releaseLocks(Server::get(ILockingProvider::class));
         $db = Server::get(IDBConnection::class);
         while ($db->inTransaction()) {
             // Only exit() in the middle of a transaction gets here; php-fpm would drop the
@@ -393,6 +393,29 @@ final class Kernel
                 header($line, false);
             }
         }
+    }
+
+    /**
+     * ILockingProvider::releaseAll(), php-fpm's end-of-request lock cleanup. The database
+     * provider builds an UPDATE query (quoting a literal, which connects to the database) even
+     * when it has nothing to release, and runs it only for shared locks it cached: when it
+     * holds no lock at all, that call changes nothing, so it is left out. Any other provider,
+     * or one holding a lock, gets the call.
+     */
+    private static function releaseLocks(ILockingProvider $provider): void
+    {
+        if ($provider::class === \OC\Lock\DBLockingProvider::class) {
+            $idle = \Closure::bind(
+                fn (): bool => $this->acquiredLocks === ['shared' => [], 'exclusive' => []]
+                    && (!$this->cacheSharedLocks || array_filter($this->sharedLocks) === []),
+                $provider,
+                \OC\Lock\DBLockingProvider::class,
+            )();
+            if ($idle) {
+                return;
+            }
+        }
+        $provider->releaseAll();
     }
 
     /** A static file when rr's `http.static` does not serve it (slow path: set it up). */

@@ -14,6 +14,22 @@ final class Statics
     /** @var array<class-string, array<string, mixed>> */
     private array $boot = [];
 
+    /**
+     * Per class, once it is loaded: a closure bound to it that writes the given values to its
+     * static properties (those it declares; the others are skipped, as they would be read).
+     *
+     * @var array<class-string, \Closure(array<string, mixed>): void>
+     */
+    private array $writers = [];
+
+    /**
+     * The values each loaded class gets back: its boot values, or for a class loaded after
+     * boot its declared defaults (looked up once).
+     *
+     * @var array<class-string, array<string, mixed>>
+     */
+    private array $values = [];
+
     /** @param array<class-string, list<string>> $properties */
     public function __construct(private readonly array $properties)
     {
@@ -26,7 +42,7 @@ final class Statics
                 continue;
             }
             foreach ($names as $name) {
-                $this->boot[$class][$name] = self::access($class, $name);
+                $this->boot[$class][$name] = self::read($class, $name);
             }
         }
     }
@@ -34,33 +50,40 @@ final class Statics
     public function restore(): void
     {
         foreach ($this->properties as $class => $names) {
+            if (isset($this->writers[$class])) {
+                ($this->writers[$class])($this->values[$class]);
+                continue;
+            }
             if (!class_exists($class, false)) {
                 continue;
             }
+            $values = [];
             $defaults = null;
             foreach ($names as $name) {
                 if (array_key_exists($name, $this->boot[$class] ?? [])) {
-                    $value = $this->boot[$class][$name];
+                    $values[$name] = $this->boot[$class][$name];
                 } else {
                     $defaults ??= (new \ReflectionClass($class))->getDefaultProperties();
-                    $value = $defaults[$name] ?? null;
+                    $values[$name] = $defaults[$name] ?? null;
                 }
-                self::access($class, $name, [$value]);
             }
+            $this->values[$class] = $values;
+            $this->writers[$class] = \Closure::bind(static function (array $values) use ($class): void {
+                foreach ($values as $name => $value) {
+                    if (property_exists($class, $name)) {
+                        $class::$$name = $value;
+                    }
+                }
+            }, null, $class);
+            ($this->writers[$class])($values);
         }
     }
 
-    /** Reads a static property, or writes `$set[0]` to it, whatever its visibility. */
-    private static function access(string $class, string $name, ?array $set = null): mixed
+    /** Reads a static property whatever its visibility (null when the class has none such). */
+    private static function read(string $class, string $name): mixed
     {
-        return \Closure::bind(static function () use ($class, $name, $set): mixed {
-            if (!property_exists($class, $name)) {
-                return null;
-            }
-            if ($set !== null) {
-                $class::$$name = $set[0];
-            }
-            return $class::$$name;
+        return \Closure::bind(static function () use ($class, $name): mixed {
+            return property_exists($class, $name) ? $class::$$name : null;
         }, null, $class)();
     }
 }
