@@ -247,7 +247,7 @@ async fn lifetime(
         let command = tokio::select! {
             command = commands.recv() => command,
             // A reading skipped after an answer, taken now that the worker is idle.
-            _ = sleep_until(memory.due()) => {
+            _ = super::sleep_until(memory.due()) => {
                 let bytes = memory.read(&ch.process);
                 let _ = events.send(Event::Memory { id, memory: bytes });
                 continue;
@@ -330,13 +330,6 @@ impl Memory {
         self.pending
             .then(|| self.read_at.map(|at| at + MEMORY_EVERY))
             .flatten()
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -270,3 +270,11 @@ async fn lifecycle(
     let _ = control.send(Control::Stop);
     joined(supervisor.await)
 }
+
+/// Sleeps until `at`; never wakes without one (a `select!` branch that is off).
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

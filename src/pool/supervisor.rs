@@ -117,7 +117,7 @@ impl Supervisor {
                     Some(job) => self.enqueue(job),
                     None => self.begin_stop(),
                 },
-                _ = sleep_until(expires), if expires.is_some() => self.waiting.expire(),
+                _ = super::sleep_until(expires), if expires.is_some() => self.waiting.expire(),
                 _ = tick.tick() => self.housekeeping(),
                 Some(control) = self.control.recv() => self.on_control(control),
             }
@@ -509,11 +509,4 @@ impl Supervisor {
 /// How long a worker (or the template) may take to reach its first `waitRequest()`.
 fn boot_timeout(config: &Config) -> Duration {
     config.pool.boot_timeout
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
 }

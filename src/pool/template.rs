@@ -251,7 +251,7 @@ pub async fn run(
                     }
                 }
             }
-            _ = sleep_until(boot_deadline) => {
+            _ = super::sleep_until(boot_deadline) => {
                 if let Some(mut slow) = current.take() {
                     slow.process.kill();
                     let _ = slow.process.wait().await;
@@ -264,7 +264,7 @@ pub async fn run(
                     }
                 }
             }
-            _ = sleep_until(respawn) => {}
+            _ = super::sleep_until(respawn) => {}
         }
     }
     for (_, reply) in queue {
@@ -310,13 +310,6 @@ fn failed(
 async fn next(current: &mut Option<Running>) -> Option<Frame> {
     match current {
         Some(running) => running.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }
