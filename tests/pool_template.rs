@@ -48,29 +48,6 @@ fn get_json(php: &Php, path: &str) -> Value {
     resp.json().unwrap()
 }
 
-/// In-place (not isolated) workers once `n` are idle: their pids.
-fn idle_in_place(php: &Php, n: usize) -> Vec<u64> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let list = workers(php);
-        let in_place: Vec<&Value> = list.iter().filter(|w| w["isolated"] == false).collect();
-        let idle: Vec<u64> = in_place
-            .iter()
-            .filter(|w| w["state"] == "idle")
-            .map(|w| w["pid"].as_u64().unwrap())
-            .collect();
-        if idle.len() == n && in_place.len() == n {
-            return idle;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "workers: {list:?}\n{}",
-            php.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn alive(pid: u64) -> bool {
     // SAFETY: kill(pid, 0) only checks that the process exists.
     unsafe { libc::kill(pid as i32, 0) == 0 }
@@ -89,7 +66,7 @@ fn the_bootstrap_runs_once_and_a_killed_busy_worker_is_replaced_warm() {
         &boot_file,
         &[],
     );
-    let first = idle_in_place(&php, 2);
+    let first = idle_workers(&php, 2);
     let booted = boots(&boot_file);
     assert_eq!(booted.len(), 1, "{booted:?}");
     let (template_pid, boot_value) = booted[0].clone();
@@ -126,7 +103,7 @@ fn the_bootstrap_runs_once_and_a_killed_busy_worker_is_replaced_warm() {
     assert_eq!(statuses.len(), 150);
     assert!(all_ok(&statuses), "{statuses:?}");
 
-    let now = idle_in_place(&php, 2);
+    let now = idle_workers(&php, 2);
     assert!(!now.contains(&pid), "{now:?}");
     let replacement = *now.iter().find(|p| !first.contains(p)).unwrap();
     // The replacement was forked: no second bootstrap, and it has the template's boot value.
@@ -169,7 +146,7 @@ fn forked_workers_have_their_own_pids_random_state_and_log_lines() {
         &boot_file,
         &[],
     );
-    let pids: HashSet<u64> = idle_in_place(&php, 2).into_iter().collect();
+    let pids: HashSet<u64> = idle_workers(&php, 2).into_iter().collect();
     // Both workers busy at once: each answers one.
     let answers: Vec<Value> = (0..2)
         .map(|_| {
@@ -236,7 +213,7 @@ fn isolated_paths_get_a_fresh_fork_per_request() {
         &boot_file,
         &[],
     );
-    let in_place = idle_in_place(&php, 1)[0];
+    let in_place = idle_workers(&php, 1)[0];
     let mut isolated_pids = HashSet::new();
     for path in ["/iso", "/iso/a", "/iso/a?x=1", "/admin/x", "/iso/b"] {
         let v = get_json(&php, path);
@@ -291,7 +268,7 @@ fn retire_replaces_the_worker_after_its_answer() {
             &boot_file,
             &[("RR_TEST_HANDLE", handle)],
         );
-        let before = idle_in_place(&php, 1)[0];
+        let before = idle_workers(&php, 1)[0];
         assert_eq!(get_json(&php, "/")["pid"], before);
         let v = get_json(&php, "/retire");
         assert_eq!(v, json!({"pid": before, "retired": true}));
@@ -342,7 +319,7 @@ fn reload_replaces_the_template_and_every_worker_with_zero_failed_requests() {
         &boot_file,
         &[],
     );
-    let before = idle_in_place(&php, 2);
+    let before = idle_workers(&php, 2);
     let traffic = load(&php, "/?ms=5", 4, 150);
     std::thread::sleep(Duration::from_millis(200));
     php.signal(libc::SIGHUP);
@@ -362,7 +339,7 @@ fn reload_replaces_the_template_and_every_worker_with_zero_failed_requests() {
     let statuses = traffic.join().unwrap();
     assert_eq!(statuses.len(), 600);
     assert!(all_ok(&statuses), "{statuses:?}");
-    let after = idle_in_place(&php, 2);
+    let after = idle_workers(&php, 2);
     assert!(
         after.iter().all(|p| !before.contains(p)),
         "{before:?} {after:?}"
@@ -390,7 +367,7 @@ fn a_dead_template_is_replaced_while_its_workers_keep_serving() {
         &boot_file,
         &[],
     );
-    let workers_before = idle_in_place(&php, 2);
+    let workers_before = idle_workers(&php, 2);
     let (template, first_value) = boots(&boot_file)[0].clone();
     // SAFETY: signalling the template process of the master this test started.
     unsafe { libc::kill(template as i32, libc::SIGKILL) };
@@ -431,7 +408,7 @@ fn a_dead_template_is_replaced_while_its_workers_keep_serving() {
         ),
         1
     );
-    idle_in_place(&php, 2);
+    idle_workers(&php, 2);
     assert_eq!(boots(&boot_file).len(), 2);
 }
 
@@ -446,7 +423,7 @@ fn max_worker_memory_measures_a_forked_workers_private_memory() {
         &boot_file,
         &[("RR_TEST_BOOT_ALLOC_MB", "64")],
     );
-    let pid = idle_in_place(&php, 1)[0];
+    let pid = idle_workers(&php, 1)[0];
     for _ in 0..5 {
         assert_eq!(get_json(&php, "/")["pid"], pid);
     }
@@ -482,7 +459,7 @@ fn max_worker_memory_measures_a_forked_workers_private_memory() {
         ),
         1
     );
-    assert_ne!(idle_in_place(&php, 1)[0], pid);
+    assert_ne!(idle_workers(&php, 1)[0], pid);
 }
 
 fn config_error(options: Value) -> String {
@@ -552,7 +529,7 @@ fn template_and_workers_end_when_the_master_is_killed() {
         &boot_file,
         &[],
     );
-    let mut pids = idle_in_place(&php, 2);
+    let mut pids = idle_workers(&php, 2);
     pids.push(boots(&boot_file)[0].0);
     pids.extend(
         workers(&php)
@@ -595,7 +572,7 @@ fn orphans_below_the_master_are_reaped() {
         &boot_file,
         &[],
     );
-    idle_in_place(&php, 1);
+    idle_workers(&php, 1);
     let resp = client().get(php.url("/orphan")).send().unwrap();
     let orphan: u64 = resp.text().unwrap().trim().parse().unwrap();
     // It ends after 0.3 s as the master's child (subreaper); the master reaps it.
@@ -624,7 +601,7 @@ fn one_shot_workers_are_bounded_and_queue_under_the_usual_rules() {
         &boot_file,
         &[],
     );
-    idle_in_place(&php, 2);
+    idle_workers(&php, 2);
     let slow = |ms: u64| {
         let url = php.url(&format!("/iso?ms={ms}&running={}", running.display()));
         std::thread::spawn(move || client().get(url).send().unwrap())
@@ -669,7 +646,7 @@ fn idle_ttl_replaces_forked_workers_from_the_template() {
         &boot_file,
         &[],
     );
-    let first = idle_in_place(&php, 1)[0];
+    let first = idle_workers(&php, 1)[0];
     assert!(
         metric_reaches(
             &php,

@@ -63,17 +63,19 @@ pub fn workers(php: &Php) -> Vec<Value> {
     v["workers"].as_array().unwrap().clone()
 }
 
-/// Waits until `n` workers are idle.
+/// Waits until the in-place workers (not one-shot workers of isolated paths, which exist only
+/// in template mode) are exactly `n`, all idle: their pids.
 pub fn idle_workers(php: &Php, n: usize) -> Vec<u64> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let list = workers(php);
-        let idle: Vec<u64> = list
+        let in_place: Vec<&Value> = list.iter().filter(|w| w["isolated"] == false).collect();
+        let idle: Vec<u64> = in_place
             .iter()
             .filter(|w| w["state"] == "idle")
             .map(|w| w["pid"].as_u64().unwrap())
             .collect();
-        if idle.len() == n && list.len() == n {
+        if idle.len() == n && in_place.len() == n {
             return idle;
         }
         assert!(
