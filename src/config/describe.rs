@@ -108,6 +108,7 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
             "http.pool.isolate_workers",
             pool.isolate_workers.to_string(),
         ),
+        ("http.pool.send_ahead", pool.send_ahead.to_string()),
         (
             "http.pool.supervisor.max_worker_memory",
             describe_size(pool.supervisor.max_worker_memory),

@@ -224,6 +224,9 @@ pub struct PoolConfig {
     pub isolate: Vec<String>,
     /// One-shot workers running at once; 0 means `num_workers`.
     pub isolate_workers: usize,
+    /// Requests handed to a busy worker beyond the one it runs, when no worker is idle and its
+    /// recent answers were quick (docs/pool.md, "Send-ahead"); 0 turns it off.
+    pub send_ahead: u32,
 }
 
 impl PoolConfig {
@@ -452,6 +455,7 @@ impl Default for PoolConfig {
             template: false,
             isolate: Vec::new(),
             isolate_workers: 0,
+            send_ahead: 4,
         }
     }
 }

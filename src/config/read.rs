@@ -65,6 +65,8 @@ const ROADRUNNER_HTTP_KEYS: &[&str] = &[
 ];
 
 /// `version` values that read the same; others only earn a warning.
+/// The most requests `http.pool.send_ahead` may hand to one busy worker.
+const MAX_SEND_AHEAD: u32 = 64;
 const KNOWN_VERSIONS: &[&str] = &["3", "2.7"];
 
 pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigError> {
@@ -347,6 +349,13 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
         }
     })?;
     let isolate_workers = t.get("isolate_workers", d.isolate_workers, |f| f.int(0))?;
+    let send_ahead = t.get("send_ahead", d.send_ahead, |f| {
+        let n: u32 = f.int(0)?;
+        match n <= MAX_SEND_AHEAD {
+            true => Ok(n),
+            false => Err(f.invalid(format!("a whole number from 0 to {MAX_SEND_AHEAD}"))),
+        }
+    })?;
     if template && num_workers == 0 {
         return Err(t.invalid(
             "template",
@@ -383,6 +392,7 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
         template,
         isolate,
         isolate_workers,
+        send_ahead,
     })
 }
 

@@ -1073,3 +1073,28 @@ fn pool_template_errors_name_the_key_and_value() {
             .contains("\"admin\" is not one")
     );
 }
+
+#[test]
+fn pool_send_ahead() {
+    assert_eq!(
+        parse("http: {pool: {num_workers: 2}}")
+            .unwrap()
+            .pool
+            .send_ahead,
+        4
+    );
+    for n in [0, 1, 64] {
+        let yaml = format!("http: {{pool: {{num_workers: 2, send_ahead: {n}}}}}");
+        assert_eq!(parse(&yaml).unwrap().pool.send_ahead, n);
+    }
+    for (value, shown) in [("65", "65"), ("-1", "-1"), ("lots", "\"lots\"")] {
+        let yaml = format!("http: {{pool: {{num_workers: 2, send_ahead: {value}}}}}");
+        let err = error(&yaml);
+        assert!(
+            err.starts_with(&format!(
+                "rr config /etc/rr.yaml: key 'http.pool.send_ahead': invalid value {shown}: expected"
+            )),
+            "{err}"
+        );
+    }
+}

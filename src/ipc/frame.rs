@@ -56,6 +56,9 @@ pub enum Frame {
     ListWorkers,
     /// `RR\Worker::retire()`: replace this worker once the current answer is sent.
     Retire,
+    /// The worker runs no more requests: every request it was sent and has not answered was
+    /// never started, and the master hands them to other workers. Sent between requests only.
+    Declined,
     // template → master
     /// The template reached its first `waitRequest()`: it booted and waits for `Fork`.
     Booted,
@@ -87,6 +90,7 @@ mod kind {
     pub const ERROR: u8 = 18;
     pub const LIST_WORKERS: u8 = 19;
     pub const RETIRE: u8 = 20;
+    pub const DECLINED: u8 = 21;
     pub const BOOTED: u8 = 30;
     pub const FORKED: u8 = 31;
     pub const FORK_FAILED: u8 = 32;
@@ -126,6 +130,7 @@ impl Frame {
                 out.put_u64_le(*id);
             }
             Frame::Retire => out.put_u8(kind::RETIRE),
+            Frame::Declined => out.put_u8(kind::DECLINED),
             Frame::Booted => out.put_u8(kind::BOOTED),
             Frame::Forked { id, pid } => {
                 out.put_u8(kind::FORKED);
@@ -188,6 +193,17 @@ impl Frame {
         out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     }
 
+    /// Appends the `Request` frame of `request`, which stays the caller's (a request sent
+    /// ahead is kept until its answer starts, for another worker should this one decline it).
+    pub fn encode_request(request: &RequestData, out: &mut BytesMut) {
+        let start = out.len();
+        out.put_u32_le(0);
+        out.put_u8(kind::REQUEST);
+        put_request(out, request);
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
     /// Takes one whole frame off the front of `buf`; `None` until one has fully arrived.
     pub fn split(buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         if buf.len() < HEAD {
@@ -216,6 +232,7 @@ fn decode(kind: u8, mut r: Reader) -> Result<Frame, DecodeError> {
         kind::LIST_WORKERS => Frame::ListWorkers,
         kind::FORK => Frame::Fork { id: r.u64()? },
         kind::RETIRE => Frame::Retire,
+        kind::DECLINED => Frame::Declined,
         kind::BOOTED => Frame::Booted,
         kind::FORKED => Frame::Forked {
             id: r.u64()?,

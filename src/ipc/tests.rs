@@ -102,6 +102,7 @@ fn answers_survive_the_wire() {
         Frame::Workers("[]".into()),
         Frame::Fork { id: 7 },
         Frame::Retire,
+        Frame::Declined,
         Frame::Booted,
         Frame::Forked { id: 7, pid: 4242 },
         Frame::ForkFailed {

@@ -1,15 +1,13 @@
-//! One task per worker process: it waits for the worker to boot, writes each request to it,
-//! turns the answer frames back into a [`Reply`] (the master finishes offloads: files, Velox,
-//! streams), enforces `exec_ttl`, and reports to the supervisor.
+//! One task per worker process: it waits for the worker to boot, writes each request to it
+//! (more than one when requests are sent ahead, see [`super::ahead`]), turns the answer frames
+//! back into a [`Reply`] (the master finishes offloads: files, Velox, streams), enforces
+//! `exec_ttl`, and reports to the supervisor.
+use super::ahead::{self, InFlight, Step};
 use super::process::{self, Process};
 use super::supervisor::Control;
 use super::template::Forked;
 use crate::dispatch::{Job, Reply};
 use crate::ipc::Frame;
-use crate::request::form::Tree;
-use crate::request::multipart::Upload;
-use crate::stream::FileReply;
-use crate::velox::BuildOrder;
 use bytes::BytesMut;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,12 +42,21 @@ pub enum Event {
     Ready {
         id: u64,
     },
-    /// Answered a request and is free again; `memory` in bytes when memory is watched;
-    /// `retire` when the worker asked to be replaced (`RR\Worker::retire()`).
+    /// Answered a request (it is free again unless more were sent ahead); `memory` in bytes
+    /// when memory is watched; `retire` when the worker asked to be replaced
+    /// (`RR\Worker::retire()`); `took` from the start of the request to the end of its answer.
     Done {
         id: u64,
         memory: Option<u64>,
         retire: bool,
+        took: Duration,
+    },
+    /// Requests handed to this worker that it never started, for another worker: it declined
+    /// them (`declined`: it takes no more), or it died or was stopped first.
+    Returned {
+        id: u64,
+        jobs: Vec<Job>,
+        declined: bool,
     },
     /// A worker's memory, read while it was idle (a reading skipped after its last answer).
     Memory {
@@ -198,6 +205,17 @@ pub async fn run(
         retire: false,
     };
     let end = lifetime(id, &mut ch, &mut commands, &events, &limits).await;
+    // Requests handed over but never written go to another worker: none is dropped.
+    commands.close();
+    let jobs: Vec<Job> = std::iter::from_fn(|| match commands.try_recv() {
+        Ok(Command::Run(job)) => Some(*job),
+        _ => None,
+    })
+    .collect();
+    if !jobs.is_empty() {
+        let declined = false;
+        let _ = events.send(Event::Returned { id, jobs, declined });
+    }
     if end != End::Stopped {
         ch.process.kill();
     }
@@ -210,11 +228,6 @@ pub async fn run(
     let tail = ch.process.output_tail().await;
     if end == End::BootFailed {
         detail = format!("{detail}; its last output:\n{tail}");
-    }
-    // Requests sent after the end get the crash answer: nothing handed over is dropped silently.
-    commands.close();
-    while let Ok(Command::Run(job)) = commands.try_recv() {
-        let _ = job.reply.send(Reply::Crashed);
     }
     let _ = events.send(Event::Exited { id, end, detail });
 }
@@ -240,62 +253,216 @@ async fn lifetime(
             return End::BootFailed;
         }
     }
-    // The uploads of the last request live until the next one is taken, as in embedded mode.
-    let mut uploads: Tree<Upload> = Tree::new();
     let mut memory = Memory::default();
+    let mut flight = InFlight::default();
+    // Handed over while the worker was busy but not small enough to send ahead: written once
+    // the worker is free.
+    let mut held: Option<Box<Job>> = None;
+    let mut stopping = false;
+    let mut declined = false;
     loop {
-        let command = tokio::select! {
-            command = commands.recv() => command,
-            // A reading skipped after an answer, taken now that the worker is idle.
-            _ = super::sleep_until(memory.due()) => {
-                let bytes = memory.read(&ch.process);
-                let _ = events.send(Event::Memory { id, memory: bytes });
-                continue;
-            }
-            // Idle: anything from the worker now is a wish to retire, its exit, or a
-            // protocol error.
-            frame = ch.next_or_retire(true) => {
-                if let Some(Frame::Retire) = frame {
-                    let _ = events.send(Event::Retire { id });
-                    continue;
+        if flight.is_empty() {
+            let command = match held.take() {
+                Some(job) => Some(Command::Run(job)),
+                None => tokio::select! {
+                    command = commands.recv() => command,
+                    // A reading skipped after an answer, taken now that the worker is idle.
+                    _ = super::sleep_until(memory.due()) => {
+                        let bytes = memory.read(&ch.process);
+                        let _ = events.send(Event::Memory { id, memory: bytes });
+                        continue;
+                    }
+                    // Idle: anything from the worker now is a wish to retire, that it runs
+                    // no more, its exit, or a protocol error.
+                    frame = ch.next_or_retire(true) => {
+                        match frame {
+                            Some(Frame::Retire) => {
+                                let _ = events.send(Event::Retire { id });
+                            }
+                            Some(Frame::Declined) => {
+                                declined = true;
+                                let jobs = Vec::new();
+                                let _ = events.send(Event::Returned { id, jobs, declined });
+                            }
+                            Some(frame) => {
+                                tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
+                                return End::Crashed;
+                            }
+                            None => return End::Crashed,
+                        }
+                        continue;
+                    }
+                },
+            };
+            match command {
+                Some(Command::Run(job)) if declined => {
+                    let jobs = vec![*job];
+                    let _ = events.send(Event::Returned { id, jobs, declined });
                 }
-                if let Some(frame) = frame {
-                    tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
+                Some(Command::Run(job)) => {
+                    let mut inbound = Inbound {
+                        commands,
+                        held: &mut held,
+                        stopping: &mut stopping,
+                    };
+                    if !write(ch, &mut flight, job, &mut inbound).await {
+                        let jobs =
+                            flight.fail(Reply::Crashed, "the worker died before its request");
+                        give_back(id, jobs, held, events);
+                        return End::Crashed;
+                    }
                 }
-                return End::Crashed;
+                Some(Command::Stop) | None => return stop(ch, limits).await,
             }
-        };
-        match command {
-            Some(Command::Run(mut job)) => {
-                uploads = std::mem::take(&mut job.request.uploads);
-                let served = serve(ch, *job, &uploads, limits.exec_ttl).await;
-                if let Err(end) = served {
-                    return end;
+            continue;
+        }
+        if stopping && flight.is_empty() {
+            return stop(ch, limits).await;
+        }
+        let deadline = limits.exec_ttl.zip(flight.since()).map(|(t, s)| s + t);
+        let take = !stopping && !declined && held.is_none();
+        tokio::select! {
+            biased;
+            frame = ch.next() => match frame {
+                Some(Frame::Declined) => {
+                    let Some(jobs) = flight.decline() else {
+                        tracing::error!(pid = ch.process.pid, "the worker declined in the middle of an answer");
+                        return crashed(id, &mut flight, held, events);
+                    };
+                    declined = true;
+                    let jobs = jobs.into_iter().chain(held.take().map(|j| *j)).collect();
+                    let _ = events.send(Event::Returned { id, jobs, declined });
                 }
-                let memory = match limits.watch_memory {
-                    true => memory.after_answer(&ch.process),
-                    false => None,
-                };
-                let retire = std::mem::take(&mut ch.retire);
-                let _ = events.send(Event::Done { id, memory, retire });
-            }
-            Some(Command::Stop) | None => {
-                drop(uploads);
-                ch.send(&Frame::Stop).await;
-                let exited = tokio::time::timeout(limits.destroy_timeout, ch.process.wait());
-                if exited.await.is_err() {
-                    tracing::warn!(
-                        pid = ch.process.pid,
-                        "worker did not stop within destroy_timeout: killing it"
-                    );
-                    ch.process.kill();
+                Some(frame) => {
+                    match flight.step(frame).await {
+                        Step::More => {}
+                        Step::Done { took } => {
+                            let memory = match limits.watch_memory {
+                                true => memory.after_answer(&ch.process),
+                                false => None,
+                            };
+                            let retire = std::mem::take(&mut ch.retire);
+                            let _ = events.send(Event::Done { id, memory, retire, took });
+                        }
+                        Step::Broken => {
+                            tracing::error!(pid = ch.process.pid, "unexpected frame instead of an answer");
+                            return crashed(id, &mut flight, held, events);
+                        }
+                    }
                 }
-                return End::Stopped;
+                None => return crashed(id, &mut flight, held, events),
+            },
+            _ = super::sleep_until(deadline), if deadline.is_some() => {
+                let jobs = flight.fail(Reply::ExecTimeout, "the request exceeded exec_ttl");
+                give_back(id, jobs, held, events);
+                return End::ExecTimeout;
             }
+            command = commands.recv(), if take => match command {
+                Some(Command::Run(job)) => {
+                    let mut inbound = Inbound { commands, held: &mut held, stopping: &mut stopping };
+                    // A failed write: the worker's end shows on the next read.
+                    write(ch, &mut flight, job, &mut inbound).await;
+                }
+                Some(Command::Stop) | None => stopping = true,
+            },
         }
     }
 }
 
+/// Where more requests for this worker come from while some are written.
+struct Inbound<'a> {
+    commands: &'a mut mpsc::Receiver<Command>,
+    /// A request that may not go ahead: written once the worker is free.
+    held: &'a mut Option<Box<Job>>,
+    /// A `Stop` came: it is sent once every request in flight is answered.
+    stopping: &'a mut bool,
+}
+
+/// Writes `job`, and behind it every request already handed to this worker that may go ahead
+/// (small, within the byte budget, see [`super::ahead`]), at once: one wake-up of the worker
+/// for all of them. To a busy worker only what may go ahead is written; the first request that
+/// may not is held. False when the write failed (the requests stay in flight, for the caller's
+/// crash handling).
+async fn write(
+    ch: &mut Channel,
+    flight: &mut InFlight,
+    job: Box<Job>,
+    inbound: &mut Inbound<'_>,
+) -> bool {
+    ch.out.clear();
+    let mut batch: Vec<(Job, usize)> = Vec::new();
+    let mut next = Some(job);
+    while let Some(job) = next.take() {
+        let busy = !flight.is_empty() || !batch.is_empty();
+        if busy && !ahead::small(&job.request) {
+            *inbound.held = Some(job);
+            break;
+        }
+        let start = ch.out.len();
+        Frame::encode_request(&job.request, &mut ch.out);
+        if busy && !flight.fits(ch.out.len()) {
+            ch.out.truncate(start);
+            *inbound.held = Some(job);
+            break;
+        }
+        batch.push((*job, ch.out.len() - start));
+        next = match inbound.commands.try_recv() {
+            Ok(Command::Run(job)) => Some(job),
+            Ok(Command::Stop) => {
+                *inbound.stopping = true;
+                None
+            }
+            Err(_) => None,
+        };
+    }
+    if batch.is_empty() {
+        return true;
+    }
+    let written = ch.process.channel.write_all(&ch.out).await.is_ok();
+    for (job, bytes) in batch {
+        flight.push(job, bytes);
+    }
+    written
+}
+
+/// The worker broke off: the request it was on gets 502, the others go to other workers.
+fn crashed(
+    id: u64,
+    flight: &mut InFlight,
+    held: Option<Box<Job>>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> End {
+    let jobs = flight.fail(Reply::Crashed, "the worker died mid-response");
+    give_back(id, jobs, held, events);
+    End::Crashed
+}
+
+fn give_back(
+    id: u64,
+    jobs: Vec<Job>,
+    held: Option<Box<Job>>,
+    events: &mpsc::UnboundedSender<Event>,
+) {
+    let jobs: Vec<Job> = jobs.into_iter().chain(held.map(|j| *j)).collect();
+    if !jobs.is_empty() {
+        let declined = false;
+        let _ = events.send(Event::Returned { id, jobs, declined });
+    }
+}
+
+/// Tells the worker to finish, waits `destroy_timeout`, then kills it.
+async fn stop(ch: &mut Channel, limits: &Limits) -> End {
+    ch.send(&Frame::Stop).await;
+    let exited = tokio::time::timeout(limits.destroy_timeout, ch.process.wait());
+    if exited.await.is_err() {
+        tracing::warn!(
+            pid = ch.process.pid,
+            "worker did not stop within destroy_timeout: killing it"
+        );
+        ch.process.kill();
+    }
+    End::Stopped
+}
 /// How often, at most, a worker's memory is read (`max_worker_memory`). A forked worker's
 /// private memory comes from `/proc/<pid>/smaps_rollup`, which walks its page tables: about
 /// 0.65 ms of the master's CPU for a booted Nextcloud, more than a status.php request takes.
@@ -331,171 +498,6 @@ impl Memory {
             .then(|| self.read_at.map(|at| at + MEMORY_EVERY))
             .flatten()
     }
-}
-
-/// One request: write it, read the answer. Err when the worker must go.
-async fn serve(
-    ch: &mut Channel,
-    job: Job,
-    uploads: &Tree<Upload>,
-    exec_ttl: Option<Duration>,
-) -> Result<(), End> {
-    let Job {
-        mut request, reply, ..
-    } = job;
-    // The worker needs the upload names and paths; the files stay the master's.
-    request.uploads = share(uploads);
-    let frame = Frame::Request(Box::new(request));
-    let mut open = Open {
-        reply: Some(reply),
-        stream: None,
-    };
-    let exchange = async { ch.send(&frame).await && answer(ch, &mut open).await };
-    let outcome = match exec_ttl {
-        Some(ttl) => tokio::time::timeout(ttl, exchange).await.ok(),
-        None => Some(exchange.await),
-    };
-    match outcome {
-        Some(true) => Ok(()),
-        Some(false) => {
-            open.fail(Reply::Crashed, "the worker died mid-response");
-            Err(End::Crashed)
-        }
-        None => {
-            open.fail(Reply::ExecTimeout, "the request exceeded exec_ttl");
-            Err(End::ExecTimeout)
-        }
-    }
-}
-
-/// The way back to the client while an answer is under way.
-struct Open {
-    /// Until the head is sent.
-    reply: Option<oneshot::Sender<Reply>>,
-    /// While a streamed body is under way.
-    stream: Option<mpsc::Sender<Result<bytes::Bytes, std::io::Error>>>,
-}
-
-impl Open {
-    /// The worker is gone: an error answer, or a stream cut off so the client sees it is
-    /// incomplete.
-    fn fail(&mut self, reply: Reply, why: &str) {
-        if let Some(tx) = self.reply.take() {
-            let _ = tx.send(reply);
-        }
-        if let Some(tx) = self.stream.take() {
-            let _ = tx.try_send(Err(std::io::Error::other(why.to_owned())));
-        }
-    }
-
-    fn send(&mut self, reply: Reply) {
-        if let Some(tx) = self.reply.take() {
-            let _ = tx.send(reply);
-        }
-    }
-}
-
-/// Reads the answer frames; false when the worker died (or spoke nonsense) first.
-async fn answer(ch: &mut Channel, open: &mut Open) -> bool {
-    let Some(frame) = ch.next().await else {
-        return false;
-    };
-    let whole = match frame {
-        Frame::Full {
-            status,
-            headers,
-            body,
-        } => Reply::Full {
-            status,
-            headers,
-            body,
-        },
-        Frame::File {
-            path,
-            status,
-            headers,
-        } => Reply::File(FileReply {
-            path: path.into(),
-            status,
-            headers,
-        }),
-        Frame::Velox {
-            body,
-            gzip,
-            headers,
-        } => Reply::Velox(BuildOrder {
-            body,
-            gzip,
-            headers,
-        }),
-        Frame::Error(message) => Reply::WorkerError(message),
-        Frame::StreamHead { status, headers } => {
-            let (tx, chunks) = mpsc::channel(8);
-            open.send(Reply::Stream {
-                status,
-                headers,
-                chunks,
-            });
-            open.stream = Some(tx);
-            return stream(ch, open).await;
-        }
-        other => {
-            tracing::error!(
-                pid = ch.process.pid,
-                "unexpected frame instead of an answer: {other:?}"
-            );
-            return false;
-        }
-    };
-    open.send(whole);
-    true
-}
-
-/// Forwards chunks to the client; a slow client holds the worker back (bounded channel, then
-/// the socket buffer), a client that left gets nothing more.
-async fn stream(ch: &mut Channel, open: &mut Open) -> bool {
-    loop {
-        match ch.next().await {
-            Some(Frame::Chunk(bytes)) => {
-                if let Some(tx) = open.stream.as_ref().filter(|tx| !tx.is_closed()) {
-                    let _ = tx.send(Ok(bytes)).await;
-                }
-            }
-            Some(Frame::StreamEnd) => {
-                open.stream = None;
-                return true;
-            }
-            Some(Frame::StreamAbort) => {
-                open.fail(Reply::Crashed, "the worker aborted the stream");
-                return true;
-            }
-            _ => return false,
-        }
-    }
-}
-
-/// A copy of the upload entries that does not own (delete) the files.
-fn share(uploads: &Tree<Upload>) -> Tree<Upload> {
-    use crate::request::form::Node;
-    let mut out = Tree::new();
-    for (key, node) in uploads.entries() {
-        let node = match node {
-            Node::Leaf(u) => Node::Leaf(Upload {
-                name: u.name.clone(),
-                full_path: u.full_path.clone(),
-                mime: u.mime.clone(),
-                size: u.size,
-                error: u.error,
-                tmp_name: u
-                    .tmp_name
-                    .as_ref()
-                    .and_then(|p| Upload::unowned(p.to_path_buf())),
-            }),
-            Node::Map(sub) => Node::Map(share(sub)),
-        };
-        out.put(key.clone(), node);
-    }
-    out
 }
 
 /// Waits for a `Stop` (or the end of the commands); `Run`s that arrive meanwhile are kept.

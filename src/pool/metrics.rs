@@ -77,7 +77,20 @@ pub struct PoolStats {
     by_state: [AtomicUsize; 4],
     restarts: [AtomicU64; 9],
     jobs: AtomicU64,
+    /// Requests written to a busy worker (send-ahead).
+    sent_ahead: AtomicU64,
+    /// Requests a worker never started, run by another one: it declined them, or it died.
+    returned: [AtomicU64; 2],
     queue: Submitter,
+}
+
+/// Why requests came back from a worker unstarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    /// It retired, or its script ended.
+    Declined,
+    /// It died, was killed, or stopped first.
+    Gone,
 }
 
 impl PoolStats {
@@ -86,6 +99,8 @@ impl PoolStats {
             by_state: Default::default(),
             restarts: Default::default(),
             jobs: AtomicU64::new(0),
+            sent_ahead: AtomicU64::new(0),
+            returned: Default::default(),
             queue,
         }
     }
@@ -110,6 +125,14 @@ impl PoolStats {
 
     pub fn job_done(&self) {
         self.jobs.fetch_add(1, Relaxed);
+    }
+
+    pub fn sent_ahead(&self) {
+        self.sent_ahead.fetch_add(1, Relaxed);
+    }
+
+    pub fn returned(&self, why: Returned, n: usize) {
+        self.returned[why as usize].fetch_add(n as u64, Relaxed);
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -175,6 +198,28 @@ pub fn render(pool: &PoolStats, http: &HttpStats, velox: Option<&Velox>) -> Stri
     let _ = writeln!(o, "# HELP rr_pool_jobs_total Requests answered by workers.");
     let _ = writeln!(o, "# TYPE rr_pool_jobs_total counter");
     let _ = writeln!(o, "rr_pool_jobs_total {}", pool.jobs.load(Relaxed));
+    let _ = writeln!(
+        o,
+        "# HELP rr_pool_sent_ahead_total Requests written to a busy worker (http.pool.send_ahead)."
+    );
+    let _ = writeln!(o, "# TYPE rr_pool_sent_ahead_total counter");
+    let _ = writeln!(
+        o,
+        "rr_pool_sent_ahead_total {}",
+        pool.sent_ahead.load(Relaxed)
+    );
+    let _ = writeln!(
+        o,
+        "# HELP rr_pool_requests_returned_total Requests a worker never started, run by another worker: declined (it retired, its script ended) or gone (it died or stopped first)."
+    );
+    let _ = writeln!(o, "# TYPE rr_pool_requests_returned_total counter");
+    for (why, n) in ["declined", "gone"].iter().zip(&pool.returned) {
+        let _ = writeln!(
+            o,
+            "rr_pool_requests_returned_total{{reason=\"{why}\"}} {}",
+            n.load(Relaxed)
+        );
+    }
     let _ = writeln!(
         o,
         "# HELP rr_pool_worker_restarts_total Workers replaced, by reason."

@@ -13,6 +13,7 @@
 //! - `limits`      when a worker must go (max_jobs, memory, ttl, idle_ttl) and boot backoff.
 //! - `metrics`     gauges and counters, the Prometheus text.
 //! - `status`      the status (health, ready, workers, reload) and metrics listeners.
+mod ahead;
 mod handle;
 mod limits;
 mod lines;

@@ -44,6 +44,12 @@ pub struct Slot {
     pub forked: bool,
     /// Serves one request of an isolated path, then ends.
     pub oneshot: bool,
+    /// Requests handed to it and not answered yet (more than one when sent ahead).
+    pub inflight: u32,
+    /// How long its answers took lately (smoothed); none before its first.
+    pub answers_take: Option<std::time::Duration>,
+    /// It said it runs no more requests (it retired, or its script is ending).
+    pub declined: bool,
 }
 
 impl Slot {

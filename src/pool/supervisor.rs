@@ -1,10 +1,11 @@
 //! The supervisor: one task that owns the worker table. It dispatches each queued request to
 //! an idle worker, replaces workers (limits, crashes, reload), backs off when workers cannot
 //! boot, and stops them all at the end. See docs/pool.md for the rules.
+use super::ahead;
 use super::handle::{self, Command, End, Event, Limits, Start};
 use super::limits::{self, MAX_BOOT_FAILURES};
 use super::lines::{self, Line, Lines, Waiting};
-use super::metrics::{PoolStats, Reason, State};
+use super::metrics::{PoolStats, Reason, Returned, State};
 use super::process::Spawner;
 use super::slot::Slot;
 pub use super::slot::{Control, WorkerInfo};
@@ -160,22 +161,75 @@ impl Supervisor {
                 let Some(Waiting { job, held }) = self.waiting.next(line) else {
                     break;
                 };
-                let slot = &mut self.slots[i];
-                match slot.commands.try_send(Command::Run(Box::new(job))) {
-                    Ok(()) => {
-                        slot.state = State::Busy;
-                        slot.last_active = Instant::now();
-                    }
-                    Err(e) => {
-                        // Its task is ending; its Exited event is on the way.
-                        slot.state = State::Stopping;
-                        if let Command::Run(job) = e.into_inner() {
-                            self.waiting.put_back(line, Waiting { job: *job, held });
-                        }
-                    }
+                if let Err(job) = self.hand(i, job) {
+                    self.waiting.put_back(line, Waiting { job: *job, held });
+                    break;
                 }
             }
         }
+        // No worker idle: small requests go ahead to quick busy workers.
+        while let Some(i) = self.pick_ahead() {
+            let Some(Waiting { job, held }) = self.waiting.next(Line::InPlace) else {
+                break;
+            };
+            if !ahead::small(&job.request) {
+                self.waiting.put_back(Line::InPlace, Waiting { job, held });
+                break;
+            }
+            if let Err(job) = self.hand(i, job) {
+                self.waiting
+                    .put_back(Line::InPlace, Waiting { job: *job, held });
+                break;
+            }
+            self.stats.sent_ahead();
+        }
+    }
+
+    /// Gives worker `i` a request; the request back when its task is ending.
+    fn hand(&mut self, i: usize, job: Job) -> Result<(), Box<Job>> {
+        let slot = &mut self.slots[i];
+        match slot.commands.try_send(Command::Run(Box::new(job))) {
+            Ok(()) => {
+                slot.state = State::Busy;
+                slot.inflight += 1;
+                slot.last_active = Instant::now();
+                Ok(())
+            }
+            Err(e) => {
+                if let mpsc::error::TrySendError::Closed(_) = e {
+                    // Its task is ending; its Exited event is on the way.
+                    slot.state = State::Stopping;
+                }
+                match e.into_inner() {
+                    Command::Run(job) => Err(job),
+                    Command::Stop => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// A busy in-place worker that may be sent one more request ahead: current generation,
+    /// quick lately, fewer than `1 + send_ahead` in flight, and short of `max_jobs` with all it
+    /// holds. The one with the fewest in flight first.
+    fn pick_ahead(&self) -> Option<usize> {
+        let pool = &self.config.pool;
+        if pool.send_ahead == 0 || self.waiting.len(Line::InPlace) == 0 {
+            return None;
+        }
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.state == State::Busy
+                    && !s.oneshot
+                    && !s.declined
+                    && s.generation == self.generation
+                    && s.inflight <= pool.send_ahead
+                    && s.answers_take.is_some_and(|t| t < ahead::QUICK)
+                    && (pool.max_jobs == 0 || s.jobs + u64::from(s.inflight) < pool.max_jobs)
+            })
+            .min_by_key(|(_, s)| s.inflight)
+            .map(|(i, _)| i)
     }
 
     fn pick_idle(&self, oneshot: bool) -> Option<usize> {
@@ -183,7 +237,7 @@ impl Supervisor {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.state == State::Idle && s.oneshot == oneshot)
+            .filter(|(_, s)| s.state == State::Idle && s.oneshot == oneshot && !s.declined)
             .max_by_key(|(_, s)| (s.generation == current, s.last_active))
             .map(|(i, _)| i)
     }
@@ -231,13 +285,20 @@ impl Supervisor {
                     }
                 }
             }
-            Event::Done { id, memory, retire } => {
+            Event::Done {
+                id,
+                memory,
+                retire,
+                took,
+            } => {
                 self.stats.job_done();
                 let Some(i) = self.slot(id) else { return };
                 let slot = &mut self.slots[i];
                 slot.jobs += 1;
+                slot.inflight = slot.inflight.saturating_sub(1);
+                slot.answers_take = Some(ahead::smooth(slot.answers_take, took));
                 slot.last_active = Instant::now();
-                if slot.state == State::Busy {
+                if slot.state == State::Busy && slot.inflight == 0 {
                     slot.state = State::Idle;
                 }
                 if self.stopping || slot.oneshot {
@@ -264,6 +325,27 @@ impl Supervisor {
                     // A busy worker stops only after its current answer (Stop queues behind it).
                     self.log_memory(i, memory);
                     self.retire(i, Some(Reason::MaxMemory));
+                }
+            }
+            Event::Returned { id, jobs, declined } => {
+                let why = match declined {
+                    true => Returned::Declined,
+                    false => Returned::Gone,
+                };
+                self.stats.returned(why, jobs.len());
+                if let Some(i) = self.slot(id) {
+                    let slot = &mut self.slots[i];
+                    slot.inflight = slot.inflight.saturating_sub(jobs.len() as u32);
+                    slot.declined |= declined;
+                    if slot.state == State::Busy && slot.inflight == 0 {
+                        slot.state = State::Idle;
+                    }
+                }
+                // Never started: back at the head of their lines, in their order.
+                for job in jobs.into_iter().rev() {
+                    let line = lines::line_of(&self.config.pool, &job.request.uri);
+                    let held = self.queue.hold_slot();
+                    self.waiting.put_back(line, Waiting { job, held });
                 }
             }
             Event::Exited { id, end, detail } => self.on_exit(id, end, detail),
@@ -405,7 +487,8 @@ impl Supervisor {
                 }
             },
         };
-        let (commands, rx) = mpsc::channel(2);
+        // Room for the requests sent ahead, and a Stop behind them.
+        let (commands, rx) = mpsc::channel(self.config.pool.send_ahead as usize + 2);
         let pool = &self.config.pool;
         let limits = Limits {
             control: self.control_tx.clone(),
@@ -427,6 +510,9 @@ impl Supervisor {
             commands,
             forked: self.template.is_some(),
             oneshot,
+            inflight: 0,
+            answers_take: None,
+            declined: false,
         });
         tokio::spawn(handle::run(id, start, rx, self.events_tx.clone(), limits));
         true

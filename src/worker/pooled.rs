@@ -8,9 +8,11 @@ use crate::dispatch::Reply;
 use crate::ipc::{self, Frame};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
+use crate::request::RequestData;
 use crate::server::Bound;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -70,6 +72,11 @@ pub struct Pooled {
     retire: u8,
     /// The master said stop, or the channel broke: `wait` returns `Stop` from now on.
     stopped: bool,
+    /// `Declined` was sent: requests still arriving are the master's to hand elsewhere.
+    declined: bool,
+    /// Requests that arrived while `workers()` waited for its answer (the master may send a
+    /// request ahead while this one runs; see docs/pool.md, "Send-ahead").
+    deferred: VecDeque<Box<RequestData>>,
 }
 
 impl Pooled {
@@ -97,6 +104,8 @@ impl Pooled {
             template: super::template::is_template(),
             retire: 0,
             stopped: false,
+            declined: false,
+            deferred: VecDeque::new(),
         }
     }
 
@@ -159,12 +168,23 @@ impl Pooled {
                 self.send(&Frame::Retire);
             }
         }
+        // Retired: requests sent ahead to this worker are not run here. Between requests, so
+        // nothing unanswered has started.
+        if self.retire == 2 {
+            self.decline();
+        }
         loop {
             if self.stopped || crate::server::stop_requested() {
                 self.stopped = true;
                 return Wait::Stop;
             }
-            match Frame::split(&mut self.inbuf) {
+            let next = match self.deferred.pop_front() {
+                Some(request) => Ok(Some(Frame::Request(request))),
+                None => Frame::split(&mut self.inbuf),
+            };
+            match next {
+                // Declined: the master hands it to another worker.
+                Ok(Some(Frame::Request(_))) if self.declined => {}
                 Ok(Some(Frame::Request(mut request))) => {
                     self.uploads = std::mem::take(&mut request.uploads);
                     self.pending = Pending::Waiting;
@@ -304,6 +324,8 @@ impl Pooled {
                 Ok(Some(Frame::Workers(json))) => {
                     return serde_json::from_str(&json).unwrap_or_default()
                 }
+                // Sent ahead while this request runs: taken by the next `wait`.
+                Ok(Some(Frame::Request(request))) => self.deferred.push_back(request),
                 Ok(Some(other)) => {
                     tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
                     self.stopped = true;
@@ -334,6 +356,14 @@ impl Pooled {
         true
     }
 
+    /// Tells the master this worker runs no more requests (once).
+    fn decline(&mut self) {
+        if !self.declined {
+            self.declined = true;
+            self.send(&Frame::Declined);
+        }
+    }
+
     pub fn has_pending(&self) -> bool {
         matches!(self.pending, Pending::Waiting | Pending::Streaming)
     }
@@ -355,6 +385,9 @@ impl Pooled {
         }
         if self.has_pending() {
             tracing::error!("the worker script ended while a request was pending");
+        } else if self.ready && !self.template {
+            // Between requests: whatever was sent ahead never started, and runs elsewhere.
+            self.decline();
         }
     }
 }

@@ -1,0 +1,246 @@
+//! Send-ahead (`http.pool.send_ahead`, docs/pool.md): the requests written to one worker and
+//! not yet answered, oldest first, and the answer under way for the oldest.
+//!
+//! A worker runs its requests strictly in order and starts the next only after the previous
+//! answer ended. So while an answer is awaited, every request behind it has not started: if the
+//! worker declines them (it retired) or dies, they can run on another worker, unchanged. Only
+//! the oldest may have started; a worker that dies costs that one request, as without
+//! send-ahead.
+use crate::dispatch::{Job, Reply};
+use crate::ipc::Frame;
+use crate::request::form::Tree;
+use crate::request::multipart::Upload;
+use crate::request::RequestData;
+use crate::stream::FileReply;
+use crate::velox::BuildOrder;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Only a worker whose recent answers took less than this is sent requests ahead: behind a
+/// slow request they would wait longer than for the next free worker.
+pub const QUICK: Duration = Duration::from_millis(1);
+/// The largest request body sent ahead (uploads never are).
+pub const MAX_BODY: usize = 16 * 1024;
+/// Encoded requests waiting unread in one worker's socket, at most. Well under a unix socket's
+/// buffer, so writing one never blocks while the worker itself writes a long answer.
+pub const MAX_BYTES: usize = 64 * 1024;
+
+/// Whether a request may be sent to a worker that is busy: no uploads, a small body.
+pub fn small(request: &RequestData) -> bool {
+    request.uploads.is_empty()
+        && request.body.len() <= MAX_BODY
+        // Multipart fields without files come parsed, with no raw body to measure.
+        && (request.form.is_none() || !request.body.is_empty())
+}
+
+/// Quick answers, smoothed: a quarter of each new answer's time.
+pub fn smooth(previous: Option<Duration>, took: Duration) -> Duration {
+    match previous {
+        Some(p) => (p * 3 + took) / 4,
+        None => took,
+    }
+}
+
+/// What one frame did to the answer under way.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// More frames of this answer follow (a streamed body).
+    More,
+    /// The answer ended after `took` (from the start of its request); the worker takes the
+    /// next request, if it was sent one.
+    Done { took: Duration },
+    /// Not a frame that belongs here: the worker speaks nonsense.
+    Broken,
+}
+
+#[derive(Default)]
+pub struct InFlight {
+    /// Written, and not answered yet; with each request's encoded size.
+    sent: VecDeque<(Job, usize)>,
+    /// The oldest request's answer, once its first frame came.
+    open: Option<Open>,
+    /// When the oldest request started: written to an idle worker, or the answer before it
+    /// ended.
+    since: Option<Instant>,
+    /// The files uploaded with the request last answered: they live (the worker may still
+    /// refer to them, as in embedded mode) until the next answer starts.
+    uploads: Tree<Upload>,
+}
+
+impl InFlight {
+    pub fn is_empty(&self) -> bool {
+        self.sent.is_empty() && self.open.is_none()
+    }
+
+    /// When the request the worker is on started (`exec_ttl` counts from here).
+    pub fn since(&self) -> Option<Instant> {
+        self.since
+    }
+
+    /// Whether a request of `bytes` may be written behind those in flight.
+    pub fn fits(&self, bytes: usize) -> bool {
+        self.sent.iter().map(|(_, b)| b).sum::<usize>() + bytes <= MAX_BYTES
+    }
+
+    /// A request was written to the worker.
+    pub fn push(&mut self, job: Job, bytes: usize) {
+        if self.is_empty() {
+            self.since = Some(Instant::now());
+        }
+        self.sent.push_back((job, bytes));
+    }
+
+    /// Feeds one answer frame; the first frame of an answer belongs to the oldest request.
+    pub async fn step(&mut self, frame: Frame) -> Step {
+        if self.open.is_none() {
+            let Some((job, _)) = self.sent.pop_front() else {
+                return Step::Broken;
+            };
+            self.uploads = job.request.uploads;
+            self.open = Some(Open {
+                reply: Some(job.reply),
+                stream: None,
+            });
+        }
+        let Some(open) = self.open.as_mut() else {
+            return Step::Broken;
+        };
+        match open.step(frame).await {
+            true if open.reply.is_none() && open.stream.is_some() => Step::More,
+            true => {
+                self.open = None;
+                let now = Instant::now();
+                let took = self.since.map_or(Duration::ZERO, |s| now - s);
+                self.since = (!self.sent.is_empty()).then_some(now);
+                Step::Done { took }
+            }
+            false => Step::Broken,
+        }
+    }
+
+    /// The worker is gone (or killed): the request it was on gets `reply`; the requests behind
+    /// it never started and are handed back.
+    pub fn fail(&mut self, reply: Reply, why: &str) -> Vec<Job> {
+        match self.open.take() {
+            Some(mut open) => open.fail(reply, why),
+            None => {
+                if let Some((job, _)) = self.sent.pop_front() {
+                    let _ = job.reply.send(reply);
+                }
+            }
+        }
+        self.since = None;
+        self.sent.drain(..).map(|(job, _)| job).collect()
+    }
+
+    /// The worker declined everything it was sent (between two requests): all of it goes back.
+    /// None when an answer is under way: a worker cannot decline in the middle of one.
+    pub fn decline(&mut self) -> Option<Vec<Job>> {
+        if self.open.is_some() {
+            return None;
+        }
+        self.since = None;
+        Some(self.sent.drain(..).map(|(job, _)| job).collect())
+    }
+}
+
+/// The way back to the client while an answer is under way.
+struct Open {
+    /// Until the head is sent.
+    reply: Option<oneshot::Sender<Reply>>,
+    /// While a streamed body is under way.
+    stream: Option<mpsc::Sender<Result<bytes::Bytes, std::io::Error>>>,
+}
+
+impl Open {
+    /// One frame of the answer; false when it does not belong to an answer at this point.
+    /// The answer is complete when both `reply` and `stream` are gone.
+    async fn step(&mut self, frame: Frame) -> bool {
+        if self.reply.is_none() {
+            // Streaming: chunks until the end.
+            return match frame {
+                Frame::Chunk(bytes) => {
+                    // A slow client holds the worker back (bounded channel, then the socket
+                    // buffer); a client that left gets nothing more.
+                    if let Some(tx) = self.stream.as_ref().filter(|tx| !tx.is_closed()) {
+                        let _ = tx.send(Ok(bytes)).await;
+                    }
+                    true
+                }
+                Frame::StreamEnd => {
+                    self.stream = None;
+                    true
+                }
+                Frame::StreamAbort => {
+                    self.fail(Reply::Crashed, "the worker aborted the stream");
+                    true
+                }
+                _ => false,
+            };
+        }
+        let whole = match frame {
+            Frame::Full {
+                status,
+                headers,
+                body,
+            } => Reply::Full {
+                status,
+                headers,
+                body,
+            },
+            Frame::File {
+                path,
+                status,
+                headers,
+            } => Reply::File(FileReply {
+                path: path.into(),
+                status,
+                headers,
+            }),
+            Frame::Velox {
+                body,
+                gzip,
+                headers,
+            } => Reply::Velox(BuildOrder {
+                body,
+                gzip,
+                headers,
+            }),
+            Frame::Error(message) => Reply::WorkerError(message),
+            Frame::StreamHead { status, headers } => {
+                let (tx, chunks) = mpsc::channel(8);
+                self.send(Reply::Stream {
+                    status,
+                    headers,
+                    chunks,
+                });
+                self.stream = Some(tx);
+                return true;
+            }
+            _ => return false,
+        };
+        self.send(whole);
+        true
+    }
+
+    /// The worker is gone: an error answer, or a stream cut off so the client sees it is
+    /// incomplete.
+    fn fail(&mut self, reply: Reply, why: &str) {
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(reply);
+        }
+        if let Some(tx) = self.stream.take() {
+            let _ = tx.try_send(Err(std::io::Error::other(why.to_owned())));
+        }
+    }
+
+    fn send(&mut self, reply: Reply) {
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(reply);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+use super::*;
+use crate::request::form::Tree;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+fn request(body: &'static [u8]) -> RequestData {
+    RequestData {
+        remote_addr: "127.0.0.1:1".parse().unwrap(),
+        protocol: "HTTP/1.1",
+        method: http::Method::GET,
+        uri: "/".into(),
+        headers: HeaderMap::new(),
+        body: Bytes::from_static(body),
+        form: None,
+        uploads: Tree::new(),
+        https: false,
+    }
+}
+
+fn job(body: &'static [u8]) -> (Job, oneshot::Receiver<Reply>) {
+    let (reply, rx) = oneshot::channel();
+    let job = Job {
+        request: request(body),
+        reply,
+        queued_at: Instant::now(),
+    };
+    (job, rx)
+}
+
+fn full(body: &'static str) -> Frame {
+    Frame::Full {
+        status: StatusCode::OK,
+        headers: HeaderMap::new(),
+        body: Bytes::from_static(body.as_bytes()),
+    }
+}
+
+fn body(reply: Reply) -> Bytes {
+    match reply {
+        Reply::Full { body, .. } => body,
+        _ => panic!("not a full answer"),
+    }
+}
+
+#[tokio::test]
+async fn answers_go_to_the_requests_in_the_order_they_were_sent() {
+    let mut flight = InFlight::default();
+    let (a, mut ra) = job(b"a");
+    let (b, mut rb) = job(b"b");
+    flight.push(a, 10);
+    flight.push(b, 10);
+    let step = flight.step(full("A")).await;
+    assert!(matches!(step, Step::Done { .. }));
+    assert_eq!(body(ra.try_recv().unwrap()), "A");
+    assert!(rb.try_recv().is_err(), "b is not answered yet");
+    assert!(!flight.is_empty());
+    assert!(flight.since().is_some(), "b started when a's answer ended");
+    let step = flight.step(full("B")).await;
+    assert!(matches!(step, Step::Done { .. }));
+    assert_eq!(body(rb.try_recv().unwrap()), "B");
+    assert!(flight.is_empty());
+    assert!(flight.since().is_none());
+    // An answer with nothing sent is nonsense.
+    assert_eq!(flight.step(full("C")).await, Step::Broken);
+}
+
+fn stream_head() -> Frame {
+    Frame::StreamHead {
+        status: StatusCode::OK,
+        headers: HeaderMap::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_answer_holds_the_next_request_until_it_ends() {
+    let mut flight = InFlight::default();
+    let (a, mut ra) = job(b"");
+    let (b, mut rb) = job(b"");
+    flight.push(a, 10);
+    flight.push(b, 10);
+    assert_eq!(flight.step(stream_head()).await, Step::More);
+    let Reply::Stream { mut chunks, .. } = ra.try_recv().unwrap() else {
+        panic!("not a stream");
+    };
+    let chunk = Frame::Chunk(Bytes::from_static(b"x"));
+    assert_eq!(flight.step(chunk).await, Step::More);
+    assert_eq!(chunks.recv().await.unwrap().unwrap(), "x");
+    assert!(matches!(
+        flight.step(Frame::StreamEnd).await,
+        Step::Done { .. }
+    ));
+    assert!(chunks.recv().await.is_none(), "the body ended");
+    assert!(matches!(flight.step(full("B")).await, Step::Done { .. }));
+    assert_eq!(body(rb.try_recv().unwrap()), "B");
+}
+
+#[tokio::test]
+async fn only_chunks_or_the_end_belong_to_a_stream() {
+    let mut flight = InFlight::default();
+    let (a, _ra) = job(b"");
+    flight.push(a, 10);
+    flight.step(stream_head()).await;
+    assert_eq!(flight.step(full("nope")).await, Step::Broken);
+    let mut flight = InFlight::default();
+    let (a, _ra) = job(b"");
+    flight.push(a, 10);
+    let chunk = Frame::Chunk(Bytes::from_static(b"x"));
+    assert_eq!(flight.step(chunk).await, Step::Broken, "no stream started");
+}
+
+#[tokio::test]
+async fn a_dead_worker_fails_only_the_request_it_was_on() {
+    let mut flight = InFlight::default();
+    let (a, mut ra) = job(b"a");
+    let (b, mut rb) = job(b"b");
+    let (c, mut rc) = job(b"c");
+    flight.push(a, 10);
+    flight.push(b, 10);
+    flight.push(c, 10);
+    let back = flight.fail(Reply::Crashed, "gone");
+    assert!(matches!(ra.try_recv().unwrap(), Reply::Crashed));
+    let bodies: Vec<_> = back.iter().map(|j| j.request.body.clone()).collect();
+    assert_eq!(bodies, ["b", "c"], "handed back in order, unanswered");
+    assert!(rb.try_recv().is_err() && rc.try_recv().is_err());
+    assert!(flight.is_empty());
+
+    // Mid-stream: the stream is cut off, the rest handed back.
+    let (a, mut ra) = job(b"a");
+    let (b, _rb) = job(b"b");
+    flight.push(a, 10);
+    flight.push(b, 10);
+    flight.step(stream_head()).await;
+    let Reply::Stream { mut chunks, .. } = ra.try_recv().unwrap() else {
+        panic!("not a stream");
+    };
+    assert_eq!(flight.fail(Reply::Crashed, "gone").len(), 1);
+    assert!(
+        chunks.recv().await.unwrap().is_err(),
+        "the client sees a cut-off body"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_declines_between_answers_only() {
+    let mut flight = InFlight::default();
+    let (a, _ra) = job(b"a");
+    let (b, _rb) = job(b"b");
+    flight.push(a, 10);
+    flight.push(b, 10);
+    let back = flight.decline().unwrap();
+    assert_eq!(back.len(), 2);
+    assert!(flight.is_empty());
+
+    let (a, _ra) = job(b"a");
+    flight.push(a, 10);
+    flight.step(stream_head()).await;
+    assert!(flight.decline().is_none(), "not in the middle of an answer");
+}
+
+#[test]
+fn only_small_requests_without_uploads_go_ahead_and_the_socket_never_fills() {
+    assert!(small(&request(b"x")));
+    let big: &'static [u8] = Box::leak(vec![b'x'; MAX_BODY + 1].into_boxed_slice());
+    assert!(!small(&request(big)));
+    let mut form = request(b"");
+    form.form = Some(Tree::new());
+    assert!(!small(&form), "multipart fields: no raw body to measure");
+    let mut upload = request(b"");
+    upload.uploads.put(
+        crate::request::form::Key::Name("f".into()),
+        crate::request::form::Node::Leaf(crate::request::multipart::Upload {
+            name: "f".into(),
+            full_path: "f".into(),
+            mime: "text/plain".into(),
+            size: 0,
+            error: 4,
+            tmp_name: None,
+        }),
+    );
+    assert!(!small(&upload));
+
+    let mut flight = InFlight::default();
+    assert!(flight.fits(MAX_BYTES));
+    let (a, _ra) = job(b"");
+    flight.push(a, MAX_BYTES - 100);
+    assert!(flight.fits(100));
+    assert!(!flight.fits(101));
+}
+
+#[test]
+fn quick_is_smoothed() {
+    let ms = Duration::from_millis;
+    assert_eq!(smooth(None, ms(4)), ms(4));
+    assert_eq!(smooth(Some(ms(4)), ms(0)), ms(3));
+    assert_eq!(smooth(Some(ms(0)), ms(8)), ms(2));
+}

@@ -1,0 +1,186 @@
+//! Send-ahead (`http.pool.send_ahead`): small requests written to a busy worker whose answers
+//! are quick. Each answer reaches its own client; what a worker never started (it retired, its
+//! script ended, it was killed) runs on another worker; the worker's list call still works
+//! with a request waiting behind it.
+mod common;
+use common::pool::*;
+use common::{client, Php};
+use serde_json::{json, Value};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// One worker that has answered enough quick requests to be sent requests ahead.
+fn one_quick_worker(extra_env: &[(&'static str, String)]) -> (Php, u64) {
+    quick_worker_with(json!({}), extra_env)
+}
+
+fn quick_worker_with(options: Value, extra_env: &[(&'static str, String)]) -> (Php, u64) {
+    let mut all = json!({"http.pool.num_workers": 1, "http.pool.send_ahead": 4});
+    for (k, v) in options.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    let mut opts = pool_options(all);
+    opts.env.extend(extra_env.iter().cloned());
+    let php = Php::start_with("pool.php", opts);
+    let pid = idle_workers(&php, 1)[0];
+    for _ in 0..20 {
+        assert_eq!(client().get(php.url("/")).send().unwrap().status(), 200);
+    }
+    (php, pid)
+}
+
+fn get(php: &Php, path: &str) -> JoinHandle<(u16, String)> {
+    let url = php.url(path);
+    std::thread::spawn(move || {
+        let resp = client().get(url).send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    })
+}
+
+/// `/id` requests 1..=n started while the worker is busy; their answers "<id> <pid>".
+fn ids_behind(php: &Php, n: usize) -> Vec<JoinHandle<(u16, String)>> {
+    let handles = (1..=n).map(|i| get(php, &format!("/id?id={i}"))).collect();
+    // Handed over to the busy worker, not waiting in the master's queue.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(php, "rr_pool_sent_ahead_total") < n as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "not sent ahead\n{}",
+            php.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    handles
+}
+
+/// Each request got its own answer, from a worker other than `not`.
+fn answered_elsewhere(handles: Vec<JoinHandle<(u16, String)>>, not: u64) {
+    for (i, h) in handles.into_iter().enumerate() {
+        let (status, body) = h.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+        let (id, pid) = body.split_once(' ').unwrap();
+        assert_eq!(id, (i + 1).to_string());
+        assert_ne!(
+            pid.parse::<u64>().unwrap(),
+            not,
+            "ran on the worker that gave it back"
+        );
+    }
+}
+
+#[test]
+fn requests_sent_ahead_to_a_worker_that_retires_run_on_its_replacement() {
+    let (php, pid) = one_quick_worker(&[]);
+    let retiring = get(&php, "/retire?ms=400");
+    std::thread::sleep(Duration::from_millis(100));
+    let behind = ids_behind(&php, 3);
+    assert_eq!(retiring.join().unwrap(), (200, pid.to_string()));
+    answered_elsewhere(behind, pid);
+    assert_eq!(
+        metric(&php, "rr_pool_requests_returned_total{reason=\"declined\"}"),
+        3
+    );
+    assert_eq!(
+        metric_reaches(&php, "rr_pool_worker_restarts_total{reason=\"retired\"}", 1),
+        1
+    );
+    assert_eq!(metric(&php, "rr_http_requests_total{status=\"200\"}"), 24);
+}
+
+#[test]
+fn requests_sent_ahead_to_a_script_that_ends_its_loop_run_on_another_worker() {
+    // The 21st request is the slow one; the script ends its loop after answering it.
+    let (php, pid) = one_quick_worker(&[("RR_TEST_MAX_REQUESTS", "21".into())]);
+    let last = get(&php, "/slow?ms=400");
+    std::thread::sleep(Duration::from_millis(100));
+    let behind = ids_behind(&php, 3);
+    assert_eq!(last.join().unwrap(), (200, pid.to_string()));
+    answered_elsewhere(behind, pid);
+    assert_eq!(
+        metric(&php, "rr_pool_requests_returned_total{reason=\"declined\"}"),
+        3
+    );
+}
+
+#[test]
+fn a_killed_worker_costs_only_the_request_it_was_running() {
+    let (php, pid) = one_quick_worker(&[]);
+    let victim = get(&php, "/slow?ms=5000");
+    std::thread::sleep(Duration::from_millis(100));
+    let behind = ids_behind(&php, 3);
+    // SAFETY: signalling the worker process of the master this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let (status, body) = victim.join().unwrap();
+    assert_eq!(status, 502);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["code"],
+        "worker_crashed"
+    );
+    answered_elsewhere(behind, pid);
+    assert_eq!(
+        metric(&php, "rr_pool_requests_returned_total{reason=\"gone\"}"),
+        3
+    );
+    assert_eq!(metric(&php, "rr_http_requests_total{status=\"502\"}"), 1);
+}
+
+#[test]
+fn a_request_past_exec_ttl_costs_only_itself() {
+    let (php, pid) = quick_worker_with(json!({"http.pool.supervisor.exec_ttl": "500ms"}), &[]);
+    let stuck = get(&php, "/slow?ms=3000");
+    std::thread::sleep(Duration::from_millis(100));
+    let behind = ids_behind(&php, 3);
+    assert_eq!(stuck.join().unwrap().0, 504);
+    answered_elsewhere(behind, pid);
+    assert_eq!(
+        metric(&php, "rr_pool_requests_returned_total{reason=\"gone\"}"),
+        3
+    );
+}
+
+#[test]
+fn the_workers_list_works_with_a_request_waiting_behind() {
+    let (php, pid) = one_quick_worker(&[]);
+    let listing = get(&php, "/workers?ms=300");
+    std::thread::sleep(Duration::from_millis(100));
+    let behind = ids_behind(&php, 1);
+    let (status, body) = listing.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["me"], pid);
+    assert_eq!(v["workers"].as_array().unwrap().len(), 1);
+    // Not handed back: the same worker ran it after the list came.
+    let (status, body) = behind.into_iter().next().unwrap().join().unwrap();
+    assert_eq!((status, body), (200, format!("1 {pid}")));
+    assert_eq!(
+        metric(&php, "rr_pool_requests_returned_total{reason=\"declined\"}"),
+        0
+    );
+}
+
+#[test]
+fn under_load_every_answer_reaches_its_own_client() {
+    let php = start(json!({"http.pool.num_workers": 2, "http.pool.send_ahead": 7}));
+    idle_workers(&php, 2);
+    let url = php.url("/id");
+    let clients: Vec<_> = (0..8)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let c = client();
+                for i in 0..250 {
+                    let id = format!("{t}-{i}");
+                    let resp = c.get(format!("{url}?id={id}")).send().unwrap();
+                    assert_eq!(resp.status(), 200);
+                    let body = resp.text().unwrap();
+                    assert_eq!(body.split_once(' ').unwrap().0, id, "someone else's answer");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert!(metric(&php, "rr_pool_sent_ahead_total") > 0);
+    assert_eq!(metric(&php, "rr_pool_jobs_total"), 2000);
+}
