@@ -164,10 +164,10 @@ final class Worker
 
     /**
      * Asks for this worker to be replaced once the current request's answer is sent (its
-     * state is no longer trusted). In pool mode returns true: the master sends no further
-     * request to it (when called before the answer is sent; after it, at most the request
-     * already handed over), stops it and starts a replacement (forked from the template in
-     * template mode), counted as restart reason `retired`. Without a pool nothing can replace
+     * state is no longer trusted). In pool mode returns true: no later request runs on this
+     * worker (requests already sent to it are declined and run on other workers), the master
+     * stops it and starts a replacement (forked from the template in template mode), counted
+     * as restart reason `retired`. Without a pool nothing can replace
      * the process: returns false and logs a warning once.
      */
     public function retire(): bool {}
