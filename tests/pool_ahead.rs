@@ -184,3 +184,54 @@ fn under_load_every_answer_reaches_its_own_client() {
     assert!(metric(&php, "rr_pool_sent_ahead_total") > 0);
     assert_eq!(metric(&php, "rr_pool_jobs_total"), 2000);
 }
+
+#[test]
+fn sigterm_drains_requests_sent_ahead_then_exits_0() {
+    let (mut php, pid) = one_quick_worker(&[]);
+    let first = get(&php, "/slow?ms=400");
+    std::thread::sleep(Duration::from_millis(100));
+    let behind = ids_behind(&php, 3);
+    php.signal(libc::SIGTERM);
+    assert_eq!(first.join().unwrap(), (200, pid.to_string()));
+    for (i, h) in behind.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), (200, format!("{} {pid}", i + 1)));
+    }
+    assert_eq!(
+        php.wait_exit(Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        php.stderr()
+    );
+    assert!(php.wait_for_log("worker loop ended", Duration::from_secs(2)));
+}
+
+#[test]
+fn a_worker_replaced_for_memory_answers_what_it_holds_then_stops() {
+    let (php, pid) = quick_worker_with(json!({"http.pool.supervisor.max_worker_memory": 48}), &[]);
+    // Memory is read at most every 250 ms: the reading after the next answer is due.
+    std::thread::sleep(Duration::from_millis(300));
+    let leaking = get(&php, "/leak?mb=64&ms=300");
+    std::thread::sleep(Duration::from_millis(100));
+    // Slow enough that the stop order comes while they are still in flight.
+    let behind: Vec<_> = (0..2).map(|_| get(&php, "/slow?ms=200")).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&php, "rr_pool_sent_ahead_total") < 2 {
+        assert!(Instant::now() < deadline, "not sent ahead");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(leaking.join().unwrap(), (200, pid.to_string()));
+    for h in behind {
+        assert_eq!(h.join().unwrap(), (200, pid.to_string()));
+    }
+    assert_eq!(
+        metric_reaches(
+            &php,
+            "rr_pool_worker_restarts_total{reason=\"max_worker_memory\"}",
+            1
+        ),
+        1
+    );
+    // It stopped: one worker again, the replacement.
+    let now = idle_workers(&php, 1);
+    assert_ne!(now[0], pid);
+}

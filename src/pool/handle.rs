@@ -261,6 +261,9 @@ async fn lifetime(
     let mut stopping = false;
     let mut declined = false;
     loop {
+        if stopping && flight.is_empty() && held.is_none() {
+            return stop(ch, limits).await;
+        }
         if flight.is_empty() {
             let command = match held.take() {
                 Some(job) => Some(Command::Run(job)),
@@ -315,9 +318,6 @@ async fn lifetime(
                 Some(Command::Stop) | None => return stop(ch, limits).await,
             }
             continue;
-        }
-        if stopping && flight.is_empty() {
-            return stop(ch, limits).await;
         }
         let deadline = limits.exec_ttl.zip(flight.since()).map(|(t, s)| s + t);
         let take = !stopping && !declined && held.is_none();

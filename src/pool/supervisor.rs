@@ -301,6 +301,10 @@ impl Supervisor {
                 if slot.state == State::Busy && slot.inflight == 0 {
                     slot.state = State::Idle;
                 }
+                if slot.state == State::Stopping {
+                    // Already told to stop: an answer to a request it held (send-ahead).
+                    return;
+                }
                 if self.stopping || slot.oneshot {
                     // A one-shot worker ends after its request: not a restart.
                     return self.retire(i, None);
