@@ -84,6 +84,8 @@ final class Kernel
         private readonly string $root,
         /** Load every enabled app at boot (what a logged-in index.php request does). */
         private readonly bool $loadAppsAtBoot = true,
+        /** Times the phases of each request (NEXTCLOUD_PHASES), or null. */
+        private readonly ?Phases $phases = null,
     ) {
         $this->containers = new Containers();
         $this->statics = new Statics(self::REQUEST_STATICS);
@@ -204,6 +206,7 @@ final class Kernel
         chdir(dirname($_SERVER['SCRIPT_FILENAME']));
         $this->boot();
         chdir(dirname($_SERVER['SCRIPT_FILENAME']));
+        $this->phases?->start($route->path);
         // Registered first, so it runs first; it queues the real end behind every shutdown
         // function Nextcloud registers during the request (they may still need the user).
         register_shutdown_function(function (): void {
@@ -213,6 +216,7 @@ final class Kernel
         $this->returned = false;
         $this->begin($route);
         Entries::run($route->path, $this->root);
+        $this->phases?->mark('entry');
         $this->returned = true;
     }
 
@@ -258,14 +262,17 @@ final class Kernel
             '',
         );
         $this->refreshRouterContext();
+        $this->phases?->mark('begin.request');
 
         \OC::$server->setSession(new \OC\Session\Memory());
         // initSession() itself skips status.php after its ini settings, as under php-fpm.
         \OC::initSession();
+        $this->phases?->mark('begin.session');
         \OC::checkConfig();
         \OC_Response::addSecurityHeaders();
         self::callPrivate(\OC::class, 'performSameSiteCookieProtection', Server::get(IConfig::class));
         $this->checkTrustedDomain();
+        $this->phases?->mark('begin.checks');
     }
 
     /**
@@ -345,12 +352,14 @@ final class Kernel
      */
     private function end(): void
     {
+        $this->phases?->mark('shutdown');
         try {
             $this->reset();
         } catch (\Throwable $e) {
             $this->broken = sprintf('%s: %s at %s:%d', $e::class, $e->getMessage(), $e->getFile(), $e->getLine());
             error_log('RR\\Nextcloud: the reset after a request failed, the worker stops: ' . $this->broken);
         }
+        $this->phases?->finish();
     }
 
     private function reset(): void
@@ -379,9 +388,13 @@ final class Kernel
             $this->enabled = false;
             $this->scope = null;
         }, Server::get('LockdownManager'), LockdownManager::class)();
+        $this->phases?->mark('reset.nextcloud');
         $this->listeners->restore();
+        $this->phases?->mark('reset.listeners');
         $this->containers->revert();
+        $this->phases?->mark('reset.containers');
         $this->statics->restore();
+        $this->phases?->mark('reset.statics');
         if (!headers_sent()) {
             // nginx acts on X-Accel-* headers and does not pass them on.
             foreach (headers_list() as $line) {
@@ -393,6 +406,7 @@ final class Kernel
                 header($line, false);
             }
         }
+        $this->phases?->mark('reset.headers');
     }
 
     /**
