@@ -18,6 +18,7 @@ use OCP\IRequestId;
 use OCP\IUserSession;
 use OCP\L10N\IFactory;
 use OCP\Lock\ILockingProvider;
+use OCP\Security\ICrypto;
 use OCP\Server;
 
 /**
@@ -79,6 +80,8 @@ final class Kernel
     private ?string $broken = null;
     /** The last request ran a script not known to be safe in place. */
     private bool $untrusted = false;
+    /** The Crypto service's cipher when it could be given one that remembers derived keys. */
+    private ?MemoizedAes $cipher = null;
 
     public function __construct(
         private readonly string $root,
@@ -146,6 +149,7 @@ final class Kernel
             Server::get(IAppManager::class)->loadApps();
             Server::get(Router::class)->loadRoutes();
         }
+        $this->cipher = self::memoizeCrypto();
         Server::get(IDBConnection::class)->close();
         $this->containers->snapshot();
         $this->statics->snapshot();
@@ -394,6 +398,8 @@ final class Kernel
         $this->containers->revert();
         $this->phases?->mark('reset.containers');
         $this->statics->restore();
+        // Every encryption of the request (the session's last one is above) is done.
+        $this->cipher?->forget();
         $this->phases?->mark('reset.statics');
         if (!headers_sent()) {
             // nginx acts on X-Accel-* headers and does not pass them on.
@@ -407,6 +413,27 @@ final class Kernel
             }
         }
         $this->phases?->mark('reset.headers');
+    }
+
+    /**
+     * Gives Nextcloud's Crypto service (built at boot, shared by every service) an AES that
+     * derives each password's key once per request (MemoizedAes): a request that starts a
+     * session derives the same key three times. Left as it is when the service or its cipher is
+     * not exactly the class this was written for (another Nextcloud or phpseclib version).
+     */
+    private static function memoizeCrypto(): ?MemoizedAes
+    {
+        $crypto = Server::get(ICrypto::class);
+        if ($crypto::class !== \OC\Security\Crypto::class || !class_exists(\phpseclib\Crypt\AES::class)) {
+            return null;
+        }
+        return \Closure::bind(function (): ?MemoizedAes {
+            if (!isset($this->cipher) || $this->cipher::class !== \phpseclib\Crypt\AES::class) {
+                return null;
+            }
+            // Crypto's constructor does `new AES()`; encrypt() and decrypt() set key and IV first.
+            return $this->cipher = new MemoizedAes();
+        }, $crypto, \OC\Security\Crypto::class)();
     }
 
     /**
