@@ -2213,4 +2213,75 @@ fn caldav_and_carddav() {
             404,
         );
     });
+
+/// NEXTCLOUD_PHASES: the worker appends the average time of each phase of its requests, per
+/// entry script, every NEXTCLOUD_PHASES_EVERY requests (an rr-only switch: no php-fpm side).
+#[test]
+fn phase_timings_file() {
+    let (_g, install) = install_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("phases.jsonl");
+    let file_str = file.to_str().unwrap().to_string();
+    let server = Server::rr_with_env(
+        &install,
+        1,
+        &[
+            ("NEXTCLOUD_PHASES", file_str.as_str()),
+            ("NEXTCLOUD_PHASES_EVERY", "3"),
+        ],
+    );
+    let admin = install.user("admin");
+    let auth = basic(&admin.name, &admin.app_password);
+    for _ in 0..2 {
+        let a = Session::new(&server).get("/ocs/v2.php/cloud/capabilities?format=json", &[OCS]);
+        expect(&server, "capabilities", &a, 200);
+    }
+    assert!(
+        !file.exists(),
+        "a line before NEXTCLOUD_PHASES_EVERY requests"
+    );
+    let a = propfind(&mut Session::new(&server), &auth, &dav(&admin.name, ""));
+    expect(&server, "PROPFIND", &a, 207);
+    // The line is written by the reset, which runs before the answer is sent.
+    let text = std::fs::read_to_string(&file).expect("the phases file after 3 requests");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let line: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON line");
+    assert_eq!(line["requests"], 3, "{line}");
+    assert!(line["gc_runs"].is_u64(), "{line}");
+    for (script, requests) in [("/ocs/v2.php", 2), ("/remote.php", 1)] {
+        let s = &line["scripts"][script];
+        assert_eq!(s["requests"], requests, "{script}: {line}");
+        let us = s["us"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{script}: {line}"));
+        let mut phases: Vec<&str> = us.keys().map(String::as_str).collect();
+        phases.sort_unstable();
+        let mut expected = [
+            "begin.request",
+            "begin.session",
+            "begin.checks",
+            "entry",
+            "shutdown",
+            "reset.nextcloud",
+            "reset.listeners",
+            "reset.containers",
+            "reset.statics",
+            "reset.headers",
+            "total",
+        ];
+        expected.sort_unstable();
+        assert_eq!(phases, expected, "{script}: {line}");
+        let sum: f64 = us
+            .iter()
+            .filter(|(k, _)| *k != "total")
+            .map(|(_, v)| v.as_f64().unwrap())
+            .sum();
+        let total = us["total"].as_f64().unwrap();
+        assert!(total > 0.0, "{script}: {line}");
+        assert!(
+            (sum - total).abs() < 1.0,
+            "{script}: phases {sum} vs total {total}"
+        );
+    }
 }

@@ -45,7 +45,9 @@ if ((string)ini_get('rr.config') === '' && (string)getenv('RR_CONFIG') === '') {
     $options['config'] = __DIR__ . '/rr.yaml';
 }
 $worker = new RR\Worker($options);
-$kernel = new RR\Nextcloud\Kernel($root);
+// NEXTCLOUD_PHASES=<file>: average time per phase of the request cycle, a JSON line every
+// NEXTCLOUD_PHASES_EVERY (100) requests (docs/nextcloud.md, "Where the time goes").
+$kernel = new RR\Nextcloud\Kernel($root, phases: RR\Nextcloud\Phases::fromEnvironment());
 
 // A pool worker, or the template that forked workers start from (http.pool.template), boots
 // before its first request. The master of a pool serves nothing and never boots; a single

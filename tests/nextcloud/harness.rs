@@ -252,6 +252,11 @@ impl Server {
     /// rr with examples/nextcloud/worker.php and its rr.yaml; `workers` is
     /// http.pool.num_workers (RR_NUM_WORKERS, which that rr.yaml reads).
     pub fn rr(install: &Install, workers: usize) -> Server {
+        Server::rr_with_env(install, workers, &[])
+    }
+
+    /// `rr()` with extra environment variables for the worker script.
+    pub fn rr_with_env(install: &Install, workers: usize, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("rr-nc-rr.")
             .tempdir()
@@ -278,7 +283,8 @@ impl Server {
             .current_dir(&example);
         // "rr listening on" is an info line; the example logs warnings only by default.
         cmd.env("RR_NUM_WORKERS", workers.to_string())
-            .env("RR_LOG_LEVEL", "info");
+            .env("RR_LOG_LEVEL", "info")
+            .envs(env.iter().copied());
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -18,6 +18,7 @@ use OCP\IRequestId;
 use OCP\IUserSession;
 use OCP\L10N\IFactory;
 use OCP\Lock\ILockingProvider;
+use OCP\Security\ICrypto;
 use OCP\Server;
 
 /**
@@ -79,11 +80,15 @@ final class Kernel
     private ?string $broken = null;
     /** The last request ran a script not known to be safe in place. */
     private bool $untrusted = false;
+    /** The Crypto service's cipher when it could be given one that remembers derived keys. */
+    private ?MemoizedAes $cipher = null;
 
     public function __construct(
         private readonly string $root,
         /** Load every enabled app at boot (what a logged-in index.php request does). */
         private readonly bool $loadAppsAtBoot = true,
+        /** Times the phases of each request (NEXTCLOUD_PHASES), or null. */
+        private readonly ?Phases $phases = null,
     ) {
         $this->containers = new Containers();
         $this->statics = new Statics(self::REQUEST_STATICS);
@@ -144,6 +149,7 @@ final class Kernel
             Server::get(IAppManager::class)->loadApps();
             Server::get(Router::class)->loadRoutes();
         }
+        $this->cipher = self::memoizeCrypto();
         Server::get(IDBConnection::class)->close();
         $this->containers->snapshot();
         $this->statics->snapshot();
@@ -204,6 +210,7 @@ final class Kernel
         chdir(dirname($_SERVER['SCRIPT_FILENAME']));
         $this->boot();
         chdir(dirname($_SERVER['SCRIPT_FILENAME']));
+        $this->phases?->start($route->path);
         // Registered first, so it runs first; it queues the real end behind every shutdown
         // function Nextcloud registers during the request (they may still need the user).
         register_shutdown_function(function (): void {
@@ -213,6 +220,7 @@ final class Kernel
         $this->returned = false;
         $this->begin($route);
         Entries::run($route->path, $this->root);
+        $this->phases?->mark('entry');
         $this->returned = true;
     }
 
@@ -258,14 +266,17 @@ final class Kernel
             '',
         );
         $this->refreshRouterContext();
+        $this->phases?->mark('begin.request');
 
         \OC::$server->setSession(new \OC\Session\Memory());
         // initSession() itself skips status.php after its ini settings, as under php-fpm.
         \OC::initSession();
+        $this->phases?->mark('begin.session');
         \OC::checkConfig();
         \OC_Response::addSecurityHeaders();
         self::callPrivate(\OC::class, 'performSameSiteCookieProtection', Server::get(IConfig::class));
         $this->checkTrustedDomain();
+        $this->phases?->mark('begin.checks');
     }
 
     /**
@@ -345,12 +356,14 @@ final class Kernel
      */
     private function end(): void
     {
+        $this->phases?->mark('shutdown');
         try {
             $this->reset();
         } catch (\Throwable $e) {
             $this->broken = sprintf('%s: %s at %s:%d', $e::class, $e->getMessage(), $e->getFile(), $e->getLine());
             error_log('RR\\Nextcloud: the reset after a request failed, the worker stops: ' . $this->broken);
         }
+        $this->phases?->finish();
     }
 
     private function reset(): void
@@ -379,9 +392,15 @@ final class Kernel
             $this->enabled = false;
             $this->scope = null;
         }, Server::get('LockdownManager'), LockdownManager::class)();
+        $this->phases?->mark('reset.nextcloud');
         $this->listeners->restore();
+        $this->phases?->mark('reset.listeners');
         $this->containers->revert();
+        $this->phases?->mark('reset.containers');
         $this->statics->restore();
+        // Every encryption of the request (the session's last one is above) is done.
+        $this->cipher?->forget();
+        $this->phases?->mark('reset.statics');
         if (!headers_sent()) {
             // nginx acts on X-Accel-* headers and does not pass them on.
             foreach (headers_list() as $line) {
@@ -393,6 +412,28 @@ final class Kernel
                 header($line, false);
             }
         }
+        $this->phases?->mark('reset.headers');
+    }
+
+    /**
+     * Gives Nextcloud's Crypto service (built at boot, shared by every service) an AES that
+     * derives each password's key once per request (MemoizedAes): a request that starts a
+     * session derives the same key three times. Left as it is when the service or its cipher is
+     * not exactly the class this was written for (another Nextcloud or phpseclib version).
+     */
+    private static function memoizeCrypto(): ?MemoizedAes
+    {
+        $crypto = Server::get(ICrypto::class);
+        if ($crypto::class !== \OC\Security\Crypto::class || !class_exists(\phpseclib\Crypt\AES::class)) {
+            return null;
+        }
+        return \Closure::bind(function (): ?MemoizedAes {
+            if (!isset($this->cipher) || $this->cipher::class !== \phpseclib\Crypt\AES::class) {
+                return null;
+            }
+            // Crypto's constructor does `new AES()`; encrypt() and decrypt() set key and IV first.
+            return $this->cipher = new MemoizedAes();
+        }, $crypto, \OC\Security\Crypto::class)();
     }
 
     /**

@@ -1,0 +1,65 @@
+<?php
+
+declare(strict_types=1);
+
+namespace RR\Nextcloud;
+
+/**
+ * phpseclib's AES for Nextcloud's Crypto service (OC\Security\Crypto, one per worker, built at
+ * boot), deriving each password's key once per request.
+ *
+ * Crypto::encrypt() and decrypt() call `setPassword()` every time, and phpseclib derives the
+ * key with PBKDF2 (1000 rounds of HMAC-SHA1, about 0.3 ms). One request often uses the same
+ * password several times: a new session is encrypted when initSession() closes it, decrypted
+ * when the CSRF token reopens it and encrypted again when it closes: three derivations of one
+ * key. Here a `setPassword()` with a password, salt and key length seen before in the request
+ * sets the key derived then, which is what PBKDF2 would compute again (it is a function of
+ * those three). The Kernel calls forget() at the end of every request, so no key outlives the
+ * request that derived it.
+ */
+final class MemoizedAes extends \phpseclib\Crypt\AES
+{
+    /** Passwords remembered per request at most (a request decrypting many values with many passwords derives the rest each time). */
+    private const MAX_KEYS = 64;
+
+    /** @var array<string, string> derived key by key length, salt and password */
+    private array $keys = [];
+
+    /**
+     * phpseclib's setPassword(); the one-argument form (PBKDF2 with phpseclib's defaults, the
+     * form Crypto uses) is remembered, any other goes to phpseclib as it is.
+     *
+     * @param string $password
+     * @param string $method
+     * @return bool
+     */
+    public function setPassword($password, $method = 'pbkdf2')
+    {
+        if (func_num_args() !== 1 || !is_string($password)) {
+            return parent::setPassword(...func_get_args());
+        }
+        $id = $this->key_length . "\0" . $this->password_default_salt . "\0" . $password;
+        if (isset($this->keys[$id])) {
+            $this->setKey($this->keys[$id]);
+            return true;
+        }
+        $result = parent::setPassword($password);
+        if ($result === true && count($this->keys) < self::MAX_KEYS) {
+            // setPassword() ends with setKey($derived), which stores it as it is.
+            $this->keys[$id] = $this->key;
+        }
+        return $result;
+    }
+
+    /** Forgets every key derived so far (the end of a request). */
+    public function forget(): void
+    {
+        $this->keys = [];
+    }
+
+    /** How many derived keys are remembered now. */
+    public function remembered(): int
+    {
+        return count($this->keys);
+    }
+}
