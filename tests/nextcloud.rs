@@ -2213,6 +2213,7 @@ fn caldav_and_carddav() {
             404,
         );
     });
+}
 
 /// NEXTCLOUD_PHASES: the worker appends the average time of each phase of its requests, per
 /// entry script, every NEXTCLOUD_PHASES_EVERY requests (an rr-only switch: no php-fpm side).
