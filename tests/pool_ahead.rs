@@ -235,3 +235,47 @@ fn a_worker_replaced_for_memory_answers_what_it_holds_then_stops() {
     let now = idle_workers(&php, 1);
     assert_ne!(now[0], pid);
 }
+
+/// The scheduling policy of a process (field 41 of /proc/<pid>/stat): 0 normal, 3 batch.
+fn policy(pid: u64) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = stat.rsplit_once(')').unwrap().1;
+    // Fields after the command name start at field 3.
+    after_comm
+        .split_whitespace()
+        .nth(41 - 3)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn workers_run_with_the_batch_policy_unless_told_otherwise() {
+    const BATCH: u32 = libc::SCHED_BATCH as u32;
+    const NORMAL: u32 = libc::SCHED_OTHER as u32;
+    let php = start(json!({"http.pool.num_workers": 2}));
+    for pid in idle_workers(&php, 2) {
+        assert_eq!(policy(pid), BATCH, "worker {pid}");
+    }
+    assert_eq!(
+        policy(php.pid() as u64),
+        NORMAL,
+        "the master keeps the normal policy"
+    );
+
+    let php = start(json!({"http.pool.num_workers": 1, "http.pool.worker_scheduling": "normal"}));
+    let pid = idle_workers(&php, 1)[0];
+    assert_eq!(policy(pid), NORMAL);
+
+    // Forked from the template: inherited.
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = pool_options(json!({"http.pool.num_workers": 2, "http.pool.template": true}));
+    opts.env.push((
+        "RR_TEST_BOOT_FILE",
+        dir.path().join("boots").display().to_string(),
+    ));
+    let php = Php::start_with("template.php", opts);
+    for pid in idle_workers(&php, 2) {
+        assert_eq!(policy(pid), BATCH, "forked worker {pid}");
+    }
+}

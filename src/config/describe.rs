@@ -110,6 +110,10 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("http.pool.send_ahead", pool.send_ahead.to_string()),
         (
+            "http.pool.worker_scheduling",
+            pool.worker_scheduling.as_str().to_owned(),
+        ),
+        (
             "http.pool.supervisor.max_worker_memory",
             describe_size(pool.supervisor.max_worker_memory),
         ),

@@ -136,6 +136,25 @@ pub struct SslConfig {
     pub key: PathBuf,
 }
 
+/// A worker process's Linux scheduling policy (`http.pool.worker_scheduling`, docs/pool.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduling {
+    /// `SCHED_BATCH`: a woken worker does not preempt the running task (the master, another
+    /// worker); it runs when that one blocks or its time slice ends.
+    Batch,
+    /// `SCHED_OTHER`, the default of any process.
+    Normal,
+}
+
+impl Scheduling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Batch => "batch",
+            Self::Normal => "normal",
+        }
+    }
+}
+
 /// Which thread drives socket I/O while PHP works (see the runtime module).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoDriver {
@@ -227,6 +246,8 @@ pub struct PoolConfig {
     /// Requests handed to a busy worker beyond the one it runs, when no worker is idle and its
     /// recent answers were quick (docs/pool.md, "Send-ahead"); 0 turns it off.
     pub send_ahead: u32,
+    /// The Linux scheduling policy of worker processes.
+    pub worker_scheduling: Scheduling,
 }
 
 impl PoolConfig {
@@ -455,7 +476,8 @@ impl Default for PoolConfig {
             template: false,
             isolate: Vec::new(),
             isolate_workers: 0,
-            send_ahead: 4,
+            send_ahead: 8,
+            worker_scheduling: Scheduling::Batch,
         }
     }
 }

@@ -10,7 +10,7 @@ use super::tree::{Origins, Table};
 use super::units::{format_duration, KB, MB};
 use super::{
     CacheConfig, Config, HttpConfig, IoDriver, LogEncoding, LogLevel, LogOutput, LogsConfig,
-    PoolConfig, RetryConfig, ScriptConfig, SslConfig, StaticConfig, SupervisorConfig,
+    PoolConfig, RetryConfig, Scheduling, ScriptConfig, SslConfig, StaticConfig, SupervisorConfig,
     UploadsConfig, VeloxConfig,
 };
 
@@ -349,6 +349,9 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
         }
     })?;
     let isolate_workers = t.get("isolate_workers", d.isolate_workers, |f| f.int(0))?;
+    let worker_scheduling = t.get("worker_scheduling", d.worker_scheduling, |f| {
+        f.choice(&[("batch", Scheduling::Batch), ("normal", Scheduling::Normal)])
+    })?;
     let send_ahead = t.get("send_ahead", d.send_ahead, |f| {
         let n: u32 = f.int(0)?;
         match n <= MAX_SEND_AHEAD {
@@ -393,6 +396,7 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
         isolate,
         isolate_workers,
         send_ahead,
+        worker_scheduling,
     })
 }
 

@@ -1081,7 +1081,7 @@ fn pool_send_ahead() {
             .unwrap()
             .pool
             .send_ahead,
-        4
+        8
     );
     for n in [0, 1, 64] {
         let yaml = format!("http: {{pool: {{num_workers: 2, send_ahead: {n}}}}}");
@@ -1097,4 +1097,25 @@ fn pool_send_ahead() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn pool_worker_scheduling() {
+    use super::Scheduling;
+    let pool = |yaml: &str| parse(yaml).unwrap().pool;
+    assert_eq!(
+        pool("http: {pool: {num_workers: 2}}").worker_scheduling,
+        Scheduling::Batch
+    );
+    assert_eq!(
+        pool("http: {pool: {num_workers: 2, worker_scheduling: normal}}").worker_scheduling,
+        Scheduling::Normal
+    );
+    let err = error("http: {pool: {num_workers: 2, worker_scheduling: fifo}}");
+    assert!(
+        err.starts_with(
+            "rr config /etc/rr.yaml: key 'http.pool.worker_scheduling': invalid value \"fifo\": expected"
+        ),
+        "{err}"
+    );
 }

@@ -3,7 +3,7 @@
 //! the PHP thread only: no runtime, no threads in a worker.
 use super::template::Outcome;
 use super::{RespondError, Wait};
-use crate::config::Config;
+use crate::config::{Config, Scheduling};
 use crate::dispatch::Reply;
 use crate::ipc::{self, Frame};
 use crate::request::form::Tree;
@@ -50,6 +50,23 @@ pub fn inherited_channel() -> Result<Option<UnixStream>, String> {
     Ok(Some(stream))
 }
 
+/// `http.pool.worker_scheduling` for this worker (or the template, whose forks inherit it). A
+/// worker is one thread; threads it starts later inherit the policy.
+fn apply_scheduling(policy: Scheduling) {
+    if policy == Scheduling::Normal {
+        return;
+    }
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on the calling thread (0) with an initialised parameter that
+    // outlives the call; SCHED_BATCH needs no privilege.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+        tracing::warn!(
+            "http.pool.worker_scheduling: batch could not be set ({}); the worker runs with the normal policy",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 enum Pending {
     Idle,
     Waiting,
@@ -81,6 +98,7 @@ pub struct Pooled {
 
 impl Pooled {
     pub fn connect(config: Arc<Config>, channel: UnixStream) -> Pooled {
+        apply_scheduling(config.pool.worker_scheduling);
         let bound = std::env::var(ipc::ADDRS_ENV)
             .unwrap_or_default()
             .split(',')
