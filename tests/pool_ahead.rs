@@ -279,3 +279,24 @@ fn workers_run_with_the_batch_policy_unless_told_otherwise() {
         assert_eq!(policy(pid), BATCH, "forked worker {pid}");
     }
 }
+
+#[test]
+fn retire_after_the_answer_still_keeps_later_requests_off_the_worker() {
+    let php = start(json!({"http.pool.num_workers": 1}));
+    for _ in 0..5 {
+        let first = idle_workers(&php, 1)[0];
+        let c = client();
+        // It answers, then goes on for 100 ms before it calls retire().
+        let resp = c.get(php.url("/retire-after?ms=100")).send().unwrap();
+        assert_eq!(resp.text().unwrap(), first.to_string());
+        // Sent meanwhile: the master hands it to that worker (idle to its eyes), which declines
+        // it once it retired, and the replacement runs it.
+        let next = c.get(php.url("/")).send().unwrap();
+        assert_eq!(next.status(), 200);
+        assert_ne!(next.text().unwrap(), first.to_string());
+    }
+    assert_eq!(
+        metric_reaches(&php, "rr_pool_worker_restarts_total{reason=\"retired\"}", 5),
+        5
+    );
+}

@@ -332,6 +332,10 @@ async fn lifetime(
                     declined = true;
                     let jobs = jobs.into_iter().chain(held.take().map(|j| *j)).collect();
                     let _ = events.send(Event::Returned { id, jobs, declined });
+                    // It retired after its last answer (no answer will carry the wish now).
+                    if std::mem::take(&mut ch.retire) {
+                        let _ = events.send(Event::Retire { id });
+                    }
                 }
                 Some(frame) => {
                     match flight.step(frame).await {
