@@ -53,6 +53,17 @@ fn ids_behind(php: &Php, n: usize) -> Vec<JoinHandle<(u16, String)>> {
     handles
 }
 
+/// A request under way: its status and body once answered.
+type Answered = JoinHandle<(u16, String)>;
+
+/// Starts `path` on the (only) worker, then `n` `/id` requests behind it, sent ahead.
+fn busy_with(php: &Php, path: &str, n: usize) -> (Answered, Vec<Answered>) {
+    let running = get(php, path);
+    // Let the worker take it first.
+    std::thread::sleep(Duration::from_millis(100));
+    (running, ids_behind(php, n))
+}
+
 /// Each request got its own answer, from a worker other than `not`.
 fn answered_elsewhere(handles: Vec<JoinHandle<(u16, String)>>, not: u64) {
     for (i, h) in handles.into_iter().enumerate() {
@@ -71,9 +82,7 @@ fn answered_elsewhere(handles: Vec<JoinHandle<(u16, String)>>, not: u64) {
 #[test]
 fn requests_sent_ahead_to_a_worker_that_retires_run_on_its_replacement() {
     let (php, pid) = one_quick_worker(&[]);
-    let retiring = get(&php, "/retire?ms=400");
-    std::thread::sleep(Duration::from_millis(100));
-    let behind = ids_behind(&php, 3);
+    let (retiring, behind) = busy_with(&php, "/retire?ms=400", 3);
     assert_eq!(retiring.join().unwrap(), (200, pid.to_string()));
     answered_elsewhere(behind, pid);
     assert_eq!(
@@ -91,9 +100,7 @@ fn requests_sent_ahead_to_a_worker_that_retires_run_on_its_replacement() {
 fn requests_sent_ahead_to_a_script_that_ends_its_loop_run_on_another_worker() {
     // The 21st request is the slow one; the script ends its loop after answering it.
     let (php, pid) = one_quick_worker(&[("RR_TEST_MAX_REQUESTS", "21".into())]);
-    let last = get(&php, "/slow?ms=400");
-    std::thread::sleep(Duration::from_millis(100));
-    let behind = ids_behind(&php, 3);
+    let (last, behind) = busy_with(&php, "/slow?ms=400", 3);
     assert_eq!(last.join().unwrap(), (200, pid.to_string()));
     answered_elsewhere(behind, pid);
     assert_eq!(
@@ -105,9 +112,7 @@ fn requests_sent_ahead_to_a_script_that_ends_its_loop_run_on_another_worker() {
 #[test]
 fn a_killed_worker_costs_only_the_request_it_was_running() {
     let (php, pid) = one_quick_worker(&[]);
-    let victim = get(&php, "/slow?ms=5000");
-    std::thread::sleep(Duration::from_millis(100));
-    let behind = ids_behind(&php, 3);
+    let (victim, behind) = busy_with(&php, "/slow?ms=5000", 3);
     // SAFETY: signalling the worker process of the master this test started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let (status, body) = victim.join().unwrap();
@@ -127,9 +132,7 @@ fn a_killed_worker_costs_only_the_request_it_was_running() {
 #[test]
 fn a_request_past_exec_ttl_costs_only_itself() {
     let (php, pid) = quick_worker_with(json!({"http.pool.supervisor.exec_ttl": "500ms"}), &[]);
-    let stuck = get(&php, "/slow?ms=3000");
-    std::thread::sleep(Duration::from_millis(100));
-    let behind = ids_behind(&php, 3);
+    let (stuck, behind) = busy_with(&php, "/slow?ms=3000", 3);
     assert_eq!(stuck.join().unwrap().0, 504);
     answered_elsewhere(behind, pid);
     assert_eq!(
@@ -141,9 +144,7 @@ fn a_request_past_exec_ttl_costs_only_itself() {
 #[test]
 fn the_workers_list_works_with_a_request_waiting_behind() {
     let (php, pid) = one_quick_worker(&[]);
-    let listing = get(&php, "/workers?ms=300");
-    std::thread::sleep(Duration::from_millis(100));
-    let behind = ids_behind(&php, 1);
+    let (listing, behind) = busy_with(&php, "/workers?ms=300", 1);
     let (status, body) = listing.join().unwrap();
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
@@ -188,9 +189,7 @@ fn under_load_every_answer_reaches_its_own_client() {
 #[test]
 fn sigterm_drains_requests_sent_ahead_then_exits_0() {
     let (mut php, pid) = one_quick_worker(&[]);
-    let first = get(&php, "/slow?ms=400");
-    std::thread::sleep(Duration::from_millis(100));
-    let behind = ids_behind(&php, 3);
+    let (first, behind) = busy_with(&php, "/slow?ms=400", 3);
     php.signal(libc::SIGTERM);
     assert_eq!(first.join().unwrap(), (200, pid.to_string()));
     for (i, h) in behind.into_iter().enumerate() {
