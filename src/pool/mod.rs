@@ -26,11 +26,11 @@ mod template;
 
 pub use supervisor::WorkerInfo;
 
-use crate::config::Config;
+use crate::config::{Config, IoDriver};
 use crate::dispatch::{self, Reply};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
-use crate::runtime::block_signals;
+use crate::runtime::Driver;
 use crate::server::shutdown::Trigger;
 use crate::server::{Bound, Server, StartError};
 use crate::worker::{RespondError, Wait};
@@ -66,7 +66,7 @@ pub struct Master {
     /// Always empty: the master runs no request.
     uploads: Tree<Upload>,
     // Dropped last: every task above runs on it.
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<Driver>,
 }
 
 impl Master {
@@ -82,17 +82,12 @@ impl Master {
                 )));
             }
         }
-        // Multi-thread so the I/O runs whatever the script does meanwhile, but one worker thread:
-        // a request then never hops between threads in the master (2 threads: ~2 futex wake-ups
-        // per request, and 8-18% fewer requests/s for pool hello on 2 cores).
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .thread_name("rr-master")
-            .on_thread_start(block_signals)
-            .build()
-            .map_err(StartError::Runtime)?;
-        let _entered = runtime.enter();
+        // One current-thread runtime, driven by its own thread whatever the script does
+        // meanwhile: a request never hops between threads in the master. (A multi-thread
+        // runtime with one worker thread cost ~5% more CPU per pool hello request; with two,
+        // ~2 futex wake-ups per request and 8-18% fewer requests/s.)
+        let runtime = Driver::new(IoDriver::Thread, Duration::ZERO).map_err(StartError::Runtime)?;
+        let _entered = runtime.handle().enter();
         let capacity = match config.pool.max_queue_size {
             0 => config.http.queue_size,
             n => n,
@@ -127,9 +122,9 @@ impl Master {
             (submitter, inbox),
             (control.clone(), control_rx),
         );
-        let supervisor = runtime.spawn(supervisor.run());
+        let supervisor = runtime.handle().spawn(supervisor.run());
         let trigger = server.trigger();
-        let lifecycle = runtime.spawn(lifecycle(
+        let lifecycle = runtime.handle().spawn(lifecycle(
             server,
             supervisor,
             control.clone(),
@@ -171,7 +166,7 @@ impl Master {
         else {
             return Wait::Stop;
         };
-        let ended = runtime.block_on(async {
+        let ended = runtime.wait(async {
             tokio::select! {
                 result = lifecycle => Some(result),
                 _ = tokio::time::sleep(tick) => None,
@@ -202,7 +197,7 @@ impl Master {
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let _ = self.control.send(Control::List(tx));
-        runtime.block_on(rx).unwrap_or_default()
+        runtime.wait(rx).unwrap_or_default()
     }
 
     pub fn respond(
@@ -236,11 +231,9 @@ impl Master {
         if let (Some(lifecycle), Some(runtime)) = (self.lifecycle.take(), self.runtime.as_ref()) {
             self.trigger.fire();
             let limit = self.config.http.shutdown_timeout + self.config.pool.destroy_timeout;
-            let _ = runtime.block_on(async { tokio::time::timeout(limit, lifecycle).await });
+            let _ = runtime.wait(async { tokio::time::timeout(limit, lifecycle).await });
         }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        }
+        drop(self.runtime.take());
     }
 }
 
