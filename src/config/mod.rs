@@ -476,7 +476,7 @@ impl Default for PoolConfig {
             template: false,
             isolate: Vec::new(),
             isolate_workers: 0,
-            send_ahead: 8,
+            send_ahead: 16,
             worker_scheduling: Scheduling::Batch,
         }
     }

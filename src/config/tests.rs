@@ -1081,7 +1081,7 @@ fn pool_send_ahead() {
             .unwrap()
             .pool
             .send_ahead,
-        8
+        16
     );
     for n in [0, 1, 64] {
         let yaml = format!("http: {{pool: {{num_workers: 2, send_ahead: {n}}}}}");

@@ -17,9 +17,16 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Only a worker whose recent answers took less than this is sent requests ahead: behind a
-/// slow request they would wait longer than for the next free worker.
+/// A request is sent ahead only if, at the worker's recent pace, the requests it would wait
+/// behind take less than this in all: behind slow ones it would wait longer than for the next
+/// free worker.
 pub const QUICK: Duration = Duration::from_millis(1);
+
+/// Whether a worker holding `inflight` requests (the one it runs included), whose answers lately
+/// took `answers_take` each, may be sent one more: what it would wait for stays under [`QUICK`].
+pub fn quick_enough(answers_take: Duration, inflight: u32) -> bool {
+    answers_take.saturating_mul(inflight.max(1)) < QUICK
+}
 /// The largest request body sent ahead (uploads never are).
 pub const MAX_BODY: usize = 16 * 1024;
 /// Encoded requests waiting unread in one worker's socket, at most. Well under a unix socket's

@@ -209,8 +209,9 @@ impl Supervisor {
     }
 
     /// A busy in-place worker that may be sent one more request ahead: current generation,
-    /// quick lately, fewer than `1 + send_ahead` in flight, and short of `max_jobs` with all it
-    /// holds. The one with the fewest in flight first.
+    /// what it holds done within `ahead::QUICK` at its recent pace, fewer than `1 + send_ahead`
+    /// in flight, and short of `max_jobs` with all it holds. The one with the fewest in flight
+    /// first.
     fn pick_ahead(&self) -> Option<usize> {
         let pool = &self.config.pool;
         if pool.send_ahead == 0 || self.waiting.len(Line::InPlace) == 0 {
@@ -225,7 +226,8 @@ impl Supervisor {
                     && !s.declined
                     && s.generation == self.generation
                     && s.inflight <= pool.send_ahead
-                    && s.answers_take.is_some_and(|t| t < ahead::QUICK)
+                    && s.answers_take
+                        .is_some_and(|t| ahead::quick_enough(t, s.inflight))
                     && (pool.max_jobs == 0 || s.jobs + u64::from(s.inflight) < pool.max_jobs)
             })
             .min_by_key(|(_, s)| s.inflight)

@@ -194,3 +194,20 @@ fn quick_is_smoothed() {
     assert_eq!(smooth(Some(ms(4)), ms(0)), ms(3));
     assert_eq!(smooth(Some(ms(0)), ms(8)), ms(2));
 }
+
+#[test]
+fn what_a_request_sent_ahead_waits_for_stays_under_a_millisecond() {
+    let us = Duration::from_micros;
+    // Quick answers: many may wait behind each other.
+    assert!(quick_enough(us(10), 1));
+    assert!(quick_enough(us(10), 99));
+    assert!(!quick_enough(us(10), 100));
+    // 200 us answers: four in flight (1 running + 3 ahead) is 800 us; five would be 1 ms.
+    assert!(quick_enough(us(200), 4));
+    assert!(!quick_enough(us(200), 5));
+    // Slow answers: none.
+    assert!(!quick_enough(us(1000), 1));
+    assert!(quick_enough(us(999), 1));
+    // Never zero in flight for a busy worker; treated as one.
+    assert!(quick_enough(us(999), 0));
+}
