@@ -212,10 +212,7 @@ pub async fn run(
         _ => None,
     })
     .collect();
-    if !jobs.is_empty() {
-        let declined = false;
-        let _ = events.send(Event::Returned { id, jobs, declined });
-    }
+    give_back(id, jobs, None, &events);
     if end != End::Stopped {
         ch.process.kill();
     }
@@ -441,6 +438,7 @@ fn crashed(
     End::Crashed
 }
 
+/// Hands requests this worker never started (and one it held unwritten) back to the line.
 fn give_back(
     id: u64,
     jobs: Vec<Job>,

@@ -53,6 +53,15 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// `n` of the requests it held are no longer its own (answered, or handed back); with none
+    /// left a busy worker is idle.
+    pub fn release(&mut self, n: u32) {
+        self.inflight = self.inflight.saturating_sub(n);
+        if self.state == State::Busy && self.inflight == 0 {
+            self.state = State::Idle;
+        }
+    }
+
     pub fn life(&self) -> Life {
         Life {
             jobs: self.jobs,

@@ -297,12 +297,9 @@ impl Supervisor {
                 let Some(i) = self.slot(id) else { return };
                 let slot = &mut self.slots[i];
                 slot.jobs += 1;
-                slot.inflight = slot.inflight.saturating_sub(1);
+                slot.release(1);
                 slot.answers_take = Some(ahead::smooth(slot.answers_take, took));
                 slot.last_active = Instant::now();
-                if slot.state == State::Busy && slot.inflight == 0 {
-                    slot.state = State::Idle;
-                }
                 if slot.state == State::Stopping {
                     // Already told to stop: an answer to a request it held (send-ahead).
                     return;
@@ -341,11 +338,8 @@ impl Supervisor {
                 self.stats.returned(why, jobs.len());
                 if let Some(i) = self.slot(id) {
                     let slot = &mut self.slots[i];
-                    slot.inflight = slot.inflight.saturating_sub(jobs.len() as u32);
+                    slot.release(jobs.len() as u32);
                     slot.declined |= declined;
-                    if slot.state == State::Busy && slot.inflight == 0 {
-                        slot.state = State::Idle;
-                    }
                 }
                 // Never started: back at the head of their lines, in their order.
                 for job in jobs.into_iter().rev() {
