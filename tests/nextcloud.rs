@@ -2286,3 +2286,95 @@ fn phase_timings_file() {
         );
     }
 }
+
+/// Services whose construction cannot depend on the request are kept across requests
+/// (Containers::promote(), NEXTCLOUD_PROMOTION_LOG lists each decision once per worker), those
+/// that hold a user, a session or a per-request value are not, and users alternating on the one
+/// worker still get their own answers. The harness runs rr with NEXTCLOUD_VERIFY_KEPT=1: every
+/// kept service is compared with a fresh build at the end of every request, and a difference
+/// fails this test when the server is dropped.
+#[test]
+fn kept_services() {
+    let (_g, install) = install_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("promotion.log");
+    let log_str = log.to_str().unwrap().to_string();
+    let server = Server::rr_with_env(
+        &install,
+        1,
+        &[("NEXTCLOUD_PROMOTION_LOG", log_str.as_str())],
+    );
+    for round in 0..3 {
+        let a = Session::new(&server).get("/ocs/v2.php/cloud/capabilities?format=json", &[OCS]);
+        expect(&server, "capabilities", &a, 200);
+        for name in ["alice", "bob"] {
+            let user = install.user(name);
+            let auth = basic(&user.name, &user.app_password);
+            let a = propfind(&mut Session::new(&server), &auth, &dav(name, "/"));
+            expect(&server, &format!("PROPFIND {name}, round {round}"), &a, 207);
+            let text = a.text();
+            for href in hrefs(&text) {
+                assert!(
+                    href.starts_with(&dav(name, "/")),
+                    "round {round}: {name} got {href}"
+                );
+            }
+            let a = Session::new(&server).get(
+                "/ocs/v2.php/cloud/user?format=json",
+                &[OCS, ("Authorization", &auth)],
+            );
+            expect(&server, &format!("cloud/user {name}"), &a, 200);
+            assert_eq!(a.json()["ocs"]["data"]["id"], name, "round {round}");
+        }
+        let a = Session::new(&server).get("/ocs/v2.php/cloud/user?format=json", &[OCS]);
+        expect(&server, "cloud/user without credentials", &a, 401);
+    }
+    let text = std::fs::read_to_string(&log).expect("the promotion log");
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines() {
+        let mut fields = line.split('\t');
+        let (decision, container, id) = (fields.next(), fields.next(), fields.next());
+        assert!(
+            matches!(decision, Some("kept" | "per request")) && container.is_some(),
+            "{line}"
+        );
+        assert!(
+            seen.insert((container, id)),
+            "looked at twice in one worker: {line}"
+        );
+    }
+    for expected in [
+        // Stores only the services it is given.
+        "kept\tapp files_sharing\tOCA\\Files_Sharing\\Capabilities",
+        "kept\tapp core\tOC\\AppFramework\\Middleware\\Security\\CSPMiddleware",
+        // Reads the request's passphrase cookie in its constructor.
+        "per request\tserver\tOC\\Session\\CryptoWrapper\tconstructor calls a method",
+        // Holds the request's session.
+        "per request\tserver\tOC\\Authentication\\TwoFactorAuth\\Manager\t$session",
+        // Is given the user id.
+        "per request\tapp circles\tOCA\\Circles\\Service\\TimezoneService\tparameter $userId",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(expected)),
+            "no line starting {expected:?} in:\n{text}"
+        );
+    }
+    drop(server);
+
+    // NEXTCLOUD_KEEP_PURE=0: nothing is kept, nothing is looked at.
+    let log_off = dir.path().join("off.log");
+    let log_off_str = log_off.to_str().unwrap().to_string();
+    let server = Server::rr_with_env(
+        &install,
+        1,
+        &[
+            ("NEXTCLOUD_PROMOTION_LOG", log_off_str.as_str()),
+            ("NEXTCLOUD_KEEP_PURE", "0"),
+        ],
+    );
+    for _ in 0..2 {
+        let a = Session::new(&server).get("/ocs/v2.php/cloud/capabilities?format=json", &[OCS]);
+        expect(&server, "capabilities", &a, 200);
+    }
+    assert!(!log_off.exists(), "NEXTCLOUD_KEEP_PURE=0 still promoted");
+}

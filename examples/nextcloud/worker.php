@@ -47,7 +47,17 @@ if ((string)ini_get('rr.config') === '' && (string)getenv('RR_CONFIG') === '') {
 $worker = new RR\Worker($options);
 // NEXTCLOUD_PHASES=<file>: average time per phase of the request cycle, a JSON line every
 // NEXTCLOUD_PHASES_EVERY (100) requests (docs/nextcloud.md, "Where the time goes").
-$kernel = new RR\Nextcloud\Kernel($root, phases: RR\Nextcloud\Phases::fromEnvironment());
+// NEXTCLOUD_KEEP_PURE=0: rebuild in every request every service a request builds, also those
+// whose construction cannot depend on the request (docs/nextcloud.md, "Services kept across
+// requests"); NEXTCLOUD_PROMOTION_LOG=<file> logs which are kept and why the others are not;
+// NEXTCLOUD_VERIFY_KEPT=1 (tests) checks each kept service against a fresh build per request.
+$kernel = new RR\Nextcloud\Kernel(
+    $root,
+    phases: RR\Nextcloud\Phases::fromEnvironment(),
+    keepPure: getenv('NEXTCLOUD_KEEP_PURE') !== '0',
+    promotionLog: (string)getenv('NEXTCLOUD_PROMOTION_LOG') !== '' ? (string)getenv('NEXTCLOUD_PROMOTION_LOG') : null,
+    verifyKept: getenv('NEXTCLOUD_VERIFY_KEPT') === '1',
+);
 
 // A pool worker, or the template that forked workers start from (http.pool.template), boots
 // before its first request. The master of a pool serves nothing and never boots; a single

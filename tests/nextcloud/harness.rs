@@ -282,8 +282,11 @@ impl Server {
             .env_remove("RR_CONFIG")
             .current_dir(&example);
         // "rr listening on" is an info line; the example logs warnings only by default.
+        // Every kept service is checked against a fresh build at the end of every request; a
+        // difference stops the worker and fails the test when the server is dropped.
         cmd.env("RR_NUM_WORKERS", workers.to_string())
             .env("RR_LOG_LEVEL", "info")
+            .env("NEXTCLOUD_VERIFY_KEPT", "1")
             .envs(env.iter().copied());
         let mut child = cmd
             .stdin(Stdio::null())
@@ -401,6 +404,13 @@ fn rr_extension() -> PathBuf {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let differs = self
+            .stderr
+            .lock()
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("kept services differ from fresh builds"))
+            .map(str::to_owned);
         // Reverse order: nginx before php-fpm. SIGTERM first (rr's master stops its workers,
         // fpm its children), SIGKILL to the whole group after 10 s.
         for child in self.children.iter_mut().rev() {
@@ -414,6 +424,11 @@ impl Drop for Server {
             // SAFETY: as above; the group id is the child's pid (process_group(0)).
             unsafe { libc::kill(-pid, libc::SIGKILL) };
             let _ = child.wait();
+        }
+        if let Some(line) = differs {
+            if !std::thread::panicking() {
+                panic!("a service kept across requests was not what a fresh build gives: {line}");
+            }
         }
     }
 }

@@ -14,12 +14,28 @@ namespace RR\Nextcloud;
  * Under php-fpm they die with the request; here every service instantiated during the request
  * is forgotten, so the next request builds its own. Services built at boot stay shared.
  *
+ * Except (promote()) those that cannot hold anything of a request: built by reflection from a
+ * constructor that only stores what it is given (PureConstructor), given only kept objects.
+ * Such a service is built once more between requests and from then on treated like one built
+ * at boot: its properties are put back after every request, so each request starts with what a
+ * fresh build would give.
+ *
  * Containers are Pimple containers wrapped by OC\AppFramework\Utility\SimpleContainer; the
  * state is Pimple's own: `values` (service closures, or the instance once built), `raw` and
  * `frozen` (which were built), `keys`.
  */
 final class Containers
 {
+    /**
+     * Entries registered with a factory that promote() may keep like a service built by
+     * reflection, with the class the factory gives: each factory only passes kept services
+     * and the container's constant app name to a constructor PureConstructor accepts.
+     * (DIContainer: `new ScopedPsrLogger($c->get(PsrLoggerAdapter::class), $c->get('AppName'))`.)
+     */
+    private const SAFE_FACTORIES = [
+        \Psr\Log\LoggerInterface::class => \OC\AppFramework\ScopedPsrLogger::class,
+    ];
+
     /** @var \WeakMap<object, array{keys: array<string, true>, frozen: array<string, true>}> */
     private \WeakMap $boot;
 
@@ -39,9 +55,43 @@ final class Containers
     /** Reads SimpleContainer's private Pimple container (bound once Nextcloud is loaded). */
     private ?\Closure $pimple = null;
 
-    public function __construct()
-    {
+    /**
+     * Every object kept across requests: the services built at boot (and the memory caches
+     * they hold), the containers, the database connection, and the services promoted since.
+     */
+    private \SplObjectStorage $kept;
+
+    /**
+     * Services built by reflection during the last request that were not there at boot:
+     * [container, id, class]. promote() looks at each once.
+     *
+     * @var list<array{object, string, class-string}>
+     */
+    private array $candidates = [];
+
+    /** @var array<string, true> "container id\0service id" already looked at */
+    private array $decided = [];
+
+    /**
+     * The services promoted, with their container: NEXTCLOUD_VERIFY_KEPT builds each again at
+     * the end of every request and compares.
+     *
+     * @var list<array{object, array{\Closure, object}|null, object}> container, factory (with
+     *      its Pimple container) or null when built by reflection, the service
+     */
+    private array $promoted = [];
+
+    private PureConstructor $pure;
+
+    public function __construct(
+        /** Whether promote() keeps services (NEXTCLOUD_KEEP_PURE); false: it does nothing. */
+        private readonly bool $keepPure = true,
+        /** A file to log every promotion decision to (NEXTCLOUD_PROMOTION_LOG), or null. */
+        private readonly ?string $log = null,
+    ) {
         $this->boot = new \WeakMap();
+        $this->kept = new \SplObjectStorage();
+        $this->pure = new PureConstructor();
     }
 
     /** Remembers what every container holds now (call once, after boot). */
@@ -52,21 +102,26 @@ final class Containers
             null,
             \OC\AppFramework\Utility\SimpleContainer::class,
         );
-        $seen = new \SplObjectStorage();
+        $seen = $this->kept;
         foreach ($this->containers() as $container) {
             $pimple = ($this->pimple)($container);
+            $seen->attach($container);
             $this->boot[$container] = $this->state($pimple);
             foreach ($this->built($pimple) as $service) {
-                if (!$seen->contains($service) && !self::keepsState($service)) {
-                    $seen->attach($service);
-                    $properties = self::properties($service);
-                    $this->services[] = [$service, $properties, self::cast($service)];
-                    // In-memory caches a service holds (Root's user folders, ...) are emptied too.
-                    foreach ($properties as [, , $value]) {
-                        if (self::isMemoryCache($value) && !$seen->contains($value)) {
-                            $seen->attach($value);
-                            $this->services[] = [$value, self::properties($value), self::cast($value)];
-                        }
+                if ($seen->contains($service)) {
+                    continue;
+                }
+                $seen->attach($service);
+                if (self::keepsState($service)) {
+                    continue;
+                }
+                $properties = self::properties($service);
+                $this->services[] = [$service, $properties, self::cast($service)];
+                // In-memory caches a service holds (Root's user folders, ...) are emptied too.
+                foreach ($properties as [, , $value]) {
+                    if (self::isMemoryCache($value) && !$seen->contains($value)) {
+                        $seen->attach($value);
+                        $this->services[] = [$value, self::properties($value), self::cast($value)];
                     }
                 }
             }
@@ -203,7 +258,7 @@ final class Containers
     }
 
     /** The instance inside an autowired service closure (see isAutowired()). */
-    private static function autowired(\Closure $service): object
+    public static function autowired(\Closure $service): object
     {
         $inner = (new \ReflectionFunction($service))->getClosureUsedVariables()['closure'];
         return (new \ReflectionFunction($inner))->getClosureUsedVariables()['object'];
@@ -222,47 +277,287 @@ final class Containers
         foreach ($this->containers() as $container) {
             $before = $this->boot[$container] ?? null;
             $pimple = ($this->pimple)($container);
-            $this->reverters[$pimple::class] ??= \Closure::bind(
-                static function (object $pimple, ?array $before): void {
-                    if ($before === null) {
-                        // A container created during a request: what its reflection fallback
-                        // built is dropped.
-                        foreach ($pimple->keys as $id => $_) {
-                            if (Containers::isAutowired($pimple->raw[$id] ?? $pimple->values[$id])) {
-                                unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
-                            } elseif (isset($pimple->raw[$id])) {
-                                $pimple->values[$id] = $pimple->raw[$id];
-                                unset($pimple->raw[$id], $pimple->frozen[$id]);
-                            }
-                        }
-                        return;
-                    }
-                    // Pimple sets `raw` only together with `frozen` (offsetGet), and keeps
-                    // `frozen` and `raw` within `keys` (offsetUnset drops all four): entries
-                    // added since boot are the keys not there at boot, services built since
-                    // boot are the frozen entries not frozen at boot.
-                    if ($pimple->keys !== $before['keys']) {
-                        foreach (array_diff_key($pimple->keys, $before['keys']) as $id => $_) {
-                            unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
-                        }
-                    }
-                    if ($pimple->frozen !== $before['frozen']) {
-                        foreach (array_diff_key($pimple->frozen, $before['frozen']) as $id => $_) {
-                            if (isset($pimple->raw[$id], $pimple->keys[$id])) {
-                                $pimple->values[$id] = $pimple->raw[$id];
-                                unset($pimple->raw[$id], $pimple->frozen[$id]);
-                            }
-                        }
-                    }
-                },
-                null,
-                $pimple::class,
-            );
-            ($this->reverters[$pimple::class])($pimple, $before);
+            foreach ($this->reverter($pimple)($pimple, $before) as $id => $object) {
+                if ($this->keepPure) {
+                    $this->candidates[] = [$container, (string)$id, $object::class];
+                }
+            }
             if ($before === null) {
                 $this->boot[$container] = $this->state($pimple);
             }
         }
+    }
+
+    /**
+     * Per Pimple class, a closure bound to it that puts one container back to a state (or, for
+     * null, drops what its reflection fallback built), and returns the instances built by
+     * reflection that it dropped, by service id.
+     *
+     * @return \Closure(object, ?array): array<string, object>
+     */
+    private function reverter(object $pimple): \Closure
+    {
+        return $this->reverters[$pimple::class] ??= \Closure::bind(
+            static function (object $pimple, ?array $before): array {
+                $dropped = [];
+                if ($before === null) {
+                    // A container created during a request: what its reflection fallback
+                    // built is dropped.
+                    foreach ($pimple->keys as $id => $_) {
+                        $value = $pimple->raw[$id] ?? $pimple->values[$id];
+                        if (Containers::isAutowired($value)) {
+                            $dropped[$id] = Containers::autowired($value);
+                            unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
+                        } elseif (isset($pimple->raw[$id])) {
+                            $pimple->values[$id] = $pimple->raw[$id];
+                            unset($pimple->raw[$id], $pimple->frozen[$id]);
+                        }
+                    }
+                    return $dropped;
+                }
+                // Pimple sets `raw` only together with `frozen` (offsetGet), and keeps
+                // `frozen` and `raw` within `keys` (offsetUnset drops all four): entries
+                // added since boot are the keys not there at boot, services built since
+                // boot are the frozen entries not frozen at boot.
+                if ($pimple->keys !== $before['keys']) {
+                    foreach (array_diff_key($pimple->keys, $before['keys']) as $id => $_) {
+                        $value = $pimple->raw[$id] ?? $pimple->values[$id];
+                        if (Containers::isAutowired($value)) {
+                            $dropped[$id] = Containers::autowired($value);
+                        }
+                        unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
+                    }
+                }
+                if ($pimple->frozen !== $before['frozen']) {
+                    foreach (array_diff_key($pimple->frozen, $before['frozen']) as $id => $_) {
+                        if (isset($pimple->raw[$id], $pimple->keys[$id])) {
+                            $pimple->values[$id] = $pimple->raw[$id];
+                            unset($pimple->raw[$id], $pimple->frozen[$id]);
+                        }
+                    }
+                }
+                return $dropped;
+            },
+            null,
+            $pimple::class,
+        );
+    }
+
+    /**
+     * Keeps, from now on, the services the last request built by reflection whose construction
+     * cannot depend on the request (PureConstructor) and whose dependencies are all kept: each
+     * is built once more, here between requests, and becomes a service like those built at
+     * boot (its properties put back after every request). Anything else the build needed
+     * built is dropped again and the service stays rebuilt per request. Each service is
+     * looked at once per worker. Call after revert().
+     */
+    public function promote(): void
+    {
+        $candidates = $this->candidates;
+        $this->candidates = [];
+        $dirty = false;
+        foreach ($candidates as [$container, $id, $class]) {
+            $key = spl_object_id($container) . "\0" . $id;
+            if (isset($this->decided[$key])) {
+                continue;
+            }
+            $this->decided[$key] = true;
+            $verdict = $this->pure->check($class);
+            if ($verdict === true) {
+                $verdict = $this->promoteOne($container, $id);
+                $dirty = $dirty || $verdict !== true;
+            }
+            if ($this->log !== null) {
+                $line = ($verdict === true ? 'kept' : 'per request') . "\t" . self::name($container) . "\t{$id}"
+                    . ($verdict === true ? '' : "\t{$verdict}") . "\n";
+                file_put_contents($this->log, $line, FILE_APPEND);
+            }
+        }
+        if ($dirty) {
+            // A build that was dropped may have touched services kept from boot.
+            $this->restoreServices();
+        }
+    }
+
+    private function promoteOne(object $container, string $id): string|true
+    {
+        $before = [];
+        foreach ($this->containers() as $c) {
+            $pimple = ($this->pimple)($c);
+            $before[] = [$c, $pimple, $this->state($pimple)];
+        }
+        $verdict = true;
+        try {
+            $container->query($id);
+        } catch (\Throwable $e) {
+            $verdict = 'building it threw ' . $e::class . ': ' . $e->getMessage();
+        }
+        $batch = new \SplObjectStorage();
+        foreach ($before as [$c, $pimple, $state]) {
+            if ($verdict !== true) {
+                break;
+            }
+            $now = $this->state($pimple);
+            if ($now === $state) {
+                continue;
+            }
+            [$values, $raw] = \Closure::bind(fn (): array => [$this->values, $this->raw], $pimple, $pimple::class)();
+            $built = array_diff_key($now['keys'], $state['keys']) + array_diff_key($now['frozen'], $state['frozen']);
+            foreach ($built as $builtId => $_) {
+                $value = $raw[$builtId] ?? $values[$builtId];
+                $autowired = self::isAutowired($value);
+                $object = $autowired ? self::autowired($value) : (isset($raw[$builtId]) ? $values[$builtId] : null);
+                if (is_object($object) && $this->kept->contains($object)) {
+                    // Built at boot and fetched again (Pimple froze it now), or an entry
+                    // that gives a kept object (the container itself).
+                    continue;
+                }
+                if (!$autowired && !(is_object($object) && (self::SAFE_FACTORIES[$builtId] ?? null) === $object::class)) {
+                    $verdict = "needs {$builtId}, which is not built by reflection";
+                    break;
+                }
+                $check = $this->pure->check($object::class, !$autowired);
+                if ($check !== true) {
+                    $verdict = "needs {$builtId}: {$check}";
+                    break;
+                }
+                // How verify() builds it again: by reflection, or by its factory.
+                $batch[$object] = [$c, $autowired ? null : [$raw[$builtId], $pimple]];
+            }
+        }
+        if ($verdict === true) {
+            foreach ($batch as $object) {
+                $verdict = $this->foreign($object, $batch);
+                if ($verdict !== true) {
+                    break;
+                }
+            }
+        }
+        if ($verdict !== true) {
+            foreach ($before as [$c, $pimple, $state]) {
+                $this->reverter($pimple)($pimple, $state);
+            }
+            return $verdict;
+        }
+        foreach ($batch as $object) {
+            $this->kept->attach($object);
+            $properties = self::properties($object);
+            $this->services[] = [$object, $properties, self::cast($object)];
+            foreach ($properties as [, , $value]) {
+                if (self::isMemoryCache($value) && !$this->kept->contains($value)) {
+                    $this->kept->attach($value);
+                    $this->services[] = [$value, self::properties($value), self::cast($value)];
+                }
+            }
+            $this->promoted[] = [...$batch[$object], $object];
+        }
+        foreach ($before as [$c, $pimple]) {
+            $this->boot[$c] = $this->state($pimple);
+        }
+        return true;
+    }
+
+    /**
+     * True when every property of a freshly built service holds a scalar, an enum case, a
+     * kept object or one of the batch being promoted (also inside arrays); else which does not.
+     */
+    private function foreign(object $object, \SplObjectStorage $batch): string|true
+    {
+        foreach (self::properties($object) as [$property, $initialized, $value]) {
+            if (!$initialized) {
+                if ($property->isReadOnly()) {
+                    // Set once, later, in a request: could not be put back.
+                    return "readonly \${$property->getName()} of " . $object::class . " is set after construction";
+                }
+                continue;
+            }
+            if (self::isMemoryCache($value) && !$this->kept->contains($value)) {
+                // Its own cache, made by its constructor (the one `new` PureConstructor
+                // allows): kept and emptied after every request with the service.
+                continue;
+            }
+            $bad = $this->foreignValue($value, $batch);
+            if ($bad !== null) {
+                return "\${$property->getName()} of " . $object::class . " holds {$bad}, which is not kept across requests";
+            }
+        }
+        return true;
+    }
+
+    private function foreignValue(mixed $value, \SplObjectStorage $batch): ?string
+    {
+        if (is_array($value)) {
+            foreach ($value as $item) {
+                $bad = $this->foreignValue($item, $batch);
+                if ($bad !== null) {
+                    return $bad;
+                }
+            }
+            return null;
+        }
+        if (!is_object($value) || $value instanceof \UnitEnum
+            || $this->kept->contains($value) || $batch->contains($value)) {
+            return null;
+        }
+        return 'a ' . $value::class;
+    }
+
+    /**
+     * NEXTCLOUD_VERIFY_KEPT: builds every promoted service again, now, inside the request (as
+     * php-fpm would), and compares it property by property with the kept one as it was built.
+     * Returns what differs (empty when all are the same).
+     *
+     * @return list<string>
+     */
+    public function verify(): array
+    {
+        $out = [];
+        $snapshots = new \SplObjectStorage();
+        foreach ($this->services as [$service, $properties]) {
+            $snapshots[$service] = $properties;
+        }
+        foreach ($this->promoted as [$container, $factory, $object]) {
+            $class = $object::class;
+            try {
+                $fresh = $factory === null ? $container->resolve($class) : ($factory[0])($factory[1]);
+            } catch (\Throwable $e) {
+                $out[] = "{$class}: building it again threw " . $e::class . ': ' . $e->getMessage();
+                continue;
+            }
+            $fresh = self::byName(self::properties($fresh));
+            $kept = self::byName($snapshots[$object]);
+            foreach ($kept + $fresh as $name => $_) {
+                [$keptInitialized, $keptValue] = $kept[$name] ?? [false, null];
+                [$freshInitialized, $freshValue] = $fresh[$name] ?? [false, null];
+                $same = $keptInitialized === $freshInitialized && ($keptValue === $freshValue
+                    // Its own memory cache: a new empty one in each fresh build.
+                    || (self::isMemoryCache($keptValue) && is_object($freshValue) && $keptValue::class === $freshValue::class));
+                if (!$same) {
+                    $out[] = "{$class}: {$name} differs from a fresh build";
+                }
+            }
+        }
+        return $out;
+    }
+
+    /**
+     * @param list<array{\ReflectionProperty, bool, mixed}> $properties
+     * @return array<string, array{bool, mixed}> by declaring class and name
+     */
+    private static function byName(array $properties): array
+    {
+        $out = [];
+        foreach ($properties as [$property, $initialized, $value]) {
+            $out[$property->class . '::$' . $property->getName()] = [$initialized, $value];
+        }
+        return $out;
+    }
+
+    private static function name(object $container): string
+    {
+        return $container instanceof \OC\AppFramework\DependencyInjection\DIContainer
+            ? 'app ' . $container->get('appName')
+            : 'server';
     }
 
     /** @return array{keys: array<string, true>, frozen: array<string, true>} */

@@ -89,8 +89,20 @@ final class Kernel
         private readonly bool $loadAppsAtBoot = true,
         /** Times the phases of each request (NEXTCLOUD_PHASES), or null. */
         private readonly ?Phases $phases = null,
+        /**
+         * Keep services whose construction cannot depend on the request (Containers::promote(),
+         * NEXTCLOUD_KEEP_PURE); false rebuilds every service built during a request in each one.
+         */
+        bool $keepPure = true,
+        /** A file that gets one line per service looked at for keeping (NEXTCLOUD_PROMOTION_LOG). */
+        ?string $promotionLog = null,
+        /**
+         * At the end of each request, build every kept service again and compare it with the kept
+         * one; any difference stops the worker (NEXTCLOUD_VERIFY_KEPT, for tests: costly).
+         */
+        private readonly bool $verifyKept = false,
     ) {
-        $this->containers = new Containers();
+        $this->containers = new Containers($keepPure, $promotionLog);
         $this->statics = new Statics(self::REQUEST_STATICS);
         $this->listeners = new EventListeners();
     }
@@ -370,6 +382,12 @@ final class Kernel
     {
         $this->exited = !$this->returned;
         $this->returned = true;
+        if ($this->verifyKept) {
+            $differences = $this->containers->verify();
+            if ($differences !== []) {
+                throw new \LogicException('kept services differ from fresh builds: ' . implode('; ', $differences));
+            }
+        }
         (new \OC\Log\ErrorHandler(Server::get(\Psr\Log\LoggerInterface::class)))->onShutdown();
         Server::get(\OCP\ITempManager::class)->clean();
         self::releaseLocks(Server::get(ILockingProvider::class));
@@ -393,10 +411,13 @@ final class Kernel
             $this->scope = null;
         }, Server::get('LockdownManager'), LockdownManager::class)();
         $this->phases?->mark('reset.nextcloud');
+        $this->containers->revert();
+        // Before the listeners and statics are put back: a build it tries and drops again may
+        // have touched them.
+        $this->containers->promote();
+        $this->phases?->mark('reset.containers');
         $this->listeners->restore();
         $this->phases?->mark('reset.listeners');
-        $this->containers->revert();
-        $this->phases?->mark('reset.containers');
         $this->statics->restore();
         // Every encryption of the request (the session's last one is above) is done.
         $this->cipher?->forget();
