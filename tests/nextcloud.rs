@@ -16,6 +16,7 @@ use harness::{Install, Server, User, SKIP};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// One server pair at a time: SQLite, two cores, and the tests share users.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -2377,4 +2378,88 @@ fn kept_services() {
         expect(&server, "capabilities", &a, 200);
     }
     assert!(!log_off.exists(), "NEXTCLOUD_KEEP_PURE=0 still promoted");
+}
+
+/// Runs `occ` on the install (as the tests' user, with APCu as the servers have it).
+fn occ(install: &Install, args: &[&str]) {
+    let out = std::process::Command::new("php")
+        .args(["-d", "apc.enable_cli=1", "occ", "--no-interaction"])
+        .args(args)
+        .current_dir(&install.root)
+        .output()
+        .expect("php runs occ");
+    assert!(
+        out.status.success(),
+        "occ {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Puts `shareapi_allow_links` back to `yes` however the test ends.
+struct LinksAllowed<'a>(&'a Install);
+
+impl Drop for LinksAllowed<'_> {
+    fn drop(&mut self) {
+        occ(
+            self.0,
+            &[
+                "config:app:set",
+                "core",
+                "shareapi_allow_links",
+                "--value=yes",
+            ],
+        );
+    }
+}
+
+/// An admin setting changed while the servers run (here with occ, from another process) is
+/// seen by the next requests once Nextcloud's local cache of the app config expires (3 s), as
+/// under php-fpm: a worker does not keep serving the settings it booted with.
+#[test]
+fn app_config_change_is_seen() {
+    let (_g, install) = install_or_skip!();
+    let alice = install.user("alice");
+    let auth = basic(&alice.name, &alice.app_password);
+    let links = |server: &Server| -> bool {
+        let a = Session::new(server).get(
+            "/ocs/v2.php/cloud/capabilities?format=json",
+            &[OCS, ("Authorization", &auth)],
+        );
+        expect(server, "capabilities", &a, 200);
+        a.json()["ocs"]["data"]["capabilities"]["files_sharing"]["public"]["enabled"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("{}: no files_sharing.public.enabled", server.name()))
+    };
+    let fpm = Server::fpm(&install, 1);
+    let rr = Server::rr(&install, 1);
+    let _restore = LinksAllowed(&install);
+    for server in [&fpm, &rr] {
+        // Several requests first: the worker has served with the setting loaded.
+        for _ in 0..3 {
+            assert!(links(server), "{}: public links off before", server.name());
+        }
+    }
+    for (value, expected) in [("no", false), ("yes", true)] {
+        occ(
+            &install,
+            &[
+                "config:app:set",
+                "core",
+                "shareapi_allow_links",
+                &format!("--value={value}"),
+            ],
+        );
+        for server in [&fpm, &rr] {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while links(server) != expected {
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: shareapi_allow_links={value} not seen after 15 s",
+                    server.name()
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
 }

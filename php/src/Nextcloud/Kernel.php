@@ -162,6 +162,7 @@ final class Kernel
             Server::get(Router::class)->loadRoutes();
         }
         $this->cipher = self::memoizeCrypto();
+        self::unloadAppConfig();
         Server::get(IDBConnection::class)->close();
         $this->containers->snapshot();
         $this->statics->snapshot();
@@ -434,6 +435,21 @@ final class Kernel
             }
         }
         $this->phases?->mark('reset.headers');
+    }
+
+    /**
+     * The app config (OC\AppConfig, built at boot) holds every app's settings once loaded, and
+     * every request starts from the boot snapshot: loaded at boot, it would serve the boot's
+     * values for the worker's whole life, also after an admin changed one. Snapshotted as not
+     * loaded, each request loads it again, as under php-fpm: from the local cache (APCu, kept
+     * 3 s by Nextcloud) or the database.
+     */
+    private static function unloadAppConfig(): void
+    {
+        $appConfig = Server::get(\OCP\IAppConfig::class);
+        if (method_exists($appConfig, 'clearCache')) {
+            $appConfig->clearCache();
+        }
     }
 
     /**
