@@ -26,6 +26,23 @@ final class MemoizedAes extends \phpseclib\Crypt\AES
     private array $keys = [];
 
     /**
+     * What phpseclib's engine choice (_setEngine()) leaves in the properties it sets, by what it
+     * depends on. It calls openssl_get_cipher_methods() (a list of ~200 names built anew) on
+     * every setKey(), setIV() and setPassword(): ~0.5 ms of a PROPFIND with an app password.
+     * The answer depends only on the cipher's shape and on what this PHP has loaded, so it is
+     * kept for the worker's life (it holds no key, only engine and cipher names).
+     *
+     * @var array<string, array<string, mixed>>
+     */
+    private array $engines = [];
+
+    /** The properties _setEngine() and the isValidEngine() calls it makes may set. */
+    private const ENGINE_PROPERTIES = [
+        'engine', 'cipher_name_openssl', 'cipher_name_openssl_ecb', 'cipher_name_mcrypt',
+        'openssl_emulate_ctr', 'openssl_options',
+    ];
+
+    /**
      * phpseclib's setPassword(); the one-argument form (PBKDF2 with phpseclib's defaults, the
      * form Crypto uses) is remembered, any other goes to phpseclib as it is.
      *
@@ -49,6 +66,41 @@ final class MemoizedAes extends \phpseclib\Crypt\AES
             $this->keys[$id] = $this->key;
         }
         return $result;
+    }
+
+    /**
+     * phpseclib's _setEngine(), answered from the first call with the same inputs: the preferred
+     * engine, key length, mode, block size and continuous-buffer flag. With an mcrypt resource
+     * open (never on PHP 8, which has no mcrypt) it is phpseclib's own.
+     */
+    // phpcs:ignore PSR1.Methods.CamelCapsMethodName -- phpseclib's name
+    public function _setEngine()
+    {
+        if ($this->enmcrypt) {
+            parent::_setEngine();
+            return;
+        }
+        $id = $this->preferredEngine . "\0" . $this->key_length . "\0" . $this->mode . "\0"
+            . $this->block_size . "\0" . (int)$this->continuousBuffer;
+        if (isset($this->engines[$id])) {
+            foreach ($this->engines[$id] as $name => $value) {
+                $this->$name = $value;
+            }
+            $this->changed = true;
+            return;
+        }
+        parent::_setEngine();
+        $state = [];
+        foreach (self::ENGINE_PROPERTIES as $name) {
+            $state[$name] = $this->$name;
+        }
+        $this->engines[$id] = $state;
+    }
+
+    /** How many engine choices are remembered (one per cipher shape used). */
+    public function enginesRemembered(): int
+    {
+        return count($this->engines);
     }
 
     /** Forgets every key derived so far (the end of a request). */

@@ -64,6 +64,46 @@ final class NextcloudMemoizedAesTest extends TestCase
         self::assertSame(1, $memo->remembered());
     }
 
+    /** The engine phpseclib picks, and the cipher names it sets, as phpseclib sets them. */
+    private static function engineState(\phpseclib\Crypt\AES $cipher): array
+    {
+        $out = [];
+        foreach (['engine', 'cipher_name_openssl', 'cipher_name_openssl_ecb', 'openssl_emulate_ctr', 'openssl_options'] as $name) {
+            $out[$name] = (new \ReflectionProperty(\phpseclib\Crypt\Base::class, $name))->getValue($cipher);
+        }
+        return $out;
+    }
+
+    public function testTheEngineChoiceIsRememberedPerCipherShape(): void
+    {
+        $plain = new \phpseclib\Crypt\AES();
+        $memo = new MemoizedAes();
+        $iv = random_bytes(16);
+        foreach (['one', 'two', 'three'] as $password) {
+            self::assertSame(self::encrypt($plain, $password, $iv, 'text'), self::encrypt($memo, $password, $iv, 'text'));
+            self::assertSame(self::engineState($plain), self::engineState($memo));
+        }
+        self::assertSame(\phpseclib\Crypt\Base::ENGINE_OPENSSL, self::engineState($memo)['engine']);
+        self::assertSame(1, $memo->enginesRemembered(), 'one shape: one choice');
+
+        // Another preferred engine is another input: chosen by phpseclib, then remembered too.
+        foreach ([$plain, $memo] as $cipher) {
+            $cipher->setPreferredEngine(\phpseclib\Crypt\Base::ENGINE_INTERNAL);
+        }
+        self::assertSame(self::encrypt($plain, 'four', $iv, 'text'), self::encrypt($memo, 'four', $iv, 'text'));
+        self::assertSame(\phpseclib\Crypt\Base::ENGINE_INTERNAL, self::engineState($memo)['engine']);
+        self::assertSame(self::engineState($plain), self::engineState($memo));
+        foreach ([$plain, $memo] as $cipher) {
+            $cipher->setPreferredEngine(\phpseclib\Crypt\Base::ENGINE_OPENSSL);
+        }
+        self::assertSame(self::encrypt($plain, 'five', $iv, 'text'), self::encrypt($memo, 'five', $iv, 'text'));
+        self::assertSame(self::engineState($plain), self::engineState($memo));
+        // No preferred engine (phpseclib's default), internal, OpenSSL: three inputs.
+        self::assertSame(3, $memo->enginesRemembered());
+        $memo->forget();
+        self::assertSame(3, $memo->enginesRemembered(), 'engine choices hold no key: kept');
+    }
+
     public function testAWrongPasswordStillFails(): void
     {
         $memo = new MemoizedAes();
