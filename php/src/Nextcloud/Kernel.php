@@ -161,6 +161,7 @@ final class Kernel
             Server::get(IAppManager::class)->loadApps();
             Server::get(Router::class)->loadRoutes();
         }
+        self::keepRoutes();
         $this->cipher = self::memoizeCrypto();
         self::unloadAppConfig();
         Server::get(IDBConnection::class)->close();
@@ -435,6 +436,20 @@ final class Kernel
             }
         }
         $this->phases?->mark('reset.headers');
+    }
+
+    /** The router keeps the compiled routes it fetches from APCu (RouteCache). */
+    private static function keepRoutes(): void
+    {
+        $router = Server::get(Router::class);
+        if (!$router instanceof \OC\Route\CachingRouter) {
+            return;
+        }
+        \Closure::bind(function (): void {
+            if (!$this->cache instanceof RouteCache) {
+                $this->cache = new RouteCache($this->cache);
+            }
+        }, $router, \OC\Route\CachingRouter::class)();
     }
 
     /**
