@@ -19,6 +19,7 @@ pub mod body;
 pub mod config;
 pub mod dispatch;
 pub mod ipc;
+pub mod kdf;
 pub mod logging;
 pub mod php;
 pub mod pool;

@@ -206,3 +206,14 @@ function velox_build(mixed $buildRequest, ?array $headers = null): void {}
  * @throws \RR\Exception when no RR\Worker was started in this process
  */
 function workers(): array {}
+
+/**
+ * PBKDF2 with HMAC-SHA1: `$length` raw bytes derived from `$password` and `$salt` in
+ * `$iterations` rounds; the same bytes as `hash_pbkdf2('sha1', $password, $salt,
+ * $iterations, $length, true)`, computed natively (about 3.5x faster; RR\Nextcloud\MemoizedAes
+ * uses it for Nextcloud's session and token encryption).
+ *
+ * @throws \ValueError when $iterations is below 1 or above 4294967295, or $length is not
+ *     between 1 and 1048576
+ */
+function pbkdf2_sha1(string $password, string $salt, int $iterations, int $length): string {}

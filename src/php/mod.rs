@@ -3,6 +3,7 @@ mod convert;
 mod exception;
 mod ini;
 mod interrupt;
+mod kdf;
 mod pool;
 mod request;
 mod sapi;
@@ -76,5 +77,5 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<exception::ConfigException>()
         .class::<request::Request>()
         .class::<worker::Worker>();
-    pool::register(velox::register(module))
+    kdf::register(pool::register(velox::register(module)))
 }

