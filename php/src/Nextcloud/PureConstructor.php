@@ -41,8 +41,6 @@ final class PureConstructor
     /** @var array<string, string|true> per class (and whether by a factory): true, or why not */
     private array $verdicts = [];
 
-    /** @var array<string, list<\PhpToken>> significant tokens per file */
-    private array $tokens = [];
 
     /**
      * True when the class qualifies; else why not (for NEXTCLOUD_PROMOTION_LOG). With
@@ -51,7 +49,11 @@ final class PureConstructor
      */
     public function check(string $class, bool $byFactory = false): string|true
     {
-        return $this->verdicts[$class . ($byFactory ? "\0factory" : '')] ??= $this->judge($class, $byFactory);
+        $id = $class . ($byFactory ? "\0factory" : '');
+        if (!isset($this->verdicts[$id])) {
+            $this->verdicts[$id] = $this->judge($class, $byFactory);
+        }
+        return $this->verdicts[$id];
     }
 
     private function judge(string $class, bool $byFactory): string|true
@@ -95,9 +97,13 @@ final class PureConstructor
         if ($file === false) {
             return 'no source';
         }
-        $tokens = $this->tokens[$file] ??= self::significant(\PhpToken::tokenize((string)file_get_contents($file)));
-        $start = $constructor->getStartLine();
-        $i = self::find($tokens, $start, $constructor->getEndLine());
+        $start = (int)$constructor->getStartLine();
+        $end = (int)$constructor->getEndLine();
+        // Only the constructor's lines are read (a whole file's tokens take ~100 bytes each,
+        // and PHP keeps the memory of such a peak); padded so that line numbers stay.
+        $lines = array_slice(file($file) ?: [], $start - 1, $end - $start + 1);
+        $tokens = self::significant(\PhpToken::tokenize('<?php ' . str_repeat("\n", $start - 1) . implode('', $lines)));
+        $i = self::find($tokens, $start, $end);
         if ($i === null) {
             return "constructor of {$constructor->getDeclaringClass()->getName()} not found in its source";
         }
