@@ -258,7 +258,7 @@ final class Containers
     }
 
     /** The instance inside an autowired service closure (see isAutowired()). */
-    public static function autowired(\Closure $service): object
+    private static function autowired(\Closure $service): object
     {
         $inner = (new \ReflectionFunction($service))->getClosureUsedVariables()['closure'];
         return (new \ReflectionFunction($inner))->getClosureUsedVariables()['object'];
@@ -277,9 +277,14 @@ final class Containers
         foreach ($this->containers() as $container) {
             $before = $this->boot[$container] ?? null;
             $pimple = ($this->pimple)($container);
-            foreach ($this->reverter($pimple)($pimple, $before) as $id => $object) {
-                if ($this->keepPure) {
-                    $this->candidates[] = [$container, (string)$id, $object::class];
+            $dropped = $this->reverter($pimple)($pimple, $before);
+            if ($this->keepPure && $dropped !== []) {
+                $prefix = spl_object_id($container) . "\0";
+                foreach ($dropped as $id => $value) {
+                    // Looked at once: after that, nothing per request but this lookup.
+                    if (!isset($this->decided[$prefix . $id]) && self::isAutowired($value)) {
+                        $this->candidates[] = [$container, (string)$id, self::autowired($value)::class];
+                    }
                 }
             }
             if ($before === null) {
@@ -290,10 +295,10 @@ final class Containers
 
     /**
      * Per Pimple class, a closure bound to it that puts one container back to a state (or, for
-     * null, drops what its reflection fallback built), and returns the instances built by
-     * reflection that it dropped, by service id.
+     * null, drops what its reflection fallback built), and returns the values of the entries
+     * it dropped (service closures), by service id.
      *
-     * @return \Closure(object, ?array): array<string, object>
+     * @return \Closure(object, ?array): array<string, mixed>
      */
     private function reverter(object $pimple): \Closure
     {
@@ -306,7 +311,7 @@ final class Containers
                     foreach ($pimple->keys as $id => $_) {
                         $value = $pimple->raw[$id] ?? $pimple->values[$id];
                         if (Containers::isAutowired($value)) {
-                            $dropped[$id] = Containers::autowired($value);
+                            $dropped[$id] = $value;
                             unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
                         } elseif (isset($pimple->raw[$id])) {
                             $pimple->values[$id] = $pimple->raw[$id];
@@ -321,10 +326,7 @@ final class Containers
                 // boot are the frozen entries not frozen at boot.
                 if ($pimple->keys !== $before['keys']) {
                     foreach (array_diff_key($pimple->keys, $before['keys']) as $id => $_) {
-                        $value = $pimple->raw[$id] ?? $pimple->values[$id];
-                        if (Containers::isAutowired($value)) {
-                            $dropped[$id] = Containers::autowired($value);
-                        }
+                        $dropped[$id] = $pimple->raw[$id] ?? $pimple->values[$id];
                         unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
                     }
                 }
