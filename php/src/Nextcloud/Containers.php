@@ -370,8 +370,9 @@ final class Containers
                 $dirty = $dirty || $verdict !== true;
             }
             if ($this->log !== null) {
+                // One line each: a reason (an exception's message) may hold tabs or newlines.
                 $line = ($verdict === true ? 'kept' : 'per request') . "\t" . self::name($container) . "\t{$id}"
-                    . ($verdict === true ? '' : "\t{$verdict}") . "\n";
+                    . ($verdict === true ? '' : "\t" . strtr($verdict, "\t\r\n", '   ')) . "\n";
                 file_put_contents($this->log, $line, FILE_APPEND);
             }
         }
