@@ -102,28 +102,36 @@ final class Containers
             null,
             \OC\AppFramework\Utility\SimpleContainer::class,
         );
-        $seen = $this->kept;
         foreach ($this->containers() as $container) {
             $pimple = ($this->pimple)($container);
-            $seen->attach($container);
+            $this->kept->attach($container);
             $this->boot[$container] = $this->state($pimple);
             foreach ($this->built($pimple) as $service) {
-                if ($seen->contains($service)) {
+                if ($this->kept->contains($service)) {
                     continue;
                 }
-                $seen->attach($service);
                 if (self::keepsState($service)) {
+                    $this->kept->attach($service);
                     continue;
                 }
-                $properties = self::properties($service);
-                $this->services[] = [$service, $properties, self::cast($service)];
-                // In-memory caches a service holds (Root's user folders, ...) are emptied too.
-                foreach ($properties as [, , $value]) {
-                    if (self::isMemoryCache($value) && !$seen->contains($value)) {
-                        $seen->attach($value);
-                        $this->services[] = [$value, self::properties($value), self::cast($value)];
-                    }
-                }
+                $this->keep($service);
+            }
+        }
+    }
+
+    /**
+     * Keeps a service across requests with its properties as they are now, put back after
+     * every request; the in-memory caches it holds (Root's user folders, ...) too, emptied.
+     */
+    private function keep(object $service): void
+    {
+        $this->kept->attach($service);
+        $properties = self::properties($service);
+        $this->services[] = [$service, $properties, self::cast($service)];
+        foreach ($properties as [, , $value]) {
+            if (self::isMemoryCache($value) && !$this->kept->contains($value)) {
+                $this->kept->attach($value);
+                $this->services[] = [$value, self::properties($value), self::cast($value)];
             }
         }
     }
@@ -443,15 +451,7 @@ final class Containers
             return $verdict;
         }
         foreach ($batch as $object) {
-            $this->kept->attach($object);
-            $properties = self::properties($object);
-            $this->services[] = [$object, $properties, self::cast($object)];
-            foreach ($properties as [, , $value]) {
-                if (self::isMemoryCache($value) && !$this->kept->contains($value)) {
-                    $this->kept->attach($value);
-                    $this->services[] = [$value, self::properties($value), self::cast($value)];
-                }
-            }
+            $this->keep($object);
             $this->promoted[] = [...$batch[$object], $object];
         }
         foreach ($before as [$c, $pimple]) {
