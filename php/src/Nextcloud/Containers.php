@@ -76,8 +76,9 @@ final class Containers
      * The services promoted, with their container: NEXTCLOUD_VERIFY_KEPT builds each again at
      * the end of every request and compares.
      *
-     * @var list<array{object, array{\Closure, object}|null, object}> container, factory (with
-     *      its Pimple container) or null when built by reflection, the service
+     * @var list<array{object, array{\Closure, object}|null, object, array<string, array{bool, mixed}>}>
+     *      container, factory (with its Pimple container) or null when built by reflection, the
+     *      service, its properties as built (byName())
      */
     private array $promoted = [];
 
@@ -123,7 +124,8 @@ final class Containers
      * Keeps a service across requests with its properties as they are now, put back after
      * every request; the in-memory caches it holds (Root's user folders, ...) too, emptied.
      */
-    private function keep(object $service): void
+    /** @return list<array{\ReflectionProperty, bool, mixed}> the properties it gets back */
+    private function keep(object $service): array
     {
         $this->kept->attach($service);
         $properties = self::properties($service);
@@ -134,6 +136,7 @@ final class Containers
                 $this->services[] = [$value, self::properties($value), self::cast($value)];
             }
         }
+        return $properties;
     }
 
     /**
@@ -451,8 +454,8 @@ final class Containers
             return $verdict;
         }
         foreach ($batch as $object) {
-            $this->keep($object);
-            $this->promoted[] = [...$batch[$object], $object];
+            $properties = $this->keep($object);
+            $this->promoted[] = [...$batch[$object], $object, self::byName($properties)];
         }
         foreach ($before as [$c, $pimple]) {
             $this->boot[$c] = $this->state($pimple);
@@ -515,11 +518,7 @@ final class Containers
     public function verify(): array
     {
         $out = [];
-        $snapshots = new \SplObjectStorage();
-        foreach ($this->services as [$service, $properties]) {
-            $snapshots[$service] = $properties;
-        }
-        foreach ($this->promoted as [$container, $factory, $object]) {
+        foreach ($this->promoted as [$container, $factory, $object, $kept]) {
             $class = $object::class;
             try {
                 $fresh = $factory === null ? $container->resolve($class) : ($factory[0])($factory[1]);
@@ -528,7 +527,6 @@ final class Containers
                 continue;
             }
             $fresh = self::byName(self::properties($fresh));
-            $kept = self::byName($snapshots[$object]);
             foreach ($kept + $fresh as $name => $_) {
                 [$keptInitialized, $keptValue] = $kept[$name] ?? [false, null];
                 [$freshInitialized, $freshValue] = $fresh[$name] ?? [false, null];
