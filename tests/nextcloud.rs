@@ -2463,3 +2463,91 @@ fn app_config_change_is_seen() {
         }
     }
 }
+
+/// occ with `OC_PASS` set, for its `--password-from-env` options; what it printed.
+fn occ_with_password(install: &Install, password: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("php")
+        .args(["-d", "apc.enable_cli=1", "occ", "--no-interaction"])
+        .args(args)
+        .env("OC_PASS", password)
+        .current_dir(&install.root)
+        .output()
+        .expect("php runs occ");
+    assert!(
+        out.status.success(),
+        "occ {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A user added for one test, deleted (with its tokens) however the test ends.
+struct ThrowawayUser<'a>(&'a Install, String);
+
+impl Drop for ThrowawayUser<'_> {
+    fn drop(&mut self) {
+        occ(self.0, &["user:delete", &self.1]);
+    }
+}
+
+/// A user's password is reset while the servers run: a worker that checked the old one before
+/// takes the new one and refuses the old one at once, as php-fpm does. (The user backend keeps
+/// the user rows it loaded, password hashes included; rr puts them back after each request.)
+/// And a login name that did not exist when a worker first looked it up can log in once the
+/// user is added.
+#[test]
+fn password_reset_and_new_user_are_seen_by_running_workers() {
+    let (_g, install) = install_or_skip!();
+    let name = format!("rr-reset-{}", std::process::id());
+    let (first, second) = ("Rr-first-Passw0rd-2026!", "Rr-second-Passw0rd-2026?");
+    let home = dav(&name, "/");
+    let fpm = Server::fpm(&install, 1);
+    // One worker: it has looked up the user before each change.
+    let rr = Server::rr(&install, 1);
+    let status = |server: &Server, password: &str| -> u16 {
+        propfind(&mut Session::new(server), &basic(&name, password), &home).status
+    };
+    for server in [&fpm, &rr] {
+        assert_eq!(
+            status(server, first),
+            401,
+            "{}: before the user exists",
+            server.name()
+        );
+    }
+    occ_with_password(&install, first, &["user:add", "--password-from-env", &name]);
+    let _user = ThrowawayUser(&install, name.clone());
+    for server in [&fpm, &rr] {
+        for _ in 0..3 {
+            assert_eq!(
+                status(server, first),
+                207,
+                "{}: the new user\n{}",
+                server.name(),
+                server.logs()
+            );
+        }
+    }
+    occ_with_password(
+        &install,
+        second,
+        &["user:resetpassword", "--password-from-env", &name],
+    );
+    for server in [&fpm, &rr] {
+        assert_eq!(
+            status(server, second),
+            207,
+            "{}: the new password\n{}",
+            server.name(),
+            server.logs()
+        );
+        assert_eq!(
+            status(server, first),
+            401,
+            "{}: the old password\n{}",
+            server.name(),
+            server.logs()
+        );
+    }
+}

@@ -118,6 +118,42 @@ final class Containers
                 $this->keep($service);
             }
         }
+        $this->keepHeld();
+    }
+
+    /**
+     * The objects the boot services hold (directly or in an array property), which are not
+     * services themselves, are kept the same way: their properties go back after every request.
+     * Under php-fpm they die with the request too, and they do hold per-request state: the user
+     * backend's cache of user rows (password hashes: a reset password would go on working),
+     * the group backend's groups, the display name cache, a lazy translator's language. rr's own
+     * objects (RR\...) are left alone: they are built to outlive requests.
+     */
+    private function keepHeld(): void
+    {
+        // Put back, but not counted as kept by promote(): a request may replace what a boot
+        // service holds (the Kernel gives the user session a new session object each time),
+        // so a service that holds the boot one is not what a fresh build would be.
+        $held = new \SplObjectStorage();
+        foreach ($this->services as [, $properties]) {
+            foreach ($properties as [, $initialized, $value]) {
+                if (!$initialized) {
+                    continue;
+                }
+                foreach (is_array($value) ? $value : [$value] as $object) {
+                    if (
+                        !is_object($object) || $this->kept->contains($object) || $held->contains($object)
+                        || str_starts_with($object::class, 'RR\\') || self::keepsState($object)
+                        // Of an internal class (PDO, ArrayObject, ...): its state is not in
+                        // properties that could be put back.
+                        || self::cast($object) === null
+                    ) {
+                        continue;
+                    }
+                    $this->keep($object, $held);
+                }
+            }
+        }
     }
 
     /**
@@ -125,14 +161,15 @@ final class Containers
      * every request; the in-memory caches it holds (Root's user folders, ...) too, emptied.
      */
     /** @return list<array{\ReflectionProperty, bool, mixed}> the properties it gets back */
-    private function keep(object $service): array
+    private function keep(object $service, ?\SplObjectStorage $into = null): array
     {
-        $this->kept->attach($service);
+        $into ??= $this->kept;
+        $into->attach($service);
         $properties = self::properties($service);
         $this->services[] = [$service, $properties, self::cast($service)];
         foreach ($properties as [, , $value]) {
-            if (self::isMemoryCache($value) && !$this->kept->contains($value)) {
-                $this->kept->attach($value);
+            if (self::isMemoryCache($value) && !$this->kept->contains($value) && !$into->contains($value)) {
+                $into->attach($value);
                 $this->services[] = [$value, self::properties($value), self::cast($value)];
             }
         }
