@@ -2491,6 +2491,56 @@ impl Drop for ThrowawayUser<'_> {
     }
 }
 
+/// The login password an app password stands for changes: the user's password is reset, and a
+/// login with the new one makes Nextcloud re-encrypt every token's copy. rr remembers each
+/// app password's decrypted copy sealed (RR\Nextcloud\TokenPasswords), keyed by the token and
+/// its row; the harness runs rr with NEXTCLOUD_VERIFY_KEPT=1, which decrypts again on every
+/// answer from that memo and fails the request (500) on a difference. So a memo that served
+/// the old password for the changed row fails here.
+#[test]
+fn app_password_follows_a_password_change() {
+    let (_g, install) = install_or_skip!();
+    let name = format!("rr-pwchange-{}", std::process::id());
+    let (first, second) = ("Rr-first-Passw0rd-2026!", "Rr-second-Passw0rd-2026?");
+    occ_with_password(&install, first, &["user:add", "--password-from-env", &name]);
+    let _user = ThrowawayUser(&install, name.clone());
+    let out = occ_with_password(
+        &install,
+        first,
+        &["user:auth-tokens:add", "--password-from-env", &name],
+    );
+    let app_password = out
+        .lines()
+        .skip_while(|l| !l.starts_with("app password:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no app password in: {out}"))
+        .trim()
+        .to_string();
+    let app = basic(&name, &app_password);
+    let home = dav(&name, "/");
+    let fpm = Server::fpm(&install, 1);
+    // One worker: every request meets what the ones before left in its memo.
+    let rr = Server::rr(&install, 1);
+    let listings = |what: &str| {
+        for server in [&fpm, &rr] {
+            for _ in 0..3 {
+                // A new client each time: no session cookie, so each request logs in.
+                let a = propfind(&mut Session::new(server), &app, &home);
+                expect(server, what, &a, 207);
+            }
+        }
+    };
+    listings("PROPFIND with the app password");
+    occ_with_password(
+        &install,
+        second,
+        &["user:resetpassword", "--password-from-env", &name],
+    );
+    let a = propfind(&mut Session::new(&rr), &basic(&name, second), &home);
+    expect(&rr, "PROPFIND with the new login password", &a, 207);
+    listings("PROPFIND with the app password after the password change");
+}
+
 /// A user's password is reset while the servers run: a worker that checked the old one before
 /// takes the new one and refuses the old one at once, as php-fpm does. (The user backend keeps
 /// the user rows it loaded, password hashes included; rr puts them back after each request.)

@@ -51,12 +51,15 @@ $worker = new RR\Worker($options);
 // whose construction cannot depend on the request (docs/nextcloud.md, "Services kept across
 // requests"); NEXTCLOUD_PROMOTION_LOG=<file> logs which are kept and why the others are not;
 // NEXTCLOUD_VERIFY_KEPT=1 (tests) checks each kept service against a fresh build per request.
+// NEXTCLOUD_SEAL_PASSWORDS=0: decrypt an app password's login password in every request instead
+// of remembering it sealed under the app password (docs/nextcloud.md, "App passwords").
 $kernel = new RR\Nextcloud\Kernel(
     $root,
     phases: RR\Nextcloud\Phases::fromEnvironment(),
     keepPure: getenv('NEXTCLOUD_KEEP_PURE') !== '0',
     promotionLog: (string)getenv('NEXTCLOUD_PROMOTION_LOG') !== '' ? (string)getenv('NEXTCLOUD_PROMOTION_LOG') : null,
     verifyKept: getenv('NEXTCLOUD_VERIFY_KEPT') === '1',
+    sealPasswords: getenv('NEXTCLOUD_SEAL_PASSWORDS') !== '0',
 );
 
 // A pool worker, or the template that forked workers start from (http.pool.template), boots

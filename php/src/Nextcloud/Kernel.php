@@ -101,6 +101,11 @@ final class Kernel
          * one; any difference stops the worker (NEXTCLOUD_VERIFY_KEPT, for tests: costly).
          */
         private readonly bool $verifyKept = false,
+        /**
+         * Remember the login password an app password decrypts, sealed under that app password
+         * (TokenPasswords, NEXTCLOUD_SEAL_PASSWORDS); false decrypts it in every request.
+         */
+        private readonly bool $sealPasswords = true,
     ) {
         $this->containers = new Containers($keepPure, $promotionLog);
         $this->statics = new Statics(self::REQUEST_STATICS);
@@ -163,6 +168,9 @@ final class Kernel
         }
         self::keepRoutes();
         $this->cipher = self::memoizeCrypto();
+        if ($this->sealPasswords) {
+            self::sealTokenPasswords($this->verifyKept);
+        }
         self::unloadAppConfig();
         Server::get(IDBConnection::class)->close();
         $this->containers->snapshot();
@@ -486,6 +494,46 @@ final class Kernel
             // Crypto's constructor does `new AES()`; encrypt() and decrypt() set key and IV first.
             return $this->cipher = new MemoizedAes();
         }, $crypto, \OC\Security\Crypto::class)();
+    }
+
+    /**
+     * Makes the server container build TokenPasswords wherever it builds Nextcloud's
+     * PublicKeyTokenProvider (the token manager asks for it by type), when that class still has
+     * the getPassword() TokenPasswords overrides; another Nextcloud version keeps its own.
+     * Checked by reflection first: loading a subclass with an incompatible override is fatal.
+     */
+    private static function sealTokenPasswords(bool $verify): bool
+    {
+        $provider = \OC\Authentication\Token\PublicKeyTokenProvider::class;
+        if (!class_exists($provider) || !class_exists(\OC\Authentication\Token\PublicKeyToken::class)) {
+            return false;
+        }
+        $class = new \ReflectionClass($provider);
+        if ($class->isFinal() || !$class->hasMethod('getPassword')) {
+            return false;
+        }
+        $method = $class->getMethod('getPassword');
+        $types = array_map(static fn (\ReflectionParameter $p): string => (string)$p->getType(), $method->getParameters());
+        if (
+            $method->isFinal() || !$method->isPublic() || $method->isStatic()
+            || $types !== [\OCP\Authentication\Token\IToken::class, 'string']
+            || (string)$method->getReturnType() !== 'string'
+        ) {
+            return false;
+        }
+        TokenPasswords::$memo = new SealedMemo();
+        TokenPasswords::$verify = $verify;
+        \OC::$server->registerAlias($provider, TokenPasswords::class);
+        // The token manager (built at boot: the user session holds it) got the provider then.
+        $manager = Server::get(\OC\Authentication\Token\IProvider::class);
+        if ($manager::class === \OC\Authentication\Token\Manager::class) {
+            \Closure::bind(function () use ($provider): void {
+                if (isset($this->publicKeyTokenProvider) && $this->publicKeyTokenProvider::class === $provider) {
+                    $this->publicKeyTokenProvider = Server::get($provider);
+                }
+            }, $manager, \OC\Authentication\Token\Manager::class)();
+        }
+        return true;
     }
 
     /**
