@@ -217,3 +217,20 @@ function workers(): array {}
  *     between 1 and 1048576
  */
 function pbkdf2_sha1(string $password, string $salt, int $iterations, int $length): string {}
+
+/**
+ * The indexes of `$objects` whose object's properties are not identical (`===`) to the array
+ * at the same index of `$snapshots`: what `(array) $objects[$i] === $snapshots[$i]` finds,
+ * without building the casts (for a layer that puts objects back after every request). An
+ * index is also listed when its value is not an object, its snapshot is not an array, or the
+ * object is not a plain user object (a class or parent that is internal, an enum, a closure):
+ * compare those in PHP. An object is never reported unchanged when `(array)` would find it
+ * changed; the other way round only for property names `(array)` turns into integer keys.
+ *
+ * @param list<mixed> $objects
+ * @param list<mixed> $snapshots
+ * @return list<int>
+ * @throws \ValueError when either array is not a list (keys 0 to count - 1), or their counts
+ *     differ
+ */
+function changed_objects(array $objects, array $snapshots): array {}

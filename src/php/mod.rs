@@ -4,6 +4,7 @@ mod exception;
 mod ini;
 mod interrupt;
 mod kdf;
+mod objects;
 mod pool;
 mod request;
 mod sapi;
@@ -77,5 +78,5 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<exception::ConfigException>()
         .class::<request::Request>()
         .class::<worker::Worker>();
-    kdf::register(pool::register(velox::register(module)))
+    objects::register(kdf::register(pool::register(velox::register(module))))
 }

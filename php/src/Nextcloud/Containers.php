@@ -49,6 +49,16 @@ final class Containers
      */
     private array $services = [];
 
+    /**
+     * The objects of $services and their casts, in the same order, for rr's
+     * RR\changed_objects(); null without it (an older rr.so): then each cast is built in PHP.
+     *
+     * @var list<object>|null
+     */
+    private ?array $objects = null;
+    /** @var list<array<string, mixed>|null> */
+    private array $casts = [];
+
     /** @var array<class-string, \Closure(object, ?array): void> per Pimple class, bound to it */
     private array $reverters = [];
 
@@ -91,6 +101,9 @@ final class Containers
         private readonly ?string $log = null,
     ) {
         $this->boot = new \WeakMap();
+        if (function_exists('RR\\changed_objects')) {
+            $this->objects = [];
+        }
         $this->kept = new \SplObjectStorage();
         $this->pure = new PureConstructor();
     }
@@ -166,14 +179,29 @@ final class Containers
         $into ??= $this->kept;
         $into->attach($service);
         $properties = self::properties($service);
-        $this->services[] = [$service, $properties, self::cast($service)];
+        $this->track($service, $properties);
         foreach ($properties as [, , $value]) {
             if (self::isMemoryCache($value) && !$this->kept->contains($value) && !$into->contains($value)) {
                 $into->attach($value);
-                $this->services[] = [$value, self::properties($value), self::cast($value)];
+                $this->track($value, self::properties($value));
             }
         }
         return $properties;
+    }
+
+    /**
+     * An object whose properties restoreServices() puts back after every request.
+     *
+     * @param list<array{\ReflectionProperty, bool, mixed}> $properties
+     */
+    private function track(object $object, array $properties): void
+    {
+        $cast = self::cast($object);
+        $this->services[] = [$object, $properties, $cast];
+        if ($this->objects !== null) {
+            $this->objects[] = $object;
+            $this->casts[] = $cast;
+        }
     }
 
     /**
@@ -200,7 +228,7 @@ final class Containers
             || $value instanceof \OC\Memcache\ArrayCache;
     }
 
-    /** @return list<array{\ReflectionProperty, bool, mixed}> property, initialized, value */
+    /** @return list<array{\ReflectionProperty, bool, mixed, string}> property, initialized, value, key in `(array)` */
     private static function properties(object $service): array
     {
         $out = [];
@@ -211,7 +239,13 @@ final class Containers
                     continue;
                 }
                 $initialized = $property->isInitialized($service);
-                $out[] = [$property, $initialized, $initialized ? $property->getValue($service) : null];
+                // Its key in `(array) $service`.
+                $mangled = match (true) {
+                    $property->isPrivate() => "\0" . $class->getName() . "\0" . $property->getName(),
+                    $property->isProtected() => "\0*\0" . $property->getName(),
+                    default => $property->getName(),
+                };
+                $out[] = [$property, $initialized, $initialized ? $property->getValue($service) : null, $mangled];
             }
         }
         return $out;
@@ -243,24 +277,62 @@ final class Containers
     /** Every boot service gets its own properties back (one level: objects they hold stay). */
     private function restoreServices(): void
     {
+        if ($this->objects !== null) {
+            // rr compares every object with its cast in one call, without building casts.
+            foreach (\RR\changed_objects($this->objects, $this->casts) as $i) {
+                [$service, $properties, $cast] = $this->services[$i];
+                self::restore($service, $properties, $cast);
+            }
+            return;
+        }
         foreach ($this->services as [$service, $properties, $cast]) {
             // Identical cast: every property initialized at boot holds the identical value and
-            // none other is initialized, so the loop below would change nothing.
+            // none other is initialized, so restore() would change nothing.
             if ($cast !== null && (array)$service === $cast) {
                 continue;
             }
-            foreach ($properties as [$property, $initialized, $value]) {
+            self::restore($service, $properties, $cast);
+        }
+    }
+
+    /**
+     * Puts back each property that differs from its value in `$properties`; with a cast (a
+     * user class), what differs is found in one `(array)` of the object, not one reflection
+     * read per property.
+     *
+     * @param list<array{\ReflectionProperty, bool, mixed, string}> $properties
+     * @param array<string, mixed>|null $cast
+     */
+    private static function restore(object $service, array $properties, ?array $cast): void
+    {
+        if ($cast !== null) {
+            $now = (array)$service;
+            foreach ($properties as [$property, $initialized, $value, $key]) {
                 if (!$initialized) {
-                    if ($property->isInitialized($service)) {
+                    if (array_key_exists($key, $now)) {
                         \Closure::bind(function () use ($property): void {
                             unset($this->{$property->getName()});
                         }, $service, $property->getDeclaringClass()->getName())();
                     }
                     continue;
                 }
-                if ($property->getValue($service) !== $value) {
+                if (!array_key_exists($key, $now) || $now[$key] !== $value) {
                     $property->setValue($service, $value);
                 }
+            }
+            return;
+        }
+        foreach ($properties as [$property, $initialized, $value]) {
+            if (!$initialized) {
+                if ($property->isInitialized($service)) {
+                    \Closure::bind(function () use ($property): void {
+                        unset($this->{$property->getName()});
+                    }, $service, $property->getDeclaringClass()->getName())();
+                }
+                continue;
+            }
+            if ($property->getValue($service) !== $value) {
+                $property->setValue($service, $value);
             }
         }
     }
