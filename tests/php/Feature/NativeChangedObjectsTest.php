@@ -28,23 +28,10 @@ final class NativeChangedObjectsTest extends TestCase
         }
         PHP;
 
-    /** Runs PHP code with the extension and returns what it printed (or fails with it). */
+    /** Runs the prelude and then `$code` with the extension (Server::php()). */
     private static function php(string $code): string
     {
-        $ext = Server::extension();
-        if (!is_file($ext)) {
-            self::markTestSkipped("no extension at {$ext} (build it, or set RR_EXT)");
-        }
-        $process = proc_open(
-            [PHP_BINARY, '-n', '-d', "extension={$ext}", '-r', self::PRELUDE . $code],
-            [1 => ['pipe', 'w'], 2 => ['pipe', 'w']],
-            $pipes,
-        );
-        $out = stream_get_contents($pipes[1]);
-        $err = stream_get_contents($pipes[2]);
-        $status = proc_close($process);
-        self::assertSame(0, $status, "php exited {$status}: {$out}{$err}");
-        return (string)$out;
+        return Server::php(self::PRELUDE . $code);
     }
 
     public function testEachKindOfChangeIsFoundAndNothingElse(): void

@@ -12,30 +12,9 @@ use PHPUnit\Framework\TestCase;
  */
 final class NativePbkdf2Test extends TestCase
 {
-    /** Runs PHP code with the extension and returns what it printed (or fails with it). */
-    private static function php(string $code, array $env = []): string
-    {
-        $ext = Server::extension();
-        if (!is_file($ext)) {
-            self::markTestSkipped("no extension at {$ext} (build it, or set RR_EXT)");
-        }
-        $process = proc_open(
-            [PHP_BINARY, '-n', '-d', "extension={$ext}", '-r', $code],
-            [1 => ['pipe', 'w'], 2 => ['pipe', 'w']],
-            $pipes,
-            null,
-            $env + getenv(),
-        );
-        $out = stream_get_contents($pipes[1]);
-        $err = stream_get_contents($pipes[2]);
-        $status = proc_close($process);
-        self::assertSame(0, $status, "php exited {$status}: {$out}{$err}");
-        return (string)$out;
-    }
-
     public function testSameBytesAsHashPbkdf2(): void
     {
-        $out = self::php(<<<'PHP'
+        $out = Server::php(<<<'PHP'
             $cases = 0;
             foreach ([0, 1, 20, 63, 64, 65, 128, 300] as $passwordLength) {
                 foreach ([0, 8, 14, 100] as $saltLength) {
@@ -61,7 +40,7 @@ final class NativePbkdf2Test extends TestCase
 
     public function testBadValuesThrowValueErrorNamingThem(): void
     {
-        $out = self::php(<<<'PHP'
+        $out = Server::php(<<<'PHP'
             foreach ([[0, 16], [-3, 16], [4294967296, 16], [1, 0], [1, -1], [1, 1048577]] as [$iterations, $length]) {
                 try {
                     RR\pbkdf2_sha1('password', 'salt', $iterations, $length);
@@ -88,7 +67,7 @@ final class NativePbkdf2Test extends TestCase
         if ($root === '' || !is_file($root . '/3rdparty/autoload.php')) {
             self::markTestSkipped('set RR_NEXTCLOUD_ROOT to a Nextcloud install (phpseclib comes from its 3rdparty/)');
         }
-        $out = self::php(<<<'PHP'
+        $out = Server::php(<<<'PHP'
             require getenv('RR_NEXTCLOUD_ROOT') . '/3rdparty/autoload.php';
             require getenv('RR_REPO') . '/php/autoload.php';
             $plain = new phpseclib\Crypt\AES();

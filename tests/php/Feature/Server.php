@@ -4,6 +4,8 @@ declare(strict_types=1);
 
 namespace RR\Tests\Feature;
 
+use PHPUnit\Framework\Assert;
+
 /**
  * A fixture script run by the real `php` with the built extension, on an ephemeral port;
  * stopped with SIGTERM. The extension is $RR_EXT, else target/release/rr.so.
@@ -24,6 +26,32 @@ final class Server
         $env = getenv('RR_EXT');
 
         return $env !== false && $env !== '' ? $env : \dirname(__DIR__, 3) . '/target/release/rr.so';
+    }
+
+    /**
+     * Runs PHP code (`php -n -r`) with the extension and returns what it printed; skips the
+     * test without a built extension, fails it when php exits with another status than 0.
+     *
+     * @param array<string, string> $env added to this process's environment
+     */
+    public static function php(string $code, array $env = []): string
+    {
+        $ext = self::extension();
+        if (!is_file($ext)) {
+            Assert::markTestSkipped("no extension at {$ext} (build it, or set RR_EXT)");
+        }
+        $process = proc_open(
+            [\PHP_BINARY, '-n', '-d', "extension={$ext}", '-r', $code],
+            [1 => ['pipe', 'w'], 2 => ['pipe', 'w']],
+            $pipes,
+            null,
+            $env + getenv(),
+        );
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        $status = proc_close($process);
+        Assert::assertSame(0, $status, "php exited {$status}: {$out}{$err}");
+        return (string)$out;
     }
 
     public static function start(string $fixture): self
