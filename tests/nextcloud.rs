@@ -2545,7 +2545,7 @@ fn app_password_follows_a_password_change() {
 /// takes the new one and refuses the old one at once, as php-fpm does. (The user backend keeps
 /// the user rows it loaded, password hashes included; rr puts them back after each request.)
 /// And a login name that did not exist when a worker first looked it up can log in once the
-/// user is added.
+/// user is added; a disabled user is refused at once, and let in again once enabled.
 #[test]
 fn password_reset_and_new_user_are_seen_by_running_workers() {
     let (_g, install) = install_or_skip!();
@@ -2596,6 +2596,26 @@ fn password_reset_and_new_user_are_seen_by_running_workers() {
             status(server, first),
             401,
             "{}: the old password\n{}",
+            server.name(),
+            server.logs()
+        );
+    }
+    // Disabled, then enabled again: refused at once (php-fpm answers 503), then let in again.
+    occ(&install, &["user:disable", &name]);
+    let refused = status(&fpm, second);
+    assert!(refused >= 400, "php-fpm let a disabled user in: {refused}");
+    assert_eq!(
+        status(&rr, second),
+        refused,
+        "rr: a disabled user\n{}",
+        rr.logs()
+    );
+    occ(&install, &["user:enable", &name]);
+    for server in [&fpm, &rr] {
+        assert_eq!(
+            status(server, second),
+            207,
+            "{}: enabled again\n{}",
             server.name(),
             server.logs()
         );
