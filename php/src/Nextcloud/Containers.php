@@ -172,8 +172,10 @@ final class Containers
     /**
      * Keeps a service across requests with its properties as they are now, put back after
      * every request; the in-memory caches it holds (Root's user folders, ...) too, emptied.
+     * They count as kept (for promote()) in `$into`, by default $kept.
+     *
+     * @return list<array{\ReflectionProperty, bool, mixed}> the properties it gets back
      */
-    /** @return list<array{\ReflectionProperty, bool, mixed}> the properties it gets back */
     private function keep(object $service, ?\SplObjectStorage $into = null): array
     {
         $into ??= $this->kept;
@@ -228,7 +230,7 @@ final class Containers
             || $value instanceof \OC\Memcache\ArrayCache;
     }
 
-    /** @return list<array{\ReflectionProperty, bool, mixed, string}> property, initialized, value, key in `(array)` */
+    /** @return list<array{\ReflectionProperty, bool, mixed}> property, initialized, value */
     private static function properties(object $service): array
     {
         $out = [];
@@ -239,13 +241,7 @@ final class Containers
                     continue;
                 }
                 $initialized = $property->isInitialized($service);
-                // Its key in `(array) $service`.
-                $mangled = match (true) {
-                    $property->isPrivate() => "\0" . $class->getName() . "\0" . $property->getName(),
-                    $property->isProtected() => "\0*\0" . $property->getName(),
-                    default => $property->getName(),
-                };
-                $out[] = [$property, $initialized, $initialized ? $property->getValue($service) : null, $mangled];
+                $out[] = [$property, $initialized, $initialized ? $property->getValue($service) : null];
             }
         }
         return $out;
@@ -280,8 +276,8 @@ final class Containers
         if ($this->objects !== null) {
             // rr compares every object with its cast in one call, without building casts.
             foreach (\RR\changed_objects($this->objects, $this->casts) as $i) {
-                [$service, $properties, $cast] = $this->services[$i];
-                self::restore($service, $properties, $cast);
+                [$service, $properties] = $this->services[$i];
+                self::restore($service, $properties);
             }
             return;
         }
@@ -291,37 +287,17 @@ final class Containers
             if ($cast !== null && (array)$service === $cast) {
                 continue;
             }
-            self::restore($service, $properties, $cast);
+            self::restore($service, $properties);
         }
     }
 
     /**
-     * Puts back each property that differs from its value in `$properties`; with a cast (a
-     * user class), what differs is found in one `(array)` of the object, not one reflection
-     * read per property.
+     * Puts back each property that differs from its value in `$properties`.
      *
-     * @param list<array{\ReflectionProperty, bool, mixed, string}> $properties
-     * @param array<string, mixed>|null $cast
+     * @param list<array{\ReflectionProperty, bool, mixed}> $properties
      */
-    private static function restore(object $service, array $properties, ?array $cast): void
+    private static function restore(object $service, array $properties): void
     {
-        if ($cast !== null) {
-            $now = (array)$service;
-            foreach ($properties as [$property, $initialized, $value, $key]) {
-                if (!$initialized) {
-                    if (array_key_exists($key, $now)) {
-                        \Closure::bind(function () use ($property): void {
-                            unset($this->{$property->getName()});
-                        }, $service, $property->getDeclaringClass()->getName())();
-                    }
-                    continue;
-                }
-                if (!array_key_exists($key, $now) || $now[$key] !== $value) {
-                    $property->setValue($service, $value);
-                }
-            }
-            return;
-        }
         foreach ($properties as [$property, $initialized, $value]) {
             if (!$initialized) {
                 if ($property->isInitialized($service)) {

@@ -502,15 +502,15 @@ final class Kernel
      * the getPassword() TokenPasswords overrides; another Nextcloud version keeps its own.
      * Checked by reflection first: loading a subclass with an incompatible override is fatal.
      */
-    private static function sealTokenPasswords(bool $verify): bool
+    private static function sealTokenPasswords(bool $verify): void
     {
         $provider = \OC\Authentication\Token\PublicKeyTokenProvider::class;
         if (!class_exists($provider) || !class_exists(\OC\Authentication\Token\PublicKeyToken::class)) {
-            return false;
+            return;
         }
         $class = new \ReflectionClass($provider);
         if ($class->isFinal() || !$class->hasMethod('getPassword')) {
-            return false;
+            return;
         }
         $method = $class->getMethod('getPassword');
         $types = array_map(static fn (\ReflectionParameter $p): string => (string)$p->getType(), $method->getParameters());
@@ -519,7 +519,7 @@ final class Kernel
             || $types !== [\OCP\Authentication\Token\IToken::class, 'string']
             || (string)$method->getReturnType() !== 'string'
         ) {
-            return false;
+            return;
         }
         TokenPasswords::$memo = new SealedMemo();
         TokenPasswords::$verify = $verify;
@@ -533,7 +533,6 @@ final class Kernel
                 }
             }, $manager, \OC\Authentication\Token\Manager::class)();
         }
-        return true;
     }
 
     /**
