@@ -69,8 +69,12 @@ pub fn changed_objects(objects: &ZendHashTable, snapshots: &ZendHashTable) -> Ph
     Ok(changed)
 }
 
-fn type_of(zv: *const zval) -> u32 {
-    // SAFETY: callers pass pointers to live zvals; reading the type byte is always valid.
+/// A zval's type byte (`Z_TYPE`).
+///
+/// # Safety
+/// `zv` points to a live zval.
+unsafe fn type_of(zv: *const zval) -> u32 {
+    // SAFETY: per the function's contract.
     unsafe { (*zv).u1.type_info & 0xff }
 }
 
@@ -82,11 +86,13 @@ fn type_of(zv: *const zval) -> u32 {
 unsafe fn property_value(b: *const Bucket) -> Option<*mut zval> {
     // SAFETY: per the function's contract.
     let mut zv = unsafe { std::ptr::addr_of!((*b).val) }.cast_mut();
-    if type_of(zv) == IS_INDIRECT {
+    // SAFETY: `zv` is the bucket's own zval, live per the function's contract.
+    if unsafe { type_of(zv) } == IS_INDIRECT {
         // SAFETY: an INDIRECT zval points to the object's property slot, alive with the object.
         zv = unsafe { (*zv).value.zv };
     }
-    (type_of(zv) != IS_UNDEF).then_some(zv)
+    // SAFETY: the bucket's zval, or the live property slot it points to.
+    (unsafe { type_of(zv) } != IS_UNDEF).then_some(zv)
 }
 
 /// Whether a property name can be turned into an integer key by `(array)` ("0", "-1", ...):
