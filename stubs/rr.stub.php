@@ -234,3 +234,17 @@ function pbkdf2_sha1(string $password, string $salt, int $iterations, int $lengt
  *     differ
  */
 function changed_objects(array $objects, array $snapshots): array {}
+
+/**
+ * Makes `$object` an instance of `$class`, in place: its properties keep their values, every
+ * reference to it (variables, arrays, closures bound to it) stays valid, and from now on the
+ * methods of `$class` run for it. For a layer that changes how a long-lived object of an
+ * application behaves without replacing it (the Nextcloud runtime turns its containers into
+ * subclasses that find a service without first throwing an exception). `$class` must directly
+ * extend the object's class, be a concrete class declared in PHP and declare no properties, so
+ * that the object's memory means the same under both classes.
+ *
+ * @throws \ValueError when `$class` does not exist or is not such a subclass of the object's
+ *     class (the message says why); the object is then left as it was
+ */
+function reclass(object $object, string $class): void {}

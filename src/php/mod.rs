@@ -6,6 +6,7 @@ mod interrupt;
 mod kdf;
 mod objects;
 mod pool;
+mod reclass;
 mod request;
 mod sapi;
 mod signal;
@@ -78,5 +79,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<exception::ConfigException>()
         .class::<request::Request>()
         .class::<worker::Worker>();
-    objects::register(kdf::register(pool::register(velox::register(module))))
+    reclass::register(objects::register(kdf::register(pool::register(
+        velox::register(module),
+    ))))
 }
