@@ -53,6 +53,8 @@ $worker = new RR\Worker($options);
 // NEXTCLOUD_VERIFY_KEPT=1 (tests) checks each kept service against a fresh build per request.
 // NEXTCLOUD_SEAL_PASSWORDS=0: decrypt an app password's login password in every request instead
 // of remembering it sealed under the app password (docs/nextcloud.md, "App passwords").
+// NEXTCLOUD_DIRECT_LOOKUPS=0: leave Nextcloud's containers as they are, throwing and catching an
+// exception on the way to many services (docs/nextcloud.md, "Container lookups").
 $kernel = new RR\Nextcloud\Kernel(
     $root,
     phases: RR\Nextcloud\Phases::fromEnvironment(),
@@ -60,6 +62,7 @@ $kernel = new RR\Nextcloud\Kernel(
     promotionLog: (string)getenv('NEXTCLOUD_PROMOTION_LOG') !== '' ? (string)getenv('NEXTCLOUD_PROMOTION_LOG') : null,
     verifyKept: getenv('NEXTCLOUD_VERIFY_KEPT') === '1',
     sealPasswords: getenv('NEXTCLOUD_SEAL_PASSWORDS') !== '0',
+    directLookups: getenv('NEXTCLOUD_DIRECT_LOOKUPS') !== '0',
 );
 
 // A pool worker, or the template that forked workers start from (http.pool.template), boots

@@ -106,6 +106,11 @@ final class Kernel
          * (TokenPasswords, NEXTCLOUD_SEAL_PASSWORDS); false decrypts it in every request.
          */
         private readonly bool $sealPasswords = true,
+        /**
+         * Let the containers find a service without first throwing and catching an exception
+         * (Lookups, NEXTCLOUD_DIRECT_LOOKUPS); false leaves them as Nextcloud made them.
+         */
+        private readonly bool $directLookups = true,
     ) {
         $this->containers = new Containers($keepPure, $promotionLog);
         $this->statics = new Statics(self::REQUEST_STATICS);
@@ -172,6 +177,9 @@ final class Kernel
             self::sealTokenPasswords($this->verifyKept);
         }
         self::unloadAppConfig();
+        if ($this->directLookups) {
+            Lookups::install();
+        }
         Server::get(IDBConnection::class)->close();
         $this->containers->snapshot();
         $this->statics->snapshot();
