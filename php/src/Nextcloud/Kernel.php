@@ -486,7 +486,8 @@ final class Kernel
     /**
      * Gives Nextcloud's Crypto service (built at boot, shared by every service) an AES that
      * derives each password's key once per request (MemoizedAes): a request that starts a
-     * session derives the same key three times. Left as it is when the service or its cipher is
+     * session derives the same key three times. The key of the instance secret is kept for
+     * the worker's life: every app-password login encrypts the login credentials with it. Left as it is when the service or its cipher is
      * not exactly the class this was written for (another Nextcloud or phpseclib version).
      */
     private static function memoizeCrypto(): ?MemoizedAes
@@ -500,7 +501,14 @@ final class Kernel
                 return null;
             }
             // Crypto's constructor does `new AES()`; encrypt() and decrypt() set key and IV first.
-            return $this->cipher = new MemoizedAes();
+            $cipher = new MemoizedAes();
+            // encrypt() and decrypt() without a password use the instance secret, through the
+            // same derivation as a given one (Crypto::encrypt(), Nextcloud 32).
+            $secret = $this->config->getSystemValueString('secret');
+            if ($secret !== '') {
+                $cipher->keep(substr(hash_hkdf('sha512', $secret), 0, 32));
+            }
+            return $this->cipher = $cipher;
         }, $crypto, \OC\Security\Crypto::class)();
     }
 

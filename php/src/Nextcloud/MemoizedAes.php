@@ -15,7 +15,10 @@ namespace RR\Nextcloud;
  * key. Here a `setPassword()` with a password, salt and key length seen before in the request
  * sets the key derived then, which is what PBKDF2 would compute again (it is a function of
  * those three). The Kernel calls forget() at the end of every request, so no key outlives the
- * request that derived it. With rr loaded, a key is derived by rr's native RR\pbkdf2_sha1().
+ * request that derived it, except those of passwords given to keep(): the one Crypto derives
+ * from the instance secret, which every app-password login uses (the login credentials store)
+ * and which the worker holds anyway (config.php). With rr loaded, a key is derived by rr's
+ * native RR\pbkdf2_sha1().
  */
 final class MemoizedAes extends \phpseclib\Crypt\AES
 {
@@ -24,6 +27,12 @@ final class MemoizedAes extends \phpseclib\Crypt\AES
 
     /** @var array<string, string> derived key by key length, salt and password */
     private array $keys = [];
+
+    /** @var array<string, true> passwords whose keys forget() leaves (keep()) */
+    private array $lasting = [];
+
+    /** @var array<string, true> the ids in $keys of those passwords */
+    private array $lastingIds = [];
 
     /**
      * What phpseclib's engine choice (_setEngine()) leaves in the properties it sets, by what it
@@ -72,6 +81,9 @@ final class MemoizedAes extends \phpseclib\Crypt\AES
         if ($result === true && count($this->keys) < self::MAX_KEYS) {
             // setPassword() ends with setKey($derived), which stores it as it is.
             $this->keys[$id] = $this->key;
+            if (isset($this->lasting[$password])) {
+                $this->lastingIds[$id] = true;
+            }
         }
         return $result;
     }
@@ -111,10 +123,20 @@ final class MemoizedAes extends \phpseclib\Crypt\AES
         return count($this->engines);
     }
 
-    /** Forgets every key derived so far (the end of a request). */
+    /**
+     * Keeps the key derived from this password across requests: forget() leaves it. Only for a
+     * password the worker holds for its whole life anyway (the Kernel: what Crypto derives
+     * from the instance secret), never one of a user or a session.
+     */
+    public function keep(string $password): void
+    {
+        $this->lasting[$password] = true;
+    }
+
+    /** Forgets every key derived so far except those of keep()'s passwords (the end of a request). */
     public function forget(): void
     {
-        $this->keys = [];
+        $this->keys = array_intersect_key($this->keys, $this->lastingIds);
     }
 
     /** How many derived keys are remembered now. */

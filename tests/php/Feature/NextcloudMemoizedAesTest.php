@@ -64,6 +64,27 @@ final class NextcloudMemoizedAesTest extends TestCase
         self::assertSame(1, $memo->remembered());
     }
 
+    public function testOnlyTheKeysOfKeptPasswordsOutliveForget(): void
+    {
+        $plain = new \phpseclib\Crypt\AES();
+        $memo = new MemoizedAes();
+        $memo->keep(substr(hash_hkdf('sha512', 'instance-secret'), 0, 32));
+        $iv = random_bytes(16);
+        foreach (['instance-secret', 'session-a', 'instance-secret'] as $password) {
+            self::assertSame(self::encrypt($plain, $password, $iv, 'x'), self::encrypt($memo, $password, $iv, 'x'));
+        }
+        self::assertSame(2, $memo->remembered());
+        $memo->forget();
+        self::assertSame(1, $memo->remembered(), 'the kept password\'s key stays, the session\'s goes');
+        foreach (['instance-secret', 'session-a'] as $password) {
+            self::assertSame(self::encrypt($plain, $password, $iv, 'y'), self::encrypt($memo, $password, $iv, 'y'));
+            self::assertSame('y', self::decrypt($memo, $password, $iv, self::encrypt($plain, $password, $iv, 'y')));
+        }
+        self::assertSame(2, $memo->remembered());
+        $memo->forget();
+        self::assertSame(1, $memo->remembered());
+    }
+
     /** The engine phpseclib picks, and the cipher names it sets, as phpseclib sets them. */
     private static function engineState(\phpseclib\Crypt\AES $cipher): array
     {
