@@ -230,6 +230,19 @@ final class Containers
             || $value instanceof \OC\Memcache\ArrayCache;
     }
 
+    /**
+     * A cache object whose entries live outside the worker (APCu, Redis, Memcached), or the
+     * null cache, made by the cache factory: it holds only its key prefix, so keeping one
+     * across requests is what php-fpm gets by building a new one over the same store.
+     */
+    private static function isSharedCache(mixed $value): bool
+    {
+        return is_object($value) && in_array($value::class, [
+            \OC\Memcache\APCu::class, \OC\Memcache\Redis::class, \OC\Memcache\Memcached::class,
+            \OC\Memcache\NullCache::class,
+        ], true);
+    }
+
     /** @return list<array{\ReflectionProperty, bool, mixed}> property, initialized, value */
     private static function properties(object $service): array
     {
@@ -567,6 +580,10 @@ final class Containers
                 // allows): kept and emptied after every request with the service.
                 continue;
             }
+            if (self::isSharedCache($value)) {
+                // Made by the cache factory in its constructor (PureConstructor allows that).
+                continue;
+            }
             $bad = $this->foreignValue($value, $batch);
             if ($bad !== null) {
                 return "\${$property->getName()} of " . $object::class . " holds {$bad}, which is not kept across requests";
@@ -617,7 +634,10 @@ final class Containers
                 [$freshInitialized, $freshValue] = $fresh[$name] ?? [false, null];
                 $same = $keptInitialized === $freshInitialized && ($keptValue === $freshValue
                     // Its own memory cache: a new empty one in each fresh build.
-                    || (self::isMemoryCache($keptValue) && is_object($freshValue) && $keptValue::class === $freshValue::class));
+                    || (self::isMemoryCache($keptValue) && is_object($freshValue) && $keptValue::class === $freshValue::class)
+                    // A cache over a shared store: a new one with the same prefix.
+                    || (self::isSharedCache($keptValue) && is_object($freshValue) && $keptValue::class === $freshValue::class
+                        && (array)$keptValue === (array)$freshValue));
                 if (!$same) {
                     $out[] = "{$class}: {$name} differs from a fresh build";
                 }

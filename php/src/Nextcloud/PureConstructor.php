@@ -9,8 +9,9 @@ namespace RR\Nextcloud;
  * fallback (SimpleContainer::buildClass()) gives an object that depends on nothing but the
  * objects it is given: every constructor parameter is an object resolved by type (or the
  * container's constant `appName`), and every constructor in the chain only stores what it is
- * given, literals, constants and results of a few pure functions. It calls no method, reads no
- * static, global or superglobal, creates nothing, includes nothing.
+ * given, literals, constants and results of a few pure functions. It calls no method (but a
+ * few of the cache factory's, CACHE_FACTORY_METHODS), reads no static, global or superglobal,
+ * creates nothing (but a per-request memory cache), includes nothing.
  *
  * Such a constructor cannot have read the request, the session or the user: an instance built
  * between requests is the same, property for property, as one built inside any request from the
@@ -29,6 +30,17 @@ final class PureConstructor
         'explode' => true, 'implode' => true, 'str_contains' => true, 'str_starts_with' => true,
         'str_ends_with' => true, 'strlen' => true, 'array_keys' => true, 'array_values' => true,
         'max' => true, 'min' => true, 'intval' => true, 'is_string' => true, 'is_array' => true,
+    ];
+
+    /**
+     * Methods of Nextcloud's cache factory (OCP\ICacheFactory) a constructor may call on the
+     * factory it is given: each answers from the factory's configuration, or makes a cache
+     * object of its own (Containers accepts only caches whose entries live outside the worker,
+     * in APCu, Redis or Memcached as under php-fpm, or a per-request memory cache it empties).
+     */
+    private const CACHE_FACTORY_METHODS = [
+        'isavailable' => true, 'islocalcacheavailable' => true, 'createlocal' => true,
+        'createdistributed' => true, 'createinmemory' => true,
     ];
 
     /** Tokens that end the question: the constructor does more than store what it is given. */
@@ -159,6 +171,10 @@ final class PureConstructor
             }
             if ($t->is([T_OBJECT_OPERATOR, T_NULLSAFE_OBJECT_OPERATOR])) {
                 if (($tokens[$i + 2]->text ?? '') === '(' || !$tokens[$i + 1]->is(T_STRING)) {
+                    if (self::cacheFactoryCall($constructor, $tokens, $i)) {
+                        $i++;
+                        continue;
+                    }
                     return "constructor calls a method (line {$t->line})";
                 }
                 $i++;
@@ -200,6 +216,65 @@ final class PureConstructor
             }
         }
         return 'constructor body not closed';
+    }
+
+    /**
+     * Whether the method call at the `->` of `$tokens[$i]` is one of CACHE_FACTORY_METHODS on
+     * a cache factory: a parameter declared as one and never assigned in the constructor
+     * (`$cacheFactory->createLocal(`), or a property of the class declared as one
+     * (`$this->cacheFactory->createInMemory(`).
+     *
+     * @param list<\PhpToken> $tokens
+     */
+    private static function cacheFactoryCall(\ReflectionMethod $constructor, array $tokens, int $i): bool
+    {
+        $method = $tokens[$i + 1] ?? null;
+        if ($method === null || !$method->is(T_STRING) || ($tokens[$i + 2]->text ?? '') !== '('
+            || !isset(self::CACHE_FACTORY_METHODS[strtolower($method->text)])) {
+            return false;
+        }
+        $receiver = $tokens[$i - 1];
+        if ($receiver->is(T_VARIABLE) && $receiver->text !== '$this') {
+            foreach ($constructor->getParameters() as $parameter) {
+                if ('$' . $parameter->getName() === $receiver->text) {
+                    return self::isCacheFactory($parameter->getType())
+                        && !$parameter->isPassedByReference()
+                        && !self::assigned($tokens, $receiver->text);
+                }
+            }
+            return false;
+        }
+        if ($receiver->is(T_STRING) && ($tokens[$i - 2]->text ?? '') === '->' && ($tokens[$i - 3]->text ?? '') === '$this') {
+            $class = $constructor->getDeclaringClass();
+            return $class->hasProperty($receiver->text)
+                && self::isCacheFactory($class->getProperty($receiver->text)->getType());
+        }
+        return false;
+    }
+
+    private static function isCacheFactory(?\ReflectionType $type): bool
+    {
+        return $type instanceof \ReflectionNamedType && !$type->allowsNull()
+            && in_array($type->getName(), [\OCP\ICacheFactory::class, \OC\Memcache\Factory::class], true);
+    }
+
+    /**
+     * Whether the variable is assigned anywhere in the tokens (`$x = `, `$x .= `, `$x ??= `...).
+     *
+     * @param list<\PhpToken> $tokens
+     */
+    private static function assigned(array $tokens, string $variable): bool
+    {
+        $comparisons = ['==' => true, '===' => true, '!=' => true, '!==' => true, '<=' => true, '>=' => true, '<=>' => true];
+        foreach ($tokens as $k => $t) {
+            if ($t->is(T_VARIABLE) && $t->text === $variable) {
+                $next = $tokens[$k + 1]->text ?? '';
+                if (str_ends_with($next, '=') && !isset($comparisons[$next])) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     /** @param list<\PhpToken> $tokens */

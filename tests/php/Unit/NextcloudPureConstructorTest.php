@@ -25,6 +25,8 @@ final class NextcloudPureConstructorTest extends TestCase
         yield 'the constant appName' => [Pure\WithAppName::class];
         yield 'parent constructor with a branch and pure functions' => [Pure\ThingMapper::class];
         yield 'its own CappedMemoryCache' => [Pure\OwnCache::class];
+        yield 'the cache factory it is given' => [Pure\UsesCacheFactory::class];
+        yield 'the cache factory in its promoted property' => [Pure\UsesCacheFactoryProperty::class];
     }
 
     /** @dataProvider pure */
@@ -50,6 +52,10 @@ final class NextcloudPureConstructorTest extends TestCase
         yield 'impure parent constructor, called' => [Pure\ImpureChild::class, 'calls a method'];
         yield 'impure parent constructor, inherited' => [Pure\InheritsImpure::class, 'calls a method'];
         yield 'destructor' => [Pure\HasDestructor::class, 'destructor'];
+        yield 'another method of the cache factory' => [Pure\CacheFactoryOtherMethod::class, 'calls a method'];
+        yield 'a cache factory parameter assigned something else' => [Pure\CacheFactoryReassigned::class, 'calls a method'];
+        yield 'a nullable cache factory' => [Pure\NullableCacheFactory::class, 'calls a method'];
+        yield 'a cache factory method on another type' => [Pure\CacheMethodOnAnotherParameter::class, 'calls a method'];
         yield 'internal parent class' => [Pure\InternalParent::class, 'internal class ArrayObject'];
         yield 'interface' => [Pure\Dep::class, 'not instantiable'];
         yield 'unknown class' => ['RR\Tests\Fixtures\Pure\Missing', 'not a loaded class'];
