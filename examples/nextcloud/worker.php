@@ -55,6 +55,8 @@ $worker = new RR\Worker($options);
 // of remembering it sealed under the app password (docs/nextcloud.md, "App passwords").
 // NEXTCLOUD_DIRECT_LOOKUPS=0: leave Nextcloud's containers as they are, throwing and catching an
 // exception on the way to many services (docs/nextcloud.md, "Container lookups").
+// NEXTCLOUD_STATEMENT_CACHE=0: prepare every database query again, as Nextcloud does, instead of
+// keeping prepared statements (SQLite; docs/nextcloud.md, "Prepared statements").
 $kernel = new RR\Nextcloud\Kernel(
     $root,
     phases: RR\Nextcloud\Phases::fromEnvironment(),
@@ -63,6 +65,7 @@ $kernel = new RR\Nextcloud\Kernel(
     verifyKept: getenv('NEXTCLOUD_VERIFY_KEPT') === '1',
     sealPasswords: getenv('NEXTCLOUD_SEAL_PASSWORDS') !== '0',
     directLookups: getenv('NEXTCLOUD_DIRECT_LOOKUPS') !== '0',
+    statementCache: getenv('NEXTCLOUD_STATEMENT_CACHE') !== '0',
 );
 
 // A pool worker, or the template that forked workers start from (http.pool.template), boots

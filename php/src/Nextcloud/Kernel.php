@@ -82,6 +82,8 @@ final class Kernel
     private bool $untrusted = false;
     /** The Crypto service's cipher when it could be given one that remembers derived keys. */
     private ?MemoizedAes $cipher = null;
+    /** The database driver when its connections keep their prepared statements. */
+    private ?Db\StatementCacheDriver $statements = null;
 
     public function __construct(
         private readonly string $root,
@@ -111,6 +113,11 @@ final class Kernel
          * (Lookups, NEXTCLOUD_DIRECT_LOOKUPS); false leaves them as Nextcloud made them.
          */
         private readonly bool $directLookups = true,
+        /**
+         * Keep prepared statements across requests (Db\StatementCacheDriver, SQLite only,
+         * NEXTCLOUD_STATEMENT_CACHE); false prepares every query again, as Nextcloud does.
+         */
+        private readonly bool $statementCache = true,
     ) {
         $this->containers = new Containers($keepPure, $promotionLog);
         $this->statics = new Statics(self::REQUEST_STATICS);
@@ -179,6 +186,10 @@ final class Kernel
         self::unloadAppConfig();
         if ($this->directLookups) {
             Lookups::install();
+        }
+        if ($this->statementCache) {
+            // Connections opened from now on (this one is closed below) keep their statements.
+            $this->statements = Db\StatementCacheDriver::install(Server::get(\OC\DB\Connection::class));
         }
         Server::get(IDBConnection::class)->close();
         $this->containers->snapshot();
@@ -415,6 +426,8 @@ final class Kernel
             // connection, which rolls back.
             $db->rollBack();
         }
+        // php-fpm destroys every statement at the end of the request: no read stays open.
+        $this->statements?->endRequest();
         \OC::$server->getSession()->close();
         if (session_status() === PHP_SESSION_ACTIVE) {
             session_write_close();
