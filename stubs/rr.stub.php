@@ -241,8 +241,9 @@ function changed_objects(array $objects, array $snapshots): array {}
  * methods of `$class` run for it. For a layer that changes how a long-lived object of an
  * application behaves without replacing it (the Nextcloud runtime turns its containers into
  * subclasses that find a service without first throwing an exception). `$class` must directly
- * extend the object's class, be a concrete class declared in PHP and declare no properties, so
- * that the object's memory means the same under both classes.
+ * extend the object's class, be a concrete class declared in PHP, declare no properties and not
+ * differ from it in having magic property methods (`__get`, `__set`, `__isset`, `__unset`,
+ * which give objects an extra slot), so that the object's memory means the same under both.
  *
  * @throws \ValueError when `$class` does not exist or is not such a subclass of the object's
  *     class (the message says why); the object is then left as it was

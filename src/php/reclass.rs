@@ -20,8 +20,9 @@ use super::exception;
 const ZEND_USER_CLASS: i8 = 2;
 
 /// Makes `$object` an instance of `$class`, which must directly extend the object's class,
-/// be a concrete user class and declare no properties: the object's property slots then mean
-/// the same under either class. Its properties keep their values; from now on the methods of
+/// be a concrete user class, declare no properties and add no magic property methods
+/// (`__get`, `__set`, `__isset`, `__unset`): the object's memory then means the same under
+/// either class. Its properties keep their values; from now on the methods of
 /// `$class` run for it, and `$object instanceof` its old class still holds.
 ///
 /// @throws \ValueError when `$class` does not exist, or is not such a subclass of the
@@ -89,6 +90,18 @@ unsafe fn refusal(object: *const zend_object, target: *const zend_class_entry) -
         };
         if allocator(target) != allocator(current) {
             return Some("it allocates its objects differently".into());
+        }
+        // A class with __get, __set, __isset or __unset gives its objects one more slot, for
+        // the recursion guards (zend_object_properties_size()): the object has it or not.
+        // (ZEND_ACC_USE_GUARDS, whose bit differs between PHP versions, follows these four.)
+        let magic = |ce: *const zend_class_entry| {
+            !(*ce).__get.is_null()
+                || !(*ce).__set.is_null()
+                || !(*ce).__isset.is_null()
+                || !(*ce).__unset.is_null()
+        };
+        if magic(target) != magic(current) {
+            return Some("one of them has magic property methods (__get, __set, __isset, __unset) and the other not".into());
         }
         // A redeclared property also adds a slot (left unused), so the count alone tells; the
         // table is checked too in case a PHP version reuses the slot.

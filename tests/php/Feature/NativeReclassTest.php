@@ -30,6 +30,9 @@ final class NativeReclassTest extends TestCase
         class Grandchild extends Sub {}
         abstract class AbstractSub extends Base {}
         final class SubOfException extends \Exception {}
+        class MagicSub extends Base { public function __get($name) { return 1; } }
+        class MagicBase { public function __isset($name) { return false; } }
+        class SubOfMagic extends MagicBase { public function who(): string { return 'sub of magic'; } }
         function attempt(object $o, string $class): string {
             try { RR\reclass($o, $class); return 'done'; }
             catch (\Throwable $e) { return $e::class . ': ' . $e->getMessage(); }
@@ -60,13 +63,16 @@ final class NativeReclassTest extends TestCase
         $out = Server::php(self::PRELUDE . <<<'PHP'
             $o = new Base();
             $lines = [];
-            foreach (['AddsProperty', 'Redeclares', 'Grandchild', 'AbstractSub', 'NoSuchClass', 'Base', 'SubOfException'] as $class) {
+            foreach (['AddsProperty', 'Redeclares', 'Grandchild', 'AbstractSub', 'NoSuchClass', 'Base', 'SubOfException', 'MagicSub'] as $class) {
                 $lines[] = attempt($o, $class);
             }
             $lines[] = $o::class . ' ' . $o->who();
             $lines[] = attempt(new \ArrayObject(), 'Sub');
             $e = new \Exception('x');
             $lines[] = attempt($e, 'SubOfException');
+            // Both with the guards slot: allowed.
+            $m = new MagicBase();
+            $lines[] = attempt($m, 'SubOfMagic') . ' ' . $m->who();
             echo implode("\n", $lines);
             PHP);
         self::assertSame([
@@ -77,9 +83,11 @@ final class NativeReclassTest extends TestCase
             'ValueError: RR\\reclass(): class "NoSuchClass" does not exist',
             'ValueError: RR\\reclass(): Base cannot replace Base as the class of the object: it already is',
             'ValueError: RR\\reclass(): SubOfException cannot replace Base as the class of the object: it does not directly extend it',
+            'ValueError: RR\\reclass(): MagicSub cannot replace Base as the class of the object: one of them has magic property methods (__get, __set, __isset, __unset) and the other not',
             'Base base',
             'ValueError: RR\\reclass(): Sub cannot replace ArrayObject as the class of the object: it does not directly extend it',
             'ValueError: RR\\reclass(): SubOfException cannot replace Exception as the class of the object: both must be classes declared in PHP',
+            'done sub of magic',
         ], explode("\n", $out));
     }
 }
