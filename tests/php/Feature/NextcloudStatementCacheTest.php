@@ -6,6 +6,8 @@ namespace RR\Tests\Feature;
 
 use Doctrine\DBAL\Connection;
 use Doctrine\DBAL\Driver\PDO\SQLite\Driver;
+use Doctrine\DBAL\Exception\UniqueConstraintViolationException;
+use Doctrine\DBAL\ParameterType;
 use PHPUnit\Framework\TestCase;
 use RR\Nextcloud\Db\StatementCacheConnection;
 use RR\Nextcloud\Db\StatementCacheDriver;
@@ -122,6 +124,39 @@ final class NextcloudStatementCacheTest extends TestCase
         self::assertSame(6, $this->rows(), 'the held read no longer hides the other connection\'s row');
         unset($held);
         self::assertSame([1, 2, 3, 4, 5, 6], array_map('intval', $this->db->executeQuery('SELECT id FROM t WHERE id > ? ORDER BY id', [0])->fetchFirstColumn()));
+    }
+
+    public function testAStatementWhoseExecutionFailedIsNotGivenOutAgain(): void
+    {
+        $insert = 'INSERT INTO t (id, v) VALUES (?, ?)';
+        try {
+            $this->db->executeStatement($insert, [1, 'duplicate']);
+            self::fail('the duplicate id was inserted');
+        } catch (UniqueConstraintViolationException) {
+        }
+        // pdo_sqlite leaves a statement whose first step hit a constraint halted: given out
+        // again, every later execution would fail ("bad parameter or other API misuse").
+        self::assertSame(1, $this->db->executeStatement($insert, [7, 'v7']));
+        self::assertSame(1, $this->db->executeStatement($insert, [8, 'v8']));
+        self::assertSame(['v7', 'v8'], $this->db->executeQuery('SELECT v FROM t WHERE id > ? ORDER BY id', [6])->fetchFirstColumn());
+    }
+
+    public function testAnEarlierUsesParametersAreNotBoundAnyMore(): void
+    {
+        $run = static function (\Doctrine\DBAL\Driver\Connection $connection, array $values): array {
+            $statement = $connection->prepare('SELECT ? AS a, ? AS b');
+            foreach ($values as $position => $value) {
+                $statement->bindValue($position, $value, ParameterType::STRING);
+            }
+            return $statement->execute()->fetchNumeric();
+        };
+        $plain = (new Driver())->connect(['path' => $this->file]);
+        $cache = $this->cache();
+        self::assertSame(['x', 'secret'], $run($cache, [1 => 'x', 2 => 'secret']));
+        // The second use binds only the first: what a new statement gives for the other.
+        $expected = $run($plain, [1 => 'y']);
+        self::assertSame('y', $expected[0]);
+        self::assertSame($expected, $run($cache, [1 => 'y']), 'the first use\'s value is not bound any more');
     }
 
     public function testAtMostMaxStatementsAreKept(): void
