@@ -10,8 +10,9 @@ namespace RR\Nextcloud;
  * objects it is given: every constructor parameter is an object resolved by type (or the
  * container's constant `appName`), and every constructor in the chain only stores what it is
  * given, literals, constants and results of a few pure functions. It calls no method (but a
- * few of the cache factory's, CACHE_FACTORY_METHODS), reads no static, global or superglobal,
- * creates nothing (but a per-request memory cache), includes nothing.
+ * few of the cache factory's, CACHE_FACTORY_METHODS), reads no other object's property, no
+ * static, global or superglobal, creates nothing (but a per-request memory cache), includes
+ * nothing.
  *
  * Such a constructor cannot have read the request, the session or the user: an instance built
  * between requests is the same, property for property, as one built inside any request from the
@@ -177,6 +178,11 @@ final class PureConstructor
                     }
                     return "constructor calls a method (line {$t->line})";
                 }
+                if ($tokens[$i - 1]->text !== '$this') {
+                    // Another object's property (a magic __get() may compute it, and it may
+                    // hold what the request put there): only its own are read.
+                    return "constructor reads a property of another object (line {$t->line})";
+                }
                 $i++;
                 continue;
             }
@@ -259,7 +265,9 @@ final class PureConstructor
     }
 
     /**
-     * Whether the variable is assigned anywhere in the tokens (`$x = `, `$x .= `, `$x ??= `...).
+     * Whether the variable is assigned anywhere in the tokens (`$x = `, `$x .= `, `$x ??= `...),
+     * or bound in a way that may assign it (a foreach, a destructuring, a reference), or passed
+     * on (in a list, an argument).
      *
      * @param list<\PhpToken> $tokens
      */
@@ -270,6 +278,13 @@ final class PureConstructor
             if ($t->is(T_VARIABLE) && $t->text === $variable) {
                 $next = $tokens[$k + 1]->text ?? '';
                 if (str_ends_with($next, '=') && !isset($comparisons[$next])) {
+                    return true;
+                }
+                // `foreach (... as $x)`, `[$x] = ...`, `list(, $x) = ...`, `$y = &$x`: bound
+                // to something else, or to a reference that may be.
+                $previous = $tokens[$k - 1] ?? null;
+                if ($previous !== null && ($previous->is(T_AS) || in_array($previous->text, ['&', '[', ',', '=>'], true)
+                    || ($previous->text === '(' && ($tokens[$k - 2] ?? null)?->is(T_LIST)))) {
                     return true;
                 }
             }

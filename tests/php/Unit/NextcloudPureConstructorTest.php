@@ -56,6 +56,9 @@ final class NextcloudPureConstructorTest extends TestCase
         yield 'a cache factory parameter assigned something else' => [Pure\CacheFactoryReassigned::class, 'calls a method'];
         yield 'a nullable cache factory' => [Pure\NullableCacheFactory::class, 'calls a method'];
         yield 'a cache factory method on another type' => [Pure\CacheMethodOnAnotherParameter::class, 'calls a method'];
+        yield 'a cache factory parameter rebound by foreach' => [Pure\CacheFactoryRebound::class, 'calls a method'];
+        yield 'a cache factory parameter changed through a reference' => [Pure\CacheFactoryByReference::class, 'calls a method'];
+        yield 'another object\'s property' => [Pure\ReadsAnotherObjectsProperty::class, 'reads a property of another object'];
         yield 'internal parent class' => [Pure\InternalParent::class, 'internal class ArrayObject'];
         yield 'interface' => [Pure\Dep::class, 'not instantiable'];
         yield 'unknown class' => ['RR\Tests\Fixtures\Pure\Missing', 'not a loaded class'];
