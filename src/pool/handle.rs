@@ -86,7 +86,8 @@ pub struct Limits {
     pub boot_timeout: Duration,
     pub exec_ttl: Option<Duration>,
     pub destroy_timeout: Duration,
-    pub watch_memory: bool,
+    /// `max_worker_memory` in bytes; None: memory is not watched.
+    pub memory_limit: Option<u64>,
 }
 
 /// The worker's side of the channel, frame by frame (cancel-safe: bytes stay in `buf`).
@@ -268,7 +269,7 @@ async fn lifetime(
                     command = commands.recv() => command,
                     // A reading skipped after an answer, taken now that the worker is idle.
                     _ = super::sleep_until(memory.due()) => {
-                        let bytes = memory.read(&ch.process);
+                        let bytes = memory.read(&ch.process, limits.memory_limit.unwrap_or(0));
                         let _ = events.send(Event::Memory { id, memory: bytes });
                         continue;
                     }
@@ -338,10 +339,9 @@ async fn lifetime(
                     match flight.step(frame).await {
                         Step::More => {}
                         Step::Done { took } => {
-                            let memory = match limits.watch_memory {
-                                true => memory.after_answer(&ch.process),
-                                false => None,
-                            };
+                            let memory = limits
+                                .memory_limit
+                                .and_then(|limit| memory.after_answer(&ch.process, limit));
                             let retire = std::mem::take(&mut ch.retire);
                             let _ = events.send(Event::Done { id, memory, retire, took });
                         }
@@ -465,39 +465,55 @@ async fn stop(ch: &mut Channel, limits: &Limits) -> End {
     }
     End::Stopped
 }
-/// How often, at most, a worker's memory is read (`max_worker_memory`). A forked worker's
-/// private memory comes from `/proc/<pid>/smaps_rollup`, which walks its page tables: about
-/// 0.65 ms of the master's CPU for a booted Nextcloud, more than a status.php request takes.
+/// How often, at most, a worker's memory is read (`max_worker_memory`).
 const MEMORY_EVERY: Duration = Duration::from_millis(250);
+
+/// How often a forked worker's memory is read while it is below half the limit. Its private
+/// memory comes from `/proc/<pid>/smaps_rollup`, which walks its page tables: about 0.65 ms of
+/// the master's CPU for a booted Nextcloud, more than a status.php request takes (every
+/// 250 ms, two busy Nextcloud workers cost the master ~1% of the core they share).
+const MEMORY_EVERY_FAR: Duration = Duration::from_secs(1);
+
+/// How soon after a reading the next one may be taken.
+fn memory_interval(forked: bool, bytes: Option<u64>, limit: u64) -> Duration {
+    match (forked, bytes) {
+        (true, Some(b)) if b < limit / 2 => MEMORY_EVERY_FAR,
+        _ => MEMORY_EVERY,
+    }
+}
 
 /// When the worker's memory was last read, and whether an answer came since.
 #[derive(Default)]
 struct Memory {
     read_at: Option<Instant>,
+    /// How soon after `read_at` the next reading may be taken.
+    every: Duration,
     /// An answer came after the last reading: read again (while idle) once it is due.
     pending: bool,
 }
 
 impl Memory {
     /// After an answer: the reading if one is due, else `None` (and it is taken later).
-    fn after_answer(&mut self, process: &Process) -> Option<u64> {
-        if self.read_at.is_some_and(|at| at.elapsed() < MEMORY_EVERY) {
+    fn after_answer(&mut self, process: &Process, limit: u64) -> Option<u64> {
+        if self.read_at.is_some_and(|at| at.elapsed() < self.every) {
             self.pending = true;
             return None;
         }
-        self.read(process)
+        self.read(process, limit)
     }
 
-    fn read(&mut self, process: &Process) -> Option<u64> {
+    fn read(&mut self, process: &Process, limit: u64) -> Option<u64> {
         self.read_at = Some(Instant::now());
         self.pending = false;
-        process::memory(process.pid, process.is_forked())
+        let bytes = process::memory(process.pid, process.is_forked());
+        self.every = memory_interval(process.is_forked(), bytes, limit);
+        bytes
     }
 
     /// When a skipped reading is due.
     fn due(&self) -> Option<Instant> {
         self.pending
-            .then(|| self.read_at.map(|at| at + MEMORY_EVERY))
+            .then(|| self.read_at.map(|at| at + self.every))
             .flatten()
     }
 }
@@ -511,5 +527,24 @@ async fn wait_stop(commands: &mut mpsc::Receiver<Command>) -> Option<()> {
             let _ = job.reply.send(Reply::Unavailable);
             std::future::pending().await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forked_worker_far_below_its_limit_is_read_less_often() {
+        let limit = 256 << 20;
+        assert_eq!(
+            memory_interval(true, Some(10 << 20), limit),
+            MEMORY_EVERY_FAR
+        );
+        // From half the limit on, and when a reading failed: every 250 ms.
+        assert_eq!(memory_interval(true, Some(128 << 20), limit), MEMORY_EVERY);
+        assert_eq!(memory_interval(true, None, limit), MEMORY_EVERY);
+        // RSS (/proc/<pid>/status) is cheap to read: always every 250 ms.
+        assert_eq!(memory_interval(false, Some(10 << 20), limit), MEMORY_EVERY);
     }
 }

@@ -495,7 +495,7 @@ impl Supervisor {
             boot_timeout: boot_timeout(&self.config),
             exec_ttl: Some(pool.supervisor.exec_ttl).filter(|t| !t.is_zero()),
             destroy_timeout: pool.destroy_timeout,
-            watch_memory: pool.supervisor.max_worker_memory > 0,
+            memory_limit: Some(pool.supervisor.max_worker_memory).filter(|&m| m > 0),
         };
         tracing::debug!(pid, id, oneshot, "worker started");
         let now = Instant::now();
