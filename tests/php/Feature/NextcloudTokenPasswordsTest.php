@@ -16,19 +16,7 @@ final class NextcloudTokenPasswordsTest extends TestCase
 {
     public function testTheMemoAnswersOnlyAnUnchangedTokenRowPresentedWithItsId(): void
     {
-        $root = (string)getenv('RR_NEXTCLOUD_ROOT');
-        if ($root === '' || !is_file($root . '/lib/base.php') || !is_file($root . '/config/config.php')) {
-            self::markTestSkipped('set RR_NEXTCLOUD_ROOT to an installed Nextcloud (tests/nextcloud/install.sh)');
-        }
-        $command = [PHP_BINARY, '-d', 'apc.enable_cli=1', __DIR__ . '/../fixtures/token_passwords.php', $root];
-        $process = proc_open($command, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, sys_get_temp_dir());
-        self::assertIsResource($process);
-        $stdout = (string)stream_get_contents($pipes[1]);
-        $stderr = (string)stream_get_contents($pipes[2]);
-        $status = proc_close($process);
-        self::assertSame(0, $status, "fixture failed: $stderr $stdout");
-        $out = json_decode(trim($stdout), true);
-        self::assertIsArray($out, "not JSON: $stdout $stderr");
+        $out = Server::nextcloudFixture('token_passwords.php');
         self::assertArrayNotHasKey('error', $out);
 
         self::assertSame('first password', $out['a']);

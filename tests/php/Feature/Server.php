@@ -54,6 +54,40 @@ final class Server
         return (string)$out;
     }
 
+    /**
+     * Runs a fixture script against the Nextcloud install named by RR_NEXTCLOUD_ROOT (its root
+     * as the argument; with `$extension`, under the built extension as php-fpm's SAPI) and
+     * returns the JSON it printed; skips the test without an install (or an extension), fails
+     * it when the script exits with another status than 0 or prints no JSON.
+     *
+     * @return array<string, mixed>
+     */
+    public static function nextcloudFixture(string $fixture, bool $extension = false): array
+    {
+        $root = (string)getenv('RR_NEXTCLOUD_ROOT');
+        if ($root === '' || !is_file($root . '/lib/base.php') || !is_file($root . '/config/config.php')) {
+            Assert::markTestSkipped('set RR_NEXTCLOUD_ROOT to an installed Nextcloud (tests/nextcloud/install.sh)');
+        }
+        $command = [\PHP_BINARY, '-d', 'apc.enable_cli=1'];
+        if ($extension) {
+            $ext = self::extension();
+            if (!is_file($ext)) {
+                Assert::markTestSkipped("no extension at {$ext} (build it, or set RR_EXT)");
+            }
+            array_push($command, '-d', 'rr.sapi_name=fpm-fcgi', '-d', "extension={$ext}");
+        }
+        array_push($command, \dirname(__DIR__) . '/fixtures/' . $fixture, $root);
+        $process = proc_open($command, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, sys_get_temp_dir());
+        Assert::assertIsResource($process);
+        $stdout = (string)stream_get_contents($pipes[1]);
+        $stderr = (string)stream_get_contents($pipes[2]);
+        $status = proc_close($process);
+        Assert::assertSame(0, $status, "{$fixture} failed: {$stderr} {$stdout}");
+        $out = json_decode(trim($stdout), true);
+        Assert::assertIsArray($out, "not JSON: {$stdout} {$stderr}");
+        return $out;
+    }
+
     public static function start(string $fixture): self
     {
         $stderr = tempnam(sys_get_temp_dir(), 'rr-php-feature-');
