@@ -2382,18 +2382,7 @@ fn kept_services() {
 
 /// Runs `occ` on the install (as the tests' user, with APCu as the servers have it).
 fn occ(install: &Install, args: &[&str]) {
-    let out = std::process::Command::new("php")
-        .args(["-d", "apc.enable_cli=1", "occ", "--no-interaction"])
-        .args(args)
-        .current_dir(&install.root)
-        .output()
-        .expect("php runs occ");
-    assert!(
-        out.status.success(),
-        "occ {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    occ_with_env(install, &[], args);
 }
 
 /// Puts `shareapi_allow_links` back to `yes` however the test ends.
@@ -2466,10 +2455,16 @@ fn app_config_change_is_seen() {
 
 /// occ with `OC_PASS` set, for its `--password-from-env` options; what it printed.
 fn occ_with_password(install: &Install, password: &str, args: &[&str]) -> String {
+    occ_with_env(install, &[("OC_PASS", password)], args)
+}
+
+/// `occ` with these variables added to its environment; what it printed. Fails the test when
+/// occ fails.
+fn occ_with_env(install: &Install, env: &[(&str, &str)], args: &[&str]) -> String {
     let out = std::process::Command::new("php")
         .args(["-d", "apc.enable_cli=1", "occ", "--no-interaction"])
         .args(args)
-        .env("OC_PASS", password)
+        .envs(env.iter().copied())
         .current_dir(&install.root)
         .output()
         .expect("php runs occ");
