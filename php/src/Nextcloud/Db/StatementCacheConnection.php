@@ -4,7 +4,6 @@ declare(strict_types=1);
 
 namespace RR\Nextcloud\Db;
 
-use Doctrine\DBAL\Driver\Connection;
 use Doctrine\DBAL\Driver\Middleware\AbstractConnectionMiddleware;
 use Doctrine\DBAL\Driver\Statement;
 
@@ -25,11 +24,6 @@ final class StatementCacheConnection extends AbstractConnectionMiddleware
 
     /** @var array<string, CachedStatement> by SQL, least recently used first */
     private array $cached = [];
-
-    public function __construct(Connection $connection)
-    {
-        parent::__construct($connection);
-    }
 
     public function prepare(string $sql): Statement
     {

@@ -17,11 +17,6 @@ final class StatementCacheDriver extends AbstractDriverMiddleware
     /** @var list<\WeakReference<StatementCacheConnection>> */
     private array $connections = [];
 
-    public function __construct(Driver $driver)
-    {
-        parent::__construct($driver);
-    }
-
     /**
      * Wraps the driver of Nextcloud's database connection; a connection opened from then on
      * keeps its statements. Returns null (and changes nothing) for another driver.
