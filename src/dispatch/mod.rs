@@ -145,20 +145,9 @@ pub fn queue(capacity: usize) -> (Submitter, Inbox) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::form::Tree;
 
-    fn request(uri: &str) -> RequestData {
-        RequestData {
-            remote_addr: "127.0.0.1:1".parse().unwrap(),
-            protocol: "HTTP/1.1",
-            method: http::Method::GET,
-            uri: uri.into(),
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-            form: None,
-            uploads: Tree::new(),
-            https: false,
-        }
+    fn request(target: &str) -> RequestData {
+        RequestData::for_test(http::Method::GET, target)
     }
 
     #[tokio::test]
@@ -171,7 +160,7 @@ mod tests {
         assert!(tx.hold_slot().is_none());
         drop(first); // client of /a went away
         let job = inbox.recv().await.unwrap();
-        assert_eq!(job.request.uri, "/b");
+        assert_eq!(job.request.target.path(), "/b");
         assert!(inbox.try_recv().is_none());
         let held = tx.hold_slot().unwrap();
         let _c = tx.submit(request("/c")).unwrap();

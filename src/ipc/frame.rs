@@ -3,6 +3,7 @@
 use super::wire::{put_bytes, put_headers, put_str, DecodeError, Reader};
 use crate::request::form::{Key, Node, Tree};
 use crate::request::multipart::Upload;
+use crate::request::target::Target;
 use crate::request::RequestData;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
@@ -281,7 +282,7 @@ fn put_request(out: &mut BytesMut, r: &RequestData) {
     let protocol = PROTOCOLS.iter().position(|p| *p == r.protocol).unwrap_or(0);
     out.put_u8(protocol as u8);
     put_str(out, r.method.as_str());
-    put_str(out, &r.uri);
+    put_target(out, &r.target);
     put_headers(out, &r.headers);
     put_bytes(out, &r.body);
     match &r.form {
@@ -292,7 +293,38 @@ fn put_request(out: &mut BytesMut, r: &RequestData) {
         None => out.put_u8(0),
     }
     put_tree(out, &r.uploads, &put_upload);
-    out.put_u8(u8::from(r.https));
+}
+
+fn put_target(out: &mut BytesMut, t: &Target) {
+    out.put_u8(u8::from(t.https()));
+    put_opt_str(out, t.authority());
+    put_str(out, t.path());
+    put_opt_str(out, t.has_query().then(|| t.query()));
+}
+
+fn put_opt_str(out: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            out.put_u8(1);
+            put_str(out, s);
+        }
+        None => out.put_u8(0),
+    }
+}
+
+fn read_target(r: &mut Reader) -> Result<Target, DecodeError> {
+    let https = r.bool()?;
+    let authority = read_opt_string(r)?;
+    let path = r.string()?;
+    let query = read_opt_string(r)?;
+    Target::from_parts(https, authority, path, query).map_err(|_| DecodeError("target"))
+}
+
+fn read_opt_string(r: &mut Reader) -> Result<Option<String>, DecodeError> {
+    match r.u8()? {
+        0 => Ok(None),
+        _ => Ok(Some(r.string()?)),
+    }
 }
 
 fn read_request(r: &mut Reader) -> Result<RequestData, DecodeError> {
@@ -304,7 +336,7 @@ fn read_request(r: &mut Reader) -> Result<RequestData, DecodeError> {
         .get(r.u8()? as usize)
         .ok_or(DecodeError("protocol"))?;
     let method = http::Method::from_bytes(&r.bytes()?).map_err(|_| DecodeError("method"))?;
-    let uri = r.string()?;
+    let target = read_target(r)?;
     let headers = r.headers()?;
     let body = r.bytes()?;
     let form = match r.u8()? {
@@ -316,12 +348,11 @@ fn read_request(r: &mut Reader) -> Result<RequestData, DecodeError> {
         remote_addr,
         protocol,
         method,
-        uri,
+        target,
         headers,
         body,
         form,
         uploads,
-        https: r.bool()?,
     })
 }
 

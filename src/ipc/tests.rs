@@ -1,4 +1,5 @@
 use super::*;
+use crate::request::target::Target;
 
 fn roundtrip(frame: &Frame) -> Frame {
     let mut buf = BytesMut::new();
@@ -38,12 +39,17 @@ fn request_with_form_and_uploads_survives_the_wire() {
         remote_addr: "[::1]:5".parse().unwrap(),
         protocol: "HTTP/2.0",
         method: http::Method::PATCH,
-        uri: "http://h/x?y=1".into(),
+        target: Target::from_parts(
+            true,
+            Some("h:8".into()),
+            "/x/%2e%2e/z".into(),
+            Some("y=1".into()),
+        )
+        .unwrap(),
         headers,
         body: Bytes::from_static(b"body"),
         form: Some(form),
         uploads,
-        https: true,
     };
     let Frame::Request(got) = roundtrip(&Frame::Request(Box::new(request))) else {
         panic!("not a request");
@@ -53,7 +59,10 @@ fn request_with_form_and_uploads_survives_the_wire() {
     assert_eq!(got.method, http::Method::PATCH);
     assert_eq!(got.headers.get_all("x-a").iter().count(), 2);
     assert_eq!(got.body, "body");
-    assert!(got.https);
+    assert!(got.target.https());
+    assert_eq!(got.target.authority(), Some("h:8"));
+    assert_eq!(got.target.request_uri(), "/x/%2e%2e/z?y=1");
+    assert_eq!(got.target.document_uri(), b"/z");
     assert_eq!(
         format!("{:?}", got.form.unwrap()),
         r#"{Name("a"): Map({Name("b"): Map({Index(0): Leaf(b"x")})}), Name("c"): Leaf(b"\0bin")}"#

@@ -45,11 +45,6 @@ impl Request {
             .get_or_insert_with(|| build(&self.data))
             .shallow_clone()
     }
-
-    fn query_string(&self) -> &str {
-        let uri = &self.data.uri;
-        uri.split_once('?').map(|(_, q)| q).unwrap_or("")
-    }
 }
 
 #[php_impl]
@@ -77,27 +72,54 @@ impl Request {
         self.data.method.as_str().to_string()
     }
 
-    /// The full URL: scheme://host/path?query.
+    /// The full URL: scheme://authority/path?query (authority `localhost` when the request named
+    /// none: HTTP/1.0 without Host).
     #[php(getter)]
     pub fn get_uri(&self) -> String {
-        self.data.uri.clone()
+        self.data.target.uri()
     }
 
     /// The path and query as sent in the request line, e.g. "/a/b?c=1".
     #[php(getter)]
     pub fn get_request_uri(&self) -> String {
-        let uri = &self.data.uri;
-        let after_scheme = uri.find("://").map(|i| i + 3).unwrap_or(0);
-        match uri[after_scheme..].find('/') {
-            Some(i) => uri[after_scheme + i..].to_string(),
-            None => "/".to_string(),
-        }
+        self.data.target.request_uri().into_owned()
+    }
+
+    /// "http" or "https".
+    #[php(getter)]
+    pub fn get_scheme(&self) -> &'static str {
+        self.data.target.scheme()
+    }
+
+    /// The host the request named (Host, `:authority` or an absolute-form target), IPv6
+    /// literals in brackets; '' when it named none (HTTP/1.0 without Host).
+    #[php(getter)]
+    pub fn get_host(&self) -> String {
+        self.data.target.host().to_string()
+    }
+
+    /// The port the request named; null when it named none (the scheme's default applies).
+    #[php(getter)]
+    pub fn get_port(&self) -> Option<i64> {
+        self.data.target.port().map(i64::from)
+    }
+
+    /// The path as sent (percent-encoding kept), e.g. "/a%20b".
+    #[php(getter)]
+    pub fn get_path(&self) -> String {
+        self.data.target.path().to_string()
+    }
+
+    /// The raw query string after the first '?' ('' when there is none).
+    #[php(getter)]
+    pub fn get_query_string(&self) -> String {
+        self.data.target.query().to_string()
     }
 
     /// True when the request came over TLS.
     #[php(getter)]
     pub fn get_https(&self) -> bool {
-        self.data.https
+        self.data.target.https()
     }
 
     /// Headers as `array<string, string[]>`, names canonical ("Content-Type").
@@ -126,11 +148,11 @@ impl Request {
     /// The query string parsed as PHP would fill `$_GET` (nested keys like `a[b][]`).
     #[php(getter)]
     pub fn get_query(&self) -> PhpArray {
-        let query = self.query_string().to_string();
         PhpArray(self.cached(
             |c| &mut c.query,
-            move |_| {
-                let (tree, _) = form::parse_urlencoded(query.as_bytes(), &FormLimits::default());
+            |d| {
+                let (tree, _) =
+                    form::parse_urlencoded(d.target.query().as_bytes(), &FormLimits::default());
                 convert::array_zval(convert::bytes_tree(&tree))
             },
         ))

@@ -101,7 +101,7 @@ fn load_config(file: Option<String>, overrides: Vec<Override>) -> Result<Config,
 
 /// `callable` is the PHP name, e.g. `RR\\Worker::respond`.
 fn status(callable: &str, status: i64) -> PhpResult<StatusCode> {
-    u16::try_from(status)
+    let code = u16::try_from(status)
         .ok()
         .filter(|s| (100..=599).contains(s))
         .and_then(|s| StatusCode::from_u16(s).ok())
@@ -109,7 +109,16 @@ fn status(callable: &str, status: i64) -> PhpResult<StatusCode> {
             bad_value(format!(
                 "{callable}(): status {status} is not an HTTP status (100-599)"
             ))
-        })
+        })?;
+    if code.is_informational() {
+        // hyper's server has no way to send an interim answer (103 Early Hints) before the
+        // final one; an answer with a 1xx status would be no answer at all.
+        return Err(bad_value(format!(
+            "{callable}(): status {status} is an interim (1xx) status, which rr cannot send: \
+             send the final answer (with its Link headers for Early Hints) instead"
+        )));
+    }
+    Ok(code)
 }
 
 /// PHP's header array as a `HeaderMap`; `callable` (e.g. `RR\\velox_build`) names the caller

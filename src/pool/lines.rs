@@ -3,6 +3,7 @@
 //! queue slot taken, so the queue still holds `max_queue_size` requests in all.
 use crate::config::PoolConfig;
 use crate::dispatch::{HeldSlot, Job, Reply};
+use crate::request::target::Target;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -92,20 +93,14 @@ impl Lines {
     }
 }
 
-/// Which line a request joins: by the path of its URI (origin form `/path?query` as clients
-/// send it; an absolute-form URI is parsed for its path).
-pub fn line_of(pool: &PoolConfig, uri: &str) -> Line {
+/// Which line a request joins: by its path as nginx would match a `location` (decoded, `//`
+/// merged, dot segments resolved), so `/%61dmin` or `/x/../admin` cannot dodge an isolated
+/// `/admin`.
+pub fn line_of(pool: &PoolConfig, target: &Target) -> Line {
     if pool.isolate.is_empty() {
         return Line::InPlace;
     }
-    let path = match uri.starts_with('/') {
-        true => uri.split(['?', '#']).next().unwrap_or(uri).to_owned(),
-        false => uri
-            .parse::<http::Uri>()
-            .map(|u| u.path().to_owned())
-            .unwrap_or_default(),
-    };
-    match pool.is_isolated(&path) {
+    match pool.is_isolated(&String::from_utf8_lossy(target.document_uri())) {
         true => Line::OneShot,
         false => Line::InPlace,
     }
@@ -115,42 +110,36 @@ pub fn line_of(pool: &PoolConfig, uri: &str) -> Line {
 mod tests {
     use super::*;
     use crate::dispatch;
-    use crate::request::form::Tree;
+    use crate::request::RequestData;
 
-    fn request(uri: &str) -> crate::request::RequestData {
-        crate::request::RequestData {
-            remote_addr: "127.0.0.1:1".parse().unwrap(),
-            protocol: "HTTP/1.1",
-            method: http::Method::GET,
-            uri: uri.into(),
-            headers: http::HeaderMap::new(),
-            body: bytes::Bytes::new(),
-            form: None,
-            uploads: Tree::new(),
-            https: false,
-        }
+    fn request(target: &str) -> RequestData {
+        RequestData::for_test(http::Method::GET, target)
     }
 
     #[test]
-    fn the_path_picks_the_line_query_and_absolute_form_included() {
+    fn the_normalized_path_picks_the_line() {
         let pool = PoolConfig {
             template: true,
             isolate: vec!["/iso".into()],
             ..PoolConfig::default()
         };
-        for (uri, line) in [
+        for (target, line) in [
             ("/iso", Line::OneShot),
             ("/iso/x?y=/z", Line::OneShot),
-            ("/iso#f", Line::OneShot),
-            ("http://h:1/iso/a?b", Line::OneShot),
+            ("/%69so", Line::OneShot),
+            ("//iso/a", Line::OneShot),
+            ("/x/../iso", Line::OneShot),
+            ("/./iso/", Line::OneShot),
             ("/isotope", Line::InPlace),
             ("/?p=/iso", Line::InPlace),
-            ("http://h/", Line::InPlace),
-            ("*", Line::InPlace),
+            ("/", Line::InPlace),
         ] {
-            assert_eq!(line_of(&pool, uri), line, "{uri}");
+            assert_eq!(line_of(&pool, &request(target).target), line, "{target}");
         }
-        assert_eq!(line_of(&PoolConfig::default(), "/iso"), Line::InPlace);
+        assert_eq!(
+            line_of(&PoolConfig::default(), &request("/iso").target),
+            Line::InPlace
+        );
     }
 
     #[tokio::test]
@@ -167,7 +156,7 @@ mod tests {
         assert!(matches!(old.await, Ok(Reply::NoWorker)));
         assert_eq!(lines.len(Line::OneShot), 1);
         let w = lines.next(Line::OneShot).unwrap();
-        assert_eq!(w.job.request.uri, "/iso");
+        assert_eq!(w.job.request.target.path(), "/iso");
         lines.put_back(Line::OneShot, w);
         assert_eq!(lines.drain().len(), 1);
         assert_eq!(lines.len(Line::OneShot), 0);

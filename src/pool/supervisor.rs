@@ -135,7 +135,7 @@ impl Supervisor {
 
     /// A request taken off the queue waits in line for its kind of worker.
     fn enqueue(&mut self, job: Job) {
-        let line = lines::line_of(&self.config.pool, &job.request.uri);
+        let line = lines::line_of(&self.config.pool, &job.request.target);
         self.waiting.push(line, job, self.queue.hold_slot());
         if line == Line::OneShot {
             self.fill();
@@ -343,7 +343,7 @@ impl Supervisor {
                 }
                 // Never started: back at the head of their lines, in their order.
                 for job in jobs.into_iter().rev() {
-                    let line = lines::line_of(&self.config.pool, &job.request.uri);
+                    let line = lines::line_of(&self.config.pool, &job.request.target);
                     let held = self.queue.hold_slot();
                     self.waiting.put_back(line, Waiting { job, held });
                 }

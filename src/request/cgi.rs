@@ -33,30 +33,6 @@ impl From<String> for Value {
     }
 }
 
-/// The path and query as sent in the request line.
-pub fn request_uri(uri: &str) -> &str {
-    let after_scheme = uri.find("://").map(|i| i + 3).unwrap_or(0);
-    match uri[after_scheme..].find('/') {
-        Some(i) => &uri[after_scheme + i..],
-        None => "/",
-    }
-}
-
-fn authority(uri: &str) -> &str {
-    let after_scheme = uri.find("://").map(|i| i + 3).unwrap_or(0);
-    let rest = &uri[after_scheme..];
-    &rest[..rest.find('/').unwrap_or(rest.len())]
-}
-
-/// Host and port from the authority; IPv6 literals keep their brackets, like nginx's `$host`.
-fn host_port(authority: &str, https: bool) -> (&str, u16) {
-    let default = if https { 443 } else { 80 };
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, port.parse().unwrap_or(default)),
-        _ => (authority, default),
-    }
-}
-
 /// `Authorization: Basic` decoded to user and password, as PHP's `php_handle_auth_data`.
 pub fn basic_auth(header: &[u8]) -> Option<(Bytes, Bytes)> {
     header
@@ -95,9 +71,13 @@ fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
 /// Every `$_SERVER` entry for `req`, in php-fpm's order (web-server params, then `HTTP_*`, then
 /// what PHP adds itself).
 pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(String, Value)> {
-    let uri = request_uri(&req.uri);
-    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let (host, port) = host_port(authority(&req.uri), req.https);
+    let target = &req.target;
+    // IPv6 literals keep their brackets, like nginx's `$host`.
+    let host = match target.host() {
+        "" => "localhost",
+        host => host,
+    };
+    let https = target.https();
     let header = |name: http::header::HeaderName| {
         req.headers
             .get(name)
@@ -106,7 +86,7 @@ pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(
     };
     let filename = format!("{}{}", script.document_root, script.script_name);
     let mut vars: Vec<(String, Value)> = vec![
-        ("QUERY_STRING".into(), query.into()),
+        ("QUERY_STRING".into(), target.query().into()),
         ("REQUEST_METHOD".into(), req.method.as_str().into()),
         ("CONTENT_TYPE".into(), header(http::header::CONTENT_TYPE)),
         (
@@ -114,16 +94,16 @@ pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(
             header(http::header::CONTENT_LENGTH),
         ),
         ("SCRIPT_NAME".into(), script.script_name.as_str().into()),
-        ("REQUEST_URI".into(), uri.into()),
-        ("DOCUMENT_URI".into(), path.into()),
+        ("REQUEST_URI".into(), target.request_uri().as_ref().into()),
+        (
+            "DOCUMENT_URI".into(),
+            Value::Str(Bytes::copy_from_slice(target.document_uri())),
+        ),
         ("DOCUMENT_ROOT".into(), script.document_root.as_str().into()),
         ("SERVER_PROTOCOL".into(), req.protocol.into()),
-        (
-            "REQUEST_SCHEME".into(),
-            if req.https { "https" } else { "http" }.into(),
-        ),
+        ("REQUEST_SCHEME".into(), target.scheme().into()),
     ];
-    if req.https {
+    if https {
         vars.push(("HTTPS".into(), "on".into()));
     }
     vars.extend([
@@ -140,7 +120,10 @@ pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(
             "REMOTE_PORT".into(),
             req.remote_addr.port().to_string().into(),
         ),
-        ("SERVER_PORT".into(), port.to_string().into()),
+        (
+            "SERVER_PORT".into(),
+            target.port_or_default().to_string().into(),
+        ),
         ("SERVER_NAME".into(), host.into()),
         ("REDIRECT_STATUS".into(), "200".into()),
         ("SCRIPT_FILENAME".into(), filename.into()),
@@ -188,10 +171,15 @@ pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::form::Tree;
+    use crate::request::target::Target;
     use std::time::Duration;
 
-    fn request(uri: &str, headers: &[(&str, &str)]) -> RequestData {
+    fn request(
+        https: bool,
+        authority: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> RequestData {
         let mut map = http::HeaderMap::new();
         for (k, v) in headers {
             map.append(
@@ -199,16 +187,15 @@ mod tests {
                 v.parse().unwrap(),
             );
         }
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_owned())),
+            None => (target, None),
+        };
         RequestData {
             remote_addr: "10.0.0.7:5123".parse().unwrap(),
-            protocol: "HTTP/1.1",
-            method: http::Method::POST,
-            uri: uri.into(),
             headers: map,
-            body: Bytes::new(),
-            form: None,
-            uploads: Tree::new(),
-            https: false,
+            target: Target::from_parts(https, Some(authority.into()), path.into(), query).unwrap(),
+            ..RequestData::for_test(http::Method::POST, "/")
         }
     }
 
@@ -223,7 +210,9 @@ mod tests {
             script_name: "/index.php".into(),
         };
         let req = request(
-            "http://example.org:8081/a/b?x=1&y",
+            false,
+            "example.org:8081",
+            "/a/b?x=1&y",
             &[
                 ("content-type", "text/plain"),
                 ("x-forwarded-for", "1.2.3.4"),
@@ -261,8 +250,7 @@ mod tests {
             document_root: "/r".into(),
             script_name: "/i.php".into(),
         };
-        let mut req = request("https://[::1]/", &[]);
-        req.https = true;
+        let req = request(true, "[::1]", "/", &[]);
         let vars = server_vars(&req, &script, UNIX_EPOCH);
         assert_eq!(get(&vars, "HTTPS").cloned(), Some(Value::from("on")));
         assert_eq!(get(&vars, "SERVER_PORT").cloned(), Some(Value::from("443")));

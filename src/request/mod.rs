@@ -3,6 +3,7 @@ pub mod cgi;
 pub mod cookie;
 pub mod form;
 pub mod multipart;
+pub mod target;
 
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -14,8 +15,8 @@ pub struct RequestData {
     /// "HTTP/1.0", "HTTP/1.1" or "HTTP/2.0".
     pub protocol: &'static str,
     pub method: http::Method,
-    /// The full URL as the client asked for it: scheme://host/path?query.
-    pub uri: String,
+    /// The request target in parts (scheme, authority, path, query), checked once.
+    pub target: target::Target,
     pub headers: http::HeaderMap,
     /// Raw body; empty when the body was multipart (its parts are in `form` and `uploads`).
     pub body: Bytes,
@@ -23,5 +24,26 @@ pub struct RequestData {
     pub form: Option<form::Tree<Bytes>>,
     /// Files of a multipart body, PHP-style nested keys; the files are deleted on drop.
     pub uploads: form::Tree<multipart::Upload>,
-    pub https: bool,
+}
+
+impl RequestData {
+    /// A request with no headers or body, for tests: `target` is a path with an optional query.
+    #[cfg(test)]
+    pub fn for_test(method: http::Method, target: &str) -> RequestData {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_owned())),
+            None => (target, None),
+        };
+        RequestData {
+            remote_addr: "127.0.0.1:1".parse().unwrap(),
+            protocol: "HTTP/1.1",
+            method,
+            target: target::Target::from_parts(false, Some("h".into()), path.into(), query)
+                .unwrap(),
+            headers: http::HeaderMap::new(),
+            body: Bytes::new(),
+            form: None,
+            uploads: form::Tree::new(),
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! One client connection: hyper (HTTP/1.1 keep-alive or HTTP/2), plus a watchdog for the two
 //! timeouts hyper does not separate: reading a request head, and idling between requests.
+use super::heads::Heads;
 use super::service::{self, Context, Peer};
 use super::shutdown::{DoneGuard, Shutdown};
 use once_cell::sync::Lazy;
@@ -100,10 +101,11 @@ impl Watch {
     }
 }
 
-/// The socket, telling the watchdog when bytes arrive.
+/// The socket, telling the watchdog when bytes arrive and the HTTP/1 head reader what they are.
 struct WatchedIo<I> {
     io: I,
     watch: Arc<Watch>,
+    heads: Option<Arc<Heads>>,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for WatchedIo<I> {
@@ -117,6 +119,9 @@ impl<I: AsyncRead + Unpin> AsyncRead for WatchedIo<I> {
         let poll = Pin::new(&mut this.io).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.watch.on_read();
+            if let Some(heads) = &this.heads {
+                heads.feed(&buf.filled()[before..]);
+            }
         }
         poll
     }
@@ -161,18 +166,24 @@ pub async fn serve<I>(
 {
     let http = ctx.config.http.clone();
     let watch = Arc::new(Watch::new(http.read_header_timeout, http.idle_timeout));
+    let max_head = http.max_header_size.max(8192);
+    let heads = (protocol != Protocol::Http2).then(|| Arc::new(Heads::new(max_head)));
     let io = hyper_util::rt::TokioIo::new(WatchedIo {
         io,
         watch: watch.clone(),
+        heads: heads.clone(),
     });
     let service = {
         let watch = watch.clone();
-        hyper::service::service_fn(move |req| {
+        hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let ctx = ctx.clone();
             let watch = watch.clone();
             watch.request_started();
+            // One take per HTTP/1 request, in order (hyper serves them one at a time).
+            let fragment =
+                req.version() < http::Version::HTTP_2 && heads.as_ref().is_some_and(|h| h.take());
             async move {
-                let response = service::handle(&ctx, peer, req).await;
+                let response = service::handle(&ctx, peer, req, fragment).await;
                 watch.request_done();
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -184,7 +195,7 @@ pub async fn serve<I>(
         .http1()
         .keep_alive(true)
         .timer(hyper_util::rt::TokioTimer::new())
-        .max_buf_size(http.max_header_size.max(8192));
+        .max_buf_size(max_head);
     builder
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())

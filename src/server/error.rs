@@ -1,5 +1,7 @@
 //! Everything the server answers on its own, and the one table from error to HTTP response.
+use super::framing::FramingError;
 use crate::body::{self, Body};
+use crate::request::target::TargetError;
 use http::{header, HeaderValue, Response, StatusCode};
 
 /// Why the server answered instead of PHP.
@@ -29,6 +31,10 @@ pub enum HttpError {
     Forbidden(&'static str),
     /// `sendFile()` named a file that does not exist.
     FileNotFound,
+    /// The request target or its authority broke a rule of docs/request-target.md.
+    BadTarget(TargetError),
+    /// PHP's answer declared a length its body contradicts.
+    BadResponse(FramingError),
     /// Anything else on our side (I/O error writing an upload, unreadable file, ...).
     Internal(&'static str),
 }
@@ -49,6 +55,12 @@ impl HttpError {
             HttpError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden_path"),
             HttpError::FileNotFound => (StatusCode::NOT_FOUND, "file_not_found"),
             HttpError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            HttpError::BadTarget(TargetError::Method(_)) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            }
+            HttpError::BadTarget(e) if e.is_host() => (StatusCode::BAD_REQUEST, "bad_host"),
+            HttpError::BadTarget(_) => (StatusCode::BAD_REQUEST, "bad_target"),
+            HttpError::BadResponse(_) => (StatusCode::INTERNAL_SERVER_ERROR, "bad_response"),
         }
     }
 
@@ -67,6 +79,9 @@ impl HttpError {
             HttpError::Forbidden(why) => format!("forbidden: {why}"),
             HttpError::FileNotFound => "file not found".into(),
             HttpError::Internal(what) => format!("internal error: {what}"),
+            HttpError::BadTarget(e) => format!("bad request: {e}"),
+            // The values go to the log; the client learns only that the answer was broken.
+            HttpError::BadResponse(_) => "the application's answer could not be framed".into(),
         }
     }
 
@@ -88,6 +103,12 @@ impl HttpError {
         match self {
             HttpError::QueueFull | HttpError::Unavailable | HttpError::NoWorker => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            HttpError::BadTarget(TargetError::Method(_)) => {
+                headers.insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                );
             }
             // The worker's state is unknown: don't reuse this connection.
             HttpError::WorkerGone | HttpError::WorkerCrashed | HttpError::ExecTimeout => {
@@ -120,6 +141,19 @@ mod tests {
             (HttpError::Forbidden("x"), 403),
             (HttpError::FileNotFound, 404),
             (HttpError::Internal("io"), 500),
+            (HttpError::BadTarget(TargetError::Fragment), 400),
+            (HttpError::BadTarget(TargetError::HostMissing), 400),
+            (
+                HttpError::BadTarget(TargetError::Method(http::Method::TRACE)),
+                405,
+            ),
+            (
+                HttpError::BadResponse(FramingError::LengthMismatch {
+                    declared: 1,
+                    actual: 2,
+                }),
+                500,
+            ),
         ];
         for (error, status) in cases {
             let response = error.into_response();

@@ -4,6 +4,8 @@
 //! through a [`Submitter`] and answers come back as [`crate::dispatch::Reply`].
 mod connection;
 pub mod error;
+pub mod framing;
+mod heads;
 mod listener;
 pub mod service;
 pub mod shutdown;

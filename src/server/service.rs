@@ -1,9 +1,11 @@
 //! One request's way through the server: limits, body, hand-off to PHP, the reply back out.
 use super::error::HttpError;
+use super::framing;
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::dispatch::{Reply, SubmitError, Submitter};
 use crate::request::form::{self, FormLimits, Tree};
+use crate::request::target::{Head, Target};
 use crate::request::{multipart, RequestData};
 use crate::stream;
 use crate::velox::Velox;
@@ -34,11 +36,17 @@ pub struct Peer {
     pub https: bool,
 }
 
-pub async fn handle(ctx: &Context, peer: Peer, req: Request<Incoming>) -> Response<Body> {
+/// `fragment`: the raw HTTP/1 request target held a `#` (see `heads`).
+pub async fn handle(
+    ctx: &Context,
+    peer: Peer,
+    req: Request<Incoming>,
+    fragment: bool,
+) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let access_uri = ctx.config.http.access_logs.then(|| req.uri().to_string());
-    let response = match respond(ctx, peer, req).await {
+    let response = match respond(ctx, peer, req, fragment).await {
         Ok(response) => response,
         Err(error) => {
             if error.status().is_server_error() {
@@ -66,8 +74,18 @@ async fn respond(
     ctx: &Context,
     peer: Peer,
     req: Request<Incoming>,
+    fragment: bool,
 ) -> Result<Response<Body>, HttpError> {
     let http = &ctx.config.http;
+    let target = Target::check(&Head {
+        method: req.method(),
+        version: req.version(),
+        uri: req.uri(),
+        headers: req.headers(),
+        https: peer.https,
+        fragment,
+    })
+    .map_err(HttpError::BadTarget)?;
     if let Some(files) = &ctx.static_files {
         use crate::static_files::Outcome;
         match files.serve(req.method(), req.uri(), req.headers()).await {
@@ -76,7 +94,15 @@ async fn respond(
             Outcome::Pass => {}
         }
     }
-    let (parts, incoming) = req.into_parts();
+    let (mut parts, incoming) = req.into_parts();
+    // HTTP/2 names the host in :authority; PHP reads it from the Host header.
+    if let Some(authority) = target.authority() {
+        if !parts.headers.contains_key(header::HOST) {
+            if let Ok(value) = http::HeaderValue::from_str(authority) {
+                parts.headers.insert(header::HOST, value);
+            }
+        }
+    }
     let limit = http.max_request_size;
     if let Some(length) = content_length(&parts.headers) {
         if length > limit {
@@ -100,12 +126,11 @@ async fn respond(
         remote_addr: peer.addr,
         protocol: protocol(parts.version),
         method: parts.method.clone(),
-        uri: full_uri(&parts, peer.https),
+        target,
         headers: parts.headers,
         body,
         form,
         uploads,
-        https: peer.https,
     };
     let answer = ctx.submitter.submit(request).map_err(|e| match e {
         SubmitError::Full => HttpError::QueueFull,
@@ -134,18 +159,46 @@ async fn into_response(
     match reply {
         Reply::Full {
             status,
-            headers,
+            mut headers,
             body,
-        } => Ok(build(status, headers, body::full(body))),
+        } => {
+            framing::full(&mut headers, status, method, &body).map_err(bad_response)?;
+            Ok(build(status, headers, body::full(body)))
+        }
         Reply::Stream {
             status,
-            headers,
+            mut headers,
             mut chunks,
         } => {
+            framing::status(status).map_err(bad_response)?;
+            framing::drop_hop_by_hop(&mut headers);
+            let declared = match *method == Method::HEAD {
+                true => None,
+                false => framing::declared_length(&headers).map_err(bad_response)?,
+            };
+            let mut counted = declared.map(framing::Counted::new);
+            let mut ended = false;
             let stream = futures_util::stream::poll_fn(move |cx| {
-                chunks
-                    .poll_recv(cx)
-                    .map(|chunk| chunk.map(|bytes| bytes.map(Frame::data)))
+                if ended {
+                    return std::task::Poll::Ready(None);
+                }
+                let chunk = std::task::ready!(chunks.poll_recv(cx));
+                let Some(counted) = counted.as_mut() else {
+                    return std::task::Poll::Ready(chunk.map(|b| b.map(Frame::data)));
+                };
+                let checked = match chunk {
+                    Some(Ok(bytes)) => counted.chunk(bytes.len()).map(|()| Some(bytes)),
+                    Some(Err(e)) => return std::task::Poll::Ready(Some(Err(e))),
+                    None => counted.end().map(|()| None),
+                };
+                std::task::Poll::Ready(match checked {
+                    Ok(bytes) => bytes.map(|b| Ok(Frame::data(b))),
+                    Err(e) => {
+                        tracing::error!("{e}: the connection is cut off");
+                        ended = true;
+                        Some(Err(std::io::Error::other(e)))
+                    }
+                })
             });
             Ok(build(
                 status,
@@ -176,6 +229,12 @@ async fn into_response(
             Err(HttpError::WorkerError)
         }
     }
+}
+
+/// PHP's answer could not be framed: the log names the values, the client gets a 500.
+fn bad_response(e: framing::FramingError) -> HttpError {
+    tracing::error!("{e}: answered 500 instead");
+    HttpError::BadResponse(e)
 }
 
 fn build(status: http::StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
@@ -265,46 +324,9 @@ fn protocol(version: Version) -> &'static str {
     }
 }
 
-/// scheme://host/path?query, the host from the request line (HTTP/2 :authority) or Host.
-fn full_uri(parts: &http::request::Parts, https: bool) -> String {
-    let scheme = if https { "https" } else { "http" };
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .unwrap_or("localhost");
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    format!("{scheme}://{host}{path}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn full_uri_prefers_the_authority_then_host() {
-        let (mut parts, ()) = Request::get("/a?b=1").body(()).unwrap().into_parts();
-        assert_eq!(full_uri(&parts, false), "http://localhost/a?b=1");
-        parts
-            .headers
-            .insert(header::HOST, "example.org:81".parse().unwrap());
-        assert_eq!(full_uri(&parts, true), "https://example.org:81/a?b=1");
-        let (parts, ()) = Request::get("http://h2.test/x")
-            .body(())
-            .unwrap()
-            .into_parts();
-        assert_eq!(full_uri(&parts, false), "http://h2.test/x");
-    }
 
     #[test]
     fn urlencoded_detection_ignores_parameters_and_case() {

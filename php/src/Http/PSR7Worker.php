@@ -11,6 +11,8 @@ use Psr\Http\Message\StreamFactoryInterface;
 use Psr\Http\Message\StreamInterface;
 use Psr\Http\Message\UploadedFileFactoryInterface;
 use Psr\Http\Message\UploadedFileInterface;
+use Psr\Http\Message\UriFactoryInterface;
+use Psr\Http\Message\UriInterface;
 
 /**
  * Turns rr requests into PSR-7 server requests and PSR-7 responses into rr answers.
@@ -52,13 +54,23 @@ final class PSR7Worker implements PSR7WorkerInterface
      */
     private array $uploadPaths = [];
 
+    /** Builds each request's URI from rr's parts; null: the URI string goes to the request factory. */
+    private readonly ?UriFactoryInterface $uriFactory;
+
+    /**
+     * @param UriFactoryInterface|null $uriFactory builds the URI from rr's parts, so no URI is ever
+     *     re-parsed; defaults to $requestFactory when it is also a URI factory (nyholm's is)
+     */
     public function __construct(
         private readonly HttpWorkerInterface|\RR\Worker $worker,
         private readonly ServerRequestFactoryInterface $requestFactory,
         private readonly StreamFactoryInterface $streamFactory,
         private readonly UploadedFileFactoryInterface $uploadsFactory,
+        ?UriFactoryInterface $uriFactory = null,
     ) {
         $this->bootServer = $_SERVER;
+        $this->uriFactory = $uriFactory
+            ?? ($requestFactory instanceof UriFactoryInterface ? $requestFactory : null);
     }
 
     public function getWorker(): HttpWorkerInterface|\RR\Worker
@@ -66,20 +78,39 @@ final class PSR7Worker implements PSR7WorkerInterface
         return $this->worker;
     }
 
+    /**
+     * The next request as PSR-7, or null when the server is shutting down. Never throws for a
+     * request rr accepted: one the PSR-7 implementation refuses (its own rules on URIs or
+     * headers) is answered 400 here and the next one is waited for.
+     */
     public function waitRequest(): ?ServerRequestInterface
     {
-        $this->uploadPaths = [];
-        $request = $this->worker->waitRequest();
-        if ($request === null) {
-            return null;
+        while (true) {
+            $this->uploadPaths = [];
+            $request = $this->worker->waitRequest();
+            if ($request === null) {
+                return null;
+            }
+            try {
+                return $this->toPsr($request);
+            } catch (\InvalidArgumentException $e) {
+                $this->worker->respond(
+                    400,
+                    json_encode(['error' => 'bad request: ' . $e->getMessage(), 'code' => 'bad_request']),
+                    ['Content-Type' => ['application/json']],
+                );
+            }
         }
+    }
 
+    private function toPsr(object $request): ServerRequestInterface
+    {
         $headers = $request->headers;
         // Like RoadRunner: code that reads $_SERVER directly sees the current request.
         $_SERVER = $server = $this->serverParams($request, $headers);
 
         $psr = $this->requestFactory
-            ->createServerRequest($request->method, $request->uri, $server)
+            ->createServerRequest($request->method, $this->uri($request), $server)
             ->withProtocolVersion(self::PROTOCOL_VERSIONS[$request->protocol] ?? '1.1');
         // Each with*() clones the request: skip those that would set what is already empty.
         $cookies = $request->cookies;
@@ -111,6 +142,21 @@ final class PSR7Worker implements PSR7WorkerInterface
         }
 
         return $psr;
+    }
+
+    /** The request's URI from rr's parts (scheme, host, port, path, query), never re-parsed. */
+    private function uri(object $request): UriInterface|string
+    {
+        if ($this->uriFactory === null) {
+            return $request->uri;
+        }
+
+        return $this->uriFactory->createUri()
+            ->withScheme($request->scheme)
+            ->withHost($request->host)
+            ->withPort($request->port)
+            ->withPath($request->path)
+            ->withQuery($request->queryString);
     }
 
     public function respond(ResponseInterface $response): void
@@ -197,10 +243,8 @@ final class PSR7Worker implements PSR7WorkerInterface
         $server['REMOTE_PORT'] = $request->remotePort;
         $server['SERVER_PROTOCOL'] = $request->protocol;
         $server['REQUEST_METHOD'] = $request->method;
-        $requestUri = $request->requestUri;
-        $server['REQUEST_URI'] = $requestUri;
-        $query = strpos($requestUri, '?');
-        $server['QUERY_STRING'] = $query === false ? '' : substr($requestUri, $query + 1);
+        $server['REQUEST_URI'] = $request->requestUri;
+        $server['QUERY_STRING'] = $request->queryString;
         if ($request->https) {
             $server['HTTPS'] = 'on';
         }

@@ -121,10 +121,7 @@ fn merge(dest: &mut ZendHashTable, tree: &Tree<Bytes>) {
 /// Fills every superglobal for `req`. `order` is `request_order` (or `variables_order`).
 pub fn install(req: &RequestData, files: Zval, script: &Script, order: &str) {
     let limits = FormLimits::default();
-    let query = cgi::request_uri(&req.uri)
-        .split_once('?')
-        .map_or("", |(_, q)| q);
-    let (get, _) = form::parse_urlencoded(query.as_bytes(), &limits);
+    let (get, _) = form::parse_urlencoded(req.target.query().as_bytes(), &limits);
     let cookies = cookie::parse_cookies(&req.headers, &limits);
     let empty = Tree::new();
     let post = req.form.as_ref().unwrap_or(&empty);

@@ -5,15 +5,8 @@ use http::{HeaderMap, StatusCode};
 
 fn request(body: &'static [u8]) -> RequestData {
     RequestData {
-        remote_addr: "127.0.0.1:1".parse().unwrap(),
-        protocol: "HTTP/1.1",
-        method: http::Method::GET,
-        uri: "/".into(),
-        headers: HeaderMap::new(),
         body: Bytes::from_static(body),
-        form: None,
-        uploads: Tree::new(),
-        https: false,
+        ..RequestData::for_test(http::Method::GET, "/")
     }
 }
 
