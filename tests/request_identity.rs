@@ -99,12 +99,6 @@ impl Conn {
         self.send(request);
         self.read().expect("an answer")
     }
-
-    /// Whether the server closed the connection (reads EOF).
-    fn closed(&mut self) -> bool {
-        let mut byte = [0u8; 1];
-        matches!(self.reader.read(&mut byte), Ok(0))
-    }
 }
 
 fn get(target: &str, host: &str) -> Vec<u8> {
