@@ -39,8 +39,15 @@ class ConfigException extends Exception
  * @property-read int $remotePort the client's TCP port
  * @property-read string $protocol "HTTP/1.0", "HTTP/1.1" or "HTTP/2.0"
  * @property-read string $method
- * @property-read string $uri the full URL: scheme://host/path?query
+ * @property-read string $uri the full URL: scheme://authority/path?query, formatted from the
+ *     parts below (authority `localhost` when the request named none: HTTP/1.0 without Host)
  * @property-read string $requestUri path and query as in the request line
+ * @property-read string $scheme "http" or "https" (the connection's)
+ * @property-read string $host the host the request named (Host, :authority or an absolute-form
+ *     target; checked as RFC 3986 host), IPv6 literals in brackets; '' when it named none
+ * @property-read int|null $port the port the request named; null when it named none
+ * @property-read string $path the path as sent, percent-encoding kept
+ * @property-read string $queryString the raw text after the first '?' ('' when none)
  * @property-read bool $https whether the request came over TLS
  * @property-read array<string, list<string>> $headers names canonical ("Content-Type")
  * @property-read array<array-key, mixed> $cookies as PHP fills $_COOKIE
@@ -60,6 +67,11 @@ final class Request
     public $method = null;
     public $uri = null;
     public $requestUri = null;
+    public $scheme = null;
+    public $host = null;
+    public $port = null;
+    public $path = null;
+    public $queryString = null;
     public $https = null;
     public $headers = null;
     public $cookies = null;
@@ -132,7 +144,8 @@ final class Worker
      * request, JSON or gzip with `Content-Encoding: gzip`: see velox_build().
      *
      * @param array<string, string|int|list<string>>|null $headers
-     * @throws \ValueError on an invalid status, header name or header value
+     * @throws \ValueError on an invalid status, header name or header value, and on a 1xx
+     *     status: rr cannot send interim answers (103 Early Hints)
      * @throws Exception when no request is pending or the stream already ended, or on an
      *     `X-Velox-Build` header when velox is not configured
      */

@@ -96,7 +96,10 @@ async fn respond(
     }
     let (mut parts, incoming) = req.into_parts();
     // HTTP/2 names the host in :authority; PHP reads it from the Host header.
-    if let Some(authority) = target.authority() {
+    if let Some(authority) = target
+        .authority()
+        .filter(|_| parts.version == Version::HTTP_2)
+    {
         if !parts.headers.contains_key(header::HOST) {
             if let Ok(value) = http::HeaderValue::from_str(authority) {
                 parts.headers.insert(header::HOST, value);

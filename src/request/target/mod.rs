@@ -258,6 +258,8 @@ fn authority<'a>(head: &Head<'a>) -> Result<Option<&'a str>, TargetError> {
             check_authority(value)?;
             Some(value)
         }
+        // RFC 9112 3.2: an HTTP/1.1 request without Host is refused, absolute-form or not.
+        None if head.version == Version::HTTP_11 => return Err(TargetError::HostMissing),
         None => None,
     };
     if let Some(scheme) = head.uri.scheme_str() {

@@ -95,6 +95,8 @@ fn a_host_header_never_reaches_the_path_or_query() {
 fn host_presence_follows_rfc_9112() {
     let missing = check_with(Method::GET, Version::HTTP_11, "/", &[], false);
     assert_eq!(missing, Err(TargetError::HostMissing));
+    let absolute = check_with(Method::GET, Version::HTTP_11, "http://h/", &[], false);
+    assert_eq!(absolute, Err(TargetError::HostMissing));
     let old = check_with(Method::GET, Version::HTTP_10, "/x", &[], false).unwrap();
     assert_eq!(old.authority(), None);
     assert_eq!(old.uri(), "http://localhost/x");
@@ -185,5 +187,66 @@ fn document_uri_is_nginx_s_normalized_path() {
             normalized,
             "{path}"
         );
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Printable ASCII plus a few non-ASCII characters: everything a target or Host may hold
+    /// and much that it may not.
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                8 => (0x21u8..0x7f).prop_map(char::from),
+                1 => Just('é'),
+                1 => Just('/'),
+                1 => Just('%'),
+            ],
+            0..max,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// For any target hyper accepts (it parses with `Uri::from_maybe_shared`), the parts rr
+        /// keeps reassemble to the target as sent, and the Host header never reaches them.
+        #[test]
+        fn the_kept_parts_are_the_target_as_sent(tail in text(40), host in text(24)) {
+            let raw = format!("/{tail}");
+            let Ok(uri) = Uri::from_maybe_shared(bytes::Bytes::from(raw.clone())) else {
+                return Ok(()); // hyper answers 400 itself
+            };
+            let Ok(value) = HeaderValue::from_str(&host) else {
+                return Ok(());
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, value);
+            let head = Head {
+                method: &Method::GET,
+                version: Version::HTTP_11,
+                uri: &uri,
+                headers: &headers,
+                https: false,
+                fragment: raw.contains('#'),
+            };
+            match Target::check(&head) {
+                Ok(t) => {
+                    prop_assert_eq!(t.request_uri(), raw.as_str());
+                    prop_assert_eq!(t.authority(), Some(host.as_str()));
+                    prop_assert!(!raw.contains('#'));
+                    prop_assert!(!host.contains(['/', '?', '#', '@']));
+                    prop_assert_eq!(t.uri(), format!("http://{host}{raw}"));
+                }
+                Err(e) => {
+                    let bad_host = e.is_host();
+                    let bad_target = raw.contains('#') || !raw.is_ascii() || raw.contains('%');
+                    prop_assert!(bad_host || bad_target || raw.contains("/."), "{e} for {raw:?}");
+                }
+            }
+        }
     }
 }
