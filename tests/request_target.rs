@@ -421,3 +421,56 @@ fn every_request_target_is_what_nginx_and_php_fpm_saw_or_refused_by_the_rules() 
         cases.len()
     );
 }
+
+/// README's PSR-7 loop survives every request of the corpus, in single-process and pool mode:
+/// each request rr lets through reaches the app (200), each other one gets rr's answer, and the
+/// worker still serves afterwards.
+fn the_readme_psr7_loop_survives(options: Value) {
+    let (cases, _) = load();
+    let mut php = Php::start_with(
+        "psr7_readme.php",
+        Options {
+            env: vec![("RR_TEST_OPTIONS", options.to_string())],
+            ..Options::default()
+        },
+    );
+    let mut failures = Vec::new();
+    for case in &cases {
+        let answer = send(php.addr, &case.request());
+        let want = match verdict(&case.category) {
+            Verdict::Php => 200,
+            Verdict::Refused(status, _) => status,
+            Verdict::Bare400 => 400,
+        };
+        if answer.status != want {
+            failures.push(format!("{}: {} (want {want})", case.name, answer.status));
+        }
+    }
+    assert!(
+        php.child.try_wait().unwrap().is_none(),
+        "the loop ended: {}",
+        php.stderr()
+    );
+    let last = send(
+        php.addr,
+        b"GET /still?here=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(last.status, 200);
+    assert_eq!(last.body, b"http://h/still?here=1");
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        php.stderr()
+    );
+}
+
+#[test]
+fn the_readme_psr7_loop_survives_the_corpus() {
+    the_readme_psr7_loop_survives(json!({}));
+}
+
+#[test]
+fn the_readme_psr7_loop_survives_the_corpus_in_pool_mode() {
+    the_readme_psr7_loop_survives(json!({"http.pool.num_workers": 2}));
+}
