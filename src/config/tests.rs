@@ -73,8 +73,8 @@ fn defaults() {
 #[test]
 fn velox_defaults() {
     let v = VeloxConfig::new("http://v".into());
-    assert_eq!(v.build_timeout, Duration::from_secs(300));
-    assert_eq!(v.request_timeout, Duration::from_secs(180));
+    assert_eq!(v.build_timeout, Duration::from_secs(900));
+    assert_eq!(v.connect_timeout, Duration::from_secs(10));
     assert_eq!(v.retry.max_attempts, 3);
     assert_eq!(v.retry.initial_delay, Duration::from_secs(1));
     assert_eq!(v.retry.max_delay, Duration::from_secs(10));
@@ -140,7 +140,7 @@ logs:
 velox:
   server_url: https://velox.example.com
   build_timeout: 10m
-  request_timeout: 90s
+  connect_timeout: 90s
   retry:
     max_attempts: 5
     initial_delay: 500ms
@@ -191,7 +191,7 @@ velox:
     let v = c.velox.as_ref().unwrap();
     assert_eq!(v.server_url, "https://velox.example.com");
     assert_eq!(v.build_timeout, Duration::from_secs(600));
-    assert_eq!(v.request_timeout, Duration::from_secs(90));
+    assert_eq!(v.connect_timeout, Duration::from_secs(90));
     assert_eq!(v.retry.max_attempts, 5);
     assert_eq!(v.retry.initial_delay, Duration::from_millis(500));
     assert_eq!(v.retry.max_delay, Duration::from_secs(30));
