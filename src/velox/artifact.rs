@@ -60,7 +60,9 @@ impl Records {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every change is a few map operations on owned values: a poisoned lock is still sound.
-        self.inner.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 

@@ -65,7 +65,9 @@ pub fn parse_reply(status: u16, body: &[u8]) -> Result<Built, Fault> {
         Some(code) => Err(Fault::Error {
             status,
             code: code.to_lowercase(),
-            message: string("message").or_else(|| string("error")).unwrap_or_default(),
+            message: string("message")
+                .or_else(|| string("error"))
+                .unwrap_or_default(),
             details: json.get("details").cloned().unwrap_or(Value::Null),
         }),
         None => Err(malformed("no error code".into())),

@@ -15,7 +15,10 @@ pub enum VeloxError {
     InvalidRequest(String),
     /// Velox refused the request as invalid (`invalid_argument`); `fields` are the ones its
     /// violations name, when it named them.
-    Refused { message: String, fields: Vec<String> },
+    Refused {
+        message: String,
+        fields: Vec<String>,
+    },
     /// Velox's build failed in a way another attempt cannot fix.
     BuildFailed { kind: BuildFailure, message: String },
     /// Velox could not be reached (connection refused, reset, closed mid-reply).
@@ -107,10 +110,9 @@ impl VeloxError {
             }
             VeloxError::Upstream { code, .. } => format!("the build server failed ({code})"),
             VeloxError::MalformedReply(_) => "the build server's reply was not understood".into(),
-            VeloxError::BuildTimeout(after) => format!(
-                "the build did not finish within {}s",
-                after.as_secs_f64()
-            ),
+            VeloxError::BuildTimeout(after) => {
+                format!("the build did not finish within {}s", after.as_secs_f64())
+            }
             VeloxError::NoFile => "the build produced no file".into(),
             VeloxError::Stream(_) => "the built file cannot be served".into(),
             VeloxError::Config(_) | VeloxError::Internal(_) => "internal error".into(),

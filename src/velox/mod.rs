@@ -189,7 +189,13 @@ impl Velox {
         let mut headers = headers.clone();
         headers.insert(CACHE_HEADER, HeaderValue::from_static("HIT"));
         if let Some(path) = shared.records.get(&spec.hash) {
-            let reply = serve(path.clone(), &spec.hash, headers.clone(), method, request_headers);
+            let reply = serve(
+                path.clone(),
+                &spec.hash,
+                headers.clone(),
+                method,
+                request_headers,
+            );
             match reply.await {
                 Ok(response) => return Some(response),
                 // Velox deleted it (after 30 minutes, or evicted): build it again.
@@ -323,7 +329,13 @@ async fn checked(shared: &Arc<Shared>, hash: &str, path: PathBuf) -> Result<Path
 /// PHP's headers minus the framing ones, plus the artifact's own.
 fn forwarded(mut headers: HeaderMap, spec: &Spec) -> HeaderMap {
     // The validators are the artifact's own: a resumed download must match its version.
-    for name in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING, ETAG, LAST_MODIFIED] {
+    for name in [
+        CONTENT_TYPE,
+        CONTENT_LENGTH,
+        CONTENT_ENCODING,
+        ETAG,
+        LAST_MODIFIED,
+    ] {
         headers.remove(name);
     }
     headers.remove(HeaderName::from_static(BUILD_HEADER));

@@ -158,7 +158,10 @@ fn check(top: &Object<'_>) -> Result<Checked, VeloxError> {
     for (i, entry) in top.list("excludes")?.iter().enumerate() {
         let entry = top.element("excludes", i, entry)?;
         let module = entry.string("module")?.unwrap_or("");
-        excludes.push(format!("{module}@{}", entry.string("version")?.unwrap_or("")));
+        excludes.push(format!(
+            "{module}@{}",
+            entry.string("version")?.unwrap_or("")
+        ));
     }
     excludes.sort();
     let race = top.boolean("race")?;

@@ -124,7 +124,10 @@ pub fn violated_fields(details: &Value) -> Vec<String> {
         .filter_map(|detail| detail.pointer("/debug/violations")?.as_array())
         .flatten();
     for violation in violations {
-        let path = match violation.pointer("/field/elements").and_then(Value::as_array) {
+        let path = match violation
+            .pointer("/field/elements")
+            .and_then(Value::as_array)
+        {
             Some(elements) => field_path(elements),
             None => violation
                 .get("fieldPath")
