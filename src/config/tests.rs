@@ -840,6 +840,23 @@ fn documented_example_is_valid() {
 }
 
 #[test]
+fn velox_request_timeout_is_accepted_with_a_warning() {
+    let c = parse("velox: {server_url: 'http://v', request_timeout: 180s}").unwrap();
+    assert_eq!(c.velox.unwrap().build_timeout, Duration::from_secs(900));
+    assert_eq!(c.warnings.len(), 1);
+    assert!(
+        c.warnings[0].starts_with("key 'velox.request_timeout' is no longer used"),
+        "{:?}",
+        c.warnings
+    );
+    let error = parse("velox: {server_url: 'http://v', request_timeout: -1s}").unwrap_err();
+    assert!(
+        error.to_string().contains("velox.request_timeout"),
+        "{error}"
+    );
+}
+
+#[test]
 fn documented_keys_match_describe() {
     let doc = include_str!("../../docs/config.md");
     let tls = tls_files("documented_keys");
