@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use rr::body::Body;
 use rr::config::{RetryConfig, VeloxConfig};
 use rr::velox::{BuildOrder, Outcome, Velox};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use velox_mock::{artifact, Behaviour, BuildState, Generation, Mock};
@@ -576,4 +576,629 @@ async fn shared_call_is_aborted_only_when_both_waiters_are_gone() {
     eventually("the mock sees the hang-up", || mock.calls()[0].aborted).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(mock.call_count(), 1);
+}
+
+async fn send(
+    velox: &Velox,
+    json: &str,
+    method: Method,
+    headers: &[(&str, &str)],
+) -> Response<Body> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    velox.respond(order(json), &method, &map).await
+}
+
+fn etag(response: &Response<Body>) -> String {
+    response.headers()["etag"].to_str().unwrap().to_string()
+}
+
+/// On the newest tag, which keys its cache by request id too, every GET, HEAD and Range of
+/// one spec gets the same build: rr records it, and asks Velox with the spec's own request
+/// id, so even a restarted rr (record lost) gets Velox's cached build instead of a new one.
+#[tokio::test]
+async fn one_spec_is_one_artifact_for_get_head_and_range_on_the_tag() {
+    let mock = Mock::start_as(Generation::Tag, Behaviour::success(10_000));
+    let velox = velox(config(&mock));
+    let full = send(&velox, ORDER, Method::GET, &[]).await;
+    assert_eq!(full.status(), StatusCode::OK);
+    let tag = etag(&full);
+    assert!(tag.starts_with('"'), "a strong tag: {tag}");
+    assert_eq!(body(full).await, artifact(1, 10_000));
+    let head = send(&velox, ORDER, Method::HEAD, &[]).await;
+    assert_eq!((head.status(), etag(&head)), (StatusCode::OK, tag.clone()));
+    let part = send(
+        &velox,
+        ORDER,
+        Method::GET,
+        &[("range", "bytes=9000-"), ("if-range", &tag)],
+    )
+    .await;
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body(part).await, artifact(1, 10_000)[9000..]);
+    // PHP sending its own, fresh request id each time changes nothing either.
+    let with_id = ORDER.replacen(
+        '{',
+        r#"{"request_id":"b66d5617-64dd-419b-a68b-b002938320ab","#,
+        1,
+    );
+    let same = send(&velox, &with_id, Method::GET, &[("range", "bytes=0-9")]).await;
+    assert_eq!(body(same).await, artifact(1, 10_000)[..10]);
+    assert_eq!(mock.call_count(), 1, "served from rr's record");
+
+    let restarted = self::velox(config(&mock));
+    let again = send(
+        &restarted,
+        ORDER,
+        Method::GET,
+        &[("range", "bytes=5000-"), ("if-range", &tag)],
+    )
+    .await;
+    assert_eq!(
+        again.status(),
+        StatusCode::PARTIAL_CONTENT,
+        "Velox's cached build, same file"
+    );
+    assert_eq!(body(again).await, artifact(1, 10_000)[5000..]);
+    assert_eq!(mock.call_count(), 2);
+    assert_eq!(mock.builds().len(), 1, "the tag built once");
+    let ids: Vec<Value> = mock
+        .calls()
+        .iter()
+        .map(|c| c.body["request_id"].clone())
+        .collect();
+    assert_eq!(ids[0], ids[1], "the spec's own request id, both times");
+}
+
+/// A download resumed with `If-Range` continues only the build it started with: once that
+/// file is gone (Velox's cache expired) or replaced (a forced rebuild), the client gets the
+/// new build whole, with its new tag.
+#[tokio::test]
+async fn a_resumed_download_never_mixes_builds() {
+    for generation in [Generation::Tag, Generation::Master] {
+        let mock = Mock::start_as(generation, Behaviour::success(4000));
+        let velox = velox(config(&mock));
+        let first = send(&velox, ORDER, Method::GET, &[]).await;
+        let first_tag = etag(&first);
+        assert_eq!(body(first).await, artifact(1, 4000));
+
+        mock.expire_cache();
+        let resumed = [("range", "bytes=1000-"), ("if-range", first_tag.as_str())];
+        let second = send(&velox, ORDER, Method::GET, &resumed).await;
+        assert_eq!(
+            second.status(),
+            StatusCode::OK,
+            "{generation:?}: the whole new build"
+        );
+        let second_tag = etag(&second);
+        assert_ne!(second_tag, first_tag);
+        assert_eq!(body(second).await, artifact(2, 4000));
+
+        let forced = ORDER.replacen('{', r#"{"force_rebuild":true,"#, 1);
+        let third = send(&velox, &forced, Method::GET, &[]).await;
+        assert_eq!(body(third).await, artifact(3, 4000));
+        let resumed = [("range", "bytes=1000-"), ("if-range", second_tag.as_str())];
+        let fourth = send(&velox, ORDER, Method::GET, &resumed).await;
+        assert_eq!(fourth.status(), StatusCode::OK, "{generation:?}");
+        let fourth_tag = etag(&fourth);
+        assert_eq!(body(fourth).await, artifact(3, 4000));
+        let resumed = [("range", "bytes=3990-"), ("if-range", fourth_tag.as_str())];
+        let fifth = send(&velox, ORDER, Method::GET, &resumed).await;
+        assert_eq!(fifth.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(body(fifth).await, artifact(3, 4000)[3990..]);
+        let unchanged = send(
+            &velox,
+            ORDER,
+            Method::GET,
+            &[("if-none-match", &fourth_tag)],
+        )
+        .await;
+        assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(mock.builds().len(), 3, "{generation:?}");
+    }
+}
+
+/// The client hangs up mid-build. Master cancels the build with its caller; the tag builds
+/// on and caches the result, which the next request gets without a new build.
+#[tokio::test]
+async fn master_cancels_a_build_whose_caller_left_and_the_tag_builds_on() {
+    for generation in [Generation::Master, Generation::Tag] {
+        let mock = Mock::start_as(generation, Behaviour::success(100));
+        mock.hold();
+        let velox = Arc::new(velox(config(&mock)));
+        let addr = serve(velox.clone()).await;
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = b"GET /build HTTP/1.1\r\nhost: rr\r\n\r\n";
+        tokio::io::AsyncWriteExt::write_all(&mut client, request)
+            .await
+            .unwrap();
+        eventually("the build runs", || mock.builds().len() == 1).await;
+        drop(client);
+        eventually("the mock sees the hang-up", || mock.calls()[0].aborted).await;
+        match generation {
+            Generation::Master => {
+                eventually("canceled", || {
+                    mock.builds()[0].state == BuildState::Canceled
+                })
+                .await
+            }
+            Generation::Tag => {
+                assert_eq!(mock.builds()[0].state, BuildState::Running);
+                mock.release();
+                eventually("built on", || mock.builds()[0].state == BuildState::Done).await;
+            }
+        }
+        mock.release();
+        let response = get(&velox, order(ORDER)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let builds = mock.builds();
+        let expected = match generation {
+            Generation::Master => 2,
+            Generation::Tag => 1,
+        };
+        assert_eq!(builds.len(), expected, "{generation:?}");
+        assert_eq!(body(response).await, artifact(expected as u64, 100));
+    }
+}
+
+/// Posts `body` to the mock as a Velox client would; the status and the JSON (Null if none).
+async fn post(mock: &Mock, body: &str) -> (u16, Value) {
+    let reply = reqwest::Client::new()
+        .post(format!("{}{}", mock.url(), rr::velox::BUILD_PATH))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status().as_u16();
+    let json = serde_json::from_slice(&reply.bytes().await.unwrap()).unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// docs/velox.md's validation table, row by row: what each Velox generation answers (the
+/// mock, sent the body as is) and what rr does (400 without calling Velox, or a build).
+#[tokio::test]
+async fn validation_matches_both_generations_case_by_case() {
+    const ID: &str = "b66d5617-64dd-419b-a68b-b002938320ab";
+    let p = r#"{"module_name":"github.com/roadrunner-server/http/v5","tag":"v5.2.7"}"#;
+    let with = |fields: &str| format!(r#"{{"request_id":"{ID}",{fields}}}"#);
+    let plain = |fields: &str| {
+        with(&format!(
+            r#""rr_version":"v2025.1.2","plugins":[{p}],{fields}"#
+        ))
+    };
+    // (row, body, tag accepts, master accepts, rr accepts)
+    let rows: Vec<(&str, String, bool, bool, bool)> = vec![
+        ("empty body", String::new(), false, false, false),
+        ("malformed JSON", "{not json".into(), false, false, false),
+        ("not an object", "[1]".into(), false, false, false),
+        (
+            "no request_id",
+            format!(r#"{{"rr_version":"v2025.1.2","plugins":[{p}]}}"#),
+            false,
+            false,
+            true,
+        ),
+        (
+            "empty request_id",
+            format!(r#"{{"request_id":"","rr_version":"v2025.1.2","plugins":[{p}]}}"#),
+            false,
+            false,
+            false,
+        ),
+        (
+            "request_id not a UUID",
+            format!(r#"{{"request_id":"nope","rr_version":"v2025.1.2","plugins":[{p}]}}"#),
+            false,
+            false,
+            false,
+        ),
+        (
+            "upper-case request_id",
+            format!(
+                r#"{{"request_id":"{}","rr_version":"v2025.1.2","plugins":[{p}]}}"#,
+                ID.to_uppercase()
+            ),
+            true,
+            true,
+            true,
+        ),
+        (
+            "nil request_id",
+            format!(
+                r#"{{"request_id":"00000000-0000-0000-0000-000000000000","rr_version":"v2025.1.2","plugins":[{p}]}}"#
+            ),
+            true,
+            true,
+            true,
+        ),
+        (
+            "request_id and requestId",
+            plain(&format!(r#""requestId":"{ID}""#)),
+            false,
+            false,
+            false,
+        ),
+        (
+            "rr_version twice",
+            plain(r#""rr_version":"master""#),
+            false,
+            false,
+            false,
+        ),
+        (
+            "tag twice in a plugin",
+            with(r#""rr_version":"master","plugins":[{"module_name":"m","tag":"v1","tag":"v2"}]"#),
+            false,
+            false,
+            false,
+        ),
+        (
+            "an unknown field twice",
+            plain(r#""colour":"blue","colour":"red""#),
+            true,
+            true,
+            true,
+        ),
+        (
+            "no rr_version",
+            with(&format!(r#""plugins":[{p}]"#)),
+            false,
+            false,
+            false,
+        ),
+        (
+            "rr_version latest",
+            with(&format!(r#""rr_version":"latest","plugins":[{p}]"#)),
+            false,
+            false,
+            false,
+        ),
+        (
+            "rr_version with a trailing newline",
+            with(&format!(r#""rr_version":"v2025.1.2\n","plugins":[{p}]"#)),
+            false,
+            false,
+            false,
+        ),
+        (
+            "rr_version a number",
+            with(&format!(r#""rr_version":2025,"plugins":[{p}]"#)),
+            false,
+            false,
+            false,
+        ),
+        (
+            "rr_version a commit",
+            with(&format!(r#""rr_version":"0123abc","plugins":[{p}]"#)),
+            true,
+            true,
+            true,
+        ),
+        (
+            "plugins empty",
+            with(r#""rr_version":"v2025.1.2","plugins":[]"#),
+            false,
+            false,
+            false,
+        ),
+        (
+            "plugin without tag",
+            with(r#""rr_version":"v2025.1.2","plugins":[{"module_name":"m"}]"#),
+            false,
+            false,
+            false,
+        ),
+        (
+            "plugin with empty module_name",
+            with(r#""rr_version":"v2025.1.2","plugins":[{"module_name":"","tag":"v1"}]"#),
+            false,
+            false,
+            false,
+        ),
+        (
+            "force_rebuild a string",
+            plain(r#""force_rebuild":"true""#),
+            false,
+            false,
+            false,
+        ),
+        (
+            "target_platform.os empty",
+            plain(r#""target_platform":{"os":"","arch":"amd64"}"#),
+            true,
+            true,
+            true,
+        ),
+        (
+            "target_platform a string",
+            plain(r#""target_platform":"linux""#),
+            false,
+            false,
+            false,
+        ),
+        (
+            "unknown field",
+            plain(r#""colour":"blue""#),
+            true,
+            true,
+            true,
+        ),
+        (
+            "lowerCamelCase names",
+            format!(
+                r#"{{"requestId":"{ID}","rrVersion":"master","forceRebuild":false,"plugins":[{{"moduleName":"m","tag":"v1"}}]}}"#
+            ),
+            true,
+            true,
+            true,
+        ),
+        (
+            "null fields",
+            plain(r#""target_platform":null,"force_rebuild":null,"race":null"#),
+            true,
+            true,
+            true,
+        ),
+        (
+            "replaces entry without new",
+            plain(r#""replaces":[{"old":"a"}]"#),
+            true,
+            false,
+            false,
+        ),
+        (
+            "race a string",
+            plain(r#""race":"true""#),
+            true,
+            false,
+            false,
+        ),
+        ("debug a number", plain(r#""debug":1"#), true, false, false),
+        (
+            "excludes module a number",
+            plain(r#""excludes":[{"module":5}]"#),
+            true,
+            false,
+            false,
+        ),
+        (
+            "replaces, excludes, race, debug",
+            plain(
+                r#""replaces":[{"old":"a","new":"b"}],"excludes":[{"module":"m","version":"v1"}],"race":true,"debug":false"#,
+            ),
+            true,
+            true,
+            true,
+        ),
+    ];
+    let tag = Mock::start_as(Generation::Tag, Behaviour::success(1));
+    let master = Mock::start_as(Generation::Master, Behaviour::success(1));
+    for (row, body, tag_ok, master_ok, rr_ok) in rows {
+        for (mock, ok) in [(&tag, tag_ok), (&master, master_ok)] {
+            let (status, json) = post(mock, &body).await;
+            let expected = if ok { 200 } else { 400 };
+            assert_eq!(
+                status,
+                expected,
+                "{row}: {:?} said {json}",
+                mock.generation()
+            );
+            if !ok {
+                assert_eq!(json["code"], "invalid_argument", "{row}");
+            }
+        }
+        // rr refuses only what a Velox refuses, and lets through only what master builds
+        // (the request id aside, which rr fills in).
+        assert!(rr_ok || !(tag_ok && master_ok), "{row}");
+        assert!(!rr_ok || master_ok || row == "no request_id", "{row}");
+        let before = master.call_count();
+        let velox = velox(config(&master));
+        let response = get(&velox, order(&body)).await;
+        let calls = master.call_count() - before;
+        if rr_ok {
+            assert_eq!((response.status(), calls), (StatusCode::OK, 1), "{row}");
+        } else {
+            let (status, code) = error(response).await;
+            assert_eq!(
+                (status, code.as_str(), calls),
+                (400, "invalid_request", 0),
+                "{row}"
+            );
+        }
+    }
+}
+
+/// What Velox refuses that rr let through is still the client's 400, not a 502.
+#[tokio::test]
+async fn a_velox_refusal_is_the_clients_400_naming_the_fields() {
+    let mock = Mock::start(Behaviour::success(1));
+    // A rule a newer Velox checks that rr does not know about.
+    mock.then(Behaviour::Raw {
+        status: 400,
+        content_type: "application/json",
+        body: json!({
+            "code": "invalid_argument",
+            "message": "validation error: plugins[0].tag: value must match /^v/",
+            "details": [{"type": "buf.validate.Violations", "value": "",
+                "debug": {"violations": [{"field": {"elements": [
+                    {"fieldName": "plugins", "index": "0"}, {"fieldName": "tag"}]},
+                    "ruleId": "string.pattern", "message": "value must match /^v/"}]}}]
+        })
+        .to_string(),
+    });
+    let velox = velox(config(&mock));
+    let response = get(&velox, order(ORDER)).await;
+    assert_eq!(response.status(), 400);
+    let json: Value = serde_json::from_slice(&body(response).await).unwrap();
+    assert_eq!(json["code"], "invalid_request");
+    assert_eq!(
+        json["error"],
+        "the build server refused the build request: plugins[0].tag"
+    );
+    assert_eq!(mock.call_count(), 1, "not retried");
+    assert_eq!(velox.metrics().outcome(Outcome::Invalid), 1);
+}
+
+/// The mock itself, against the measured facts it models.
+#[tokio::test]
+async fn the_mock_answers_like_each_generation() {
+    let http = reqwest::Client::new();
+    for generation in [Generation::Tag, Generation::Master] {
+        let mock = Mock::start_as(generation, Behaviour::success(3));
+        let url = format!("{}{}", mock.url(), rr::velox::BUILD_PATH);
+        let missing = http
+            .post(format!("{}/nope", mock.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+        assert_eq!(
+            missing.headers()["content-type"],
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(missing.text().await.unwrap(), "404 page not found\n");
+        let get = http.get(&url).send().await.unwrap();
+        assert_eq!(get.status(), 405);
+        assert_eq!(get.headers()["allow"], "POST");
+        assert!(get.headers().get("content-type").is_none());
+        let text = http
+            .post(&url)
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(text.status(), 415);
+        assert!(text.bytes().await.unwrap().is_empty());
+
+        let spec = r#"{"request_id":"b66d5617-64dd-419b-a68b-b002938320ab","rr_version":"v2025.1.2",
+            "plugins":[{"module_name":"github.com/roadrunner-server/http/v5","tag":"v5.2.7"}]}"#;
+        let first = http
+            .post(&url)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            first.headers()["content-type"],
+            "application/json; charset=utf-8"
+        );
+        assert_eq!(first.headers()["accept-encoding"], "gzip");
+        let first: Value = first.json().await.unwrap();
+        let (_, second) = post(&mock, spec).await;
+        assert_eq!(
+            first["path"], second["path"],
+            "the path is reused while cached"
+        );
+        assert!(first["path"].as_str().unwrap().ends_with("/rr"));
+        match generation {
+            Generation::Tag => {
+                assert!(first["logs"].as_str().unwrap().len() > 15_000);
+                assert_eq!(second["logs"], velox_mock::CACHED_LOGS);
+            }
+            Generation::Master => {
+                assert!(first.get("logs").is_none() && second.get("logs").is_none());
+            }
+        }
+        assert_eq!(mock.builds().len(), 1);
+
+        let (_, one) = post(&mock, r#"{"request_id":"b66d5617-64dd-419b-a68b-b002938320ab","rr_version":"v2025.1.2","plugins":[]}"#).await;
+        let (_, two) = post(&mock, r#"{"rr_version":"x","plugins":[]}"#).await;
+        let violations = &one["details"][0]["debug"]["violations"];
+        assert_eq!(one["details"][0]["type"], "buf.validate.Violations");
+        assert_eq!(
+            violations[0]["field"]["elements"][0]["fieldName"],
+            "plugins"
+        );
+        match generation {
+            Generation::Tag => {
+                assert_eq!(
+                    one["message"],
+                    "validation error:\n - plugins: value is required [required]"
+                );
+                assert!(two["message"].as_str().unwrap().starts_with("validation error:\n - request_id: value is empty, which is not a valid UUID [string.uuid_empty]\n - rr_version: rr_version must be a semantic version"));
+            }
+            Generation::Master => {
+                assert_eq!(
+                    one["message"],
+                    "validation error: plugins: value is required"
+                );
+                assert!(two["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("validation errors:\n - request_id: value is empty"));
+            }
+        }
+        let (status, empty) = post(&mock, "").await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            empty["message"],
+            "unmarshal message: zero-length payload is not a valid JSON object"
+        );
+
+        // A second identical build while one is in progress.
+        mock.hold();
+        let forced = spec.replacen('{', r#"{"force_rebuild":true,"#, 1);
+        let running = tokio::spawn({
+            let mock_url = url.clone();
+            let forced = forced.clone();
+            async move {
+                reqwest::Client::new()
+                    .post(mock_url)
+                    .header("content-type", "application/json")
+                    .body(forced)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        });
+        eventually("the build runs", || mock.builds().len() == 2).await;
+        let (status, busy) = post(&mock, &forced).await;
+        assert_eq!(
+            (status, busy["code"].as_str()),
+            (409, Some("already_exists"))
+        );
+        let message = busy["message"].as_str().unwrap();
+        match generation {
+            Generation::Tag => assert_eq!(message, "build is already in progress"),
+            Generation::Master => {
+                assert!(
+                    message.starts_with("build ") && message.ends_with(" is already in progress")
+                )
+            }
+        }
+        // The tag keys by request id too: another id is another build, not a 409.
+        let other_id = forced.replace("b66d5617", "c66d5617");
+        if generation == Generation::Tag {
+            let other = tokio::spawn({
+                let mock_url = url.clone();
+                async move {
+                    reqwest::Client::new()
+                        .post(mock_url)
+                        .header("content-type", "application/json")
+                        .body(other_id)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                }
+            });
+            eventually("a second build runs", || mock.builds().len() == 3).await;
+            mock.release();
+            assert_eq!(other.await.unwrap(), 200);
+        } else {
+            let (status, _) = post(&mock, &other_id).await;
+            assert_eq!(status, 409, "master keys by spec only");
+        }
+        mock.release();
+        assert_eq!(running.await.unwrap(), 200);
+    }
 }

@@ -63,6 +63,11 @@ impl Spec {
             Ok(_) => return Err((invalid("the body is not a JSON object"), fresh_id())),
             Err(e) => return Err((invalid(&format!("malformed JSON: {e}")), fresh_id())),
         };
+        // serde_json keeps the last of a repeated key; Velox refuses a repeated field.
+        let names = KNOWN.iter().chain(&NESTED);
+        if let Some(key) = repeated_keys(&text).find(|k| names.clone().any(|n| *n == snake(k))) {
+            return Err((invalid(&format!("{key}: given twice")), fresh_id()));
+        }
         let top = Object::top(&json);
         let given = top.string("request_id").map_err(|e| (e, fresh_id()))?;
         let given = match given {
@@ -221,6 +226,72 @@ const KNOWN: [&str; 9] = [
     "race",
     "debug",
 ];
+
+/// The fields of the nested messages (target_platform, plugins, replaces, excludes).
+const NESTED: [&str; 8] = [
+    "os",
+    "arch",
+    "module_name",
+    "tag",
+    "old",
+    "new",
+    "module",
+    "version",
+];
+
+/// Keys repeated within one object, anywhere in a (well-formed) JSON document.
+fn repeated_keys(text: &[u8]) -> impl Iterator<Item = String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+    struct Walk<'r>(&'r RefCell<Vec<String>>);
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Walk(self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value_seed(Walk(self.0))?;
+                if let Some(key) = seen.replace(key) {
+                    self.0.borrow_mut().push(key);
+                }
+            }
+            Ok(())
+        }
+    }
+    let found = RefCell::new(Vec::new());
+    let _ = Walk(&found).deserialize(&mut serde_json::Deserializer::from_slice(text));
+    found.into_inner().into_iter()
+}
 
 /// A JSON object read the way Velox's protojson reads a message: a field by its snake_case or
 /// lowerCamelCase name (not both), `null` as absent, every known field of its own type.

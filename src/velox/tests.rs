@@ -190,6 +190,14 @@ fn validation_follows_the_documented_table() {
             "rr_version: given twice",
         ),
         (
+            format!(r#"{{"rr_version":"master","rr_version":"master","plugins":[{p}]}}"#),
+            "rr_version: given twice",
+        ),
+        (
+            order("master", r#"{"module_name":"m","tag":"v1","tag":"v2"}"#),
+            "tag: given twice",
+        ),
+        (
             format!(r#"{{"rr_version":"master","force_rebuild":"true","plugins":[{p}]}}"#),
             "force_rebuild: must be a boolean",
         ),
@@ -247,6 +255,7 @@ fn validation_follows_the_documented_table() {
             r#"{{"rr_version":"master","target_platform":null,"force_rebuild":null,"plugins":[{p}]}}"#
         ),
         format!(r#"{{"rr_version":"master","unknown":{{"x":[1]}},"plugins":[{p}]}}"#),
+        format!(r#"{{"rr_version":"master","x":1,"x":2,"plugins":[{p}]}}"#),
         format!(
             r#"{{"rr_version":"master","replaces":[{{"old":"a","new":"b"}}],"excludes":[{{"module":"m","version":"v1"}}],"race":true,"debug":false,"plugins":[{p}]}}"#
         ),

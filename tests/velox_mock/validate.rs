@@ -31,6 +31,9 @@ pub fn check(generation: Generation, body: &[u8]) -> Result<Accepted, Refusal> {
     }
     let json: Value =
         serde_json::from_slice(body).map_err(|e| unmarshal(format!("proto: syntax error: {e}")))?;
+    if let Some(key) = duplicate_key(body) {
+        return Err(unmarshal(format!("proto: duplicate field \"{key}\"")));
+    }
     let Value::Object(top) = &json else {
         return Err(unmarshal("proto: syntax error: unexpected token".into()));
     };
@@ -246,6 +249,63 @@ impl<'a> Message<'a> {
             })
             .collect()
     }
+}
+
+/// A BuildRequest field name (of any of its messages) given twice in one object.
+fn duplicate_key(body: &[u8]) -> Option<String> {
+    const FIELDS: &[&str] = &[
+        "request_id",
+        "rr_version",
+        "force_rebuild",
+        "target_platform",
+        "plugins",
+        "replaces",
+        "excludes",
+        "race",
+        "debug",
+        "os",
+        "arch",
+        "module_name",
+        "tag",
+        "old",
+        "new",
+        "module",
+        "version",
+    ];
+    // A hand-rolled scan: keys are the strings followed by a colon, and objects nest.
+    let text = std::str::from_utf8(body).ok()?;
+    let mut stack: Vec<Vec<String>> = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        match c {
+            '{' => stack.push(Vec::new()),
+            '}' => drop(stack.pop()),
+            '"' => {
+                let mut s = String::new();
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => s.extend(chars.next().map(|(_, c)| c)),
+                        '"' => break,
+                        c => s.push(c),
+                    }
+                }
+                while chars.peek().is_some_and(|(_, c)| c.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek().is_some_and(|(_, c)| *c == ':') {
+                    let proto = FIELDS.iter().find(|f| **f == s || json_name(f) == s);
+                    if let (Some(proto), Some(keys)) = (proto, stack.last_mut()) {
+                        if keys.contains(&proto.to_string()) {
+                            return Some(s);
+                        }
+                        keys.push(proto.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn json_name(proto_name: &str) -> String {
