@@ -6,7 +6,7 @@ use common::{client, Options, Php};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use velox_mock::{pattern, Behaviour, Mock};
+use velox_mock::{artifact, Behaviour, Generation, Mock};
 
 fn worker(mock: &Mock, extra: serde_json::Value) -> Php {
     let mut options = serde_json::json!({
@@ -68,7 +68,7 @@ fn velox_build_streams_the_artifact_while_the_worker_serves_others() {
     assert_eq!(header(&response, "x-built-by"), "php");
     assert_eq!(header(&response, "x-velox-cache"), "MISS");
     assert!(response.headers().get("x-velox-build").is_none());
-    assert!(response.bytes().unwrap().as_ref() == pattern(300_000).as_slice());
+    assert!(response.bytes().unwrap().as_ref() == artifact(1, 300_000).as_slice());
 
     let calls = mock.calls();
     assert_eq!(calls.len(), 1);
@@ -76,6 +76,7 @@ fn velox_build_streams_the_artifact_while_the_worker_serves_others() {
     assert_eq!(sent["rr_version"], "v2025.1.2");
     let id = sent["request_id"].as_str().unwrap();
     assert_eq!(id.len(), 36, "a generated UUID: {id}");
+    assert_eq!(&id[14..15], "5", "derived from the spec: {id}");
 }
 
 #[test]
@@ -120,18 +121,30 @@ fn an_invalid_build_request_is_400_without_calling_velox() {
     assert_eq!(mock.call_count(), 0);
 }
 
+/// Against the newest tag (which rebuilt for every fresh request id): the download, a HEAD
+/// and a resumed download with `If-Range` are one build, one Velox call.
 #[test]
-fn a_range_request_resumes_the_download() {
-    let mock = Mock::start(Behaviour::success(10_000));
+fn a_range_request_resumes_the_download_of_the_same_build() {
+    let mock = Mock::start_as(Generation::Tag, Behaviour::success(10_000));
     let php = worker(&mock, serde_json::json!({}));
+    let full = client().get(php.url("/build")).send().unwrap();
+    assert_eq!(full.status(), 200);
+    let etag = header(&full, "etag");
+    assert!(etag.starts_with('"'), "a strong ETag: {etag}");
+    assert_eq!(full.bytes().unwrap().as_ref(), artifact(1, 10_000).as_slice());
+    let head = client().head(php.url("/build")).send().unwrap();
+    assert_eq!(header(&head, "etag"), etag);
     let response = client()
         .get(php.url("/build"))
         .header("Range", "bytes=9000-")
+        .header("If-Range", &etag)
         .send()
         .unwrap();
     assert_eq!(response.status(), 206);
     assert_eq!(header(&response, "content-range"), "bytes 9000-9999/10000");
-    assert_eq!(response.bytes().unwrap().as_ref(), &pattern(10_000)[9000..]);
+    assert_eq!(response.bytes().unwrap().as_ref(), &artifact(1, 10_000)[9000..]);
+    assert_eq!(mock.call_count(), 1);
+    assert_eq!(mock.builds().len(), 1);
 }
 
 #[test]
@@ -244,7 +257,7 @@ fn in_pool_mode_the_master_runs_the_build_and_the_one_worker_is_free() {
     let response = build.join().unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-built-by"), "php");
-    assert!(response.bytes().unwrap().as_ref() == pattern(100_000).as_slice());
+    assert!(response.bytes().unwrap().as_ref() == artifact(1, 100_000).as_slice());
 
     let log = php.stderr();
     let addr = log.split("rr metrics on http://").nth(1).unwrap();
