@@ -285,9 +285,9 @@ async fn transient_failures_are_retried_then_the_build_arrives() {
 async fn a_build_of_several_minutes_finishes_in_one_call() {
     for generation in [Generation::Tag, Generation::Master] {
         let mock = Mock::start_as(generation, Behaviour::slow(64, Duration::from_secs(287)));
-        mock.set_scale(Duration::from_millis(2)); // 287 s of build: 0.57 s
+        mock.set_scale(Duration::from_millis(4)); // 287 s of build: 1.15 s
         let mut config = config(&mock);
-        config.connect_timeout = Duration::from_millis(50);
+        config.connect_timeout = Duration::from_millis(250);
         let response = get(&velox(config), order(ORDER)).await;
         assert_eq!(response.status(), StatusCode::OK, "{generation:?}");
         assert_eq!(body(response).await, artifact(1, 64));
@@ -333,7 +333,7 @@ async fn polling_ends_at_build_timeout() {
     let mut config = config(&mock);
     config.retry.initial_delay = Duration::from_millis(5);
     config.retry.max_delay = Duration::from_millis(10);
-    config.build_timeout = Duration::from_millis(300);
+    config.build_timeout = Duration::from_millis(1500);
     let (status, code) = error(get(&velox(config), order(ORDER)).await).await;
     assert_eq!((status, code.as_str()), (504, "build_timeout"));
     assert!(mock.call_count() > 3, "polled past max_attempts");
