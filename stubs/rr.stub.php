@@ -196,9 +196,11 @@ final class Worker
 /**
  * Answers the current request with a binary built by the Velox build server
  * (`velox.server_url`), instead of respond(). Returns at once: rr validates the build request
- * (400 to the client when it is invalid), calls Velox with retries, and streams the file with
- * Content-Disposition, Range and HEAD; failures reach the client as JSON
- * `{"error", "code", "request_id"}` (502 Velox error, 504 build_timeout, 500 no file).
+ * by Velox's rules (400 to the client when it is invalid), calls Velox (a missing request_id
+ * becomes the spec's own UUID v5), and streams the file with Content-Disposition, a strong
+ * ETag, Range and HEAD; failures reach the client as JSON `{"error", "code", "request_id"}`
+ * with a stable code (422 build_failed / version_conflict / unknown_version /
+ * unsupported_target, 502/503 Velox trouble, 504 build_timeout, 500 no file): docs/velox.md.
  * respond() with a non-empty `X-Velox-Build` header and a JSON (or gzip) body does the same.
  *
  * @param array<string, mixed>|string $buildRequest the Velox BuildRequest, or its JSON text

@@ -6,7 +6,7 @@ use common::{client, Options, Php};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use velox_mock::{pattern, Behaviour, Mock};
+use velox_mock::{artifact, Behaviour, Generation, Mock};
 
 fn worker(mock: &Mock, extra: serde_json::Value) -> Php {
     let mut options = serde_json::json!({
@@ -68,7 +68,7 @@ fn velox_build_streams_the_artifact_while_the_worker_serves_others() {
     assert_eq!(header(&response, "x-built-by"), "php");
     assert_eq!(header(&response, "x-velox-cache"), "MISS");
     assert!(response.headers().get("x-velox-build").is_none());
-    assert!(response.bytes().unwrap().as_ref() == pattern(300_000).as_slice());
+    assert!(response.bytes().unwrap().as_ref() == artifact(1, 300_000).as_slice());
 
     let calls = mock.calls();
     assert_eq!(calls.len(), 1);
@@ -76,11 +76,13 @@ fn velox_build_streams_the_artifact_while_the_worker_serves_others() {
     assert_eq!(sent["rr_version"], "v2025.1.2");
     let id = sent["request_id"].as_str().unwrap();
     assert_eq!(id.len(), 36, "a generated UUID: {id}");
+    assert_eq!(&id[14..15], "5", "derived from the spec: {id}");
 }
 
 #[test]
 fn respond_with_x_velox_build_plain_or_gzip_is_a_build_with_php_headers_forwarded() {
-    let mock = Mock::start(Behaviour::success(1000));
+    // The tag builds Windows targets; master refuses them.
+    let mock = Mock::start_as(Generation::Tag, Behaviour::success(1000));
     let php = worker(&mock, serde_json::json!({}));
     let response = client().get(php.url("/header?os=windows")).send().unwrap();
     assert_eq!(response.status(), 200);
@@ -120,18 +122,36 @@ fn an_invalid_build_request_is_400_without_calling_velox() {
     assert_eq!(mock.call_count(), 0);
 }
 
+/// Against the newest tag (which rebuilt for every fresh request id): the download, a HEAD
+/// and a resumed download with `If-Range` are one build, one Velox call.
 #[test]
-fn a_range_request_resumes_the_download() {
-    let mock = Mock::start(Behaviour::success(10_000));
+fn a_range_request_resumes_the_download_of_the_same_build() {
+    let mock = Mock::start_as(Generation::Tag, Behaviour::success(10_000));
     let php = worker(&mock, serde_json::json!({}));
+    let full = client().get(php.url("/build")).send().unwrap();
+    assert_eq!(full.status(), 200);
+    let etag = header(&full, "etag");
+    assert!(etag.starts_with('"'), "a strong ETag: {etag}");
+    assert_eq!(
+        full.bytes().unwrap().as_ref(),
+        artifact(1, 10_000).as_slice()
+    );
+    let head = client().head(php.url("/build")).send().unwrap();
+    assert_eq!(header(&head, "etag"), etag);
     let response = client()
         .get(php.url("/build"))
         .header("Range", "bytes=9000-")
+        .header("If-Range", &etag)
         .send()
         .unwrap();
     assert_eq!(response.status(), 206);
     assert_eq!(header(&response, "content-range"), "bytes 9000-9999/10000");
-    assert_eq!(response.bytes().unwrap().as_ref(), &pattern(10_000)[9000..]);
+    assert_eq!(
+        response.bytes().unwrap().as_ref(),
+        &artifact(1, 10_000)[9000..]
+    );
+    assert_eq!(mock.call_count(), 1);
+    assert_eq!(mock.builds().len(), 1);
 }
 
 #[test]
@@ -244,7 +264,7 @@ fn in_pool_mode_the_master_runs_the_build_and_the_one_worker_is_free() {
     let response = build.join().unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-built-by"), "php");
-    assert!(response.bytes().unwrap().as_ref() == pattern(100_000).as_slice());
+    assert!(response.bytes().unwrap().as_ref() == artifact(1, 100_000).as_slice());
 
     let log = php.stderr();
     let addr = log.split("rr metrics on http://").nth(1).unwrap();
@@ -260,4 +280,36 @@ fn in_pool_mode_the_master_runs_the_build_and_the_one_worker_is_free() {
         "{metrics}"
     );
     assert!(metrics.contains("rr_velox_build_duration_seconds_count 1"));
+}
+
+/// A compile error costs a full build: answered at once with a stable code and a short
+/// message; Velox's text, with the build server's paths and go output, is in rr's log only.
+#[test]
+fn a_failed_build_gets_a_short_answer_and_the_log_the_whole_error() {
+    let go_output = format!(
+        "building plugins: compile: go failed: exit status 1\n{}",
+        "/tmp/velox-build/7d2e/plugin.go:12:2: undefined: http.Plugin\n".repeat(100)
+    );
+    let mock = Mock::start(Behaviour::FailBuild {
+        message: go_output,
+        time: Duration::from_secs(120),
+    });
+    mock.set_scale(Duration::from_millis(1));
+    let php = worker(&mock, serde_json::json!({}));
+    let response = client().get(php.url("/build")).send().unwrap();
+    assert_eq!(response.status(), 422);
+    let text = response.text().unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["code"], "build_failed");
+    assert_eq!(body["error"], "the build failed");
+    assert!(!text.contains("/tmp/velox-build"), "{text}");
+    assert_eq!(mock.call_count(), 1, "not retried");
+    assert!(
+        php.wait_for_log(
+            "/tmp/velox-build/7d2e/plugin.go:12:2",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        php.stderr()
+    );
 }

@@ -149,7 +149,7 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         Some(velox) => rows.extend([
             ("velox.server_url", velox.server_url.clone()),
             ("velox.build_timeout", duration(velox.build_timeout)),
-            ("velox.request_timeout", duration(velox.request_timeout)),
+            ("velox.connect_timeout", duration(velox.connect_timeout)),
             (
                 "velox.retry.max_attempts",
                 velox.retry.max_attempts.to_string(),

@@ -197,8 +197,10 @@ pub enum LogOutput {
 pub struct VeloxConfig {
     /// An http:// or https:// URL.
     pub server_url: String,
+    /// Bounds a whole build: every call, retry and poll.
     pub build_timeout: Duration,
-    pub request_timeout: Duration,
+    /// Bounds connecting to the server; a call itself lasts as long as its build.
+    pub connect_timeout: Duration,
     pub retry: RetryConfig,
     /// Roots a built file may come from; never empty.
     pub artifacts_dir: Vec<PathBuf>,
@@ -433,8 +435,8 @@ impl VeloxConfig {
     pub fn new(server_url: String) -> Self {
         Self {
             server_url,
-            build_timeout: Duration::from_secs(5 * 60),
-            request_timeout: Duration::from_secs(180),
+            build_timeout: Duration::from_secs(15 * 60),
+            connect_timeout: Duration::from_secs(10),
             retry: RetryConfig::default(),
             artifacts_dir: vec![std::env::temp_dir()],
             cache: CacheConfig::default(),

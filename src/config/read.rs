@@ -477,11 +477,20 @@ fn velox(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<Option<VeloxCon
     })?;
     let d = VeloxConfig::new(String::new());
     let build_timeout = t.get("build_timeout", d.build_timeout, Field::positive_duration)?;
-    let request_timeout = t.get(
-        "request_timeout",
-        d.request_timeout,
+    let connect_timeout = t.get(
+        "connect_timeout",
+        d.connect_timeout,
         Field::positive_duration,
     )?;
+    if let Some(field) = t.field("request_timeout") {
+        field.positive_duration()?;
+        // A per-call bound shorter than a build restarted it from zero at every retry.
+        warnings.push(
+            "key 'velox.request_timeout' is no longer used: a Velox call lasts as long as its \
+             build, bounded by velox.build_timeout (see velox.connect_timeout)"
+                .to_owned(),
+        );
+    }
     let retry = retry(t.table("retry")?, warnings)?;
     let artifacts_dir = t.get("artifacts_dir", d.artifacts_dir, Field::paths)?;
     let cache = cache(t.table("cache")?, warnings)?;
@@ -492,7 +501,7 @@ fn velox(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<Option<VeloxCon
     Ok(Some(VeloxConfig {
         server_url,
         build_timeout,
-        request_timeout,
+        connect_timeout,
         retry,
         artifacts_dir,
         cache,

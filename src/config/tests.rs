@@ -73,8 +73,8 @@ fn defaults() {
 #[test]
 fn velox_defaults() {
     let v = VeloxConfig::new("http://v".into());
-    assert_eq!(v.build_timeout, Duration::from_secs(300));
-    assert_eq!(v.request_timeout, Duration::from_secs(180));
+    assert_eq!(v.build_timeout, Duration::from_secs(900));
+    assert_eq!(v.connect_timeout, Duration::from_secs(10));
     assert_eq!(v.retry.max_attempts, 3);
     assert_eq!(v.retry.initial_delay, Duration::from_secs(1));
     assert_eq!(v.retry.max_delay, Duration::from_secs(10));
@@ -140,7 +140,7 @@ logs:
 velox:
   server_url: https://velox.example.com
   build_timeout: 10m
-  request_timeout: 90s
+  connect_timeout: 90s
   retry:
     max_attempts: 5
     initial_delay: 500ms
@@ -191,7 +191,7 @@ velox:
     let v = c.velox.as_ref().unwrap();
     assert_eq!(v.server_url, "https://velox.example.com");
     assert_eq!(v.build_timeout, Duration::from_secs(600));
-    assert_eq!(v.request_timeout, Duration::from_secs(90));
+    assert_eq!(v.connect_timeout, Duration::from_secs(90));
     assert_eq!(v.retry.max_attempts, 5);
     assert_eq!(v.retry.initial_delay, Duration::from_millis(500));
     assert_eq!(v.retry.max_delay, Duration::from_secs(30));
@@ -837,6 +837,23 @@ fn documented_example_is_valid() {
         ["section 'server' is RoadRunner's and is ignored by rr"]
     );
     fs::remove_dir_all(tls).unwrap();
+}
+
+#[test]
+fn velox_request_timeout_is_accepted_with_a_warning() {
+    let c = parse("velox: {server_url: 'http://v', request_timeout: 180s}").unwrap();
+    assert_eq!(c.velox.unwrap().build_timeout, Duration::from_secs(900));
+    assert_eq!(c.warnings.len(), 1);
+    assert!(
+        c.warnings[0].starts_with("key 'velox.request_timeout' is no longer used"),
+        "{:?}",
+        c.warnings
+    );
+    let error = parse("velox: {server_url: 'http://v', request_timeout: -1s}").unwrap_err();
+    assert!(
+        error.to_string().contains("velox.request_timeout"),
+        "{error}"
+    );
 }
 
 #[test]

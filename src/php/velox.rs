@@ -14,8 +14,9 @@ use http::header::CONTENT_ENCODING;
 use http::HeaderMap;
 
 /// Answers the current request with a binary built by the Velox server (`velox.server_url`).
-/// Returns at once: rr validates the request, calls Velox (with retries) and streams the file.
-/// The client gets a JSON error (`{error, code, request_id}`) when the build fails.
+/// Returns at once: rr validates the request, calls Velox and streams the file.
+/// The client gets a JSON error (`{error, code, request_id}`, codes in docs/velox.md) when the
+/// build fails.
 ///
 /// @param array<string, mixed>|string $buildRequest the build request, or its JSON text
 /// @param array<string, string|string[]> $headers response headers to forward to the client

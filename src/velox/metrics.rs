@@ -7,6 +7,8 @@ use std::time::Duration;
 pub enum Outcome {
     Success,
     Invalid,
+    /// A deterministic build failure Velox reported (compile, versions, target).
+    BuildFailed,
     UpstreamError,
     Timeout,
     NoFile,
@@ -15,9 +17,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Success,
         Outcome::Invalid,
+        Outcome::BuildFailed,
         Outcome::UpstreamError,
         Outcome::Timeout,
         Outcome::NoFile,
@@ -29,6 +32,7 @@ impl Outcome {
         match self {
             Outcome::Success => "success",
             Outcome::Invalid => "invalid",
+            Outcome::BuildFailed => "build_failed",
             Outcome::UpstreamError => "upstream_error",
             Outcome::Timeout => "timeout",
             Outcome::NoFile => "no_file",
@@ -43,7 +47,7 @@ pub const BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    outcomes: [AtomicU64; 7],
+    outcomes: [AtomicU64; Outcome::ALL.len()],
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     upstream_calls: AtomicU64,

@@ -3,46 +3,60 @@
 //!
 //! # Layout
 //! - `order`    [`BuildOrder`] from PHP → validated `Spec` (request id, normalized spec, hash).
-//! - `client`   the Connect JSON call, reply parsing, retries with backoff.
+//! - `client`   one Connect JSON call and the reading of its reply.
+//! - `retry`    the error classes: retry, poll a build in progress, or answer at once.
 //! - `flight`   single-flight: one build task per spec, aborted when its last client is gone.
+//! - `artifact` rr's record of each spec's artifact, and the strong ETag of its version.
 //! - `cache`    the local artifact cache (LRU by size).
 //! - `error`    [`VeloxError`] and the one table from it to the client's HTTP answer.
 //! - `metrics`  counters and the duration histogram.
 //!
-//! This file is the service: cache lookup, flight, and the streamed answer.
+//! This file is the service: record and cache lookup, flight, and the streamed answer.
+mod artifact;
 mod cache;
 mod client;
 mod error;
 mod flight;
 mod metrics;
 mod order;
+mod retry;
 #[cfg(test)]
 mod tests;
 
 pub use client::BUILD_PATH;
-pub use error::VeloxError;
+pub use error::{BuildFailure, VeloxError};
 pub use metrics::{MetricsSnapshot, Outcome};
 pub use order::BuildOrder;
 
 use crate::body::Body;
 use crate::config::VeloxConfig;
-use crate::stream::{self, FileReply};
+use crate::stream::{self, OpenFile, Validators};
+use artifact::Records;
 use cache::Cache;
-use client::BuildLog;
 use flight::Flights;
-use http::header::{CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{
+    CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LAST_MODIFIED,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use metrics::Metrics;
 use order::Spec;
+use retry::BuildLog;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// `HIT` when served from the local cache, `MISS` when Velox was asked.
+/// `HIT` when rr served its own record or cache of the spec's build, `MISS` when Velox was
+/// asked.
 pub const CACHE_HEADER: &str = "x-velox-cache";
 /// PHP's trigger header; never forwarded.
 pub const BUILD_HEADER: &str = "x-velox-build";
+
+/// A streamed artifact answers `If-None-Match` with 304 and `If-Range` with its strong tag.
+const VALIDATORS: Validators = Validators {
+    etag: true,
+    conditional: true,
+};
 
 /// The service; shared through an `Arc` by every connection.
 pub struct Velox {
@@ -55,6 +69,7 @@ pub struct Velox {
 struct Shared {
     config: VeloxConfig,
     http: reqwest::Client,
+    records: Records,
     cache: Option<Cache>,
     metrics: Metrics,
 }
@@ -69,8 +84,13 @@ impl Velox {
                 "server_url {url:?} is not http(s)"
             )));
         }
+        // No request timeout: a call lasts as long as its build. Keepalive probes find a
+        // Velox host that vanished without closing the connection.
         let http = reqwest::Client::builder()
-            .connect_timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_keepalive_interval(Duration::from_secs(10))
+            .tcp_keepalive_retries(6)
             .build()
             .map_err(|e| VeloxError::Config(format!("HTTP client: {e}")))?;
         let cache = config
@@ -80,6 +100,7 @@ impl Velox {
         let shared = Shared {
             config,
             http,
+            records: Records::default(),
             cache,
             metrics: Metrics::default(),
         };
@@ -112,25 +133,10 @@ impl Velox {
         };
         let mut headers = forwarded(order.headers, &spec);
         let shared = &self.shared;
-        if let Some(cache) = shared.cache.as_ref().filter(|_| !spec.force_rebuild) {
-            if let Some(path) = cache.lookup(&spec.hash) {
-                headers.insert(CACHE_HEADER, HeaderValue::from_static("HIT"));
-                let reply = FileReply {
-                    path,
-                    status: StatusCode::OK,
-                    headers: headers.clone(),
-                };
-                match stream::serve_file(reply, method, request_headers).await {
-                    Ok(response) => {
-                        shared.metrics.cache_hit();
-                        return record.done(Outcome::Success, response);
-                    }
-                    // Deleted behind our back: build it again.
-                    Err(e) => {
-                        tracing::warn!(spec_hash = spec.hash, error = %e, "velox cache entry unusable");
-                        cache.forget(&spec.hash);
-                    }
-                }
+        if !spec.force_rebuild {
+            if let Some(response) = self.known(&spec, &headers, method, request_headers).await {
+                shared.metrics.cache_hit();
+                return record.done(Outcome::Success, response);
             }
         }
         shared.metrics.cache_miss();
@@ -141,7 +147,7 @@ impl Velox {
             true => format!("{}+force", spec.hash),
             false => spec.hash.clone(),
         };
-        let request_id = spec.request_id.clone();
+        let (request_id, hash) = (spec.request_id.clone(), spec.hash.clone());
         let mut ticket = self
             .flights
             .join(&key, || run_build(self.shared.clone(), spec));
@@ -161,38 +167,116 @@ impl Velox {
             Ok(path) => path,
             Err(error) => return record.failed(&error, &request_id),
         };
-        let reply = FileReply {
-            path,
-            status: StatusCode::OK,
-            headers,
-        };
-        match stream::serve_file(reply, method, request_headers).await {
+        match serve(path, &hash, headers, method, request_headers).await {
             Ok(response) => record.done(Outcome::Success, response),
             Err(e) => {
-                tracing::warn!(request_id, path = %e.path().display(), error = %e, "velox artifact not streamable");
+                tracing::warn!(request_id, error = %e, "velox artifact not streamable");
                 record.failed(&VeloxError::Stream(e.to_string()), &request_id)
+            }
+        }
+    }
+
+    /// The answer from what rr already has for the spec: the record of its last build (Velox's
+    /// file, while Velox keeps it), else the local cache. `None` when neither can serve it.
+    async fn known(
+        &self,
+        spec: &Spec,
+        headers: &HeaderMap,
+        method: &Method,
+        request_headers: &HeaderMap,
+    ) -> Option<Response<Body>> {
+        let shared = &self.shared;
+        let mut headers = headers.clone();
+        headers.insert(CACHE_HEADER, HeaderValue::from_static("HIT"));
+        if let Some(path) = shared.records.get(&spec.hash) {
+            let reply = serve(
+                path.clone(),
+                &spec.hash,
+                headers.clone(),
+                method,
+                request_headers,
+            );
+            match reply.await {
+                Ok(response) => return Some(response),
+                // Velox deleted it (after 30 minutes, or evicted): build it again.
+                Err(e) => {
+                    tracing::debug!(spec_hash = spec.hash, error = %e, "velox record stale");
+                    shared.records.forget(&spec.hash, &path);
+                }
+            }
+        }
+        let cache = shared.cache.as_ref()?;
+        let path = cache.lookup(&spec.hash)?;
+        match serve(path.clone(), &spec.hash, headers, method, request_headers).await {
+            Ok(response) => {
+                shared.records.set(&spec.hash, path);
+                Some(response)
+            }
+            // Deleted behind our back: build it again.
+            Err(e) => {
+                tracing::warn!(spec_hash = spec.hash, error = %e, "velox cache entry unusable");
+                cache.forget(&spec.hash);
+                None
             }
         }
     }
 }
 
-/// One flight: call Velox (retries, `build_timeout`), check the path, store it in the cache.
+/// Streams an artifact with the strong tag of its version; `If-Range` and `If-None-Match`
+/// are judged against that tag.
+async fn serve(
+    path: PathBuf,
+    hash: &str,
+    mut headers: HeaderMap,
+    method: &Method,
+    request_headers: &HeaderMap,
+) -> Result<Response<Body>, stream::StreamError> {
+    let opened = tokio::task::spawn_blocking(move || {
+        let opened = OpenFile::open(&path)?;
+        let meta = opened
+            .file()
+            .metadata()
+            .map_err(|e| stream::StreamError::from_io(&path, e))?;
+        Ok::<_, stream::StreamError>((opened, meta))
+    })
+    .await
+    .map_err(|e| stream::StreamError::Io {
+        path: PathBuf::new(),
+        source: std::io::Error::other(e),
+    })?;
+    let (opened, meta) = opened?;
+    headers.insert(ETAG, artifact::etag(hash, &meta));
+    Ok(stream::respond(
+        opened,
+        StatusCode::OK,
+        headers,
+        method,
+        request_headers,
+        VALIDATORS,
+    ))
+}
+
+/// One flight: call Velox (retries, polling, `build_timeout`), check the path, store it in
+/// the cache, record it.
 async fn run_build(shared: Arc<Shared>, spec: Spec) -> Result<PathBuf, VeloxError> {
     let started = Instant::now();
     let config = &shared.config;
     let log = BuildLog {
         request_id: &spec.request_id,
         hash: &spec.hash,
-        attempts: AtomicU32::new(0),
+        calls: AtomicU32::new(0),
     };
     let body = bytes::Bytes::from(serde_json::Value::Object(spec.json.clone()).to_string());
-    let call = client::build(&shared.http, config, body, &log, &shared.metrics);
+    let call = retry::build(&shared.http, config, body, &log, &shared.metrics);
     let result = match tokio::time::timeout(config.build_timeout, call).await {
         Ok(Ok(built)) if built.path.is_empty() => Err(VeloxError::NoFile),
         Ok(Ok(built)) => checked(&shared, &spec.hash, PathBuf::from(built.path)).await,
         Ok(Err(error)) => Err(error),
         Err(_) => Err(VeloxError::BuildTimeout(config.build_timeout)),
     };
+    if let Ok(path) = &result {
+        shared.records.set(&spec.hash, path.clone());
+    }
     if tracing::enabled!(tracing::Level::INFO) {
         let (outcome, path) = match &result {
             Ok(path) => ("success", path.display().to_string()),
@@ -202,7 +286,7 @@ async fn run_build(shared: Arc<Shared>, spec: Spec) -> Result<PathBuf, VeloxErro
         tracing::info!(
             request_id = spec.request_id,
             spec_hash = spec.hash,
-            attempt = log.attempts.load(Relaxed),
+            calls = log.calls.load(Relaxed),
             duration_ms = started.elapsed().as_millis() as u64,
             path,
             outcome,
@@ -213,8 +297,9 @@ async fn run_build(shared: Arc<Shared>, spec: Spec) -> Result<PathBuf, VeloxErro
     result
 }
 
-/// Only a file under `artifacts_dir` is streamed or cached; the checked (canonical) path is
-/// the one used from here on.
+/// Only a file under `artifacts_dir` is streamed or cached. The path used from here on is
+/// the cached copy when there is one (so later hits serve the very same file), else the
+/// checked (canonical) one.
 async fn checked(shared: &Arc<Shared>, hash: &str, path: PathBuf) -> Result<PathBuf, VeloxError> {
     let job = {
         let shared = shared.clone();
@@ -223,12 +308,16 @@ async fn checked(shared: &Arc<Shared>, hash: &str, path: PathBuf) -> Result<Path
             let real = stream::check_allowed(&path, &shared.config.artifacts_dir)
                 .inspect_err(|e| tracing::warn!(path = %path.display(), error = %e, "velox artifact refused"))
                 .map_err(|e| VeloxError::Stream(e.to_string()))?;
-            if let Some(cache) = &shared.cache {
-                if let Err(e) = cache.store(&hash, &real) {
+            let Some(cache) = &shared.cache else {
+                return Ok(real);
+            };
+            match cache.store(&hash, &real) {
+                Ok(cached) => Ok(cached),
+                Err(e) => {
                     tracing::warn!(spec_hash = hash, error = %e, "velox artifact not cached");
+                    Ok(real)
                 }
             }
-            Ok(real)
         }
     };
     // Blocking pool: canonicalize and the cache copy touch the disk, maybe for a while.
@@ -239,7 +328,14 @@ async fn checked(shared: &Arc<Shared>, hash: &str, path: PathBuf) -> Result<Path
 
 /// PHP's headers minus the framing ones, plus the artifact's own.
 fn forwarded(mut headers: HeaderMap, spec: &Spec) -> HeaderMap {
-    for name in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING] {
+    // The validators are the artifact's own: a resumed download must match its version.
+    for name in [
+        CONTENT_TYPE,
+        CONTENT_LENGTH,
+        CONTENT_ENCODING,
+        ETAG,
+        LAST_MODIFIED,
+    ] {
         headers.remove(name);
     }
     headers.remove(HeaderName::from_static(BUILD_HEADER));
@@ -295,12 +391,13 @@ fn go_arch() -> &'static str {
 
 pub(crate) fn outcome_of(error: &VeloxError) -> Outcome {
     match error {
-        VeloxError::InvalidRequest(_) => Outcome::Invalid,
+        VeloxError::InvalidRequest(_) | VeloxError::Refused { .. } => Outcome::Invalid,
+        VeloxError::BuildFailed { .. } => Outcome::BuildFailed,
         VeloxError::BuildTimeout(_) => Outcome::Timeout,
         VeloxError::NoFile => Outcome::NoFile,
         VeloxError::Stream(_) => Outcome::StreamError,
         VeloxError::Unreachable(_)
-        | VeloxError::AttemptTimeout(_)
+        | VeloxError::Unavailable { .. }
         | VeloxError::Upstream { .. }
         | VeloxError::MalformedReply(_)
         | VeloxError::Config(_)
