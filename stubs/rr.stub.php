@@ -176,6 +176,18 @@ final class Worker
     public function stop(): void {}
 
     /**
+     * Registers $close, run once in the template (http.pool.template) at its first
+     * waitRequest(), before it forks any worker: close there every connection opened at boot
+     * (database, Redis, Memcached, LDAP...) and let the workers reconnect lazily, or each forked
+     * worker would share the template's socket and read the others' replies. rr checks after it
+     * and refuses to fork while connected sockets remain (http.pool.template_connections).
+     * Never called in other processes.
+     *
+     * @throws \ValueError when $close is not callable
+     */
+    public function beforeFork(mixed $close): void {}
+
+    /**
      * Asks for this worker to be replaced once the current request's answer is sent (its
      * state is no longer trusted). In pool mode returns true: no later request runs on this
      * worker (requests already sent to it are declined and run on other workers), the master
@@ -221,6 +233,15 @@ function velox_build(mixed $buildRequest, ?array $headers = null): void {}
  * @throws \RR\Exception when no RR\Worker was started in this process
  */
 function workers(): array {}
+
+/**
+ * The part this process plays: "single" (no pool), "master", "worker" (a pool worker) or
+ * "template" (the booted process workers are forked from, before it forks: code run at boot
+ * in the template is inherited by every worker).
+ *
+ * @throws \RR\Exception when no RR\Worker was started in this process
+ */
+function role(): string {}
 
 /**
  * PBKDF2 with HMAC-SHA1: `$length` raw bytes derived from `$password` and `$salt` in

@@ -103,6 +103,10 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ("http.pool.destroy_timeout", duration(pool.destroy_timeout)),
         ("http.pool.max_queue_size", pool.max_queue_size.to_string()),
         ("http.pool.template", pool.template.to_string()),
+        (
+            "http.pool.template_connections",
+            pool.template_connections.as_str().to_string(),
+        ),
         ("http.pool.isolate", pool.isolate.join(", ")),
         (
             "http.pool.isolate_workers",

@@ -241,6 +241,8 @@ pub struct PoolConfig {
     pub supervisor: SupervisorConfig,
     /// Workers are forked from one booted template process instead of re-executed.
     pub template: bool,
+    /// Whether the template may fork while it holds connected sockets (docs/pool.md).
+    pub template_connections: TemplateConnections,
     /// URL path prefixes served by a one-shot worker forked per request (template mode).
     pub isolate: Vec<String>,
     /// One-shot workers running at once; 0 means `num_workers`.
@@ -476,10 +478,30 @@ impl Default for PoolConfig {
             max_queue_size: 0,
             supervisor: SupervisorConfig::default(),
             template: false,
+            template_connections: TemplateConnections::Refuse,
             isolate: Vec::new(),
             isolate_workers: 0,
             send_ahead: 16,
             worker_scheduling: Scheduling::Batch,
+        }
+    }
+}
+
+/// `http.pool.template_connections`: what the template does when connections (to a database,
+/// Redis...) are still open at its first fork.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateConnections {
+    /// Fail the template's boot, naming each peer.
+    Refuse,
+    /// Fork anyway: the operator knows the workers never use them.
+    Allow,
+}
+
+impl TemplateConnections {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refuse => "refuse",
+            Self::Allow => "allow",
         }
     }
 }

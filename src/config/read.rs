@@ -11,7 +11,7 @@ use super::units::{format_duration, KB, MB};
 use super::{
     CacheConfig, Config, HttpConfig, IoDriver, LogEncoding, LogLevel, LogOutput, LogsConfig,
     PoolConfig, RetryConfig, Scheduling, ScriptConfig, SslConfig, StaticConfig, SupervisorConfig,
-    UploadsConfig, VeloxConfig,
+    TemplateConnections, UploadsConfig, VeloxConfig,
 };
 
 /// Top-level sections of RoadRunner (and its plugins) that rr has no use for.
@@ -339,6 +339,12 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
     let max_queue_size = t.get("max_queue_size", d.max_queue_size, |f| f.int(0))?;
     let supervisor = supervisor(t.table("supervisor")?, warnings)?;
     let template = t.get("template", d.template, Field::bool)?;
+    let template_connections = t.get("template_connections", d.template_connections, |f| {
+        f.choice(&[
+            ("refuse", TemplateConnections::Refuse),
+            ("allow", TemplateConnections::Allow),
+        ])
+    })?;
     let isolate = t.get("isolate", d.isolate, |f| {
         let prefixes = f.strings()?;
         match prefixes.iter().find(|p| !p.starts_with('/') || p.contains(['?', '#', '\0'])) {
@@ -393,6 +399,7 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
         max_queue_size,
         supervisor,
         template,
+        template_connections,
         isolate,
         isolate_workers,
         send_ahead,

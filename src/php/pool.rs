@@ -34,6 +34,17 @@ pub fn workers() -> PhpResult<PhpArray> {
     Ok(PhpArray(convert::array_zval(out)))
 }
 
+/// The part this process plays: "single" (no pool), "master", "worker" (a pool worker) or
+/// "template" (the booted process workers are forked from, before it forks: code run at boot
+/// in the template is inherited by every worker).
+///
+/// @throws \RR\Exception when no RR\Worker was started in this process
+#[php_function]
+#[php(name = "RR\\role")]
+pub fn role() -> PhpResult<&'static str> {
+    with_engine("RR\\role", |engine| Ok(engine.role().as_str()))
+}
+
 /// The random extension's globals (ext/random/php_random.h), NTS layout of PHP 8.2, the only
 /// version this layout was checked against (8.4 moved the states inline).
 #[repr(C)]
@@ -76,5 +87,7 @@ pub fn reseed_after_fork() {
 
 /// Adds the functions of this file to the module.
 pub fn register(module: ModuleBuilder) -> ModuleBuilder {
-    module.function(wrap_function!(workers))
+    module
+        .function(wrap_function!(workers))
+        .function(wrap_function!(role))
 }

@@ -32,6 +32,8 @@ thread_local! {
     static STARTED: Cell<bool> = const { Cell::new(false) };
     static HANDLING: Cell<bool> = const { Cell::new(false) };
     static RETIRE_WARNED: Cell<bool> = const { Cell::new(false) };
+    /// What `beforeFork()` registered: run once in the template, before its first fork.
+    static BEFORE_FORK: RefCell<Vec<Zval>> = const { RefCell::new(Vec::new()) };
     /// Where handle() says the entry script is; set at its first request.
     static SCRIPT: std::cell::OnceCell<Script> = const { std::cell::OnceCell::new() };
 }
@@ -42,6 +44,11 @@ fn next<T>(
     callable: &str,
     build: impl Fn(&mut engine::Worker, Box<RequestData>) -> T,
 ) -> PhpResult<Option<T>> {
+    if with_engine(callable, |engine| {
+        Ok(engine.role() == engine::Role::Template)
+    })? {
+        run_before_fork()?;
+    }
     loop {
         let got = with_engine(callable, |engine| {
             Ok(match engine.wait(TICK) {
@@ -81,6 +88,8 @@ pub(super) fn with_engine<T>(
 
 /// Tears the engine down: called at request shutdown, whatever ended the script.
 pub fn finish() {
+    // Zvals must go while PHP's memory is still there (a template that never forked).
+    drop(BEFORE_FORK.take());
     if let Some(engine) = ENGINE.with_borrow_mut(Option::take) {
         engine.finish();
     }
@@ -97,6 +106,21 @@ fn load_config(file: Option<String>, overrides: Vec<Override>) -> Result<Config,
     let env = std::env::var("RR_CONFIG").ok();
     let file = config::resolve_file(file.as_deref(), env.as_deref(), &cwd)?;
     Ok(Config::load(&Sources { file, overrides })?)
+}
+
+/// The template is about to fork: the application closes what it connected to at boot.
+fn run_before_fork() -> PhpResult<()> {
+    for close in BEFORE_FORK.take() {
+        let callable = ZendCallable::new(&close)
+            .map_err(|_| bad_value("RR\\Worker::beforeFork(): the callable is gone"))?;
+        // An exception it throws stays pending and ends the template's boot with it.
+        if callable.try_call(vec![]).is_err() {
+            return Err(misuse(
+                "RR\\Worker::beforeFork(): the callable failed: the template does not fork",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `callable` is the PHP name, e.g. `RR\\Worker::respond`.
@@ -332,6 +356,28 @@ impl Worker {
             engine.stop();
             Ok(())
         })
+    }
+
+    /// Registers `$close`, run once in the template (`http.pool.template`) at its first
+    /// `waitRequest()`, before it forks any worker: close there every connection opened at boot
+    /// (database, Redis, Memcached, LDAP...) and let the workers reconnect lazily, or each
+    /// forked worker would share the template's socket and read the others' replies. rr checks
+    /// after it and refuses to fork while connected sockets remain
+    /// (`http.pool.template_connections`). Never called in other processes.
+    ///
+    /// @throws \ValueError when $close is not callable
+    pub fn before_fork(&self, close: &Zval) -> PhpResult<()> {
+        if !close.is_callable() {
+            return Err(bad_value(format!(
+                "RR\\Worker::beforeFork(): $close must be callable, {} given",
+                close.get_type()
+            )));
+        }
+        // Only the template ever calls it; elsewhere nothing is kept.
+        if with_engine("RR\\Worker::beforeFork", |e| Ok(e.role()))? == engine::Role::Template {
+            BEFORE_FORK.with_borrow_mut(|list| list.push(close.shallow_clone()));
+        }
+        Ok(())
     }
 
     /// Asks for this worker to be replaced once the current request's answer is sent (its

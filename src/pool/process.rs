@@ -81,12 +81,18 @@ impl Spawner {
             Some(id) => cmd.env(ipc::ID_ENV, id.to_string()),
             None => cmd.env(ipc::ID_ENV, "template").env(ipc::TEMPLATE_ENV, "1"),
         };
-        // SAFETY: between fork and exec only fcntl runs, which is async-signal-safe; it clears
-        // close-on-exec on the one descriptor the worker must inherit.
+        // SAFETY: between fork and exec only fcntl and close_range run, both async-signal-safe
+        // system calls: the one descriptor the worker must inherit loses close-on-exec, and
+        // every other one above stderr is closed. PHP opens its streams and sockets without
+        // close-on-exec, so a connection the master's script opened (Redis, a database) would
+        // otherwise live on in every worker and template (and trip the template's check).
         unsafe {
-            cmd.pre_exec(move || match libc::fcntl(fd, libc::F_SETFD, 0) {
-                -1 => Err(std::io::Error::last_os_error()),
-                _ => Ok(()),
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                close_others(fd);
+                Ok(())
             });
         }
         let mut child = cmd.spawn()?;
@@ -101,6 +107,24 @@ impl Spawner {
             process.read_output(err, "stderr");
         }
         Ok(process)
+    }
+}
+
+/// Closes every descriptor above stderr except `keep` (between fork and exec: system calls
+/// only). Before Linux 5.9 close_range does not exist and the descriptors are closed one by one.
+fn close_others(keep: std::os::fd::RawFd) {
+    let keep = keep as libc::c_uint;
+    // SAFETY: close_range and close only close descriptors of this (forked) process.
+    unsafe {
+        let below = keep <= 3 || libc::close_range(3, keep - 1, 0) == 0;
+        let above = libc::close_range(keep + 1, libc::c_uint::MAX, 0) == 0;
+        if !(below && above) {
+            for fd in 3..65536 {
+                if fd != keep as libc::c_int {
+                    libc::close(fd);
+                }
+            }
+        }
     }
 }
 

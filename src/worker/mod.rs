@@ -8,6 +8,7 @@
 //!   template, whose first `wait` forks workers (`template`) instead of serving.
 //! - [`Master`]    the process the user started, in pool mode: it serves HTTP and supervises the
 //!   workers, and runs no request itself (`wait` returns `Stop` once the pool has stopped).
+mod connections;
 mod embedded;
 mod pooled;
 mod template;
@@ -68,6 +69,30 @@ impl std::fmt::Display for RespondError {
     }
 }
 
+/// The part a PHP process plays (`RR\\role()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// No pool: this process serves HTTP itself.
+    Single,
+    /// Pool mode's master: it serves HTTP and hands requests to workers.
+    Master,
+    /// A pool worker (re-executed, or forked from the template).
+    Worker,
+    /// The template (`http.pool.template`): it boots once and forks workers.
+    Template,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Single => "single",
+            Role::Master => "master",
+            Role::Worker => "worker",
+            Role::Template => "template",
+        }
+    }
+}
+
 pub enum Worker {
     Embedded(Embedded),
     Pooled(Pooled),
@@ -104,6 +129,16 @@ impl Worker {
 
     pub fn is_pool_worker(&self) -> bool {
         matches!(self, Worker::Pooled(_))
+    }
+
+    /// Which part this process plays.
+    pub fn role(&self) -> Role {
+        match self {
+            Worker::Embedded(_) => Role::Single,
+            Worker::Master(_) => Role::Master,
+            Worker::Pooled(p) if p.is_template() => Role::Template,
+            Worker::Pooled(_) => Role::Worker,
+        }
     }
 
     pub fn bound(&self) -> &[Bound] {

@@ -131,6 +131,11 @@ impl Pooled {
         &self.bound
     }
 
+    /// The template, before it forked (a forked worker's copy says false).
+    pub fn is_template(&self) -> bool {
+        self.template
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -165,7 +170,8 @@ impl Pooled {
         self.pending = Pending::Idle;
         self.uploads = Tree::new();
         if !self.ready && self.template {
-            return match super::template::serve(&mut self.channel) {
+            let connections = self.config.pool.template_connections;
+            return match super::template::serve(&mut self.channel, connections) {
                 Outcome::Worker(channel) => {
                     // A forked worker: its own channel; the next wait says Ready.
                     self.channel = channel;

@@ -3,6 +3,7 @@
 //! order instead of serving. Each fork is doubled (template → short-lived middle → worker) so
 //! the worker is re-parented to the master, which is a child subreaper and reaps it like any
 //! other worker (see docs/pool.md, "Template mode").
+use crate::config::TemplateConnections;
 use crate::ipc::{self, fds, Frame};
 use bytes::BytesMut;
 use std::collections::VecDeque;
@@ -24,9 +25,17 @@ pub fn is_template() -> bool {
 }
 
 /// The template's loop: report `Booted`, then fork on each order until told to stop.
-pub fn serve(channel: &mut UnixStream) -> Outcome {
+/// `connections`: whether connected sockets may cross the fork (see `connections`).
+pub fn serve(channel: &mut UnixStream, connections: TemplateConnections) -> Outcome {
     let fd = channel.as_raw_fd();
-    if let Err(message) = single_threaded() {
+    let checked = single_threaded().and_then(|()| match connections {
+        TemplateConnections::Allow => Ok(()),
+        TemplateConnections::Refuse => match super::connections::open(&[fd]) {
+            found if found.is_empty() => Ok(()),
+            found => Err(super::connections::refusal(&found)),
+        },
+    });
+    if let Err(message) = checked {
         tracing::error!("{message}");
         let _ = write(channel, &Frame::Error(message));
         return Outcome::Stop;
