@@ -72,10 +72,13 @@ $kernel = new RR\Nextcloud\Kernel(
 // before its first request. The master of a pool serves nothing and never boots; a single
 // process boots at its first request. NEXTCLOUD_EAGER_BOOT=1 boots here in any case, 0 never.
 $eager = getenv('NEXTCLOUD_EAGER_BOOT');
-$poolProcess = getenv('RR_POOL_FD') !== false || getenv('RR_POOL_TEMPLATE') !== false;
-if ($eager === '1' || ($eager !== '0' && $poolProcess)) {
+$role = RR\role();
+if ($eager === '1' || ($eager !== '0' && ($role === 'worker' || $role === 'template'))) {
     $kernel->boot();
 }
+// The template (http.pool.template) forks every worker from this booted process: nothing it
+// connected to while booting may be shared by them (rr refuses to fork otherwise).
+$worker->beforeFork(RR\Nextcloud\ForkSafety::closeConnections(...));
 
 // After exit()/die() inside Nextcloud the request was cut short wherever it was, and scripts not
 // run in place by RR\Nextcloud (cron.php, the updater, ...) may leave anything behind: when rr can
@@ -84,7 +87,6 @@ if ($eager === '1' || ($eager !== '0' && $poolProcess)) {
 // itself after the answer, and the pool starts a new one.
 $canRetire = method_exists($worker, 'retire');
 $retireOnExit = getenv('NEXTCLOUD_RETIRE_ON_EXIT') !== '0';
-$poolWorker = getenv('RR_POOL_FD') !== false;
 while ($worker->handle($kernel)) {
     if ($kernel->broken() !== null) {
         // Never serve again with state that could not be reset: end the process (a pool
@@ -95,7 +97,7 @@ while ($worker->handle($kernel)) {
     if ($kernel->untrusted() || ($retireOnExit && $kernel->exited())) {
         if ($canRetire) {
             $worker->retire();
-        } elseif ($kernel->untrusted() && $poolWorker) {
+        } elseif ($kernel->untrusted() && RR\role() === 'worker') {
             exit(0);
         }
     }

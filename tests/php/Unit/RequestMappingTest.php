@@ -44,6 +44,11 @@ final class RequestMappingTest extends TestCase
             'method' => 'PATCH',
             'uri' => 'https://example.com:8443/a/b?x=1&y[]=2',
             'requestUri' => '/a/b?x=1&y[]=2',
+            'scheme' => 'https',
+            'host' => 'example.com',
+            'port' => 8443,
+            'path' => '/a/b',
+            'queryString' => 'x=1&y[]=2',
             'query' => ['x' => '1', 'y' => ['2']],
             'cookies' => ['session' => 'abc', 'prefs' => ['lang' => 'en']],
         ]);
@@ -177,6 +182,10 @@ final class RequestMappingTest extends TestCase
             'method' => 'POST',
             'uri' => 'https://example.com/p?q=1&r=2',
             'requestUri' => '/p?q=1&r=2',
+            'scheme' => 'https',
+            'host' => 'example.com',
+            'path' => '/p',
+            'queryString' => 'q=1&r=2',
             'https' => true,
             'headers' => [
                 'Host' => ['example.com'],
@@ -256,6 +265,43 @@ final class RequestMappingTest extends TestCase
     }
 
     /** @param array<string, mixed> $fields */
+    public function testTheUriIsBuiltFromPartsNeverReparsed(): void
+    {
+        // As a string, '//evil.test/x' after the authority would still be a path, but a URI
+        // parser given only the path would take evil.test for the host.
+        $request = self::map([
+            'uri' => 'http://example.com//evil.test/x?y=1',
+            'requestUri' => '//evil.test/x?y=1',
+            'host' => 'example.com',
+            'path' => '//evil.test/x',
+            'queryString' => 'y=1',
+        ]);
+
+        self::assertSame('example.com', $request->getUri()->getHost());
+        self::assertSame('//evil.test/x', $request->getUri()->getPath());
+        self::assertSame('y=1', $request->getUri()->getQuery());
+    }
+
+    public function testARequestThePsr7LibraryRefusesIsAnswered400AndTheLoopGoesOn(): void
+    {
+        $fake = new FakeWorker(
+            FakeWorker::request(['port' => 70000, 'requestUri' => '/refused']),
+            FakeWorker::request(['requestUri' => '/next']),
+        );
+
+        $request = self::worker($fake)->waitRequest();
+
+        self::assertNotNull($request);
+        self::assertSame('/next', $request->getServerParams()['REQUEST_URI']);
+        self::assertCount(1, $fake->calls);
+        [$method, $status, $body, $headers] = $fake->calls[0];
+        self::assertSame(['respond', 400], [$method, $status]);
+        self::assertSame(['Content-Type' => ['application/json']], $headers);
+        $json = json_decode((string) $body, true, flags: JSON_THROW_ON_ERROR);
+        self::assertSame('bad_request', $json['code']);
+        self::assertStringContainsString('70000', $json['error']);
+    }
+
     private static function map(array $fields = []): ServerRequestInterface
     {
         $request = self::worker(new FakeWorker(FakeWorker::request($fields)))->waitRequest();
