@@ -1985,6 +1985,7 @@ fn dav_step(
     for el in ["d:sync-token", "s:sync-token", "cs:getctag"] {
         seen.body = client::mask_element(&seen.body, el);
     }
+    seen.body = client::sort_responses(&seen.body);
     rec.push(label, seen);
     a
 }

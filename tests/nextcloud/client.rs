@@ -362,6 +362,25 @@ pub fn mask_element(text: &str, el: &str) -> String {
     out
 }
 
+/// A multistatus body with its `<d:response>` elements in sorted order: WebDAV gives them no
+/// order, and Nextcloud lists two calendars of the same `calendar-order` in whichever order the
+/// database returns (on SQLite, PostgreSQL and MariaDB alike).
+pub fn sort_responses(text: &str) -> String {
+    let (open, close) = ("<d:response>", "</d:response>");
+    let Some(first) = text.find(open) else {
+        return text.to_string();
+    };
+    let Some(last) = text.rfind(close).map(|i| i + close.len()) else {
+        return text.to_string();
+    };
+    let mut blocks: Vec<String> = text[first..last]
+        .split_inclusive(close)
+        .map(str::to_string)
+        .collect();
+    blocks.sort();
+    format!("{}{}{}", &text[..first], blocks.concat(), &text[last..])
+}
+
 /// JSON with the volatile fields (by key, at any depth) replaced by "*".
 pub fn normalize_json(
     value: &serde_json::Value,
@@ -483,4 +502,20 @@ fn masks_elements_and_attributes() {
         ),
         "a data-requesttoken=\"*\" b nonce=\"z\""
     );
+}
+
+#[test]
+fn multistatus_responses_are_sorted_and_nothing_else_moves() {
+    let a = "<d:multistatus><d:response><d:href>/b/</d:href></d:response>\
+        <d:response><d:href>/a/</d:href></d:response></d:multistatus>";
+    let b = "<d:multistatus><d:response><d:href>/a/</d:href></d:response>\
+        <d:response><d:href>/b/</d:href></d:response></d:multistatus>";
+    assert_eq!(sort_responses(a), sort_responses(b));
+    assert_eq!(sort_responses(b), b);
+    assert_ne!(
+        sort_responses(a),
+        sort_responses(&b.replace("/b/", "/c/")),
+        "a different listing still differs"
+    );
+    assert_eq!(sort_responses("<html/>"), "<html/>");
 }

@@ -34,20 +34,26 @@ final class ForkSafety
         if (!class_exists(\OC\RedisFactory::class, false)) {
             return;
         }
-        $factory = \OC::$server->get(\OC\RedisFactory::class);
-        $redis = \Closure::bind(function (): ?object {
+        // Registered under its old name: Memcache\Redis asks for 'RedisFactory'.
+        $factory = \OC::$server->get('RedisFactory');
+        $kept = [\Closure::bind(function (): ?object {
             $instance = $this->instance;
             $this->instance = null;
 
             return $instance;
-        }, $factory, \OC\RedisFactory::class)();
-        if ($redis !== null && method_exists($redis, 'close')) {
-            $redis->close();
-        }
+        }, $factory, \OC\RedisFactory::class)()];
         if (class_exists(\OC\Memcache\Redis::class, false)) {
-            \Closure::bind(static function (): void {
+            $kept[] = \Closure::bind(static function (): ?object {
+                $cache = self::$cache;
                 self::$cache = null;
+
+                return $cache;
             }, null, \OC\Memcache\Redis::class)();
+        }
+        foreach ($kept as $redis) {
+            if ($redis !== null && method_exists($redis, 'close')) {
+                $redis->close();
+            }
         }
     }
 
