@@ -81,11 +81,9 @@ if ($eager === '1' || ($eager !== '0' && ($role === 'worker' || $role === 'templ
 $worker->beforeFork(RR\Nextcloud\ForkSafety::closeConnections(...));
 
 // After exit()/die() inside Nextcloud the request was cut short wherever it was, and scripts not
-// run in place by RR\Nextcloud (cron.php, the updater, ...) may leave anything behind: when rr can
-// replace the worker after the answer (RR\Worker::retire()), it does (NEXTCLOUD_RETIRE_ON_EXIT=0
-// keeps the worker after exit()). Without retire(), a pool worker that ran such a script ends
-// itself after the answer, and the pool starts a new one.
-$canRetire = method_exists($worker, 'retire');
+// run in place by RR\Nextcloud (cron.php, the updater, ...) may leave anything behind: the worker
+// is replaced after the answer (RR\Worker::retire(); NEXTCLOUD_RETIRE_ON_EXIT=0 keeps it after
+// exit()). A single process cannot be replaced: retire() says so in the log once.
 $retireOnExit = getenv('NEXTCLOUD_RETIRE_ON_EXIT') !== '0';
 while ($worker->handle($kernel)) {
     if ($kernel->broken() !== null) {
@@ -95,10 +93,6 @@ while ($worker->handle($kernel)) {
         exit(1);
     }
     if ($kernel->untrusted() || ($retireOnExit && $kernel->exited())) {
-        if ($canRetire) {
-            $worker->retire();
-        } elseif ($kernel->untrusted() && RR\role() === 'worker') {
-            exit(0);
-        }
+        $worker->retire();
     }
 }
