@@ -88,15 +88,23 @@ final class Server
         return $out;
     }
 
-    public static function start(string $fixture): self
+    /**
+     * @param array<string, string> $env added to this process's environment
+     * @param list<string> $args after the script's path
+     * @param bool $systemIni with the system's php.ini and its extensions (frameworks need
+     *     mbstring, ctype, tokenizer...), else `php -n`
+     */
+    public static function start(string $fixture, array $env = [], array $args = [], bool $systemIni = false): self
     {
         $stderr = tempnam(sys_get_temp_dir(), 'rr-php-feature-');
+        $command = [\PHP_BINARY, ...($systemIni ? [] : ['-n']), '-d', 'extension=' . self::extension()];
+        $script = str_starts_with($fixture, '/') ? $fixture : \dirname(__DIR__) . '/fixtures/' . $fixture;
         $process = proc_open(
-            [\PHP_BINARY, '-n', '-d', 'extension=' . self::extension(), \dirname(__DIR__) . '/fixtures/' . $fixture],
+            [...$command, $script, ...$args],
             [0 => ['file', '/dev/null', 'r'], 1 => ['file', $stderr, 'a'], 2 => ['file', $stderr, 'a']],
             $pipes,
             null,
-            array_diff_key(getenv(), ['RR_CONFIG' => true]),
+            $env + array_diff_key(getenv(), ['RR_CONFIG' => true]),
         );
         if (!\is_resource($process)) {
             throw new \RuntimeException("cannot start php with $fixture");
