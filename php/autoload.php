@@ -20,16 +20,15 @@ spl_autoload_register(static function (string $class): void {
     }
 });
 
-if (!interface_exists(\Psr\Http\Message\ServerRequestInterface::class)) {
-    // Debian's own files; they require each other relative to include_path (/usr/share/php).
-    foreach ([
-        '/usr/share/php/Psr/Http/Message/autoload.php',
-        '/usr/share/php/Psr/Http/Message/factory-autoload.php',
-        '/usr/share/php/Nyholm/Psr7/autoload.php',
-    ] as $debianAutoload) {
-        if (is_file($debianAutoload)) {
-            require_once $debianAutoload;
-        }
+// Debian's own files, each only when its classes are not loadable yet (another autoloader, e.g.
+// a framework's, may have brought some); they require each other relative to include_path.
+foreach ([
+    '/usr/share/php/Psr/Http/Message/autoload.php' => \Psr\Http\Message\ServerRequestInterface::class,
+    '/usr/share/php/Psr/Http/Message/factory-autoload.php' => \Psr\Http\Message\ServerRequestFactoryInterface::class,
+    '/usr/share/php/Nyholm/Psr7/autoload.php' => \Nyholm\Psr7\Factory\Psr17Factory::class,
+] as $debianAutoload => $debianClass) {
+    if (!class_exists($debianClass) && !interface_exists($debianClass) && is_file($debianAutoload)) {
+        require_once $debianAutoload;
     }
-    unset($debianAutoload);
 }
+unset($debianAutoload, $debianClass);
