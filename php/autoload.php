@@ -32,3 +32,7 @@ foreach ([
     }
 }
 unset($debianAutoload, $debianClass);
+
+// RoadRunner's worker classes, for workers written for spiral/roadrunner-http; an autoloader
+// registered before this one (the real packages) wins.
+require __DIR__ . '/compat/roadrunner/autoload.php';

@@ -93,11 +93,15 @@ final class Server
      * @param list<string> $args after the script's path
      * @param bool $systemIni with the system's php.ini and its extensions (frameworks need
      *     mbstring, ctype, tokenizer...), else `php -n`
+     * @param array<string, string> $ini `-d` settings
      */
-    public static function start(string $fixture, array $env = [], array $args = [], bool $systemIni = false): self
+    public static function start(string $fixture, array $env = [], array $args = [], bool $systemIni = false, array $ini = []): self
     {
         $stderr = tempnam(sys_get_temp_dir(), 'rr-php-feature-');
         $command = [\PHP_BINARY, ...($systemIni ? [] : ['-n']), '-d', 'extension=' . self::extension()];
+        foreach ($ini as $name => $value) {
+            array_push($command, '-d', "$name=$value");
+        }
         $script = str_starts_with($fixture, '/') ? $fixture : \dirname(__DIR__) . '/fixtures/' . $fixture;
         $process = proc_open(
             [...$command, $script, ...$args],
