@@ -23,6 +23,9 @@ php -r '
     $bad = [];
     if (($c["type"] ?? "") !== "php-ext") { $bad[] = "type is not php-ext"; }
     if (($c["php-ext"]["extension-name"] ?? "") !== "rr") { $bad[] = "php-ext.extension-name is not rr"; }
+    if (($c["php-ext"]["download-url-method"] ?? null) !== ["pre-packaged-binary", "composer-default"]) {
+        $bad[] = "php-ext.download-url-method must try the prebuilt binary (.ci/pie-binary) first, then build";
+    }
     foreach (["autoload", "autoload-dev", "bin"] as $key) {
         if (isset($c[$key])) { $bad[] = "a php-ext package has no $key"; }
     }
