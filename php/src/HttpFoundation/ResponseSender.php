@@ -55,7 +55,12 @@ final class ResponseSender
             return;
         }
         // rr answers Range requests itself: Symfony's own range (prepare()) is dropped.
-        unset($headers['Content-Length'], $headers['Content-Range']);
+        foreach (array_keys($headers) as $name) {
+            $lower = strtolower((string) $name);
+            if ($lower === 'content-length' || $lower === 'content-range') {
+                unset($headers[$name]);
+            }
+        }
         $this->worker->sendFile($path, $status === 206 || $status === 416 ? 200 : $status, $headers);
     }
 
@@ -72,13 +77,20 @@ final class ResponseSender
 
             return '';
         }, self::CHUNK_SIZE);
+        $failure = null;
         try {
             $response->sendContent();
+        } catch (\Throwable $e) {
+            $failure = $e;
         } finally {
             while (ob_get_level() > $level) {
                 ob_end_flush();
             }
         }
+        // The client gets an ended stream even when the callback failed half-way.
         $this->worker->respond($status, '', $head, true);
+        if ($failure !== null) {
+            throw $failure;
+        }
     }
 }

@@ -14,7 +14,8 @@ use Illuminate\Support\Facades\Facade;
  * The per-request copy of a booted Laravel application. A clone shares every service the
  * booted app already built but has its own container arrays: a singleton first resolved
  * during the request lives in the sandbox only and is gone with it. The services built at boot
- * that hold the application are pointed at the sandbox while it serves, and back after.
+ * that hold the application are pointed at the sandbox while it serves, and back after; the
+ * configuration repository is cloned for it.
  */
 final class Sandbox
 {
@@ -40,6 +41,10 @@ final class Sandbox
     public function open(): Application
     {
         $sandbox = clone $this->app;
+        // Configuration changed during a request (config([...])) stays in its sandbox.
+        if ($this->app->resolved('config')) {
+            $sandbox->instance('config', clone $this->app->make('config'));
+        }
         $this->install($sandbox);
 
         return $sandbox;

@@ -12,8 +12,9 @@ use Symfony\Component\Runtime\SymfonyRuntime;
  * A Symfony Runtime that serves an HttpKernel from rr's worker loop: select it with
  * `APP_RUNTIME=RR\Symfony\Runtime` (or `extra.runtime.class` in composer.json) and start
  * `php -d extension=rr.so public/index.php`. Consoles and other applications run as under
- * SymfonyRuntime. The option `rr` (an array of RR\Worker options, e.g.
- * `['http.address' => '0.0.0.0:8080']`) goes to the worker; without it .rr.yaml and ini apply.
+ * SymfonyRuntime. rr reads its configuration as for any worker (.rr.yaml, RR_CONFIG, `rr.*`
+ * ini); the runtime option `rr` (`extra.runtime.rr` in composer.json: RR\Worker options with
+ * dotted keys, e.g. `{"http.address": "0.0.0.0:8080"}`) overrides it.
  */
 final class Runtime extends SymfonyRuntime
 {

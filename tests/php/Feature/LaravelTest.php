@@ -9,7 +9,7 @@ final class LaravelTest extends FrameworkAppTestCase
 {
     protected static function startApp(string $var): Server
     {
-        return Server::start(\dirname(__DIR__) . '/fixtures/laravel/worker.php', ['RR_TEST_VAR' => $var], systemIni: true);
+        return Server::start(\dirname(__DIR__) . '/fixtures/laravel/worker.php', ['RR_TEST_VAR' => $var], systemIni: true, ini: ['rr.address' => '127.0.0.1:0']);
     }
 
     protected static function streamsChunked(): bool
@@ -22,6 +22,14 @@ final class LaravelTest extends FrameworkAppTestCase
         for ($i = 0; $i < 20; $i++) {
             $response = self::$server->request('GET', "/memo?value=v$i");
             self::assertSame(["v$i"], json_decode($response['body'], true, 512, \JSON_THROW_ON_ERROR), "request $i");
+        }
+    }
+
+    public function testConfigurationChangedByARequestStaysInIt(): void
+    {
+        for ($i = 0; $i < 5; $i++) {
+            $response = self::$server->request('GET', "/config?set=v$i");
+            self::assertSame(['before' => null], json_decode($response['body'], true, 512, \JSON_THROW_ON_ERROR), "request $i");
         }
     }
 

@@ -14,8 +14,7 @@ final class SymfonyTest extends FrameworkAppTestCase
             'APP_ENV' => 'prod',
             'APP_DEBUG' => '0',
             'APP_RUNTIME' => \RR\Symfony\Runtime::class,
-            'APP_RUNTIME_OPTIONS' => json_encode(['rr' => ['http.address' => '127.0.0.1:0']], \JSON_THROW_ON_ERROR),
-        ], systemIni: true);
+        ], systemIni: true, ini: ['rr.address' => '127.0.0.1:0']);
     }
 
     protected static function streamsChunked(): bool
