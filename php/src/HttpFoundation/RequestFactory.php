@@ -55,16 +55,22 @@ final class RequestFactory
 
     /**
      * @param array<array-key, mixed> $files rr's uploads, nested like their field names
-     * @return array<array-key, mixed> the same tree with UploadedFile leaves
+     * @return array<array-key, mixed> the same tree with UploadedFile leaves (null for an
+     *     empty field)
      */
     private function files(array $files): array
     {
         $wrapped = [];
         foreach ($files as $key => $file) {
-            $wrapped[$key] = \is_int($file['error'] ?? null)
+            if (!\is_int($file['error'] ?? null)) {
+                $wrapped[$key] = $this->files($file);
+            } elseif ($file['error'] === \UPLOAD_ERR_NO_FILE) {
+                // As Symfony's FileBag makes of an empty file field.
+                $wrapped[$key] = null;
+            } else {
                 // $test: rr's temp files are not PHP's uploads, so move() renames them.
-                ? new ($this->uploadedFileClass)($file['tmpName'], $file['name'], $file['mime'], $file['error'], true)
-                : $this->files($file);
+                $wrapped[$key] = new ($this->uploadedFileClass)($file['tmpName'], $file['name'], $file['mime'], $file['error'], true);
+            }
         }
 
         return $wrapped;
