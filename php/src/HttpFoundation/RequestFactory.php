@@ -55,8 +55,8 @@ final class RequestFactory
 
     /**
      * @param array<array-key, mixed> $files rr's uploads, nested like their field names
-     * @return array<array-key, mixed> the same tree with UploadedFile leaves (null for an
-     *     empty field)
+     * @return array<array-key, mixed> the same tree with UploadedFile leaves (PHP's array
+     *     for an empty field)
      */
     private function files(array $files): array
     {
@@ -65,8 +65,9 @@ final class RequestFactory
             if (!\is_int($file['error'] ?? null)) {
                 $wrapped[$key] = $this->files($file);
             } elseif ($file['error'] === \UPLOAD_ERR_NO_FILE) {
-                // As Symfony's FileBag makes of an empty file field.
-                $wrapped[$key] = null;
+                // An empty file field as PHP describes it: FileBag makes it what it makes
+                // of php-fpm's (null, or nothing in a list).
+                $wrapped[$key] = ['name' => '', 'type' => '', 'tmp_name' => '', 'error' => \UPLOAD_ERR_NO_FILE, 'size' => 0];
             } else {
                 // $test: rr's temp files are not PHP's uploads, so move() renames them.
                 $wrapped[$key] = new ($this->uploadedFileClass)($file['tmpName'], $file['name'], $file['mime'], $file['error'], true);
