@@ -1,11 +1,12 @@
 <?php
 
 /**
- * Loads rr's PHP library without `composer install`: a PSR-4 autoloader for `RR\` (the PSR-7
- * worker in src/Http, the Nextcloud runtime `RR\Nextcloud\` in src/Nextcloud) and, when
- * the PSR interfaces are not loadable yet, Debian's autoloaders for psr/http-message,
- * psr/http-factory and nyholm/psr7 (packages php-psr-http-message, php-psr-http-factory,
- * php-nyholm-psr7). With Composer, use vendor/autoload.php instead.
+ * Loads rr's PHP library without `composer install`: a PSR-4 autoloader for `RR\` (src/: the
+ * PSR-7 worker, the Symfony and Laravel bridges, the Nextcloud runtime), Debian's autoloaders
+ * for psr/http-message, psr/http-factory and nyholm/psr7 when their classes are not loadable
+ * yet (packages php-psr-http-message, php-psr-http-factory, php-nyholm-psr7), and last the
+ * RoadRunner compatibility classes (compat/roadrunner). With Composer (package rr/rr-php), use
+ * vendor/autoload.php instead.
  */
 
 declare(strict_types=1);
