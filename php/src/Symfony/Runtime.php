@@ -31,6 +31,10 @@ final class Runtime extends SymfonyRuntime
     public function getRunner(?object $application): RunnerInterface
     {
         if ($application instanceof HttpKernelInterface) {
+            if (!class_exists(\RR\Worker::class)) {
+                throw new \LogicException('RR\Symfony\Runtime serves HTTP with the rr extension, which is not loaded: start php -d extension=rr.so');
+            }
+
             return new KernelRunner($application, new \RR\Worker($this->workerOptions));
         }
 
