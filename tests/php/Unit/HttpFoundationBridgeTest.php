@@ -61,6 +61,7 @@ final class HttpFoundationBridgeTest extends TestCase
             'method' => 'POST',
             'uri' => 'https://example.test/path/x?a=1',
             'requestUri' => '/path/x?a=1',
+            'queryString' => 'a=1',
             'https' => true,
             'headers' => ['Host' => ['example.test'], 'Content-Type' => ['application/x-www-form-urlencoded'], 'X-Many' => ['1', '2']],
             'query' => ['a' => '1'],
