@@ -43,8 +43,8 @@ final class PSR7Worker implements PSR7WorkerInterface
         'HTTP/1.0' => '1.0',
     ];
 
-    /** @var array<array-key, mixed> `$_SERVER` at boot: the base of every request's server params */
-    private readonly array $bootServer;
+    /** Builds each request's server params on `$_SERVER` as it was at boot. */
+    private readonly ServerParams $serverParams;
 
     /**
      * Real paths of the current request's upload temp files. rr deletes them at the next
@@ -68,7 +68,7 @@ final class PSR7Worker implements PSR7WorkerInterface
         private readonly UploadedFileFactoryInterface $uploadsFactory,
         ?UriFactoryInterface $uriFactory = null,
     ) {
-        $this->bootServer = $_SERVER;
+        $this->serverParams = new ServerParams($_SERVER);
         $this->uriFactory = $uriFactory
             ?? ($requestFactory instanceof UriFactoryInterface ? $requestFactory : null);
     }
@@ -107,7 +107,7 @@ final class PSR7Worker implements PSR7WorkerInterface
     {
         $headers = $request->headers;
         // Like RoadRunner: code that reads $_SERVER directly sees the current request.
-        $_SERVER = $server = $this->serverParams($request, $headers);
+        $_SERVER = $server = $this->serverParams->of($request);
 
         $psr = $this->requestFactory
             ->createServerRequest($request->method, $this->uri($request), $server)
@@ -227,41 +227,6 @@ final class PSR7Worker implements PSR7WorkerInterface
         }
 
         return $path;
-    }
-
-    /**
-     * @param array<string, list<string>> $headers
-     * @return array<array-key, mixed>
-     */
-    private function serverParams(object $request, array $headers): array
-    {
-        $server = $this->bootServer;
-        $now = microtime(true);
-        $server['REQUEST_TIME'] = (int) $now;
-        $server['REQUEST_TIME_FLOAT'] = $now;
-        $server['REMOTE_ADDR'] = $request->remoteAddr;
-        $server['REMOTE_PORT'] = $request->remotePort;
-        $server['SERVER_PROTOCOL'] = $request->protocol;
-        $server['REQUEST_METHOD'] = $request->method;
-        $server['REQUEST_URI'] = $request->requestUri;
-        $server['QUERY_STRING'] = $request->queryString;
-        if ($request->https) {
-            $server['HTTPS'] = 'on';
-        }
-        foreach ($headers as $name => $values) {
-            $name = (string) $name;
-            // As nginx and Apache do: X_Real_IP must not pass for (or overwrite) X-Real-IP.
-            if (str_contains($name, '_')) {
-                continue;
-            }
-            $key = strtoupper(strtr($name, '-', '_'));
-            if ($key !== 'CONTENT_TYPE' && $key !== 'CONTENT_LENGTH') {
-                $key = 'HTTP_' . $key;
-            }
-            $server[$key] = implode(', ', $values);
-        }
-
-        return $server;
     }
 
     /**

@@ -18,6 +18,11 @@ pub const ZEND_USER_CLASS: u8 = 2;
 pub const ZEND_ACC_STATIC: u32 = 1 << 4;
 /// `BP_VAR_IS`: look a static property up without errors.
 pub const BP_VAR_IS: c_int = 3;
+/// `ZEND_INI_SYSTEM`: the widest right to change an ini entry.
+pub const ZEND_INI_SYSTEM: c_int = 4;
+/// `ZEND_INI_STAGE_DEACTIVATE`: the stage PHP restores changed entries in at request end
+/// (the session module accepts changes then even after headers were sent).
+pub const ZEND_INI_STAGE_DEACTIVATE: c_int = 1 << 3;
 /// `PHP_OUTPUT_SENT`: the output layer has sent the headers (blocks some ini changes).
 pub const PHP_OUTPUT_SENT: c_int = 0x08;
 const PHP_STREAM_OPTION_TRUNCATE_API: c_int = 10;
@@ -50,6 +55,13 @@ extern "C" {
     pub fn sapi_get_default_content_type() -> *mut c_char;
     pub fn zend_llist_clean(list: *mut zend_llist);
     pub fn zend_hash_destroy(ht: *mut HashTable);
+    pub fn zend_alter_ini_entry_chars(
+        name: *mut zend_string,
+        value: *const c_char,
+        value_length: usize,
+        modify_type: c_int,
+        stage: c_int,
+    ) -> c_int;
     pub fn zend_is_auto_global_str(name: *const c_char, len: usize) -> bool;
     pub fn zend_std_get_static_property(
         ce: *mut zend_class_entry,

@@ -168,7 +168,7 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
         _ => {}
     }
     state::end_script(&saved);
-    state::reset_session();
+    state::reset_session(&worker.boot.session_ini);
     match outcome {
         Outcome::Failed(what) if !capture::is_streaming() => {
             let _ = with_engine("RR\\Worker::handle", |e| {

@@ -6,8 +6,8 @@ use crate::request::form::{Node, Tree};
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
 use ext_php_rs::boxed::ZBox;
-use ext_php_rs::ffi::{zend_module_entry, zval, HashTable};
-use ext_php_rs::types::{ZendCallable, ZendHashTable};
+use ext_php_rs::ffi::{zend_ini_entry, zend_module_entry, zend_string, zval, HashTable};
+use ext_php_rs::types::{ArrayKey, ZendCallable, ZendHashTable};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 
@@ -31,17 +31,90 @@ pub struct Boot {
     pub ignore_user_abort: bool,
     pub implicit_flush: bool,
     pub output_buffering: i64,
+    pub session_ini: SessionIni,
 }
 
 impl Boot {
     pub fn read() -> Boot {
         // SAFETY: PHP thread; plain reads of engine globals.
-        unsafe {
+        let boot = unsafe {
             Boot {
                 time_limit: (*eg()).timeout_seconds,
                 ignore_user_abort: (*pg()).ignore_user_abort,
                 implicit_flush: (*pg()).implicit_flush,
                 output_buffering: (*pg()).output_buffering,
+                session_ini: SessionIni {
+                    entries: Vec::new(),
+                },
+            }
+        };
+        Boot {
+            session_ini: SessionIni::read(),
+            ..boot
+        }
+    }
+}
+
+/// The session module's ini entries as the worker had them before its first request, put back
+/// after each request as PHP's request end does under php-fpm. Above all `session.save_handler`:
+/// `session_set_save_handler()` sets it to `user`, and kept after the handler is freed it makes
+/// the next request's `session_start()` fail ("Failed to initialize storage module: user").
+pub struct SessionIni {
+    /// Each entry (registered at startup, alive for the process) with its value at boot.
+    entries: Vec<(*mut zend_ini_entry, Option<Vec<u8>>)>,
+}
+
+/// The bytes of a zend_string, None for NULL.
+///
+/// # Safety
+/// `s` is NULL or a live zend_string that outlives the slice.
+unsafe fn zstr_bytes<'a>(s: *const zend_string) -> Option<&'a [u8]> {
+    // SAFETY: per the contract, `val` holds `len` bytes.
+    unsafe {
+        s.as_ref()
+            .map(|s| std::slice::from_raw_parts(s.val.as_ptr().cast::<u8>(), s.len))
+    }
+}
+
+impl SessionIni {
+    fn read() -> SessionIni {
+        let mut entries = Vec::new();
+        // SAFETY: PHP thread; EG(ini_directives) maps names to zend_ini_entry pointers
+        // (zval IS_PTR) that live as long as the process.
+        unsafe {
+            let table = (*eg()).ini_directives;
+            if table.is_null() {
+                return SessionIni { entries };
+            }
+            for (key, zv) in (*table).iter() {
+                if matches!(key, ArrayKey::Long(_)) || !key.to_string().starts_with("session.") {
+                    continue;
+                }
+                let entry = zv.value.ptr.cast::<zend_ini_entry>();
+                let value = zstr_bytes((*entry).value).map(<[u8]>::to_vec);
+                entries.push((entry, value));
+            }
+        }
+        SessionIni { entries }
+    }
+
+    /// Gives every entry the request changed its boot value back. Call with no session active.
+    fn restore(&self) {
+        for (entry, boot) in &self.entries {
+            let Some(boot) = boot else { continue };
+            // SAFETY: PHP thread; the entry is alive (see `entries`), its value a zend_string
+            // or NULL; the name is the entry's own.
+            unsafe {
+                if zstr_bytes((**entry).value) == Some(boot.as_slice()) {
+                    continue;
+                }
+                ffi::zend_alter_ini_entry_chars(
+                    (**entry).name,
+                    boot.as_ptr().cast(),
+                    boot.len(),
+                    ffi::ZEND_INI_SYSTEM,
+                    ffi::ZEND_INI_STAGE_DEACTIVATE,
+                );
             }
         }
     }
@@ -187,8 +260,9 @@ pub fn end_script(saved: &Saved) {
 }
 
 /// Writes and closes the session and clears the session module's per-request state (id, data,
-/// save handlers), as its request shutdown and startup do under php-fpm.
-pub fn reset_session() {
+/// save handlers), as its request shutdown and startup do under php-fpm; in between, the
+/// session ini settings the request changed are put back (see [`SessionIni`]).
+pub fn reset_session(ini: &SessionIni) {
     // SAFETY: PHP thread, no PHP code running; module_registry maps names to module entries
     // (zval IS_PTR); the session module's request hooks take (type, module_number).
     unsafe {
@@ -205,6 +279,7 @@ pub fn reset_session() {
         if let Some(shutdown) = (*module).request_shutdown_func {
             shutdown(ffi::MODULE_PERSISTENT, number);
         }
+        ini.restore();
         if let Some(startup) = (*module).request_startup_func {
             startup(ffi::MODULE_PERSISTENT, number);
         }

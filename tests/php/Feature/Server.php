@@ -88,15 +88,27 @@ final class Server
         return $out;
     }
 
-    public static function start(string $fixture): self
+    /**
+     * @param array<string, string> $env added to this process's environment
+     * @param list<string> $args after the script's path
+     * @param bool $systemIni with the system's php.ini and its extensions (frameworks need
+     *     mbstring, ctype, tokenizer...), else `php -n`
+     * @param array<string, string> $ini `-d` settings
+     */
+    public static function start(string $fixture, array $env = [], array $args = [], bool $systemIni = false, array $ini = []): self
     {
         $stderr = tempnam(sys_get_temp_dir(), 'rr-php-feature-');
+        $command = [\PHP_BINARY, ...($systemIni ? [] : ['-n']), '-d', 'extension=' . self::extension()];
+        foreach ($ini as $name => $value) {
+            array_push($command, '-d', "$name=$value");
+        }
+        $script = str_starts_with($fixture, '/') ? $fixture : \dirname(__DIR__) . '/fixtures/' . $fixture;
         $process = proc_open(
-            [\PHP_BINARY, '-n', '-d', 'extension=' . self::extension(), \dirname(__DIR__) . '/fixtures/' . $fixture],
+            [...$command, $script, ...$args],
             [0 => ['file', '/dev/null', 'r'], 1 => ['file', $stderr, 'a'], 2 => ['file', $stderr, 'a']],
             $pipes,
             null,
-            array_diff_key(getenv(), ['RR_CONFIG' => true]),
+            $env + array_diff_key(getenv(), ['RR_CONFIG' => true]),
         );
         if (!\is_resource($process)) {
             throw new \RuntimeException("cannot start php with $fixture");

@@ -1,0 +1,72 @@
+<?php
+
+declare(strict_types=1);
+
+namespace RR\Laravel;
+
+use Illuminate\Contracts\Http\Kernel as HttpKernel;
+use Illuminate\Foundation\Application;
+use Illuminate\Http\Request;
+use Illuminate\Http\UploadedFile;
+use RR\Http\HttpWorkerInterface;
+use RR\HttpFoundation\RequestFactory;
+use RR\HttpFoundation\ResponseSender;
+
+/**
+ * Serves a Laravel application from rr's worker loop: booted once (configuration, providers),
+ * then each request in a fresh {@see Sandbox}, its answer sent, the terminate middleware and
+ * `terminating()` callbacks run (the client already has its answer), and request state
+ * flushed ({@see StateFlusher}).
+ *
+ * ```php
+ * $app = require __DIR__ . '/bootstrap/app.php';
+ * exit((new RR\Laravel\Worker($app))->run(new RR\Worker()));
+ * ```
+ */
+final class Worker
+{
+    private readonly Sandbox $sandboxes;
+
+    private readonly StateFlusher $flusher;
+
+    public function __construct(private readonly Application $app)
+    {
+        $this->sandboxes = new Sandbox($app);
+        $this->flusher = new StateFlusher();
+    }
+
+    /** @return int the exit status: 0 once the server shuts down */
+    public function run(HttpWorkerInterface|\RR\Worker $worker): int
+    {
+        $this->app->make(HttpKernel::class)->bootstrap();
+        $requests = new RequestFactory($_SERVER, UploadedFile::class);
+        $sender = new ResponseSender($worker);
+        while ($rrRequest = $worker->waitRequest()) {
+            $sandbox = $this->sandboxes->open();
+            try {
+                $request = Request::createFromBase($requests->create($rrRequest));
+                $kernel = $sandbox->make(HttpKernel::class);
+                $response = $kernel->handle($request);
+                $sender->send($response);
+                $kernel->terminate($request, $response);
+            } catch (\Throwable $e) {
+                $this->fail($worker, $e);
+            } finally {
+                $this->flusher->flush($sandbox);
+                $this->sandboxes->close();
+            }
+        }
+
+        return 0;
+    }
+
+    private function fail(HttpWorkerInterface|\RR\Worker $worker, \Throwable $e): void
+    {
+        try {
+            $worker->error((string) $e);
+        } catch (\RR\Exception) {
+            // The answer was already sent (terminate failed): the log is all that is left.
+            error_log('rr: ' . $e);
+        }
+    }
+}
