@@ -50,12 +50,27 @@ impl Install {
                 root.display()
             )
         });
-        let vars = text
+        let vars: HashMap<String, String> = text
             .lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
             .collect();
+        let database = vars.get("RR_NC_DATABASE").map_or("sqlite", String::as_str);
+        let redis = vars
+            .get("RR_NC_REDIS_SOCKET")
+            .is_some_and(|s| !s.is_empty());
+        if database != "sqlite" || redis {
+            // The database server and Redis the install uses, running (idempotent).
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nextcloud/services.sh");
+            let status = std::process::Command::new("bash")
+                .arg(&script)
+                .arg("start")
+                .arg(&env_file)
+                .status()
+                .expect("bash");
+            assert!(status.success(), "{} start failed", script.display());
+        }
         Some(Install { root, vars })
     }
 

@@ -2,6 +2,7 @@
 # Installs (or completes) a Nextcloud to run tests/nextcloud.rs and bench/nextcloud/run against.
 #
 #   tests/nextcloud/install.sh --root DIR [--tree DIR] [--data DIR] [--env FILE]
+#                              [--database sqlite|pgsql|mysql] [--redis]
 #                              [--admin-pass PASS] [--force-tokens]
 #
 # --root   where Nextcloud lives (the directory with occ). If it holds an installed Nextcloud,
@@ -11,6 +12,11 @@
 #          exist yet. Without --tree and without --root, the repository is cloned (needs internet).
 # --data   data directory (default: <root>/../data).
 # --env    the file the tests read (default: <root>/../rr-nextcloud-test.env).
+# --database  sqlite (default), pgsql (PostgreSQL) or mysql (MariaDB): installed from Debian's
+#          packages and started by tests/nextcloud/services.sh; a database and user `nextcloud`.
+#          Only for a new install (an existing one keeps its database).
+# --redis  Redis (Debian's redis-server, started by services.sh on <root>/../redis.sock) as the
+#          distributed cache and for file locking, as production installs run.
 # --admin-pass  the admin password (for a new install, or the existing one's; default below).
 # --force-tokens  create new app passwords even if the env file has working ones.
 #
@@ -26,7 +32,8 @@
 set -euo pipefail
 
 REPO_URL=https://github.com/FredrikJonassonItsb/Nextcloud-vanilla
-ROOT= TREE= DATA= ENV_FILE= FORCE_TOKENS=0
+ROOT= TREE= DATA= ENV_FILE= FORCE_TOKENS=0 DATABASE=sqlite REDIS=0
+DB_PASS=rr-nextcloud-db-pass-1
 ADMIN_PASS=rr-admin-pass-1
 # Longer than the longest missing password_policy list (12).
 ALICE_PASS=rr-alice-password-0001
@@ -42,12 +49,15 @@ while (($#)); do
         --data) DATA=$2; shift 2 ;;
         --env) ENV_FILE=$2; shift 2 ;;
         --admin-pass) ADMIN_PASS=$2; shift 2 ;;
+        --database) DATABASE=$2; shift 2 ;;
+        --redis) REDIS=1; shift ;;
         --force-tokens) FORCE_TOKENS=1; shift ;;
-        -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
 [[ -n $ROOT ]] || die "--root DIR is required (where Nextcloud is or will be installed)"
+case $DATABASE in sqlite | pgsql | mysql) ;; *) die "--database $DATABASE: expected sqlite, pgsql or mysql" ;; esac
 ROOT=$(realpath -m "$ROOT")
 DATA=$(realpath -m "${DATA:-$ROOT/../data}")
 ENV_FILE=$(realpath -m "${ENV_FILE:-$ROOT/../rr-nextcloud-test.env}")
@@ -104,14 +114,44 @@ if [[ ! -f $ROOT/core/fonts/NotoSans-Regular.ttf || ! -f $ROOT/core/fonts/NotoSa
     [[ -f $ROOT/core/fonts/NotoSans-Bold.ttf ]] || { cp "${SUBST_BOLD:-$SUBST}" "$ROOT/core/fonts/NotoSans-Bold.ttf"; log "core/fonts/NotoSans-Bold.ttf missing: DejaVu Sans Bold put in its place"; }
 fi
 
+# ---- services (database, Redis): what the env file names, started by services.sh
+REDIS_SOCKET=
+[[ $REDIS == 0 ]] || REDIS_SOCKET=$(dirname "$ENV_FILE")/redis.sock
+SERVICES_ENV=$(mktemp)
+trap 'rm -f "$SERVICES_ENV"' EXIT
+printf 'RR_NC_DATABASE=%s\nRR_NC_REDIS_SOCKET=%s\n' "$DATABASE" "$REDIS_SOCKET" >"$SERVICES_ENV"
+bash "$(dirname "$0")/services.sh" start "$SERVICES_ENV"
+
 # ---- install
 if installed; then
     log "$ROOT is installed already: applying the test setup only"
+    DATABASE=$(occ config:system:get dbtype)
 else
     mkdir -p "$DATA"
-    log "occ maintenance:install (SQLite, data $DATA)"
-    occ maintenance:install --database sqlite --admin-user admin --admin-pass "$ADMIN_PASS" \
+    db_args=(--database "$DATABASE")
+    case $DATABASE in
+        pgsql)
+            su postgres -c "psql -qtc \"SELECT 1 FROM pg_roles WHERE rolname='nextcloud'\"" | grep -q 1 ||
+                su postgres -c "psql -qc \"CREATE USER nextcloud PASSWORD '$DB_PASS' CREATEDB\""
+            db_args+=(--database-host localhost --database-name nextcloud --database-user nextcloud
+                --database-pass "$DB_PASS")
+            ;;
+        mysql)
+            mysql -e "CREATE USER IF NOT EXISTS 'nextcloud'@'localhost' IDENTIFIED BY '$DB_PASS';
+                GRANT ALL PRIVILEGES ON *.* TO 'nextcloud'@'localhost' WITH GRANT OPTION;"
+            db_args+=(--database-host localhost --database-name nextcloud --database-user nextcloud
+                --database-pass "$DB_PASS")
+            ;;
+    esac
+    log "occ maintenance:install ($DATABASE, data $DATA)"
+    occ maintenance:install "${db_args[@]}" --admin-user admin --admin-pass "$ADMIN_PASS" \
         --data-dir "$DATA"
+fi
+if [[ -n $REDIS_SOCKET ]]; then
+    occ config:system:set redis host --value="$REDIS_SOCKET" >/dev/null
+    occ config:system:set redis port --value=0 --type=integer >/dev/null
+    occ config:system:set memcache.distributed --value='\OC\Memcache\Redis' >/dev/null
+    occ config:system:set memcache.locking --value='\OC\Memcache\Redis' >/dev/null
 fi
 
 occ config:system:set trusted_domains 0 --value=localhost >/dev/null
@@ -171,6 +211,8 @@ cat >"$ENV_FILE" <<EOF
 # Written by tests/nextcloud/install.sh: what tests/nextcloud.rs and bench/nextcloud/run need.
 RR_NEXTCLOUD_ROOT=$ROOT
 RR_NC_DATA=$DATA
+RR_NC_DATABASE=$DATABASE
+RR_NC_REDIS_SOCKET=$REDIS_SOCKET
 RR_NC_ADMIN_USER=admin
 RR_NC_ADMIN_PASSWORD=$ADMIN_PASS
 RR_NC_ADMIN_APP_PASSWORD=${TOKEN[admin]}
