@@ -426,6 +426,12 @@ final class Kernel
             // connection, which rolls back.
             $db->rollBack();
         }
+        if (http_response_code() >= 500) {
+            // The request may have failed on a lost database (a restart): Nextcloud checks its
+            // connection only every 30 s and would fail on the dead one until then. The next
+            // request connects anew, as under php-fpm.
+            $db->close();
+        }
         // php-fpm destroys every statement at the end of the request: no read stays open.
         $this->statements?->endRequest();
         \OC::$server->getSession()->close();
