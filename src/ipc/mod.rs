@@ -5,6 +5,10 @@
 //! - `wire`   primitives: little-endian integers, length-prefixed bytes, headers.
 //! - `frame`  [`Frame`]: the messages, their encoding, and splitting them off a byte buffer.
 //! - `fds`    passing descriptors along with a frame (SCM_RIGHTS), master → template.
+//! - `claim`  the word shared with a worker that decides who runs a request sent ahead.
+//! - `child`  what a process the master starts does first: signal mask, death with the master.
+pub mod child;
+pub mod claim;
 pub mod fds;
 mod frame;
 mod wire;

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
+use ext_php_rs::zend::ExecutorGlobals;
 use http::{HeaderMap, StatusCode};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -79,10 +80,20 @@ pub(super) fn with_engine<T>(
     })
 }
 
-/// Tears the engine down: called at request shutdown, whatever ended the script.
+/// Tears the engine down: called at request shutdown, whatever ended the script. A script
+/// that ended with a request pending (`exit()`, a fatal error, leaving its loop) ends the
+/// process with a non-zero code, so a supervisor (`Restart=on-failure`) sees the failure:
+/// 255, PHP's code for a fatal error, unless the script chose one (`exit(3)`).
 pub fn finish() {
     if let Some(engine) = ENGINE.with_borrow_mut(Option::take) {
+        let unexpected = engine.has_pending();
         engine.finish();
+        if unexpected {
+            let mut globals = ExecutorGlobals::get_mut();
+            if globals.exit_status == 0 {
+                globals.exit_status = 255;
+            }
+        }
     }
 }
 
@@ -193,13 +204,15 @@ impl Worker {
             tracing::warn!("{warning}");
         }
         let engine = engine::Worker::start(Arc::new(config)).map_err(ConfigErrorWrap::from)?;
+        // Before "listening" is said: a signal sent once it is (SIGHUP, SIGTERM) finds rr's
+        // handlers, not the default action.
+        super::signal::install(engine.is_master());
         // A pool worker listens on nothing itself: the master announced its addresses.
         if !engine.is_pool_worker() {
             for bound in engine.bound() {
                 tracing::info!("rr listening on {bound}");
             }
         }
-        super::signal::install(engine.is_master());
         ENGINE.with_borrow_mut(|slot| *slot = Some(engine));
         STARTED.set(true);
         Ok(Worker)

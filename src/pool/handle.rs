@@ -3,9 +3,10 @@
 //! back into a [`Reply`] (the master finishes offloads: files, Velox, streams), enforces
 //! `exec_ttl`, and reports to the supervisor.
 use super::ahead::{self, InFlight, Step};
+use super::metrics::Returned;
 use super::process::{self, Process};
 use super::supervisor::Control;
-use super::template::Forked;
+use super::template::{ForkFailure, Forked};
 use crate::dispatch::{Job, Reply};
 use crate::ipc::Frame;
 use bytes::BytesMut;
@@ -31,6 +32,9 @@ pub enum End {
     ExecTimeout,
     /// Stopped on the supervisor's order.
     Stopped,
+    /// It could not be started for lack of descriptors, processes or memory (not the
+    /// script's fault: retried without counting as a boot failure).
+    NoResources,
 }
 
 pub enum Event {
@@ -38,6 +42,9 @@ pub enum Event {
     Started {
         id: u64,
         pid: u32,
+        /// The generation of the template it was forked from (an older one while a reloaded
+        /// template cannot boot).
+        generation: u64,
     },
     Ready {
         id: u64,
@@ -52,11 +59,11 @@ pub enum Event {
         took: Duration,
     },
     /// Requests handed to this worker that it never started, for another worker: it declined
-    /// them (`declined`: it takes no more), or it died or was stopped first.
+    /// them (it takes no more), it died or was stopped first, or the master took them back.
     Returned {
         id: u64,
         jobs: Vec<Job>,
-        declined: bool,
+        why: Returned,
     },
     /// A worker's memory, read while it was idle (a reading skipped after its last answer).
     Memory {
@@ -73,6 +80,8 @@ pub enum Event {
     },
     /// Template mode: no template could be kept running; the pool stops with this message.
     TemplateFailed(String),
+    /// Template mode: a template could not boot (it is retried with backoff).
+    TemplateBootFailed(String),
     Exited {
         id: u64,
         end: End,
@@ -88,6 +97,9 @@ pub struct Limits {
     pub destroy_timeout: Duration,
     /// `max_worker_memory` in bytes; None: memory is not watched.
     pub memory_limit: Option<u64>,
+    /// Requests sent ahead go back to the line once the one before them has run this long
+    /// (None: send-ahead is off).
+    pub recall_after: Option<Duration>,
 }
 
 /// The worker's side of the channel, frame by frame (cancel-safe: bytes stay in `buf`).
@@ -174,24 +186,28 @@ pub async fn run(
         Start::Exec(process) => *process,
         Start::Fork(forked) => {
             let forked = tokio::select! {
-                forked = forked => forked.unwrap_or_else(|_| Err("the pool is stopping".into())),
+                forked = forked => forked.unwrap_or_else(|_| Err(ForkFailure::Failed("the pool is stopping".into()))),
                 // Stopped (reload, shutdown) before the template got to it.
-                None = wait_stop(&mut commands) => Err("stopped before it was forked".into()),
+                None = wait_stop(&mut commands) => Err(ForkFailure::Failed("stopped before it was forked".into())),
             };
             match forked {
-                Ok(process) => {
+                Ok(worker) => {
                     let _ = events.send(Event::Started {
                         id,
-                        pid: process.pid,
+                        pid: worker.process.pid,
+                        generation: worker.generation,
                     });
-                    process
+                    worker.process
                 }
-                Err(detail) => {
+                Err(failure) => {
                     commands.close();
                     while let Ok(Command::Run(job)) = commands.try_recv() {
                         let _ = job.reply.send(Reply::Crashed);
                     }
-                    let end = End::BootFailed;
+                    let (end, detail) = match failure {
+                        ForkFailure::NoResources(detail) => (End::NoResources, detail),
+                        ForkFailure::Failed(detail) => (End::BootFailed, detail),
+                    };
                     let _ = events.send(Event::Exited { id, end, detail });
                     return;
                 }
@@ -258,6 +274,8 @@ async fn lifetime(
     let mut held: Option<Box<Job>> = None;
     let mut stopping = false;
     let mut declined = false;
+    // When requests were last taken back from this worker.
+    let mut recalled_at: Option<Instant> = None;
     loop {
         if stopping && flight.is_empty() && held.is_none() {
             return stop(ch, limits).await;
@@ -282,8 +300,8 @@ async fn lifetime(
                             }
                             Some(Frame::Declined) => {
                                 declined = true;
-                                let jobs = Vec::new();
-                                let _ = events.send(Event::Returned { id, jobs, declined });
+                                let (jobs, why) = (Vec::new(), Returned::Declined);
+                                let _ = events.send(Event::Returned { id, jobs, why });
                             }
                             Some(frame) => {
                                 tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
@@ -297,8 +315,8 @@ async fn lifetime(
             };
             match command {
                 Some(Command::Run(job)) if declined => {
-                    let jobs = vec![*job];
-                    let _ = events.send(Event::Returned { id, jobs, declined });
+                    let (jobs, why) = (vec![*job], Returned::Declined);
+                    let _ = events.send(Event::Returned { id, jobs, why });
                 }
                 Some(Command::Run(job)) => {
                     let mut inbound = Inbound {
@@ -318,6 +336,14 @@ async fn lifetime(
             continue;
         }
         let deadline = limits.exec_ttl.zip(flight.since()).map(|(t, s)| s + t);
+        // Requests behind one that runs long go back to the line (another worker may take
+        // them sooner); looked at again one threshold later if the worker got to them first.
+        let recall_at = match (limits.recall_after, flight.since()) {
+            (Some(after), Some(since)) if flight.behind() > 0 => {
+                Some((since + after).max(recalled_at.map_or(since, |at| at + after)))
+            }
+            _ => None,
+        };
         let take = !stopping && !declined && held.is_none();
         tokio::select! {
             biased;
@@ -329,7 +355,8 @@ async fn lifetime(
                     };
                     declined = true;
                     let jobs = jobs.into_iter().chain(held.take().map(|j| *j)).collect();
-                    let _ = events.send(Event::Returned { id, jobs, declined });
+                    let why = Returned::Declined;
+                    let _ = events.send(Event::Returned { id, jobs, why });
                     // It retired after its last answer (no answer will carry the wish now).
                     if std::mem::take(&mut ch.retire) {
                         let _ = events.send(Event::Retire { id });
@@ -357,6 +384,18 @@ async fn lifetime(
                 let jobs = flight.fail(Reply::ExecTimeout, "the request exceeded exec_ttl");
                 give_back(id, jobs, held, events);
                 return End::ExecTimeout;
+            }
+            _ = super::sleep_until(recall_at), if recall_at.is_some() => {
+                recalled_at = Some(Instant::now());
+                let jobs: Vec<Job> = flight
+                    .recall(&ch.process.claim)
+                    .into_iter()
+                    .chain(held.take().map(|j| *j))
+                    .collect();
+                if !jobs.is_empty() {
+                    let why = Returned::Recalled;
+                    let _ = events.send(Event::Returned { id, jobs, why });
+                }
             }
             command = commands.recv(), if take => match command {
                 Some(Command::Run(job)) => {
@@ -447,8 +486,8 @@ fn give_back(
 ) {
     let jobs: Vec<Job> = jobs.into_iter().chain(held.map(|j| *j)).collect();
     if !jobs.is_empty() {
-        let declined = false;
-        let _ = events.send(Event::Returned { id, jobs, declined });
+        let why = Returned::Gone;
+        let _ = events.send(Event::Returned { id, jobs, why });
     }
 }
 

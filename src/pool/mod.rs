@@ -111,7 +111,7 @@ impl Master {
             (config.metrics, status::Endpoint::Metrics, "metrics.address"),
         ] {
             let Some(addr) = addr else { continue };
-            let bound = status::start(addr, endpoint, shared.clone())
+            let bound = status::start(addr, endpoint, shared.clone(), config.http.clone())
                 .map_err(|source| StartError::Bind { addr, key, source })?;
             tracing::info!("rr {} on http://{bound}", key.trim_end_matches(".address"));
         }

@@ -4,6 +4,7 @@
 //! this way and the workers are forked from it ([`Fork`]). A worker's stdout and stderr go to
 //! the master's log.
 use crate::ipc;
+use crate::ipc::claim::{Claim, CLAIM_ENV};
 use crate::server::Bound;
 use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsString;
@@ -66,9 +67,12 @@ impl Spawner {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let theirs = OwnedFd::from(theirs);
         let fd = theirs.as_raw_fd();
+        let (claim, claim_fd) = Claim::create()?;
+        let claim_raw = claim_fd.as_raw_fd();
         let mut cmd = Command::new(&self.exe);
         cmd.args(&self.args)
             .env(ipc::FD_ENV, fd.to_string())
+            .env(CLAIM_ENV, claim_raw.to_string())
             .env(ipc::ADDRS_ENV, &self.addrs)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -81,19 +85,25 @@ impl Spawner {
             Some(id) => cmd.env(ipc::ID_ENV, id.to_string()),
             None => cmd.env(ipc::ID_ENV, "template").env(ipc::TEMPLATE_ENV, "1"),
         };
-        // SAFETY: between fork and exec only fcntl runs, which is async-signal-safe; it clears
-        // close-on-exec on the one descriptor the worker must inherit.
+        let master = std::process::id() as libc::pid_t;
+        // SAFETY: between fork and exec only async-signal-safe calls run (fcntl, sigemptyset,
+        // pthread_sigmask, prctl, getppid), on the child's own state.
         unsafe {
-            cmd.pre_exec(move || match libc::fcntl(fd, libc::F_SETFD, 0) {
-                -1 => Err(std::io::Error::last_os_error()),
-                _ => Ok(()),
+            cmd.pre_exec(move || {
+                // The descriptors the worker must inherit: its channel and its claim word.
+                for inherited in [fd, claim_raw] {
+                    if libc::fcntl(inherited, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                ipc::child::setup(master)
             });
         }
         let mut child = cmd.spawn()?;
-        drop(theirs);
+        drop((theirs, claim_fd));
         let pid = child.id().unwrap_or(0);
         let (out, err) = (child.stdout.take(), child.stderr.take());
-        let mut process = Process::new(pid, Child::Exec(child), ours)?;
+        let mut process = Process::new(pid, Child::Exec(child), ours, claim)?;
         if let Some(out) = out {
             process.read_output(out, "stdout");
         }
@@ -104,11 +114,22 @@ impl Spawner {
     }
 }
 
+/// Whether a failed start is the machine's state (out of descriptors, processes or memory), not
+/// the script's fault: retried, never counted as a boot failure.
+pub fn for_lack_of_resources(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM)
+    )
+}
+
 /// What the template needs to fork a worker ([`Fork::theirs`], sent with the order) and what
 /// the master keeps to talk to it once its pid is known.
 pub struct Fork {
-    pub theirs: [OwnedFd; 3],
+    /// Its channel, stdout, stderr and claim word.
+    pub theirs: [OwnedFd; 4],
     channel: std::os::unix::net::UnixStream,
+    claim: Claim,
     out: OwnedFd,
     err: OwnedFd,
 }
@@ -119,9 +140,11 @@ impl Fork {
         let (channel, theirs) = std::os::unix::net::UnixStream::pair()?;
         let (out, out_w) = pipe()?;
         let (err, err_w) = pipe()?;
+        let (claim, claim_fd) = Claim::create()?;
         Ok(Fork {
-            theirs: [OwnedFd::from(theirs), out_w, err_w],
+            theirs: [OwnedFd::from(theirs), out_w, err_w, claim_fd],
             channel,
+            claim,
             out,
             err,
         })
@@ -130,7 +153,8 @@ impl Fork {
     /// The template forked it as `pid` (now a child of this process, see docs/pool.md).
     pub fn started(self, pid: u32) -> std::io::Result<Process> {
         drop(self.theirs);
-        let mut process = Process::new(pid, Child::Forked(Forked::new(pid)), self.channel)?;
+        let child = Child::Forked(Forked::new(pid));
+        let mut process = Process::new(pid, child, self.channel, self.claim)?;
         process.read_output(
             tokio::net::unix::pipe::Receiver::from_owned_fd(self.out)?,
             "stdout",
@@ -252,6 +276,8 @@ pub struct Process {
     pub pid: u32,
     child: Child,
     pub channel: UnixStream,
+    /// Decides, with the worker, who runs a request sent ahead (see [`Claim`]).
+    pub claim: Claim,
     tail: Arc<Mutex<VecDeque<String>>>,
     readers: Vec<JoinHandle<()>>,
 }
@@ -303,6 +329,7 @@ impl Process {
         pid: u32,
         child: Child,
         channel: std::os::unix::net::UnixStream,
+        claim: Claim,
     ) -> std::io::Result<Process> {
         own().insert(pid);
         channel.set_nonblocking(true)?;
@@ -310,6 +337,7 @@ impl Process {
             pid,
             child,
             channel: UnixStream::from_std(channel)?,
+            claim,
             tail: Arc::new(Mutex::new(VecDeque::new())),
             readers: Vec::new(),
         })

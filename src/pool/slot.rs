@@ -37,6 +37,9 @@ pub struct Slot {
     pub jobs: u64,
     pub started: Instant,
     pub last_active: Instant,
+    /// When the request it is on started (handed to it idle, or the answer before it ended):
+    /// no request is sent ahead behind one running past the recall threshold.
+    pub current_since: Instant,
     /// Bumped by each reload: a worker of an older generation is replaced.
     pub generation: u64,
     pub commands: mpsc::Sender<Command>,

@@ -6,7 +6,7 @@ use super::handle::{self, Command, End, Event, Limits, Start};
 use super::limits::{self, MAX_BOOT_FAILURES};
 use super::lines::{self, Line, Lines, Waiting};
 use super::metrics::{PoolStats, Reason, Returned, State};
-use super::process::Spawner;
+use super::process::{self, Spawner};
 use super::slot::Slot;
 pub use super::slot::{Control, WorkerInfo};
 use super::template::{self, Order};
@@ -21,6 +21,8 @@ use tokio::task::JoinHandle;
 const TICK: Duration = Duration::from_millis(50);
 /// How often stray orphans are reaped in template mode (see `process::reap_strays`).
 const REAP_EVERY: Duration = Duration::from_secs(1);
+/// How soon a start that failed for lack of resources (descriptors, processes) is retried.
+const SPAWN_RETRY: Duration = Duration::from_millis(250);
 
 pub struct Supervisor {
     config: Arc<Config>,
@@ -41,6 +43,9 @@ pub struct Supervisor {
     template_generation: Option<u64>,
     last_reap: Instant,
     next_id: u64,
+    /// A worker (or the template) reached its first `waitRequest()` once: from then on boot
+    /// failures never stop the pool (the workers it has keep serving; docs/pool.md).
+    ever_booted: bool,
     boot_failures: u32,
     /// Workers are not started before this (backoff after boot failures).
     spawn_after: Instant,
@@ -92,6 +97,7 @@ impl Supervisor {
             template_generation: None,
             last_reap: Instant::now(),
             next_id: 1,
+            ever_booted: false,
             boot_failures: 0,
             spawn_after: Instant::now(),
             generation: 0,
@@ -190,6 +196,9 @@ impl Supervisor {
         let slot = &mut self.slots[i];
         match slot.commands.try_send(Command::Run(Box::new(job))) {
             Ok(()) => {
+                if slot.inflight == 0 {
+                    slot.current_since = Instant::now();
+                }
                 slot.state = State::Busy;
                 slot.inflight += 1;
                 slot.last_active = Instant::now();
@@ -208,15 +217,17 @@ impl Supervisor {
         }
     }
 
-    /// A busy in-place worker that may be sent one more request ahead: current generation,
-    /// what it holds done within `ahead::QUICK` at its recent pace, fewer than `1 + send_ahead`
-    /// in flight, and short of `max_jobs` with all it holds. The one with the fewest in flight
-    /// first.
+    /// A busy in-place worker that may be sent one more request ahead: not told to stop, what
+    /// it holds done within `send_ahead_wait` at its recent pace, its current request not
+    /// running past the recall threshold, fewer than `1 + send_ahead` in flight, and short of
+    /// `max_jobs` with all it holds. The one with the fewest in flight first.
     fn pick_ahead(&self) -> Option<usize> {
         let pool = &self.config.pool;
         if pool.send_ahead == 0 || self.waiting.len(Line::InPlace) == 0 {
             return None;
         }
+        let wait = pool.send_ahead_wait;
+        let recall = ahead::recall_after(wait);
         self.slots
             .iter()
             .enumerate()
@@ -224,10 +235,10 @@ impl Supervisor {
                 s.state == State::Busy
                     && !s.oneshot
                     && !s.declined
-                    && s.generation == self.generation
                     && s.inflight <= pool.send_ahead
+                    && s.current_since.elapsed() < recall
                     && s.answers_take
-                        .is_some_and(|t| ahead::quick_enough(t, s.inflight))
+                        .is_some_and(|t| ahead::quick_enough(t, s.inflight, wait))
                     && (pool.max_jobs == 0 || s.jobs + u64::from(s.inflight) < pool.max_jobs)
             })
             .min_by_key(|(_, s)| s.inflight)
@@ -250,9 +261,14 @@ impl Supervisor {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Started { id, pid } => {
+            Event::Started {
+                id,
+                pid,
+                generation,
+            } => {
                 if let Some(i) = self.slot(id) {
                     self.slots[i].pid = pid;
+                    self.slots[i].generation = generation;
                     tracing::debug!(pid, id, "worker forked");
                 }
             }
@@ -265,6 +281,7 @@ impl Supervisor {
             }
             Event::TemplateReady { generation } => {
                 self.template_generation = Some(generation);
+                self.booted();
                 self.fill();
             }
             Event::TemplateFailed(message) => {
@@ -272,8 +289,12 @@ impl Supervisor {
                 self.fatal = Some(message);
                 self.begin_stop();
             }
+            Event::TemplateBootFailed(message) => {
+                self.stats.restarted(Reason::BootFailure);
+                self.boot_failed(message);
+            }
             Event::Ready { id } => {
-                self.boot_failures = 0;
+                self.booted();
                 if let Some(i) = self.slot(id) {
                     let slot = &mut self.slots[i];
                     slot.state = State::Idle;
@@ -284,6 +305,8 @@ impl Supervisor {
                     tracing::debug!(pid = slot.pid, boot_ms, forked, "worker ready");
                     if self.stopping {
                         self.retire(i, None);
+                    } else {
+                        self.replace_stale();
                     }
                 }
             }
@@ -298,6 +321,7 @@ impl Supervisor {
                 let slot = &mut self.slots[i];
                 slot.jobs += 1;
                 slot.release(1);
+                slot.current_since = Instant::now();
                 slot.answers_take = Some(ahead::smooth(slot.answers_take, took));
                 slot.last_active = Instant::now();
                 if slot.state == State::Stopping {
@@ -330,16 +354,12 @@ impl Supervisor {
                     self.retire(i, Some(Reason::MaxMemory));
                 }
             }
-            Event::Returned { id, jobs, declined } => {
-                let why = match declined {
-                    true => Returned::Declined,
-                    false => Returned::Gone,
-                };
+            Event::Returned { id, jobs, why } => {
                 self.stats.returned(why, jobs.len());
                 if let Some(i) = self.slot(id) {
                     let slot = &mut self.slots[i];
                     slot.release(jobs.len() as u32);
-                    slot.declined |= declined;
+                    slot.declined |= why == Returned::Declined;
                 }
                 // Never started: back at the head of their lines, in their order.
                 for job in jobs.into_iter().rev() {
@@ -376,6 +396,14 @@ impl Supervisor {
             return;
         }
         match end {
+            End::NoResources => {
+                self.stats.spawn_failed();
+                tracing::warn!(
+                    serving = self.serving(),
+                    "cannot start a worker now ({detail}): retrying in {SPAWN_RETRY:?}"
+                );
+                self.spawn_after = Instant::now() + SPAWN_RETRY;
+            }
             End::BootFailed => {
                 self.stats.restarted(Reason::BootFailure);
                 self.boot_failed(format!(
@@ -398,18 +426,86 @@ impl Supervisor {
         self.fill();
     }
 
+    /// A worker or the template reached its first `waitRequest()`.
+    fn booted(&mut self) {
+        if self.boot_failures > 0 {
+            tracing::info!(
+                generation = self.generation,
+                "workers boot again after {} failures",
+                self.boot_failures
+            );
+        }
+        self.ever_booted = true;
+        self.boot_failures = 0;
+        self.stats.boot(None);
+    }
+
+    /// A worker (or the template) could not boot: retry with backoff. Before any generation
+    /// ever booted, too many in a row stop the pool (nothing serves, and a deploy this broken
+    /// should fail loudly); after, never: the workers still running keep serving.
     fn boot_failed(&mut self, message: String) {
         self.boot_failures += 1;
-        tracing::error!("{message}");
-        if self.boot_failures >= MAX_BOOT_FAILURES {
+        self.stats.boot(Some(&message));
+        let backoff = limits::backoff(self.boot_failures);
+        if !self.ever_booted && self.boot_failures >= MAX_BOOT_FAILURES {
+            tracing::error!("{message}");
+            let who = match self.template {
+                Some(_) => "the template (or a worker forked from it)",
+                None => "workers",
+            };
             self.fatal = Some(format!(
-                "{} workers in a row failed to boot; giving up. The last: {message}",
+                "{who} failed to boot {} times in a row; giving up. The last: {message}",
                 self.boot_failures
             ));
             self.begin_stop();
             return;
         }
-        self.spawn_after = Instant::now() + limits::backoff(self.boot_failures);
+        match self.ever_booted {
+            true => tracing::error!(
+                generation = self.generation,
+                failures = self.boot_failures,
+                serving = self.serving(),
+                "{message}; the running workers keep serving, retrying in {backoff:?}"
+            ),
+            false => tracing::error!("{message}"),
+        }
+        self.spawn_after = Instant::now() + backoff;
+    }
+
+    /// Workers that can take requests (idle or busy).
+    fn serving(&self) -> usize {
+        let serving = |s: &&Slot| matches!(s.state, State::Idle | State::Busy);
+        self.slots.iter().filter(serving).count()
+    }
+
+    /// In-place workers not told to stop, of an older generation than the current one.
+    fn stale(&self) -> impl Iterator<Item = (usize, &Slot)> {
+        let generation = self.generation;
+        self.slots.iter().enumerate().filter(move |(_, s)| {
+            !s.oneshot && s.state != State::Stopping && s.generation < generation
+        })
+    }
+
+    /// Reload: once a worker of the new generation is ready and the pool holds more than
+    /// `num_workers`, one old worker goes: an idle one, else the one holding the fewest
+    /// requests (busy: it gets `Stop` behind what it holds, and nothing more meanwhile). So
+    /// no old worker leaves before its replacement serves, and load never holds a reload up.
+    fn replace_stale(&mut self) {
+        let live = self
+            .slots
+            .iter()
+            .filter(|s| !s.oneshot && s.state != State::Stopping)
+            .count();
+        if live <= self.config.pool.num_workers {
+            return;
+        }
+        let pick = self
+            .stale()
+            .min_by_key(|(_, s)| (s.state != State::Idle, s.inflight))
+            .map(|(i, _)| i);
+        if let Some(i) = pick {
+            self.retire(i, Some(Reason::Reload));
+        }
     }
 
     /// Tells worker `i` to stop once it is idle (now, for an idle or booting one); its
@@ -443,6 +539,18 @@ impl Supervisor {
         let mut missing = pool
             .num_workers
             .saturating_sub(self.slots.iter().filter(live(false)).count());
+        // Reload: one worker of the new generation beyond `num_workers` at a time, started
+        // once the previous one is ready (and in template mode, the new template booted);
+        // an old worker goes when it is ready (`replace_stale`).
+        let current = self.generation;
+        let template_ready = self.template.is_none() || self.template_generation == Some(current);
+        let new_booting = self
+            .slots
+            .iter()
+            .any(|s| !s.oneshot && s.state == State::Booting && s.generation == current);
+        if missing == 0 && template_ready && !new_booting && self.stale().next().is_some() {
+            missing = 1;
+        }
         let mut oneshots = 0;
         if !pool.isolate.is_empty() {
             let busy = self
@@ -480,6 +588,17 @@ impl Supervisor {
                     let pid = process.pid;
                     (Start::Exec(Box::new(process)), pid)
                 }
+                Err(e) if process::for_lack_of_resources(&e) => {
+                    // Out of descriptors or processes: the pool goes on with the workers it
+                    // has and tries again soon; the script is not at fault.
+                    self.stats.spawn_failed();
+                    tracing::warn!(
+                        serving = self.serving(),
+                        "cannot start a worker now ({e}): retrying in {SPAWN_RETRY:?}"
+                    );
+                    self.spawn_after = Instant::now() + SPAWN_RETRY;
+                    return false;
+                }
                 Err(e) => {
                     self.stats.restarted(Reason::BootFailure);
                     self.boot_failed(format!("cannot start a worker: {e}"));
@@ -496,6 +615,7 @@ impl Supervisor {
             exec_ttl: Some(pool.supervisor.exec_ttl).filter(|t| !t.is_zero()),
             destroy_timeout: pool.destroy_timeout,
             memory_limit: Some(pool.supervisor.max_worker_memory).filter(|&m| m > 0),
+            recall_after: (pool.send_ahead > 0).then(|| ahead::recall_after(pool.send_ahead_wait)),
         };
         tracing::debug!(pid, id, oneshot, "worker started");
         let now = Instant::now();
@@ -506,6 +626,7 @@ impl Supervisor {
             jobs: 0,
             started: now,
             last_active: now,
+            current_since: now,
             generation: self.generation,
             commands,
             forked: self.template.is_some(),
@@ -536,18 +657,6 @@ impl Supervisor {
         });
         if let Some((i, reason)) = expired {
             self.retire(i, Some(reason));
-        }
-        // Reload one by one: the next old worker goes when no replacement is still booting
-        // (and in template mode, once the new template has booted).
-        let template_behind =
-            self.template.is_some() && self.template_generation != Some(self.generation);
-        let booting = template_behind || self.slots.iter().any(|s| s.state == State::Booting);
-        let stale = self
-            .slots
-            .iter()
-            .position(|s| s.state == State::Idle && s.generation < self.generation);
-        if let (false, Some(i)) = (booting, stale) {
-            self.retire(i, Some(Reason::Reload));
         }
         self.fill();
     }
@@ -589,6 +698,8 @@ impl Supervisor {
             counts[slot.state as usize] += 1;
         }
         self.stats.set_states(counts);
+        let pending = self.stale().next().is_some();
+        self.stats.set_reload(self.generation, pending);
     }
 }
 

@@ -5,6 +5,7 @@ use super::template::Outcome;
 use super::{RespondError, Wait};
 use crate::config::{Config, Scheduling};
 use crate::dispatch::Reply;
+use crate::ipc::claim::Claim;
 use crate::ipc::{self, Frame};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
@@ -92,8 +93,13 @@ pub struct Pooled {
     /// `Declined` was sent: requests still arriving are the master's to hand elsewhere.
     declined: bool,
     /// Requests that arrived while `workers()` waited for its answer (the master may send a
-    /// request ahead while this one runs; see docs/pool.md, "Send-ahead").
-    deferred: VecDeque<Box<RequestData>>,
+    /// request ahead while this one runs; see docs/pool.md, "Send-ahead"), with their numbers.
+    deferred: VecDeque<(u32, Box<RequestData>)>,
+    /// `Request` frames read so far: the number of the last one (see [`Claim`]).
+    received: u32,
+    /// Shared with the master: a request sent ahead starts only if the master has not taken
+    /// it back. None in the template.
+    claim: Option<Claim>,
 }
 
 impl Pooled {
@@ -124,6 +130,8 @@ impl Pooled {
             stopped: false,
             declined: false,
             deferred: VecDeque::new(),
+            received: 0,
+            claim: Claim::inherited(),
         }
     }
 
@@ -167,8 +175,10 @@ impl Pooled {
         if !self.ready && self.template {
             return match super::template::serve(&mut self.channel) {
                 Outcome::Worker(channel) => {
-                    // A forked worker: its own channel; the next wait says Ready.
+                    // A forked worker: its own channel and claim word; the next wait says
+                    // Ready.
                     self.channel = channel;
+                    self.claim = Claim::inherited();
                     self.template = false;
                     Wait::Forked
                 }
@@ -197,19 +207,21 @@ impl Pooled {
                 return Wait::Stop;
             }
             let next = match self.deferred.pop_front() {
-                Some(request) => Ok(Some(Frame::Request(request))),
-                None => Frame::split(&mut self.inbuf),
+                Some((seq, request)) => Ok(Some((Frame::Request(request), seq))),
+                None => self.split(),
             };
             match next {
                 // Declined: the master hands it to another worker.
-                Ok(Some(Frame::Request(_))) if self.declined => {}
-                Ok(Some(Frame::Request(mut request))) => {
+                Ok(Some((Frame::Request(_), _))) if self.declined => {}
+                // Taken back by the master: it runs on another worker.
+                Ok(Some((Frame::Request(_), seq))) if !self.claim(seq) => {}
+                Ok(Some((Frame::Request(mut request), _))) => {
                     self.uploads = std::mem::take(&mut request.uploads);
                     self.pending = Pending::Waiting;
                     return Wait::Request(request);
                 }
-                Ok(Some(Frame::Stop)) => self.stopped = true,
-                Ok(Some(other)) => {
+                Ok(Some((Frame::Stop, _))) => self.stopped = true,
+                Ok(Some((other, _))) => {
                     tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
                     self.stopped = true;
                 }
@@ -224,6 +236,22 @@ impl Pooled {
                 },
             }
         }
+    }
+
+    /// The next frame in the buffer, numbered when it is a request.
+    fn split(&mut self) -> Result<Option<(Frame, u32)>, ipc::DecodeError> {
+        let frame = Frame::split(&mut self.inbuf)?;
+        Ok(frame.map(|frame| {
+            if let Frame::Request(_) = frame {
+                self.received = self.received.wrapping_add(1);
+            }
+            (frame, self.received)
+        }))
+    }
+
+    /// Whether request `seq` may start here (the master did not take it back).
+    fn claim(&self, seq: u32) -> bool {
+        self.claim.as_ref().is_none_or(|claim| claim.start(seq))
     }
 
     /// Reads what arrives within `tick`: Ok(false) when nothing did, Err on EOF or error.
@@ -338,13 +366,13 @@ impl Pooled {
         }
         self.send(&Frame::ListWorkers);
         loop {
-            match Frame::split(&mut self.inbuf) {
-                Ok(Some(Frame::Workers(json))) => {
+            match self.split() {
+                Ok(Some((Frame::Workers(json), _))) => {
                     return serde_json::from_str(&json).unwrap_or_default()
                 }
                 // Sent ahead while this request runs: taken by the next `wait`.
-                Ok(Some(Frame::Request(request))) => self.deferred.push_back(request),
-                Ok(Some(other)) => {
+                Ok(Some((Frame::Request(request), seq))) => self.deferred.push_back((seq, request)),
+                Ok(Some((other, _))) => {
                     tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
                     self.stopped = true;
                 }

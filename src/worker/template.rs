@@ -62,11 +62,11 @@ pub fn serve(channel: &mut UnixStream) -> Outcome {
                 return Outcome::Stop;
             }
         };
-        if received.len() < 3 {
+        if received.len() < 4 {
             tracing::error!("rr pool template: a fork order came without its descriptors");
             return Outcome::Stop;
         }
-        let given: Vec<OwnedFd> = received.drain(..3).collect();
+        let given: Vec<OwnedFd> = received.drain(..4).collect();
         let reply = match fork_worker(id, given) {
             Ok(Forked::Worker(worker)) => return Outcome::Worker(worker),
             Ok(Forked::Parent(pid)) => Frame::Forked { id, pid },
@@ -99,7 +99,7 @@ fn single_threaded() -> Result<(), String> {
     }
 }
 
-/// Forks worker `id` from this process; `given` is its channel, stdout and stderr.
+/// Forks worker `id` from this process; `given` is its channel, stdout, stderr and claim word.
 fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Forked, String> {
     single_threaded()?;
     let mut pids = [0 as libc::c_int; 2];
@@ -107,6 +107,8 @@ fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Forked, String> {
     if unsafe { libc::pipe2(pids.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(format!("pipe: {}", std::io::Error::last_os_error()));
     }
+    // SAFETY: getppid has no arguments; the template's parent is the master.
+    let master = unsafe { libc::getppid() };
     // SAFETY: pipe2 just returned these two descriptors to us.
     let (pid_r, pid_w) = unsafe { (OwnedFd::from_raw_fd(pids[0]), OwnedFd::from_raw_fd(pids[1])) };
     // SAFETY: this process is single-threaded (checked above), so the child is a full copy in
@@ -115,11 +117,13 @@ fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Forked, String> {
         -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
         0 => {
             drop(pid_r);
+            // SAFETY: getpid has no arguments.
+            let middle = unsafe { libc::getpid() };
             // SAFETY: still single-threaded: this is the middle child.
             let worker = unsafe { libc::fork() };
             if worker == 0 {
                 drop(pid_w);
-                match adopt(id, given) {
+                match adopt(id, given, (middle, master)) {
                     Ok(channel) => return Ok(Forked::Worker(channel)),
                     Err(e) => {
                         eprintln!("rr pool: a forked worker could not start: {e}");
@@ -156,9 +160,22 @@ fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Forked, String> {
 
 /// In the new worker: its pipes become stdout and stderr, its channel is the one it got, and
 /// the environment says who it is.
-fn adopt(id: u64, given: Vec<OwnedFd>) -> Result<UnixStream, String> {
+fn adopt(
+    id: u64,
+    given: Vec<OwnedFd>,
+    (middle, master): (libc::pid_t, libc::pid_t),
+) -> Result<UnixStream, String> {
+    // Re-parented to the master (a subreaper) once the middle child has exited: only then
+    // does the death signal follow the master.
+    // SAFETY: as above; usleep only sleeps.
+    while unsafe { libc::getppid() } == middle {
+        unsafe { libc::usleep(200) };
+    }
+    ipc::child::setup(master).map_err(|e| format!("death signal: {e}"))?;
     let mut given = given.into_iter();
-    let (Some(channel), Some(out), Some(err)) = (given.next(), given.next(), given.next()) else {
+    let (Some(channel), Some(out), Some(err), Some(claim)) =
+        (given.next(), given.next(), given.next(), given.next())
+    else {
         return Err("missing descriptors".into());
     };
     for (fd, target) in [(&out, 1), (&err, 2)] {
@@ -171,6 +188,7 @@ fn adopt(id: u64, given: Vec<OwnedFd>) -> Result<UnixStream, String> {
     drop((out, err));
     let fd = channel.into_raw_fd();
     std::env::set_var(ipc::FD_ENV, fd.to_string());
+    std::env::set_var(ipc::claim::CLAIM_ENV, claim.into_raw_fd().to_string());
     std::env::set_var(ipc::ID_ENV, id.to_string());
     std::env::remove_var(ipc::TEMPLATE_ENV);
     // SAFETY: the descriptor came from the master with this order; nothing else owns it.

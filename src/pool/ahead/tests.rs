@@ -191,16 +191,20 @@ fn quick_is_smoothed() {
 #[test]
 fn what_a_request_sent_ahead_waits_for_stays_under_a_millisecond() {
     let us = Duration::from_micros;
+    let ms1 = Duration::from_millis(1);
     // Quick answers: many may wait behind each other.
-    assert!(quick_enough(us(10), 1));
-    assert!(quick_enough(us(10), 99));
-    assert!(!quick_enough(us(10), 100));
+    assert!(quick_enough(us(10), 1, ms1));
+    assert!(quick_enough(us(10), 99, ms1));
+    assert!(!quick_enough(us(10), 100, ms1));
     // 200 us answers: four in flight (1 running + 3 ahead) is 800 us; five would be 1 ms.
-    assert!(quick_enough(us(200), 4));
-    assert!(!quick_enough(us(200), 5));
+    assert!(quick_enough(us(200), 4, ms1));
+    assert!(!quick_enough(us(200), 5, ms1));
     // Slow answers: none.
-    assert!(!quick_enough(us(1000), 1));
-    assert!(quick_enough(us(999), 1));
+    assert!(!quick_enough(us(1000), 1, ms1));
+    assert!(quick_enough(us(999), 1, ms1));
     // Never zero in flight for a busy worker; treated as one.
-    assert!(quick_enough(us(999), 0));
+    assert!(quick_enough(us(999), 0, ms1));
+    // A longer wait allowed (http.pool.send_ahead_wait): slower workers qualify.
+    assert!(quick_enough(us(1000), 1, Duration::from_secs(1)));
+    assert_eq!(recall_after(ms1), Duration::from_millis(10));
 }
