@@ -4,6 +4,7 @@
 //! # Layout
 //! - `wire`   primitives: little-endian integers, length-prefixed bytes, headers.
 //! - `frame`  [`Frame`]: the messages, their encoding, and splitting them off a byte buffer.
+//! - `reply`  a worker's answer as a frame and back ([`Frame::from_reply`], [`Frame::into_reply`]).
 //! - `fds`    passing descriptors along with a frame (SCM_RIGHTS), master → template.
 //! - `claim`  the word shared with a worker that decides who runs a request sent ahead.
 //! - `child`  what a process the master starts does first: signal mask, death with the master.
@@ -11,6 +12,7 @@ pub mod child;
 pub mod claim;
 pub mod fds;
 mod frame;
+mod reply;
 mod wire;
 
 pub use frame::Frame;

@@ -12,8 +12,6 @@ use crate::ipc::Frame;
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
-use crate::stream::FileReply;
-use crate::velox::BuildOrder;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -228,36 +226,9 @@ impl Open {
                 _ => false,
             };
         }
-        let whole = match frame {
-            Frame::Full {
-                status,
-                headers,
-                body,
-            } => Reply::Full {
-                status,
-                headers,
-                body,
-            },
-            Frame::File {
-                path,
-                status,
-                headers,
-            } => Reply::File(FileReply {
-                path: path.into(),
-                status,
-                headers,
-            }),
-            Frame::Velox {
-                body,
-                gzip,
-                headers,
-            } => Reply::Velox(BuildOrder {
-                body,
-                gzip,
-                headers,
-            }),
-            Frame::Error(message) => Reply::WorkerError(message),
-            Frame::StreamHead { status, headers } => {
+        let whole = match frame.into_reply().map_err(|frame| *frame) {
+            Ok(whole) => whole,
+            Err(Frame::StreamHead { status, headers }) => {
                 let (tx, chunks) = mpsc::channel(8);
                 self.send(Reply::Stream {
                     status,
@@ -267,7 +238,7 @@ impl Open {
                 self.stream = Some(tx);
                 return true;
             }
-            _ => return false,
+            Err(_) => return false,
         };
         self.send(whole);
         true

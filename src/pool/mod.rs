@@ -9,6 +9,7 @@
 //! - `handle`      one task per worker: boot, request out, answer frames back, exec_ttl.
 //! - `supervisor`  the worker table: dispatch, crashes, reload, stop.
 //! - `lines`       requests waiting for an in-place or a one-shot (isolated path) worker.
+//! - `rules`       the supervisor's decisions, pure functions of the worker table (unit-tested).
 //! - `slot`        one worker in the supervisor's table; the workers list; control messages.
 //! - `limits`      when a worker must go (max_jobs, memory, ttl, idle_ttl) and boot backoff.
 //! - `metrics`     gauges and counters, the Prometheus text.
@@ -19,6 +20,7 @@ mod limits;
 mod lines;
 mod metrics;
 mod process;
+mod rules;
 mod slot;
 mod status;
 mod supervisor;

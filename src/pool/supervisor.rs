@@ -3,10 +3,11 @@
 //! boot, and stops them all at the end. See docs/pool.md for the rules.
 use super::ahead;
 use super::handle::{self, Command, End, Event, Limits, Start};
-use super::limits::{self, MAX_BOOT_FAILURES};
+use super::limits;
 use super::lines::{self, Line, Lines, Waiting};
 use super::metrics::{PoolStats, Reason, Returned, State};
 use super::process::{self, Spawner};
+use super::rules::{self, AfterBootFailure, Starts, Table};
 use super::slot::Slot;
 pub use super::slot::{Control, WorkerInfo};
 use super::template::{self, Order};
@@ -163,7 +164,7 @@ impl Supervisor {
             self.enqueue(job);
         }
         for line in [Line::InPlace, Line::OneShot] {
-            while let Some(i) = self.pick_idle(line == Line::OneShot) {
+            while let Some(i) = self.table().pick_idle(line == Line::OneShot) {
                 let Some(Waiting { job, held }) = self.waiting.next(line) else {
                     break;
                 };
@@ -174,7 +175,10 @@ impl Supervisor {
             }
         }
         // No worker idle: small requests go ahead to quick busy workers.
-        while let Some(i) = self.pick_ahead() {
+        while let Some(i) = (self.waiting.len(Line::InPlace) > 0)
+            .then(|| self.table().pick_ahead(Instant::now()))
+            .flatten()
+        {
             let Some(Waiting { job, held }) = self.waiting.next(Line::InPlace) else {
                 break;
             };
@@ -215,44 +219,6 @@ impl Supervisor {
                 }
             }
         }
-    }
-
-    /// A busy in-place worker that may be sent one more request ahead: not told to stop, what
-    /// it holds done within `send_ahead_wait` at its recent pace, its current request not
-    /// running past the recall threshold, fewer than `1 + send_ahead` in flight, and short of
-    /// `max_jobs` with all it holds. The one with the fewest in flight first.
-    fn pick_ahead(&self) -> Option<usize> {
-        let pool = &self.config.pool;
-        if pool.send_ahead == 0 || self.waiting.len(Line::InPlace) == 0 {
-            return None;
-        }
-        let wait = pool.send_ahead_wait;
-        let recall = ahead::recall_after(wait);
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                s.state == State::Busy
-                    && !s.oneshot
-                    && !s.declined
-                    && s.inflight <= pool.send_ahead
-                    && s.current_since.elapsed() < recall
-                    && s.answers_take
-                        .is_some_and(|t| ahead::quick_enough(t, s.inflight, wait))
-                    && (pool.max_jobs == 0 || s.jobs + u64::from(s.inflight) < pool.max_jobs)
-            })
-            .min_by_key(|(_, s)| s.inflight)
-            .map(|(i, _)| i)
-    }
-
-    fn pick_idle(&self, oneshot: bool) -> Option<usize> {
-        let current = self.generation;
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.state == State::Idle && s.oneshot == oneshot && !s.declined)
-            .max_by_key(|(_, s)| (s.generation == current, s.last_active))
-            .map(|(i, _)| i)
     }
 
     fn slot(&mut self, id: u64) -> Option<usize> {
@@ -446,20 +412,22 @@ impl Supervisor {
     fn boot_failed(&mut self, message: String) {
         self.boot_failures += 1;
         self.stats.boot(Some(&message));
-        let backoff = limits::backoff(self.boot_failures);
-        if !self.ever_booted && self.boot_failures >= MAX_BOOT_FAILURES {
-            tracing::error!("{message}");
-            let who = match self.template {
-                Some(_) => "the template (or a worker forked from it)",
-                None => "workers",
-            };
-            self.fatal = Some(format!(
-                "{who} failed to boot {} times in a row; giving up. The last: {message}",
-                self.boot_failures
-            ));
-            self.begin_stop();
-            return;
-        }
+        let backoff = match rules::after_boot_failure(self.ever_booted, self.boot_failures) {
+            AfterBootFailure::RetryIn(backoff) => backoff,
+            AfterBootFailure::GiveUp => {
+                tracing::error!("{message}");
+                let who = match self.template {
+                    Some(_) => "the template (or a worker forked from it)",
+                    None => "workers",
+                };
+                self.fatal = Some(format!(
+                    "{who} failed to boot {} times in a row; giving up. The last: {message}",
+                    self.boot_failures
+                ));
+                self.begin_stop();
+                return;
+            }
+        };
         match self.ever_booted {
             true => tracing::error!(
                 generation = self.generation,
@@ -472,40 +440,28 @@ impl Supervisor {
         self.spawn_after = Instant::now() + backoff;
     }
 
-    /// Workers that can take requests (idle or busy).
-    fn serving(&self) -> usize {
-        let serving = |s: &&Slot| matches!(s.state, State::Idle | State::Busy);
-        self.slots.iter().filter(serving).count()
-    }
-
-    /// In-place workers not told to stop, of an older generation than the current one.
-    fn stale(&self) -> impl Iterator<Item = (usize, &Slot)> {
-        let generation = self.generation;
-        self.slots.iter().enumerate().filter(move |(_, s)| {
-            !s.oneshot && s.state != State::Stopping && s.generation < generation
-        })
-    }
-
     /// Reload: once a worker of the new generation is ready and the pool holds more than
-    /// `num_workers`, one old worker goes: an idle one, else the one holding the fewest
-    /// requests (busy: it gets `Stop` behind what it holds, and nothing more meanwhile). So
-    /// no old worker leaves before its replacement serves, and load never holds a reload up.
+    /// `num_workers`, one old worker goes (`rules::Table::stale_to_retire`): no old worker
+    /// leaves before its replacement serves, and load never holds a reload up.
     fn replace_stale(&mut self) {
-        let live = self
-            .slots
-            .iter()
-            .filter(|s| !s.oneshot && s.state != State::Stopping)
-            .count();
-        if live <= self.config.pool.num_workers {
-            return;
-        }
-        let pick = self
-            .stale()
-            .min_by_key(|(_, s)| (s.state != State::Idle, s.inflight))
-            .map(|(i, _)| i);
-        if let Some(i) = pick {
+        if let Some(i) = self.table().stale_to_retire() {
             self.retire(i, Some(Reason::Reload));
         }
+    }
+
+    /// The worker table, for the rules.
+    fn table(&self) -> Table<'_> {
+        Table {
+            slots: &self.slots,
+            pool: &self.config.pool,
+            generation: self.generation,
+            template_ready: self.template.is_none()
+                || self.template_generation == Some(self.generation),
+        }
+    }
+
+    fn serving(&self) -> usize {
+        self.table().serving()
     }
 
     /// Tells worker `i` to stop once it is idle (now, for an idle or booting one); its
@@ -533,41 +489,17 @@ impl Supervisor {
         if self.stopping || Instant::now() < self.spawn_after {
             return;
         }
-        let pool = &self.config.pool;
-        let live =
-            |oneshot: bool| move |s: &&Slot| s.state != State::Stopping && s.oneshot == oneshot;
-        let mut missing = pool
-            .num_workers
-            .saturating_sub(self.slots.iter().filter(live(false)).count());
-        // Reload: one worker of the new generation beyond `num_workers` at a time, started
-        // once the previous one is ready (and in template mode, the new template booted);
-        // an old worker goes when it is ready (`replace_stale`).
-        let current = self.generation;
-        let template_ready = self.template.is_none() || self.template_generation == Some(current);
-        let new_booting = self
-            .slots
-            .iter()
-            .any(|s| !s.oneshot && s.state == State::Booting && s.generation == current);
-        if missing == 0 && template_ready && !new_booting && self.stale().next().is_some() {
-            missing = 1;
-        }
-        let mut oneshots = 0;
-        if !pool.isolate.is_empty() {
-            let busy = self
-                .slots
-                .iter()
-                .filter(|s| s.oneshot && s.state == State::Busy)
-                .count();
-            let wanted = (busy + self.waiting.len(Line::OneShot) + 1).min(pool.isolate_limit());
-            oneshots = wanted.saturating_sub(self.slots.iter().filter(live(true)).count());
-        }
-        while missing + oneshots > 0 {
-            let oneshot = missing == 0;
-            match oneshot {
-                true => oneshots -= 1,
-                false => missing -= 1,
+        let Starts {
+            mut in_place,
+            mut oneshot,
+        } = self.table().starts(self.waiting.len(Line::OneShot));
+        while in_place + oneshot > 0 {
+            let one = in_place == 0;
+            match one {
+                true => oneshot -= 1,
+                false => in_place -= 1,
             }
-            if !self.start(oneshot) {
+            if !self.start(one) {
                 return;
             }
         }
@@ -698,7 +630,7 @@ impl Supervisor {
             counts[slot.state as usize] += 1;
         }
         self.stats.set_states(counts);
-        let pending = self.stale().next().is_some();
+        let pending = self.table().stale().next().is_some();
         self.stats.set_reload(self.generation, pending);
     }
 }

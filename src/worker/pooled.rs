@@ -68,6 +68,22 @@ fn apply_scheduling(policy: Scheduling) {
     }
 }
 
+/// Where a pool worker process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The template: its first `wait` forks workers instead of serving.
+    Template,
+    /// Before its first `wait` (the master waits for `Ready`); `retire` was asked meanwhile.
+    Booting { retire: bool },
+    /// Serving requests; `retired`: it told the master to replace it after this answer.
+    Serving { retired: bool },
+    /// It sent `Declined`: it starts nothing more, and requests still arriving are the
+    /// master's to hand to other workers.
+    Declined,
+    /// The master said stop, or the channel broke: `wait` returns `Stop` from now on.
+    Stopped,
+}
+
 enum Pending {
     Idle,
     Waiting,
@@ -83,15 +99,7 @@ pub struct Pooled {
     pending: Pending,
     uploads: Tree<Upload>,
     bound: Vec<Bound>,
-    ready: bool,
-    /// This process is the template: its first `wait` forks workers instead of serving.
-    template: bool,
-    /// `retire()` was called: 0 no, 1 asked (not yet told), 2 told the master.
-    retire: u8,
-    /// The master said stop, or the channel broke: `wait` returns `Stop` from now on.
-    stopped: bool,
-    /// `Declined` was sent: requests still arriving are the master's to hand elsewhere.
-    declined: bool,
+    phase: Phase,
     /// Requests that arrived while `workers()` waited for its answer (the master may send a
     /// request ahead while this one runs; see docs/pool.md, "Send-ahead"), with their numbers.
     deferred: VecDeque<(u32, Box<RequestData>)>,
@@ -124,11 +132,10 @@ impl Pooled {
             pending: Pending::Idle,
             uploads: Tree::new(),
             bound,
-            ready: false,
-            template: super::template::is_template(),
-            retire: 0,
-            stopped: false,
-            declined: false,
+            phase: match super::template::is_template() {
+                true => Phase::Template,
+                false => Phase::Booting { retire: false },
+            },
             deferred: VecDeque::new(),
             received: 0,
             claim: Claim::inherited(),
@@ -148,14 +155,14 @@ impl Pooled {
     }
 
     fn send(&mut self, frame: &Frame) {
-        if self.stopped {
+        if self.phase == Phase::Stopped {
             return;
         }
         self.outbuf.clear();
         frame.encode(&mut self.outbuf);
         if let Err(e) = self.channel.write_all(&self.outbuf) {
             tracing::error!("rr pool worker: the master is gone ({e}): stopping");
-            self.stopped = true;
+            self.phase = Phase::Stopped;
         }
     }
 
@@ -172,38 +179,37 @@ impl Pooled {
         }
         self.pending = Pending::Idle;
         self.uploads = Tree::new();
-        if !self.ready && self.template {
+        if self.phase == Phase::Template {
             return match super::template::serve(&mut self.channel) {
                 Outcome::Worker(channel) => {
                     // A forked worker: its own channel and claim word; the next wait says
                     // Ready.
                     self.channel = channel;
                     self.claim = Claim::inherited();
-                    self.template = false;
+                    self.phase = Phase::Booting { retire: false };
                     Wait::Forked
                 }
                 Outcome::Stop => {
-                    self.stopped = true;
+                    self.phase = Phase::Stopped;
                     Wait::Stop
                 }
             };
         }
-        if !self.ready {
-            self.ready = true;
+        if let Phase::Booting { retire } = self.phase {
+            self.phase = Phase::Serving { retired: retire };
             self.send(&Frame::Ready);
-            if self.retire == 1 {
-                self.retire = 2;
+            if retire {
                 self.send(&Frame::Retire);
             }
         }
         // Retired: requests sent ahead to this worker are not run here. Between requests, so
         // nothing unanswered has started.
-        if self.retire == 2 {
+        if self.phase == (Phase::Serving { retired: true }) {
             self.decline();
         }
         loop {
-            if self.stopped || crate::server::stop_requested() {
-                self.stopped = true;
+            if self.phase == Phase::Stopped || crate::server::stop_requested() {
+                self.phase = Phase::Stopped;
                 return Wait::Stop;
             }
             let next = match self.deferred.pop_front() {
@@ -212,7 +218,7 @@ impl Pooled {
             };
             match next {
                 // Declined: the master hands it to another worker.
-                Ok(Some((Frame::Request(_), _))) if self.declined => {}
+                Ok(Some((Frame::Request(_), _))) if self.phase == Phase::Declined => {}
                 // Taken back by the master: it runs on another worker.
                 Ok(Some((Frame::Request(_), seq))) if !self.claim(seq) => {}
                 Ok(Some((Frame::Request(mut request), _))) => {
@@ -220,19 +226,19 @@ impl Pooled {
                     self.pending = Pending::Waiting;
                     return Wait::Request(request);
                 }
-                Ok(Some((Frame::Stop, _))) => self.stopped = true,
+                Ok(Some((Frame::Stop, _))) => self.phase = Phase::Stopped,
                 Ok(Some((other, _))) => {
                     tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
-                    self.stopped = true;
+                    self.phase = Phase::Stopped;
                 }
                 Err(e) => {
                     tracing::error!("rr pool worker: {e}: stopping");
-                    self.stopped = true;
+                    self.phase = Phase::Stopped;
                 }
                 Ok(None) => match self.receive(tick) {
                     Ok(true) => {}
                     Ok(false) => return Wait::Tick,
-                    Err(()) => self.stopped = true,
+                    Err(()) => self.phase = Phase::Stopped,
                 },
             }
         }
@@ -329,30 +335,10 @@ impl Pooled {
             Pending::StreamEnded => return Err(RespondError::StreamEnded),
             Pending::Streaming => return Err(RespondError::Streaming),
         }
-        let frame = match reply {
-            Reply::Full {
-                status,
-                headers,
-                body,
-            } => Frame::Full {
-                status,
-                headers,
-                body,
-            },
-            Reply::File(file) => Frame::File {
-                path: file.path.to_string_lossy().into_owned(),
-                status: file.status,
-                headers: file.headers,
-            },
-            Reply::Velox(order) => Frame::Velox {
-                body: order.body,
-                gzip: order.gzip,
-                headers: order.headers,
-            },
-            Reply::WorkerError(message) => Frame::Error(message),
-            // A body fed by another thread cannot cross processes; nothing in rr sends one here.
-            _ => Frame::Error("this answer cannot be sent from a pool worker".into()),
-        };
+        // A body fed by another thread cannot cross processes; nothing in rr sends one here.
+        let frame = Frame::from_reply(reply).unwrap_or_else(|_| {
+            Frame::Error("this answer cannot be sent from a pool worker".into())
+        });
         self.pending = Pending::Idle;
         self.send(&frame);
         Ok(())
@@ -361,7 +347,7 @@ impl Pooled {
     /// The pool's workers, asked of the master (which answers between our frames).
     pub fn workers(&mut self) -> Vec<crate::pool::WorkerInfo> {
         // The template's channel carries fork orders only; it has no workers of its own yet.
-        if self.template {
+        if self.phase == Phase::Template {
             return Vec::new();
         }
         self.send(&Frame::ListWorkers);
@@ -374,13 +360,13 @@ impl Pooled {
                 Ok(Some((Frame::Request(request), seq))) => self.deferred.push_back((seq, request)),
                 Ok(Some((other, _))) => {
                     tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
-                    self.stopped = true;
+                    self.phase = Phase::Stopped;
                 }
-                Err(_) => self.stopped = true,
+                Err(_) => self.phase = Phase::Stopped,
                 Ok(None) => {}
             }
-            if self.stopped || self.receive(Duration::from_secs(1)).is_err() {
-                self.stopped = true;
+            if self.phase == Phase::Stopped || self.receive(Duration::from_secs(1)).is_err() {
+                self.phase = Phase::Stopped;
                 return Vec::new();
             }
         }
@@ -389,24 +375,25 @@ impl Pooled {
     /// Asks the master to replace this worker after the current answer. False in the template
     /// (it serves nothing, and its children must not inherit the wish).
     pub fn retire(&mut self) -> bool {
-        if self.template {
-            return false;
-        }
-        if self.retire == 0 {
-            self.retire = 1;
-            if self.ready {
-                self.retire = 2;
+        match self.phase {
+            Phase::Template => return false,
+            Phase::Booting { .. } => self.phase = Phase::Booting { retire: true },
+            Phase::Serving { retired: false } => {
+                self.phase = Phase::Serving { retired: true };
                 self.send(&Frame::Retire);
             }
+            Phase::Serving { retired: true } | Phase::Declined | Phase::Stopped => {}
         }
         true
     }
 
     /// Tells the master this worker runs no more requests (once).
     fn decline(&mut self) {
-        if !self.declined {
-            self.declined = true;
+        if let Phase::Serving { .. } = self.phase {
             self.send(&Frame::Declined);
+            if self.phase != Phase::Stopped {
+                self.phase = Phase::Declined;
+            }
         }
     }
 
@@ -420,7 +407,7 @@ impl Pooled {
     }
 
     pub fn is_stopping(&self) -> bool {
-        self.stopped
+        self.phase == Phase::Stopped
     }
 
     /// A request left unanswered is the master's to answer (502) when the channel closes; a
@@ -431,7 +418,7 @@ impl Pooled {
         }
         if self.has_pending() {
             tracing::error!("the worker script ended while a request was pending");
-        } else if self.ready && !self.template {
+        } else if let Phase::Serving { .. } = self.phase {
             // Between requests: whatever was sent ahead never started, and runs elsewhere.
             self.decline();
         }

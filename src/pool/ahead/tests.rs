@@ -208,3 +208,36 @@ fn what_a_request_sent_ahead_waits_for_stays_under_a_millisecond() {
     assert!(quick_enough(us(1000), 1, Duration::from_secs(1)));
     assert_eq!(recall_after(ms1), Duration::from_millis(10));
 }
+
+#[tokio::test]
+async fn requests_the_worker_has_not_started_are_taken_back_and_never_run_there() {
+    let (master, fd) = crate::ipc::claim::Claim::create().unwrap();
+    let worker = crate::ipc::claim::Claim::map(&fd).unwrap();
+    let mut flight = InFlight::default();
+    let (a, mut ra) = job(b"a");
+    let (b, _) = job(b"b");
+    let (c, _) = job(b"c");
+    for j in [a, b, c] {
+        flight.push(j, 10);
+    }
+    assert_eq!(flight.behind(), 2);
+    assert!(worker.start(1), "the worker is on a");
+    let back = flight.recall(&master);
+    let bodies: Vec<_> = back.iter().map(|j| j.request.body.clone()).collect();
+    assert_eq!(bodies, [Bytes::from_static(b"b"), Bytes::from_static(b"c")]);
+    assert!(
+        !worker.start(2) && !worker.start(3),
+        "b and c never run on it"
+    );
+    // a's answer still reaches a's client.
+    assert!(matches!(flight.step(full("A")).await, Step::Done { .. }));
+    assert_eq!(body(ra.try_recv().unwrap()), "A");
+    assert!(flight.is_empty());
+    // The worker raced ahead: what it started stays, nothing is taken back.
+    let (d, _) = job(b"d");
+    let (e, _) = job(b"e");
+    flight.push(d, 10);
+    flight.push(e, 10);
+    assert!(worker.start(4) && worker.start(5));
+    assert!(flight.recall(&master).is_empty());
+}
