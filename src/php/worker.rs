@@ -1,4 +1,4 @@
-//! `RR\Worker`: the PHP face of [`crate::worker::Worker`]. One per process; the engine lives in
+//! `RR\Worker`: the PHP face of [`crate::engine::Worker`]. One per process; the engine lives in
 //! a thread-local on the PHP thread and is torn down at request shutdown (script end, exit(),
 //! fatal error), so a pending client always gets an answer.
 // PHP parameter names come from the Rust ones, and PHP callers use named arguments
@@ -10,11 +10,11 @@ use super::request::Request;
 use super::{ini, interrupt};
 use crate::config::{self, Config, Override, Sources};
 use crate::dispatch::Reply;
+use crate::engine::{self as engine, Wait};
 use crate::request::cgi::Script;
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
 use crate::stream::FileReply;
-use crate::worker::{self as engine, Wait};
 use bytes::Bytes;
 use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::prelude::*;

@@ -3,91 +3,15 @@
 //! back into a [`Reply`] (the master finishes offloads: files, Velox, streams), enforces
 //! `exec_ttl`, and reports to the supervisor.
 use super::ahead::{self, InFlight, Step};
-use super::metrics::Returned;
+use super::message::{Command, Control, End, Event, ForkAnswer, ForkFailure, Returned};
 use super::process::{self, Process};
-use super::supervisor::Control;
-use super::template::{ForkFailure, Forked};
+
 use crate::dispatch::{Job, Reply};
 use crate::ipc::Frame;
 use bytes::BytesMut;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
-
-/// What the supervisor asks of a worker.
-pub enum Command {
-    Run(Box<Job>),
-    /// Finish: send `Stop`, wait `destroy_timeout`, then kill.
-    Stop,
-}
-
-/// Why a worker process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// It died before its first `waitRequest()`.
-    BootFailed,
-    /// It died (crash, fatal error, exit(), kill) while running a request or idle.
-    Crashed,
-    /// Killed: a request ran past `exec_ttl`.
-    ExecTimeout,
-    /// Stopped on the supervisor's order.
-    Stopped,
-    /// It could not be started for lack of descriptors, processes or memory (not the
-    /// script's fault: retried without counting as a boot failure).
-    NoResources,
-}
-
-pub enum Event {
-    /// A forked worker's process exists (its pid is known).
-    Started {
-        id: u64,
-        pid: u32,
-        /// The generation of the template it was forked from (an older one while a reloaded
-        /// template cannot boot).
-        generation: u64,
-    },
-    Ready {
-        id: u64,
-    },
-    /// Answered a request (it is free again unless more were sent ahead); `memory` in bytes
-    /// when memory is watched; `retire` when the worker asked to be replaced
-    /// (`RR\Worker::retire()`); `took` from the start of the request to the end of its answer.
-    Done {
-        id: u64,
-        memory: Option<u64>,
-        retire: bool,
-        took: Duration,
-    },
-    /// Requests handed to this worker that it never started, for another worker: it declined
-    /// them (it takes no more), it died or was stopped first, or the master took them back.
-    Returned {
-        id: u64,
-        jobs: Vec<Job>,
-        why: Returned,
-    },
-    /// A worker's memory, read while it was idle (a reading skipped after its last answer).
-    Memory {
-        id: u64,
-        memory: Option<u64>,
-    },
-    /// An idle worker asked to be replaced.
-    Retire {
-        id: u64,
-    },
-    /// Template mode: a template of this generation booted; forks now come from it.
-    TemplateReady {
-        generation: u64,
-    },
-    /// Template mode: no template could be kept running; the pool stops with this message.
-    TemplateFailed(String),
-    /// Template mode: a template could not boot (it is retried with backoff).
-    TemplateBootFailed(String),
-    Exited {
-        id: u64,
-        end: End,
-        detail: String,
-    },
-}
 
 pub struct Limits {
     /// Answers `RR\workers()` asked from inside a request.
@@ -171,7 +95,7 @@ pub enum Start {
     /// Re-executed: already running.
     Exec(Box<Process>),
     /// Ordered from the template; the answer comes later.
-    Fork(oneshot::Receiver<Forked>),
+    Fork(oneshot::Receiver<ForkAnswer>),
 }
 
 /// Runs worker `id` until it ends; the last event sent is always `Exited`.

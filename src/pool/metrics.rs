@@ -1,77 +1,13 @@
 //! The pool's gauges and counters, and the Prometheus text for the metrics address: requests
 //! by status, latency, queue depth, workers by state, restarts by reason, Velox builds, bytes
 //! streamed.
+use super::message::{Reason, Returned, State};
 use crate::dispatch::Submitter;
 use crate::server::stats::{self, HttpStats};
 use crate::velox::Velox;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
-
-/// Why a worker was replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    MaxJobs,
-    MaxMemory,
-    Ttl,
-    IdleTtl,
-    ExecTtl,
-    Crash,
-    BootFailure,
-    Reload,
-    /// The worker asked for it (`RR\Worker::retire()`).
-    Retired,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 9] = [
-        Reason::MaxJobs,
-        Reason::MaxMemory,
-        Reason::Ttl,
-        Reason::IdleTtl,
-        Reason::ExecTtl,
-        Reason::Crash,
-        Reason::BootFailure,
-        Reason::Reload,
-        Reason::Retired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::MaxJobs => "max_jobs",
-            Reason::MaxMemory => "max_worker_memory",
-            Reason::Ttl => "ttl",
-            Reason::IdleTtl => "idle_ttl",
-            Reason::ExecTtl => "exec_ttl",
-            Reason::Crash => "crash",
-            Reason::BootFailure => "boot_failure",
-            Reason::Reload => "reload",
-            Reason::Retired => "retired",
-        }
-    }
-}
-
-/// Worker states, as counted in the gauges and shown in the workers list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Booting,
-    Idle,
-    Busy,
-    Stopping,
-}
-
-impl State {
-    pub const ALL: [State; 4] = [State::Booting, State::Idle, State::Busy, State::Stopping];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Booting => "booting",
-            State::Idle => "idle",
-            State::Busy => "busy",
-            State::Stopping => "stopping",
-        }
-    }
-}
 
 /// Written by the supervisor, read by the status and metrics endpoints.
 pub struct PoolStats {
@@ -95,18 +31,6 @@ pub struct PoolStats {
     /// Why the last boot failed, for the status address.
     last_boot_error: Mutex<Option<String>>,
     queue: Submitter,
-}
-
-/// Why requests came back from a worker unstarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Returned {
-    /// It retired, or its script ended.
-    Declined,
-    /// It died, was killed, or stopped first.
-    Gone,
-    /// Taken back by the master: the request ahead of them ran past the short threshold
-    /// (`http.pool.send_ahead_wait`), so another worker may take them sooner.
-    Recalled,
 }
 
 impl PoolStats {

@@ -153,7 +153,7 @@ impl Fork {
     /// The template forked it as `pid` (now a child of this process, see docs/pool.md).
     pub fn started(self, pid: u32) -> std::io::Result<Process> {
         drop(self.theirs);
-        let child = Child::Forked(Forked::new(pid));
+        let child = Child::ForkedChild(ForkedChild::new(pid));
         let mut process = Process::new(pid, child, self.channel, self.claim)?;
         process.read_output(
             tokio::net::unix::pipe::Receiver::from_owned_fd(self.out)?,
@@ -185,19 +185,19 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 /// The worker process itself: re-executed (a tokio child) or forked from the template.
 pub enum Child {
     Exec(tokio::process::Child),
-    Forked(Forked),
+    ForkedChild(ForkedChild),
 }
 
 /// A worker forked from the template. Its parent died at once, so it is this (subreaper)
 /// process's child: its exit is seen on a pidfd and reaped with waitpid.
-pub struct Forked {
+pub struct ForkedChild {
     pid: u32,
     pidfd: Option<AsyncFd<OwnedFd>>,
     reaped: bool,
 }
 
-impl Forked {
-    fn new(pid: u32) -> Forked {
+impl ForkedChild {
+    fn new(pid: u32) -> ForkedChild {
         // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
         // SAFETY: the kernel just gave us this descriptor.
@@ -207,7 +207,7 @@ impl Forked {
             // until the AsyncFd is dropped.
             unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
         });
-        Forked {
+        ForkedChild {
             pid,
             pidfd,
             reaped: false,
@@ -264,7 +264,7 @@ impl Forked {
     }
 }
 
-impl Drop for Forked {
+impl Drop for ForkedChild {
     /// As `kill_on_drop` for re-executed workers.
     fn drop(&mut self) {
         self.kill();
@@ -350,7 +350,7 @@ impl Process {
 
     /// Whether it was forked from the template (its memory is shared with it).
     pub fn is_forked(&self) -> bool {
-        matches!(self.child, Child::Forked(_))
+        matches!(self.child, Child::ForkedChild(_))
     }
 
     /// SIGKILL, for a worker past `exec_ttl` or `destroy_timeout`.
@@ -359,7 +359,7 @@ impl Process {
             Child::Exec(child) => {
                 let _ = child.start_kill();
             }
-            Child::Forked(forked) => forked.kill(),
+            Child::ForkedChild(forked) => forked.kill(),
         }
     }
 
@@ -367,7 +367,7 @@ impl Process {
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         let status = match &mut self.child {
             Child::Exec(child) => child.wait().await,
-            Child::Forked(forked) => forked.wait().await,
+            Child::ForkedChild(forked) => forked.wait().await,
         };
         own().remove(&self.pid);
         status

@@ -4,7 +4,7 @@
 //! are unit-tested without processes, one test per fault of docs/pool.md.
 use super::ahead;
 use super::limits::{self, MAX_BOOT_FAILURES};
-use super::metrics::State;
+use super::message::State;
 use super::slot::Slot;
 use crate::config::PoolConfig;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The status address (health, readiness, the workers list, reload) and the metrics address
 //! (Prometheus text). Small HTTP/1.1 servers on their own listeners, apart from the app's.
+use super::message::{Control, State};
 use super::metrics::{self, PoolStats};
-use super::supervisor::Control;
 use crate::body::{self, Body};
 use crate::config::HttpConfig;
 use crate::server::stats::HttpStats;
@@ -99,9 +99,9 @@ fn check(ok: bool, pool: &PoolStats) -> Response<Body> {
         status,
         serde_json::json!({
             "status": if ok { "ok" } else { "unavailable" },
-            "idle": pool.count(metrics::State::Idle),
-            "busy": pool.count(metrics::State::Busy),
-            "booting": pool.count(metrics::State::Booting),
+            "idle": pool.count(State::Idle),
+            "busy": pool.count(State::Busy),
+            "booting": pool.count(State::Booting),
             "queue": pool.queue_depth(),
             "boot": pool.boot_report(),
         }),

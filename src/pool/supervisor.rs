@@ -2,15 +2,16 @@
 //! an idle worker, replaces workers (limits, crashes, reload), backs off when workers cannot
 //! boot, and stops them all at the end. See docs/pool.md for the rules.
 use super::ahead;
-use super::handle::{self, Command, End, Event, Limits, Start};
+use super::handle::{self, Limits, Start};
 use super::limits;
 use super::lines::{self, Line, Lines, Waiting};
-use super::metrics::{PoolStats, Reason, Returned, State};
+use super::message::{Command, Control, End, Event, Order, Reason, Returned, State};
+use super::metrics::PoolStats;
 use super::process::{self, Spawner};
 use super::rules::{self, AfterBootFailure, Starts, Table};
 use super::slot::Slot;
-pub use super::slot::{Control, WorkerInfo};
-use super::template::{self, Order};
+use super::templates;
+use super::PoolError;
 use crate::config::Config;
 use crate::dispatch::{Inbox, Job, Reply, Submitter};
 use std::sync::Arc;
@@ -52,7 +53,7 @@ pub struct Supervisor {
     spawn_after: Instant,
     generation: u64,
     stopping: bool,
-    fatal: Option<String>,
+    fatal: Option<PoolError>,
 }
 
 impl Supervisor {
@@ -70,11 +71,11 @@ impl Supervisor {
         let allocate = config.pool.allocate_timeout;
         let template = config.pool.template.then(|| {
             let (orders, rx) = mpsc::unbounded_channel();
-            let settings = template::Settings {
+            let settings = templates::Settings {
                 boot_timeout: boot_timeout(&config),
                 destroy_timeout: config.pool.destroy_timeout,
             };
-            let task = tokio::spawn(template::run(
+            let task = tokio::spawn(templates::run(
                 spawner.clone(),
                 settings,
                 rx,
@@ -108,7 +109,7 @@ impl Supervisor {
     }
 
     /// Runs until stopped; Err when workers kept failing to boot.
-    pub async fn run(mut self) -> Result<(), String> {
+    pub async fn run(mut self) -> Result<(), PoolError> {
         self.fill();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -252,7 +253,7 @@ impl Supervisor {
             }
             Event::TemplateFailed(message) => {
                 tracing::error!("{message}");
-                self.fatal = Some(message);
+                self.fatal = Some(PoolError::TemplateUnusable(message));
                 self.begin_stop();
             }
             Event::TemplateBootFailed(message) => {
@@ -420,10 +421,10 @@ impl Supervisor {
                     Some(_) => "the template (or a worker forked from it)",
                     None => "workers",
                 };
-                self.fatal = Some(format!(
+                self.fatal = Some(PoolError::BootFailed(format!(
                     "{who} failed to boot {} times in a row; giving up. The last: {message}",
                     self.boot_failures
-                ));
+                )));
                 self.begin_stop();
                 return;
             }

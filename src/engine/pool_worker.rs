@@ -20,14 +20,41 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why `RR_POOL_FD` names no channel.
+#[derive(Debug)]
+pub enum ChannelError {
+    /// The value is not a number.
+    NotANumber(String),
+    /// No inherited unix socket has that number (a process started by a worker inherits the
+    /// variable, not the descriptor).
+    NoSocket(RawFd),
+}
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelError::NotANumber(value) => {
+                write!(f, "{}={value:?} is not a file descriptor", ipc::FD_ENV)
+            }
+            ChannelError::NoSocket(fd) => write!(
+                f,
+                "{}={fd} names no inherited socket: start rr workers only from an rr pool master",
+                ipc::FD_ENV
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
 /// The channel named by `RR_POOL_FD`, when this process is a pool worker.
-pub fn inherited_channel() -> Result<Option<UnixStream>, String> {
+pub fn inherited_channel() -> Result<Option<UnixStream>, ChannelError> {
     let Ok(value) = std::env::var(ipc::FD_ENV) else {
         return Ok(None);
     };
     let fd: RawFd = value
         .parse()
-        .map_err(|_| format!("{}={value:?} is not a file descriptor", ipc::FD_ENV))?;
+        .map_err(|_| ChannelError::NotANumber(value.clone()))?;
     // A child of a worker inherits the variable but not the descriptor (close-on-exec): the
     // number must name an open unix socket, or this is not a pool worker's process.
     // SAFETY: fstat only fills the zeroed stat buffer we own; it fails on a closed descriptor.
@@ -37,10 +64,7 @@ pub fn inherited_channel() -> Result<Option<UnixStream>, String> {
             libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
         };
     if !is_socket {
-        return Err(format!(
-            "{}={fd} names no inherited socket: start rr workers only from an rr pool master",
-            ipc::FD_ENV
-        ));
+        return Err(ChannelError::NoSocket(fd));
     }
     // SAFETY: the master opened this socketpair end for us and exec handed it down; nothing
     // else in this process owns it. Close it on exec so the script's own children don't get it.
@@ -91,7 +115,7 @@ enum Pending {
     StreamEnded,
 }
 
-pub struct Pooled {
+pub struct PoolWorker {
     config: Arc<Config>,
     channel: UnixStream,
     inbuf: BytesMut,
@@ -110,8 +134,8 @@ pub struct Pooled {
     claim: Option<Claim>,
 }
 
-impl Pooled {
-    pub fn connect(config: Arc<Config>, channel: UnixStream) -> Pooled {
+impl PoolWorker {
+    pub fn connect(config: Arc<Config>, channel: UnixStream) -> PoolWorker {
         apply_scheduling(config.pool.worker_scheduling);
         let bound = std::env::var(ipc::ADDRS_ENV)
             .unwrap_or_default()
@@ -124,7 +148,7 @@ impl Pooled {
                 })
             })
             .collect();
-        Pooled {
+        PoolWorker {
             config,
             channel,
             inbuf: BytesMut::with_capacity(64 * 1024),
@@ -345,7 +369,7 @@ impl Pooled {
     }
 
     /// The pool's workers, asked of the master (which answers between our frames).
-    pub fn workers(&mut self) -> Vec<crate::pool::WorkerInfo> {
+    pub fn workers(&mut self) -> Vec<crate::ipc::WorkerInfo> {
         // The template's channel carries fork orders only; it has no workers of its own yet.
         if self.phase == Phase::Template {
             return Vec::new();

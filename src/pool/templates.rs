@@ -2,8 +2,8 @@
 //! (started like a worker, restarted with the boot backoff when it dies), hands it fork orders
 //! with the new worker's descriptors, and turns its answers into [`Process`]es. Reload starts a
 //! new template (new code); the old one is stopped, its workers keep serving.
-use super::handle::Event;
 use super::limits;
+use super::message::{Event, ForkAnswer, ForkFailure, ForkedWorker, Order};
 use super::process::{self, Fork, Process, Spawner};
 use crate::ipc::{fds, Frame};
 use bytes::BytesMut;
@@ -12,35 +12,6 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::sync::{mpsc, oneshot};
-
-/// The answer to a fork order: the running worker, or why there is none.
-pub type Forked = Result<ForkedWorker, ForkFailure>;
-
-/// A worker forked from the template of `generation`.
-pub struct ForkedWorker {
-    pub process: Process,
-    pub generation: u64,
-}
-
-/// Why a fork order brought no worker.
-#[derive(Debug)]
-pub enum ForkFailure {
-    /// The master ran out of descriptors (or memory) for its channel: retried, not a boot
-    /// failure.
-    NoResources(String),
-    Failed(String),
-}
-
-pub enum Order {
-    Fork {
-        id: u64,
-        reply: oneshot::Sender<Forked>,
-    },
-    /// Start a template of this generation (new code); the old one stops.
-    Reload(u64),
-    /// Stop the template and end.
-    Stop,
-}
 
 pub struct Settings {
     pub boot_timeout: Duration,
@@ -54,7 +25,7 @@ struct Running {
     booted: bool,
     started: Instant,
     generation: u64,
-    sent: HashMap<u64, (Fork, oneshot::Sender<Forked>)>,
+    sent: HashMap<u64, (Fork, oneshot::Sender<ForkAnswer>)>,
 }
 
 impl Running {
@@ -130,7 +101,7 @@ pub async fn run(
     mut orders: mpsc::UnboundedReceiver<Order>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let mut queue: VecDeque<(u64, oneshot::Sender<Forked>)> = VecDeque::new();
+    let mut queue: VecDeque<(u64, oneshot::Sender<ForkAnswer>)> = VecDeque::new();
     let mut current: Option<Running> = None;
     // The last template that booted, while `current` (a reload's) has not.
     let mut previous: Option<Running> = None;
@@ -281,7 +252,7 @@ pub async fn run(
 }
 
 /// Sends the queued fork orders to a booted template.
-async fn dispatch(running: &mut Running, queue: &mut VecDeque<(u64, oneshot::Sender<Forked>)>) {
+async fn dispatch(running: &mut Running, queue: &mut VecDeque<(u64, oneshot::Sender<ForkAnswer>)>) {
     while let Some((id, reply)) = queue.pop_front() {
         if reply.is_closed() {
             continue;
@@ -353,7 +324,7 @@ fn answer(running: &mut Running, frame: Option<Frame>) -> bool {
 }
 
 /// Puts the orders `template` has not answered back at the head of the queue, in id order.
-fn requeue(queue: &mut VecDeque<(u64, oneshot::Sender<Forked>)>, template: &mut Running) {
+fn requeue(queue: &mut VecDeque<(u64, oneshot::Sender<ForkAnswer>)>, template: &mut Running) {
     let mut unanswered: Vec<_> = template
         .sent
         .drain()
