@@ -9,15 +9,19 @@
 //! - [`dispatch`] how a request reaches the PHP thread and its answer comes back.
 //! - [`runtime`]  the tokio runtime and which thread drives it (PHP while it waits, a helper otherwise).
 //! - [`velox`]    the Velox build offload: request checks, client, single-flight, artifact cache.
-//! - [`worker`]   what one PHP worker does, in plain Rust: wait, answer, stream, tear down.
-//! - [`ipc`]      the master-worker channel of pool mode: binary frames and their codec.
-//! - [`pool`]     pool mode's master: worker processes, dispatch, supervision, status, metrics.
+//! - [`engine`]   what a PHP process runs behind `RR\Worker`, one engine per role: embedded,
+//!   pool worker, template, master; wait, answer, stream, tear down.
+//! - [`pool`]     pool mode's master machinery: supervisor, worker processes and their tasks,
+//!   dispatch, the template keeper, status, metrics.
+//! - [`ipc`]      the wire between master and workers: frames, their codec, answers as frames,
+//!   the claim word of requests sent ahead, the workers list.
 //! - [`logging`]  tracing set-up from the `logs` config.
 //! - [`server`]   listeners, TLS, hyper connections, limits, error responses, graceful shutdown.
 //! - [`php`]      the only module that touches ext-php-rs: classes, functions, ini, conversions.
 pub mod body;
 pub mod config;
 pub mod dispatch;
+pub mod engine;
 pub mod ipc;
 pub mod kdf;
 pub mod logging;
@@ -29,4 +33,3 @@ pub mod server;
 pub mod static_files;
 pub mod stream;
 pub mod velox;
-pub mod worker;

@@ -75,10 +75,30 @@ fn a_fatal_error_with_a_request_pending_answers_500() {
 }
 
 #[test]
-fn a_script_that_leaves_its_loop_with_a_request_pending_answers_500() {
+fn a_script_that_leaves_its_loop_with_a_request_pending_answers_500_and_exits_non_zero() {
     let (status, out) = pending_request_gets_500("/break");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(status.code(), Some(255));
     assert!(out.contains("loop ended"));
+}
+
+#[test]
+fn exit_0_with_a_request_pending_still_exits_non_zero() {
+    // Restart=on-failure must see it: the script ended with a client waiting.
+    let (status, _) = pending_request_gets_500("/exit0");
+    assert_eq!(status.code(), Some(255));
+}
+
+#[test]
+fn sighup_without_a_pool_is_ignored() {
+    let mut php = Php::start("lifecycle.php");
+    php.signal(libc::SIGHUP);
+    // Still serving after the signal was handled (a request is answered after it).
+    for _ in 0..3 {
+        let resp = client().get(php.url("/")).send().unwrap();
+        assert_eq!(resp.text().unwrap(), "ok");
+    }
+    php.signal(libc::SIGTERM);
+    assert_eq!(php.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
 
 #[test]

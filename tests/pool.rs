@@ -5,6 +5,8 @@ use common::pool::*;
 use common::{client, Php};
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -186,6 +188,86 @@ fn reload_under_load_replaces_every_worker_with_zero_failed_requests() {
 }
 
 #[test]
+fn a_reload_under_sustained_load_replaces_every_worker() {
+    let php = start(json!({"http.pool.num_workers": 2}));
+    let before = idle_workers(&php, 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = sustained_load(&php, "/", 6, stop.clone());
+    // Traffic flows before the reload starts, and goes on until every worker was replaced.
+    assert!(metric_reaches(&php, "rr_pool_jobs_total", 200) >= 200);
+    php.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&php, "rr_pool_worker_restarts_total{reason=\"reload\"}") < 2 {
+        assert!(Instant::now() < deadline, "reload stuck\n{}", php.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(metric(&php, "rr_pool_reload_pending"), 0);
+    stop.store(true, Ordering::Relaxed);
+    let statuses = traffic.join().unwrap();
+    assert!(
+        all_ok(&statuses),
+        "{:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    let after = idle_workers(&php, 2);
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "{before:?} {after:?}"
+    );
+}
+
+#[test]
+fn a_reload_whose_workers_cannot_boot_keeps_the_old_ones_serving_and_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken");
+    let mut opts = pool_options(json!({"http.pool.num_workers": 2}));
+    opts.env
+        .push(("RR_TEST_BROKEN_IF", broken.display().to_string()));
+    let php = Php::start_with("pool.php", opts);
+    let before = idle_workers(&php, 2);
+    // A broken deploy, then a reload.
+    std::fs::write(&broken, "").unwrap();
+    php.signal(libc::SIGHUP);
+    // Past the 5 failures that would be fatal at first start.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&php, "rr_pool_boot_failures") < 6 {
+        assert!(Instant::now() < deadline, "{}", php.stderr());
+        // The old workers serve meanwhile.
+        let resp = client().get(php.url("/")).send().unwrap();
+        assert_eq!(resp.status(), 200);
+        let pid: u64 = resp.text().unwrap().parse().unwrap();
+        assert!(before.contains(&pid), "{pid} not one of {before:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Said on the status address, in the metrics and in the log.
+    let boot = boot_status(&php);
+    assert_eq!(boot["reload_pending"], true, "{boot}");
+    assert!(
+        boot["last_boot_error"]
+            .as_str()
+            .unwrap()
+            .contains("syntax error"),
+        "{boot}"
+    );
+    assert_eq!(metric(&php, "rr_pool_reload_pending"), 1);
+    assert!(php.stderr().contains("the running workers keep serving"));
+    assert_eq!(idle_workers(&php, 2), before);
+    // The deploy is fixed: the retries boot the new generation and the old one goes.
+    std::fs::remove_file(&broken).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&php, "rr_pool_reload_pending") != 0 {
+        assert!(Instant::now() < deadline, "{}", php.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = idle_workers(&php, 2);
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "{before:?} {after:?}"
+    );
+    assert_eq!(metric(&php, "rr_pool_boot_failures"), 0);
+}
+
+#[test]
 fn a_worker_that_cannot_boot_backs_off_then_the_master_exits_non_zero() {
     let mut opts = pool_options(json!({"http.pool.num_workers": 1}));
     opts.env.push(("RR_TEST_BROKEN", "1".into()));
@@ -193,7 +275,10 @@ fn a_worker_that_cannot_boot_backs_off_then_the_master_exits_non_zero() {
     let (status, stderr, stdout) = Php::run_to_end("pool.php", opts, Duration::from_secs(30));
     let out = stderr + &stdout;
     assert_ne!(status.code(), Some(0), "{out}");
-    assert!(out.contains("5 workers in a row failed to boot"), "{out}");
+    assert!(
+        out.contains("workers failed to boot 5 times in a row"),
+        "{out}"
+    );
     assert!(
         out.contains("syntax error"),
         "the worker's own error is in the message: {out}"
@@ -252,7 +337,10 @@ fn a_worker_slower_to_boot_than_boot_timeout_is_killed_and_counts_as_a_boot_fail
     let out = stderr + &stdout;
     assert_ne!(status.code(), Some(0), "{out}");
     assert!(out.contains("did not boot within 300ms"), "{out}");
-    assert!(out.contains("5 workers in a row failed to boot"), "{out}");
+    assert!(
+        out.contains("workers failed to boot 5 times in a row"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -312,5 +400,69 @@ fn superglobal_mode_runs_in_pool_workers_with_headers_cookies_and_exit() {
     for reason in ["crash", "max_jobs", "max_worker_memory"] {
         let line = format!("rr_pool_worker_restarts_total{{reason=\"{reason}\"}}");
         assert_eq!(metric(&php, &line), 0, "{reason}");
+    }
+}
+
+/// A field of /proc/<pid>/status, e.g. "SigBlk".
+fn proc_status(pid: u64, field: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn workers_start_with_no_signal_blocked() {
+    // The spawning thread may be the master's I/O thread, which blocks every signal.
+    let php = start(json!({"http.pool.num_workers": 4, "http.pool.max_jobs": 1}));
+    let mut seen = HashSet::new();
+    for _ in 0..4 {
+        for pid in idle_workers(&php, 4) {
+            if seen.insert(pid) {
+                assert_eq!(
+                    proc_status(pid, "SigBlk"),
+                    "0000000000000000",
+                    "worker {pid}"
+                );
+            }
+        }
+        // Each answer replaces its worker (max_jobs 1): new spawns, from whichever thread.
+        for _ in 0..4 {
+            assert_eq!(client().get(php.url("/")).send().unwrap().status(), 200);
+        }
+    }
+    assert!(seen.len() >= 8, "{seen:?}");
+}
+
+#[test]
+fn a_worker_stuck_in_a_request_dies_with_a_killed_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let mut php = start(json!({"http.pool.num_workers": 1}));
+    idle_workers(&php, 1);
+    let url = php.url(&format!("/slow?ms=600000&pidfile={}", pidfile.display()));
+    let _stuck = std::thread::spawn(move || client().get(url).send().map(|r| r.status()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|p| p.parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the request never started");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    php.signal(libc::SIGKILL);
+    php.wait_exit(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // SAFETY: kill(pid, 0) only checks that the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 && !proc_status(pid as u64, "State").starts_with('Z') {
+        assert!(
+            Instant::now() < deadline,
+            "worker {pid} outlived the master"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -14,8 +14,15 @@ fn one_quick_worker(extra_env: &[(&'static str, String)]) -> (Php, u64) {
     quick_worker_with(json!({}), extra_env)
 }
 
+/// Whether a request goes ahead must not depend on the machine's speed: these tests allow any
+/// pace (`send_ahead_wait`), so send-ahead happens whenever the worker is busy, and requests
+/// are never taken back (see `a_request_behind_a_slow_one_goes_back_to_the_line`).
 fn quick_worker_with(options: Value, extra_env: &[(&'static str, String)]) -> (Php, u64) {
-    let mut all = json!({"http.pool.num_workers": 1, "http.pool.send_ahead": 4});
+    let mut all = json!({
+        "http.pool.num_workers": 1,
+        "http.pool.send_ahead": 4,
+        "http.pool.send_ahead_wait": "1h",
+    });
     for (k, v) in options.as_object().unwrap() {
         all[k] = v.clone();
     }
@@ -53,14 +60,45 @@ fn ids_behind(php: &Php, n: usize) -> Vec<JoinHandle<(u16, String)>> {
     handles
 }
 
+/// Waits until a worker holds a request (the supervisor handed it over).
+fn wait_busy(php: &Php) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !workers(php).iter().any(|w| w["state"] == "busy") {
+        assert!(
+            Instant::now() < deadline,
+            "no worker busy\n{}",
+            php.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Both workers of a pool of two answer quick requests (only a worker with a known pace is sent
+/// requests ahead): the idle one most recently active gets each request, so the first serves
+/// a batch, then the second while the first is busy.
+fn warm_both(php: &Php) {
+    idle_workers(php, 2);
+    let c = client();
+    for _ in 0..20 {
+        assert_eq!(c.get(php.url("/")).send().unwrap().status(), 200);
+    }
+    let slow = get(php, "/slow?ms=1000");
+    wait_busy(php);
+    for _ in 0..20 {
+        assert_eq!(c.get(php.url("/")).send().unwrap().status(), 200);
+    }
+    assert_eq!(slow.join().unwrap().0, 200);
+    idle_workers(php, 2);
+}
+
 /// A request under way: its status and body once answered.
 type Answered = JoinHandle<(u16, String)>;
 
 /// Starts `path` on the (only) worker, then `n` `/id` requests behind it, sent ahead.
 fn busy_with(php: &Php, path: &str, n: usize) -> (Answered, Vec<Answered>) {
     let running = get(php, path);
-    // Let the worker take it first.
-    std::thread::sleep(Duration::from_millis(100));
+    // The worker has it before anything is sent behind it.
+    wait_busy(php);
     (running, ids_behind(php, n))
 }
 
@@ -161,7 +199,11 @@ fn the_workers_list_works_with_a_request_waiting_behind() {
 
 #[test]
 fn under_load_every_answer_reaches_its_own_client() {
-    let php = start(json!({"http.pool.num_workers": 2, "http.pool.send_ahead": 7}));
+    let php = start(json!({
+        "http.pool.num_workers": 2,
+        "http.pool.send_ahead": 7,
+        "http.pool.send_ahead_wait": "1h",
+    }));
     idle_workers(&php, 2);
     let url = php.url("/id");
     let clients: Vec<_> = (0..8)
@@ -210,7 +252,7 @@ fn a_worker_replaced_for_memory_answers_what_it_holds_then_stops() {
     // Memory is read at most every 250 ms: the reading after the next answer is due.
     std::thread::sleep(Duration::from_millis(300));
     let leaking = get(&php, "/leak?mb=64&ms=300");
-    std::thread::sleep(Duration::from_millis(100));
+    wait_busy(&php);
     // Slow enough that the stop order comes while they are still in flight.
     let behind: Vec<_> = (0..2).map(|_| get(&php, "/slow?ms=200")).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -298,4 +340,82 @@ fn retire_after_the_answer_still_keeps_later_requests_off_the_worker() {
         metric_reaches(&php, "rr_pool_worker_restarts_total{reason=\"retired\"}", 5),
         5
     );
+}
+
+#[test]
+fn a_request_behind_a_stuck_worker_goes_back_to_the_line_and_gets_503_at_allocate_timeout() {
+    // Taken back once the request ahead of it has run 10 x send_ahead_wait = 2 s.
+    let php = start(json!({
+        "http.pool.num_workers": 2,
+        "http.pool.send_ahead": 4,
+        "http.pool.send_ahead_wait": "200ms",
+        "http.pool.allocate_timeout": "4s",
+    }));
+    warm_both(&php);
+    // The first worker stuck past the threshold: nothing is sent ahead to it any more.
+    let _first = get(&php, "/slow?ms=25000");
+    wait_busy(&php);
+    std::thread::sleep(Duration::from_millis(2300));
+    // The second worker freshly busy: the request goes ahead to it...
+    let _second = get(&php, "/slow?ms=25000");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while workers(&php)
+        .iter()
+        .filter(|w| w["state"] == "busy")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "second worker not busy");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let behind = ids_behind(&php, 1).pop().unwrap();
+    // ...comes back once that one has run 2 s, and with no worker free within
+    // allocate_timeout it gets 503 (not a 504 after request_timeout).
+    let (status, body) = behind.join().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["code"],
+        "no_worker"
+    );
+    assert_eq!(
+        metric(&php, "rr_pool_requests_returned_total{reason=\"recalled\"}"),
+        1
+    );
+}
+
+#[test]
+fn a_request_taken_back_runs_on_the_worker_that_frees_up_first() {
+    // One worker stuck, one that frees up: whichever the request went ahead to, the free one
+    // answers it, long before the stuck one would have.
+    let php = start(json!({
+        "http.pool.num_workers": 2,
+        "http.pool.send_ahead": 4,
+        "http.pool.send_ahead_wait": "200ms",
+    }));
+    warm_both(&php);
+    let dir = tempfile::tempdir().unwrap();
+    let stuck_pid = dir.path().join("stuck");
+    let _stuck = get(
+        &php,
+        &format!("/slow?ms=25000&pidfile={}", stuck_pid.display()),
+    );
+    wait_busy(&php);
+    let quick = get(&php, "/slow?ms=500");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while workers(&php)
+        .iter()
+        .filter(|w| w["state"] == "busy")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "second worker not busy");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let behind = ids_behind(&php, 1).pop().unwrap();
+    let (status, quick_pid) = quick.join().unwrap();
+    assert_eq!(status, 200);
+    let (status, body) = behind.join().unwrap();
+    assert_eq!((status, body), (200, format!("1 {quick_pid}")));
+    let stuck: String = std::fs::read_to_string(&stuck_pid).unwrap();
+    assert_ne!(stuck, quick_pid);
 }

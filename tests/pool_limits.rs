@@ -194,3 +194,118 @@ fn ttl_and_idle_ttl_replace_idle_workers() {
     );
     assert_ne!(idle_workers(&php, 1)[0], first);
 }
+
+/// Opens `n` TCP connections to `addr` and keeps them open (idle: no request sent).
+fn idle_connections(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect()
+}
+
+#[test]
+fn connections_beyond_max_connections_get_503_and_the_pool_serves_on() {
+    let php = start(json!({"http.pool.num_workers": 1, "http.max_connections": 8}));
+    idle_workers(&php, 1);
+    let held = idle_connections(php.addr, 8);
+    // Requests are read in order of acceptance: one request on a held connection proves the
+    // master took all eight before the ninth.
+    let mut first = held[0].try_clone().unwrap();
+    std::io::Write::write_all(&mut first, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    let n = std::io::Read::read(&mut first, &mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let refused = php.raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(
+        refused.contains("\"code\":\"connection_limit\""),
+        "{refused}"
+    );
+    drop(held);
+    drop(first);
+    // Places free up as connections close.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let resp = client().get(php.url("/")).send().unwrap();
+        if resp.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn running_out_of_descriptors_degrades_and_never_stops_the_master() {
+    // 64 descriptors, no connection limit below that: accepts hit EMFILE, and replacing the
+    // worker (max_jobs 1) cannot create its channel.
+    let mut opts = pool_options(json!({
+        "http.pool.num_workers": 1,
+        "http.pool.max_jobs": 1,
+        "http.max_connections": 10000,
+    }));
+    opts.nofile = Some(64);
+    let php = common::Php::start_with("pool.php", opts);
+    idle_workers(&php, 1);
+    let url = php.url("/");
+    // A connection taken before the descriptors run out.
+    let mut keep = std::net::TcpStream::connect(php.addr).unwrap();
+    keep.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let ask = |keep: &mut std::net::TcpStream| {
+        std::io::Write::write_all(keep, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 512];
+        let n = std::io::Read::read(keep, &mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = ask(&mut keep);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // Wait for its replacement, then exhaust the master's descriptors.
+    idle_workers(&php, 1);
+    let held = idle_connections(php.addr, 100);
+    assert!(
+        php.wait_for_log("accept failed", Duration::from_secs(20)),
+        "{}",
+        php.stderr()
+    );
+    // This answer retires the worker; its replacement cannot be started for now.
+    let second = ask(&mut keep);
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert!(
+        php.wait_for_log("cannot start a worker now", Duration::from_secs(20)),
+        "{}",
+        php.stderr()
+    );
+    // Descriptors come back: the pool starts its worker again and serves.
+    drop(held);
+    let third = ask(&mut keep);
+    assert!(third.starts_with("HTTP/1.1 200"), "{third}");
+    let resp = client().get(&url).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(metric(&php, "rr_pool_spawn_failures_total") >= 1);
+    assert_eq!(
+        metric(
+            &php,
+            "rr_pool_worker_restarts_total{reason=\"boot_failure\"}"
+        ),
+        0
+    );
+    let log = php.stderr();
+    assert!(!log.contains("giving up"), "{log}");
+}
+
+#[test]
+fn the_status_and_metrics_addresses_close_silent_connections_like_the_main_one() {
+    let php = start(json!({"http.pool.num_workers": 1, "http.read_header_timeout": "1s"}));
+    for what in ["status", "metrics"] {
+        let url = side_url(&php, what, "/");
+        let addr = url.trim_start_matches("http://").trim_end_matches('/');
+        let mut silent = std::net::TcpStream::connect(addr).unwrap();
+        // The main listener's head timeout: closed by the server, not by this read's timeout.
+        silent
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut silent, &mut buf).unwrap();
+        assert_eq!(n, 0, "{what}: the server closed it");
+    }
+}

@@ -507,7 +507,7 @@ fn a_template_that_cannot_boot_backs_off_then_the_master_exits_non_zero() {
     let out = stderr + &stdout;
     assert_ne!(status.code(), Some(0), "{out}");
     assert!(
-        out.contains("the template failed to boot 5 times in a row"),
+        out.contains("the template (or a worker forked from it) failed to boot 5 times in a row"),
         "{out}"
     );
     assert!(
@@ -531,12 +531,21 @@ fn template_and_workers_end_when_the_master_is_killed() {
     );
     let mut pids = idle_workers(&php, 2);
     pids.push(boots(&boot_file)[0].0);
-    pids.extend(
-        workers(&php)
+    // The spare one-shot worker, once forked (its pid is 0 until the template reports it).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let spare = loop {
+        let forked: Vec<u64> = workers(&php)
             .iter()
-            .filter(|w| w["isolated"] == true)
-            .map(|w| w["pid"].as_u64().unwrap()),
-    );
+            .filter(|w| w["isolated"] == true && w["state"] == "idle")
+            .map(|w| w["pid"].as_u64().unwrap())
+            .collect();
+        if !forked.is_empty() {
+            break forked;
+        }
+        assert!(Instant::now() < deadline, "no spare one-shot worker");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    pids.extend(spare);
     assert_eq!(pids.len(), 4, "two workers, the template, a spare one-shot");
     php.signal(libc::SIGKILL);
     php.wait_exit(Duration::from_secs(5));
@@ -658,4 +667,54 @@ fn idle_ttl_replaces_forked_workers_from_the_template() {
     assert_ne!(v["pid"], first);
     assert_eq!(v["boot"], boots(&boot_file)[0].1.as_str());
     assert_eq!(boots(&boot_file).len(), 1);
+}
+
+#[test]
+fn a_reload_whose_template_cannot_boot_keeps_the_old_template_forking() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_file = temp_file(&dir, "boots");
+    let broken = temp_file(&dir, "broken");
+    let broken_env = broken.display().to_string();
+    let php = start_template(
+        json!({"http.pool.num_workers": 2, "http.pool.template": true}),
+        &boot_file,
+        &[("RR_TEST_BROKEN_IF", &broken_env)],
+    );
+    let before = idle_workers(&php, 2);
+    std::fs::write(&broken, "").unwrap();
+    php.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&php, "rr_pool_boot_failures") < 3 {
+        assert!(Instant::now() < deadline, "{}", php.stderr());
+        let v = get_json(&php, "/");
+        assert!(before.contains(&v["pid"].as_u64().unwrap()), "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(metric(&php, "rr_pool_reload_pending"), 1);
+    // A worker dies meanwhile: the old template forks its replacement (old code, warm).
+    // SAFETY: signalling a worker process of the master this test started.
+    unsafe { libc::kill(before[0] as i32, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let replaced = loop {
+        let now = idle_workers(&php, 2);
+        if !now.contains(&before[0]) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "{}", php.stderr());
+    };
+    assert!(replaced.contains(&before[1]), "{replaced:?}");
+    assert_eq!(boots(&boot_file).len(), 1, "no second bootstrap ran");
+    // Fixed: the new template boots and replaces every worker.
+    std::fs::remove_file(&broken).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&php, "rr_pool_reload_pending") != 0 {
+        assert!(Instant::now() < deadline, "{}", php.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = idle_workers(&php, 2);
+    assert!(
+        after.iter().all(|p| !replaced.contains(p)),
+        "{replaced:?} {after:?}"
+    );
+    assert_eq!(boots(&boot_file).len(), 2);
 }

@@ -50,6 +50,7 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ("http.io_driver", http.io_driver.as_str().to_owned()),
         ("http.io_handoff", duration(http.io_handoff)),
         ("http.queue_size", http.queue_size.to_string()),
+        ("http.max_connections", http.max_connections.to_string()),
         (
             "http.document_root",
             http.script
@@ -113,6 +114,7 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
             pool.isolate_workers.to_string(),
         ),
         ("http.pool.send_ahead", pool.send_ahead.to_string()),
+        ("http.pool.send_ahead_wait", duration(pool.send_ahead_wait)),
         (
             "http.pool.worker_scheduling",
             pool.worker_scheduling.as_str().to_owned(),

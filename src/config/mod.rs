@@ -69,6 +69,9 @@ pub struct HttpConfig {
     pub io_handoff: Duration,
     /// Requests that may wait for PHP; always at least 1.
     pub queue_size: usize,
+    /// Client connections open at once (plain and TLS together); beyond, a 503 and a close.
+    /// 0 means auto: three quarters of the descriptor limit (`ulimit -n`).
+    pub max_connections: usize,
     /// Where `RR\Worker::handle()` says the entry script is (`$_SERVER` for php-fpm-era code).
     pub script: ScriptConfig,
     /// `http.static`: files served from disk before PHP; `None` when the section is absent.
@@ -250,6 +253,9 @@ pub struct PoolConfig {
     /// Requests handed to a busy worker beyond the one it runs, when no worker is idle and its
     /// recent answers were quick (docs/pool.md, "Send-ahead"); 0 turns it off.
     pub send_ahead: u32,
+    /// The most a request sent ahead may expect to wait at the worker's recent pace; requests
+    /// sent ahead go back to the line once the request they wait behind has run ten times this.
+    pub send_ahead_wait: Duration,
     /// The Linux scheduling policy of worker processes.
     pub worker_scheduling: Scheduling,
 }
@@ -401,6 +407,7 @@ impl Default for HttpConfig {
             io_driver: IoDriver::Hybrid,
             io_handoff: Duration::from_millis(1),
             queue_size: 1024,
+            max_connections: 0,
             script: ScriptConfig::default(),
             static_files: None,
         }
@@ -482,6 +489,7 @@ impl Default for PoolConfig {
             isolate: Vec::new(),
             isolate_workers: 0,
             send_ahead: 16,
+            send_ahead_wait: Duration::from_millis(1),
             worker_scheduling: Scheduling::Batch,
         }
     }

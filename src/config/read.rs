@@ -174,6 +174,7 @@ fn http(
     })?;
     let io_handoff = t.get("io_handoff", d.io_handoff, Field::duration)?;
     let queue_size = t.get("queue_size", d.queue_size, |f| f.int(1))?;
+    let max_connections = t.get("max_connections", d.max_connections, |f| f.int(0))?;
     let document_root = t.get("document_root", None, |f| f.directory().map(Some))?;
     let script_name = t.get("script_name", d.script.script_name, |f| {
         let name = f.string()?;
@@ -204,6 +205,7 @@ fn http(
         io_driver,
         io_handoff,
         queue_size,
+        max_connections,
         script: ScriptConfig {
             document_root,
             script_name,
@@ -365,6 +367,11 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
             false => Err(f.invalid(format!("a whole number from 0 to {MAX_SEND_AHEAD}"))),
         }
     })?;
+    let send_ahead_wait = t.get(
+        "send_ahead_wait",
+        d.send_ahead_wait,
+        Field::positive_duration,
+    )?;
     if template && num_workers == 0 {
         return Err(t.invalid(
             "template",
@@ -403,6 +410,7 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
         isolate,
         isolate_workers,
         send_ahead,
+        send_ahead_wait,
         worker_scheduling,
     })
 }

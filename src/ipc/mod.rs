@@ -4,13 +4,22 @@
 //! # Layout
 //! - `wire`   primitives: little-endian integers, length-prefixed bytes, headers.
 //! - `frame`  [`Frame`]: the messages, their encoding, and splitting them off a byte buffer.
+//! - `reply`  a worker's answer as a frame and back ([`Frame::from_reply`], [`Frame::into_reply`]).
+//! - `worker_info` one row of the workers list (sent as JSON in `Frame::Workers`).
 //! - `fds`    passing descriptors along with a frame (SCM_RIGHTS), master → template.
+//! - `claim`  the word shared with a worker that decides who runs a request sent ahead.
+//! - `child`  what a process the master starts does first: signal mask, death with the master.
+pub mod child;
+pub mod claim;
 pub mod fds;
 mod frame;
+mod reply;
 mod wire;
+mod worker_info;
 
 pub use frame::Frame;
 pub use wire::DecodeError;
+pub use worker_info::WorkerInfo;
 
 /// The environment variable that marks a pool worker and names its end of the socketpair.
 pub const FD_ENV: &str = "RR_POOL_FD";

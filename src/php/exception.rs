@@ -1,7 +1,7 @@
 //! The exceptions rr throws, and where Rust errors become them.
 use crate::config::ConfigError;
+use crate::engine::RespondError;
 use crate::server::StartError;
-use crate::worker::RespondError;
 use ext_php_rs::exception::PhpException;
 use ext_php_rs::prelude::*;
 use ext_php_rs::zend::ce;

@@ -1,4 +1,5 @@
-//! SIGTERM and SIGINT start a graceful shutdown; in a pool master, SIGHUP reloads the workers. The handlers are registered through PHP's own
+//! SIGTERM and SIGINT start a graceful shutdown; in a pool master, SIGHUP reloads the workers,
+//! elsewhere it is ignored (single-process mode has nothing to reload). The handlers are registered through PHP's own
 //! signal layer (`zend_sigaction`), so PHP's deferral of signals in critical sections still
 //! applies and a handler the script installs later with `pcntl_signal()` replaces ours.
 use std::os::raw::c_int;
@@ -15,11 +16,15 @@ extern "C" fn on_reload_signal(_signo: c_int) {
     crate::pool::request_reload();
 }
 
+/// SIGHUP without a pool: nothing to reload, and a hangup must not end the server (its
+/// default action). A handler, not SIG_IGN, so processes the script starts get the default.
+extern "C" fn on_hangup(_signo: c_int) {}
+
 pub fn install(master: bool) {
-    let reload = master.then_some(libc::SIGHUP);
-    for signo in [libc::SIGTERM, libc::SIGINT].into_iter().chain(reload) {
+    for signo in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         let handler = match signo {
-            libc::SIGHUP => on_reload_signal as extern "C" fn(c_int),
+            libc::SIGHUP if master => on_reload_signal as extern "C" fn(c_int),
+            libc::SIGHUP => on_hangup as extern "C" fn(c_int),
             _ => on_stop_signal as extern "C" fn(c_int),
         };
         // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" action; we set the handler

@@ -1,4 +1,4 @@
-//! `RR\Worker`: the PHP face of [`crate::worker::Worker`]. One per process; the engine lives in
+//! `RR\Worker`: the PHP face of [`crate::engine::Worker`]. One per process; the engine lives in
 //! a thread-local on the PHP thread and is torn down at request shutdown (script end, exit(),
 //! fatal error), so a pending client always gets an answer.
 // PHP parameter names come from the Rust ones, and PHP callers use named arguments
@@ -10,15 +10,16 @@ use super::request::Request;
 use super::{ini, interrupt};
 use crate::config::{self, Config, Override, Sources};
 use crate::dispatch::Reply;
+use crate::engine::{self as engine, Wait};
 use crate::request::cgi::Script;
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
 use crate::stream::FileReply;
-use crate::worker::{self as engine, Wait};
 use bytes::Bytes;
 use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
+use ext_php_rs::zend::ExecutorGlobals;
 use http::{HeaderMap, StatusCode};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -86,12 +87,22 @@ pub(super) fn with_engine<T>(
     })
 }
 
-/// Tears the engine down: called at request shutdown, whatever ended the script.
+/// Tears the engine down: called at request shutdown, whatever ended the script. A script
+/// that ended with a request pending (`exit()`, a fatal error, leaving its loop) ends the
+/// process with a non-zero code, so a supervisor (`Restart=on-failure`) sees the failure:
+/// 255, PHP's code for a fatal error, unless the script chose one (`exit(3)`).
 pub fn finish() {
     // Zvals must go while PHP's memory is still there (a template that never forked).
     drop(BEFORE_FORK.take());
     if let Some(engine) = ENGINE.with_borrow_mut(Option::take) {
+        let unexpected = engine.has_pending();
         engine.finish();
+        if unexpected {
+            let mut globals = ExecutorGlobals::get_mut();
+            if globals.exit_status == 0 {
+                globals.exit_status = 255;
+            }
+        }
     }
 }
 
@@ -217,13 +228,15 @@ impl Worker {
             tracing::warn!("{warning}");
         }
         let engine = engine::Worker::start(Arc::new(config)).map_err(ConfigErrorWrap::from)?;
+        // Before "listening" is said: a signal sent once it is (SIGHUP, SIGTERM) finds rr's
+        // handlers, not the default action.
+        super::signal::install(engine.is_master());
         // A pool worker listens on nothing itself: the master announced its addresses.
         if !engine.is_pool_worker() {
             for bound in engine.bound() {
                 tracing::info!("rr listening on {bound}");
             }
         }
-        super::signal::install(engine.is_master());
         ENGINE.with_borrow_mut(|slot| *slot = Some(engine));
         STARTED.set(true);
         Ok(Worker)

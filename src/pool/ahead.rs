@@ -7,25 +7,27 @@
 //! the oldest may have started; a worker that dies costs that one request, as without
 //! send-ahead.
 use crate::dispatch::{Job, Reply};
+use crate::ipc::claim::{self, Claim};
 use crate::ipc::Frame;
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
-use crate::stream::FileReply;
-use crate::velox::BuildOrder;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// A request is sent ahead only if, at the worker's recent pace, the requests it would wait
-/// behind take less than this in all: behind slow ones it would wait longer than for the next
-/// free worker.
-pub const QUICK: Duration = Duration::from_millis(1);
-
 /// Whether a worker holding `inflight` requests (the one it runs included), whose answers lately
-/// took `answers_take` each, may be sent one more: what it would wait for stays under [`QUICK`].
-pub fn quick_enough(answers_take: Duration, inflight: u32) -> bool {
-    answers_take.saturating_mul(inflight.max(1)) < QUICK
+/// took `answers_take` each, may be sent one more: at its recent pace, what the request would
+/// wait behind stays under `wait` (`http.pool.send_ahead_wait`): behind slow ones it would
+/// wait longer than for the next free worker.
+pub fn quick_enough(answers_take: Duration, inflight: u32, wait: Duration) -> bool {
+    answers_take.saturating_mul(inflight.max(1)) < wait
+}
+
+/// How long the request a worker runs may take before the requests sent ahead behind it go
+/// back to the line (another worker may take them sooner): ten times `send_ahead_wait`.
+pub fn recall_after(wait: Duration) -> Duration {
+    wait.saturating_mul(10)
 }
 /// The largest request body sent ahead (uploads never are).
 pub const MAX_BODY: usize = 16 * 1024;
@@ -63,8 +65,11 @@ pub enum Step {
 
 #[derive(Default)]
 pub struct InFlight {
-    /// Written, and not answered yet; with each request's encoded size.
-    sent: VecDeque<(Job, usize)>,
+    /// Written, and not answered yet; with each request's encoded size and number (see
+    /// [`crate::ipc::claim`]).
+    sent: VecDeque<(Job, usize, u32)>,
+    /// The number of the last request written.
+    written: u32,
     /// The oldest request's answer, once its first frame came.
     open: Option<Open>,
     /// When the oldest request started: written to an idle worker, or the answer before it
@@ -87,7 +92,7 @@ impl InFlight {
 
     /// Whether a request of `bytes` may be written behind those in flight.
     pub fn fits(&self, bytes: usize) -> bool {
-        self.sent.iter().map(|(_, b)| b).sum::<usize>() + bytes <= MAX_BYTES
+        self.sent.iter().map(|(_, b, _)| b).sum::<usize>() + bytes <= MAX_BYTES
     }
 
     /// A request was written to the worker.
@@ -95,13 +100,48 @@ impl InFlight {
         if self.is_empty() {
             self.since = Some(Instant::now());
         }
-        self.sent.push_back((job, bytes));
+        self.written = self.written.wrapping_add(1);
+        self.sent.push_back((job, bytes, self.written));
+    }
+
+    /// Requests waiting behind the one the worker is on.
+    pub fn behind(&self) -> usize {
+        match self.open {
+            Some(_) => self.sent.len(),
+            None => self.sent.len().saturating_sub(1),
+        }
+    }
+
+    /// Takes back every request the worker has not started (the one it is on ran long): they
+    /// never run there (the claim word says so to the worker), and go to another worker.
+    pub fn recall(&mut self, claim: &Claim) -> Vec<Job> {
+        let Some(&(_, _, last)) = self.sent.back() else {
+            return Vec::new();
+        };
+        let Some(started) = claim.revoke(last) else {
+            return Vec::new();
+        };
+        let mut back = Vec::new();
+        while self
+            .sent
+            .back()
+            .is_some_and(|(_, _, seq)| claim::after(*seq, started))
+        {
+            if let Some((job, _, _)) = self.sent.pop_back() {
+                back.push(job);
+            }
+        }
+        back.reverse();
+        if self.is_empty() {
+            self.since = None;
+        }
+        back
     }
 
     /// Feeds one answer frame; the first frame of an answer belongs to the oldest request.
     pub async fn step(&mut self, frame: Frame) -> Step {
         if self.open.is_none() {
-            let Some((job, _)) = self.sent.pop_front() else {
+            let Some((job, _, _)) = self.sent.pop_front() else {
                 return Step::Broken;
             };
             self.uploads = job.request.uploads;
@@ -132,13 +172,13 @@ impl InFlight {
         match self.open.take() {
             Some(mut open) => open.fail(reply, why),
             None => {
-                if let Some((job, _)) = self.sent.pop_front() {
+                if let Some((job, _, _)) = self.sent.pop_front() {
                     let _ = job.reply.send(reply);
                 }
             }
         }
         self.since = None;
-        self.sent.drain(..).map(|(job, _)| job).collect()
+        self.sent.drain(..).map(|(job, _, _)| job).collect()
     }
 
     /// The worker declined everything it was sent (between two requests): all of it goes back.
@@ -148,7 +188,7 @@ impl InFlight {
             return None;
         }
         self.since = None;
-        Some(self.sent.drain(..).map(|(job, _)| job).collect())
+        Some(self.sent.drain(..).map(|(job, _, _)| job).collect())
     }
 }
 
@@ -186,36 +226,9 @@ impl Open {
                 _ => false,
             };
         }
-        let whole = match frame {
-            Frame::Full {
-                status,
-                headers,
-                body,
-            } => Reply::Full {
-                status,
-                headers,
-                body,
-            },
-            Frame::File {
-                path,
-                status,
-                headers,
-            } => Reply::File(FileReply {
-                path: path.into(),
-                status,
-                headers,
-            }),
-            Frame::Velox {
-                body,
-                gzip,
-                headers,
-            } => Reply::Velox(BuildOrder {
-                body,
-                gzip,
-                headers,
-            }),
-            Frame::Error(message) => Reply::WorkerError(message),
-            Frame::StreamHead { status, headers } => {
+        let whole = match frame.into_reply().map_err(|frame| *frame) {
+            Ok(whole) => whole,
+            Err(Frame::StreamHead { status, headers }) => {
                 let (tx, chunks) = mpsc::channel(8);
                 self.send(Reply::Stream {
                     status,
@@ -225,7 +238,7 @@ impl Open {
                 self.stream = Some(tx);
                 return true;
             }
-            _ => return false,
+            Err(_) => return false,
         };
         self.send(whole);
         true

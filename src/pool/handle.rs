@@ -3,82 +3,15 @@
 //! back into a [`Reply`] (the master finishes offloads: files, Velox, streams), enforces
 //! `exec_ttl`, and reports to the supervisor.
 use super::ahead::{self, InFlight, Step};
+use super::message::{Command, Control, End, Event, ForkAnswer, ForkFailure, Returned};
 use super::process::{self, Process};
-use super::supervisor::Control;
-use super::template::Forked;
+
 use crate::dispatch::{Job, Reply};
 use crate::ipc::Frame;
 use bytes::BytesMut;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
-
-/// What the supervisor asks of a worker.
-pub enum Command {
-    Run(Box<Job>),
-    /// Finish: send `Stop`, wait `destroy_timeout`, then kill.
-    Stop,
-}
-
-/// Why a worker process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// It died before its first `waitRequest()`.
-    BootFailed,
-    /// It died (crash, fatal error, exit(), kill) while running a request or idle.
-    Crashed,
-    /// Killed: a request ran past `exec_ttl`.
-    ExecTimeout,
-    /// Stopped on the supervisor's order.
-    Stopped,
-}
-
-pub enum Event {
-    /// A forked worker's process exists (its pid is known).
-    Started {
-        id: u64,
-        pid: u32,
-    },
-    Ready {
-        id: u64,
-    },
-    /// Answered a request (it is free again unless more were sent ahead); `memory` in bytes
-    /// when memory is watched; `retire` when the worker asked to be replaced
-    /// (`RR\Worker::retire()`); `took` from the start of the request to the end of its answer.
-    Done {
-        id: u64,
-        memory: Option<u64>,
-        retire: bool,
-        took: Duration,
-    },
-    /// Requests handed to this worker that it never started, for another worker: it declined
-    /// them (`declined`: it takes no more), or it died or was stopped first.
-    Returned {
-        id: u64,
-        jobs: Vec<Job>,
-        declined: bool,
-    },
-    /// A worker's memory, read while it was idle (a reading skipped after its last answer).
-    Memory {
-        id: u64,
-        memory: Option<u64>,
-    },
-    /// An idle worker asked to be replaced.
-    Retire {
-        id: u64,
-    },
-    /// Template mode: a template of this generation booted; forks now come from it.
-    TemplateReady {
-        generation: u64,
-    },
-    /// Template mode: no template could be kept running; the pool stops with this message.
-    TemplateFailed(String),
-    Exited {
-        id: u64,
-        end: End,
-        detail: String,
-    },
-}
 
 pub struct Limits {
     /// Answers `RR\workers()` asked from inside a request.
@@ -88,6 +21,9 @@ pub struct Limits {
     pub destroy_timeout: Duration,
     /// `max_worker_memory` in bytes; None: memory is not watched.
     pub memory_limit: Option<u64>,
+    /// Requests sent ahead go back to the line once the one before them has run this long
+    /// (None: send-ahead is off).
+    pub recall_after: Option<Duration>,
 }
 
 /// The worker's side of the channel, frame by frame (cancel-safe: bytes stay in `buf`).
@@ -159,7 +95,7 @@ pub enum Start {
     /// Re-executed: already running.
     Exec(Box<Process>),
     /// Ordered from the template; the answer comes later.
-    Fork(oneshot::Receiver<Forked>),
+    Fork(oneshot::Receiver<ForkAnswer>),
 }
 
 /// Runs worker `id` until it ends; the last event sent is always `Exited`.
@@ -174,24 +110,28 @@ pub async fn run(
         Start::Exec(process) => *process,
         Start::Fork(forked) => {
             let forked = tokio::select! {
-                forked = forked => forked.unwrap_or_else(|_| Err("the pool is stopping".into())),
+                forked = forked => forked.unwrap_or_else(|_| Err(ForkFailure::Failed("the pool is stopping".into()))),
                 // Stopped (reload, shutdown) before the template got to it.
-                None = wait_stop(&mut commands) => Err("stopped before it was forked".into()),
+                None = wait_stop(&mut commands) => Err(ForkFailure::Failed("stopped before it was forked".into())),
             };
             match forked {
-                Ok(process) => {
+                Ok(worker) => {
                     let _ = events.send(Event::Started {
                         id,
-                        pid: process.pid,
+                        pid: worker.process.pid,
+                        generation: worker.generation,
                     });
-                    process
+                    worker.process
                 }
-                Err(detail) => {
+                Err(failure) => {
                     commands.close();
                     while let Ok(Command::Run(job)) = commands.try_recv() {
                         let _ = job.reply.send(Reply::Crashed);
                     }
-                    let end = End::BootFailed;
+                    let (end, detail) = match failure {
+                        ForkFailure::NoResources(detail) => (End::NoResources, detail),
+                        ForkFailure::Failed(detail) => (End::BootFailed, detail),
+                    };
                     let _ = events.send(Event::Exited { id, end, detail });
                     return;
                 }
@@ -258,6 +198,8 @@ async fn lifetime(
     let mut held: Option<Box<Job>> = None;
     let mut stopping = false;
     let mut declined = false;
+    // When requests were last taken back from this worker.
+    let mut recalled_at: Option<Instant> = None;
     loop {
         if stopping && flight.is_empty() && held.is_none() {
             return stop(ch, limits).await;
@@ -282,8 +224,8 @@ async fn lifetime(
                             }
                             Some(Frame::Declined) => {
                                 declined = true;
-                                let jobs = Vec::new();
-                                let _ = events.send(Event::Returned { id, jobs, declined });
+                                let (jobs, why) = (Vec::new(), Returned::Declined);
+                                let _ = events.send(Event::Returned { id, jobs, why });
                             }
                             Some(frame) => {
                                 tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
@@ -297,8 +239,8 @@ async fn lifetime(
             };
             match command {
                 Some(Command::Run(job)) if declined => {
-                    let jobs = vec![*job];
-                    let _ = events.send(Event::Returned { id, jobs, declined });
+                    let (jobs, why) = (vec![*job], Returned::Declined);
+                    let _ = events.send(Event::Returned { id, jobs, why });
                 }
                 Some(Command::Run(job)) => {
                     let mut inbound = Inbound {
@@ -318,6 +260,14 @@ async fn lifetime(
             continue;
         }
         let deadline = limits.exec_ttl.zip(flight.since()).map(|(t, s)| s + t);
+        // Requests behind one that runs long go back to the line (another worker may take
+        // them sooner); looked at again one threshold later if the worker got to them first.
+        let recall_at = match (limits.recall_after, flight.since()) {
+            (Some(after), Some(since)) if flight.behind() > 0 => {
+                Some((since + after).max(recalled_at.map_or(since, |at| at + after)))
+            }
+            _ => None,
+        };
         let take = !stopping && !declined && held.is_none();
         tokio::select! {
             biased;
@@ -329,7 +279,8 @@ async fn lifetime(
                     };
                     declined = true;
                     let jobs = jobs.into_iter().chain(held.take().map(|j| *j)).collect();
-                    let _ = events.send(Event::Returned { id, jobs, declined });
+                    let why = Returned::Declined;
+                    let _ = events.send(Event::Returned { id, jobs, why });
                     // It retired after its last answer (no answer will carry the wish now).
                     if std::mem::take(&mut ch.retire) {
                         let _ = events.send(Event::Retire { id });
@@ -357,6 +308,18 @@ async fn lifetime(
                 let jobs = flight.fail(Reply::ExecTimeout, "the request exceeded exec_ttl");
                 give_back(id, jobs, held, events);
                 return End::ExecTimeout;
+            }
+            _ = super::sleep_until(recall_at), if recall_at.is_some() => {
+                recalled_at = Some(Instant::now());
+                let jobs: Vec<Job> = flight
+                    .recall(&ch.process.claim)
+                    .into_iter()
+                    .chain(held.take().map(|j| *j))
+                    .collect();
+                if !jobs.is_empty() {
+                    let why = Returned::Recalled;
+                    let _ = events.send(Event::Returned { id, jobs, why });
+                }
             }
             command = commands.recv(), if take => match command {
                 Some(Command::Run(job)) => {
@@ -447,8 +410,8 @@ fn give_back(
 ) {
     let jobs: Vec<Job> = jobs.into_iter().chain(held.map(|j| *j)).collect();
     if !jobs.is_empty() {
-        let declined = false;
-        let _ = events.send(Event::Returned { id, jobs, declined });
+        let why = Returned::Gone;
+        let _ = events.send(Event::Returned { id, jobs, why });
     }
 }
 

@@ -1,6 +1,6 @@
 //! When a worker must go, and how long to wait after boot failures: the supervisor's rules as
 //! plain functions of a worker's life so far.
-use super::metrics::Reason;
+use super::message::Reason;
 use crate::config::PoolConfig;
 use std::time::Duration;
 

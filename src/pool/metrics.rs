@@ -1,76 +1,13 @@
 //! The pool's gauges and counters, and the Prometheus text for the metrics address: requests
 //! by status, latency, queue depth, workers by state, restarts by reason, Velox builds, bytes
 //! streamed.
+use super::message::{Reason, Returned, State};
 use crate::dispatch::Submitter;
 use crate::server::stats::{self, HttpStats};
 use crate::velox::Velox;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-
-/// Why a worker was replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    MaxJobs,
-    MaxMemory,
-    Ttl,
-    IdleTtl,
-    ExecTtl,
-    Crash,
-    BootFailure,
-    Reload,
-    /// The worker asked for it (`RR\Worker::retire()`).
-    Retired,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 9] = [
-        Reason::MaxJobs,
-        Reason::MaxMemory,
-        Reason::Ttl,
-        Reason::IdleTtl,
-        Reason::ExecTtl,
-        Reason::Crash,
-        Reason::BootFailure,
-        Reason::Reload,
-        Reason::Retired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::MaxJobs => "max_jobs",
-            Reason::MaxMemory => "max_worker_memory",
-            Reason::Ttl => "ttl",
-            Reason::IdleTtl => "idle_ttl",
-            Reason::ExecTtl => "exec_ttl",
-            Reason::Crash => "crash",
-            Reason::BootFailure => "boot_failure",
-            Reason::Reload => "reload",
-            Reason::Retired => "retired",
-        }
-    }
-}
-
-/// Worker states, as counted in the gauges and shown in the workers list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Booting,
-    Idle,
-    Busy,
-    Stopping,
-}
-
-impl State {
-    pub const ALL: [State; 4] = [State::Booting, State::Idle, State::Busy, State::Stopping];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Booting => "booting",
-            State::Idle => "idle",
-            State::Busy => "busy",
-            State::Stopping => "stopping",
-        }
-    }
-}
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
 
 /// Written by the supervisor, read by the status and metrics endpoints.
 pub struct PoolStats {
@@ -79,18 +16,21 @@ pub struct PoolStats {
     jobs: AtomicU64,
     /// Requests written to a busy worker (send-ahead).
     sent_ahead: AtomicU64,
-    /// Requests a worker never started, run by another one: it declined them, or it died.
-    returned: [AtomicU64; 2],
+    /// Requests a worker never started, run by another one: it declined them, it died, or the
+    /// master took them back (the request ahead of them ran long).
+    returned: [AtomicU64; 3],
+    /// Workers (or templates) that failed to boot in a row; 0 once one boots.
+    boot_failures: AtomicU64,
+    /// The generation being rolled out (bumped by each reload).
+    generation: AtomicU64,
+    /// A reload waits for workers of the new generation (failing to boot, or under way).
+    reload_pending: AtomicBool,
+    /// Starts that failed for lack of resources (descriptors, processes): retried, not a
+    /// boot failure.
+    spawn_failures: AtomicU64,
+    /// Why the last boot failed, for the status address.
+    last_boot_error: Mutex<Option<String>>,
     queue: Submitter,
-}
-
-/// Why requests came back from a worker unstarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Returned {
-    /// It retired, or its script ended.
-    Declined,
-    /// It died, was killed, or stopped first.
-    Gone,
 }
 
 impl PoolStats {
@@ -101,8 +41,50 @@ impl PoolStats {
             jobs: AtomicU64::new(0),
             sent_ahead: AtomicU64::new(0),
             returned: Default::default(),
+            boot_failures: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            reload_pending: AtomicBool::new(false),
+            spawn_failures: AtomicU64::new(0),
+            last_boot_error: Mutex::new(None),
             queue,
         }
+    }
+
+    /// A boot failed (`Some(message)`, counted in a row) or one succeeded (`None`, reset).
+    pub fn boot(&self, failure: Option<&str>) {
+        match failure {
+            Some(message) => {
+                self.boot_failures.fetch_add(1, Relaxed);
+                *self.last_error() = Some(message.to_owned());
+            }
+            None => self.boot_failures.store(0, Relaxed),
+        }
+    }
+
+    fn last_error(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.last_boot_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_reload(&self, generation: u64, pending: bool) {
+        self.generation.store(generation, Relaxed);
+        self.reload_pending.store(pending, Relaxed);
+    }
+
+    pub fn spawn_failed(&self) {
+        self.spawn_failures.fetch_add(1, Relaxed);
+    }
+
+    /// What the status address says about boots and reloads.
+    pub fn boot_report(&self) -> serde_json::Value {
+        serde_json::json!({
+            "generation": self.generation.load(Relaxed),
+            "reload_pending": self.reload_pending.load(Relaxed),
+            "boot_failures_in_a_row": self.boot_failures.load(Relaxed),
+            "last_boot_error": *self.last_error(),
+            "spawn_failures": self.spawn_failures.load(Relaxed),
+        })
     }
 
     pub fn set_states(&self, counts: [usize; 4]) {
@@ -210,10 +192,10 @@ pub fn render(pool: &PoolStats, http: &HttpStats, velox: Option<&Velox>) -> Stri
     );
     let _ = writeln!(
         o,
-        "# HELP rr_pool_requests_returned_total Requests a worker never started, run by another worker: declined (it retired, its script ended) or gone (it died or stopped first)."
+        "# HELP rr_pool_requests_returned_total Requests a worker never started, run by another worker: declined (it retired, its script ended), gone (it died or stopped first) or recalled (the request ahead of them ran long)."
     );
     let _ = writeln!(o, "# TYPE rr_pool_requests_returned_total counter");
-    for (why, n) in ["declined", "gone"].iter().zip(&pool.returned) {
+    for (why, n) in ["declined", "gone", "recalled"].iter().zip(&pool.returned) {
         let _ = writeln!(
             o,
             "rr_pool_requests_returned_total{{reason=\"{why}\"}} {}",
@@ -233,6 +215,38 @@ pub fn render(pool: &PoolStats, http: &HttpStats, velox: Option<&Velox>) -> Stri
             pool.restarts(reason)
         );
     }
+    let gauges = [
+        (
+            "rr_pool_boot_failures",
+            "Workers (or templates) that failed to boot in a row; 0 once one boots.",
+            pool.boot_failures.load(Relaxed),
+        ),
+        (
+            "rr_pool_generation",
+            "The worker generation being rolled out (each reload adds one).",
+            pool.generation.load(Relaxed),
+        ),
+        (
+            "rr_pool_reload_pending",
+            "1 while a reload waits for workers of the new generation (booting, or failing to boot while the old ones serve).",
+            u64::from(pool.reload_pending.load(Relaxed)),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} gauge");
+        let _ = writeln!(o, "{name} {value}");
+    }
+    let _ = writeln!(
+        o,
+        "# HELP rr_pool_spawn_failures_total Worker starts that failed for lack of resources (descriptors, processes): retried, not boot failures."
+    );
+    let _ = writeln!(o, "# TYPE rr_pool_spawn_failures_total counter");
+    let _ = writeln!(
+        o,
+        "rr_pool_spawn_failures_total {}",
+        pool.spawn_failures.load(Relaxed)
+    );
     let _ = writeln!(
         o,
         "# HELP rr_stream_bytes_total File bytes streamed to clients."

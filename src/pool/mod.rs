@@ -1,45 +1,46 @@
-//! Pool mode (`http.pool.num_workers` > 0): this process is the master. It owns the listeners,
-//! the HTTP server, the offloads and the supervisor, and runs no request itself; N worker
-//! processes run the script. Threads, frames and failure handling: docs/pool.md.
+//! Pool mode's master machinery (`http.pool.num_workers` > 0): the listeners and HTTP server,
+//! the status and metrics addresses, the supervisor and its tasks. The engine that drives it
+//! from PHP is [`crate::engine::Master`]; the processes it starts run
+//! [`crate::engine::PoolWorker`]. Threads, frames and failure handling: docs/pool.md.
 //!
 //! # Layout
+//! - `message`     the messages between the master's tasks, worker states and restart reasons.
+//! - `supervisor`  the task that owns the worker table: applies the rules (spawn, send, kill).
+//! - `rules`       the supervisor's decisions, pure functions of the worker table (unit-tested).
+//! - `slot`        one worker in the supervisor's table.
+//! - `lines`       requests waiting for an in-place or a one-shot (isolated path) worker.
+//! - `limits`      when a worker must go (max_jobs, memory, ttl, idle_ttl) and boot backoff.
+//! - `handle`      one task per worker: boot, requests out, answer frames back, exec_ttl.
+//! - `ahead`       the requests in flight on one worker (send-ahead, taking back).
 //! - `process`     starting a worker (re-exec of this php with its argv, env and a socketpair,
 //!   or the descriptors for one forked from the template); reaping; memory.
-//! - `template`    template mode: the template process, fork orders, its restarts and reload.
-//! - `handle`      one task per worker: boot, request out, answer frames back, exec_ttl.
-//! - `supervisor`  the worker table: dispatch, crashes, reload, stop.
-//! - `lines`       requests waiting for an in-place or a one-shot (isolated path) worker.
-//! - `slot`        one worker in the supervisor's table; the workers list; control messages.
-//! - `limits`      when a worker must go (max_jobs, memory, ttl, idle_ttl) and boot backoff.
+//! - `templates`   template mode: the task keeping the template processes, fork orders, reload.
 //! - `metrics`     gauges and counters, the Prometheus text.
 //! - `status`      the status (health, ready, workers, reload) and metrics listeners.
 mod ahead;
 mod handle;
 mod limits;
 mod lines;
+mod message;
 mod metrics;
 mod process;
+mod rules;
 mod slot;
 mod status;
 mod supervisor;
-mod template;
+mod templates;
 
-pub use supervisor::WorkerInfo;
+pub use message::Control;
 
-use crate::config::{Config, IoDriver};
-use crate::dispatch::{self, Reply};
-use crate::request::form::Tree;
-use crate::request::multipart::Upload;
+use crate::config::Config;
+use crate::dispatch;
 use crate::runtime::Driver;
 use crate::server::shutdown::Trigger;
 use crate::server::{Bound, Server, StartError};
-use crate::worker::{RespondError, Wait};
-use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use supervisor::{Control, Supervisor};
+use supervisor::Supervisor;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -54,23 +55,43 @@ fn take_reload_request() -> bool {
     RELOAD_REQUESTED.swap(false, Ordering::Relaxed)
 }
 
-/// The master's engine behind `RR\Worker`: `wait` blocks (ticking for PHP's signal handlers)
-/// until the pool has stopped, then returns `Stop`.
-pub struct Master {
-    config: Arc<Config>,
-    bound: Vec<Bound>,
-    trigger: Trigger,
-    control: mpsc::UnboundedSender<Control>,
-    lifecycle: Option<JoinHandle<Result<(), String>>>,
-    failure: Option<String>,
-    /// Always empty: the master runs no request.
-    uploads: Tree<Upload>,
-    // Dropped last: every task above runs on it.
-    runtime: Option<Driver>,
+/// Why the pool stopped on its own.
+#[derive(Debug)]
+pub enum PoolError {
+    /// Workers (or the template) kept failing to boot, and none ever had: the message holds
+    /// the last one's exit status and output.
+    BootFailed(String),
+    /// The template cannot fork workers at all (it has threads).
+    TemplateUnusable(String),
+    /// A task of the master ended unexpectedly.
+    Internal(String),
 }
 
-impl Master {
-    pub fn start(config: Arc<Config>) -> Result<Master, StartError> {
+impl std::fmt::Display for PoolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PoolError::BootFailed(m) | PoolError::TemplateUnusable(m) => f.write_str(m),
+            PoolError::Internal(m) => write!(f, "the pool stopped unexpectedly: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for PoolError {}
+
+/// The master's machinery, running on `runtime`.
+pub struct Pool {
+    pub bound: Vec<Bound>,
+    /// Starts the graceful shutdown.
+    pub trigger: Trigger,
+    /// Asks the supervisor (reload, the workers list, stop).
+    pub control: mpsc::UnboundedSender<Control>,
+    /// Ends when the pool has stopped: Err when it stopped on its own.
+    pub lifecycle: JoinHandle<Result<(), PoolError>>,
+}
+
+impl Pool {
+    /// Binds the listeners (errors surface here) and starts the supervisor.
+    pub fn start(config: Arc<Config>, runtime: &Driver) -> Result<Pool, StartError> {
         if config.pool.template {
             // Workers forked from the template are orphaned at once (double fork) and land
             // here, so the master reaps them and sees their exit status (docs/pool.md).
@@ -82,11 +103,6 @@ impl Master {
                 )));
             }
         }
-        // One current-thread runtime, driven by its own thread whatever the script does
-        // meanwhile: a request never hops between threads in the master. (A multi-thread
-        // runtime with one worker thread cost ~5% more CPU per pool hello request; with two,
-        // ~2 futex wake-ups per request and 8-18% fewer requests/s.)
-        let runtime = Driver::new(IoDriver::Thread, Duration::ZERO).map_err(StartError::Runtime)?;
         let _entered = runtime.handle().enter();
         let capacity = match config.pool.max_queue_size {
             0 => config.http.queue_size,
@@ -111,7 +127,7 @@ impl Master {
             (config.metrics, status::Endpoint::Metrics, "metrics.address"),
         ] {
             let Some(addr) = addr else { continue };
-            let bound = status::start(addr, endpoint, shared.clone())
+            let bound = status::start(addr, endpoint, shared.clone(), config.http.clone())
                 .map_err(|source| StartError::Bind { addr, key, source })?;
             tracing::info!("rr {} on http://{bound}", key.trim_end_matches(".address"));
         }
@@ -135,105 +151,12 @@ impl Master {
             template = config.pool.template,
             "rr pool master started"
         );
-        drop(_entered);
-        Ok(Master {
-            config,
+        Ok(Pool {
             bound,
             trigger,
             control,
-            lifecycle: Some(lifecycle),
-            failure: None,
-            uploads: Tree::new(),
-            runtime: Some(runtime),
+            lifecycle,
         })
-    }
-
-    pub fn bound(&self) -> &[Bound] {
-        &self.bound
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn uploads(&self) -> &Tree<Upload> {
-        &self.uploads
-    }
-
-    /// Blocks for at most `tick`; `Stop` once the pool has stopped (see [`Master::failure`]).
-    pub fn wait(&mut self, tick: Duration) -> Wait {
-        let (Some(lifecycle), Some(runtime)) = (self.lifecycle.as_mut(), self.runtime.as_ref())
-        else {
-            return Wait::Stop;
-        };
-        let ended = runtime.wait(async {
-            tokio::select! {
-                result = lifecycle => Some(result),
-                _ = tokio::time::sleep(tick) => None,
-            }
-        });
-        match ended {
-            None => Wait::Tick,
-            Some(result) => {
-                self.lifecycle = None;
-                self.failure = match result {
-                    Ok(Ok(())) => None,
-                    Ok(Err(message)) => Some(message),
-                    Err(e) => Some(format!("the pool stopped unexpectedly: {e}")),
-                };
-                Wait::Stop
-            }
-        }
-    }
-
-    pub fn failure(&self) -> Option<String> {
-        self.failure.clone()
-    }
-
-    /// The workers, for the admin endpoint and `RR\workers()`.
-    pub fn workers(&self) -> Vec<WorkerInfo> {
-        let Some(runtime) = self.runtime.as_ref() else {
-            return Vec::new();
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let _ = self.control.send(Control::List(tx));
-        runtime.wait(rx).unwrap_or_default()
-    }
-
-    pub fn respond(
-        &mut self,
-        _: StatusCode,
-        _: HeaderMap,
-        _: Bytes,
-        _: bool,
-    ) -> Result<(), RespondError> {
-        Err(RespondError::NoRequest)
-    }
-
-    pub fn reply(&mut self, _: Reply) -> Result<(), RespondError> {
-        Err(RespondError::NoRequest)
-    }
-
-    pub fn has_pending(&self) -> bool {
-        false
-    }
-
-    pub fn stop(&self) {
-        self.trigger.fire();
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        self.lifecycle.is_none()
-    }
-
-    /// The script ended (normally or not): stop the pool if it still runs, then the runtime.
-    pub fn finish(mut self) {
-        if let (Some(lifecycle), Some(runtime)) = (self.lifecycle.take(), self.runtime.as_ref()) {
-            self.trigger.fire();
-            let limit = self.config.http.shutdown_timeout + self.config.pool.destroy_timeout;
-            let _ = runtime.wait(async { tokio::time::timeout(limit, lifecycle).await });
-        }
-        drop(self.runtime.take());
     }
 }
 
@@ -241,13 +164,13 @@ impl Master {
 /// (the supervisor keeps dispatching), then stop the workers.
 async fn lifecycle(
     mut server: Server,
-    mut supervisor: JoinHandle<Result<(), String>>,
+    mut supervisor: JoinHandle<Result<(), PoolError>>,
     control: mpsc::UnboundedSender<Control>,
     shutdown_timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), PoolError> {
     let mut shutdown = server.shutdown();
-    let joined = |r: Result<Result<(), String>, tokio::task::JoinError>| {
-        r.unwrap_or_else(|e| Err(format!("the supervisor failed: {e}")))
+    let joined = |r: Result<Result<(), PoolError>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(PoolError::Internal(format!("the supervisor failed: {e}"))))
     };
     tokio::select! {
         _ = shutdown.triggered() => {}

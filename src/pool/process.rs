@@ -4,6 +4,7 @@
 //! this way and the workers are forked from it ([`Fork`]). A worker's stdout and stderr go to
 //! the master's log.
 use crate::ipc;
+use crate::ipc::claim::{Claim, CLAIM_ENV};
 use crate::server::Bound;
 use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsString;
@@ -66,9 +67,12 @@ impl Spawner {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let theirs = OwnedFd::from(theirs);
         let fd = theirs.as_raw_fd();
+        let (claim, claim_fd) = Claim::create()?;
+        let claim_raw = claim_fd.as_raw_fd();
         let mut cmd = Command::new(&self.exe);
         cmd.args(&self.args)
             .env(ipc::FD_ENV, fd.to_string())
+            .env(CLAIM_ENV, claim_raw.to_string())
             .env(ipc::ADDRS_ENV, &self.addrs)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -81,25 +85,29 @@ impl Spawner {
             Some(id) => cmd.env(ipc::ID_ENV, id.to_string()),
             None => cmd.env(ipc::ID_ENV, "template").env(ipc::TEMPLATE_ENV, "1"),
         };
-        // SAFETY: between fork and exec only fcntl and close_range run, both async-signal-safe
-        // system calls: the one descriptor the worker must inherit loses close-on-exec, and
-        // every other one above stderr is closed. PHP opens its streams and sockets without
-        // close-on-exec, so a connection the master's script opened (Redis, a database) would
-        // otherwise live on in every worker and template (and trip the template's check).
+        let master = std::process::id() as libc::pid_t;
+        // SAFETY: between fork and exec only async-signal-safe calls run (fcntl, sigemptyset,
+        // pthread_sigmask, prctl, getppid, close_range, close), on the child's own state.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
+                // The descriptors the worker must inherit: its channel and its claim word.
+                for inherited in [fd, claim_raw] {
+                    if libc::fcntl(inherited, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
-                close_others(fd);
-                Ok(())
+                // PHP opens its streams and sockets without close-on-exec: a connection the
+                // master's script opened (Redis, a database) would otherwise live on in every
+                // worker and template (and trip the template's check).
+                close_others([fd, claim_raw]);
+                ipc::child::setup(master)
             });
         }
         let mut child = cmd.spawn()?;
-        drop(theirs);
+        drop((theirs, claim_fd));
         let pid = child.id().unwrap_or(0);
         let (out, err) = (child.stdout.take(), child.stderr.take());
-        let mut process = Process::new(pid, Child::Exec(child), ours)?;
+        let mut process = Process::new(pid, Child::Exec(child), ours, claim)?;
         if let Some(out) = out {
             process.read_output(out, "stdout");
         }
@@ -110,17 +118,30 @@ impl Spawner {
     }
 }
 
-/// Closes every descriptor above stderr except `keep` (between fork and exec: system calls
-/// only). Before Linux 5.9 close_range does not exist and the descriptors are closed one by one.
-fn close_others(keep: std::os::fd::RawFd) {
-    let keep = keep as libc::c_uint;
+/// Closes every descriptor above stderr except the two in `keep` (between fork and exec:
+/// system calls only, no allocation). Before Linux 5.9 close_range does not exist and the
+/// descriptors are closed one by one.
+fn close_others(keep: [std::os::fd::RawFd; 2]) {
+    let (lo, hi) = (
+        keep[0].min(keep[1]) as libc::c_uint,
+        keep[0].max(keep[1]) as libc::c_uint,
+    );
     // SAFETY: close_range and close only close descriptors of this (forked) process.
     unsafe {
-        let below = keep <= 3 || libc::close_range(3, keep - 1, 0) == 0;
-        let above = libc::close_range(keep + 1, libc::c_uint::MAX, 0) == 0;
-        if !(below && above) {
+        let mut ok = true;
+        let mut next: libc::c_uint = 3;
+        for k in [lo, hi] {
+            if k >= next {
+                if k > next {
+                    ok &= libc::close_range(next, k - 1, 0) == 0;
+                }
+                next = k + 1;
+            }
+        }
+        ok &= libc::close_range(next, libc::c_uint::MAX, 0) == 0;
+        if !ok {
             for fd in 3..65536 {
-                if fd != keep as libc::c_int {
+                if !keep.contains(&fd) {
                     libc::close(fd);
                 }
             }
@@ -128,11 +149,22 @@ fn close_others(keep: std::os::fd::RawFd) {
     }
 }
 
+/// Whether a failed start is the machine's state (out of descriptors, processes or memory), not
+/// the script's fault: retried, never counted as a boot failure.
+pub fn for_lack_of_resources(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM)
+    )
+}
+
 /// What the template needs to fork a worker ([`Fork::theirs`], sent with the order) and what
 /// the master keeps to talk to it once its pid is known.
 pub struct Fork {
-    pub theirs: [OwnedFd; 3],
+    /// Its channel, stdout, stderr and claim word.
+    pub theirs: [OwnedFd; 4],
     channel: std::os::unix::net::UnixStream,
+    claim: Claim,
     out: OwnedFd,
     err: OwnedFd,
 }
@@ -143,9 +175,11 @@ impl Fork {
         let (channel, theirs) = std::os::unix::net::UnixStream::pair()?;
         let (out, out_w) = pipe()?;
         let (err, err_w) = pipe()?;
+        let (claim, claim_fd) = Claim::create()?;
         Ok(Fork {
-            theirs: [OwnedFd::from(theirs), out_w, err_w],
+            theirs: [OwnedFd::from(theirs), out_w, err_w, claim_fd],
             channel,
+            claim,
             out,
             err,
         })
@@ -154,7 +188,8 @@ impl Fork {
     /// The template forked it as `pid` (now a child of this process, see docs/pool.md).
     pub fn started(self, pid: u32) -> std::io::Result<Process> {
         drop(self.theirs);
-        let mut process = Process::new(pid, Child::Forked(Forked::new(pid)), self.channel)?;
+        let child = Child::ForkedChild(ForkedChild::new(pid));
+        let mut process = Process::new(pid, child, self.channel, self.claim)?;
         process.read_output(
             tokio::net::unix::pipe::Receiver::from_owned_fd(self.out)?,
             "stdout",
@@ -185,19 +220,19 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 /// The worker process itself: re-executed (a tokio child) or forked from the template.
 pub enum Child {
     Exec(tokio::process::Child),
-    Forked(Forked),
+    ForkedChild(ForkedChild),
 }
 
 /// A worker forked from the template. Its parent died at once, so it is this (subreaper)
 /// process's child: its exit is seen on a pidfd and reaped with waitpid.
-pub struct Forked {
+pub struct ForkedChild {
     pid: u32,
     pidfd: Option<AsyncFd<OwnedFd>>,
     reaped: bool,
 }
 
-impl Forked {
-    fn new(pid: u32) -> Forked {
+impl ForkedChild {
+    fn new(pid: u32) -> ForkedChild {
         // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
         // SAFETY: the kernel just gave us this descriptor.
@@ -207,7 +242,7 @@ impl Forked {
             // until the AsyncFd is dropped.
             unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
         });
-        Forked {
+        ForkedChild {
             pid,
             pidfd,
             reaped: false,
@@ -264,7 +299,7 @@ impl Forked {
     }
 }
 
-impl Drop for Forked {
+impl Drop for ForkedChild {
     /// As `kill_on_drop` for re-executed workers.
     fn drop(&mut self) {
         self.kill();
@@ -276,6 +311,8 @@ pub struct Process {
     pub pid: u32,
     child: Child,
     pub channel: UnixStream,
+    /// Decides, with the worker, who runs a request sent ahead (see [`Claim`]).
+    pub claim: Claim,
     tail: Arc<Mutex<VecDeque<String>>>,
     readers: Vec<JoinHandle<()>>,
 }
@@ -327,6 +364,7 @@ impl Process {
         pid: u32,
         child: Child,
         channel: std::os::unix::net::UnixStream,
+        claim: Claim,
     ) -> std::io::Result<Process> {
         own().insert(pid);
         channel.set_nonblocking(true)?;
@@ -334,6 +372,7 @@ impl Process {
             pid,
             child,
             channel: UnixStream::from_std(channel)?,
+            claim,
             tail: Arc::new(Mutex::new(VecDeque::new())),
             readers: Vec::new(),
         })
@@ -346,7 +385,7 @@ impl Process {
 
     /// Whether it was forked from the template (its memory is shared with it).
     pub fn is_forked(&self) -> bool {
-        matches!(self.child, Child::Forked(_))
+        matches!(self.child, Child::ForkedChild(_))
     }
 
     /// SIGKILL, for a worker past `exec_ttl` or `destroy_timeout`.
@@ -355,7 +394,7 @@ impl Process {
             Child::Exec(child) => {
                 let _ = child.start_kill();
             }
-            Child::Forked(forked) => forked.kill(),
+            Child::ForkedChild(forked) => forked.kill(),
         }
     }
 
@@ -363,7 +402,7 @@ impl Process {
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         let status = match &mut self.child {
             Child::Exec(child) => child.wait().await,
-            Child::Forked(forked) => forked.wait().await,
+            Child::ForkedChild(forked) => forked.wait().await,
         };
         own().remove(&self.pid);
         status

@@ -1,33 +1,10 @@
 //! The supervisor's view of one worker, and what outsiders may ask about the workers.
-use super::handle::Command;
 use super::limits::Life;
-use super::metrics::State;
+use super::message::{Command, State};
 use super::process;
+use crate::ipc::WorkerInfo;
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
-
-/// Asks from outside: the admin endpoint, SIGHUP, `RR\workers()`, the master's shutdown.
-pub enum Control {
-    Reload,
-    List(oneshot::Sender<Vec<WorkerInfo>>),
-    /// Stop every worker (after the server drained) and end.
-    Stop,
-}
-
-/// One row of the workers list.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct WorkerInfo {
-    pub id: u64,
-    pub pid: u32,
-    pub state: String,
-    pub jobs: u64,
-    /// Memory in bytes (0 when unknown): resident, or private in template mode.
-    pub memory: u64,
-    pub age_seconds: f64,
-    /// A one-shot worker for an isolated path (`http.pool.isolate`).
-    #[serde(default)]
-    pub isolated: bool,
-}
+use tokio::sync::mpsc;
 
 /// One worker process in the supervisor's table.
 pub struct Slot {
@@ -37,6 +14,9 @@ pub struct Slot {
     pub jobs: u64,
     pub started: Instant,
     pub last_active: Instant,
+    /// When the request it is on started (handed to it idle, or the answer before it ended):
+    /// no request is sent ahead behind one running past the recall threshold.
+    pub current_since: Instant,
     /// Bumped by each reload: a worker of an older generation is replaced.
     pub generation: u64,
     pub commands: mpsc::Sender<Command>,

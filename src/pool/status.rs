@@ -1,13 +1,14 @@
 //! The status address (health, readiness, the workers list, reload) and the metrics address
 //! (Prometheus text). Small HTTP/1.1 servers on their own listeners, apart from the app's.
+use super::message::{Control, State};
 use super::metrics::{self, PoolStats};
-use super::supervisor::Control;
 use crate::body::{self, Body};
+use crate::config::HttpConfig;
 use crate::server::stats::HttpStats;
+use crate::server::{side_loop, ConnectionLimit};
 use crate::velox::Velox;
 use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -29,34 +30,27 @@ pub enum Endpoint {
     Metrics,
 }
 
-/// Binds now (errors surface at start) and serves in the background.
+/// Connections each side address serves at once (beyond: 503 and a close).
+const SIDE_CONNECTIONS: usize = 64;
+
+/// Binds now (errors surface at start) and serves in the background, with the main
+/// listener's timeouts and header limit (`http`).
 pub fn start(
     addr: SocketAddr,
     endpoint: Endpoint,
     shared: Arc<Shared>,
+    http: HttpConfig,
 ) -> std::io::Result<SocketAddr> {
     let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(std_listener)?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            };
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move { Ok::<_, std::convert::Infallible>(route(endpoint, &shared, req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let handler = move |req, _fragment| {
+        let shared = shared.clone();
+        async move { route(endpoint, &shared, req).await }
+    };
+    let limit = ConnectionLimit::new(SIDE_CONNECTIONS);
+    tokio::spawn(side_loop(listener, http, limit, handler));
     Ok(bound)
 }
 
@@ -105,10 +99,11 @@ fn check(ok: bool, pool: &PoolStats) -> Response<Body> {
         status,
         serde_json::json!({
             "status": if ok { "ok" } else { "unavailable" },
-            "idle": pool.count(metrics::State::Idle),
-            "busy": pool.count(metrics::State::Busy),
-            "booting": pool.count(metrics::State::Booting),
+            "idle": pool.count(State::Idle),
+            "busy": pool.count(State::Busy),
+            "booting": pool.count(State::Booting),
             "queue": pool.queue_depth(),
+            "boot": pool.boot_report(),
         }),
     )
 }

@@ -2,14 +2,16 @@
 //! an idle worker, replaces workers (limits, crashes, reload), backs off when workers cannot
 //! boot, and stops them all at the end. See docs/pool.md for the rules.
 use super::ahead;
-use super::handle::{self, Command, End, Event, Limits, Start};
-use super::limits::{self, MAX_BOOT_FAILURES};
+use super::handle::{self, Limits, Start};
+use super::limits;
 use super::lines::{self, Line, Lines, Waiting};
-use super::metrics::{PoolStats, Reason, Returned, State};
-use super::process::Spawner;
+use super::message::{Command, Control, End, Event, Order, Reason, Returned, State};
+use super::metrics::PoolStats;
+use super::process::{self, Spawner};
+use super::rules::{self, AfterBootFailure, Starts, Table};
 use super::slot::Slot;
-pub use super::slot::{Control, WorkerInfo};
-use super::template::{self, Order};
+use super::templates;
+use super::PoolError;
 use crate::config::Config;
 use crate::dispatch::{Inbox, Job, Reply, Submitter};
 use std::sync::Arc;
@@ -21,6 +23,8 @@ use tokio::task::JoinHandle;
 const TICK: Duration = Duration::from_millis(50);
 /// How often stray orphans are reaped in template mode (see `process::reap_strays`).
 const REAP_EVERY: Duration = Duration::from_secs(1);
+/// How soon a start that failed for lack of resources (descriptors, processes) is retried.
+const SPAWN_RETRY: Duration = Duration::from_millis(250);
 
 pub struct Supervisor {
     config: Arc<Config>,
@@ -41,12 +45,15 @@ pub struct Supervisor {
     template_generation: Option<u64>,
     last_reap: Instant,
     next_id: u64,
+    /// A worker (or the template) reached its first `waitRequest()` once: from then on boot
+    /// failures never stop the pool (the workers it has keep serving; docs/pool.md).
+    ever_booted: bool,
     boot_failures: u32,
     /// Workers are not started before this (backoff after boot failures).
     spawn_after: Instant,
     generation: u64,
     stopping: bool,
-    fatal: Option<String>,
+    fatal: Option<PoolError>,
 }
 
 impl Supervisor {
@@ -64,11 +71,11 @@ impl Supervisor {
         let allocate = config.pool.allocate_timeout;
         let template = config.pool.template.then(|| {
             let (orders, rx) = mpsc::unbounded_channel();
-            let settings = template::Settings {
+            let settings = templates::Settings {
                 boot_timeout: boot_timeout(&config),
                 destroy_timeout: config.pool.destroy_timeout,
             };
-            let task = tokio::spawn(template::run(
+            let task = tokio::spawn(templates::run(
                 spawner.clone(),
                 settings,
                 rx,
@@ -92,6 +99,7 @@ impl Supervisor {
             template_generation: None,
             last_reap: Instant::now(),
             next_id: 1,
+            ever_booted: false,
             boot_failures: 0,
             spawn_after: Instant::now(),
             generation: 0,
@@ -101,7 +109,7 @@ impl Supervisor {
     }
 
     /// Runs until stopped; Err when workers kept failing to boot.
-    pub async fn run(mut self) -> Result<(), String> {
+    pub async fn run(mut self) -> Result<(), PoolError> {
         self.fill();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,7 +165,7 @@ impl Supervisor {
             self.enqueue(job);
         }
         for line in [Line::InPlace, Line::OneShot] {
-            while let Some(i) = self.pick_idle(line == Line::OneShot) {
+            while let Some(i) = self.table().pick_idle(line == Line::OneShot) {
                 let Some(Waiting { job, held }) = self.waiting.next(line) else {
                     break;
                 };
@@ -168,7 +176,10 @@ impl Supervisor {
             }
         }
         // No worker idle: small requests go ahead to quick busy workers.
-        while let Some(i) = self.pick_ahead() {
+        while let Some(i) = (self.waiting.len(Line::InPlace) > 0)
+            .then(|| self.table().pick_ahead(Instant::now()))
+            .flatten()
+        {
             let Some(Waiting { job, held }) = self.waiting.next(Line::InPlace) else {
                 break;
             };
@@ -190,6 +201,9 @@ impl Supervisor {
         let slot = &mut self.slots[i];
         match slot.commands.try_send(Command::Run(Box::new(job))) {
             Ok(()) => {
+                if slot.inflight == 0 {
+                    slot.current_since = Instant::now();
+                }
                 slot.state = State::Busy;
                 slot.inflight += 1;
                 slot.last_active = Instant::now();
@@ -208,51 +222,20 @@ impl Supervisor {
         }
     }
 
-    /// A busy in-place worker that may be sent one more request ahead: current generation,
-    /// what it holds done within `ahead::QUICK` at its recent pace, fewer than `1 + send_ahead`
-    /// in flight, and short of `max_jobs` with all it holds. The one with the fewest in flight
-    /// first.
-    fn pick_ahead(&self) -> Option<usize> {
-        let pool = &self.config.pool;
-        if pool.send_ahead == 0 || self.waiting.len(Line::InPlace) == 0 {
-            return None;
-        }
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                s.state == State::Busy
-                    && !s.oneshot
-                    && !s.declined
-                    && s.generation == self.generation
-                    && s.inflight <= pool.send_ahead
-                    && s.answers_take
-                        .is_some_and(|t| ahead::quick_enough(t, s.inflight))
-                    && (pool.max_jobs == 0 || s.jobs + u64::from(s.inflight) < pool.max_jobs)
-            })
-            .min_by_key(|(_, s)| s.inflight)
-            .map(|(i, _)| i)
-    }
-
-    fn pick_idle(&self, oneshot: bool) -> Option<usize> {
-        let current = self.generation;
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.state == State::Idle && s.oneshot == oneshot && !s.declined)
-            .max_by_key(|(_, s)| (s.generation == current, s.last_active))
-            .map(|(i, _)| i)
-    }
-
     fn slot(&mut self, id: u64) -> Option<usize> {
         self.slots.iter().position(|s| s.id == id)
     }
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Started { id, pid } => {
+            Event::Started {
+                id,
+                pid,
+                generation,
+            } => {
                 if let Some(i) = self.slot(id) {
                     self.slots[i].pid = pid;
+                    self.slots[i].generation = generation;
                     tracing::debug!(pid, id, "worker forked");
                 }
             }
@@ -265,15 +248,20 @@ impl Supervisor {
             }
             Event::TemplateReady { generation } => {
                 self.template_generation = Some(generation);
+                self.booted();
                 self.fill();
             }
             Event::TemplateFailed(message) => {
                 tracing::error!("{message}");
-                self.fatal = Some(message);
+                self.fatal = Some(PoolError::TemplateUnusable(message));
                 self.begin_stop();
             }
+            Event::TemplateBootFailed(message) => {
+                self.stats.restarted(Reason::BootFailure);
+                self.boot_failed(message);
+            }
             Event::Ready { id } => {
-                self.boot_failures = 0;
+                self.booted();
                 if let Some(i) = self.slot(id) {
                     let slot = &mut self.slots[i];
                     slot.state = State::Idle;
@@ -284,6 +272,8 @@ impl Supervisor {
                     tracing::debug!(pid = slot.pid, boot_ms, forked, "worker ready");
                     if self.stopping {
                         self.retire(i, None);
+                    } else {
+                        self.replace_stale();
                     }
                 }
             }
@@ -298,6 +288,7 @@ impl Supervisor {
                 let slot = &mut self.slots[i];
                 slot.jobs += 1;
                 slot.release(1);
+                slot.current_since = Instant::now();
                 slot.answers_take = Some(ahead::smooth(slot.answers_take, took));
                 slot.last_active = Instant::now();
                 if slot.state == State::Stopping {
@@ -330,16 +321,12 @@ impl Supervisor {
                     self.retire(i, Some(Reason::MaxMemory));
                 }
             }
-            Event::Returned { id, jobs, declined } => {
-                let why = match declined {
-                    true => Returned::Declined,
-                    false => Returned::Gone,
-                };
+            Event::Returned { id, jobs, why } => {
                 self.stats.returned(why, jobs.len());
                 if let Some(i) = self.slot(id) {
                     let slot = &mut self.slots[i];
                     slot.release(jobs.len() as u32);
-                    slot.declined |= declined;
+                    slot.declined |= why == Returned::Declined;
                 }
                 // Never started: back at the head of their lines, in their order.
                 for job in jobs.into_iter().rev() {
@@ -376,6 +363,14 @@ impl Supervisor {
             return;
         }
         match end {
+            End::NoResources => {
+                self.stats.spawn_failed();
+                tracing::warn!(
+                    serving = self.serving(),
+                    "cannot start a worker now ({detail}): retrying in {SPAWN_RETRY:?}"
+                );
+                self.spawn_after = Instant::now() + SPAWN_RETRY;
+            }
             End::BootFailed => {
                 self.stats.restarted(Reason::BootFailure);
                 self.boot_failed(format!(
@@ -398,18 +393,76 @@ impl Supervisor {
         self.fill();
     }
 
+    /// A worker or the template reached its first `waitRequest()`.
+    fn booted(&mut self) {
+        if self.boot_failures > 0 {
+            tracing::info!(
+                generation = self.generation,
+                "workers boot again after {} failures",
+                self.boot_failures
+            );
+        }
+        self.ever_booted = true;
+        self.boot_failures = 0;
+        self.stats.boot(None);
+    }
+
+    /// A worker (or the template) could not boot: retry with backoff. Before any generation
+    /// ever booted, too many in a row stop the pool (nothing serves, and a deploy this broken
+    /// should fail loudly); after, never: the workers still running keep serving.
     fn boot_failed(&mut self, message: String) {
         self.boot_failures += 1;
-        tracing::error!("{message}");
-        if self.boot_failures >= MAX_BOOT_FAILURES {
-            self.fatal = Some(format!(
-                "{} workers in a row failed to boot; giving up. The last: {message}",
-                self.boot_failures
-            ));
-            self.begin_stop();
-            return;
+        self.stats.boot(Some(&message));
+        let backoff = match rules::after_boot_failure(self.ever_booted, self.boot_failures) {
+            AfterBootFailure::RetryIn(backoff) => backoff,
+            AfterBootFailure::GiveUp => {
+                tracing::error!("{message}");
+                let who = match self.template {
+                    Some(_) => "the template (or a worker forked from it)",
+                    None => "workers",
+                };
+                self.fatal = Some(PoolError::BootFailed(format!(
+                    "{who} failed to boot {} times in a row; giving up. The last: {message}",
+                    self.boot_failures
+                )));
+                self.begin_stop();
+                return;
+            }
+        };
+        match self.ever_booted {
+            true => tracing::error!(
+                generation = self.generation,
+                failures = self.boot_failures,
+                serving = self.serving(),
+                "{message}; the running workers keep serving, retrying in {backoff:?}"
+            ),
+            false => tracing::error!("{message}"),
         }
-        self.spawn_after = Instant::now() + limits::backoff(self.boot_failures);
+        self.spawn_after = Instant::now() + backoff;
+    }
+
+    /// Reload: once a worker of the new generation is ready and the pool holds more than
+    /// `num_workers`, one old worker goes (`rules::Table::stale_to_retire`): no old worker
+    /// leaves before its replacement serves, and load never holds a reload up.
+    fn replace_stale(&mut self) {
+        if let Some(i) = self.table().stale_to_retire() {
+            self.retire(i, Some(Reason::Reload));
+        }
+    }
+
+    /// The worker table, for the rules.
+    fn table(&self) -> Table<'_> {
+        Table {
+            slots: &self.slots,
+            pool: &self.config.pool,
+            generation: self.generation,
+            template_ready: self.template.is_none()
+                || self.template_generation == Some(self.generation),
+        }
+    }
+
+    fn serving(&self) -> usize {
+        self.table().serving()
     }
 
     /// Tells worker `i` to stop once it is idle (now, for an idle or booting one); its
@@ -437,29 +490,17 @@ impl Supervisor {
         if self.stopping || Instant::now() < self.spawn_after {
             return;
         }
-        let pool = &self.config.pool;
-        let live =
-            |oneshot: bool| move |s: &&Slot| s.state != State::Stopping && s.oneshot == oneshot;
-        let mut missing = pool
-            .num_workers
-            .saturating_sub(self.slots.iter().filter(live(false)).count());
-        let mut oneshots = 0;
-        if !pool.isolate.is_empty() {
-            let busy = self
-                .slots
-                .iter()
-                .filter(|s| s.oneshot && s.state == State::Busy)
-                .count();
-            let wanted = (busy + self.waiting.len(Line::OneShot) + 1).min(pool.isolate_limit());
-            oneshots = wanted.saturating_sub(self.slots.iter().filter(live(true)).count());
-        }
-        while missing + oneshots > 0 {
-            let oneshot = missing == 0;
-            match oneshot {
-                true => oneshots -= 1,
-                false => missing -= 1,
+        let Starts {
+            mut in_place,
+            mut oneshot,
+        } = self.table().starts(self.waiting.len(Line::OneShot));
+        while in_place + oneshot > 0 {
+            let one = in_place == 0;
+            match one {
+                true => oneshot -= 1,
+                false => in_place -= 1,
             }
-            if !self.start(oneshot) {
+            if !self.start(one) {
                 return;
             }
         }
@@ -480,6 +521,17 @@ impl Supervisor {
                     let pid = process.pid;
                     (Start::Exec(Box::new(process)), pid)
                 }
+                Err(e) if process::for_lack_of_resources(&e) => {
+                    // Out of descriptors or processes: the pool goes on with the workers it
+                    // has and tries again soon; the script is not at fault.
+                    self.stats.spawn_failed();
+                    tracing::warn!(
+                        serving = self.serving(),
+                        "cannot start a worker now ({e}): retrying in {SPAWN_RETRY:?}"
+                    );
+                    self.spawn_after = Instant::now() + SPAWN_RETRY;
+                    return false;
+                }
                 Err(e) => {
                     self.stats.restarted(Reason::BootFailure);
                     self.boot_failed(format!("cannot start a worker: {e}"));
@@ -496,6 +548,7 @@ impl Supervisor {
             exec_ttl: Some(pool.supervisor.exec_ttl).filter(|t| !t.is_zero()),
             destroy_timeout: pool.destroy_timeout,
             memory_limit: Some(pool.supervisor.max_worker_memory).filter(|&m| m > 0),
+            recall_after: (pool.send_ahead > 0).then(|| ahead::recall_after(pool.send_ahead_wait)),
         };
         tracing::debug!(pid, id, oneshot, "worker started");
         let now = Instant::now();
@@ -506,6 +559,7 @@ impl Supervisor {
             jobs: 0,
             started: now,
             last_active: now,
+            current_since: now,
             generation: self.generation,
             commands,
             forked: self.template.is_some(),
@@ -536,18 +590,6 @@ impl Supervisor {
         });
         if let Some((i, reason)) = expired {
             self.retire(i, Some(reason));
-        }
-        // Reload one by one: the next old worker goes when no replacement is still booting
-        // (and in template mode, once the new template has booted).
-        let template_behind =
-            self.template.is_some() && self.template_generation != Some(self.generation);
-        let booting = template_behind || self.slots.iter().any(|s| s.state == State::Booting);
-        let stale = self
-            .slots
-            .iter()
-            .position(|s| s.state == State::Idle && s.generation < self.generation);
-        if let (false, Some(i)) = (booting, stale) {
-            self.retire(i, Some(Reason::Reload));
         }
         self.fill();
     }
@@ -589,6 +631,8 @@ impl Supervisor {
             counts[slot.state as usize] += 1;
         }
         self.stats.set_states(counts);
+        let pending = self.table().stale().next().is_some();
+        self.stats.set_reload(self.generation, pending);
     }
 }
 

@@ -3,7 +3,12 @@
 use super::heads::Heads;
 use super::service::{self, Context, Peer};
 use super::shutdown::{DoneGuard, Shutdown};
+use crate::body::Body;
+use crate::config::HttpConfig;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use once_cell::sync::Lazy;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -159,12 +164,34 @@ pub async fn serve<I>(
     peer: Peer,
     protocol: Protocol,
     ctx: Arc<Context>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     _done: DoneGuard,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let http = ctx.config.http.clone();
+    let handler = move |req, fragment| {
+        let ctx = ctx.clone();
+        async move { service::handle(&ctx, peer, req, fragment).await }
+    };
+    serve_with(io, peer, protocol, &http, Some(shutdown), handler).await
+}
+
+/// Serves one connection with `handler` (the app's service, or a side listener's: the status
+/// and metrics addresses get the same limits and timeouts, and no `shutdown`: readiness is
+/// asked while the server drains).
+pub async fn serve_with<I, H, F>(
+    io: I,
+    peer: Peer,
+    protocol: Protocol,
+    http: &HttpConfig,
+    mut shutdown: Option<Shutdown>,
+    handler: H,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>, bool) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let watch = Arc::new(Watch::new(http.read_header_timeout, http.idle_timeout));
     let max_head = http.max_header_size.max(8192);
     let heads = (protocol != Protocol::Http2).then(|| Arc::new(Heads::new(max_head)));
@@ -175,15 +202,15 @@ pub async fn serve<I>(
     });
     let service = {
         let watch = watch.clone();
-        hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let ctx = ctx.clone();
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let handler = handler.clone();
             let watch = watch.clone();
             watch.request_started();
             // One take per HTTP/1 request, in order (hyper serves them one at a time).
             let fragment =
                 req.version() < http::Version::HTTP_2 && heads.as_ref().is_some_and(|h| h.take());
             async move {
-                let response = service::handle(&ctx, peer, req, fragment).await;
+                let response = handler(req, fragment).await;
                 watch.request_done();
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -224,10 +251,17 @@ pub async fn serve<I>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = shutdown.triggered(), if !closing => {
+            _ = triggered(&mut shutdown), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+async fn triggered(shutdown: &mut Option<Shutdown>) {
+    match shutdown {
+        Some(shutdown) => shutdown.triggered().await,
+        None => std::future::pending().await,
     }
 }

@@ -1,8 +1,14 @@
 //! Accept loops. One bad accept never ends a loop: resets are ignored and running out of file
 //! descriptors backs off instead of spinning.
 use super::connection::{self, Protocol};
+use super::limit::{self, ConnectionLimit};
 use super::service::{Context, Peer};
 use super::shutdown::{DoneGuard, Shutdown};
+use crate::body::Body;
+use crate::config::HttpConfig;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -16,6 +22,7 @@ pub struct Listener {
 pub async fn accept_loop(
     listener: Listener,
     ctx: Arc<Context>,
+    limit: ConnectionLimit,
     mut shutdown: Shutdown,
     done: DoneGuard,
 ) {
@@ -32,19 +39,21 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let Some(permit) = limit.acquire() else {
+            tracing::debug!(remote = %addr, max = limit.max(), "http.max_connections reached: refusing");
+            tokio::spawn(limit::refuse(stream));
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (ctx, shutdown, done) = (ctx.clone(), shutdown.clone(), done.clone());
         match &listener.tls {
             None => {
                 let peer = Peer { addr, https: false };
-                tokio::spawn(connection::serve(
-                    stream,
-                    peer,
-                    Protocol::Auto { h2c },
-                    ctx,
-                    shutdown,
-                    done,
-                ));
+                let protocol = Protocol::Auto { h2c };
+                tokio::spawn(async move {
+                    connection::serve(stream, peer, protocol, ctx, shutdown, done).await;
+                    drop(permit);
+                });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -66,10 +75,47 @@ pub async fn accept_loop(
                         Protocol::Auto { h2c: false }
                     };
                     let peer = Peer { addr, https: true };
-                    connection::serve(tls, peer, protocol, ctx, shutdown, done).await
+                    connection::serve(tls, peer, protocol, ctx, shutdown, done).await;
+                    drop(permit);
                 });
             }
         }
+    }
+}
+
+/// A side listener (the pool's status and metrics addresses): plain HTTP/1.1, the main
+/// listener's head and idle timeouts and header limit, its own connection limit, and the same
+/// back-off when descriptors run out.
+pub async fn side_loop<H, F>(
+    socket: TcpListener,
+    http: HttpConfig,
+    limit: ConnectionLimit,
+    handler: H,
+) where
+    H: Fn(Request<Incoming>, bool) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let http = Arc::new(http);
+    loop {
+        // Until the process ends: readiness is asked while the server drains.
+        let (stream, addr) = match socket.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                handle_accept_error(e).await;
+                continue;
+            }
+        };
+        let Some(permit) = limit.acquire() else {
+            tokio::spawn(limit::refuse(stream));
+            continue;
+        };
+        let (http, handler) = (http.clone(), handler.clone());
+        tokio::spawn(async move {
+            let peer = Peer { addr, https: false };
+            let protocol = Protocol::Auto { h2c: false };
+            connection::serve_with(stream, peer, protocol, &http, None, handler).await;
+            drop(permit);
+        });
     }
 }
 

@@ -6,6 +6,7 @@ mod connection;
 pub mod error;
 pub mod framing;
 mod heads;
+mod limit;
 mod listener;
 pub mod service;
 pub mod shutdown;
@@ -14,6 +15,8 @@ mod tls;
 
 use crate::config::Config;
 use crate::dispatch::Submitter;
+pub use limit::ConnectionLimit;
+pub use listener::side_loop;
 use listener::Listener;
 use service::Context;
 use shutdown::Coordinator;
@@ -102,6 +105,8 @@ impl Server {
             });
         }
         let coordinator = Coordinator::new();
+        // One limit for the plain and the TLS listener together.
+        let limit = ConnectionLimit::new(config.http.max_connections);
         let bound = listeners
             .iter()
             .map(|l| Bound {
@@ -137,6 +142,7 @@ impl Server {
             handle.spawn(listener::accept_loop(
                 l,
                 ctx.clone(),
+                limit.clone(),
                 coordinator.shutdown(),
                 coordinator.guard(),
             ));

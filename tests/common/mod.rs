@@ -44,6 +44,8 @@ pub struct Options<'a> {
     pub env: Vec<(&'a str, String)>,
     pub args: Vec<String>,
     pub cwd: Option<PathBuf>,
+    /// The process's descriptor limit (RLIMIT_NOFILE), when not inherited.
+    pub nofile: Option<u64>,
 }
 
 impl Default for Options<'_> {
@@ -53,6 +55,7 @@ impl Default for Options<'_> {
             env: vec![],
             args: vec![],
             cwd: None,
+            nofile: None,
         }
     }
 }
@@ -81,6 +84,22 @@ fn spawn(script: &Path, opts: &Options) -> Spawned {
         cmd.current_dir(cwd);
     }
     cmd.env_remove("RR_CONFIG");
+    if let Some(n) = opts.nofile {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit between fork and exec only changes the child's own limit.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -120,3 +120,44 @@ pub fn load(
 pub fn all_ok(statuses: &[u16]) -> bool {
     statuses.iter().all(|s| *s == 200)
 }
+
+/// `threads` clients sending GETs of `path` over keep-alive until `stop` is set; the statuses.
+pub fn sustained_load(
+    php: &Php,
+    path: &str,
+    threads: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<u16>> {
+    use std::sync::atomic::Ordering;
+    let url = php.url(path);
+    std::thread::spawn(move || {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (url, stop) = (url.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let c = client();
+                    let mut statuses = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        statuses.push(c.get(&url).send().map(|r| r.status().as_u16()).unwrap_or(0));
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+/// The `boot` part of the status address's health answer.
+pub fn boot_status(php: &Php) -> Value {
+    let v: Value = client()
+        .get(side_url(php, "status", "/health"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["boot"].clone()
+}

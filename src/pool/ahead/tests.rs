@@ -191,16 +191,53 @@ fn quick_is_smoothed() {
 #[test]
 fn what_a_request_sent_ahead_waits_for_stays_under_a_millisecond() {
     let us = Duration::from_micros;
+    let ms1 = Duration::from_millis(1);
     // Quick answers: many may wait behind each other.
-    assert!(quick_enough(us(10), 1));
-    assert!(quick_enough(us(10), 99));
-    assert!(!quick_enough(us(10), 100));
+    assert!(quick_enough(us(10), 1, ms1));
+    assert!(quick_enough(us(10), 99, ms1));
+    assert!(!quick_enough(us(10), 100, ms1));
     // 200 us answers: four in flight (1 running + 3 ahead) is 800 us; five would be 1 ms.
-    assert!(quick_enough(us(200), 4));
-    assert!(!quick_enough(us(200), 5));
+    assert!(quick_enough(us(200), 4, ms1));
+    assert!(!quick_enough(us(200), 5, ms1));
     // Slow answers: none.
-    assert!(!quick_enough(us(1000), 1));
-    assert!(quick_enough(us(999), 1));
+    assert!(!quick_enough(us(1000), 1, ms1));
+    assert!(quick_enough(us(999), 1, ms1));
     // Never zero in flight for a busy worker; treated as one.
-    assert!(quick_enough(us(999), 0));
+    assert!(quick_enough(us(999), 0, ms1));
+    // A longer wait allowed (http.pool.send_ahead_wait): slower workers qualify.
+    assert!(quick_enough(us(1000), 1, Duration::from_secs(1)));
+    assert_eq!(recall_after(ms1), Duration::from_millis(10));
+}
+
+#[tokio::test]
+async fn requests_the_worker_has_not_started_are_taken_back_and_never_run_there() {
+    let (master, fd) = crate::ipc::claim::Claim::create().unwrap();
+    let worker = crate::ipc::claim::Claim::map(&fd).unwrap();
+    let mut flight = InFlight::default();
+    let (a, mut ra) = job(b"a");
+    let (b, _) = job(b"b");
+    let (c, _) = job(b"c");
+    for j in [a, b, c] {
+        flight.push(j, 10);
+    }
+    assert_eq!(flight.behind(), 2);
+    assert!(worker.start(1), "the worker is on a");
+    let back = flight.recall(&master);
+    let bodies: Vec<_> = back.iter().map(|j| j.request.body.clone()).collect();
+    assert_eq!(bodies, [Bytes::from_static(b"b"), Bytes::from_static(b"c")]);
+    assert!(
+        !worker.start(2) && !worker.start(3),
+        "b and c never run on it"
+    );
+    // a's answer still reaches a's client.
+    assert!(matches!(flight.step(full("A")).await, Step::Done { .. }));
+    assert_eq!(body(ra.try_recv().unwrap()), "A");
+    assert!(flight.is_empty());
+    // The worker raced ahead: what it started stays, nothing is taken back.
+    let (d, _) = job(b"d");
+    let (e, _) = job(b"e");
+    flight.push(d, 10);
+    flight.push(e, 10);
+    assert!(worker.start(4) && worker.start(5));
+    assert!(flight.recall(&master).is_empty());
 }

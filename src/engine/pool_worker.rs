@@ -5,6 +5,7 @@ use super::template::Outcome;
 use super::{RespondError, Wait};
 use crate::config::{Config, Scheduling};
 use crate::dispatch::Reply;
+use crate::ipc::claim::Claim;
 use crate::ipc::{self, Frame};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
@@ -19,14 +20,41 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why `RR_POOL_FD` names no channel.
+#[derive(Debug)]
+pub enum ChannelError {
+    /// The value is not a number.
+    NotANumber(String),
+    /// No inherited unix socket has that number (a process started by a worker inherits the
+    /// variable, not the descriptor).
+    NoSocket(RawFd),
+}
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelError::NotANumber(value) => {
+                write!(f, "{}={value:?} is not a file descriptor", ipc::FD_ENV)
+            }
+            ChannelError::NoSocket(fd) => write!(
+                f,
+                "{}={fd} names no inherited socket: start rr workers only from an rr pool master",
+                ipc::FD_ENV
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
 /// The channel named by `RR_POOL_FD`, when this process is a pool worker.
-pub fn inherited_channel() -> Result<Option<UnixStream>, String> {
+pub fn inherited_channel() -> Result<Option<UnixStream>, ChannelError> {
     let Ok(value) = std::env::var(ipc::FD_ENV) else {
         return Ok(None);
     };
     let fd: RawFd = value
         .parse()
-        .map_err(|_| format!("{}={value:?} is not a file descriptor", ipc::FD_ENV))?;
+        .map_err(|_| ChannelError::NotANumber(value.clone()))?;
     // A child of a worker inherits the variable but not the descriptor (close-on-exec): the
     // number must name an open unix socket, or this is not a pool worker's process.
     // SAFETY: fstat only fills the zeroed stat buffer we own; it fails on a closed descriptor.
@@ -36,10 +64,7 @@ pub fn inherited_channel() -> Result<Option<UnixStream>, String> {
             libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
         };
     if !is_socket {
-        return Err(format!(
-            "{}={fd} names no inherited socket: start rr workers only from an rr pool master",
-            ipc::FD_ENV
-        ));
+        return Err(ChannelError::NoSocket(fd));
     }
     // SAFETY: the master opened this socketpair end for us and exec handed it down; nothing
     // else in this process owns it. Close it on exec so the script's own children don't get it.
@@ -67,6 +92,22 @@ fn apply_scheduling(policy: Scheduling) {
     }
 }
 
+/// Where a pool worker process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The template: its first `wait` forks workers instead of serving.
+    Template,
+    /// Before its first `wait` (the master waits for `Ready`); `retire` was asked meanwhile.
+    Booting { retire: bool },
+    /// Serving requests; `retired`: it told the master to replace it after this answer.
+    Serving { retired: bool },
+    /// It sent `Declined`: it starts nothing more, and requests still arriving are the
+    /// master's to hand to other workers.
+    Declined,
+    /// The master said stop, or the channel broke: `wait` returns `Stop` from now on.
+    Stopped,
+}
+
 enum Pending {
     Idle,
     Waiting,
@@ -74,7 +115,7 @@ enum Pending {
     StreamEnded,
 }
 
-pub struct Pooled {
+pub struct PoolWorker {
     config: Arc<Config>,
     channel: UnixStream,
     inbuf: BytesMut,
@@ -82,22 +123,19 @@ pub struct Pooled {
     pending: Pending,
     uploads: Tree<Upload>,
     bound: Vec<Bound>,
-    ready: bool,
-    /// This process is the template: its first `wait` forks workers instead of serving.
-    template: bool,
-    /// `retire()` was called: 0 no, 1 asked (not yet told), 2 told the master.
-    retire: u8,
-    /// The master said stop, or the channel broke: `wait` returns `Stop` from now on.
-    stopped: bool,
-    /// `Declined` was sent: requests still arriving are the master's to hand elsewhere.
-    declined: bool,
+    phase: Phase,
     /// Requests that arrived while `workers()` waited for its answer (the master may send a
-    /// request ahead while this one runs; see docs/pool.md, "Send-ahead").
-    deferred: VecDeque<Box<RequestData>>,
+    /// request ahead while this one runs; see docs/pool.md, "Send-ahead"), with their numbers.
+    deferred: VecDeque<(u32, Box<RequestData>)>,
+    /// `Request` frames read so far: the number of the last one (see [`Claim`]).
+    received: u32,
+    /// Shared with the master: a request sent ahead starts only if the master has not taken
+    /// it back. None in the template.
+    claim: Option<Claim>,
 }
 
-impl Pooled {
-    pub fn connect(config: Arc<Config>, channel: UnixStream) -> Pooled {
+impl PoolWorker {
+    pub fn connect(config: Arc<Config>, channel: UnixStream) -> PoolWorker {
         apply_scheduling(config.pool.worker_scheduling);
         let bound = std::env::var(ipc::ADDRS_ENV)
             .unwrap_or_default()
@@ -110,7 +148,7 @@ impl Pooled {
                 })
             })
             .collect();
-        Pooled {
+        PoolWorker {
             config,
             channel,
             inbuf: BytesMut::with_capacity(64 * 1024),
@@ -118,12 +156,13 @@ impl Pooled {
             pending: Pending::Idle,
             uploads: Tree::new(),
             bound,
-            ready: false,
-            template: super::template::is_template(),
-            retire: 0,
-            stopped: false,
-            declined: false,
+            phase: match super::template::is_template() {
+                true => Phase::Template,
+                false => Phase::Booting { retire: false },
+            },
             deferred: VecDeque::new(),
+            received: 0,
+            claim: Claim::inherited(),
         }
     }
 
@@ -133,7 +172,7 @@ impl Pooled {
 
     /// The template, before it forked (a forked worker's copy says false).
     pub fn is_template(&self) -> bool {
-        self.template
+        self.phase == Phase::Template
     }
 
     pub fn config(&self) -> &Config {
@@ -145,14 +184,14 @@ impl Pooled {
     }
 
     fn send(&mut self, frame: &Frame) {
-        if self.stopped {
+        if self.phase == Phase::Stopped {
             return;
         }
         self.outbuf.clear();
         frame.encode(&mut self.outbuf);
         if let Err(e) = self.channel.write_all(&self.outbuf) {
             tracing::error!("rr pool worker: the master is gone ({e}): stopping");
-            self.stopped = true;
+            self.phase = Phase::Stopped;
         }
     }
 
@@ -169,67 +208,86 @@ impl Pooled {
         }
         self.pending = Pending::Idle;
         self.uploads = Tree::new();
-        if !self.ready && self.template {
+        if self.phase == Phase::Template {
             let connections = self.config.pool.template_connections;
             return match super::template::serve(&mut self.channel, connections) {
                 Outcome::Worker(channel) => {
-                    // A forked worker: its own channel; the next wait says Ready.
+                    // A forked worker: its own channel and claim word; the next wait says
+                    // Ready.
                     self.channel = channel;
-                    self.template = false;
+                    self.claim = Claim::inherited();
+                    self.phase = Phase::Booting { retire: false };
                     Wait::Forked
                 }
                 Outcome::Stop => {
-                    self.stopped = true;
+                    self.phase = Phase::Stopped;
                     Wait::Stop
                 }
             };
         }
-        if !self.ready {
-            self.ready = true;
+        if let Phase::Booting { retire } = self.phase {
+            self.phase = Phase::Serving { retired: retire };
             self.send(&Frame::Ready);
-            if self.retire == 1 {
-                self.retire = 2;
+            if retire {
                 self.send(&Frame::Retire);
             }
         }
         // Retired: requests sent ahead to this worker are not run here. Between requests, so
         // nothing unanswered has started.
-        if self.retire == 2 {
+        if self.phase == (Phase::Serving { retired: true }) {
             self.decline();
         }
         loop {
-            if self.stopped || crate::server::stop_requested() {
-                self.stopped = true;
+            if self.phase == Phase::Stopped || crate::server::stop_requested() {
+                self.phase = Phase::Stopped;
                 return Wait::Stop;
             }
             let next = match self.deferred.pop_front() {
-                Some(request) => Ok(Some(Frame::Request(request))),
-                None => Frame::split(&mut self.inbuf),
+                Some((seq, request)) => Ok(Some((Frame::Request(request), seq))),
+                None => self.split(),
             };
             match next {
                 // Declined: the master hands it to another worker.
-                Ok(Some(Frame::Request(_))) if self.declined => {}
-                Ok(Some(Frame::Request(mut request))) => {
+                Ok(Some((Frame::Request(_), _))) if self.phase == Phase::Declined => {}
+                // Taken back by the master: it runs on another worker.
+                Ok(Some((Frame::Request(_), seq))) if !self.claim(seq) => {}
+                Ok(Some((Frame::Request(mut request), _))) => {
                     self.uploads = std::mem::take(&mut request.uploads);
                     self.pending = Pending::Waiting;
                     return Wait::Request(request);
                 }
-                Ok(Some(Frame::Stop)) => self.stopped = true,
-                Ok(Some(other)) => {
+                Ok(Some((Frame::Stop, _))) => self.phase = Phase::Stopped,
+                Ok(Some((other, _))) => {
                     tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
-                    self.stopped = true;
+                    self.phase = Phase::Stopped;
                 }
                 Err(e) => {
                     tracing::error!("rr pool worker: {e}: stopping");
-                    self.stopped = true;
+                    self.phase = Phase::Stopped;
                 }
                 Ok(None) => match self.receive(tick) {
                     Ok(true) => {}
                     Ok(false) => return Wait::Tick,
-                    Err(()) => self.stopped = true,
+                    Err(()) => self.phase = Phase::Stopped,
                 },
             }
         }
+    }
+
+    /// The next frame in the buffer, numbered when it is a request.
+    fn split(&mut self) -> Result<Option<(Frame, u32)>, ipc::DecodeError> {
+        let frame = Frame::split(&mut self.inbuf)?;
+        Ok(frame.map(|frame| {
+            if let Frame::Request(_) = frame {
+                self.received = self.received.wrapping_add(1);
+            }
+            (frame, self.received)
+        }))
+    }
+
+    /// Whether request `seq` may start here (the master did not take it back).
+    fn claim(&self, seq: u32) -> bool {
+        self.claim.as_ref().is_none_or(|claim| claim.start(seq))
     }
 
     /// Reads what arrives within `tick`: Ok(false) when nothing did, Err on EOF or error.
@@ -307,58 +365,38 @@ impl Pooled {
             Pending::StreamEnded => return Err(RespondError::StreamEnded),
             Pending::Streaming => return Err(RespondError::Streaming),
         }
-        let frame = match reply {
-            Reply::Full {
-                status,
-                headers,
-                body,
-            } => Frame::Full {
-                status,
-                headers,
-                body,
-            },
-            Reply::File(file) => Frame::File {
-                path: file.path.to_string_lossy().into_owned(),
-                status: file.status,
-                headers: file.headers,
-            },
-            Reply::Velox(order) => Frame::Velox {
-                body: order.body,
-                gzip: order.gzip,
-                headers: order.headers,
-            },
-            Reply::WorkerError(message) => Frame::Error(message),
-            // A body fed by another thread cannot cross processes; nothing in rr sends one here.
-            _ => Frame::Error("this answer cannot be sent from a pool worker".into()),
-        };
+        // A body fed by another thread cannot cross processes; nothing in rr sends one here.
+        let frame = Frame::from_reply(reply).unwrap_or_else(|_| {
+            Frame::Error("this answer cannot be sent from a pool worker".into())
+        });
         self.pending = Pending::Idle;
         self.send(&frame);
         Ok(())
     }
 
     /// The pool's workers, asked of the master (which answers between our frames).
-    pub fn workers(&mut self) -> Vec<crate::pool::WorkerInfo> {
+    pub fn workers(&mut self) -> Vec<crate::ipc::WorkerInfo> {
         // The template's channel carries fork orders only; it has no workers of its own yet.
-        if self.template {
+        if self.phase == Phase::Template {
             return Vec::new();
         }
         self.send(&Frame::ListWorkers);
         loop {
-            match Frame::split(&mut self.inbuf) {
-                Ok(Some(Frame::Workers(json))) => {
+            match self.split() {
+                Ok(Some((Frame::Workers(json), _))) => {
                     return serde_json::from_str(&json).unwrap_or_default()
                 }
                 // Sent ahead while this request runs: taken by the next `wait`.
-                Ok(Some(Frame::Request(request))) => self.deferred.push_back(request),
-                Ok(Some(other)) => {
+                Ok(Some((Frame::Request(request), seq))) => self.deferred.push_back((seq, request)),
+                Ok(Some((other, _))) => {
                     tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
-                    self.stopped = true;
+                    self.phase = Phase::Stopped;
                 }
-                Err(_) => self.stopped = true,
+                Err(_) => self.phase = Phase::Stopped,
                 Ok(None) => {}
             }
-            if self.stopped || self.receive(Duration::from_secs(1)).is_err() {
-                self.stopped = true;
+            if self.phase == Phase::Stopped || self.receive(Duration::from_secs(1)).is_err() {
+                self.phase = Phase::Stopped;
                 return Vec::new();
             }
         }
@@ -367,24 +405,25 @@ impl Pooled {
     /// Asks the master to replace this worker after the current answer. False in the template
     /// (it serves nothing, and its children must not inherit the wish).
     pub fn retire(&mut self) -> bool {
-        if self.template {
-            return false;
-        }
-        if self.retire == 0 {
-            self.retire = 1;
-            if self.ready {
-                self.retire = 2;
+        match self.phase {
+            Phase::Template => return false,
+            Phase::Booting { .. } => self.phase = Phase::Booting { retire: true },
+            Phase::Serving { retired: false } => {
+                self.phase = Phase::Serving { retired: true };
                 self.send(&Frame::Retire);
             }
+            Phase::Serving { retired: true } | Phase::Declined | Phase::Stopped => {}
         }
         true
     }
 
     /// Tells the master this worker runs no more requests (once).
     fn decline(&mut self) {
-        if !self.declined {
-            self.declined = true;
+        if let Phase::Serving { .. } = self.phase {
             self.send(&Frame::Declined);
+            if self.phase != Phase::Stopped {
+                self.phase = Phase::Declined;
+            }
         }
     }
 
@@ -398,7 +437,7 @@ impl Pooled {
     }
 
     pub fn is_stopping(&self) -> bool {
-        self.stopped
+        self.phase == Phase::Stopped
     }
 
     /// A request left unanswered is the master's to answer (502) when the channel closes; a
@@ -409,7 +448,7 @@ impl Pooled {
         }
         if self.has_pending() {
             tracing::error!("the worker script ended while a request was pending");
-        } else if self.ready && !self.template {
+        } else if let Phase::Serving { .. } = self.phase {
             // Between requests: whatever was sent ahead never started, and runs elsewhere.
             self.decline();
         }

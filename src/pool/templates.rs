@@ -2,9 +2,9 @@
 //! (started like a worker, restarted with the boot backoff when it dies), hands it fork orders
 //! with the new worker's descriptors, and turns its answers into [`Process`]es. Reload starts a
 //! new template (new code); the old one is stopped, its workers keep serving.
-use super::handle::Event;
-use super::limits::{self, MAX_BOOT_FAILURES};
-use super::process::{Fork, Process, Spawner};
+use super::limits;
+use super::message::{Event, ForkAnswer, ForkFailure, ForkedWorker, Order};
+use super::process::{self, Fork, Process, Spawner};
 use crate::ipc::{fds, Frame};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
@@ -12,20 +12,6 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::sync::{mpsc, oneshot};
-
-/// The answer to a fork order: the running worker, or why there is none.
-pub type Forked = Result<Process, String>;
-
-pub enum Order {
-    Fork {
-        id: u64,
-        reply: oneshot::Sender<Forked>,
-    },
-    /// Start a template of this generation (new code); the old one stops.
-    Reload(u64),
-    /// Stop the template and end.
-    Stop,
-}
 
 pub struct Settings {
     pub boot_timeout: Duration,
@@ -39,7 +25,7 @@ struct Running {
     booted: bool,
     started: Instant,
     generation: u64,
-    sent: HashMap<u64, (Fork, oneshot::Sender<Forked>)>,
+    sent: HashMap<u64, (Fork, oneshot::Sender<ForkAnswer>)>,
 }
 
 impl Running {
@@ -88,7 +74,7 @@ impl Running {
     /// `Stop`, then a kill after `destroy_timeout`.
     async fn stop(mut self, destroy_timeout: Duration) {
         for (_, (_, reply)) in self.sent.drain() {
-            let _ = reply.send(Err("the template was stopped".into()));
+            let _ = reply.send(Err(ForkFailure::Failed("the template was stopped".into())));
         }
         let mut out = BytesMut::new();
         Frame::Stop.encode(&mut out);
@@ -105,16 +91,20 @@ impl Running {
     }
 }
 
-/// Runs until `Order::Stop` (or until the template cannot boot, reported as
-/// `Event::TemplateFailed`).
+/// Runs until `Order::Stop`. A template that cannot boot is retried with backoff, reported as
+/// `Event::TemplateBootFailed` (the supervisor decides when that is fatal). After a reload the
+/// previous template keeps forking (old code) until the new one has booted, so a broken
+/// deploy leaves the pool able to replace crashed workers.
 pub async fn run(
     spawner: Spawner,
     settings: Settings,
     mut orders: mpsc::UnboundedReceiver<Order>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let mut queue: VecDeque<(u64, oneshot::Sender<Forked>)> = VecDeque::new();
+    let mut queue: VecDeque<(u64, oneshot::Sender<ForkAnswer>)> = VecDeque::new();
     let mut current: Option<Running> = None;
+    // The last template that booted, while `current` (a reload's) has not.
+    let mut previous: Option<Running> = None;
     let mut generation = 0;
     let mut failures = 0u32;
     let mut spawn_after = Instant::now();
@@ -134,31 +124,16 @@ pub async fn run(
                 }
                 Err(e) => {
                     let message = format!("cannot start the template process: {e}");
-                    if !failed(&mut failures, &mut spawn_after, message, &events) {
-                        break;
-                    }
+                    failed(&mut failures, &mut spawn_after, message, &events);
                 }
             }
         }
-        if let Some(running) = current.as_mut().filter(|r| r.booted) {
-            while let Some((id, reply)) = queue.pop_front() {
-                if reply.is_closed() {
-                    continue;
-                }
-                let fork = match Fork::new() {
-                    Ok(fork) => fork,
-                    Err(e) => {
-                        let _ = reply.send(Err(format!("cannot create its channel: {e}")));
-                        continue;
-                    }
-                };
-                if let Err(e) = running.order(id, &fork).await {
-                    tracing::error!(pid = running.process.pid, "template channel: {e}");
-                    queue.push_front((id, reply));
-                    break;
-                }
-                running.sent.insert(id, (fork, reply));
-            }
+        let forking = match current.as_mut().filter(|r| r.booted) {
+            Some(running) => Some(running),
+            None => previous.as_mut(),
+        };
+        if let Some(running) = forking {
+            dispatch(running, &mut queue).await;
         }
         let boot_deadline = current
             .as_ref()
@@ -174,13 +149,31 @@ pub async fn run(
                         tracing::info!(pid = old.process.pid, "rr pool: reload: replacing the template");
                         // Orders it has not answered go to the new template (new code).
                         requeue(&mut queue, &mut old);
-                        old.retire(settings.destroy_timeout);
+                        match old.booted {
+                            // It serves forks until the new one boots.
+                            true => {
+                                if let Some(older) = previous.replace(old) {
+                                    older.retire(settings.destroy_timeout);
+                                }
+                            }
+                            false => old.retire(settings.destroy_timeout),
+                        }
                     }
                     failures = 0;
                     spawn_after = Instant::now();
                 }
                 Some(Order::Stop) | None => break,
             },
+            frame = next(&mut previous) => {
+                let Some(old) = previous.as_mut() else { continue };
+                if !answer(old, frame) {
+                    // It died: forks wait for the new template.
+                    if let Some(mut dead) = previous.take() {
+                        requeue(&mut queue, &mut dead);
+                        dead.retire(settings.destroy_timeout);
+                    }
+                }
+            }
             frame = next(&mut current) => {
                 let Some(running) = current.as_mut() else { continue };
                 match frame {
@@ -190,23 +183,9 @@ pub async fn run(
                         let ms = running.started.elapsed().as_secs_f64() * 1000.0;
                         tracing::info!(pid = running.process.pid, boot_ms = ms, "rr pool: template booted");
                         let _ = events.send(Event::TemplateReady { generation: running.generation });
-                    }
-                    Some(Frame::Forked { id, pid }) => {
-                        failures = 0;
-                        if let Some((fork, reply)) = running.sent.remove(&id) {
-                            if let Err(Ok(mut orphan)) = reply.send(fork.started(pid).map_err(|e| e.to_string())) {
-                                // Nobody wants it any more (stopped meanwhile): end and reap it.
-                                tokio::spawn(async move {
-                                    orphan.kill();
-                                    let _ = orphan.wait().await;
-                                });
-                            }
-                        }
-                    }
-                    Some(Frame::ForkFailed { id, message }) => {
-                        tracing::error!(pid = running.process.pid, "template could not fork worker {id}: {message}");
-                        if let Some((_, reply)) = running.sent.remove(&id) {
-                            let _ = reply.send(Err(message));
+                        if let Some(mut old) = previous.take() {
+                            requeue(&mut queue, &mut old);
+                            old.retire(settings.destroy_timeout);
                         }
                     }
                     Some(Frame::Error(message)) => {
@@ -214,9 +193,9 @@ pub async fn run(
                         let _ = events.send(Event::TemplateFailed(message));
                         break;
                     }
-                    other => {
-                        if let Some(frame) = other {
-                            tracing::error!(pid = running.process.pid, "unexpected frame from the template: {frame:?}");
+                    frame => {
+                        if answer(running, frame) {
+                            continue;
                         }
                         let Some(mut dead) = current.take() else { continue };
                         dead.process.kill();
@@ -235,18 +214,14 @@ pub async fn run(
                                 "the template process pid {} exited while forking workers ({status})",
                                 dead.process.pid
                             );
-                            if !failed(&mut failures, &mut spawn_after, message, &events) {
-                                break;
-                            }
+                            failed(&mut failures, &mut spawn_after, message, &events);
                         } else {
                             let tail = dead.process.output_tail().await;
                             let message = format!(
                                 "the template process pid {} exited before its first waitRequest() ({status}); its last output:\n{tail}",
                                 dead.process.pid
                             );
-                            if !failed(&mut failures, &mut spawn_after, message, &events) {
-                                break;
-                            }
+                            failed(&mut failures, &mut spawn_after, message, &events);
                         }
                     }
                 }
@@ -259,24 +234,97 @@ pub async fn run(
                         "the template process pid {} did not boot within {:?}",
                         slow.process.pid, settings.boot_timeout
                     );
-                    if !failed(&mut failures, &mut spawn_after, message, &events) {
-                        break;
-                    }
+                    failed(&mut failures, &mut spawn_after, message, &events);
                 }
             }
             _ = super::sleep_until(respawn) => {}
         }
     }
     for (_, reply) in queue {
-        let _ = reply.send(Err("the pool is stopping".into()));
+        let _ = reply.send(Err(ForkFailure::Failed("the pool is stopping".into())));
+    }
+    if let Some(old) = previous {
+        old.retire(settings.destroy_timeout);
     }
     if let Some(running) = current {
         running.stop(settings.destroy_timeout).await;
     }
 }
 
+/// Sends the queued fork orders to a booted template.
+async fn dispatch(running: &mut Running, queue: &mut VecDeque<(u64, oneshot::Sender<ForkAnswer>)>) {
+    while let Some((id, reply)) = queue.pop_front() {
+        if reply.is_closed() {
+            continue;
+        }
+        let fork = match Fork::new() {
+            Ok(fork) => fork,
+            Err(e) => {
+                let message = format!("cannot create its channel: {e}");
+                let failure = match process::for_lack_of_resources(&e) {
+                    true => ForkFailure::NoResources(message),
+                    false => ForkFailure::Failed(message),
+                };
+                let _ = reply.send(Err(failure));
+                continue;
+            }
+        };
+        if let Err(e) = running.order(id, &fork).await {
+            tracing::error!(pid = running.process.pid, "template channel: {e}");
+            queue.push_front((id, reply));
+            break;
+        }
+        running.sent.insert(id, (fork, reply));
+    }
+}
+
+/// A booted template's answer to a fork order; false when the frame is not one (it died or
+/// broke the protocol).
+fn answer(running: &mut Running, frame: Option<Frame>) -> bool {
+    match frame {
+        Some(Frame::Forked { id, pid }) => {
+            if let Some((fork, reply)) = running.sent.remove(&id) {
+                let generation = running.generation;
+                let started = fork
+                    .started(pid)
+                    .map(|process| ForkedWorker {
+                        process,
+                        generation,
+                    })
+                    .map_err(|e| ForkFailure::Failed(e.to_string()));
+                if let Err(Ok(mut orphan)) = reply.send(started) {
+                    // Nobody wants it any more (stopped meanwhile): end and reap it.
+                    tokio::spawn(async move {
+                        orphan.process.kill();
+                        let _ = orphan.process.wait().await;
+                    });
+                }
+            }
+            true
+        }
+        Some(Frame::ForkFailed { id, message }) => {
+            tracing::error!(
+                pid = running.process.pid,
+                "template could not fork worker {id}: {message}"
+            );
+            if let Some((_, reply)) = running.sent.remove(&id) {
+                let _ = reply.send(Err(ForkFailure::Failed(message)));
+            }
+            true
+        }
+        Some(frame) => {
+            tracing::error!(
+                pid = running.process.pid,
+                "unexpected frame from the template: {frame:?}"
+            );
+            false
+        }
+        None => false,
+    }
+}
+
 /// Puts the orders `template` has not answered back at the head of the queue, in id order.
-fn requeue(queue: &mut VecDeque<(u64, oneshot::Sender<Forked>)>, template: &mut Running) {
+fn requeue(queue: &mut VecDeque<(u64, oneshot::Sender<ForkAnswer>)>, template: &mut Running) {
     let mut unanswered: Vec<_> = template
         .sent
         .drain()
@@ -288,23 +336,16 @@ fn requeue(queue: &mut VecDeque<(u64, oneshot::Sender<Forked>)>, template: &mut 
     }
 }
 
-/// A boot failure of the template: backoff, or false (and `TemplateFailed`) after too many.
+/// A boot failure of the template: reported, and the next start waits (backoff).
 fn failed(
     failures: &mut u32,
     spawn_after: &mut Instant,
     message: String,
     events: &mpsc::UnboundedSender<Event>,
-) -> bool {
+) {
     *failures += 1;
-    tracing::error!("{message}");
-    if *failures >= MAX_BOOT_FAILURES {
-        let _ = events.send(Event::TemplateFailed(format!(
-            "the template failed to boot {failures} times in a row; giving up. The last: {message}"
-        )));
-        return false;
-    }
     *spawn_after = Instant::now() + limits::backoff(*failures);
-    true
+    let _ = events.send(Event::TemplateBootFailed(message));
 }
 
 async fn next(current: &mut Option<Running>) -> Option<Frame> {

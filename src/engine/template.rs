@@ -32,12 +32,12 @@ pub fn serve(channel: &mut UnixStream, connections: TemplateConnections) -> Outc
         TemplateConnections::Allow => Ok(()),
         TemplateConnections::Refuse => match super::connections::open(&[fd]) {
             found if found.is_empty() => Ok(()),
-            found => Err(super::connections::refusal(&found)),
+            found => Err(ForkError::Connections(found)),
         },
     });
-    if let Err(message) = checked {
-        tracing::error!("{message}");
-        let _ = write(channel, &Frame::Error(message));
+    if let Err(e) = checked {
+        tracing::error!("{e}");
+        let _ = write(channel, &Frame::Error(e.to_string()));
         return Outcome::Stop;
     }
     if write(channel, &Frame::Booted).is_err() {
@@ -71,15 +71,18 @@ pub fn serve(channel: &mut UnixStream, connections: TemplateConnections) -> Outc
                 return Outcome::Stop;
             }
         };
-        if received.len() < 3 {
+        if received.len() < 4 {
             tracing::error!("rr pool template: a fork order came without its descriptors");
             return Outcome::Stop;
         }
-        let given: Vec<OwnedFd> = received.drain(..3).collect();
+        let given: Vec<OwnedFd> = received.drain(..4).collect();
         let reply = match fork_worker(id, given) {
-            Ok(Forked::Worker(worker)) => return Outcome::Worker(worker),
-            Ok(Forked::Parent(pid)) => Frame::Forked { id, pid },
-            Err(message) => Frame::ForkFailed { id, message },
+            Ok(Side::Worker(worker)) => return Outcome::Worker(worker),
+            Ok(Side::Template(pid)) => Frame::Forked { id, pid },
+            Err(e) => Frame::ForkFailed {
+                id,
+                message: e.to_string(),
+            },
         };
         if write(channel, &reply).is_err() {
             return Outcome::Stop;
@@ -87,49 +90,92 @@ pub fn serve(channel: &mut UnixStream, connections: TemplateConnections) -> Outc
     }
 }
 
-enum Forked {
+/// Which side of a fork this process is on.
+enum Side {
+    /// The new worker, with its channel.
     Worker(UnixStream),
-    Parent(u32),
+    /// The template, which forked the worker with this pid.
+    Template(u32),
+}
+
+/// Why the template cannot fork a worker.
+#[derive(Debug)]
+enum ForkError {
+    /// Another thread is alive (its locks could stay taken in the children).
+    Threads(usize),
+    /// `/proc/self/task` cannot be read.
+    Proc(std::io::Error),
+    /// A system call failed.
+    Sys(&'static str, std::io::Error),
+    /// The middle child did not report the worker's pid.
+    SecondFork(i32),
+    /// The new worker could not take over its descriptors.
+    MissingDescriptors,
+    /// The master exited before the worker was re-parented to it.
+    MasterGone(std::io::Error),
+    /// Connected sockets are open at the first fork (`http.pool.template_connections`).
+    Connections(Vec<super::connections::Connection>),
+}
+
+impl std::fmt::Display for ForkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForkError::Threads(n) => write!(
+                f,
+                "rr pool template: this process has {n} threads at its first waitRequest(); a \
+                 template must be single-threaded to be forked safely (something in the bootstrap \
+                 started a thread): turn http.pool.template off or remove the thread"
+            ),
+            ForkError::Proc(e) => write!(f, "rr pool template: cannot read /proc/self/task: {e}"),
+            ForkError::Sys(call, e) => write!(f, "{call}: {e}"),
+            ForkError::SecondFork(status) => {
+                write!(f, "the second fork failed (middle child status {status})")
+            }
+            ForkError::MissingDescriptors => f.write_str("missing descriptors"),
+            ForkError::MasterGone(e) => write!(f, "death signal: {e}"),
+            ForkError::Connections(found) => f.write_str(&super::connections::refusal(found)),
+        }
+    }
 }
 
 /// fork() copies only the calling thread: with another thread alive (an extension's, a
 /// library's), its locks could stay taken forever in the children.
-fn single_threaded() -> Result<(), String> {
+fn single_threaded() -> Result<(), ForkError> {
     let threads = std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
-        .map_err(|e| format!("rr pool template: cannot read /proc/self/task: {e}"))?;
+        .map_err(ForkError::Proc)?;
     match threads {
         1 => Ok(()),
-        n => Err(format!(
-            "rr pool template: this process has {n} threads at its first waitRequest(); a \
-             template must be single-threaded to be forked safely (something in the bootstrap \
-             started a thread): turn http.pool.template off or remove the thread"
-        )),
+        n => Err(ForkError::Threads(n)),
     }
 }
 
-/// Forks worker `id` from this process; `given` is its channel, stdout and stderr.
-fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Forked, String> {
+/// Forks worker `id` from this process; `given` is its channel, stdout, stderr and claim word.
+fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Side, ForkError> {
     single_threaded()?;
     let mut pids = [0 as libc::c_int; 2];
     // SAFETY: pipe2 fills the two-int array we own.
     if unsafe { libc::pipe2(pids.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+        return Err(ForkError::Sys("pipe", std::io::Error::last_os_error()));
     }
+    // SAFETY: getppid has no arguments; the template's parent is the master.
+    let master = unsafe { libc::getppid() };
     // SAFETY: pipe2 just returned these two descriptors to us.
     let (pid_r, pid_w) = unsafe { (OwnedFd::from_raw_fd(pids[0]), OwnedFd::from_raw_fd(pids[1])) };
     // SAFETY: this process is single-threaded (checked above), so the child is a full copy in
     // a consistent state; the middle child only forks again, writes and _exits.
     match unsafe { libc::fork() } {
-        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        -1 => Err(ForkError::Sys("fork", std::io::Error::last_os_error())),
         0 => {
             drop(pid_r);
+            // SAFETY: getpid has no arguments.
+            let middle = unsafe { libc::getpid() };
             // SAFETY: still single-threaded: this is the middle child.
             let worker = unsafe { libc::fork() };
             if worker == 0 {
                 drop(pid_w);
-                match adopt(id, given) {
-                    Ok(channel) => return Ok(Forked::Worker(channel)),
+                match adopt(id, given, (middle, master)) {
+                    Ok(channel) => return Ok(Side::Worker(channel)),
                     Err(e) => {
                         eprintln!("rr pool: a forked worker could not start: {e}");
                         // SAFETY: as below; this process must not act as the template.
@@ -154,10 +200,8 @@ fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Forked, String> {
             unsafe { libc::waitpid(middle, &mut status, 0) };
             let pid = u32::from_le_bytes(bytes);
             match (read, pid) {
-                (Ok(()), pid) if pid > 0 => Ok(Forked::Parent(pid)),
-                _ => Err(format!(
-                    "the second fork failed (middle child status {status})"
-                )),
+                (Ok(()), pid) if pid > 0 => Ok(Side::Template(pid)),
+                _ => Err(ForkError::SecondFork(status)),
             }
         }
     }
@@ -165,21 +209,35 @@ fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Forked, String> {
 
 /// In the new worker: its pipes become stdout and stderr, its channel is the one it got, and
 /// the environment says who it is.
-fn adopt(id: u64, given: Vec<OwnedFd>) -> Result<UnixStream, String> {
+fn adopt(
+    id: u64,
+    given: Vec<OwnedFd>,
+    (middle, master): (libc::pid_t, libc::pid_t),
+) -> Result<UnixStream, ForkError> {
+    // Re-parented to the master (a subreaper) once the middle child has exited: only then
+    // does the death signal follow the master.
+    // SAFETY: as above; usleep only sleeps.
+    while unsafe { libc::getppid() } == middle {
+        unsafe { libc::usleep(200) };
+    }
+    ipc::child::setup(master).map_err(ForkError::MasterGone)?;
     let mut given = given.into_iter();
-    let (Some(channel), Some(out), Some(err)) = (given.next(), given.next(), given.next()) else {
-        return Err("missing descriptors".into());
+    let (Some(channel), Some(out), Some(err), Some(claim)) =
+        (given.next(), given.next(), given.next(), given.next())
+    else {
+        return Err(ForkError::MissingDescriptors);
     };
     for (fd, target) in [(&out, 1), (&err, 2)] {
         // SAFETY: dup2 onto the standard descriptors of this (single-threaded) process; the
         // result does not carry close-on-exec, so the script's own children inherit them.
         if unsafe { libc::dup2(fd.as_raw_fd(), target) } == -1 {
-            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+            return Err(ForkError::Sys("dup2", std::io::Error::last_os_error()));
         }
     }
     drop((out, err));
     let fd = channel.into_raw_fd();
     std::env::set_var(ipc::FD_ENV, fd.to_string());
+    std::env::set_var(ipc::claim::CLAIM_ENV, claim.into_raw_fd().to_string());
     std::env::set_var(ipc::ID_ENV, id.to_string());
     std::env::remove_var(ipc::TEMPLATE_ENV);
     // SAFETY: the descriptor came from the master with this order; nothing else owns it.
@@ -198,7 +256,7 @@ mod tests {
     fn a_process_with_threads_is_refused_by_name() {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let extra = std::thread::spawn(move || rx.recv());
-        let err = super::single_threaded().unwrap_err();
+        let err = super::single_threaded().unwrap_err().to_string();
         assert!(
             err.contains("threads") && err.contains("single-threaded"),
             "{err}"

@@ -1,21 +1,24 @@
-//! What one PHP worker does, in plain Rust: wait for the next request, answer it (whole,
-//! streamed, as a file, as a Velox build), and tear down. `src/php/` wraps this for PHP.
+//! What a PHP process runs behind `RR\Worker`, in plain Rust: one engine per process role,
+//! behind one API (wait for the next request, answer it whole, streamed, as a file or a Velox
+//! build, tear down). `src/php/` wraps this for PHP.
 //!
-//! # Engines
-//! - [`Embedded`]  the default: this process runs the HTTP server itself.
-//! - [`Pooled`]    a pool worker: requests and answers travel as frames over the channel the
-//!   master handed down (`RR_POOL_FD`). In template mode the first such process is the
-//!   template, whose first `wait` forks workers (`template`) instead of serving.
-//! - [`Master`]    the process the user started, in pool mode: it serves HTTP and supervises the
-//!   workers, and runs no request itself (`wait` returns `Stop` once the pool has stopped).
+//! # Engines, one per role
+//! - [`Embedded`]    the single process: it runs the HTTP server itself.
+//! - [`PoolWorker`]  a pool worker: requests and answers travel as frames over the channel the
+//!   master handed down (`RR_POOL_FD`).
+//! - `template`      the template (`http.pool.template`): a pool worker whose first `wait`
+//!   forks workers instead of serving.
+//! - [`Master`]      the process the user started, in pool mode: it drives the pool's
+//!   machinery (`crate::pool`) and runs no request (`wait` returns `Stop` once it stopped).
 mod connections;
 mod embedded;
-mod pooled;
+mod master;
+mod pool_worker;
 mod template;
 
-pub use crate::pool::Master;
 pub use embedded::Embedded;
-pub use pooled::Pooled;
+pub use master::Master;
+pub use pool_worker::PoolWorker;
 
 use crate::config::Config;
 use crate::dispatch::Reply;
@@ -95,7 +98,7 @@ impl Role {
 
 pub enum Worker {
     Embedded(Embedded),
-    Pooled(Pooled),
+    PoolWorker(PoolWorker),
     Master(Master),
 }
 
@@ -104,8 +107,19 @@ macro_rules! each {
     ($self:expr, $e:ident => $body:expr) => {
         match $self {
             Worker::Embedded($e) => $body,
-            Worker::Pooled($e) => $body,
+            Worker::PoolWorker($e) => $body,
             Worker::Master($e) => $body,
+        }
+    };
+}
+
+/// Calls the method on the engines that run requests; the master runs none.
+macro_rules! serving {
+    ($self:expr, $e:ident => $body:expr, master => $master:expr) => {
+        match $self {
+            Worker::Embedded($e) => $body,
+            Worker::PoolWorker($e) => $body,
+            Worker::Master(_) => $master,
         }
     };
 }
@@ -114,8 +128,10 @@ impl Worker {
     /// A pool worker when this process was started by a master, the master when
     /// `http.pool.num_workers` is above 0, else the single embedded worker.
     pub fn start(config: Arc<Config>) -> Result<Worker, StartError> {
-        if let Some(channel) = pooled::inherited_channel().map_err(StartError::Pool)? {
-            return Ok(Worker::Pooled(Pooled::connect(config, channel)));
+        if let Some(channel) =
+            pool_worker::inherited_channel().map_err(|e| StartError::Pool(e.to_string()))?
+        {
+            return Ok(Worker::PoolWorker(PoolWorker::connect(config, channel)));
         }
         if config.pool.num_workers > 0 {
             return Ok(Worker::Master(Master::start(config)?));
@@ -128,7 +144,7 @@ impl Worker {
     }
 
     pub fn is_pool_worker(&self) -> bool {
-        matches!(self, Worker::Pooled(_))
+        matches!(self, Worker::PoolWorker(_))
     }
 
     /// Which part this process plays.
@@ -136,8 +152,8 @@ impl Worker {
         match self {
             Worker::Embedded(_) => Role::Single,
             Worker::Master(_) => Role::Master,
-            Worker::Pooled(p) if p.is_template() => Role::Template,
-            Worker::Pooled(_) => Role::Worker,
+            Worker::PoolWorker(p) if p.is_template() => Role::Template,
+            Worker::PoolWorker(_) => Role::Worker,
         }
     }
 
@@ -162,7 +178,7 @@ impl Worker {
     /// Why the engine stopped, when it was a failure (the pool could not keep workers up).
     pub fn failure(&self) -> Option<String> {
         match self {
-            Worker::Master(m) => m.failure(),
+            Worker::Master(m) => m.failure().map(ToString::to_string),
             _ => None,
         }
     }
@@ -175,12 +191,12 @@ impl Worker {
         body: Bytes,
         end: bool,
     ) -> Result<(), RespondError> {
-        each!(self, w => w.respond(status, headers, body, end))
+        serving!(self, w => w.respond(status, headers, body, end), master => Err(RespondError::NoRequest))
     }
 
     /// Hands the answer to Rust: a file streamed from disk, or an error report.
     pub fn reply(&mut self, reply: Reply) -> Result<(), RespondError> {
-        each!(self, w => w.reply(reply))
+        serving!(self, w => w.reply(reply), master => Err(RespondError::NoRequest))
     }
 
     pub fn send_file(&mut self, file: FileReply) -> Result<(), RespondError> {
@@ -196,10 +212,10 @@ impl Worker {
     }
 
     /// The pool's worker processes; empty in the single-process mode.
-    pub fn workers(&mut self) -> Vec<crate::pool::WorkerInfo> {
+    pub fn workers(&mut self) -> Vec<crate::ipc::WorkerInfo> {
         match self {
             Worker::Embedded(_) => Vec::new(),
-            Worker::Pooled(w) => w.workers(),
+            Worker::PoolWorker(w) => w.workers(),
             Worker::Master(m) => m.workers(),
         }
     }
@@ -208,14 +224,14 @@ impl Worker {
     /// where nothing can replace this process (single process, master, template).
     pub fn retire(&mut self) -> bool {
         match self {
-            Worker::Pooled(w) => w.retire(),
+            Worker::PoolWorker(w) => w.retire(),
             Worker::Embedded(_) | Worker::Master(_) => false,
         }
     }
 
     /// Whether a request is waiting for (the rest of) its answer.
     pub fn has_pending(&self) -> bool {
-        each!(self, w => w.has_pending())
+        serving!(self, w => w.has_pending(), master => false)
     }
 
     /// Start a graceful shutdown: `wait` returns `Stop` once what was received is served.

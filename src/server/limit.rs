@@ -1,0 +1,131 @@
+//! `http.max_connections`: how many client connections are served at once. Beyond it a new
+//! connection gets one small 503 and is closed, so descriptors never run out because of idle
+//! clients (the pool master needs some to start workers) and the process degrades instead of
+//! failing.
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Descriptors `auto` leaves for everything that is not a client connection: workers'
+/// channels and pipes, files being streamed, uploads, logs.
+const AUTO_RESERVE_PERCENT: u64 = 25;
+/// The fewest connections `auto` allows, however low the descriptor limit.
+const AUTO_MIN: usize = 16;
+
+/// The answer to a connection beyond the limit (written before the request is read).
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 58\r\n\r\n\
+{\"error\":\"too many connections\",\"code\":\"connection_limit\"}";
+
+/// The connections a listener (or a group of listeners) may have open at once.
+#[derive(Clone)]
+pub struct ConnectionLimit {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// One open connection; dropping it frees its place.
+pub struct Permit {
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ConnectionLimit {
+    /// `configured` 0 means auto: three quarters of the soft `RLIMIT_NOFILE`.
+    pub fn new(configured: usize) -> ConnectionLimit {
+        let max = match configured {
+            0 => auto(nofile_limit()),
+            n => n,
+        };
+        ConnectionLimit {
+            open: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A place for one more connection, if there is one.
+    pub fn acquire(&self) -> Option<Permit> {
+        let taken = self
+            .open
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            });
+        taken.ok().map(|_| Permit {
+            open: self.open.clone(),
+        })
+    }
+}
+
+/// Answers a connection beyond the limit with 503 and closes it, without waiting for the
+/// client: one non-blocking write (the answer fits any socket buffer), then the close.
+pub async fn refuse(stream: TcpStream) {
+    let _ = stream.try_write(REFUSED);
+    let mut stream = stream;
+    let _ = stream.shutdown().await;
+}
+
+/// The connection limit for a descriptor limit of `nofile` (None: unknown).
+fn auto(nofile: Option<u64>) -> usize {
+    match nofile {
+        Some(n) => {
+            let usable = n.saturating_sub(n * AUTO_RESERVE_PERCENT / 100);
+            usize::try_from(usable).unwrap_or(usize::MAX).max(AUTO_MIN)
+        }
+        None => 10_000,
+    }
+}
+
+fn nofile_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we own.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_keeps_a_quarter_of_the_descriptors_for_the_rest() {
+        assert_eq!(auto(Some(1024)), 768);
+        assert_eq!(auto(Some(65536)), 49152);
+        assert_eq!(auto(Some(8)), AUTO_MIN);
+        assert_eq!(auto(None), 10_000);
+    }
+
+    #[test]
+    fn places_are_freed_when_permits_drop() {
+        let limit = ConnectionLimit::new(2);
+        let a = limit.acquire().unwrap();
+        let _b = limit.acquire().unwrap();
+        assert!(limit.acquire().is_none());
+        drop(a);
+        assert!(limit.acquire().is_some());
+    }
+
+    #[test]
+    fn the_refusal_is_one_well_formed_answer() {
+        let text = std::str::from_utf8(REFUSED).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["code"], "connection_limit");
+    }
+}
