@@ -51,6 +51,19 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ("http.io_handoff", duration(http.io_handoff)),
         ("http.queue_size", http.queue_size.to_string()),
         (
+            "http.trusted_subnets",
+            match http.trusted_subnets.is_empty() {
+                true => "(none)".to_owned(),
+                false => http
+                    .trusted_subnets
+                    .subnets()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+        ),
+        (
             "http.document_root",
             http.script
                 .document_root

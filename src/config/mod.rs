@@ -73,6 +73,8 @@ pub struct HttpConfig {
     pub script: ScriptConfig,
     /// `http.static`: files served from disk before PHP; `None` when the section is absent.
     pub static_files: Option<StaticConfig>,
+    /// `http.trusted_subnets`: peers whose forwarding headers are believed (empty: nobody).
+    pub trusted_subnets: crate::request::forwarded::TrustedProxies,
 }
 
 /// `http.static` (RoadRunner's static middleware): which files the server answers itself.
@@ -401,6 +403,7 @@ impl Default for HttpConfig {
             queue_size: 1024,
             script: ScriptConfig::default(),
             static_files: None,
+            trusted_subnets: Default::default(),
         }
     }
 }

@@ -61,7 +61,6 @@ const ROADRUNNER_HTTP_KEYS: &[&str] = &[
     "middleware",
     "new_relic",
     "raw_body",
-    "trusted_subnets",
 ];
 
 /// `version` values that read the same; others only earn a warning.
@@ -187,6 +186,17 @@ fn http(
         true => Some(static_files(static_table, warnings)?),
         false => None,
     };
+    let trusted_subnets = t.get("trusted_subnets", d.trusted_subnets, |f| {
+        let mut subnets = Vec::new();
+        for text in f.strings()? {
+            subnets.push(text.parse().map_err(|e| {
+                f.invalid(format!(
+                    "a list of subnets like 10.0.0.0/8 or fd00::/8 ({e}: \"{text}\")"
+                ))
+            })?);
+        }
+        Ok(crate::request::forwarded::TrustedProxies::new(subnets))
+    })?;
     let pool = pool(t.table("pool")?, warnings)?;
     t.finish(ROADRUNNER_HTTP_KEYS, warnings)?;
     let http = HttpConfig {
@@ -209,6 +219,7 @@ fn http(
             script_name,
         },
         static_files,
+        trusted_subnets,
     };
     Ok((http, pool))
 }

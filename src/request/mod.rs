@@ -2,6 +2,7 @@
 pub mod cgi;
 pub mod cookie;
 pub mod form;
+pub mod forwarded;
 pub mod multipart;
 pub mod target;
 

@@ -46,7 +46,8 @@ pub async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let access_uri = ctx.config.http.access_logs.then(|| req.uri().to_string());
-    let response = match respond(ctx, peer, req, fragment).await {
+    let mut client = peer.addr;
+    let response = match respond(ctx, peer, req, fragment, &mut client).await {
         Ok(response) => response,
         Err(error) => {
             if error.status().is_server_error() {
@@ -60,7 +61,7 @@ pub async fn handle(
     if let Some(uri) = access_uri {
         tracing::info!(
             target: "rr::access",
-            remote = %peer.addr,
+            remote = %client,
             %method,
             uri,
             status = response.status().as_u16(),
@@ -70,14 +71,16 @@ pub async fn handle(
     response
 }
 
+/// `client`: set to the address a trusted proxy names (`http.trusted_subnets`).
 async fn respond(
     ctx: &Context,
     peer: Peer,
     req: Request<Incoming>,
     fragment: bool,
+    client: &mut SocketAddr,
 ) -> Result<Response<Body>, HttpError> {
     let http = &ctx.config.http;
-    let target = Target::check(&Head {
+    let mut target = Target::check(&Head {
         method: req.method(),
         version: req.version(),
         uri: req.uri(),
@@ -95,12 +98,26 @@ async fn respond(
         }
     }
     let (mut parts, incoming) = req.into_parts();
+    let forwarded = http
+        .trusted_subnets
+        .resolve(peer.addr, &parts.headers)
+        .map_err(HttpError::BadForwarded)?;
+    // What a trusted proxy says wins; PHP then sees one Host everywhere.
+    let forwarded_host = match forwarded {
+        Some(f) => {
+            *client = f.client;
+            let host = f.host.is_some();
+            target.forwarded(f.https, f.host);
+            host
+        }
+        None => false,
+    };
     // HTTP/2 names the host in :authority; PHP reads it from the Host header.
     if let Some(authority) = target
         .authority()
-        .filter(|_| parts.version == Version::HTTP_2)
+        .filter(|_| forwarded_host || parts.version == Version::HTTP_2)
     {
-        if !parts.headers.contains_key(header::HOST) {
+        if forwarded_host || !parts.headers.contains_key(header::HOST) {
             if let Ok(value) = http::HeaderValue::from_str(authority) {
                 parts.headers.insert(header::HOST, value);
             }
@@ -126,7 +143,7 @@ async fn respond(
         }
     }
     let request = RequestData {
-        remote_addr: peer.addr,
+        remote_addr: *client,
         protocol: protocol(parts.version),
         method: parts.method.clone(),
         target,
