@@ -44,6 +44,16 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ]),
         None => rows.push(("http.ssl", "off".to_owned())),
     }
+    let ids = http.request_id.clone().unwrap_or_default();
+    rows.extend([
+        (
+            "http.request_id.enabled",
+            http.request_id.is_some().to_string(),
+        ),
+        ("http.request_id.header", ids.header.to_string()),
+        ("http.request_id.accept", ids.accept.to_string()),
+        ("http.request_id.response", ids.response.to_string()),
+    ]);
     rows.extend([
         ("http.http2.h2c", http.h2c.to_string()),
         ("http.access_logs", http.access_logs.to_string()),

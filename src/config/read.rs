@@ -13,6 +13,7 @@ use super::{
     PoolConfig, RetryConfig, Scheduling, ScriptConfig, SslConfig, StaticConfig, SupervisorConfig,
     UploadsConfig, VeloxConfig,
 };
+use crate::request::id::RequestIdConfig;
 
 /// Top-level sections of RoadRunner (and its plugins) that rr has no use for.
 const ROADRUNNER_SECTIONS: &[&str] = &[
@@ -197,6 +198,7 @@ fn http(
         }
         Ok(crate::request::forwarded::TrustedProxies::new(subnets))
     })?;
+    let request_id = request_id(t.table("request_id")?, warnings)?;
     let pool = pool(t.table("pool")?, warnings)?;
     t.finish(ROADRUNNER_HTTP_KEYS, warnings)?;
     let http = HttpConfig {
@@ -220,8 +222,29 @@ fn http(
         },
         static_files,
         trusted_subnets,
+        request_id,
     };
     Ok((http, pool))
+}
+
+fn request_id(
+    mut t: Table<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<RequestIdConfig>, ConfigError> {
+    let d = RequestIdConfig::default();
+    let enabled = t.get("enabled", true, Field::bool)?;
+    let header = t.get("header", d.header, |f| {
+        http::HeaderName::from_bytes(f.string()?.trim().as_bytes())
+            .map_err(|_| f.invalid("a header name (letters, digits, '-'), e.g. X-Request-Id"))
+    })?;
+    let accept = t.get("accept", d.accept, Field::bool)?;
+    let response = t.get("response", d.response, Field::bool)?;
+    t.finish(&[], warnings)?;
+    Ok(enabled.then_some(RequestIdConfig {
+        header,
+        accept,
+        response,
+    }))
 }
 
 fn uploads(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<UploadsConfig, ConfigError> {

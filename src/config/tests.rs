@@ -1158,3 +1158,24 @@ fn trusted_subnets_are_read_and_bad_ones_named() {
     assert!(message.contains("http.trusted_subnets"), "{message}");
     assert!(message.contains("10.0.0.0/40"), "{message}");
 }
+
+#[test]
+fn request_ids_are_on_by_default_and_configurable() {
+    let ids = Config::default().http.request_id.unwrap();
+    assert_eq!(ids.header, "x-request-id");
+    assert!(ids.accept && !ids.response);
+    let config = parse(
+        "http:\n  request_id:\n    header: X-Correlation-Id\n    accept: false\n    response: true\n",
+    )
+    .unwrap();
+    let ids = config.http.request_id.unwrap();
+    assert_eq!(ids.header, "x-correlation-id");
+    assert!(!ids.accept && ids.response);
+    assert!(parse("http:\n  request_id:\n    enabled: false\n")
+        .unwrap()
+        .http
+        .request_id
+        .is_none());
+    let message = error("http:\n  request_id:\n    header: \"bad header\"\n");
+    assert!(message.contains("http.request_id.header"), "{message}");
+}

@@ -1,4 +1,5 @@
 //! One request's way through the server: limits, body, hand-off to PHP, the reply back out.
+use super::access;
 use super::error::HttpError;
 use super::framing;
 use crate::body::{self, Body};
@@ -40,14 +41,20 @@ pub struct Peer {
 pub async fn handle(
     ctx: &Context,
     peer: Peer,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     fragment: bool,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
-    let access_uri = ctx.config.http.access_logs.then(|| req.uri().to_string());
+    let ids = ctx.config.http.request_id.as_ref();
+    let request_id = ids.map(|ids| ids.assign(req.headers_mut()));
+    let entry = ctx
+        .config
+        .http
+        .access_logs
+        .then(|| access::Entry::new(&req, peer.addr, started, request_id.clone()));
     let mut client = peer.addr;
-    let response = match respond(ctx, peer, req, fragment, &mut client).await {
+    let mut response = match respond(ctx, peer, req, fragment, &mut client).await {
         Ok(response) => response,
         Err(error) => {
             if error.status().is_server_error() {
@@ -58,17 +65,16 @@ pub async fn handle(
     };
     ctx.stats
         .record(response.status().as_u16(), started.elapsed());
-    if let Some(uri) = access_uri {
-        tracing::info!(
-            target: "rr::access",
-            remote = %client,
-            %method,
-            uri,
-            status = response.status().as_u16(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-        );
+    if let (Some(ids), Some(id)) = (ids.filter(|ids| ids.response), request_id) {
+        response.headers_mut().entry(&ids.header).or_insert(id);
     }
-    response
+    match entry {
+        Some(mut entry) => {
+            entry.remote = client;
+            entry.attach(response)
+        }
+        None => response,
+    }
 }
 
 /// `client`: set to the address a trusted proxy names (`http.trusted_subnets`).
@@ -334,7 +340,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-fn protocol(version: Version) -> &'static str {
+pub(super) fn protocol(version: Version) -> &'static str {
     match version {
         Version::HTTP_10 => "HTTP/1.0",
         Version::HTTP_2 => "HTTP/2.0",
