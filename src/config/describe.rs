@@ -44,6 +44,27 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ]),
         None => rows.push(("http.ssl", "off".to_owned())),
     }
+    let compression = http.compression.clone().unwrap_or_default();
+    rows.extend([
+        (
+            "http.compression.enabled",
+            http.compression.is_some().to_string(),
+        ),
+        (
+            "http.compression.algorithms",
+            compression
+                .algorithms
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "http.compression.min_size",
+            format!("{} bytes", compression.min_size),
+        ),
+        ("http.compression.types", compression.types.join(", ")),
+    ]);
     let ids = http.request_id.clone().unwrap_or_default();
     rows.extend([
         (

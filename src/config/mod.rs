@@ -73,6 +73,8 @@ pub struct HttpConfig {
     pub script: ScriptConfig,
     /// `http.static`: files served from disk before PHP; `None` when the section is absent.
     pub static_files: Option<StaticConfig>,
+    /// `http.compression`: `None` when `enabled: false`.
+    pub compression: Option<crate::compress::CompressionConfig>,
     /// `http.request_id`: `None` when `enabled: false`.
     pub request_id: Option<crate::request::id::RequestIdConfig>,
     /// `http.trusted_subnets`: peers whose forwarding headers are believed (empty: nobody).
@@ -407,6 +409,7 @@ impl Default for HttpConfig {
             static_files: None,
             trusted_subnets: Default::default(),
             request_id: Some(Default::default()),
+            compression: Some(Default::default()),
         }
     }
 }

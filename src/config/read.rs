@@ -13,6 +13,7 @@ use super::{
     PoolConfig, RetryConfig, Scheduling, ScriptConfig, SslConfig, StaticConfig, SupervisorConfig,
     UploadsConfig, VeloxConfig,
 };
+use crate::compress::{CompressionConfig, Encoding};
 use crate::request::id::RequestIdConfig;
 
 /// Top-level sections of RoadRunner (and its plugins) that rr has no use for.
@@ -199,6 +200,7 @@ fn http(
         Ok(crate::request::forwarded::TrustedProxies::new(subnets))
     })?;
     let request_id = request_id(t.table("request_id")?, warnings)?;
+    let compression = compression(t.table("compression")?, warnings)?;
     let pool = pool(t.table("pool")?, warnings)?;
     t.finish(ROADRUNNER_HTTP_KEYS, warnings)?;
     let http = HttpConfig {
@@ -223,8 +225,54 @@ fn http(
         static_files,
         trusted_subnets,
         request_id,
+        compression,
     };
     Ok((http, pool))
+}
+
+fn compression(
+    mut t: Table<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<CompressionConfig>, ConfigError> {
+    let d = CompressionConfig::default();
+    let enabled = t.get("enabled", true, Field::bool)?;
+    let algorithms = t.get("algorithms", d.algorithms, |f| {
+        let mut list = Vec::new();
+        for name in f.strings()? {
+            match Encoding::from_name(name.trim()) {
+                Some(e) if !list.contains(&e) => list.push(e),
+                Some(_) => {}
+                None => {
+                    return Err(f.invalid(format!(
+                        "a list of zstd, br and gzip (\"{name}\" is not one)"
+                    )))
+                }
+            }
+        }
+        match list.is_empty() {
+            true => Err(f.invalid("at least one of zstd, br and gzip (or enabled: false)")),
+            false => Ok(list),
+        }
+    })?;
+    let min_size = t.get("min_size", d.min_size, |f| f.size(1, 0, u64::MAX))?;
+    let types = t.get("types", d.types, |f| {
+        let types = f.strings()?;
+        match types.iter().find(|t| !t.contains('/')) {
+            Some(bad) => Err(f.invalid(format!(
+                "media types like text/* or application/json (\"{bad}\" is not one)"
+            ))),
+            None => Ok(types
+                .iter()
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect()),
+        }
+    })?;
+    t.finish(&[], warnings)?;
+    Ok(enabled.then_some(CompressionConfig {
+        algorithms,
+        min_size,
+        types,
+    }))
 }
 
 fn request_id(

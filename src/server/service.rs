@@ -46,6 +46,8 @@ pub async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
+    let compression = ctx.config.http.compression.as_ref();
+    let wanted = compression.map(|c| c.wanted(req.method(), req.headers()));
     let ids = ctx.config.http.request_id.as_ref();
     let request_id = ids.map(|ids| ids.assign(req.headers_mut()));
     let entry = ctx
@@ -65,6 +67,9 @@ pub async fn handle(
     };
     ctx.stats
         .record(response.status().as_u16(), started.elapsed());
+    if let (Some(compression), Some(wanted)) = (compression, wanted) {
+        response = compression.apply(wanted, response).await;
+    }
     if let (Some(ids), Some(id)) = (ids.filter(|ids| ids.response), request_id) {
         response.headers_mut().entry(&ids.header).or_insert(id);
     }
