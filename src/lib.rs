@@ -4,6 +4,7 @@
 //! - [`config`]   one `Config` struct: defaults, `.rr.yaml`, ini and option overrides, validation.
 //! - [`request`]  the plain-Rust request handed to PHP: form/query trees, cookies, multipart uploads, `$_SERVER`.
 //! - [`body`]     the response body type shared by the server and the streaming code.
+//! - [`compress`] response compression: Accept-Encoding negotiation, gzip/br/zstd encoders.
 //! - [`static_files`] `http.static`: asset files answered from disk before PHP.
 //! - [`stream`]   file streaming to clients (sendFile): Range/206, HEAD, bounded buffers.
 //! - [`dispatch`] how a request reaches the PHP thread and its answer comes back.
@@ -19,6 +20,7 @@
 //! - [`server`]   listeners, TLS, hyper connections, limits, error responses, graceful shutdown.
 //! - [`php`]      the only module that touches ext-php-rs: classes, functions, ini, conversions.
 pub mod body;
+pub mod compress;
 pub mod config;
 pub mod dispatch;
 pub mod engine;

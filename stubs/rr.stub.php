@@ -35,14 +35,17 @@ class ConfigException extends Exception
 /**
  * One HTTP request, read-only (writes are discarded). Arrays are built on first access.
  *
- * @property-read string $remoteAddr the client's IP address
+ * @property-read string $remoteAddr the client's IP address (the one a trusted proxy named,
+ *     http.trusted_subnets)
  * @property-read int $remotePort the client's TCP port
+ * @property-read string|null $requestId the request id (http.request_id: the X-Request-Id the
+ *     request brought, or a generated one; also in the access log); null when ids are off
  * @property-read string $protocol "HTTP/1.0", "HTTP/1.1" or "HTTP/2.0"
  * @property-read string $method
  * @property-read string $uri the full URL: scheme://authority/path?query, formatted from the
  *     parts below (authority `localhost` when the request named none: HTTP/1.0 without Host)
  * @property-read string $requestUri path and query as in the request line
- * @property-read string $scheme "http" or "https" (the connection's)
+ * @property-read string $scheme "http" or "https" (the connection's, or what a trusted proxy said)
  * @property-read string $host the host the request named (Host, :authority or an absolute-form
  *     target; checked as RFC 3986 host), IPv6 literals in brackets; '' when it named none
  * @property-read int|null $port the port the request named; null when it named none

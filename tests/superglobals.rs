@@ -35,6 +35,8 @@ fn worker(extra_ini: &[(&'static str, &str)]) -> Php {
     let options = serde_json::json!({
         "http.document_root": root.display().to_string(),
         "http.script_name": "/server.php",
+        // The recording's nginx had gzip off: no Vary to compare against.
+        "http.compression.enabled": false,
     });
     Php::start_with(
         "fpm_worker.php",

@@ -44,6 +44,37 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ]),
         None => rows.push(("http.ssl", "off".to_owned())),
     }
+    let compression = http.compression.clone().unwrap_or_default();
+    rows.extend([
+        (
+            "http.compression.enabled",
+            http.compression.is_some().to_string(),
+        ),
+        (
+            "http.compression.algorithms",
+            compression
+                .algorithms
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "http.compression.min_size",
+            format!("{} bytes", compression.min_size),
+        ),
+        ("http.compression.types", compression.types.join(", ")),
+    ]);
+    let ids = http.request_id.clone().unwrap_or_default();
+    rows.extend([
+        (
+            "http.request_id.enabled",
+            http.request_id.is_some().to_string(),
+        ),
+        ("http.request_id.header", ids.header.to_string()),
+        ("http.request_id.accept", ids.accept.to_string()),
+        ("http.request_id.response", ids.response.to_string()),
+    ]);
     rows.extend([
         ("http.http2.h2c", http.h2c.to_string()),
         ("http.access_logs", http.access_logs.to_string()),
@@ -51,6 +82,19 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ("http.io_handoff", duration(http.io_handoff)),
         ("http.queue_size", http.queue_size.to_string()),
         ("http.max_connections", http.max_connections.to_string()),
+        (
+            "http.trusted_subnets",
+            match http.trusted_subnets.is_empty() {
+                true => "(none)".to_owned(),
+                false => http
+                    .trusted_subnets
+                    .subnets()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+        ),
         (
             "http.document_root",
             http.script

@@ -76,6 +76,12 @@ pub struct HttpConfig {
     pub script: ScriptConfig,
     /// `http.static`: files served from disk before PHP; `None` when the section is absent.
     pub static_files: Option<StaticConfig>,
+    /// `http.compression`: `None` when `enabled: false`.
+    pub compression: Option<crate::compress::CompressionConfig>,
+    /// `http.request_id`: `None` when `enabled: false`.
+    pub request_id: Option<crate::request::id::RequestIdConfig>,
+    /// `http.trusted_subnets`: peers whose forwarding headers are believed (empty: nobody).
+    pub trusted_subnets: crate::request::forwarded::TrustedProxies,
 }
 
 /// `http.static` (RoadRunner's static middleware): which files the server answers itself.
@@ -410,6 +416,9 @@ impl Default for HttpConfig {
             max_connections: 0,
             script: ScriptConfig::default(),
             static_files: None,
+            trusted_subnets: Default::default(),
+            request_id: Some(Default::default()),
+            compression: Some(Default::default()),
         }
     }
 }

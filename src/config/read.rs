@@ -13,6 +13,8 @@ use super::{
     PoolConfig, RetryConfig, Scheduling, ScriptConfig, SslConfig, StaticConfig, SupervisorConfig,
     TemplateConnections, UploadsConfig, VeloxConfig,
 };
+use crate::compress::{CompressionConfig, Encoding};
+use crate::request::id::RequestIdConfig;
 
 /// Top-level sections of RoadRunner (and its plugins) that rr has no use for.
 const ROADRUNNER_SECTIONS: &[&str] = &[
@@ -61,7 +63,6 @@ const ROADRUNNER_HTTP_KEYS: &[&str] = &[
     "middleware",
     "new_relic",
     "raw_body",
-    "trusted_subnets",
 ];
 
 /// `version` values that read the same; others only earn a warning.
@@ -188,6 +189,19 @@ fn http(
         true => Some(static_files(static_table, warnings)?),
         false => None,
     };
+    let trusted_subnets = t.get("trusted_subnets", d.trusted_subnets, |f| {
+        let mut subnets = Vec::new();
+        for text in f.strings()? {
+            subnets.push(text.parse().map_err(|e| {
+                f.invalid(format!(
+                    "a list of subnets like 10.0.0.0/8 or fd00::/8 ({e}: \"{text}\")"
+                ))
+            })?);
+        }
+        Ok(crate::request::forwarded::TrustedProxies::new(subnets))
+    })?;
+    let request_id = request_id(t.table("request_id")?, warnings)?;
+    let compression = compression(t.table("compression")?, warnings)?;
     let pool = pool(t.table("pool")?, warnings)?;
     t.finish(ROADRUNNER_HTTP_KEYS, warnings)?;
     let http = HttpConfig {
@@ -211,8 +225,76 @@ fn http(
             script_name,
         },
         static_files,
+        trusted_subnets,
+        request_id,
+        compression,
     };
     Ok((http, pool))
+}
+
+fn compression(
+    mut t: Table<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<CompressionConfig>, ConfigError> {
+    let d = CompressionConfig::default();
+    let enabled = t.get("enabled", true, Field::bool)?;
+    let algorithms = t.get("algorithms", d.algorithms, |f| {
+        let mut list = Vec::new();
+        for name in f.strings()? {
+            match Encoding::from_name(name.trim()) {
+                Some(e) if !list.contains(&e) => list.push(e),
+                Some(_) => {}
+                None => {
+                    return Err(f.invalid(format!(
+                        "a list of zstd, br and gzip (\"{name}\" is not one)"
+                    )))
+                }
+            }
+        }
+        match list.is_empty() {
+            true => Err(f.invalid("at least one of zstd, br and gzip (or enabled: false)")),
+            false => Ok(list),
+        }
+    })?;
+    let min_size = t.get("min_size", d.min_size, |f| f.size(1, 0, u64::MAX))?;
+    let types = t.get("types", d.types, |f| {
+        let types = f.strings()?;
+        match types.iter().find(|t| !t.contains('/')) {
+            Some(bad) => Err(f.invalid(format!(
+                "media types like text/* or application/json (\"{bad}\" is not one)"
+            ))),
+            None => Ok(types
+                .iter()
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect()),
+        }
+    })?;
+    t.finish(&[], warnings)?;
+    Ok(enabled.then_some(CompressionConfig {
+        algorithms,
+        min_size,
+        types,
+    }))
+}
+
+fn request_id(
+    mut t: Table<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<RequestIdConfig>, ConfigError> {
+    let d = RequestIdConfig::default();
+    let enabled = t.get("enabled", true, Field::bool)?;
+    let header = t.get("header", d.header, |f| {
+        http::HeaderName::from_bytes(f.string()?.trim().as_bytes())
+            .map_err(|_| f.invalid("a header name (letters, digits, '-'), e.g. X-Request-Id"))
+    })?;
+    let accept = t.get("accept", d.accept, Field::bool)?;
+    let response = t.get("response", d.response, Field::bool)?;
+    t.finish(&[], warnings)?;
+    Ok(enabled.then_some(RequestIdConfig {
+        header,
+        accept,
+        response,
+    }))
 }
 
 fn uploads(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<UploadsConfig, ConfigError> {

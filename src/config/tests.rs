@@ -1136,3 +1136,46 @@ fn pool_worker_scheduling() {
         "{err}"
     );
 }
+
+#[test]
+fn trusted_subnets_are_read_and_bad_ones_named() {
+    let config =
+        parse("http:\n  trusted_subnets: [\"10.0.0.0/8\", \"::1\", \"fd00::/8\"]\n").unwrap();
+    let subnets: Vec<String> = config
+        .http
+        .trusted_subnets
+        .subnets()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(subnets, ["10.0.0.0/8", "::1/128", "fd00::/8"]);
+    assert!(config
+        .warnings
+        .iter()
+        .all(|w| !w.contains("trusted_subnets")));
+    assert!(Config::default().http.trusted_subnets.is_empty());
+    let message = error("http:\n  trusted_subnets: [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n");
+    assert!(message.contains("http.trusted_subnets"), "{message}");
+    assert!(message.contains("10.0.0.0/40"), "{message}");
+}
+
+#[test]
+fn request_ids_are_on_by_default_and_configurable() {
+    let ids = Config::default().http.request_id.unwrap();
+    assert_eq!(ids.header, "x-request-id");
+    assert!(ids.accept && !ids.response);
+    let config = parse(
+        "http:\n  request_id:\n    header: X-Correlation-Id\n    accept: false\n    response: true\n",
+    )
+    .unwrap();
+    let ids = config.http.request_id.unwrap();
+    assert_eq!(ids.header, "x-correlation-id");
+    assert!(!ids.accept && ids.response);
+    assert!(parse("http:\n  request_id:\n    enabled: false\n")
+        .unwrap()
+        .http
+        .request_id
+        .is_none());
+    let message = error("http:\n  request_id:\n    header: \"bad header\"\n");
+    assert!(message.contains("http.request_id.header"), "{message}");
+}

@@ -24,14 +24,21 @@ pub struct Request {
     data: Box<RequestData>,
     uploads: Zval,
     cache: RefCell<Cache>,
+    /// `http.request_id.header`, when request ids are on.
+    request_id: Option<http::HeaderName>,
 }
 
 impl Request {
-    pub fn new(data: Box<RequestData>, uploads: Zval) -> Request {
+    pub fn new(
+        data: Box<RequestData>,
+        uploads: Zval,
+        request_id: Option<http::HeaderName>,
+    ) -> Request {
         Request {
             data,
             uploads,
             cache: RefCell::default(),
+            request_id,
         }
     }
 
@@ -53,6 +60,14 @@ impl Request {
     #[php(getter)]
     pub fn get_remote_addr(&self) -> String {
         self.data.remote_addr.ip().to_string()
+    }
+
+    /// The request id (`http.request_id`: the one the request brought or a generated one, as
+    /// in the access log); null when request ids are off.
+    #[php(getter)]
+    pub fn get_request_id(&self) -> Option<String> {
+        let value = self.data.headers.get(self.request_id.as_ref()?)?;
+        Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
     }
 
     /// The client's TCP port.

@@ -247,7 +247,8 @@ impl Worker {
     pub fn wait_request(&self) -> PhpResult<Option<Request>> {
         next("RR\\Worker::waitRequest", |engine, data| {
             let uploads = convert::array_zval(convert::tree(engine.uploads(), &upload_zval));
-            Request::new(data, uploads)
+            let ids = engine.config().http.request_id.as_ref();
+            Request::new(data, uploads, ids.map(|ids| ids.header.clone()))
         })
     }
 

@@ -2,6 +2,8 @@
 pub mod cgi;
 pub mod cookie;
 pub mod form;
+pub mod forwarded;
+pub mod id;
 pub mod multipart;
 pub mod target;
 

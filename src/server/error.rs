@@ -1,6 +1,7 @@
 //! Everything the server answers on its own, and the one table from error to HTTP response.
 use super::framing::FramingError;
 use crate::body::{self, Body};
+use crate::request::forwarded::ForwardedError;
 use crate::request::target::TargetError;
 use http::{header, HeaderValue, Response, StatusCode};
 
@@ -33,6 +34,8 @@ pub enum HttpError {
     FileNotFound,
     /// The request target or its authority broke a rule of docs/request-target.md.
     BadTarget(TargetError),
+    /// A trusted proxy forwarded a scheme or host that is not one (`http.trusted_subnets`).
+    BadForwarded(ForwardedError),
     /// PHP's answer declared a length its body contradicts.
     BadResponse(FramingError),
     /// Anything else on our side (I/O error writing an upload, unreadable file, ...).
@@ -60,6 +63,10 @@ impl HttpError {
             }
             HttpError::BadTarget(e) if e.is_host() => (StatusCode::BAD_REQUEST, "bad_host"),
             HttpError::BadTarget(_) => (StatusCode::BAD_REQUEST, "bad_target"),
+            HttpError::BadForwarded(ForwardedError::Host(_)) => {
+                (StatusCode::BAD_REQUEST, "bad_host")
+            }
+            HttpError::BadForwarded(_) => (StatusCode::BAD_REQUEST, "bad_forwarded"),
             HttpError::BadResponse(_) => (StatusCode::INTERNAL_SERVER_ERROR, "bad_response"),
         }
     }
@@ -80,6 +87,7 @@ impl HttpError {
             HttpError::FileNotFound => "file not found".into(),
             HttpError::Internal(what) => format!("internal error: {what}"),
             HttpError::BadTarget(e) => format!("bad request: {e}"),
+            HttpError::BadForwarded(e) => format!("bad request: {e}"),
             // The values go to the log; the client learns only that the answer was broken.
             HttpError::BadResponse(_) => "the application's answer could not be framed".into(),
         }
@@ -143,6 +151,10 @@ mod tests {
             (HttpError::Internal("io"), 500),
             (HttpError::BadTarget(TargetError::Fragment), 400),
             (HttpError::BadTarget(TargetError::HostMissing), 400),
+            (
+                HttpError::BadForwarded(ForwardedError::Proto("ftp".into())),
+                400,
+            ),
             (
                 HttpError::BadTarget(TargetError::Method(http::Method::TRACE)),
                 405,

@@ -1,4 +1,5 @@
 //! One request's way through the server: limits, body, hand-off to PHP, the reply back out.
+use super::access;
 use super::error::HttpError;
 use super::framing;
 use crate::body::{self, Body};
@@ -40,13 +41,22 @@ pub struct Peer {
 pub async fn handle(
     ctx: &Context,
     peer: Peer,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     fragment: bool,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
-    let access_uri = ctx.config.http.access_logs.then(|| req.uri().to_string());
-    let response = match respond(ctx, peer, req, fragment).await {
+    let compression = ctx.config.http.compression.as_ref();
+    let wanted = compression.map(|c| c.wanted(req.method(), req.headers()));
+    let ids = ctx.config.http.request_id.as_ref();
+    let request_id = ids.map(|ids| ids.assign(req.headers_mut()));
+    let entry = ctx
+        .config
+        .http
+        .access_logs
+        .then(|| access::Entry::new(&req, peer.addr, started, request_id.clone()));
+    let mut client = peer.addr;
+    let mut response = match respond(ctx, peer, req, fragment, &mut client).await {
         Ok(response) => response,
         Err(error) => {
             if error.status().is_server_error() {
@@ -57,27 +67,31 @@ pub async fn handle(
     };
     ctx.stats
         .record(response.status().as_u16(), started.elapsed());
-    if let Some(uri) = access_uri {
-        tracing::info!(
-            target: "rr::access",
-            remote = %peer.addr,
-            %method,
-            uri,
-            status = response.status().as_u16(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-        );
+    if let (Some(compression), Some(wanted)) = (compression, wanted) {
+        response = compression.apply(wanted, response).await;
     }
-    response
+    if let (Some(ids), Some(id)) = (ids.filter(|ids| ids.response), request_id) {
+        response.headers_mut().entry(&ids.header).or_insert(id);
+    }
+    match entry {
+        Some(mut entry) => {
+            entry.remote = client;
+            entry.attach(response)
+        }
+        None => response,
+    }
 }
 
+/// `client`: set to the address a trusted proxy names (`http.trusted_subnets`).
 async fn respond(
     ctx: &Context,
     peer: Peer,
     req: Request<Incoming>,
     fragment: bool,
+    client: &mut SocketAddr,
 ) -> Result<Response<Body>, HttpError> {
     let http = &ctx.config.http;
-    let target = Target::check(&Head {
+    let mut target = Target::check(&Head {
         method: req.method(),
         version: req.version(),
         uri: req.uri(),
@@ -95,12 +109,26 @@ async fn respond(
         }
     }
     let (mut parts, incoming) = req.into_parts();
+    let forwarded = http
+        .trusted_subnets
+        .resolve(peer.addr, &parts.headers)
+        .map_err(HttpError::BadForwarded)?;
+    // What a trusted proxy says wins; PHP then sees one Host everywhere.
+    let forwarded_host = match forwarded {
+        Some(f) => {
+            *client = f.client;
+            let host = f.host.is_some();
+            target.forwarded(f.https, f.host);
+            host
+        }
+        None => false,
+    };
     // HTTP/2 names the host in :authority; PHP reads it from the Host header.
     if let Some(authority) = target
         .authority()
-        .filter(|_| parts.version == Version::HTTP_2)
+        .filter(|_| forwarded_host || parts.version == Version::HTTP_2)
     {
-        if !parts.headers.contains_key(header::HOST) {
+        if forwarded_host || !parts.headers.contains_key(header::HOST) {
             if let Ok(value) = http::HeaderValue::from_str(authority) {
                 parts.headers.insert(header::HOST, value);
             }
@@ -126,7 +154,7 @@ async fn respond(
         }
     }
     let request = RequestData {
-        remote_addr: peer.addr,
+        remote_addr: *client,
         protocol: protocol(parts.version),
         method: parts.method.clone(),
         target,
@@ -317,7 +345,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-fn protocol(version: Version) -> &'static str {
+pub(super) fn protocol(version: Version) -> &'static str {
     match version {
         Version::HTTP_10 => "HTTP/1.0",
         Version::HTTP_2 => "HTTP/2.0",

@@ -38,6 +38,14 @@ pub fn take(name: &str) -> Option<Zval> {
     value
 }
 
+/// `PG(http_globals)[TRACK_VARS_SERVER]`: what C code reads as `$_SERVER` (zlib's
+/// `ob_gzhandler` and `zlib.output_compression` look for `HTTP_ACCEPT_ENCODING` there).
+fn set_core_server(server: Zval) {
+    const TRACK_VARS_SERVER: usize = 3;
+    // SAFETY: PHP thread, no PHP code running; assigning drops (releases) the previous array.
+    unsafe { (*super::ffi::pg()).http_globals[TRACK_VARS_SERVER] = server };
+}
+
 fn long(i: i64) -> Zval {
     let mut zv = Zval::new();
     zv.set_long(i);
@@ -134,7 +142,9 @@ pub fn install(req: &RequestData, files: Zval, script: &Script, order: &str) {
             _ => {}
         }
     }
-    set("_SERVER", server(req, script));
+    let server = server(req, script);
+    set_core_server(server.shallow_clone());
+    set("_SERVER", server);
     set("_GET", convert::array_zval(convert::bytes_tree(&get)));
     set("_POST", convert::array_zval(convert::bytes_tree(post)));
     set(
@@ -148,6 +158,10 @@ pub fn install(req: &RequestData, files: Zval, script: &Script, order: &str) {
 /// After the request: the worker's own `$_SERVER` back, the rest empty, `$_SESSION` gone, so
 /// nothing of the request stays reachable from the worker's scope.
 pub fn clear(boot_server: Option<&Zval>) {
+    set_core_server(match boot_server {
+        Some(server) => server.shallow_clone(),
+        None => convert::array_zval(ZendHashTable::new()),
+    });
     for name in NAMES {
         match (name, boot_server) {
             ("_SERVER", Some(server)) => set(name, server.shallow_clone()),

@@ -138,6 +138,7 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
     globals::install(data, uploads.files, script, &worker.order);
     let saved = state::begin(data, &uploads.paths, &worker.boot);
     capture::start(data.body.clone());
+    state::start_zlib();
     let outcome = match try_catch(AssertUnwindSafe(|| app.try_call(vec![]))) {
         Ok(Ok(_)) => Outcome::Done,
         Ok(Err(_)) if fatal_pending() => Outcome::Fatal,
@@ -168,6 +169,7 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
         _ => {}
     }
     state::end_script(&saved);
+    state::end_zlib();
     state::reset_session(&worker.boot.session_ini);
     match outcome {
         Outcome::Failed(what) if !capture::is_streaming() => {

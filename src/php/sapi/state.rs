@@ -263,25 +263,48 @@ pub fn end_script(saved: &Saved) {
 /// save handlers), as its request shutdown and startup do under php-fpm; in between, the
 /// session ini settings the request changed are put back (see [`SessionIni`]).
 pub fn reset_session(ini: &SessionIni) {
+    module_hooks(c"session", true, false);
+    ini.restore();
+    module_hooks(c"session", false, true);
+}
+
+/// zlib's request startup, once `$_SERVER` is the request's: it forgets the previous client's
+/// encoding and starts `zlib.output_compression` if this client accepts gzip.
+pub fn start_zlib() {
+    module_hooks(c"zlib", false, true);
+}
+
+/// zlib's request shutdown, after the request's buffers were flushed: `ob_gzhandler`'s state
+/// is freed and the output handler may be registered again by the next request.
+pub fn end_zlib() {
+    module_hooks(c"zlib", true, false);
+}
+
+/// Runs a loaded module's request shutdown and/or startup hook, as php-fpm's request cycle does.
+fn module_hooks(name: &std::ffi::CStr, shutdown: bool, startup: bool) {
     // SAFETY: PHP thread, no PHP code running; module_registry maps names to module entries
-    // (zval IS_PTR); the session module's request hooks take (type, module_number).
+    // (zval IS_PTR); request hooks take (type, module_number).
     unsafe {
+        let bytes = name.to_bytes();
         let zv = ext_php_rs::ffi::zend_hash_str_find(
             &raw const ffi::module_registry,
-            c"session".as_ptr(),
-            7,
+            name.as_ptr(),
+            bytes.len(),
         );
         if zv.is_null() {
             return;
         }
         let module = (*zv).value.ptr.cast::<zend_module_entry>();
         let number = (*module).module_number;
-        if let Some(shutdown) = (*module).request_shutdown_func {
-            shutdown(ffi::MODULE_PERSISTENT, number);
+        if shutdown {
+            if let Some(hook) = (*module).request_shutdown_func {
+                hook(ffi::MODULE_PERSISTENT, number);
+            }
         }
-        ini.restore();
-        if let Some(startup) = (*module).request_startup_func {
-            startup(ffi::MODULE_PERSISTENT, number);
+        if startup {
+            if let Some(hook) = (*module).request_startup_func {
+                hook(ffi::MODULE_PERSISTENT, number);
+            }
         }
     }
 }

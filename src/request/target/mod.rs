@@ -163,6 +163,17 @@ impl Target {
         self.https
     }
 
+    /// What a trusted proxy said the client used (`request::forwarded`): the scheme and an
+    /// authority that already passed [`check_authority`].
+    pub fn forwarded(&mut self, https: Option<bool>, authority: Option<String>) {
+        if let Some(https) = https {
+            self.https = https;
+        }
+        if authority.is_some() {
+            self.authority = authority;
+        }
+    }
+
     pub fn scheme(&self) -> &'static str {
         if self.https {
             "https"
