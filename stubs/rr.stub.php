@@ -52,6 +52,8 @@ class ConfigException extends Exception
  * @property-read string $path the path as sent, percent-encoding kept
  * @property-read string $queryString the raw text after the first '?' ('' when none)
  * @property-read bool $https whether the request came over TLS
+ * @property-read string|null $requestId the request id (http.request_id: the client's or a
+ *     trusted proxy's X-Request-Id when sane, else generated); null when request ids are off
  * @property-read array<string, list<string>> $headers names canonical ("Content-Type")
  * @property-read array<array-key, mixed> $cookies as PHP fills $_COOKIE
  * @property-read array<array-key, mixed> $query as PHP fills $_GET (nested keys `a[b][]`)
@@ -76,6 +78,7 @@ final class Request
     public $path = null;
     public $queryString = null;
     public $https = null;
+    public $requestId = null;
     public $headers = null;
     public $cookies = null;
     public $query = null;
