@@ -5,12 +5,12 @@
 use super::limits;
 use super::message::{Event, ForkAnswer, ForkFailure, ForkedWorker, Order};
 use super::process::{self, Fork, Process, Spawner};
-use crate::ipc::{fds, Frame};
+use crate::ipc::{fds, Frame, FrameReader, ReadError};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::sync::{mpsc, oneshot};
 
 pub struct Settings {
@@ -21,7 +21,7 @@ pub struct Settings {
 /// A running template process and the orders it has not answered yet.
 struct Running {
     process: Process,
-    buf: BytesMut,
+    reader: FrameReader,
     booted: bool,
     started: Instant,
     generation: u64,
@@ -30,19 +30,12 @@ struct Running {
 
 impl Running {
     async fn next(&mut self) -> Option<Frame> {
-        loop {
-            match Frame::split(&mut self.buf) {
-                Ok(Some(frame)) => return Some(frame),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(pid = self.process.pid, "template channel: {e}");
-                    return None;
-                }
-            }
-            self.buf.reserve(4096);
-            match self.process.channel.read_buf(&mut self.buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
+        match self.reader.next(&mut self.process.channel).await {
+            Ok(frame) => Some(frame),
+            Err(ReadError::Closed) => None,
+            Err(ReadError::Malformed(e)) => {
+                tracing::error!(pid = self.process.pid, "template channel: {e}");
+                None
             }
         }
     }
@@ -115,7 +108,7 @@ pub async fn run(
                     tracing::info!(pid = process.pid, "rr pool: template process started");
                     current = Some(Running {
                         process,
-                        buf: BytesMut::with_capacity(4096),
+                        reader: FrameReader::new(4096),
                         booted: false,
                         started: Instant::now(),
                         generation,
