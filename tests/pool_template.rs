@@ -718,3 +718,25 @@ fn a_reload_whose_template_cannot_boot_keeps_the_old_template_forking() {
     );
     assert_eq!(boots(&boot_file).len(), 2);
 }
+
+#[test]
+fn the_template_and_forked_workers_start_with_no_signal_blocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_file = temp_file(&dir, "boots");
+    let php = start_template(
+        json!({"http.pool.num_workers": 2, "http.pool.template": true}),
+        &boot_file,
+        &[],
+    );
+    let mut pids = idle_workers(&php, 2);
+    pids.push(boots(&boot_file)[0].0);
+    for pid in pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .unwrap()
+            .trim();
+        assert_eq!(blocked, "0000000000000000", "process {pid}");
+    }
+}

@@ -4,6 +4,7 @@
 //! # Layout
 //! - `wire`   primitives: little-endian integers, length-prefixed bytes, headers.
 //! - `frame`  [`Frame`]: the messages, their encoding, and splitting them off a byte buffer.
+//! - `reader` frames read whole off the master's end of a channel (async, cancel-safe).
 //! - `reply`  a worker's answer as a frame and back ([`Frame::from_reply`], [`Frame::into_reply`]).
 //! - `worker_info` one row of the workers list (sent as JSON in `Frame::Workers`).
 //! - `fds`    passing descriptors along with a frame (SCM_RIGHTS), master → template.
@@ -13,11 +14,13 @@ pub mod child;
 pub mod claim;
 pub mod fds;
 mod frame;
+mod reader;
 mod reply;
 mod wire;
 mod worker_info;
 
 pub use frame::Frame;
+pub use reader::{FrameReader, ReadError};
 pub use wire::DecodeError;
 pub use worker_info::WorkerInfo;
 

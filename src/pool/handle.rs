@@ -7,10 +7,10 @@ use super::message::{Command, Control, End, Event, ForkAnswer, ForkFailure, Retu
 use super::process::{self, Process};
 
 use crate::dispatch::{Job, Reply};
-use crate::ipc::Frame;
+use crate::ipc::{Frame, FrameReader, ReadError};
 use bytes::BytesMut;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 pub struct Limits {
@@ -26,11 +26,11 @@ pub struct Limits {
     pub recall_after: Option<Duration>,
 }
 
-/// The worker's side of the channel, frame by frame (cancel-safe: bytes stay in `buf`).
+/// The worker's side of the channel, frame by frame (cancel-safe: see [`FrameReader`]).
 struct Channel {
     process: Process,
     control: mpsc::UnboundedSender<Control>,
-    buf: BytesMut,
+    reader: FrameReader,
     out: BytesMut,
     /// The worker sent `Retire`.
     retire: bool,
@@ -45,31 +45,24 @@ impl Channel {
 
     async fn next_or_retire(&mut self, idle: bool) -> Option<Frame> {
         loop {
-            match Frame::split(&mut self.buf) {
-                Ok(Some(Frame::ListWorkers)) => {
+            match self.reader.next(&mut self.process.channel).await {
+                Ok(Frame::ListWorkers) => {
                     if !self.list_workers().await {
                         return None;
                     }
-                    continue;
                 }
-                Ok(Some(Frame::Retire)) => {
+                Ok(Frame::Retire) => {
                     self.retire = true;
                     if idle {
                         return Some(Frame::Retire);
                     }
-                    continue;
                 }
-                Ok(Some(frame)) => return Some(frame),
-                Ok(None) => {}
-                Err(e) => {
+                Ok(frame) => return Some(frame),
+                Err(ReadError::Closed) => return None,
+                Err(ReadError::Malformed(e)) => {
                     tracing::error!(pid = self.process.pid, "worker channel: {e}");
                     return None;
                 }
-            }
-            self.buf.reserve(64 * 1024);
-            match self.process.channel.read_buf(&mut self.buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
             }
         }
     }
@@ -141,7 +134,7 @@ pub async fn run(
     let mut ch = Channel {
         process,
         control: limits.control.clone(),
-        buf: BytesMut::with_capacity(64 * 1024),
+        reader: FrameReader::new(64 * 1024),
         out: BytesMut::with_capacity(64 * 1024),
         retire: false,
     };

@@ -5,12 +5,12 @@
 use super::limits;
 use super::message::{Event, ForkAnswer, ForkFailure, ForkedWorker, Order};
 use super::process::{self, Fork, Process, Spawner};
-use crate::ipc::{fds, Frame};
+use crate::ipc::{fds, Frame, FrameReader, ReadError};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::sync::{mpsc, oneshot};
 
 pub struct Settings {
@@ -21,7 +21,7 @@ pub struct Settings {
 /// A running template process and the orders it has not answered yet.
 struct Running {
     process: Process,
-    buf: BytesMut,
+    reader: FrameReader,
     booted: bool,
     started: Instant,
     generation: u64,
@@ -30,19 +30,12 @@ struct Running {
 
 impl Running {
     async fn next(&mut self) -> Option<Frame> {
-        loop {
-            match Frame::split(&mut self.buf) {
-                Ok(Some(frame)) => return Some(frame),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(pid = self.process.pid, "template channel: {e}");
-                    return None;
-                }
-            }
-            self.buf.reserve(4096);
-            match self.process.channel.read_buf(&mut self.buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
+        match self.reader.next(&mut self.process.channel).await {
+            Ok(frame) => Some(frame),
+            Err(ReadError::Closed) => None,
+            Err(ReadError::Malformed(e)) => {
+                tracing::error!(pid = self.process.pid, "template channel: {e}");
+                None
             }
         }
     }
@@ -101,153 +94,234 @@ pub async fn run(
     mut orders: mpsc::UnboundedReceiver<Order>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let mut queue: VecDeque<(u64, oneshot::Sender<ForkAnswer>)> = VecDeque::new();
-    let mut current: Option<Running> = None;
-    // The last template that booted, while `current` (a reload's) has not.
-    let mut previous: Option<Running> = None;
-    let mut generation = 0;
-    let mut failures = 0u32;
-    let mut spawn_after = Instant::now();
+    let mut keeper = Keeper {
+        spawner,
+        settings,
+        events,
+        queue: VecDeque::new(),
+        current: None,
+        previous: None,
+        generation: 0,
+        failures: 0,
+        spawn_after: Instant::now(),
+    };
     loop {
-        if current.is_none() && Instant::now() >= spawn_after {
-            match spawner.spawn_template() {
-                Ok(process) => {
-                    tracing::info!(pid = process.pid, "rr pool: template process started");
-                    current = Some(Running {
-                        process,
-                        buf: BytesMut::with_capacity(4096),
-                        booted: false,
-                        started: Instant::now(),
-                        generation,
-                        sent: HashMap::new(),
-                    });
-                }
-                Err(e) => {
-                    let message = format!("cannot start the template process: {e}");
-                    failed(&mut failures, &mut spawn_after, message, &events);
-                }
-            }
-        }
-        let forking = match current.as_mut().filter(|r| r.booted) {
-            Some(running) => Some(running),
-            None => previous.as_mut(),
-        };
-        if let Some(running) = forking {
-            dispatch(running, &mut queue).await;
-        }
-        let boot_deadline = current
+        keeper.start_if_due();
+        keeper.dispatch().await;
+        let boot_deadline = keeper
+            .current
             .as_ref()
             .filter(|r| !r.booted)
-            .map(|r| r.started + settings.boot_timeout);
-        let respawn = current.is_none().then_some(spawn_after);
-        tokio::select! {
-            order = orders.recv() => match order {
-                Some(Order::Fork { id, reply }) => queue.push_back((id, reply)),
-                Some(Order::Reload(to)) => {
-                    generation = to;
-                    if let Some(mut old) = current.take() {
-                        tracing::info!(pid = old.process.pid, "rr pool: reload: replacing the template");
-                        // Orders it has not answered go to the new template (new code).
-                        requeue(&mut queue, &mut old);
-                        match old.booted {
-                            // It serves forks until the new one boots.
-                            true => {
-                                if let Some(older) = previous.replace(old) {
-                                    older.retire(settings.destroy_timeout);
-                                }
-                            }
-                            false => old.retire(settings.destroy_timeout),
-                        }
-                    }
-                    failures = 0;
-                    spawn_after = Instant::now();
-                }
-                Some(Order::Stop) | None => break,
-            },
-            frame = next(&mut previous) => {
-                let Some(old) = previous.as_mut() else { continue };
-                if !answer(old, frame) {
-                    // It died: forks wait for the new template.
-                    if let Some(mut dead) = previous.take() {
-                        requeue(&mut queue, &mut dead);
-                        dead.retire(settings.destroy_timeout);
-                    }
-                }
+            .map(|r| r.started + keeper.settings.boot_timeout);
+        let respawn = keeper.current.is_none().then_some(keeper.spawn_after);
+        let go_on = tokio::select! {
+            order = orders.recv() => keeper.on_order(order),
+            frame = next(&mut keeper.previous) => {
+                keeper.on_previous(frame);
+                true
             }
-            frame = next(&mut current) => {
-                let Some(running) = current.as_mut() else { continue };
-                match frame {
-                    Some(Frame::Booted) if !running.booted => {
-                        running.booted = true;
-                        failures = 0;
-                        let ms = running.started.elapsed().as_secs_f64() * 1000.0;
-                        tracing::info!(pid = running.process.pid, boot_ms = ms, "rr pool: template booted");
-                        let _ = events.send(Event::TemplateReady { generation: running.generation });
-                        if let Some(mut old) = previous.take() {
-                            requeue(&mut queue, &mut old);
-                            old.retire(settings.destroy_timeout);
-                        }
-                    }
-                    Some(Frame::Error(message)) => {
-                        // It cannot fork at all (threads): retrying would find the same.
-                        let _ = events.send(Event::TemplateFailed(message));
-                        break;
-                    }
-                    frame => {
-                        if answer(running, frame) {
-                            continue;
-                        }
-                        let Some(mut dead) = current.take() else { continue };
-                        dead.process.kill();
-                        let status = dead.process.wait().await;
-                        let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                        // Unanswered orders wait for the next template; should the old one
-                        // have forked one of them, that worker finds its channel closed and ends.
-                        let in_flight = !dead.sent.is_empty();
-                        requeue(&mut queue, &mut dead);
-                        if dead.booted && !in_flight {
-                            tracing::warn!(pid = dead.process.pid, "rr pool: the template exited ({status}): starting a new one");
-                        } else if dead.booted {
-                            // It died while forking: counts as a failure, so a template that
-                            // dies on every fork ends in backoff, then in a fatal error.
-                            let message = format!(
-                                "the template process pid {} exited while forking workers ({status})",
-                                dead.process.pid
-                            );
-                            failed(&mut failures, &mut spawn_after, message, &events);
-                        } else {
-                            let tail = dead.process.output_tail().await;
-                            let message = format!(
-                                "the template process pid {} exited before its first waitRequest() ({status}); its last output:\n{tail}",
-                                dead.process.pid
-                            );
-                            failed(&mut failures, &mut spawn_after, message, &events);
-                        }
-                    }
-                }
-            }
+            frame = next(&mut keeper.current) => keeper.on_current(frame).await,
             _ = super::sleep_until(boot_deadline) => {
-                if let Some(mut slow) = current.take() {
-                    slow.process.kill();
-                    let _ = slow.process.wait().await;
-                    let message = format!(
-                        "the template process pid {} did not boot within {:?}",
-                        slow.process.pid, settings.boot_timeout
-                    );
-                    failed(&mut failures, &mut spawn_after, message, &events);
-                }
+                keeper.boot_timed_out().await;
+                true
             }
-            _ = super::sleep_until(respawn) => {}
+            _ = super::sleep_until(respawn) => true,
+        };
+        if !go_on {
+            break;
         }
     }
-    for (_, reply) in queue {
-        let _ = reply.send(Err(ForkFailure::Failed("the pool is stopping".into())));
+    keeper.stop().await;
+}
+
+/// The template processes and the fork orders waiting for one.
+struct Keeper {
+    spawner: Spawner,
+    settings: Settings,
+    events: mpsc::UnboundedSender<Event>,
+    queue: VecDeque<(u64, oneshot::Sender<ForkAnswer>)>,
+    /// The newest template (of `generation`), booted or not.
+    current: Option<Running>,
+    /// The last template that booted, while `current` (a reload's) has not.
+    previous: Option<Running>,
+    generation: u64,
+    /// Boot failures in a row (for the backoff).
+    failures: u32,
+    spawn_after: Instant,
+}
+
+impl Keeper {
+    fn start_if_due(&mut self) {
+        if self.current.is_some() || Instant::now() < self.spawn_after {
+            return;
+        }
+        match self.spawner.spawn_template() {
+            Ok(process) => {
+                tracing::info!(pid = process.pid, "rr pool: template process started");
+                self.current = Some(Running {
+                    process,
+                    reader: FrameReader::new(4096),
+                    booted: false,
+                    started: Instant::now(),
+                    generation: self.generation,
+                    sent: HashMap::new(),
+                });
+            }
+            Err(e) => self.failed(format!("cannot start the template process: {e}")),
+        }
     }
-    if let Some(old) = previous {
-        old.retire(settings.destroy_timeout);
+
+    /// Fork orders go to the booted current template, else to the previous one.
+    async fn dispatch(&mut self) {
+        let forking = match self.current.as_mut().filter(|r| r.booted) {
+            Some(running) => Some(running),
+            None => self.previous.as_mut(),
+        };
+        if let Some(running) = forking {
+            dispatch(running, &mut self.queue).await;
+        }
     }
-    if let Some(running) = current {
-        running.stop(settings.destroy_timeout).await;
+
+    /// False once told to stop.
+    fn on_order(&mut self, order: Option<Order>) -> bool {
+        match order {
+            Some(Order::Fork { id, reply }) => self.queue.push_back((id, reply)),
+            Some(Order::Reload(to)) => {
+                self.generation = to;
+                if let Some(mut old) = self.current.take() {
+                    tracing::info!(
+                        pid = old.process.pid,
+                        "rr pool: reload: replacing the template"
+                    );
+                    // Orders it has not answered go to the new template (new code).
+                    requeue(&mut self.queue, &mut old);
+                    match old.booted {
+                        // It serves forks until the new one boots.
+                        true => {
+                            if let Some(older) = self.previous.replace(old) {
+                                older.retire(self.settings.destroy_timeout);
+                            }
+                        }
+                        false => old.retire(self.settings.destroy_timeout),
+                    }
+                }
+                self.failures = 0;
+                self.spawn_after = Instant::now();
+            }
+            Some(Order::Stop) | None => return false,
+        }
+        true
+    }
+
+    fn on_previous(&mut self, frame: Option<Frame>) {
+        let Some(old) = self.previous.as_mut() else {
+            return;
+        };
+        if !answer(old, frame) {
+            // It died: forks wait for the new template.
+            if let Some(mut dead) = self.previous.take() {
+                requeue(&mut self.queue, &mut dead);
+                dead.retire(self.settings.destroy_timeout);
+            }
+        }
+    }
+
+    /// False when the template cannot fork at all (the pool stops).
+    async fn on_current(&mut self, frame: Option<Frame>) -> bool {
+        let Some(running) = self.current.as_mut() else {
+            return true;
+        };
+        match frame {
+            Some(Frame::Booted) if !running.booted => {
+                running.booted = true;
+                self.failures = 0;
+                let ms = running.started.elapsed().as_secs_f64() * 1000.0;
+                tracing::info!(
+                    pid = running.process.pid,
+                    boot_ms = ms,
+                    "rr pool: template booted"
+                );
+                let generation = running.generation;
+                let _ = self.events.send(Event::TemplateReady { generation });
+                if let Some(mut old) = self.previous.take() {
+                    requeue(&mut self.queue, &mut old);
+                    old.retire(self.settings.destroy_timeout);
+                }
+            }
+            Some(Frame::Error(message)) => {
+                // It cannot fork at all (threads): retrying would find the same.
+                let _ = self.events.send(Event::TemplateFailed(message));
+                return false;
+            }
+            frame => {
+                if !answer(running, frame) {
+                    self.died().await;
+                }
+            }
+        }
+        true
+    }
+
+    /// The current template died (or broke the protocol).
+    async fn died(&mut self) {
+        let Some(mut dead) = self.current.take() else {
+            return;
+        };
+        dead.process.kill();
+        let status = dead.process.wait().await;
+        let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+        // Unanswered orders wait for the next template; should the old one have forked one of
+        // them, that worker finds its channel closed and ends.
+        let in_flight = !dead.sent.is_empty();
+        requeue(&mut self.queue, &mut dead);
+        let pid = dead.process.pid;
+        if dead.booted && !in_flight {
+            tracing::warn!(
+                pid,
+                "rr pool: the template exited ({status}): starting a new one"
+            );
+        } else if dead.booted {
+            // It died while forking: counts as a failure, so a template that dies on every
+            // fork ends in backoff (and, if none ever booted, in a fatal error).
+            self.failed(format!(
+                "the template process pid {pid} exited while forking workers ({status})"
+            ));
+        } else {
+            let tail = dead.process.output_tail().await;
+            self.failed(format!(
+                "the template process pid {pid} exited before its first waitRequest() ({status}); its last output:\n{tail}"
+            ));
+        }
+    }
+
+    async fn boot_timed_out(&mut self) {
+        if let Some(mut slow) = self.current.take() {
+            slow.process.kill();
+            let _ = slow.process.wait().await;
+            self.failed(format!(
+                "the template process pid {} did not boot within {:?}",
+                slow.process.pid, self.settings.boot_timeout
+            ));
+        }
+    }
+
+    /// A boot failure of the template: reported, and the next start waits (backoff).
+    fn failed(&mut self, message: String) {
+        self.failures += 1;
+        self.spawn_after = Instant::now() + limits::backoff(self.failures);
+        let _ = self.events.send(Event::TemplateBootFailed(message));
+    }
+
+    async fn stop(self) {
+        for (_, reply) in self.queue {
+            let _ = reply.send(Err(ForkFailure::Failed("the pool is stopping".into())));
+        }
+        if let Some(old) = self.previous {
+            old.retire(self.settings.destroy_timeout);
+        }
+        if let Some(running) = self.current {
+            running.stop(self.settings.destroy_timeout).await;
+        }
     }
 }
 
@@ -334,18 +408,6 @@ fn requeue(queue: &mut VecDeque<(u64, oneshot::Sender<ForkAnswer>)>, template: &
     for order in unanswered {
         queue.push_front(order);
     }
-}
-
-/// A boot failure of the template: reported, and the next start waits (backoff).
-fn failed(
-    failures: &mut u32,
-    spawn_after: &mut Instant,
-    message: String,
-    events: &mpsc::UnboundedSender<Event>,
-) {
-    *failures += 1;
-    *spawn_after = Instant::now() + limits::backoff(*failures);
-    let _ = events.send(Event::TemplateBootFailed(message));
 }
 
 async fn next(current: &mut Option<Running>) -> Option<Frame> {

@@ -37,6 +37,8 @@ pub struct Php {
     pub tls_addr: Option<SocketAddr>,
     stderr: Arc<Mutex<String>>,
     stdout: Arc<Mutex<String>>,
+    /// The threads copying stdout and stderr: done once the pipes closed.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 pub struct Options<'a> {
@@ -66,6 +68,7 @@ struct Spawned {
     stderr: Arc<Mutex<String>>,
     stdout: Arc<Mutex<String>>,
     lines: mpsc::Receiver<String>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 fn spawn(script: &Path, opts: &Options) -> Spawned {
@@ -111,7 +114,7 @@ fn spawn(script: &Path, opts: &Options) -> Spawned {
     let (lines_tx, lines_rx) = mpsc::channel();
     let err_pipe = child.stderr.take().unwrap();
     let captured = stderr.clone();
-    std::thread::spawn(move || {
+    let err_reader = std::thread::spawn(move || {
         for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
             captured.lock().unwrap().push_str(&format!("{line}\n"));
             let _ = lines_tx.send(line);
@@ -119,7 +122,7 @@ fn spawn(script: &Path, opts: &Options) -> Spawned {
     });
     let mut out_pipe = child.stdout.take().unwrap();
     let captured = stdout.clone();
-    std::thread::spawn(move || {
+    let out_reader = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = out_pipe.read(&mut buf) {
             if n == 0 {
@@ -136,6 +139,7 @@ fn spawn(script: &Path, opts: &Options) -> Spawned {
         stderr,
         stdout,
         lines: lines_rx,
+        readers: vec![err_reader, out_reader],
     }
 }
 
@@ -152,6 +156,7 @@ impl Php {
             stderr,
             stdout,
             lines,
+            readers,
         } = spawn(&script, &opts);
         let deadline = Instant::now() + Duration::from_secs(20);
         let (mut addr, mut tls_addr) = (None, None);
@@ -207,6 +212,7 @@ impl Php {
             tls_addr,
             stderr,
             stdout,
+            readers,
         }
     }
 
@@ -220,6 +226,7 @@ impl Php {
             mut child,
             stderr,
             stdout,
+            readers,
             ..
         } = spawn(&fixture(name), &opts);
         let status = wait_timeout(&mut child, timeout).unwrap_or_else(|| {
@@ -229,7 +236,7 @@ impl Php {
                 stderr.lock().unwrap()
             )
         });
-        std::thread::sleep(Duration::from_millis(50));
+        output_read(&readers);
         let err = stderr.lock().unwrap().clone();
         let out = stdout.lock().unwrap().clone();
         (status, err, out)
@@ -248,10 +255,13 @@ impl Php {
         unsafe { libc::kill(self.pid(), signal) };
     }
 
-    /// Waits for the process to exit; panics after `timeout`.
+    /// Waits for the process to exit (and its output to be read); panics after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         match wait_timeout(&mut self.child, timeout) {
-            Some(status) => status,
+            Some(status) => {
+                output_read(&self.readers);
+                status
+            }
             None => panic!("php still running after {timeout:?}:\n{}", self.stderr()),
         }
     }
@@ -295,6 +305,15 @@ impl Drop for Php {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Waits until the output readers saw the pipes close (a process the script started may keep
+/// them open: at most 5 s).
+fn output_read(readers: &[std::thread::JoinHandle<()>]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
