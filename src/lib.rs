@@ -19,6 +19,7 @@
 //! - [`logging`]  tracing set-up from the `logs` config.
 //! - [`server`]   listeners, TLS, hyper connections, limits, error responses, graceful shutdown.
 //! - [`php`]      the only module that touches ext-php-rs: classes, functions, ini, conversions.
+//! - [`kdf`]      PBKDF2-HMAC-SHA1 for `RR\pbkdf2_sha1()` (the Nextcloud runtime's key derivations).
 pub mod body;
 pub mod compress;
 pub mod config;
