@@ -190,9 +190,10 @@ fn the_request_id_header_is_configurable() {
     assert_eq!(seen["requestId"], Value::Null);
     assert!(seen["headers"].get("X-Request-Id").is_none(), "{seen}");
 
-    // By default the id reaches PHP but is not sent back.
+    // By default ids come with the access log: they reach PHP but are not sent back.
     let mut opts = Options::default();
     opts.env.push(("RR_TEST_MODE", "respond".to_owned()));
+    opts.ini.push(("rr.access_logs", "1".into()));
     let php = Php::start_with("server_vars.php", opts);
     let response = client().get(php.url("/default")).send().unwrap();
     assert!(response.headers().get("x-request-id").is_none());
@@ -201,4 +202,16 @@ fn the_request_id_header_is_configurable() {
         is_generated_id(seen["requestId"].as_str().unwrap()),
         "{seen}"
     );
+    // Without the access log, no id unless asked for.
+    let mut opts = Options::default();
+    opts.env.push(("RR_TEST_MODE", "respond".to_owned()));
+    let php = Php::start_with("server_vars.php", opts);
+    let seen: Value = client()
+        .get(php.url("/quiet"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(seen["requestId"], Value::Null);
+    assert!(seen["headers"].get("X-Request-Id").is_none(), "{seen}");
 }

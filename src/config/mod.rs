@@ -417,7 +417,8 @@ impl Default for HttpConfig {
             script: ScriptConfig::default(),
             static_files: None,
             trusted_subnets: Default::default(),
-            request_id: Some(Default::default()),
+            // On with the access log only (config::read): off by default, as access_logs.
+            request_id: None,
             compression: Some(Default::default()),
         }
     }

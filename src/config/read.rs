@@ -200,7 +200,7 @@ fn http(
         }
         Ok(crate::request::forwarded::TrustedProxies::new(subnets))
     })?;
-    let request_id = request_id(t.table("request_id")?, warnings)?;
+    let request_id = request_id(t.table("request_id")?, access_logs, warnings)?;
     let compression = compression(t.table("compression")?, warnings)?;
     let pool = pool(t.table("pool")?, warnings)?;
     t.finish(ROADRUNNER_HTTP_KEYS, warnings)?;
@@ -277,12 +277,15 @@ fn compression(
     }))
 }
 
+/// `access_logs`: ids are on by default when the access log is (they exist to tie its lines to
+/// the application's); otherwise they cost every request an allocation for no reader.
 fn request_id(
     mut t: Table<'_>,
+    access_logs: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Option<RequestIdConfig>, ConfigError> {
     let d = RequestIdConfig::default();
-    let enabled = t.get("enabled", true, Field::bool)?;
+    let enabled = t.get("enabled", access_logs, Field::bool)?;
     let header = t.get("header", d.header, |f| {
         http::HeaderName::from_bytes(f.string()?.trim().as_bytes())
             .map_err(|_| f.invalid("a header name (letters, digits, '-'), e.g. X-Request-Id"))

@@ -1160,12 +1160,29 @@ fn trusted_subnets_are_read_and_bad_ones_named() {
 }
 
 #[test]
-fn request_ids_are_on_by_default_and_configurable() {
-    let ids = Config::default().http.request_id.unwrap();
+fn request_ids_come_with_the_access_log_and_are_configurable() {
+    assert!(Config::default().http.request_id.is_none());
+    assert!(parse("http:\n  address: 127.0.0.1:1\n")
+        .unwrap()
+        .http
+        .request_id
+        .is_none());
+    let ids = parse("http:\n  access_logs: true\n")
+        .unwrap()
+        .http
+        .request_id
+        .unwrap();
     assert_eq!(ids.header, "x-request-id");
     assert!(ids.accept && !ids.response);
+    assert!(
+        parse("http:\n  access_logs: true\n  request_id:\n    enabled: false\n")
+            .unwrap()
+            .http
+            .request_id
+            .is_none()
+    );
     let config = parse(
-        "http:\n  request_id:\n    header: X-Correlation-Id\n    accept: false\n    response: true\n",
+        "http:\n  request_id:\n    enabled: true\n    header: X-Correlation-Id\n    accept: false\n    response: true\n",
     )
     .unwrap();
     let ids = config.http.request_id.unwrap();
