@@ -196,11 +196,13 @@ fn a_reload_under_sustained_load_replaces_every_worker() {
     // Traffic flows before the reload starts, and goes on until every worker was replaced.
     assert!(metric_reaches(&php, "rr_pool_jobs_total", 200) >= 200);
     php.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(&php, "rr_pool_worker_restarts_total{reason=\"reload\"}") < 2 {
-        assert!(Instant::now() < deadline, "reload stuck\n{}", php.stderr());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_metric(
+        &php,
+        "rr_pool_worker_restarts_total{reason=\"reload\"}",
+        Duration::from_secs(60),
+        "reload stuck",
+        |n| n >= 2,
+    );
     assert_eq!(metric(&php, "rr_pool_reload_pending"), 0);
     stop.store(true, Ordering::Relaxed);
     let statuses = traffic.join().unwrap();
@@ -254,11 +256,10 @@ fn a_reload_whose_workers_cannot_boot_keeps_the_old_ones_serving_and_retries() {
     assert_eq!(idle_workers(&php, 2), before);
     // The deploy is fixed: the retries boot the new generation and the old one goes.
     std::fs::remove_file(&broken).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(&php, "rr_pool_reload_pending") != 0 {
-        assert!(Instant::now() < deadline, "{}", php.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let pending = "rr_pool_reload_pending";
+    wait_metric(&php, pending, Duration::from_secs(60), "no reload", |n| {
+        n == 0
+    });
     let after = idle_workers(&php, 2);
     assert!(
         after.iter().all(|p| !before.contains(p)),

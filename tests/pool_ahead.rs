@@ -48,15 +48,10 @@ fn get(php: &Php, path: &str) -> JoinHandle<(u16, String)> {
 fn ids_behind(php: &Php, n: usize) -> Vec<JoinHandle<(u16, String)>> {
     let handles = (1..=n).map(|i| get(php, &format!("/id?id={i}"))).collect();
     // Handed over to the busy worker, not waiting in the master's queue.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(php, "rr_pool_sent_ahead_total") < n as u64 {
-        assert!(
-            Instant::now() < deadline,
-            "not sent ahead\n{}",
-            php.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let ahead = "rr_pool_sent_ahead_total";
+    wait_metric(php, ahead, Duration::from_secs(10), "not sent ahead", |m| {
+        m >= n as u64
+    });
     handles
 }
 

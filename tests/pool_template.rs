@@ -706,11 +706,10 @@ fn a_reload_whose_template_cannot_boot_keeps_the_old_template_forking() {
     assert_eq!(boots(&boot_file).len(), 1, "no second bootstrap ran");
     // Fixed: the new template boots and replaces every worker.
     std::fs::remove_file(&broken).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(&php, "rr_pool_reload_pending") != 0 {
-        assert!(Instant::now() < deadline, "{}", php.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let pending = "rr_pool_reload_pending";
+    wait_metric(&php, pending, Duration::from_secs(60), "no reload", |n| {
+        n == 0
+    });
     let after = idle_workers(&php, 2);
     assert!(
         after.iter().all(|p| !replaced.contains(p)),

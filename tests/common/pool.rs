@@ -53,6 +53,26 @@ pub fn metric_reaches(php: &Php, line_start: &str, at_least: u64) -> u64 {
     }
 }
 
+/// Polls a metric until `done` holds for its value; fails with `what` and the server's log when
+/// `within` passes first.
+pub fn wait_metric(
+    php: &Php,
+    line_start: &str,
+    within: Duration,
+    what: &str,
+    done: impl Fn(u64) -> bool,
+) {
+    let deadline = Instant::now() + within;
+    while !done(metric(php, line_start)) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} ({line_start})\n{}",
+            php.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn workers(php: &Php) -> Vec<Value> {
     let v: Value = client()
         .get(side_url(php, "status", "/workers"))
