@@ -45,9 +45,9 @@ fn next<T>(
     callable: &str,
     build: impl Fn(&mut engine::Worker, Box<RequestData>) -> T,
 ) -> PhpResult<Option<T>> {
-    if with_engine(callable, |engine| {
-        Ok(engine.role() == engine::Role::Template)
-    })? {
+    // Only the template ever registers one (beforeFork() keeps nothing elsewhere), so a
+    // non-empty list means this is the template's first wait: no engine look-up per request.
+    if BEFORE_FORK.with_borrow(|list| !list.is_empty()) {
         run_before_fork()?;
     }
     loop {
