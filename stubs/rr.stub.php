@@ -57,7 +57,11 @@ class ConfigException extends Exception
  * @property-read array<string, list<string>> $headers names canonical ("Content-Type")
  * @property-read array<array-key, mixed> $cookies as PHP fills $_COOKIE
  * @property-read array<array-key, mixed> $query as PHP fills $_GET (nested keys `a[b][]`)
- * @property-read string $body raw body, binary-safe; empty for multipart bodies
+ * @property-read string $body raw body, binary-safe, loaded whole; empty for multipart bodies;
+ *     throws RR\Exception when a spooled body's file cannot be read
+ * @property-read string|null $bodyFile the temp file holding a body larger than
+ *     http.body_buffer_size (deleted by rr after the answer); null when the body is in memory
+ * @property-read int $bodySize the body's size in bytes, without reading it
  * @property-read array<array-key, mixed> $parsed urlencoded or multipart fields, as $_POST
  * @property-read array<array-key, mixed> $uploads files, nested like their field names; each
  *     `['name' => string, 'mime' => string, 'size' => int, 'error' => int, 'tmpName' => string]`;
@@ -83,6 +87,8 @@ final class Request
     public $cookies = null;
     public $query = null;
     public $body = null;
+    public $bodyFile = null;
+    public $bodySize = null;
     public $parsed = null;
     public $uploads = null;
     public $attributes = null;
@@ -92,6 +98,16 @@ final class Request
 
     /** Whether the header is present (case-insensitive). */
     public function hasHeader(string $name): bool {}
+
+    /**
+     * The body as a readable stream at its start, without loading a spooled body into
+     * memory: the temp file opened read-only, or a php://memory copy of a small body. Each call
+     * opens a new stream.
+     *
+     * @return resource
+     * @throws Exception when the body's temp file cannot be opened
+     */
+    public function bodyStream(): mixed {}
 
     /** Not constructible from PHP: rr creates these. */
     public function __construct() {}

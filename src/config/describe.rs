@@ -34,6 +34,16 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("http.idle_timeout", duration(http.idle_timeout)),
         ("http.request_timeout", duration(http.request_timeout)),
+        (
+            "http.body_buffer_size",
+            describe_size(http.body_buffer_size as u64),
+        ),
+        ("http.body_timeout", duration(http.body_timeout)),
+        ("http.send_timeout", duration(http.send_timeout)),
+        (
+            "http.output_buffer_size",
+            describe_size(http.output_buffer_size as u64),
+        ),
         ("http.shutdown_timeout", duration(http.shutdown_timeout)),
     ];
     match &http.ssl {

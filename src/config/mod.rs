@@ -56,8 +56,19 @@ pub struct HttpConfig {
     pub read_header_timeout: Duration,
     /// Keep-alive connections with no request for this long are closed.
     pub idle_timeout: Duration,
-    /// How long PHP may take to answer a request.
+    /// How long PHP may take to answer a request (from the moment the body was read).
     pub request_timeout: Duration,
+    /// Raw request bodies up to this many bytes stay in memory; larger ones are spooled to a
+    /// temp file in `uploads.dir` as they arrive.
+    pub body_buffer_size: usize,
+    /// The longest pause between two reads of a request body (nginx `client_body_timeout`).
+    pub body_timeout: Duration,
+    /// The longest a write to a client may wait (nginx `send_timeout`): a client that stops
+    /// reading is cut off, and PHP stops waiting for it.
+    pub send_timeout: Duration,
+    /// `RR\Worker::handle()`: unflushed output past this many bytes starts the answer
+    /// streaming (as if `flush()` was called), so a large `readfile()` holds at most this much.
+    pub output_buffer_size: usize,
     /// Upper bound on the graceful drain at shutdown.
     pub shutdown_timeout: Duration,
     /// A second, TLS listener, as in RoadRunner.
@@ -406,6 +417,10 @@ impl Default for HttpConfig {
             read_header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
+            body_buffer_size: 128 * KB as usize,
+            body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            output_buffer_size: MB as usize,
             shutdown_timeout: Duration::from_secs(30),
             ssl: None,
             h2c: true,

@@ -148,6 +148,16 @@ fn http(
         Field::positive_duration,
     )?;
     let shutdown_timeout = t.get("shutdown_timeout", d.shutdown_timeout, Field::duration)?;
+    let body_buffer_size = t.get("body_buffer_size", d.body_buffer_size, |f| {
+        let bytes = f.size(1, 0, 1 << 30)?;
+        Ok(bytes as usize)
+    })?;
+    let body_timeout = t.get("body_timeout", d.body_timeout, Field::positive_duration)?;
+    let send_timeout = t.get("send_timeout", d.send_timeout, Field::positive_duration)?;
+    let output_buffer_size = t.get("output_buffer_size", d.output_buffer_size, |f| {
+        let bytes = f.size(1, 0, 1 << 30)?;
+        Ok(bytes as usize)
+    })?;
     let ssl_table = t.table("ssl")?;
     let ssl = match ssl_table.is_present() {
         true => Some(ssl(ssl_table, warnings)?),
@@ -212,6 +222,10 @@ fn http(
         read_header_timeout,
         idle_timeout,
         request_timeout,
+        body_buffer_size,
+        body_timeout,
+        send_timeout,
+        output_buffer_size,
         shutdown_timeout,
         ssl,
         h2c,

@@ -4,6 +4,7 @@ use super::wire::{put_bytes, put_headers, put_str, DecodeError, Reader};
 use crate::request::form::{Key, Node, Tree};
 use crate::request::multipart::Upload;
 use crate::request::target::Target;
+use crate::request::spool::RequestBody;
 use crate::request::RequestData;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
@@ -284,7 +285,7 @@ fn put_request(out: &mut BytesMut, r: &RequestData) {
     put_str(out, r.method.as_str());
     put_target(out, &r.target);
     put_headers(out, &r.headers);
-    put_bytes(out, &r.body);
+    put_body(out, &r.body);
     match &r.form {
         Some(form) => {
             out.put_u8(1);
@@ -338,7 +339,7 @@ fn read_request(r: &mut Reader) -> Result<RequestData, DecodeError> {
     let method = http::Method::from_bytes(&r.bytes()?).map_err(|_| DecodeError("method"))?;
     let target = read_target(r)?;
     let headers = r.headers()?;
-    let body = r.bytes()?;
+    let body = read_body(r)?;
     let form = match r.u8()? {
         0 => None,
         _ => Some(read_tree(r, 0, &|r| r.bytes())?),
@@ -354,6 +355,34 @@ fn read_request(r: &mut Reader) -> Result<RequestData, DecodeError> {
         form,
         uploads,
     })
+}
+
+/// A body in memory travels in the frame; a spooled one as its path (the master keeps and
+/// deletes the file, the worker only reads it).
+fn put_body(out: &mut BytesMut, body: &RequestBody) {
+    match body {
+        RequestBody::Memory(bytes) => {
+            out.put_u8(0);
+            put_bytes(out, bytes);
+        }
+        RequestBody::File { path, len } => {
+            out.put_u8(1);
+            put_str(out, &path.to_string_lossy());
+            out.put_u64_le(*len);
+        }
+    }
+}
+
+fn read_body(r: &mut Reader) -> Result<RequestBody, DecodeError> {
+    match r.u8()? {
+        0 => Ok(RequestBody::Memory(r.bytes()?)),
+        1 => {
+            let path = r.string()?;
+            let len = r.u64()?;
+            RequestBody::unowned_file(path.into(), len).ok_or(DecodeError("body file"))
+        }
+        _ => Err(DecodeError("body kind")),
+    }
 }
 
 fn put_upload(out: &mut BytesMut, u: &Upload) {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::request::spool::RequestBody;
 use crate::request::target::Target;
 
 fn roundtrip(frame: &Frame) -> Frame {
@@ -47,7 +48,7 @@ fn request_with_form_and_uploads_survives_the_wire() {
         )
         .unwrap(),
         headers,
-        body: Bytes::from_static(b"body"),
+        body: RequestBody::Memory(Bytes::from_static(b"body")),
         form: Some(form),
         uploads,
     };
@@ -58,7 +59,7 @@ fn request_with_form_and_uploads_survives_the_wire() {
     assert_eq!(got.protocol, "HTTP/2.0");
     assert_eq!(got.method, http::Method::PATCH);
     assert_eq!(got.headers.get_all("x-a").iter().count(), 2);
-    assert_eq!(got.body, "body");
+    assert_eq!(got.body.in_memory().unwrap(), "body");
     assert!(got.target.https());
     assert_eq!(got.target.authority(), Some("h:8"));
     assert_eq!(got.target.request_uri(), "/x/%2e%2e/z?y=1");
@@ -180,4 +181,23 @@ fn descriptors_travel_with_their_frame_in_order() {
         stream.read_exact(&mut one).unwrap();
         assert_eq!(&one, b"x");
     }
+}
+
+#[test]
+fn a_spooled_body_travels_as_its_path_and_the_worker_does_not_delete_it() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), b"spooled").unwrap();
+    let path = file.path().to_owned();
+    let request = RequestData {
+        body: RequestBody::unowned_file(path.clone(), 7).unwrap(),
+        ..RequestData::for_test(http::Method::PUT, "/f")
+    };
+    let Frame::Request(got) = roundtrip(&Frame::Request(Box::new(request))) else {
+        panic!("not a request");
+    };
+    assert_eq!(got.body.file(), Some(path.as_path()));
+    assert_eq!(got.body.len(), 7);
+    assert_eq!(got.body.load().unwrap().as_ref(), b"spooled");
+    drop(got);
+    assert!(path.exists(), "the worker's copy must not delete the master's file");
 }

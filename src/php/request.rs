@@ -1,6 +1,7 @@
 //! `RR\Request`: one request, read-only. Arrays are built on first access and kept, so a
 //! worker that never reads the cookies never pays for them.
 use super::convert::{self, PhpArray};
+use super::exception::misuse;
 use crate::request::form::{self, FormLimits};
 use crate::request::{cookie, RequestData};
 use ext_php_rs::prelude::*;
@@ -26,6 +27,15 @@ pub struct Request {
     cache: RefCell<Cache>,
     /// `http.request_id.header`, when request ids are on.
     request_id: Option<http::HeaderName>,
+}
+
+/// Calls a PHP function by name; a failure to call it becomes an `RR\\Exception`.
+fn call(name: &str, args: &[&dyn ext_php_rs::convert::IntoZvalDyn]) -> PhpResult<Zval> {
+    let function = ext_php_rs::types::ZendCallable::try_from_name(name)
+        .map_err(|e| misuse(format!("calling {name}(): {e}")))?;
+    function
+        .try_call(args.to_vec())
+        .map_err(|e| misuse(format!("calling {name}(): {e}")))
 }
 
 impl Request {
@@ -173,11 +183,66 @@ impl Request {
         ))
     }
 
-    /// The raw body (binary-safe); empty for multipart bodies, whose parts are in `parsed`
-    /// and `uploads`.
+    /// The raw body (binary-safe), loaded whole; empty for multipart bodies, whose parts are
+    /// in `parsed` and `uploads`. A body larger than `http.body_buffer_size` waits in a temp
+    /// file (`bodyFile`): read it with `bodyStream()` to keep memory small.
     #[php(getter)]
-    pub fn get_body(&self) -> Zval {
-        self.cached(|c| &mut c.body, |d| convert::bytes_zval(&d.body))
+    pub fn get_body(&self) -> PhpResult<Zval> {
+        if let Some(body) = &self.cache.borrow().body {
+            return Ok(body.shallow_clone());
+        }
+        let bytes = self.data.body.load().map_err(|e| {
+            misuse(format!(
+                "RR\\Request::$body: the body file {} cannot be read: {e}",
+                self.data.body.file().map_or("?".into(), |p| p.display().to_string())
+            ))
+        })?;
+        let zval = convert::bytes_zval(&bytes);
+        self.cache.borrow_mut().body = Some(zval.shallow_clone());
+        Ok(zval)
+    }
+
+    /// The temp file holding the body when it was larger than `http.body_buffer_size`; null
+    /// when the body is in memory. rr deletes it after the answer.
+    #[php(getter)]
+    pub fn get_body_file(&self) -> Option<String> {
+        self.data
+            .body
+            .file()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    /// The body's size in bytes, without reading it.
+    #[php(getter)]
+    pub fn get_body_size(&self) -> u64 {
+        self.data.body.len()
+    }
+
+    /// The body as a readable PHP stream positioned at its start, without loading a spooled
+    /// body into memory: the temp file opened read-only, or a `php://memory` copy of a small
+    /// body. Each call opens a new stream.
+    pub fn body_stream(&self) -> PhpResult<Zval> {
+        let stream = match self.data.body.file() {
+            Some(path) => {
+                let path = path.to_string_lossy().into_owned();
+                let stream = call("fopen", &[&path, &"rb"])?;
+                if stream.is_false() {
+                    return Err(misuse(format!(
+                        "RR\\Request::bodyStream(): the body file {path} cannot be opened"
+                    )));
+                }
+                stream
+            }
+            None => {
+                let stream = call("fopen", &[&"php://memory", &"w+b"])?;
+                if let Some(bytes) = self.data.body.in_memory() {
+                    call("fwrite", &[&stream, &convert::bytes_zval(bytes)])?;
+                }
+                call("rewind", &[&stream])?;
+                stream
+            }
+        };
+        Ok(stream)
     }
 
     /// Fields of an urlencoded or multipart body, as PHP would fill `$_POST`.

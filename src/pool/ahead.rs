@@ -11,6 +11,7 @@ use crate::ipc::claim::{self, Claim};
 use crate::ipc::Frame;
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
+use crate::request::spool::RequestBody;
 use crate::request::RequestData;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -38,7 +39,10 @@ pub const MAX_BYTES: usize = 64 * 1024;
 /// Whether a request may be sent to a worker that is busy: no uploads, a small body.
 pub fn small(request: &RequestData) -> bool {
     request.uploads.is_empty()
-        && request.body.len() <= MAX_BODY
+        && request
+            .body
+            .in_memory()
+            .is_some_and(|body| body.len() <= MAX_BODY)
         // Multipart fields without files come parsed, with no raw body to measure.
         && (request.form.is_none() || !request.body.is_empty())
 }
@@ -78,6 +82,8 @@ pub struct InFlight {
     /// The files uploaded with the request last answered: they live (the worker may still
     /// refer to them, as in embedded mode) until the next answer starts.
     uploads: Tree<Upload>,
+    /// The spooled body of that request, kept as long as its uploads.
+    body: RequestBody,
 }
 
 impl InFlight {
@@ -145,6 +151,7 @@ impl InFlight {
                 return Step::Broken;
             };
             self.uploads = job.request.uploads;
+            self.body = job.request.body;
             self.open = Some(Open {
                 reply: Some(job.reply),
                 stream: None,

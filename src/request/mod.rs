@@ -5,6 +5,7 @@ pub mod form;
 pub mod forwarded;
 pub mod id;
 pub mod multipart;
+pub mod spool;
 pub mod target;
 
 use bytes::Bytes;
@@ -20,8 +21,9 @@ pub struct RequestData {
     /// The request target in parts (scheme, authority, path, query), checked once.
     pub target: target::Target,
     pub headers: http::HeaderMap,
-    /// Raw body; empty when the body was multipart (its parts are in `form` and `uploads`).
-    pub body: Bytes,
+    /// Raw body, in memory or spooled to a temp file (`spool`); empty when the body was
+    /// multipart (its parts are in `form` and `uploads`).
+    pub body: spool::RequestBody,
     /// Fields of an urlencoded or multipart body, PHP-style nested keys.
     pub form: Option<form::Tree<Bytes>>,
     /// Files of a multipart body, PHP-style nested keys; the files are deleted on drop.
@@ -43,7 +45,7 @@ impl RequestData {
             target: target::Target::from_parts(false, Some("h".into()), path.into(), query)
                 .unwrap(),
             headers: http::HeaderMap::new(),
-            body: Bytes::new(),
+            body: spool::RequestBody::default(),
             form: None,
             uploads: form::Tree::new(),
         }

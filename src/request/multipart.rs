@@ -6,11 +6,11 @@ use futures_util::Stream;
 use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use multer::{Constraints, Field, Multipart, SizeLimit};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tempfile::TempPath;
-use tokio::io::AsyncWriteExt;
+use super::spool::TempSink;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -228,7 +228,7 @@ impl FilePart {
             })
             .unwrap_or_default();
 
-        let mut sink = match TempSink::create(&limits.upload_dir).await {
+        let mut sink = match TempSink::create(&limits.upload_dir, "rr-upload-").await {
             Ok(sink) => sink,
             Err(err) => {
                 tracing::warn!(dir = %limits.upload_dir.display(), %err, "cannot create upload file");
@@ -277,54 +277,6 @@ impl FilePart {
             }),
             Err(error) => Ok(Upload::failed(self.full_path, error)),
         }
-    }
-}
-
-/// A temp file fed in large writes; dropping it before `finish` deletes the file.
-struct TempSink {
-    file: tokio::fs::File,
-    path: TempPath,
-    pending: BytesMut,
-}
-
-impl TempSink {
-    /// Each write is a blocking-pool round trip, so small chunks are gathered first.
-    const WRITE_SIZE: usize = 256 * 1024;
-
-    async fn create(dir: &Path) -> std::io::Result<TempSink> {
-        let dir = dir.to_owned();
-        let named = tokio::task::spawn_blocking(move || {
-            tempfile::Builder::new()
-                .prefix("rr-upload-")
-                .tempfile_in(dir)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        let (file, path) = named.into_parts();
-        Ok(TempSink {
-            file: tokio::fs::File::from_std(file),
-            path,
-            pending: BytesMut::new(),
-        })
-    }
-
-    async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
-        if self.pending.is_empty() && chunk.len() >= Self::WRITE_SIZE {
-            return self.file.write_all(&chunk).await;
-        }
-        self.pending.extend_from_slice(&chunk);
-        if self.pending.len() >= Self::WRITE_SIZE {
-            self.file.write_all(&self.pending).await?;
-            self.pending.clear();
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self) -> std::io::Result<TempPath> {
-        self.file.write_all(&self.pending).await?;
-        // tokio's File writes in the background; flush waits for it and reports its error.
-        self.file.flush().await?;
-        Ok(self.path)
     }
 }
 
@@ -528,6 +480,7 @@ mod tests {
     use super::*;
     use futures_util::stream::{self, StreamExt};
     use std::convert::Infallible;
+    use std::path::Path;
     use std::io::Read;
 
     const BOUNDARY: &str = "----rrTestBoundary7MA4YWxkTrZu0gW";

@@ -10,6 +10,8 @@ use http::{header, HeaderValue, Response, StatusCode};
 pub enum HttpError {
     /// Body larger than `http.max_request_size`.
     BodyTooLarge { limit: u64 },
+    /// The client paused longer than `http.body_timeout` while sending the body.
+    BodyTimeout,
     /// A body that could not be read or parsed (multipart framing, client reset mid-body).
     BadRequest(String),
     /// The queue of requests waiting for PHP is full.
@@ -46,6 +48,7 @@ impl HttpError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             HttpError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            HttpError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             HttpError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             HttpError::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
             HttpError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -74,6 +77,7 @@ impl HttpError {
     fn message(&self) -> String {
         match self {
             HttpError::BodyTooLarge { limit } => format!("request body exceeds {limit} bytes"),
+            HttpError::BodyTimeout => "the request body stopped arriving (http.body_timeout)".into(),
             HttpError::BadRequest(why) => format!("bad request: {why}"),
             HttpError::QueueFull => "server busy: too many requests waiting".into(),
             HttpError::Unavailable => "server is shutting down".into(),

@@ -7,13 +7,14 @@ use crate::config::Config;
 use crate::dispatch::{Reply, SubmitError, Submitter};
 use crate::request::form::{self, FormLimits, Tree};
 use crate::request::target::{Head, Target};
+use crate::request::spool::{spool, RequestBody, SpoolError, SpoolLimits};
 use crate::request::{multipart, RequestData};
 use crate::stream;
 use crate::velox::Velox;
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use http::{header, HeaderMap, Method, Request, Response, Version};
-use http_body_util::{BodyExt, BodyStream, Limited, StreamBody};
+use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::{Frame, Incoming};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -140,12 +141,7 @@ async fn respond(
             return Err(HttpError::BodyTooLarge { limit });
         }
     }
-    let (body, form, uploads) = tokio::time::timeout(
-        http.request_timeout,
-        read_body(ctx, &parts.headers, incoming),
-    )
-    .await
-    .map_err(|_| HttpError::Timeout)??;
+    let (body, form, uploads) = read_body(ctx, &parts.headers, incoming).await?;
 
     let mut head = RequestHead::default();
     for name in [header::RANGE, header::IF_RANGE] {
@@ -275,10 +271,49 @@ fn build(status: http::StatusCode, headers: HeaderMap, body: Body) -> Response<B
     response
 }
 
-type ReadBody = (Bytes, Option<Tree<Bytes>>, Tree<multipart::Upload>);
+type ReadBody = (RequestBody, Option<Tree<Bytes>>, Tree<multipart::Upload>);
 
-/// Reads the body in tokio: multipart parts are streamed to temp files, everything else is
-/// collected up to the size limit and urlencoded forms are parsed.
+/// Why a body's frames stopped.
+#[derive(Debug)]
+enum FrameError {
+    /// No byte for `http.body_timeout`.
+    Stalled,
+    /// The connection failed (reset, bad chunked framing).
+    Client(hyper::Error),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Stalled => f.write_str("the client stopped sending the body"),
+            FrameError::Client(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// The body's data frames, each awaited for at most `pause`; the stream ends after an error.
+fn frames(
+    incoming: Incoming,
+    pause: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<Bytes, FrameError>> {
+    let frames = BodyStream::new(incoming)
+        .try_filter_map(|frame| futures_util::future::ready(Ok(frame.into_data().ok())));
+    futures_util::stream::unfold(Some(Box::pin(frames)), move |state| async move {
+        let mut frames = state?;
+        match tokio::time::timeout(pause, frames.next()).await {
+            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(frames))),
+            Ok(Some(Err(e))) => Some((Err(FrameError::Client(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((Err(FrameError::Stalled), None)),
+        }
+    })
+}
+
+/// Reads the body in tokio: multipart parts are streamed to temp files, urlencoded forms are
+/// read whole and parsed (PHP holds them whole as `$_POST` anyway), anything else is kept in
+/// memory up to `http.body_buffer_size` and spooled to a temp file past it.
 async fn read_body(
     ctx: &Context,
     headers: &HeaderMap,
@@ -290,6 +325,7 @@ async fn read_body(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let frames = frames(incoming, http.body_timeout);
     if let Some(boundary) = multipart::boundary(content_type) {
         let limits = multipart::MultipartLimits {
             max_body: limit,
@@ -299,34 +335,59 @@ async fn read_body(
             max_file_uploads: 20,
             form: FormLimits::default(),
         };
-        let frames = BodyStream::new(incoming)
-            .try_filter_map(|frame| futures_util::future::ready(Ok(frame.into_data().ok())));
         let (fields, uploads) = multipart::parse(Box::pin(frames), boundary, &limits)
             .await
             .map_err(|e| match e {
                 multipart::MultipartError::TooLarge => HttpError::BodyTooLarge { limit },
                 multipart::MultipartError::Malformed(why) => HttpError::BadRequest(why),
+                multipart::MultipartError::Io(e) if e.get_ref().is_some_and(is_client) => {
+                    client_error(e.get_ref())
+                }
                 multipart::MultipartError::Io(e) => {
                     tracing::error!("writing an upload to {}: {e}", http.uploads.dir.display());
                     HttpError::Internal("cannot store the upload")
                 }
             })?;
-        return Ok((Bytes::new(), Some(fields), uploads));
+        return Ok((RequestBody::default(), Some(fields), uploads));
     }
-    let body = Limited::new(incoming, limit as usize)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                HttpError::BodyTooLarge { limit }
-            } else {
-                HttpError::BadRequest(format!("reading the body: {e}"))
-            }
-        })?
-        .to_bytes();
-    let form = is_urlencoded(content_type)
-        .then(|| form::parse_urlencoded(&body, &FormLimits::default()).0);
+    let urlencoded = is_urlencoded(content_type);
+    let limits = SpoolLimits {
+        max_body: limit,
+        in_memory: match urlencoded {
+            true => usize::try_from(limit).unwrap_or(usize::MAX),
+            false => http.body_buffer_size,
+        },
+        dir: http.uploads.dir.clone(),
+    };
+    let body = spool(frames, &limits).await.map_err(|e| match e {
+        SpoolError::TooLarge => HttpError::BodyTooLarge { limit },
+        SpoolError::Read(e) => client_error(Some(&*e)),
+        SpoolError::Io(e) => {
+            tracing::error!("spooling a body to {}: {e}", http.uploads.dir.display());
+            HttpError::Internal("cannot store the request body")
+        }
+    })?;
+    let form = match body.in_memory() {
+        Some(bytes) if urlencoded => Some(form::parse_urlencoded(bytes, &FormLimits::default()).0),
+        _ => None,
+    };
     Ok((body, form, Tree::new()))
+}
+
+/// Whether a parser's error came from the client's side of the body stream.
+fn is_client(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    e.downcast_ref::<FrameError>().is_some()
+}
+
+/// The answer to a body the client did not finish sending: 408 after a stall, else 400.
+fn client_error(e: Option<&(dyn std::error::Error + Send + Sync + 'static)>) -> HttpError {
+    match e.and_then(|e| e.downcast_ref::<FrameError>()) {
+        Some(FrameError::Stalled) => HttpError::BodyTimeout,
+        _ => HttpError::BadRequest(format!(
+            "reading the body: {}",
+            e.map_or(String::new(), ToString::to_string)
+        )),
+    }
 }
 
 fn is_urlencoded(content_type: &str) -> bool {

@@ -136,8 +136,11 @@ final class PSR7Worker implements PSR7WorkerInterface
         if ($parsed !== []) {
             $psr = $psr->withParsedBody($parsed);
         }
-        $body = $request->body;
-        if ($body !== '') {
+        // A body larger than http.body_buffer_size waits in a temp file: it is streamed from
+        // there, never loaded whole.
+        if (($request->bodyFile ?? null) !== null) {
+            $psr = $psr->withBody($this->streamFactory->createStreamFromResource($request->bodyStream()));
+        } elseif (($body = $request->body) !== '') {
             $psr = $psr->withBody($this->streamFactory->createStream($body));
         }
 

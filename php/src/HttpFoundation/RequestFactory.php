@@ -49,7 +49,8 @@ final class RequestFactory
             $request->cookies,
             $this->files($request->uploads),
             $server,
-            $request->body,
+            // Symfony takes a stream: a body spooled to a temp file is never loaded whole.
+            ($request->bodyFile ?? null) !== null ? $request->bodyStream() : $request->body,
         );
     }
 

@@ -7,6 +7,7 @@
 //! time until `flush()` sends the head, like php-fpm with a large `output_buffering`.
 use super::ffi::{self, sg, SAPI_HEADER_ADD, SAPI_HEADER_SENT_SUCCESSFULLY};
 use crate::php::worker::with_engine;
+use crate::request::spool::{BodyReader, RequestBody};
 use bytes::Bytes;
 use ext_php_rs::ffi::{sapi_header_op_enum, sapi_header_struct, sapi_headers_struct, sapi_module};
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
@@ -41,9 +42,8 @@ static ORIGINALS: OnceLock<Originals> = OnceLock::new();
 struct Capture {
     /// Output not sent yet.
     out: Vec<u8>,
-    /// The request body, for `php://input`, and how much of it PHP has read.
-    body: Bytes,
-    read: usize,
+    /// The request body, for `php://input`, read from where PHP left off.
+    body: Option<BodyReader>,
     /// `flush()` sent the head: the rest goes out as chunks.
     streaming: bool,
 }
@@ -99,7 +99,17 @@ pub fn uninstall() {
 }
 
 /// Starts capturing for one request whose body `php://input` will return.
-pub fn start(body: Bytes) {
+pub fn start(body: &RequestBody) {
+    let body = match body.reader() {
+        Ok(reader) => Some(reader),
+        Err(e) => {
+            tracing::error!(
+                "the request body file {:?} cannot be opened: php://input reads nothing: {e}",
+                body.file()
+            );
+            None
+        }
+    };
     CAPTURE.with_borrow_mut(|c| {
         *c = Capture {
             body,
@@ -279,13 +289,18 @@ unsafe extern "C" fn read_post(buf: *mut c_char, len: usize) -> usize {
             let Ok(mut c) = c.try_borrow_mut() else {
                 return 0;
             };
-            let n = len.min(c.body.len().saturating_sub(c.read));
-            // SAFETY: PHP gives a buffer of `len` bytes; we copy at most that many.
-            unsafe {
-                std::ptr::copy_nonoverlapping(c.body[c.read..].as_ptr(), buf.cast::<u8>(), n);
+            let Some(body) = c.body.as_mut() else {
+                return 0;
+            };
+            // SAFETY: PHP gives a writable buffer of `len` bytes.
+            let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+            match std::io::Read::read(body, buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("reading the request body file for php://input: {e}");
+                    0
+                }
             }
-            c.read += n;
-            n
         });
     }
     match originals().read_post {

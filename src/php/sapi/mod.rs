@@ -137,7 +137,7 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
     let worker = WORKER.take().unwrap_or_else(first_call);
     globals::install(data, uploads.files, script, &worker.order);
     let saved = state::begin(data, &uploads.paths, &worker.boot);
-    capture::start(data.body.clone());
+    capture::start(&data.body);
     state::start_zlib();
     let outcome = match try_catch(AssertUnwindSafe(|| app.try_call(vec![]))) {
         Ok(Ok(_)) => Outcome::Done,

@@ -5,7 +5,7 @@ use http::{HeaderMap, StatusCode};
 
 fn request(body: &'static [u8]) -> RequestData {
     RequestData {
-        body: Bytes::from_static(body),
+        body: RequestBody::Memory(Bytes::from_static(body)),
         ..RequestData::for_test(http::Method::GET, "/")
     }
 }
@@ -112,7 +112,7 @@ async fn a_dead_worker_fails_only_the_request_it_was_on() {
     flight.push(c, 10);
     let back = flight.fail(Reply::Crashed, "gone");
     assert!(matches!(ra.try_recv().unwrap(), Reply::Crashed));
-    let bodies: Vec<_> = back.iter().map(|j| j.request.body.clone()).collect();
+    let bodies: Vec<_> = back.iter().map(|j| j.request.body.in_memory().unwrap().clone()).collect();
     assert_eq!(bodies, ["b", "c"], "handed back in order, unanswered");
     assert!(rb.try_recv().is_err() && rc.try_recv().is_err());
     assert!(flight.is_empty());
@@ -223,7 +223,7 @@ async fn requests_the_worker_has_not_started_are_taken_back_and_never_run_there(
     assert_eq!(flight.behind(), 2);
     assert!(worker.start(1), "the worker is on a");
     let back = flight.recall(&master);
-    let bodies: Vec<_> = back.iter().map(|j| j.request.body.clone()).collect();
+    let bodies: Vec<_> = back.iter().map(|j| j.request.body.in_memory().unwrap().clone()).collect();
     assert_eq!(bodies, [Bytes::from_static(b"b"), Bytes::from_static(b"c")]);
     assert!(
         !worker.start(2) && !worker.start(3),
