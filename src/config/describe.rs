@@ -44,6 +44,14 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
             "http.output_buffer_size",
             describe_size(http.output_buffer_size as u64),
         ),
+        (
+            "http.response_buffer_size",
+            describe_size(http.response_buffer_size as u64),
+        ),
+        (
+            "http.max_response_spool_size",
+            describe_size(http.max_response_spool),
+        ),
         ("http.shutdown_timeout", duration(http.shutdown_timeout)),
     ];
     match &http.ssl {

@@ -69,6 +69,12 @@ pub struct HttpConfig {
     /// `RR\Worker::handle()`: unflushed output past this many bytes starts the answer
     /// streaming (as if `flush()` was called), so a large `readfile()` holds at most this much.
     pub output_buffer_size: usize,
+    /// A streamed answer's bytes held in memory while its client is slower than PHP; past it
+    /// they go to a temp file.
+    pub response_buffer_size: usize,
+    /// Unread bytes of one streamed answer a temp file may hold before PHP waits for the
+    /// client (nginx `fastcgi_max_temp_file_size`); 0: no temp file.
+    pub max_response_spool: u64,
     /// Upper bound on the graceful drain at shutdown.
     pub shutdown_timeout: Duration,
     /// A second, TLS listener, as in RoadRunner.
@@ -407,6 +413,17 @@ pub fn resolve_file(
     Ok(default.is_file().then_some(default))
 }
 
+impl HttpConfig {
+    /// Where a streamed answer waits for a slow client.
+    pub fn answer_limits(&self) -> crate::dispatch::answer::AnswerLimits {
+        crate::dispatch::answer::AnswerLimits {
+            memory: self.response_buffer_size,
+            file: self.max_response_spool,
+            dir: self.uploads.dir.clone(),
+        }
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
@@ -421,6 +438,8 @@ impl Default for HttpConfig {
             body_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
             output_buffer_size: MB as usize,
+            response_buffer_size: 256 * KB as usize,
+            max_response_spool: GB,
             shutdown_timeout: Duration::from_secs(30),
             ssl: None,
             h2c: true,

@@ -158,6 +158,13 @@ fn http(
         let bytes = f.size(1, 0, 1 << 30)?;
         Ok(bytes as usize)
     })?;
+    let response_buffer_size = t.get("response_buffer_size", d.response_buffer_size, |f| {
+        let bytes = f.size(1, 0, 1 << 30)?;
+        Ok(bytes as usize)
+    })?;
+    let max_response_spool = t.get("max_response_spool_size", d.max_response_spool, |f| {
+        f.size(MB, 0, u64::MAX)
+    })?;
     let ssl_table = t.table("ssl")?;
     let ssl = match ssl_table.is_present() {
         true => Some(ssl(ssl_table, warnings)?),
@@ -226,6 +233,8 @@ fn http(
         body_timeout,
         send_timeout,
         output_buffer_size,
+        response_buffer_size,
+        max_response_spool,
         shutdown_timeout,
         ssl,
         h2c,

@@ -3,6 +3,8 @@
 //! Connection tasks `submit` a [`RequestData`] into one bounded queue and await a [`Reply`] on a
 //! oneshot; the PHP thread takes [`Job`]s from the [`Inbox`]. Dropping a job's responder without
 //! replying (the script ended, threw, exited) is seen by the connection as "worker gone".
+pub mod answer;
+
 use crate::request::RequestData;
 use crate::stream::FileReply;
 use crate::velox::BuildOrder;
@@ -18,12 +20,11 @@ pub enum Reply {
         headers: HeaderMap,
         body: Bytes,
     },
-    /// Head now, body chunks later until the sender is dropped.
+    /// Head now, body chunks later (see [`answer`]: memory, then a temp file).
     Stream {
         status: StatusCode,
         headers: HeaderMap,
-        /// An `Err` cuts the response off, so the client can tell it is incomplete.
-        chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+        chunks: answer::AnswerReceiver,
     },
     /// Rust streams a file from disk.
     File(FileReply),

@@ -2,6 +2,7 @@
 //! while driving the I/O, answers it (whole, streamed or as a file), and tears everything down.
 use super::{RespondError, Wait};
 use crate::config::Config;
+use crate::dispatch::answer::{self, AnswerSender, Push};
 use crate::dispatch::{self, Inbox, Reply};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
@@ -11,22 +12,20 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Queued requests taken in a row before the connections get to run; bounds how long a given
 /// answer can wait to be written (in hybrid mode also bounded by `io_handoff`).
 const EAGER_BATCH: u32 = 8;
-
-/// Chunks of a streamed response that may wait for a slow client before `respond()` blocks.
-const STREAM_CHUNKS_IN_FLIGHT: usize = 8;
 
 enum Pending {
     /// No request is waiting for an answer.
     Idle,
     /// The connection waits for the head of the answer.
     Waiting(oneshot::Sender<Reply>),
-    /// The head went out; body chunks follow.
-    Streaming(mpsc::Sender<Result<Bytes, std::io::Error>>),
+    /// The head went out; body chunks follow. `None`: the client left or stopped reading
+    /// (`http.send_timeout`): the rest of the answer is discarded.
+    Streaming(Option<AnswerSender>),
     /// A streamed answer ended; more `respond()` calls are a mistake.
     StreamEnded,
 }
@@ -39,6 +38,8 @@ pub struct Embedded {
     pending: Pending,
     /// Uploaded files of the current request; deleted when the next request is taken.
     uploads: Tree<Upload>,
+    /// The current request's spooled body file, deleted with the uploads.
+    spooled: Option<tempfile::TempPath>,
     stopping_since: Option<Instant>,
     /// Requests taken in a row straight from the queue, without letting connections run.
     eager: u32,
@@ -59,6 +60,7 @@ impl Embedded {
             inbox,
             pending: Pending::Idle,
             uploads: Tree::new(),
+            spooled: None,
             stopping_since: None,
             eager: 0,
             driver,
@@ -114,6 +116,7 @@ impl Embedded {
             }
         });
         self.uploads = Tree::new();
+        self.spooled = None;
         match job {
             Some(job) => self.take(job),
             None if self.shutdown.is_triggered() => self.drain_one(),
@@ -135,6 +138,7 @@ impl Embedded {
     fn take(&mut self, job: dispatch::Job) -> Wait {
         let mut request = job.request;
         self.uploads = std::mem::take(&mut request.uploads);
+        self.spooled = request.body.detach();
         self.pending = Pending::Waiting(job.reply);
         Wait::Request(Box::new(request))
     }
@@ -167,7 +171,7 @@ impl Embedded {
                 Ok(())
             }
             Pending::Waiting(reply) => {
-                let (tx, chunks) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+                let (tx, chunks) = answer::channel(self.config.http.answer_limits());
                 self.send(
                     reply,
                     Reply::Stream {
@@ -176,7 +180,7 @@ impl Embedded {
                         chunks,
                     },
                 );
-                self.stream_chunk(tx, body, false);
+                self.stream_chunk(Some(tx), body, false);
                 Ok(())
             }
             Pending::Streaming(tx) => {
@@ -193,20 +197,45 @@ impl Embedded {
         });
     }
 
-    fn stream_chunk(
-        &mut self,
-        tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-        chunk: Bytes,
-        end: bool,
-    ) {
-        if !chunk.is_empty() && !tx.is_closed() {
-            let _ = self.driver.wait(tx.send(Ok(chunk)));
+    fn stream_chunk(&mut self, mut tx: Option<AnswerSender>, chunk: Bytes, end: bool) {
+        if !chunk.is_empty() {
+            tx = tx.filter(|tx| self.deliver(tx, chunk));
         }
-        self.pending = if end {
-            Pending::StreamEnded
+        if end {
+            if let Some(tx) = tx {
+                tx.end();
+            }
+            self.pending = Pending::StreamEnded;
         } else {
-            Pending::Streaming(tx)
-        };
+            self.pending = Pending::Streaming(tx);
+        }
+    }
+
+    /// Hands one chunk to the connection: queued at once (memory, then a temp file), so PHP
+    /// goes on however slow the client. Only a full spool makes PHP wait, driving the I/O,
+    /// for at most `http.send_timeout`. False when the client left or read nothing in that
+    /// time: the caller then drops the sender, which cuts the answer off.
+    fn deliver(&self, tx: &AnswerSender, chunk: Bytes) -> bool {
+        let mut chunk = chunk;
+        loop {
+            match tx.push(chunk) {
+                Push::Queued => return true,
+                Push::Gone => return false,
+                Push::Full(back) => chunk = back,
+            }
+            let limit = self.config.http.send_timeout;
+            if self
+                .driver
+                .wait(tokio::time::timeout(limit, tx.room()))
+                .is_err()
+            {
+                tracing::warn!(
+                    "a client read nothing of a streamed answer for http.send_timeout \
+                     ({limit:?}): the answer is cut off and PHP goes on"
+                );
+                return false;
+            }
+        }
     }
 
     /// Hands the answer to Rust: a file streamed from disk, or an error report.
@@ -236,10 +265,8 @@ impl Embedded {
     /// The client of an unanswered request gets a 500; a stream in progress is cut off so the
     /// client can tell the answer is incomplete.
     fn abandon_pending(&mut self) {
-        if let Pending::Streaming(tx) = std::mem::replace(&mut self.pending, Pending::Idle) {
-            let cut = std::io::Error::other("the worker stopped mid-response");
-            let _ = tx.try_send(Err(cut));
-        }
+        // A stream's sender dropped before its end cuts the answer off.
+        self.pending = Pending::Idle;
     }
 
     /// Start a graceful shutdown: stop accepting; `wait` returns `Stop` once the queue is served.

@@ -20,6 +20,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Answers larger than this travel to the master in frames of this size.
+const SPLIT_ABOVE: usize = 256 * 1024;
+
 /// Why `RR_POOL_FD` names no channel.
 #[derive(Debug)]
 pub enum ChannelError {
@@ -326,6 +329,26 @@ impl PoolWorker {
         match self.pending {
             Pending::Idle => Err(RespondError::NoRequest),
             Pending::StreamEnded => Err(RespondError::StreamEnded),
+            Pending::Waiting if end && body.len() > SPLIT_ABOVE => {
+                // A large answer goes as a stream of bounded frames, so the master never holds
+                // it whole; its length is declared as a whole answer's would be.
+                let mut headers = headers;
+                let bodiless = status.is_informational()
+                    || status == StatusCode::NO_CONTENT
+                    || status == StatusCode::NOT_MODIFIED;
+                if !bodiless && !headers.contains_key(http::header::CONTENT_LENGTH) {
+                    headers.insert(http::header::CONTENT_LENGTH, body.len().into());
+                }
+                self.pending = Pending::Streaming;
+                self.send(&Frame::StreamHead { status, headers });
+                let mut rest = body;
+                while rest.len() > SPLIT_ABOVE {
+                    self.chunk(rest.split_to(SPLIT_ABOVE), false);
+                }
+                self.chunk(rest, true);
+                self.pending = Pending::Idle;
+                Ok(())
+            }
             Pending::Waiting if end => {
                 self.pending = Pending::Idle;
                 self.send(&Frame::Full {

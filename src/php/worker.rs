@@ -278,15 +278,16 @@ impl Worker {
                     }
                 });
             });
-            (data, super::sapi::uploads(engine.uploads()))
+            let held = engine.config().http.output_buffer_size;
+            (data, super::sapi::uploads(engine.uploads()), held)
         })?;
-        let Some((data, uploads)) = got else {
+        let Some((data, uploads, held)) = got else {
             return Ok(false);
         };
         HANDLING.set(true);
         SCRIPT.with(|s| {
             if let Some(script) = s.get() {
-                super::sapi::run(&app, &data, uploads, script);
+                super::sapi::run(&app, &data, uploads, script, held);
             }
         });
         HANDLING.set(false);

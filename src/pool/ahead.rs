@@ -6,6 +6,7 @@
 //! worker declines them (it retired) or dies, they can run on another worker, unchanged. Only
 //! the oldest may have started; a worker that dies costs that one request, as without
 //! send-ahead.
+use crate::dispatch::answer::{self, AnswerLimits, AnswerSender, Push};
 use crate::dispatch::{Job, Reply};
 use crate::ipc::claim::{self, Claim};
 use crate::ipc::Frame;
@@ -15,7 +16,7 @@ use crate::request::spool::RequestBody;
 use crate::request::RequestData;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Whether a worker holding `inflight` requests (the one it runs included), whose answers lately
 /// took `answers_take` each, may be sent one more: at its recent pace, what the request would
@@ -67,7 +68,6 @@ pub enum Step {
     Broken,
 }
 
-#[derive(Default)]
 pub struct InFlight {
     /// Written, and not answered yet; with each request's encoded size and number (see
     /// [`crate::ipc::claim`]).
@@ -84,9 +84,25 @@ pub struct InFlight {
     uploads: Tree<Upload>,
     /// The spooled body of that request, kept as long as its uploads.
     body: RequestBody,
+    /// How long one chunk of a streamed answer may wait for its client.
+    send_timeout: Duration,
+    limits: AnswerLimits,
 }
 
 impl InFlight {
+    pub fn new(send_timeout: Duration, limits: AnswerLimits) -> InFlight {
+        InFlight {
+            sent: VecDeque::new(),
+            written: 0,
+            open: None,
+            since: None,
+            uploads: Tree::new(),
+            body: RequestBody::default(),
+            send_timeout,
+            limits,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sent.is_empty() && self.open.is_none()
     }
@@ -154,14 +170,16 @@ impl InFlight {
             self.body = job.request.body;
             self.open = Some(Open {
                 reply: Some(job.reply),
-                stream: None,
+                stream: Stream::None,
+                send_timeout: self.send_timeout,
+                limits: self.limits.clone(),
             });
         }
         let Some(open) = self.open.as_mut() else {
             return Step::Broken;
         };
         match open.step(frame).await {
-            true if open.reply.is_none() && open.stream.is_some() => Step::More,
+            true if open.reply.is_none() && open.streaming() => Step::More,
             true => {
                 self.open = None;
                 let now = Instant::now();
@@ -203,27 +221,46 @@ impl InFlight {
 struct Open {
     /// Until the head is sent.
     reply: Option<oneshot::Sender<Reply>>,
-    /// While a streamed body is under way.
-    stream: Option<mpsc::Sender<Result<bytes::Bytes, std::io::Error>>>,
+    /// The streamed body, once its head was sent.
+    stream: Stream,
+    /// How long one chunk may wait for the client (`http.send_timeout`).
+    send_timeout: Duration,
+    /// Where a streamed body waits for its client.
+    limits: AnswerLimits,
+}
+
+/// Where a streamed body's chunks go.
+enum Stream {
+    /// No streamed body (yet), or it ended.
+    None,
+    Open(AnswerSender),
+    /// The client left or stopped reading: the worker's remaining chunks are dropped, so it
+    /// finishes at its own pace and is free again.
+    Discarding,
 }
 
 impl Open {
     /// One frame of the answer; false when it does not belong to an answer at this point.
-    /// The answer is complete when both `reply` and `stream` are gone.
+    /// The answer is complete when the head was sent and no stream is under way.
     async fn step(&mut self, frame: Frame) -> bool {
         if self.reply.is_none() {
             // Streaming: chunks until the end.
             return match frame {
                 Frame::Chunk(bytes) => {
-                    // A slow client holds the worker back (bounded channel, then the socket
-                    // buffer); a client that left gets nothing more.
-                    if let Some(tx) = self.stream.as_ref().filter(|tx| !tx.is_closed()) {
-                        let _ = tx.send(Ok(bytes)).await;
+                    // Queued at once (memory, then a temp file): the worker goes on however
+                    // slow the client. Only a full spool holds it, for at most send_timeout per
+                    // chunk; a client that left or stopped reading gets nothing more.
+                    if let Stream::Open(tx) = &self.stream {
+                        if !deliver(tx, bytes, self.send_timeout).await {
+                            self.stream = Stream::Discarding;
+                        }
                     }
                     true
                 }
                 Frame::StreamEnd => {
-                    self.stream = None;
+                    if let Stream::Open(tx) = std::mem::replace(&mut self.stream, Stream::None) {
+                        tx.end();
+                    }
                     true
                 }
                 Frame::StreamAbort => {
@@ -236,13 +273,13 @@ impl Open {
         let whole = match frame.into_reply().map_err(|frame| *frame) {
             Ok(whole) => whole,
             Err(Frame::StreamHead { status, headers }) => {
-                let (tx, chunks) = mpsc::channel(8);
+                let (tx, chunks) = answer::channel(self.limits.clone());
                 self.send(Reply::Stream {
                     status,
                     headers,
                     chunks,
                 });
-                self.stream = Some(tx);
+                self.stream = Stream::Open(tx);
                 return true;
             }
             Err(_) => return false,
@@ -251,20 +288,44 @@ impl Open {
         true
     }
 
-    /// The worker is gone: an error answer, or a stream cut off so the client sees it is
-    /// incomplete.
+    /// Whether a streamed body is under way.
+    fn streaming(&self) -> bool {
+        !matches!(self.stream, Stream::None)
+    }
+
+    /// The worker is gone: an error answer, or a stream cut off (its sender dropped before
+    /// the end) so the client sees it is incomplete.
     fn fail(&mut self, reply: Reply, why: &str) {
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(reply);
         }
-        if let Some(tx) = self.stream.take() {
-            let _ = tx.try_send(Err(std::io::Error::other(why.to_owned())));
+        if let Stream::Open(_) = std::mem::replace(&mut self.stream, Stream::None) {
+            tracing::debug!("a streamed answer is cut off: {why}");
         }
     }
 
     fn send(&mut self, reply: Reply) {
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(reply);
+        }
+    }
+}
+
+/// Queues one chunk; false when the client left, or the spool stayed full for `limit`.
+async fn deliver(tx: &AnswerSender, chunk: bytes::Bytes, limit: Duration) -> bool {
+    let mut chunk = chunk;
+    loop {
+        match tx.push(chunk) {
+            Push::Queued => return true,
+            Push::Gone => return false,
+            Push::Full(back) => chunk = back,
+        }
+        if tokio::time::timeout(limit, tx.room()).await.is_err() {
+            tracing::warn!(
+                "a client read nothing of a streamed answer for http.send_timeout ({limit:?}): \
+                 the answer is cut off and the worker goes on"
+            );
+            return false;
         }
     }
 }

@@ -24,6 +24,10 @@ pub struct Limits {
     /// Requests sent ahead go back to the line once the one before them has run this long
     /// (None: send-ahead is off).
     pub recall_after: Option<Duration>,
+    /// How long one chunk of a streamed answer may wait for its client (`http.send_timeout`).
+    pub send_timeout: Duration,
+    /// Where a streamed answer waits for its client (memory, then a temp file).
+    pub answers: crate::dispatch::answer::AnswerLimits,
 }
 
 /// The worker's side of the channel, frame by frame (cancel-safe: see [`FrameReader`]).
@@ -185,7 +189,7 @@ async fn lifetime(
         }
     }
     let mut memory = Memory::default();
-    let mut flight = InFlight::default();
+    let mut flight = InFlight::new(limits.send_timeout, limits.answers.clone());
     // Handed over while the worker was busy but not small enough to send ahead: written once
     // the worker is free.
     let mut held: Option<Box<Job>> = None;

@@ -549,6 +549,8 @@ impl Supervisor {
             destroy_timeout: pool.destroy_timeout,
             memory_limit: Some(pool.supervisor.max_worker_memory).filter(|&m| m > 0),
             recall_after: (pool.send_ahead > 0).then(|| ahead::recall_after(pool.send_ahead_wait)),
+            send_timeout: self.config.http.send_timeout,
+            answers: self.config.http.answer_limits(),
         };
         tracing::debug!(pid, id, oneshot, "worker started");
         let now = Instant::now();

@@ -61,6 +61,19 @@ impl RequestBody {
         Some(RequestBody::File { path, len })
     }
 
+    /// Takes the ownership of a spool file out (the engine deletes it when the next request is
+    /// taken); the body keeps naming the file.
+    pub fn detach(&mut self) -> Option<TempPath> {
+        let RequestBody::File { path, len } = self else {
+            return None;
+        };
+        let unowned = RequestBody::unowned_file(path.to_path_buf(), *len)?;
+        match std::mem::replace(self, unowned) {
+            RequestBody::File { path, .. } => Some(path),
+            RequestBody::Memory(_) => None,
+        }
+    }
+
     /// The whole body in memory (what `$req->body` asks for): reads the file when spooled.
     pub fn load(&self) -> std::io::Result<Bytes> {
         match self {
@@ -308,6 +321,21 @@ mod tests {
         drop(other);
         assert!(path.exists());
         drop(got);
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn a_detached_file_lives_as_long_as_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut body = spool(body(&[b"abcdefgh"]), &limits(dir.path(), 4, 100))
+            .await
+            .unwrap();
+        let owner = body.detach().unwrap();
+        let path = body.file().unwrap().to_owned();
+        assert!(body.detach().is_none(), "owned once");
+        drop(body);
+        assert!(path.exists());
+        drop(owner);
         assert!(!path.exists());
     }
 

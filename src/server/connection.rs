@@ -111,6 +111,10 @@ struct WatchedIo<I> {
     io: I,
     watch: Arc<Watch>,
     heads: Option<Arc<Heads>>,
+    /// `http.send_timeout`, and the timer armed while a write waits for the client.
+    send_timeout: Duration,
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    remote: std::net::SocketAddr,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for WatchedIo<I> {
@@ -132,26 +136,63 @@ impl<I: AsyncRead + Unpin> AsyncRead for WatchedIo<I> {
     }
 }
 
+impl<I> WatchedIo<I> {
+    /// A write that cannot go on (the client's window is full) arms the send timer; any
+    /// progress disarms it. Past `http.send_timeout` without progress the write fails, which
+    /// ends the connection (nginx `send_timeout`).
+    fn stalled<T>(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if !poll.is_pending() {
+            self.stall = None;
+            return poll;
+        }
+        let limit = self.send_timeout;
+        let timer = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        tracing::warn!(
+            remote = %self.remote,
+            "the client read nothing for http.send_timeout ({limit:?}): connection closed"
+        );
+        Poll::Ready(Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client stopped reading",
+        )))
+    }
+}
+
 impl<I: AsyncWrite + Unpin> AsyncWrite for WatchedIo<I> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.stalled(cx, poll)
     }
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.stalled(cx, poll)
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.stalled(cx, poll)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
@@ -199,6 +240,9 @@ pub async fn serve_with<I, H, F>(
         io,
         watch: watch.clone(),
         heads: heads.clone(),
+        send_timeout: http.send_timeout,
+        stall: None,
+        remote: peer.addr,
     });
     let service = {
         let watch = watch.clone();

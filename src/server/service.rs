@@ -209,7 +209,10 @@ async fn into_response(
                 if ended {
                     return std::task::Poll::Ready(None);
                 }
-                let chunk = std::task::ready!(chunks.poll_recv(cx));
+                let chunk = std::task::ready!(chunks.poll_chunk(cx));
+                if !matches!(chunk, Some(Ok(_))) {
+                    ended = true;
+                }
                 let Some(counted) = counted.as_mut() else {
                     return std::task::Poll::Ready(chunk.map(|b| b.map(Frame::data)));
                 };

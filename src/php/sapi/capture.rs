@@ -38,6 +38,9 @@ struct Originals {
 
 static ORIGINALS: OnceLock<Originals> = OnceLock::new();
 
+/// The largest piece of one PHP write taken at a time.
+const PIECE: usize = 256 * 1024;
+
 #[derive(Default)]
 struct Capture {
     /// Output not sent yet.
@@ -46,6 +49,8 @@ struct Capture {
     body: Option<BodyReader>,
     /// `flush()` sent the head: the rest goes out as chunks.
     streaming: bool,
+    /// Output held before it goes out as if `flush()` was called (`http.output_buffer_size`).
+    held: usize,
 }
 
 thread_local! {
@@ -99,7 +104,7 @@ pub fn uninstall() {
 }
 
 /// Starts capturing for one request whose body `php://input` will return.
-pub fn start(body: &RequestBody) {
+pub fn start(body: &RequestBody, held: usize) {
     let body = match body.reader() {
         Ok(reader) => Some(reader),
         Err(e) => {
@@ -113,6 +118,7 @@ pub fn start(body: &RequestBody) {
     CAPTURE.with_borrow_mut(|c| {
         *c = Capture {
             body,
+            held,
             ..Capture::default()
         }
     });
@@ -228,12 +234,23 @@ unsafe extern "C" fn ub_write(s: *const c_char, len: usize) -> usize {
     if ACTIVE.get() {
         // SAFETY: PHP passes `len` readable bytes.
         let bytes = unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) };
-        // try_borrow: a panic must not cross into PHP (never expected: no hook re-enters).
-        CAPTURE.with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                c.out.extend_from_slice(bytes);
+        // One write may be huge (readfile() hands over a whole mapped file): taken in pieces.
+        for piece in bytes.chunks(PIECE) {
+            // try_borrow: a panic must not cross into PHP (never expected: no hook re-enters).
+            let full = CAPTURE.with(|c| match c.try_borrow_mut() {
+                Ok(mut c) => {
+                    c.out.extend_from_slice(piece);
+                    c.out.len() > c.held
+                }
+                Err(_) => false,
+            });
+            // Past the limit the answer streams, as php-fpm's output would reach its client: a
+            // large readfile() holds at most `held` bytes (plus the chunks the client has yet
+            // to read, bounded by http.send_timeout).
+            if full && std::panic::catch_unwind(stream_now).is_err() {
+                eprintln!("rr: internal error in ub_write()");
             }
-        });
+        }
         return len;
     }
     match originals().ub_write {

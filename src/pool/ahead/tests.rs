@@ -3,6 +3,28 @@ use crate::request::form::Tree;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+fn limits() -> AnswerLimits {
+    AnswerLimits {
+        memory: 1 << 20,
+        file: 1 << 30,
+        dir: std::env::temp_dir(),
+    }
+}
+
+/// Nothing may wait for a client beyond one chunk: a client that does not read holds the
+/// sender at once.
+fn no_spool() -> AnswerLimits {
+    AnswerLimits {
+        memory: 0,
+        file: 0,
+        dir: std::env::temp_dir(),
+    }
+}
+
+async fn next(rx: &mut answer::AnswerReceiver) -> Option<std::io::Result<Bytes>> {
+    std::future::poll_fn(|cx| rx.poll_chunk(cx)).await
+}
+
 fn request(body: &'static [u8]) -> RequestData {
     RequestData {
         body: RequestBody::Memory(Bytes::from_static(body)),
@@ -37,7 +59,7 @@ fn body(reply: Reply) -> Bytes {
 
 #[tokio::test]
 async fn answers_go_to_the_requests_in_the_order_they_were_sent() {
-    let mut flight = InFlight::default();
+    let mut flight = InFlight::new(Duration::from_secs(60), limits());
     let (a, mut ra) = job(b"a");
     let (b, mut rb) = job(b"b");
     flight.push(a, 10);
@@ -66,7 +88,7 @@ fn stream_head() -> Frame {
 
 #[tokio::test]
 async fn a_streamed_answer_holds_the_next_request_until_it_ends() {
-    let mut flight = InFlight::default();
+    let mut flight = InFlight::new(Duration::from_secs(60), limits());
     let (a, mut ra) = job(b"");
     let (b, mut rb) = job(b"");
     flight.push(a, 10);
@@ -77,24 +99,24 @@ async fn a_streamed_answer_holds_the_next_request_until_it_ends() {
     };
     let chunk = Frame::Chunk(Bytes::from_static(b"x"));
     assert_eq!(flight.step(chunk).await, Step::More);
-    assert_eq!(chunks.recv().await.unwrap().unwrap(), "x");
+    assert_eq!(next(&mut chunks).await.unwrap().unwrap(), "x");
     assert!(matches!(
         flight.step(Frame::StreamEnd).await,
         Step::Done { .. }
     ));
-    assert!(chunks.recv().await.is_none(), "the body ended");
+    assert!(next(&mut chunks).await.is_none(), "the body ended");
     assert!(matches!(flight.step(full("B")).await, Step::Done { .. }));
     assert_eq!(body(rb.try_recv().unwrap()), "B");
 }
 
 #[tokio::test]
 async fn only_chunks_or_the_end_belong_to_a_stream() {
-    let mut flight = InFlight::default();
+    let mut flight = InFlight::new(Duration::from_secs(60), limits());
     let (a, _ra) = job(b"");
     flight.push(a, 10);
     flight.step(stream_head()).await;
     assert_eq!(flight.step(full("nope")).await, Step::Broken);
-    let mut flight = InFlight::default();
+    let mut flight = InFlight::new(Duration::from_secs(60), limits());
     let (a, _ra) = job(b"");
     flight.push(a, 10);
     let chunk = Frame::Chunk(Bytes::from_static(b"x"));
@@ -103,7 +125,7 @@ async fn only_chunks_or_the_end_belong_to_a_stream() {
 
 #[tokio::test]
 async fn a_dead_worker_fails_only_the_request_it_was_on() {
-    let mut flight = InFlight::default();
+    let mut flight = InFlight::new(Duration::from_secs(60), limits());
     let (a, mut ra) = job(b"a");
     let (b, mut rb) = job(b"b");
     let (c, mut rc) = job(b"c");
@@ -128,14 +150,51 @@ async fn a_dead_worker_fails_only_the_request_it_was_on() {
     };
     assert_eq!(flight.fail(Reply::Crashed, "gone").len(), 1);
     assert!(
-        chunks.recv().await.unwrap().is_err(),
-        "the client sees a cut-off body"
+        next(&mut chunks).await.unwrap().is_err(),
+        "closed without its end: the client sees a cut-off body"
     );
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_the_worker_goes_on() {
+    let mut flight = InFlight::new(Duration::from_millis(20), no_spool());
+    let (a, mut ra) = job(b"");
+    let (b, mut rb) = job(b"");
+    flight.push(a, 10);
+    flight.push(b, 10);
+    assert_eq!(flight.step(stream_head()).await, Step::More);
+    let Reply::Stream { mut chunks, .. } = ra.try_recv().unwrap() else {
+        panic!("not a stream");
+    };
+    // One chunk is taken; the next waits send_timeout, then the rest is dropped at once.
+    for _ in 0..100 {
+        let chunk = Frame::Chunk(Bytes::from_static(b"x"));
+        assert_eq!(flight.step(chunk).await, Step::More);
+    }
+    assert!(matches!(
+        flight.step(Frame::StreamEnd).await,
+        Step::Done { .. }
+    ));
+    assert!(matches!(flight.step(full("B")).await, Step::Done { .. }));
+    assert_eq!(body(rb.try_recv().unwrap()), "B", "the worker served the next");
+    let mut got = 0;
+    let cut = loop {
+        match next(&mut chunks).await {
+            Some(Ok(chunk)) => {
+                assert_eq!(chunk, "x");
+                got += 1;
+            }
+            Some(Err(_)) => break true,
+            None => break false,
+        }
+    };
+    assert!(cut, "the client sees a cut-off answer, never its end");
+    assert_eq!(got, 1, "what was queued before the client stalled");
+}
+
+#[tokio::test]
 async fn a_worker_declines_between_answers_only() {
-    let mut flight = InFlight::default();
+    let mut flight = InFlight::new(Duration::from_secs(60), limits());
     let (a, _ra) = job(b"a");
     let (b, _rb) = job(b"b");
     flight.push(a, 10);
@@ -172,7 +231,7 @@ fn only_small_requests_without_uploads_go_ahead_and_the_socket_never_fills() {
     );
     assert!(!small(&upload));
 
-    let mut flight = InFlight::default();
+    let mut flight = InFlight::new(Duration::from_secs(60), limits());
     assert!(flight.fits(MAX_BYTES));
     let (a, _ra) = job(b"");
     flight.push(a, MAX_BYTES - 100);
@@ -213,7 +272,7 @@ fn what_a_request_sent_ahead_waits_for_stays_under_a_millisecond() {
 async fn requests_the_worker_has_not_started_are_taken_back_and_never_run_there() {
     let (master, fd) = crate::ipc::claim::Claim::create().unwrap();
     let worker = crate::ipc::claim::Claim::map(&fd).unwrap();
-    let mut flight = InFlight::default();
+    let mut flight = InFlight::new(Duration::from_secs(60), limits());
     let (a, mut ra) = job(b"a");
     let (b, _) = job(b"b");
     let (c, _) = job(b"c");

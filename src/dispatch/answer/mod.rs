@@ -1,0 +1,285 @@
+//! A streamed answer's body on its way from PHP (or a pool worker's frames) to the connection,
+//! as nginx buffers an upstream: up to `http.response_buffer_size` in memory, then a temp file
+//! (at most `http.max_response_spool_size` unread bytes), so PHP hands over its chunks and goes on
+//! while a slow client reads at its own pace. Only a spool that is full makes the sender wait
+//! (for at most `http.send_timeout`).
+//!
+//! The order is kept: chunks go to memory only while the file holds nothing unread, and the
+//! reader takes memory before the file. A sender dropped before [`AnswerSender::end`] cuts the
+//! answer off: the client sees an incomplete body, never a short one that looks whole.
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use tempfile::TempPath;
+use tokio::sync::Notify;
+
+/// Where a streamed answer may wait for its client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerLimits {
+    /// Bytes held in memory before the temp file is used (`http.response_buffer_size`).
+    pub memory: usize,
+    /// Unread bytes the temp file may hold (`http.max_response_spool_size`); 0: no file, the sender
+    /// waits for the client instead.
+    pub file: u64,
+    /// Where the temp file goes (`http.uploads.dir`).
+    pub dir: PathBuf,
+}
+
+/// What became of a chunk handed to [`AnswerSender::push`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Push {
+    /// Queued for the client.
+    Queued,
+    /// The spool is full: wait for [`AnswerSender::room`], then push it again.
+    Full(Bytes),
+    /// The client is gone (or the spool file failed): nothing more will be read.
+    Gone,
+}
+
+/// The largest piece read back from the temp file at once.
+const READ_PIECE: usize = 256 * 1024;
+
+enum Ending {
+    Open,
+    Ended,
+    Cut,
+}
+
+struct Spool {
+    file: std::fs::File,
+    _path: TempPath,
+    written: u64,
+    read: u64,
+}
+
+struct State {
+    memory: VecDeque<Bytes>,
+    in_memory: usize,
+    spool: Option<Spool>,
+    /// The temp file could not be created or written: the answer is cut off.
+    failed: bool,
+    ending: Ending,
+    receiver_gone: bool,
+    waker: Option<Waker>,
+}
+
+struct Shared {
+    limits: AnswerLimits,
+    state: Mutex<State>,
+    /// Signalled when the reader made room or left.
+    room: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind: go on with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The producing end: PHP's engine, or the pool master's worker task.
+pub struct AnswerSender {
+    shared: Arc<Shared>,
+    ended: bool,
+}
+
+/// The consuming end, read by the connection.
+pub struct AnswerReceiver {
+    shared: Arc<Shared>,
+}
+
+pub fn channel(limits: AnswerLimits) -> (AnswerSender, AnswerReceiver) {
+    let shared = Arc::new(Shared {
+        limits,
+        state: Mutex::new(State {
+            memory: VecDeque::new(),
+            in_memory: 0,
+            spool: None,
+            failed: false,
+            ending: Ending::Open,
+            receiver_gone: false,
+            waker: None,
+        }),
+        room: Notify::new(),
+    });
+    (
+        AnswerSender {
+            shared: shared.clone(),
+            ended: false,
+        },
+        AnswerReceiver { shared },
+    )
+}
+
+impl AnswerSender {
+    /// Queues a chunk without waiting: in memory while there is room and the file holds
+    /// nothing unread, else appended to the temp file.
+    pub fn push(&self, chunk: Bytes) -> Push {
+        if chunk.is_empty() {
+            return Push::Queued;
+        }
+        let limits = &self.shared.limits;
+        let mut state = self.shared.lock();
+        if state.receiver_gone || state.failed {
+            return Push::Gone;
+        }
+        let unread_file = state.spool.as_ref().map_or(0, |s| s.written - s.read);
+        let fits_memory = state.in_memory + chunk.len() <= limits.memory;
+        // Nothing is waiting at all: any chunk is taken, so an answer always makes progress.
+        let idle = unread_file == 0 && state.in_memory == 0;
+        if unread_file == 0 && fits_memory || idle {
+            state.in_memory += chunk.len();
+            state.memory.push_back(chunk);
+        } else if unread_file + chunk.len() as u64 > limits.file {
+            return Push::Full(chunk);
+        } else if let Err(e) = append(&mut state, &limits.dir, &chunk) {
+            tracing::error!(
+                "a streamed answer could not be spooled to {}: it is cut off: {e}",
+                limits.dir.display()
+            );
+            state.failed = true;
+            wake(&mut state);
+            return Push::Gone;
+        }
+        wake(&mut state);
+        Push::Queued
+    }
+
+    /// Completes once the reader made room or left.
+    pub async fn room(&self) {
+        self.shared.room.notified().await;
+    }
+
+    /// Whether the client is gone.
+    pub fn is_gone(&self) -> bool {
+        let state = self.shared.lock();
+        state.receiver_gone || state.failed
+    }
+
+    /// The answer is complete.
+    pub fn end(mut self) {
+        self.ended = true;
+        let mut state = self.shared.lock();
+        state.ending = Ending::Ended;
+        wake(&mut state);
+    }
+}
+
+impl Drop for AnswerSender {
+    fn drop(&mut self) {
+        if !self.ended {
+            let mut state = self.shared.lock();
+            state.ending = Ending::Cut;
+            wake(&mut state);
+        }
+    }
+}
+
+fn wake(state: &mut State) {
+    if let Some(waker) = state.waker.take() {
+        waker.wake();
+    }
+}
+
+fn append(state: &mut State, dir: &std::path::Path, chunk: &[u8]) -> std::io::Result<()> {
+    if state.spool.is_none() {
+        let (file, path) = tempfile::Builder::new()
+            .prefix("rr-answer-")
+            .tempfile_in(dir)?
+            .into_parts();
+        state.spool = Some(Spool {
+            file,
+            _path: path,
+            written: 0,
+            read: 0,
+        });
+    }
+    let Some(spool) = state.spool.as_mut() else {
+        return Ok(());
+    };
+    spool.file.write_all(chunk)?;
+    spool.written += chunk.len() as u64;
+    Ok(())
+}
+
+impl AnswerReceiver {
+    /// The next chunk: memory first, then the temp file; `None` at the end, an error when the
+    /// answer was cut off.
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
+        let mut state = self.shared.lock();
+        if let Some(chunk) = state.memory.pop_front() {
+            state.in_memory -= chunk.len();
+            drop(state);
+            self.shared.room.notify_one();
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        if let Some(piece) = read_spool(&mut state) {
+            drop(state);
+            self.shared.room.notify_one();
+            return Poll::Ready(Some(piece));
+        }
+        if state.failed {
+            return Poll::Ready(Some(Err(std::io::Error::other(
+                "the answer could not be spooled",
+            ))));
+        }
+        match state.ending {
+            Ending::Ended => Poll::Ready(None),
+            Ending::Cut => Poll::Ready(Some(Err(std::io::Error::other(
+                "the answer was cut off",
+            )))),
+            Ending::Open => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The next piece of the temp file, if it holds anything unread; once all is read the file
+/// starts over, so a client that catches up never makes it grow.
+fn read_spool(state: &mut State) -> Option<std::io::Result<Bytes>> {
+    let spool = state.spool.as_mut()?;
+    if spool.read == spool.written {
+        return None;
+    }
+    let want = (spool.written - spool.read).min(READ_PIECE as u64) as usize;
+    let mut buf = vec![0u8; want];
+    if let Err(e) = spool.file.read_exact_at(&mut buf, spool.read) {
+        state.failed = true;
+        return Some(Err(e));
+    }
+    spool.read += want as u64;
+    if spool.read == spool.written {
+        if let Err(e) = spool.file.set_len(0) {
+            tracing::warn!("emptying a response spool file: {e}");
+        }
+        spool.read = 0;
+        spool.written = 0;
+        if let Err(e) = std::io::Seek::rewind(&mut spool.file) {
+            state.failed = true;
+            return Some(Err(e));
+        }
+    }
+    Some(Ok(buf.into()))
+}
+
+impl Drop for AnswerReceiver {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.receiver_gone = true;
+        state.memory.clear();
+        state.in_memory = 0;
+        // The temp file goes now, not when the sender is done.
+        state.spool = None;
+        drop(state);
+        self.shared.room.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests;

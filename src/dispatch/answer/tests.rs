@@ -1,0 +1,133 @@
+use super::*;
+use std::future::poll_fn;
+
+fn limits(dir: &std::path::Path, memory: usize, file: u64) -> AnswerLimits {
+    AnswerLimits {
+        memory,
+        file,
+        dir: dir.to_owned(),
+    }
+}
+
+fn bytes(s: &'static str) -> Bytes {
+    Bytes::from_static(s.as_bytes())
+}
+
+async fn next(rx: &mut AnswerReceiver) -> Option<std::io::Result<Bytes>> {
+    poll_fn(|cx| rx.poll_chunk(cx)).await
+}
+
+/// Everything until the end; Err when it was cut off.
+async fn drain(rx: &mut AnswerReceiver) -> Result<Vec<u8>, Vec<u8>> {
+    let mut all = Vec::new();
+    loop {
+        match next(rx).await {
+            Some(Ok(chunk)) => all.extend_from_slice(&chunk),
+            Some(Err(_)) => return Err(all),
+            None => return Ok(all),
+        }
+    }
+}
+
+fn files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+#[tokio::test]
+async fn chunks_past_memory_go_to_a_file_and_come_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = channel(limits(dir.path(), 4, 1 << 20));
+    for piece in ["ab", "cd", "ef", "gh", "ij"] {
+        assert_eq!(tx.push(bytes(piece)), Push::Queued);
+    }
+    assert_eq!(files(dir.path()), 1, "spooled past 4 bytes");
+    tx.end();
+    assert_eq!(drain(&mut rx).await.unwrap(), b"abcdefghij");
+    drop(rx);
+    assert_eq!(files(dir.path()), 0, "the spool file is gone with the answer");
+}
+
+#[tokio::test]
+async fn a_reader_that_catches_up_brings_chunks_back_to_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = channel(limits(dir.path(), 2, 1 << 20));
+    tx.push(bytes("ab"));
+    tx.push(bytes("cd")); // memory full: to the file
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "ab");
+    // The file holds "cd" unread: this must queue behind it, not in memory.
+    tx.push(bytes("ef"));
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "cdef");
+    tx.push(bytes("gh"));
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "gh");
+    tx.end();
+    assert!(next(&mut rx).await.is_none());
+}
+
+#[tokio::test]
+async fn a_full_spool_asks_the_sender_to_wait_for_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = channel(limits(dir.path(), 2, 4));
+    assert_eq!(tx.push(bytes("ab")), Push::Queued);
+    assert_eq!(tx.push(bytes("cdef")), Push::Queued);
+    assert_eq!(tx.push(bytes("g")), Push::Full(bytes("g")));
+    let room = tx.room();
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "ab");
+    room.await;
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "cdef");
+    assert_eq!(tx.push(bytes("g")), Push::Queued);
+}
+
+#[tokio::test]
+async fn without_a_file_one_chunk_always_gets_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = channel(limits(dir.path(), 0, 0));
+    assert_eq!(tx.push(bytes("abc")), Push::Queued);
+    assert_eq!(tx.push(bytes("d")), Push::Full(bytes("d")));
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "abc");
+    assert_eq!(tx.push(bytes("d")), Push::Queued);
+    assert_eq!(files(dir.path()), 0);
+}
+
+#[tokio::test]
+async fn a_sender_dropped_before_the_end_cuts_the_answer_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = channel(limits(dir.path(), 2, 1 << 20));
+    tx.push(bytes("ab"));
+    tx.push(bytes("cd"));
+    drop(tx);
+    assert_eq!(drain(&mut rx).await.unwrap_err(), b"abcd");
+}
+
+#[tokio::test]
+async fn a_reader_that_left_frees_everything_and_the_sender_hears_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = channel(limits(dir.path(), 2, 1 << 20));
+    tx.push(bytes("ab"));
+    tx.push(bytes("cd"));
+    assert_eq!(files(dir.path()), 1);
+    drop(rx);
+    assert_eq!(files(dir.path()), 0);
+    assert!(tx.is_gone());
+    assert_eq!(tx.push(bytes("ef")), Push::Gone);
+    tx.room().await; // woken by the departure, not left hanging
+}
+
+#[tokio::test]
+async fn a_spool_directory_that_cannot_be_written_cuts_the_answer_off() {
+    let (tx, mut rx) = channel(limits(std::path::Path::new("/nonexistent/rr"), 2, 1 << 20));
+    assert_eq!(tx.push(bytes("ab")), Push::Queued);
+    assert_eq!(tx.push(bytes("cd")), Push::Gone);
+    tx.end();
+    assert_eq!(drain(&mut rx).await.unwrap_err(), b"ab");
+}
+
+#[tokio::test]
+async fn the_reader_waits_for_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = channel(limits(dir.path(), 2, 1 << 20));
+    let reader = tokio::spawn(async move { drain(&mut rx).await });
+    tokio::task::yield_now().await;
+    tx.push(bytes("late"));
+    tx.end();
+    assert_eq!(reader.await.unwrap().unwrap(), b"late");
+}
