@@ -3,8 +3,8 @@
 use super::wire::{put_bytes, put_headers, put_str, DecodeError, Reader};
 use crate::request::form::{Key, Node, Tree};
 use crate::request::multipart::Upload;
-use crate::request::target::Target;
 use crate::request::spool::RequestBody;
+use crate::request::target::Target;
 use crate::request::RequestData;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};

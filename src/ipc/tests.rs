@@ -199,5 +199,8 @@ fn a_spooled_body_travels_as_its_path_and_the_worker_does_not_delete_it() {
     assert_eq!(got.body.len(), 7);
     assert_eq!(got.body.load().unwrap().as_ref(), b"spooled");
     drop(got);
-    assert!(path.exists(), "the worker's copy must not delete the master's file");
+    assert!(
+        path.exists(),
+        "the worker's copy must not delete the master's file"
+    );
 }

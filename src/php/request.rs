@@ -194,7 +194,10 @@ impl Request {
         let bytes = self.data.body.load().map_err(|e| {
             misuse(format!(
                 "RR\\Request::$body: the body file {} cannot be read: {e}",
-                self.data.body.file().map_or("?".into(), |p| p.display().to_string())
+                self.data
+                    .body
+                    .file()
+                    .map_or("?".into(), |p| p.display().to_string())
             ))
         })?;
         let zval = convert::bytes_zval(&bytes);

@@ -1,6 +1,7 @@
 //! multipart/form-data bodies, parsed like php-src `rfc1867_post_handler`: fields into a form
 //! tree, files streamed to temporary files that are deleted when their `Upload` is dropped.
 use super::form::{is_c_space, FormLimits, Tree};
+use super::spool::TempSink;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -10,7 +11,6 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tempfile::TempPath;
-use super::spool::TempSink;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -480,8 +480,8 @@ mod tests {
     use super::*;
     use futures_util::stream::{self, StreamExt};
     use std::convert::Infallible;
-    use std::path::Path;
     use std::io::Read;
+    use std::path::Path;
 
     const BOUNDARY: &str = "----rrTestBoundary7MA4YWxkTrZu0gW";
 

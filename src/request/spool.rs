@@ -250,7 +250,10 @@ mod tests {
     }
 
     fn body(pieces: &[&[u8]]) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> {
-        let pieces: Vec<_> = pieces.iter().map(|p| Ok(Bytes::copy_from_slice(p))).collect();
+        let pieces: Vec<_> = pieces
+            .iter()
+            .map(|p| Ok(Bytes::copy_from_slice(p)))
+            .collect();
         stream::iter(pieces)
     }
 
@@ -288,9 +291,12 @@ mod tests {
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_and_leaves_no_file() {
         let dir = tempfile::tempdir().unwrap();
-        let err = spool(body(&[b"abcdef", b"ghij", b"k"]), &limits(dir.path(), 4, 10))
-            .await
-            .unwrap_err();
+        let err = spool(
+            body(&[b"abcdef", b"ghij", b"k"]),
+            &limits(dir.path(), 4, 10),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, SpoolError::TooLarge), "{err:?}");
         assert_eq!(files(dir.path()), 0);
     }
@@ -298,10 +304,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_fails_half_way_leaves_no_file() {
         let dir = tempfile::tempdir().unwrap();
-        let pieces = vec![
-            Ok(Bytes::from_static(b"abcdefgh")),
-            Err("connection reset"),
-        ];
+        let pieces = vec![Ok(Bytes::from_static(b"abcdefgh")), Err("connection reset")];
         let err = spool(stream::iter(pieces), &limits(dir.path(), 4, 100))
             .await
             .unwrap_err();

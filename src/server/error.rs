@@ -77,7 +77,9 @@ impl HttpError {
     fn message(&self) -> String {
         match self {
             HttpError::BodyTooLarge { limit } => format!("request body exceeds {limit} bytes"),
-            HttpError::BodyTimeout => "the request body stopped arriving (http.body_timeout)".into(),
+            HttpError::BodyTimeout => {
+                "the request body stopped arriving (http.body_timeout)".into()
+            }
             HttpError::BadRequest(why) => format!("bad request: {why}"),
             HttpError::QueueFull => "server busy: too many requests waiting".into(),
             HttpError::Unavailable => "server is shutting down".into(),

@@ -229,9 +229,7 @@ impl AnswerReceiver {
         }
         match state.ending {
             Ending::Ended => Poll::Ready(None),
-            Ending::Cut => Poll::Ready(Some(Err(std::io::Error::other(
-                "the answer was cut off",
-            )))),
+            Ending::Cut => Poll::Ready(Some(Err(std::io::Error::other("the answer was cut off")))),
             Ending::Open => {
                 state.waker = Some(cx.waker().clone());
                 Poll::Pending

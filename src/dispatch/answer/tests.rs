@@ -44,7 +44,11 @@ async fn chunks_past_memory_go_to_a_file_and_come_back_in_order() {
     tx.end();
     assert_eq!(drain(&mut rx).await.unwrap(), b"abcdefghij");
     drop(rx);
-    assert_eq!(files(dir.path()), 0, "the spool file is gone with the answer");
+    assert_eq!(
+        files(dir.path()),
+        0,
+        "the spool file is gone with the answer"
+    );
 }
 
 #[tokio::test]

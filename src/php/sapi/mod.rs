@@ -133,13 +133,7 @@ pub(super) fn settle_exception(during: &str) -> Option<String> {
 /// One request: `data` in, `$app` called, the answer out, state reset. After a fatal error
 /// the worker script ends instead (see the module comment). Unflushed output past `held`
 /// bytes (`http.output_buffer_size`) starts streaming.
-pub fn run(
-    app: &ZendCallable,
-    data: &RequestData,
-    uploads: Uploads,
-    script: &Script,
-    held: usize,
-) {
+pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Script, held: usize) {
     // Taken out for the request, so nothing here holds a borrow while PHP code runs.
     let worker = WORKER.take().unwrap_or_else(first_call);
     globals::install(data, uploads.files, script, &worker.order);

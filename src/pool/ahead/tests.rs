@@ -134,7 +134,10 @@ async fn a_dead_worker_fails_only_the_request_it_was_on() {
     flight.push(c, 10);
     let back = flight.fail(Reply::Crashed, "gone");
     assert!(matches!(ra.try_recv().unwrap(), Reply::Crashed));
-    let bodies: Vec<_> = back.iter().map(|j| j.request.body.in_memory().unwrap().clone()).collect();
+    let bodies: Vec<_> = back
+        .iter()
+        .map(|j| j.request.body.in_memory().unwrap().clone())
+        .collect();
     assert_eq!(bodies, ["b", "c"], "handed back in order, unanswered");
     assert!(rb.try_recv().is_err() && rc.try_recv().is_err());
     assert!(flight.is_empty());
@@ -176,7 +179,11 @@ async fn a_client_that_stops_reading_is_cut_off_and_the_worker_goes_on() {
         Step::Done { .. }
     ));
     assert!(matches!(flight.step(full("B")).await, Step::Done { .. }));
-    assert_eq!(body(rb.try_recv().unwrap()), "B", "the worker served the next");
+    assert_eq!(
+        body(rb.try_recv().unwrap()),
+        "B",
+        "the worker served the next"
+    );
     let mut got = 0;
     let cut = loop {
         match next(&mut chunks).await {
@@ -282,7 +289,10 @@ async fn requests_the_worker_has_not_started_are_taken_back_and_never_run_there(
     assert_eq!(flight.behind(), 2);
     assert!(worker.start(1), "the worker is on a");
     let back = flight.recall(&master);
-    let bodies: Vec<_> = back.iter().map(|j| j.request.body.in_memory().unwrap().clone()).collect();
+    let bodies: Vec<_> = back
+        .iter()
+        .map(|j| j.request.body.in_memory().unwrap().clone())
+        .collect();
     assert_eq!(bodies, [Bytes::from_static(b"b"), Bytes::from_static(b"c")]);
     assert!(
         !worker.start(2) && !worker.start(3),

@@ -1,0 +1,543 @@
+//! Bodies of any size both ways, in bounded memory, in single-process and pool mode; clients
+//! that stop reading cannot hold PHP (docs/config.md, "Request and response bodies").
+//!
+//! Memory is read from /proc: the peak RSS (VmHWM, reset through clear_refs before each
+//! transfer) of every rr process, against a bound far below the size moved. Nothing here
+//! depends on the machine's speed: deadlines are generous and only bound a hang.
+mod common;
+
+use common::{client, Options, Php};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const PIECE: usize = 65536;
+
+/// The byte at `pos` of a generated body: 64 KB runs of one letter, as bodies.php's rr_piece().
+fn expected(pos: u64) -> u8 {
+    65 + ((pos / PIECE as u64) % 26) as u8
+}
+
+/// A generated body of `len` bytes, produced as it is read (the test never holds it).
+struct Generated {
+    pos: u64,
+    len: u64,
+}
+
+impl Read for Generated {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min((self.len - self.pos) as usize);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = expected(self.pos + i as u64);
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn generated_md5(len: u64) -> String {
+    let mut ctx = md5::Context::new();
+    let mut body = Generated { pos: 0, len };
+    let mut buf = vec![0u8; PIECE];
+    loop {
+        let n = body.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        ctx.consume(&buf[..n]);
+    }
+    format!("{:x}", ctx.compute())
+}
+
+fn put(php: &Php, path: &str, len: u64) -> reqwest::blocking::Response {
+    client()
+        .put(php.url(path))
+        .timeout(Duration::from_secs(300))
+        .body(reqwest::blocking::Body::sized(
+            Generated { pos: 0, len },
+            len,
+        ))
+        .send()
+        .unwrap()
+}
+
+fn put_json(php: &Php, path: &str, len: u64) -> Value {
+    let response = put(php, path, len);
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().unwrap()
+}
+
+/// Reads a generated answer to its end, checking every byte; returns its length.
+fn read_generated(mut response: reqwest::blocking::Response) -> u64 {
+    assert_eq!(response.status(), 200);
+    let mut pos = 0u64;
+    let mut buf = vec![0u8; PIECE];
+    loop {
+        let n = response.read(&mut buf).unwrap();
+        if n == 0 {
+            return pos;
+        }
+        for (i, b) in buf[..n].iter().enumerate() {
+            assert_eq!(*b, expected(pos + i as u64), "byte {}", pos + i as u64);
+        }
+        pos += n as u64;
+    }
+}
+
+fn get(php: &Php, path: &str) -> reqwest::blocking::Response {
+    client()
+        .get(php.url(path))
+        .timeout(Duration::from_secs(300))
+        .send()
+        .unwrap()
+}
+
+fn start(options: Value, env: &[(&'static str, &str)]) -> (Php, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = json!({"http.uploads.dir": dir.path().display().to_string()});
+    for (k, v) in options.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    let mut opts = Options::default();
+    opts.env.push(("RR_TEST_OPTIONS", all.to_string()));
+    for (k, v) in env {
+        opts.env.push((k, v.to_string()));
+    }
+    (Php::start_with("bodies.php", opts), dir)
+}
+
+fn pool(workers: u32) -> Value {
+    json!({"http.pool.num_workers": workers, "status.address": "127.0.0.1:0"})
+}
+
+/// Temp files rr left in `dir` (request spools, answer spools, uploads).
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Waits until rr deleted every temp file in `dir`; fails naming what is left.
+fn no_leftovers(dir: &Path, php: &Php) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !leftovers(dir).is_empty() {
+        if Instant::now() > deadline {
+            panic!("temp files left: {:?}\n{}", leftovers(dir), php.stderr());
+        }
+        // Single process: the file goes when the worker takes its next request (or a tick).
+        let _ = get(php, "/");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn status_kib(pid: i32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every rr process of this server: the php process and its children (pool workers).
+fn processes(php: &Php) -> Vec<i32> {
+    let mut pids = vec![php.pid()];
+    // Children are listed per thread that started them.
+    for task in std::fs::read_dir(format!("/proc/{}/task", php.pid())).unwrap() {
+        let children =
+            std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    pids
+}
+
+/// Runs `transfer` and returns how far above its RSS at the start each process peaked (KiB).
+fn peak_growth(php: &Php, transfer: impl FnOnce()) -> Vec<(i32, u64)> {
+    let pids = processes(php);
+    let base: Vec<u64> = pids
+        .iter()
+        .map(|pid| {
+            // "5" resets the peak RSS to the current RSS.
+            std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+            status_kib(*pid, "VmRSS:")
+        })
+        .collect();
+    transfer();
+    pids.iter()
+        .zip(base)
+        .map(|(pid, base)| (*pid, status_kib(*pid, "VmHWM:").saturating_sub(base)))
+        .collect()
+}
+
+const MIB: u64 = 1024 * 1024;
+/// Moved per transfer in the memory tests: far above the bound, so holding it whole fails.
+const BIG: u64 = 256 * MIB;
+/// Peak RSS growth allowed per process while BIG bytes pass (KiB).
+const BOUND_KIB: u64 = 48 * 1024;
+
+fn assert_bounded(what: &str, growth: &[(i32, u64)], php: &Php) {
+    for (pid, kib) in growth {
+        assert!(
+            *kib < BOUND_KIB,
+            "{what}: process {pid} grew by {} MiB (bound {} MiB)\n{}",
+            kib / 1024,
+            BOUND_KIB / 1024,
+            php.stderr()
+        );
+    }
+}
+
+#[test]
+fn a_large_raw_body_is_spooled_to_a_file_read_as_a_stream_and_deleted() {
+    for options in [json!({}), pool(1)] {
+        let (php, dir) = start(options.clone(), &[]);
+        let len = 8 * MIB + 123;
+        let info = put_json(&php, "/info", len);
+        assert_eq!(info["size"], len, "{options}");
+        assert_eq!(info["md5"], generated_md5(len), "{options}");
+        assert_eq!(info["fileExists"], true, "{info}");
+        let file = info["file"].as_str().unwrap();
+        assert!(
+            Path::new(file).starts_with(dir.path()),
+            "spooled in http.uploads.dir: {file}"
+        );
+        // $req->body still loads it whole when asked.
+        let loaded = put_json(&php, "/load", len);
+        assert_eq!(loaded["md5"], generated_md5(len));
+        no_leftovers(dir.path(), &php);
+    }
+}
+
+#[test]
+fn a_small_body_stays_in_memory_and_the_threshold_is_configurable() {
+    let (php, dir) = start(json!({"http.body_buffer_size": "1KB"}), &[]);
+    let small = put_json(&php, "/info", 1024);
+    assert_eq!(small["file"], Value::Null, "{small}");
+    assert_eq!(small["md5"], generated_md5(1024));
+    let over = put_json(&php, "/info", 1025);
+    assert!(over["file"].is_string(), "{over}");
+    assert_eq!(over["md5"], generated_md5(1025));
+    // Chunked (no Content-Length) takes the same way.
+    let chunked = client()
+        .put(php.url("/info"))
+        .body(reqwest::blocking::Body::new(Generated {
+            pos: 0,
+            len: 5000,
+        }))
+        .send()
+        .unwrap();
+    let chunked: Value = chunked.json().unwrap();
+    assert!(chunked["file"].is_string(), "{chunked}");
+    assert_eq!(chunked["md5"], generated_md5(5000));
+    no_leftovers(dir.path(), &php);
+}
+
+#[test]
+fn php_input_reads_a_spooled_body_under_handle_in_both_modes() {
+    for options in [json!({}), pool(1)] {
+        let (php, dir) = start(options.clone(), &[("RR_TEST_HANDLE", "1")]);
+        let len = 6 * MIB + 7;
+        let got = put_json(&php, "/input", len);
+        assert_eq!(got["md5"], generated_md5(len), "{options}");
+        assert_eq!(got["size"], len);
+        let twice = put_json(&php, "/input-twice", 300 * 1024);
+        assert_eq!(twice["first"], generated_md5(300 * 1024));
+        assert_eq!(
+            twice["second"], twice["first"],
+            "php://input can be read again"
+        );
+        no_leftovers(dir.path(), &php);
+    }
+}
+
+#[test]
+fn spool_files_go_on_every_path_client_abort_exception_refusal_crash() {
+    let (php, dir) = start(
+        json!({"http.max_request_size": "4MB"}),
+        &[("RR_TEST_HANDLE", "1")],
+    );
+    // A chunked body that turns out over the limit once partly spooled: 413, nothing left.
+    let mut stream = TcpStream::connect(php.addr).unwrap();
+    write!(
+        stream,
+        "PUT /input HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = format!("10000\r\n{}\r\n", "y".repeat(0x10000));
+    for _ in 0..80 {
+        // The server may answer and close before all of it is written.
+        if stream.write_all(chunk.as_bytes()).is_err() {
+            break;
+        }
+    }
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // A client that leaves half-way through its body.
+    let mut stream = TcpStream::connect(php.addr).unwrap();
+    write!(
+        stream,
+        "PUT /input HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(&vec![b'x'; 1_000_000]).unwrap();
+    drop(stream);
+    // PHP throws while the body is open.
+    let response = put(&php, "/throw", 2 * MIB);
+    assert_eq!(response.status(), 500);
+    no_leftovers(dir.path(), &php);
+    drop(php);
+
+    // Pool: the worker dies mid-request; the master's file goes with the request.
+    let (php, dir) = start(pool(1), &[]);
+    let response = put(&php, "/crash", 2 * MIB);
+    assert_eq!(response.status(), 502);
+    no_leftovers(dir.path(), &php);
+}
+
+#[test]
+fn a_client_that_pauses_past_body_timeout_gets_a_408() {
+    let (php, dir) = start(json!({"http.body_timeout": "500ms"}), &[]);
+    let mut stream = TcpStream::connect(php.addr).unwrap();
+    write!(
+        stream,
+        "PUT /info HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(&vec![b'x'; 500_000]).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"body_timeout\""), "{answer}");
+    no_leftovers(dir.path(), &php);
+}
+
+#[test]
+fn streamed_answers_arrive_whole_in_both_modes() {
+    for options in [json!({}), pool(1)] {
+        let (php, _dir) = start(options.clone(), &[]);
+        assert_eq!(
+            read_generated(get(&php, "/download?mb=20")),
+            20 * MIB,
+            "{options}"
+        );
+        // One large respond(): a pool worker splits it into frames; the length is declared.
+        let whole = get(&php, "/whole?mb=3");
+        assert_eq!(
+            whole.headers()["content-length"].to_str().unwrap(),
+            (3 * MIB).to_string(),
+            "{options}"
+        );
+        assert_eq!(read_generated(whole), 3 * MIB);
+        drop(php);
+        let (php, _dir) = start(options.clone(), &[("RR_TEST_HANDLE", "1")]);
+        // Unflushed output past output_buffer_size streams, and arrives whole.
+        assert_eq!(
+            read_generated(get(&php, "/echo?mb=20")),
+            20 * MIB,
+            "{options}"
+        );
+        // Under the threshold the answer is held and gets a Content-Length.
+        let small = get(&php, "/late-header?bytes=1000");
+        assert_eq!(small.headers()["x-late"], "yes");
+        assert_eq!(small.headers()["content-length"], "1000");
+    }
+}
+
+#[test]
+fn a_header_after_output_past_the_threshold_warns_as_under_php_fpm() {
+    let (php, _dir) = start(
+        json!({"http.output_buffer_size": "4KB"}),
+        &[("RR_TEST_HANDLE", "1")],
+    );
+    let response = get(&php, "/late-header?bytes=100000");
+    assert!(response.headers().get("x-late").is_none());
+    let text = response.text().unwrap();
+    assert_eq!(&text[..100000], "x".repeat(100000));
+    // The CLI's display_errors prints PHP's warning into the answer, as php-fpm's would.
+    assert!(
+        text[100000..].contains("headers already sent"),
+        "{}",
+        &text[100000..]
+    );
+}
+
+#[test]
+fn large_bodies_both_ways_keep_every_process_bounded_single() {
+    let (php, dir) = start(json!({"http.max_request_size": "1GB"}), &[]);
+    let growth = peak_growth(&php, || {
+        let info = put_json(&php, "/info", BIG);
+        assert_eq!(info["size"], BIG);
+    });
+    assert_bounded("256 MiB PUT", &growth, &php);
+    let growth = peak_growth(&php, || {
+        assert_eq!(read_generated(get(&php, "/download?mb=256")), BIG);
+    });
+    assert_bounded("256 MiB streamed GET", &growth, &php);
+    no_leftovers(dir.path(), &php);
+}
+
+#[test]
+fn large_bodies_both_ways_keep_every_process_bounded_pool() {
+    let mut options = pool(1);
+    options["http.max_request_size"] = json!("1GB");
+    let (php, dir) = start(options, &[]);
+    let _ = get(&php, "/"); // the worker is up
+    let growth = peak_growth(&php, || {
+        let info = put_json(&php, "/info", BIG);
+        assert_eq!(info["size"], BIG);
+    });
+    assert_eq!(growth.len(), 2, "master and worker measured");
+    assert_bounded("256 MiB PUT, pool", &growth, &php);
+    let growth = peak_growth(&php, || {
+        assert_eq!(read_generated(get(&php, "/download?mb=256")), BIG);
+    });
+    assert_bounded("256 MiB streamed GET, pool", &growth, &php);
+    no_leftovers(dir.path(), &php);
+}
+
+#[test]
+fn handle_mode_readfile_and_php_input_keep_every_process_bounded() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::io::copy(
+        &mut Generated { pos: 0, len: BIG },
+        &mut std::fs::File::create(file.path()).unwrap(),
+    )
+    .unwrap();
+    for options in [json!({"http.max_request_size": "1GB"}), {
+        let mut p = pool(1);
+        p["http.max_request_size"] = json!("1GB");
+        p
+    }] {
+        let (php, dir) = start(options.clone(), &[("RR_TEST_HANDLE", "1")]);
+        let _ = get(&php, "/");
+        let path = file.path().display().to_string();
+        let growth = peak_growth(&php, || {
+            let got = read_generated(get(&php, &format!("/readfile?path={path}")));
+            assert_eq!(got, BIG);
+        });
+        assert_bounded(&format!("readfile of 256 MiB {options}"), &growth, &php);
+        let growth = peak_growth(&php, || {
+            let got = put_json(&php, "/input", BIG);
+            assert_eq!(got["size"], BIG);
+        });
+        assert_bounded(&format!("php://input of 256 MiB {options}"), &growth, &php);
+        no_leftovers(dir.path(), &php);
+    }
+}
+
+/// Opens a connection that asks for `path` and never reads; a small receive buffer (set
+/// before connecting, so the window starts small) makes the server's writes stall early.
+fn stalled_reader(php: &Php, path: &str) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(addr) = php.addr else {
+        panic!("an IPv4 listener")
+    };
+    // SAFETY: a new socket we own; setsockopt and connect get pointers to live locals of the
+    // sizes they are told.
+    let fd = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let size: libc::c_int = 4096;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw const size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*addr.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(
+            fd,
+            (&raw const sin).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+        fd
+    };
+    // SAFETY: `fd` is a connected socket nobody else owns.
+    let mut stream = unsafe { TcpStream::from_raw_fd(fd) };
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+}
+
+#[test]
+fn clients_that_never_read_hold_no_php_and_are_cut_off() {
+    for options in [json!({"http.send_timeout": "1s"}), {
+        let mut p = pool(1);
+        p["http.send_timeout"] = json!("1s");
+        p
+    }] {
+        let (php, dir) = start(options.clone(), &[]);
+        let marks = tempfile::tempdir().unwrap();
+        // Twenty clients ask for 16 MiB each and read nothing.
+        let stalled: Vec<_> = (0..20)
+            .map(|i| {
+                let done = marks.path().join(format!("done{i}"));
+                stalled_reader(&php, &format!("/download?mb=16&done={}", done.display()))
+            })
+            .collect();
+        // PHP finished every one of those answers: it never waited on their clients.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while std::fs::read_dir(marks.path()).unwrap().count() < 20 {
+            assert!(
+                Instant::now() < deadline,
+                "PHP is held by clients that do not read ({options}):\n{}",
+                php.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Others are served meanwhile.
+        assert_eq!(get(&php, "/").status(), 200);
+        // Each stalled connection is closed after send_timeout, and its spool is deleted.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while php
+            .stderr()
+            .matches("read nothing for http.send_timeout")
+            .count()
+            < 20
+        {
+            assert!(
+                Instant::now() < deadline,
+                "stalled connections were not closed ({options}):\n{}",
+                php.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for mut stream in stalled {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink);
+            assert!(
+                (sink.len() as u64) < 16 * MIB,
+                "the connection was cut off ({} bytes), not served whole",
+                sink.len()
+            );
+        }
+        assert!(php.wait_for_log("send_timeout", Duration::from_secs(10)));
+        no_leftovers(dir.path(), &php);
+    }
+}
