@@ -111,10 +111,9 @@ final class Containers
     /** Remembers what every container holds now (call once, after boot). */
     public function snapshot(): void
     {
-        $this->pimple = \Closure::bind(
-            static fn (object $container): object => $container->container,
-            null,
+        $this->pimple = Privates::in(
             \OC\AppFramework\Utility\SimpleContainer::class,
+            static fn (object $container): object => $container->container,
         );
         foreach ($this->containers() as $container) {
             $pimple = ($this->pimple)($container);
@@ -314,9 +313,7 @@ final class Containers
         foreach ($properties as [$property, $initialized, $value]) {
             if (!$initialized) {
                 if ($property->isInitialized($service)) {
-                    \Closure::bind(function () use ($property): void {
-                        unset($this->{$property->getName()});
-                    }, $service, $property->getDeclaringClass()->getName())();
+                    Privates::unset($service, $property->getDeclaringClass()->getName(), $property->getName());
                 }
                 continue;
             }
@@ -334,11 +331,7 @@ final class Containers
      */
     private function built(object $pimple): array
     {
-        [$values, $raw] = \Closure::bind(
-            fn (): array => [$this->values, $this->raw],
-            $pimple,
-            $pimple::class,
-        )();
+        [$values, $raw] = self::entries($pimple);
         $out = [];
         foreach ($values as $id => $value) {
             if (isset($raw[$id])) {
@@ -411,7 +404,8 @@ final class Containers
      */
     private function reverter(object $pimple): \Closure
     {
-        return $this->reverters[$pimple::class] ??= \Closure::bind(
+        return $this->reverters[$pimple::class] ??= Privates::in(
+            $pimple::class,
             static function (object $pimple, ?array $before): array {
                 $dropped = [];
                 if ($before === null) {
@@ -449,8 +443,6 @@ final class Containers
                 }
                 return $dropped;
             },
-            null,
-            $pimple::class,
         );
     }
 
@@ -513,7 +505,7 @@ final class Containers
             if ($now === $state) {
                 continue;
             }
-            [$values, $raw] = \Closure::bind(fn (): array => [$this->values, $this->raw], $pimple, $pimple::class)();
+            [$values, $raw] = self::entries($pimple);
             $built = array_diff_key($now['keys'], $state['keys']) + array_diff_key($now['frozen'], $state['frozen']);
             foreach ($built as $builtId => $_) {
                 $value = $raw[$builtId] ?? $values[$builtId];
@@ -669,22 +661,23 @@ final class Containers
     /** @return array{keys: array<string, true>, frozen: array<string, true>} */
     private function state(object $pimple): array
     {
-        return \Closure::bind(
-            fn (): array => ['keys' => $this->keys, 'frozen' => $this->frozen],
-            $pimple,
+        return Privates::in(
             $pimple::class,
-        )->__invoke();
+            static fn (object $p): array => ['keys' => $p->keys, 'frozen' => $p->frozen],
+        )($pimple);
+    }
+
+    /** @return array{array<string, mixed>, array<string, mixed>} Pimple's `values` and `raw` */
+    private static function entries(object $pimple): array
+    {
+        return Privates::in($pimple::class, static fn (object $p): array => [$p->values, $p->raw])($pimple);
     }
 
     /** @return list<object> the server container and every registered app container */
     private function containers(): array
     {
         $server = \OC::$server;
-        $apps = \Closure::bind(
-            static fn (object $s): array => array_values($s->appContainers),
-            null,
-            \OC\ServerContainer::class,
-        )($server);
-        return [$server, ...$apps];
+        $apps = Privates::get($server, \OC\ServerContainer::class, 'appContainers');
+        return [$server, ...array_values($apps)];
     }
 }

@@ -288,19 +288,17 @@ final class Kernel
     {
         error_clear_last();
         date_default_timezone_set('UTC');
-        self::callPrivate(\OC::class, 'handleAuthHeaders');
-        \Closure::bind(static function () use ($route): void {
-            \OC::$SUBURI = $route->path;
-        }, null, \OC::class)();
+        Privates::callStatic(\OC::class, 'handleAuthHeaders');
+        Privates::setStatic(\OC::class, 'SUBURI', $route->path);
         \OC::$REQUESTEDAPP = '';
         \OC_User::setIncognitoMode(false);
 
         $requestId = Server::get(IRequestId::class);
-        self::set($requestId, RequestId::class, 'requestId', (string)($_SERVER['UNIQUE_ID'] ?? ''));
+        Privates::set($requestId, RequestId::class, 'requestId', (string)($_SERVER['UNIQUE_ID'] ?? ''));
         $this->refillRequest();
-        self::set(Server::get(IFactory::class), \OC\L10N\Factory::class, 'requestLanguage', '');
-        self::set(Server::get(CsrfTokenManager::class), CsrfTokenManager::class, 'csrfToken', null);
-        self::set(
+        Privates::set(Server::get(IFactory::class), \OC\L10N\Factory::class, 'requestLanguage', '');
+        Privates::set(Server::get(CsrfTokenManager::class), CsrfTokenManager::class, 'csrfToken', null);
+        Privates::set(
             Server::get(ContentSecurityPolicyNonceManager::class),
             ContentSecurityPolicyNonceManager::class,
             'nonce',
@@ -315,7 +313,7 @@ final class Kernel
         $this->phases?->mark('begin.session');
         \OC::checkConfig();
         \OC_Response::addSecurityHeaders();
-        self::callPrivate(\OC::class, 'performSameSiteCookieProtection', Server::get(IConfig::class));
+        Privates::callStatic(\OC::class, 'performSameSiteCookieProtection', Server::get(IConfig::class));
         $this->checkTrustedDomain();
         $this->phases?->mark('begin.checks');
     }
@@ -343,18 +341,18 @@ final class Kernel
             Server::get(CsrfTokenManager::class),
             'php://input',
         );
-        \Closure::bind(function (Request $from): void {
+        Privates::in(Request::class, static function (Request $to, Request $from): void {
             foreach (get_object_vars($from) as $name => $value) {
-                $this->$name = $value;
+                $to->$name = $value;
             }
-        }, $current, Request::class)($fresh);
+        })($current, $fresh);
     }
 
     /** The router's RequestContext was built from the boot request: method, host and scheme. */
     private function refreshRouterContext(): void
     {
         $router = Server::get(Router::class);
-        $context = \Closure::bind(fn () => $this->context, $router, Router::class)();
+        $context = Privates::get($router, Router::class, 'context');
         $request = Server::get(IRequest::class);
         $context->setMethod((string)($_SERVER['REQUEST_METHOD'] ?? 'GET'));
         $context->setHost($request->getServerHost());
@@ -443,10 +441,9 @@ final class Kernel
         \OC::$server->setSession(new \OC\Session\Memory());
         \OC_User::setIncognitoMode(false);
         \OC_Util::tearDownFS();
-        \Closure::bind(function (): void {
-            $this->enabled = false;
-            $this->scope = null;
-        }, Server::get('LockdownManager'), LockdownManager::class)();
+        $lockdown = Server::get('LockdownManager');
+        Privates::set($lockdown, LockdownManager::class, 'enabled', false);
+        Privates::set($lockdown, LockdownManager::class, 'scope', null);
         $this->phases?->mark('reset.nextcloud');
         $this->containers->revert();
         // Before the listeners and statics are put back: a build it tries and drops again may
@@ -480,11 +477,10 @@ final class Kernel
         if (!$router instanceof \OC\Route\CachingRouter) {
             return;
         }
-        \Closure::bind(function (): void {
-            if (!$this->cache instanceof RouteCache) {
-                $this->cache = new RouteCache($this->cache);
-            }
-        }, $router, \OC\Route\CachingRouter::class)();
+        $cache = Privates::get($router, \OC\Route\CachingRouter::class, 'cache');
+        if (!$cache instanceof RouteCache) {
+            Privates::set($router, \OC\Route\CachingRouter::class, 'cache', new RouteCache($cache));
+        }
     }
 
     /**
@@ -515,20 +511,20 @@ final class Kernel
         if ($crypto::class !== \OC\Security\Crypto::class || !class_exists(\phpseclib\Crypt\AES::class)) {
             return null;
         }
-        return \Closure::bind(function (): ?MemoizedAes {
-            if (!isset($this->cipher) || $this->cipher::class !== \phpseclib\Crypt\AES::class) {
+        return Privates::in(\OC\Security\Crypto::class, static function (object $crypto): ?MemoizedAes {
+            if (!isset($crypto->cipher) || $crypto->cipher::class !== \phpseclib\Crypt\AES::class) {
                 return null;
             }
             // Crypto's constructor does `new AES()`; encrypt() and decrypt() set key and IV first.
             $cipher = new MemoizedAes();
             // encrypt() and decrypt() without a password use the instance secret, through the
             // same derivation as a given one (Crypto::encrypt(), Nextcloud 32).
-            $secret = $this->config->getSystemValueString('secret');
+            $secret = $crypto->config->getSystemValueString('secret');
             if ($secret !== '') {
                 $cipher->keep(substr(hash_hkdf('sha512', $secret), 0, 32));
             }
-            return $this->cipher = $cipher;
-        }, $crypto, \OC\Security\Crypto::class)();
+            return $crypto->cipher = $cipher;
+        })($crypto);
     }
 
     /**
@@ -560,13 +556,13 @@ final class Kernel
         TokenPasswords::$verify = $verify;
         \OC::$server->registerAlias($provider, TokenPasswords::class);
         // The token manager (built at boot: the user session holds it) got the provider then.
-        $manager = Server::get(\OC\Authentication\Token\IProvider::class);
-        if ($manager::class === \OC\Authentication\Token\Manager::class) {
-            \Closure::bind(function () use ($provider): void {
-                if (isset($this->publicKeyTokenProvider) && $this->publicKeyTokenProvider::class === $provider) {
-                    $this->publicKeyTokenProvider = Server::get($provider);
+        $tokens = Server::get(\OC\Authentication\Token\IProvider::class);
+        if ($tokens::class === \OC\Authentication\Token\Manager::class) {
+            Privates::in(\OC\Authentication\Token\Manager::class, static function (object $tokens) use ($provider): void {
+                if (isset($tokens->publicKeyTokenProvider) && $tokens->publicKeyTokenProvider::class === $provider) {
+                    $tokens->publicKeyTokenProvider = Server::get($provider);
                 }
-            }, $manager, \OC\Authentication\Token\Manager::class)();
+            })($tokens);
         }
     }
 
@@ -580,12 +576,11 @@ final class Kernel
     private static function releaseLocks(ILockingProvider $provider): void
     {
         if ($provider::class === \OC\Lock\DBLockingProvider::class) {
-            $idle = \Closure::bind(
-                fn (): bool => $this->acquiredLocks === ['shared' => [], 'exclusive' => []]
-                    && (!$this->cacheSharedLocks || array_filter($this->sharedLocks) === []),
-                $provider,
+            $idle = Privates::in(
                 \OC\Lock\DBLockingProvider::class,
-            )();
+                static fn (object $p): bool => $p->acquiredLocks === ['shared' => [], 'exclusive' => []]
+                    && (!$p->cacheSharedLocks || array_filter($p->sharedLocks) === []),
+            )($provider);
             if ($idle) {
                 return;
             }
@@ -657,17 +652,5 @@ final class Kernel
         ini_set('default_charset', '');
         header($line);
         ini_set('default_charset', $charset);
-    }
-
-    private static function set(object $object, string $class, string $property, mixed $value): void
-    {
-        \Closure::bind(function () use ($property, $value): void {
-            $this->$property = $value;
-        }, $object, $class)();
-    }
-
-    private static function callPrivate(string $class, string $method, mixed ...$args): mixed
-    {
-        return \Closure::bind(static fn () => $class::$method(...$args), null, $class)();
     }
 }

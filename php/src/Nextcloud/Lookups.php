@@ -48,7 +48,7 @@ final class Lookups
             \RR\reclass($server, LookupServer::class);
             $turned++;
         }
-        $apps = \Closure::bind(fn (): array => $this->appContainers, $server, \OC\ServerContainer::class)();
+        $apps = Privates::get($server, \OC\ServerContainer::class, 'appContainers');
         foreach ($apps as $container) {
             if ($container::class === DIContainer::class) {
                 \RR\reclass($container, LookupAppContainer::class);

@@ -42,7 +42,7 @@ final class Statics
                 continue;
             }
             foreach ($names as $name) {
-                $this->boot[$class][$name] = self::read($class, $name);
+                $this->boot[$class][$name] = Privates::getStatic($class, $name);
             }
         }
     }
@@ -68,22 +68,15 @@ final class Statics
                 }
             }
             $this->values[$class] = $values;
-            $this->writers[$class] = \Closure::bind(static function (array $values) use ($class): void {
+            $this->writers[$class] = Privates::in($class, static function (array $values) use ($class): void {
                 foreach ($values as $name => $value) {
                     if (property_exists($class, $name)) {
                         $class::$$name = $value;
                     }
                 }
-            }, null, $class);
+            });
             ($this->writers[$class])($values);
         }
     }
 
-    /** Reads a static property whatever its visibility (null when the class has none such). */
-    private static function read(string $class, string $name): mixed
-    {
-        return \Closure::bind(static function () use ($class, $name): mixed {
-            return property_exists($class, $name) ? $class::$$name : null;
-        }, null, $class)();
-    }
 }
