@@ -94,18 +94,30 @@ final class Containers
 
     private PureConstructor $pure;
 
-    public function __construct(
-        /** Whether promote() keeps services (NEXTCLOUD_KEEP_PURE); false: it does nothing. */
-        private readonly bool $keepPure = true,
-        /** A file to log every promotion decision to (NEXTCLOUD_PROMOTION_LOG), or null. */
-        private readonly ?string $log = null,
-    ) {
+    /** Whether revert() collects candidates for promote() (promoteFromNowOn()). */
+    private bool $keepPure = false;
+
+    /** A file to log every promotion decision to, or null. */
+    private ?string $log = null;
+
+    public function __construct()
+    {
         $this->boot = new \WeakMap();
         if (function_exists('RR\\changed_objects')) {
             $this->objects = [];
         }
         $this->kept = new \SplObjectStorage();
         $this->pure = new PureConstructor();
+    }
+
+    /**
+     * From the next request on, promote() keeps the services it can (KeptServices); `$log` gets
+     * one line per decision.
+     */
+    public function promoteFromNowOn(?string $log = null): void
+    {
+        $this->keepPure = true;
+        $this->log = $log;
     }
 
     /** Remembers what every container holds now (call once, after boot). */
