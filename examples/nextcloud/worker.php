@@ -17,7 +17,7 @@ require __DIR__ . '/../../php/autoload.php';
 // checks). rr.sapi_name is read when the extension starts, so start again with it set.
 if (php_sapi_name() === 'cli') {
     if (ini_get('rr.sapi_name') === false || getenv('RR_NEXTCLOUD_RESTARTED') !== false) {
-        fwrite(STDERR, "this php has no rr.sapi_name setting (load an rr.so that has it), or it did not take effect\n");
+        fwrite(STDERR, "rr is not loaded (php -d extension=rr.so), or its rr.sapi_name did not take effect\n");
         exit(1);
     }
     $cmdline = @file_get_contents('/proc/self/cmdline');

@@ -39,7 +39,7 @@ final class Lookups
      */
     public static function install(): int
     {
-        if (!function_exists('RR\\reclass') || !(self::$known ??= self::sourcesKnown())) {
+        if (!(self::$known ??= self::sourcesKnown())) {
             return 0;
         }
         $turned = 0;
