@@ -59,7 +59,11 @@ final class Containers
     /** @var list<array<string, mixed>|null> */
     private array $casts = [];
 
-    /** @var array<class-string, \Closure(object, ?PimpleState): array<string, mixed>> per Pimple class, bound to it */
+    /**
+     * Per Pimple class, bound to it: see reverter().
+     *
+     * @var array<class-string, \Closure(object, ?PimpleState): array<string, mixed>>
+     */
     private array $reverters = [];
 
     /** Reads SimpleContainer's private Pimple container (bound once Nextcloud is loaded). */
@@ -149,7 +153,7 @@ final class Containers
     private function keepHeld(): void
     {
         // Put back, but not counted as kept by promote(): a request may replace what a boot
-        // service holds (the Kernel gives the user session a new session object each time),
+        // service holds (RequestSetup gives the user session a new session object each time),
         // so a service that holds the boot one is not what a fresh build would be.
         $held = new \SplObjectStorage();
         foreach ($this->services as $service) {
@@ -340,7 +344,8 @@ final class Containers
                 foreach ($dropped as $id => $value) {
                     // Looked at once: after that, nothing per request but this lookup.
                     if (!isset($this->decided[$prefix . $id]) && self::isAutowired($value)) {
-                        $this->candidates[] = new PromotionCandidate($container, (string)$id, self::autowired($value)::class);
+                        $class = self::autowired($value)::class;
+                        $this->candidates[] = new PromotionCandidate($container, (string)$id, $class);
                     }
                 }
             }
@@ -427,9 +432,11 @@ final class Containers
             }
             if ($this->log !== null) {
                 // One line each: a reason (an exception's message) may hold tabs or newlines.
-                $line = ($verdict->isAccepted() ? 'kept' : 'per request') . "\t" . self::name($candidate->container)
-                    . "\t{$candidate->id}"
-                    . ($verdict->isAccepted() ? '' : "\t" . strtr((string)$verdict->refusal, "\t\r\n", '   ')) . "\n";
+                $fields = [$verdict->isAccepted() ? 'kept' : 'per request', self::name($candidate->container), $candidate->id];
+                if (!$verdict->isAccepted()) {
+                    $fields[] = strtr((string)$verdict->refusal, "\t\r\n", '   ');
+                }
+                $line = implode("\t", $fields) . "\n";
                 file_put_contents($this->log, $line, FILE_APPEND);
             }
         }
@@ -484,7 +491,8 @@ final class Containers
                     break;
                 }
                 // How verify() builds it again: by reflection, or by its factory.
-                $batch[$object] = new PromotedService($c, $autowired ? null : $raw[$builtId], $pimple, $object);
+                $factory = $autowired ? null : $raw[$builtId];
+                $batch[$object] = new PromotedService($c, $factory, $pimple, $object);
             }
         }
         if ($why === null) {

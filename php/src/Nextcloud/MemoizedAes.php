@@ -14,11 +14,11 @@ namespace RR\Nextcloud;
  * when the CSRF token reopens it and encrypted again when it closes: three derivations of one
  * key. Here a `setPassword()` with a password, salt and key length seen before in the request
  * sets the key derived then, which is what PBKDF2 would compute again (it is a function of
- * those three). The Kernel calls forget() at the end of every request, so no key outlives the
- * request that derived it, except those of passwords given to keep(): the one Crypto derives
- * from the instance secret, which every app-password login uses (the login credentials store)
- * and which the worker holds anyway (config.php). A key is derived by rr's native
- * RR\pbkdf2_sha1().
+ * those three). SpeedUps\DerivedKeys calls forget() at the end of every request, so no key
+ * outlives the request that derived it, except those of passwords given to keep(): the one
+ * Crypto derives from the instance secret, which every app-password login uses (the login
+ * credentials store) and which the worker holds anyway (config.php). A key is derived by rr's
+ * native RR\pbkdf2_sha1().
  */
 final class MemoizedAes extends \phpseclib\Crypt\AES
 {
@@ -120,7 +120,7 @@ final class MemoizedAes extends \phpseclib\Crypt\AES
 
     /**
      * Keeps the key derived from this password across requests: forget() leaves it. Only for a
-     * password the worker holds for its whole life anyway (the Kernel: what Crypto derives
+     * password the worker holds for its whole life anyway (DerivedKeys: what Crypto derives
      * from the instance secret), never one of a user or a session.
      */
     public function keep(string $password): void

@@ -6,8 +6,8 @@ namespace RR\Nextcloud\SpeedUps;
 
 /**
  * Work a booted worker can skip that php-fpm does in every request, with the same answers.
- * Options::speedUps() says which are on; the Kernel installs each once at boot and calls each at
- * the end of every request. A speed-up written for particular Nextcloud or library sources
+ * Options::speedUps() says which are on; Bootstrap installs each once at boot and RequestReset
+ * calls each at the end of every request. A speed-up written for particular Nextcloud or library sources
  * checks them at install() and changes nothing when they are not those.
  */
 interface SpeedUp
