@@ -82,7 +82,7 @@ final class Containers
      */
     private array $candidates = [];
 
-    /** @var array<string, true> "container id\0service id" already looked at */
+    /** @var array<string, true> by PromotionCandidate::key(): the services already looked at */
     private array $decided = [];
 
     /**
@@ -340,10 +340,10 @@ final class Containers
             $pimple = ($this->pimple)($container);
             $dropped = $this->reverter($pimple)($pimple, $before);
             if ($this->keepPure && $dropped !== []) {
-                $prefix = spl_object_id($container) . "\0";
                 foreach ($dropped as $id => $value) {
                     // Looked at once: after that, nothing per request but this lookup.
-                    if (!isset($this->decided[$prefix . $id]) && self::isAutowired($value)) {
+                    if (!isset($this->decided[PromotionCandidate::keyOf($container, (string)$id)])
+                        && self::isAutowired($value)) {
                         $class = self::autowired($value)::class;
                         $this->candidates[] = new PromotionCandidate($container, (string)$id, $class);
                     }

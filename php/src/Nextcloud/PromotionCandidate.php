@@ -18,6 +18,12 @@ final class PromotionCandidate
     /** The key under which the decision on it is remembered. */
     public function key(): string
     {
-        return spl_object_id($this->container) . "\0" . $this->id;
+        return self::keyOf($this->container, $this->id);
+    }
+
+    /** key() of the service `$id` of `$container`. */
+    public static function keyOf(object $container, string $id): string
+    {
+        return spl_object_id($container) . "\0" . $id;
     }
 }
