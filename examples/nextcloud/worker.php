@@ -17,7 +17,7 @@ require __DIR__ . '/../../php/autoload.php';
 // checks). rr.sapi_name is read when the extension starts, so start again with it set.
 if (php_sapi_name() === 'cli') {
     if (ini_get('rr.sapi_name') === false || getenv('RR_NEXTCLOUD_RESTARTED') !== false) {
-        fwrite(STDERR, "this php has no rr.sapi_name setting (load an rr.so that has it), or it did not take effect\n");
+        fwrite(STDERR, "rr is not loaded (php -d extension=rr.so), or its rr.sapi_name did not take effect\n");
         exit(1);
     }
     $cmdline = @file_get_contents('/proc/self/cmdline');
@@ -45,35 +45,16 @@ if ((string)ini_get('rr.config') === '' && (string)getenv('RR_CONFIG') === '') {
     $options['config'] = __DIR__ . '/rr.yaml';
 }
 $worker = new RR\Worker($options);
-// NEXTCLOUD_PHASES=<file>: average time per phase of the request cycle, a JSON line every
-// NEXTCLOUD_PHASES_EVERY (100) requests (docs/nextcloud.md, "Where the time goes").
-// NEXTCLOUD_KEEP_PURE=0: rebuild in every request every service a request builds, also those
-// whose construction cannot depend on the request (docs/nextcloud.md, "Services kept across
-// requests"); NEXTCLOUD_PROMOTION_LOG=<file> logs which are kept and why the others are not;
-// NEXTCLOUD_VERIFY_KEPT=1 (tests) checks each kept service against a fresh build per request.
-// NEXTCLOUD_SEAL_PASSWORDS=0: decrypt an app password's login password in every request instead
-// of remembering it sealed under the app password (docs/nextcloud.md, "App passwords").
-// NEXTCLOUD_DIRECT_LOOKUPS=0: leave Nextcloud's containers as they are, throwing and catching an
-// exception on the way to many services (docs/nextcloud.md, "Container lookups").
-// NEXTCLOUD_STATEMENT_CACHE=0: prepare every database query again, as Nextcloud does, instead of
-// keeping prepared statements (SQLite; docs/nextcloud.md, "Prepared statements").
-$kernel = new RR\Nextcloud\Kernel(
-    $root,
-    phases: RR\Nextcloud\Phases::fromEnvironment(),
-    keepPure: getenv('NEXTCLOUD_KEEP_PURE') !== '0',
-    promotionLog: (string)getenv('NEXTCLOUD_PROMOTION_LOG') !== '' ? (string)getenv('NEXTCLOUD_PROMOTION_LOG') : null,
-    verifyKept: getenv('NEXTCLOUD_VERIFY_KEPT') === '1',
-    sealPasswords: getenv('NEXTCLOUD_SEAL_PASSWORDS') !== '0',
-    directLookups: getenv('NEXTCLOUD_DIRECT_LOOKUPS') !== '0',
-    statementCache: getenv('NEXTCLOUD_STATEMENT_CACHE') !== '0',
-);
+// The NEXTCLOUD_* switches (speed-ups off, checks and logs on, boot and retire policy): read in
+// one place, RR\Nextcloud\Options::fromEnvironment(); see docs/nextcloud.md.
+$nextcloud = RR\Nextcloud\Options::fromEnvironment();
+$kernel = new RR\Nextcloud\Kernel($root, $nextcloud);
 
 // A pool worker, or the template that forked workers start from (http.pool.template), boots
 // before its first request. The master of a pool serves nothing and never boots; a single
-// process boots at its first request. NEXTCLOUD_EAGER_BOOT=1 boots here in any case, 0 never.
-$eager = getenv('NEXTCLOUD_EAGER_BOOT');
+// process boots at its first request (unless NEXTCLOUD_EAGER_BOOT says otherwise).
 $role = RR\role();
-if ($eager === '1' || ($eager !== '0' && ($role === 'worker' || $role === 'template'))) {
+if ($nextcloud->eagerBoot ?? ($role === 'worker' || $role === 'template')) {
     $kernel->boot();
 }
 // The template (http.pool.template) forks every worker from this booted process: nothing it
@@ -84,7 +65,6 @@ $worker->beforeFork(RR\Nextcloud\ForkSafety::closeConnections(...));
 // run in place by RR\Nextcloud (cron.php, the updater, ...) may leave anything behind: the worker
 // is replaced after the answer (RR\Worker::retire(); NEXTCLOUD_RETIRE_ON_EXIT=0 keeps it after
 // exit()). A single process cannot be replaced: retire() says so in the log once.
-$retireOnExit = getenv('NEXTCLOUD_RETIRE_ON_EXIT') !== '0';
 while ($worker->handle($kernel)) {
     if ($kernel->broken() !== null) {
         // Never serve again with state that could not be reset: end the process (a pool
@@ -92,7 +72,7 @@ while ($worker->handle($kernel)) {
         fwrite(STDERR, 'rr nextcloud worker: ' . $kernel->broken() . "\n");
         exit(1);
     }
-    if ($kernel->untrusted() || ($retireOnExit && $kernel->exited())) {
+    if ($kernel->untrusted() || ($nextcloud->retireOnExit && $kernel->exited())) {
         $worker->retire();
     }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs (or completes) a Nextcloud to run tests/nextcloud.rs and bench/nextcloud/run against.
+# Installs (or completes) a Nextcloud to run the Nextcloud suite (tests/nextcloud/) and bench/nextcloud/run against.
 #
 #   tests/nextcloud/install.sh --root DIR [--tree DIR] [--data DIR] [--env FILE]
 #                              [--database sqlite|pgsql|mysql] [--redis]
@@ -208,7 +208,7 @@ for u in admin alice bob; do
 done
 
 cat >"$ENV_FILE" <<EOF
-# Written by tests/nextcloud/install.sh: what tests/nextcloud.rs and bench/nextcloud/run need.
+# Written by tests/nextcloud/install.sh: what the Nextcloud suite and bench/nextcloud/run need.
 RR_NEXTCLOUD_ROOT=$ROOT
 RR_NC_DATA=$DATA
 RR_NC_DATABASE=$DATABASE

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts (or stops) the services a Nextcloud install of tests/nextcloud/install.sh uses, from
 # Debian's packages, installing what is missing: PostgreSQL, MariaDB, Redis. Idempotent: a
-# running service is left as it is. tests/nextcloud.rs runs `services.sh start ENV_FILE`
+# running service is left as it is. tests/nextcloud/ runs `services.sh start ENV_FILE`
 # before its scenarios, so an install keeps working on a machine that was restarted.
 #
 #   tests/nextcloud/services.sh start|stop ENV_FILE

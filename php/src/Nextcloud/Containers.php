@@ -36,30 +36,34 @@ final class Containers
         \Psr\Log\LoggerInterface::class => \OC\AppFramework\ScopedPsrLogger::class,
     ];
 
-    /** @var \WeakMap<object, array{keys: array<string, true>, frozen: array<string, true>}> */
+    /** @var \WeakMap<object, PimpleState> what each container held after boot */
     private \WeakMap $boot;
 
     /**
-     * The services built at boot, each with its own properties as they were after boot, and
-     * its `(array)` cast after boot (every initialized property, by mangled name, references
-     * dereferenced; null for internal classes): while the cast is identical (`===`, objects by identity) nothing changed
-     * and the property-by-property restore has nothing to do.
+     * The services built at boot (and those promoted since), each with its own properties as
+     * they were then.
      *
-     * @var list<array{object, list<array{\ReflectionProperty, bool, mixed}>, array<string, mixed>|null}>
+     * @var list<KeptObject>
      */
     private array $services = [];
 
     /**
-     * The objects of $services and their casts, in the same order, for rr's
-     * RR\changed_objects(); null without it (an older rr.so): then each cast is built in PHP.
+     * The objects of $services and their `(array)` casts when kept (every initialized property,
+     * by mangled name, references dereferenced; null for internal classes), in the same order,
+     * for rr's RR\changed_objects(): while the cast is identical (`===`, objects by identity)
+     * nothing changed and the property-by-property restore has nothing to do.
      *
-     * @var list<object>|null
+     * @var list<object>
      */
-    private ?array $objects = null;
+    private array $objects = [];
     /** @var list<array<string, mixed>|null> */
     private array $casts = [];
 
-    /** @var array<class-string, \Closure(object, ?array): void> per Pimple class, bound to it */
+    /**
+     * Per Pimple class, bound to it: see reverter().
+     *
+     * @var array<class-string, \Closure(object, ?PimpleState): array<string, mixed>>
+     */
     private array $reverters = [];
 
     /** Reads SimpleContainer's private Pimple container (bound once Nextcloud is loaded). */
@@ -72,49 +76,53 @@ final class Containers
     private \SplObjectStorage $kept;
 
     /**
-     * Services built by reflection during the last request that were not there at boot:
-     * [container, id, class]. promote() looks at each once.
+     * Services built by reflection during the last request that were not there at boot.
      *
-     * @var list<array{object, string, class-string}>
+     * @var list<PromotionCandidate>
      */
     private array $candidates = [];
 
-    /** @var array<string, true> "container id\0service id" already looked at */
+    /** @var array<string, true> by PromotionCandidate::key(): the services already looked at */
     private array $decided = [];
 
     /**
-     * The services promoted, with their container: NEXTCLOUD_VERIFY_KEPT builds each again at
-     * the end of every request and compares.
+     * The services promoted: verify() builds each again and compares.
      *
-     * @var list<array{object, array{\Closure, object}|null, object, array<string, array{bool, mixed}>}>
-     *      container, factory (with its Pimple container) or null when built by reflection, the
-     *      service, its properties as built (byName())
+     * @var list<PromotedService>
      */
     private array $promoted = [];
 
     private PureConstructor $pure;
 
-    public function __construct(
-        /** Whether promote() keeps services (NEXTCLOUD_KEEP_PURE); false: it does nothing. */
-        private readonly bool $keepPure = true,
-        /** A file to log every promotion decision to (NEXTCLOUD_PROMOTION_LOG), or null. */
-        private readonly ?string $log = null,
-    ) {
+    /** Whether revert() collects candidates for promote() (promoteFromNowOn()). */
+    private bool $keepPure = false;
+
+    /** A file to log every promotion decision to, or null. */
+    private ?string $log = null;
+
+    public function __construct()
+    {
         $this->boot = new \WeakMap();
-        if (function_exists('RR\\changed_objects')) {
-            $this->objects = [];
-        }
         $this->kept = new \SplObjectStorage();
         $this->pure = new PureConstructor();
+    }
+
+    /**
+     * From the next request on, promote() keeps the services it can (KeptServices); `$log` gets
+     * one line per decision.
+     */
+    public function promoteFromNowOn(?string $log = null): void
+    {
+        $this->keepPure = true;
+        $this->log = $log;
     }
 
     /** Remembers what every container holds now (call once, after boot). */
     public function snapshot(): void
     {
-        $this->pimple = \Closure::bind(
-            static fn (object $container): object => $container->container,
-            null,
+        $this->pimple = Privates::in(
             \OC\AppFramework\Utility\SimpleContainer::class,
+            static fn (object $container): object => $container->container,
         );
         foreach ($this->containers() as $container) {
             $pimple = ($this->pimple)($container);
@@ -145,14 +153,15 @@ final class Containers
     private function keepHeld(): void
     {
         // Put back, but not counted as kept by promote(): a request may replace what a boot
-        // service holds (the Kernel gives the user session a new session object each time),
+        // service holds (RequestSetup gives the user session a new session object each time),
         // so a service that holds the boot one is not what a fresh build would be.
         $held = new \SplObjectStorage();
-        foreach ($this->services as [, $properties]) {
-            foreach ($properties as [, $initialized, $value]) {
-                if (!$initialized) {
+        foreach ($this->services as $service) {
+            foreach ($service->properties as $property) {
+                if (!$property->initialized) {
                     continue;
                 }
+                $value = $property->value;
                 foreach (is_array($value) ? $value : [$value] as $object) {
                     if (
                         !is_object($object) || $this->kept->contains($object) || $held->contains($object)
@@ -174,18 +183,19 @@ final class Containers
      * every request; the in-memory caches it holds (Root's user folders, ...) too, emptied.
      * They count as kept (for promote()) in `$into`, by default $kept.
      *
-     * @return list<array{\ReflectionProperty, bool, mixed}> the properties it gets back
+     * @return list<PropertyValue> the properties it gets back
      */
     private function keep(object $service, ?\SplObjectStorage $into = null): array
     {
         $into ??= $this->kept;
         $into->attach($service);
-        $properties = self::properties($service);
+        $properties = PropertyValue::allOf($service);
         $this->track($service, $properties);
-        foreach ($properties as [, , $value]) {
+        foreach ($properties as $property) {
+            $value = $property->value;
             if (self::isMemoryCache($value) && !$this->kept->contains($value) && !$into->contains($value)) {
                 $into->attach($value);
-                $this->track($value, self::properties($value));
+                $this->track($value, PropertyValue::allOf($value));
             }
         }
         return $properties;
@@ -194,16 +204,13 @@ final class Containers
     /**
      * An object whose properties restoreServices() puts back after every request.
      *
-     * @param list<array{\ReflectionProperty, bool, mixed}> $properties
+     * @param list<PropertyValue> $properties
      */
     private function track(object $object, array $properties): void
     {
-        $cast = self::cast($object);
-        $this->services[] = [$object, $properties, $cast];
-        if ($this->objects !== null) {
-            $this->objects[] = $object;
-            $this->casts[] = $cast;
-        }
+        $this->services[] = new KeptObject($object, $properties);
+        $this->objects[] = $object;
+        $this->casts[] = self::cast($object);
     }
 
     /**
@@ -243,23 +250,6 @@ final class Containers
         ], true);
     }
 
-    /** @return list<array{\ReflectionProperty, bool, mixed}> property, initialized, value */
-    private static function properties(object $service): array
-    {
-        $out = [];
-        for ($class = new \ReflectionObject($service); $class !== false; $class = $class->getParentClass()) {
-            foreach ($class->getProperties() as $property) {
-                if ($property->isStatic() || $property->isReadOnly()
-                    || $property->getDeclaringClass()->getName() !== $class->getName()) {
-                    continue;
-                }
-                $initialized = $property->isInitialized($service);
-                $out[] = [$property, $initialized, $initialized ? $property->getValue($service) : null];
-            }
-        }
-        return $out;
-    }
-
     /**
      * Every initialized property of an object by mangled name (what `(array)` gives), with
      * references replaced by their values, as ReflectionProperty::getValue() reads them; null
@@ -283,46 +273,12 @@ final class Containers
         return $out;
     }
 
-    /** Every boot service gets its own properties back (one level: objects they hold stay). */
+    /** Every kept object whose properties changed gets them back (one level: objects they hold stay). */
     private function restoreServices(): void
     {
-        if ($this->objects !== null) {
-            // rr compares every object with its cast in one call, without building casts.
-            foreach (\RR\changed_objects($this->objects, $this->casts) as $i) {
-                [$service, $properties] = $this->services[$i];
-                self::restore($service, $properties);
-            }
-            return;
-        }
-        foreach ($this->services as [$service, $properties, $cast]) {
-            // Identical cast: every property initialized at boot holds the identical value and
-            // none other is initialized, so restore() would change nothing.
-            if ($cast !== null && (array)$service === $cast) {
-                continue;
-            }
-            self::restore($service, $properties);
-        }
-    }
-
-    /**
-     * Puts back each property that differs from its value in `$properties`.
-     *
-     * @param list<array{\ReflectionProperty, bool, mixed}> $properties
-     */
-    private static function restore(object $service, array $properties): void
-    {
-        foreach ($properties as [$property, $initialized, $value]) {
-            if (!$initialized) {
-                if ($property->isInitialized($service)) {
-                    \Closure::bind(function () use ($property): void {
-                        unset($this->{$property->getName()});
-                    }, $service, $property->getDeclaringClass()->getName())();
-                }
-                continue;
-            }
-            if ($property->getValue($service) !== $value) {
-                $property->setValue($service, $value);
-            }
+        // rr compares every object with its cast in one call, without building casts.
+        foreach (\RR\changed_objects($this->objects, $this->casts) as $i) {
+            $this->services[$i]->restore();
         }
     }
 
@@ -334,11 +290,7 @@ final class Containers
      */
     private function built(object $pimple): array
     {
-        [$values, $raw] = \Closure::bind(
-            fn (): array => [$this->values, $this->raw],
-            $pimple,
-            $pimple::class,
-        )();
+        [$values, $raw] = self::entries($pimple);
         $out = [];
         foreach ($values as $id => $value) {
             if (isset($raw[$id])) {
@@ -388,11 +340,12 @@ final class Containers
             $pimple = ($this->pimple)($container);
             $dropped = $this->reverter($pimple)($pimple, $before);
             if ($this->keepPure && $dropped !== []) {
-                $prefix = spl_object_id($container) . "\0";
                 foreach ($dropped as $id => $value) {
                     // Looked at once: after that, nothing per request but this lookup.
-                    if (!isset($this->decided[$prefix . $id]) && self::isAutowired($value)) {
-                        $this->candidates[] = [$container, (string)$id, self::autowired($value)::class];
+                    if (!isset($this->decided[PromotionCandidate::keyOf($container, (string)$id)])
+                        && self::isAutowired($value)) {
+                        $class = self::autowired($value)::class;
+                        $this->candidates[] = new PromotionCandidate($container, (string)$id, $class);
                     }
                 }
             }
@@ -407,12 +360,13 @@ final class Containers
      * null, drops what its reflection fallback built), and returns the values of the entries
      * it dropped (service closures), by service id.
      *
-     * @return \Closure(object, ?array): array<string, mixed>
+     * @return \Closure(object, ?PimpleState): array<string, mixed>
      */
     private function reverter(object $pimple): \Closure
     {
-        return $this->reverters[$pimple::class] ??= \Closure::bind(
-            static function (object $pimple, ?array $before): array {
+        return $this->reverters[$pimple::class] ??= Privates::in(
+            $pimple::class,
+            static function (object $pimple, ?PimpleState $before): array {
                 $dropped = [];
                 if ($before === null) {
                     // A container created during a request: what its reflection fallback
@@ -433,14 +387,14 @@ final class Containers
                 // `frozen` and `raw` within `keys` (offsetUnset drops all four): entries
                 // added since boot are the keys not there at boot, services built since
                 // boot are the frozen entries not frozen at boot.
-                if ($pimple->keys !== $before['keys']) {
-                    foreach (array_diff_key($pimple->keys, $before['keys']) as $id => $_) {
+                if ($pimple->keys !== $before->keys) {
+                    foreach (array_diff_key($pimple->keys, $before->keys) as $id => $_) {
                         $dropped[$id] = $pimple->raw[$id] ?? $pimple->values[$id];
                         unset($pimple->values[$id], $pimple->keys[$id], $pimple->raw[$id], $pimple->frozen[$id]);
                     }
                 }
-                if ($pimple->frozen !== $before['frozen']) {
-                    foreach (array_diff_key($pimple->frozen, $before['frozen']) as $id => $_) {
+                if ($pimple->frozen !== $before->frozen) {
+                    foreach (array_diff_key($pimple->frozen, $before->frozen) as $id => $_) {
                         if (isset($pimple->raw[$id], $pimple->keys[$id])) {
                             $pimple->values[$id] = $pimple->raw[$id];
                             unset($pimple->raw[$id], $pimple->frozen[$id]);
@@ -449,8 +403,6 @@ final class Containers
                 }
                 return $dropped;
             },
-            null,
-            $pimple::class,
         );
     }
 
@@ -467,21 +419,24 @@ final class Containers
         $candidates = $this->candidates;
         $this->candidates = [];
         $dirty = false;
-        foreach ($candidates as [$container, $id, $class]) {
-            $key = spl_object_id($container) . "\0" . $id;
+        foreach ($candidates as $candidate) {
+            $key = $candidate->key();
             if (isset($this->decided[$key])) {
                 continue;
             }
             $this->decided[$key] = true;
-            $verdict = $this->pure->check($class);
-            if ($verdict === true) {
-                $verdict = $this->promoteOne($container, $id);
-                $dirty = $dirty || $verdict !== true;
+            $verdict = $this->pure->check($candidate->class);
+            if ($verdict->isAccepted()) {
+                $verdict = $this->promoteOne($candidate->container, $candidate->id);
+                $dirty = $dirty || !$verdict->isAccepted();
             }
             if ($this->log !== null) {
                 // One line each: a reason (an exception's message) may hold tabs or newlines.
-                $line = ($verdict === true ? 'kept' : 'per request') . "\t" . self::name($container) . "\t{$id}"
-                    . ($verdict === true ? '' : "\t" . strtr($verdict, "\t\r\n", '   ')) . "\n";
+                $fields = [$verdict->isAccepted() ? 'kept' : 'per request', self::name($candidate->container), $candidate->id];
+                if (!$verdict->isAccepted()) {
+                    $fields[] = strtr((string)$verdict->refusal, "\t\r\n", '   ');
+                }
+                $line = implode("\t", $fields) . "\n";
                 file_put_contents($this->log, $line, FILE_APPEND);
             }
         }
@@ -491,31 +446,33 @@ final class Containers
         }
     }
 
-    private function promoteOne(object $container, string $id): string|true
+    private function promoteOne(object $container, string $id): Verdict
     {
-        $before = [];
+        /** @var \SplObjectStorage<object, PimpleState> $before by container */
+        $before = new \SplObjectStorage();
         foreach ($this->containers() as $c) {
-            $pimple = ($this->pimple)($c);
-            $before[] = [$c, $pimple, $this->state($pimple)];
+            $before[$c] = $this->state(($this->pimple)($c));
         }
-        $verdict = true;
+        $why = null;
         try {
             $container->query($id);
         } catch (\Throwable $e) {
-            $verdict = 'building it threw ' . $e::class . ': ' . $e->getMessage();
+            $why = 'building it threw ' . $e::class . ': ' . $e->getMessage();
         }
+        /** @var \SplObjectStorage<object, PromotedService> $batch what the build added, by object */
         $batch = new \SplObjectStorage();
-        foreach ($before as [$c, $pimple, $state]) {
-            if ($verdict !== true) {
+        foreach ($before as $c) {
+            if ($why !== null) {
                 break;
             }
+            $pimple = ($this->pimple)($c);
+            $state = $before[$c];
             $now = $this->state($pimple);
-            if ($now === $state) {
+            if ($now->equals($state)) {
                 continue;
             }
-            [$values, $raw] = \Closure::bind(fn (): array => [$this->values, $this->raw], $pimple, $pimple::class)();
-            $built = array_diff_key($now['keys'], $state['keys']) + array_diff_key($now['frozen'], $state['frozen']);
-            foreach ($built as $builtId => $_) {
+            [$values, $raw] = self::entries($pimple);
+            foreach ($now->builtSince($state) as $builtId => $_) {
                 $value = $raw[$builtId] ?? $values[$builtId];
                 $autowired = self::isAutowired($value);
                 $object = $autowired ? self::autowired($value) : (isset($raw[$builtId]) ? $values[$builtId] : null);
@@ -525,56 +482,59 @@ final class Containers
                     continue;
                 }
                 if (!$autowired && !(is_object($object) && (self::SAFE_FACTORIES[$builtId] ?? null) === $object::class)) {
-                    $verdict = "needs {$builtId}, which is not built by reflection";
+                    $why = "needs {$builtId}, which is not built by reflection";
                     break;
                 }
                 $check = $this->pure->check($object::class, !$autowired);
-                if ($check !== true) {
-                    $verdict = "needs {$builtId}: {$check}";
+                if (!$check->isAccepted()) {
+                    $why = "needs {$builtId}: {$check->refusal}";
                     break;
                 }
                 // How verify() builds it again: by reflection, or by its factory.
-                $batch[$object] = [$c, $autowired ? null : [$raw[$builtId], $pimple]];
+                $factory = $autowired ? null : $raw[$builtId];
+                $batch[$object] = new PromotedService($c, $factory, $pimple, $object);
             }
         }
-        if ($verdict === true) {
+        if ($why === null) {
             foreach ($batch as $object) {
-                $verdict = $this->foreign($object, $batch);
-                if ($verdict !== true) {
+                $why = $this->foreign($object, $batch);
+                if ($why !== null) {
                     break;
                 }
             }
         }
-        if ($verdict !== true) {
-            foreach ($before as [$c, $pimple, $state]) {
-                $this->reverter($pimple)($pimple, $state);
+        if ($why !== null) {
+            foreach ($before as $c) {
+                $pimple = ($this->pimple)($c);
+                $this->reverter($pimple)($pimple, $before[$c]);
             }
-            return $verdict;
+            return Verdict::refused($why);
         }
         foreach ($batch as $object) {
-            $properties = $this->keep($object);
-            $this->promoted[] = [...$batch[$object], $object, self::byName($properties)];
+            $this->promoted[] = $batch[$object]->withProperties($this->keep($object));
         }
-        foreach ($before as [$c, $pimple]) {
-            $this->boot[$c] = $this->state($pimple);
+        foreach ($before as $c) {
+            $this->boot[$c] = $this->state(($this->pimple)($c));
         }
-        return true;
+        return Verdict::accepted();
     }
 
     /**
-     * True when every property of a freshly built service holds a scalar, an enum case, a
-     * kept object or one of the batch being promoted (also inside arrays); else which does not.
+     * Null when every property of a freshly built service holds a scalar, an enum case, a kept
+     * object or one of the batch being promoted (also inside arrays); else which does not.
      */
-    private function foreign(object $object, \SplObjectStorage $batch): string|true
+    private function foreign(object $object, \SplObjectStorage $batch): ?string
     {
-        foreach (self::properties($object) as [$property, $initialized, $value]) {
-            if (!$initialized) {
-                if ($property->isReadOnly()) {
+        foreach (PropertyValue::allOf($object) as $property) {
+            $name = $property->property->getName();
+            if (!$property->initialized) {
+                if ($property->property->isReadOnly()) {
                     // Set once, later, in a request: could not be put back.
-                    return "readonly \${$property->getName()} of " . $object::class . " is set after construction";
+                    return "readonly \${$name} of " . $object::class . " is set after construction";
                 }
                 continue;
             }
+            $value = $property->value;
             if (self::isMemoryCache($value) && !$this->kept->contains($value)) {
                 // Its own cache, made by its constructor (the one `new` PureConstructor
                 // allows): kept and emptied after every request with the service.
@@ -586,10 +546,10 @@ final class Containers
             }
             $bad = $this->foreignValue($value, $batch);
             if ($bad !== null) {
-                return "\${$property->getName()} of " . $object::class . " holds {$bad}, which is not kept across requests";
+                return "\${$name} of " . $object::class . " holds {$bad}, which is not kept across requests";
             }
         }
-        return true;
+        return null;
     }
 
     private function foreignValue(mixed $value, \SplObjectStorage $batch): ?string
@@ -611,8 +571,8 @@ final class Containers
     }
 
     /**
-     * NEXTCLOUD_VERIFY_KEPT: builds every promoted service again, now, inside the request (as
-     * php-fpm would), and compares it property by property with the kept one as it was built.
+     * Builds every promoted service again, now, inside the request (as php-fpm would), and
+     * compares it property by property with the kept one as it was built (Options::$verifyKept).
      * Returns what differs (empty when all are the same).
      *
      * @return list<string>
@@ -620,18 +580,20 @@ final class Containers
     public function verify(): array
     {
         $out = [];
-        foreach ($this->promoted as [$container, $factory, $object, $kept]) {
-            $class = $object::class;
+        foreach ($this->promoted as $promoted) {
+            $class = $promoted->service::class;
             try {
-                $fresh = $factory === null ? $container->resolve($class) : ($factory[0])($factory[1]);
+                $fresh = $promoted->withProperties(PropertyValue::allOf($promoted->buildAgain()))->properties;
             } catch (\Throwable $e) {
                 $out[] = "{$class}: building it again threw " . $e::class . ': ' . $e->getMessage();
                 continue;
             }
-            $fresh = self::byName(self::properties($fresh));
+            $kept = $promoted->properties;
             foreach ($kept + $fresh as $name => $_) {
-                [$keptInitialized, $keptValue] = $kept[$name] ?? [false, null];
-                [$freshInitialized, $freshValue] = $fresh[$name] ?? [false, null];
+                $keptInitialized = $kept[$name]->initialized ?? false;
+                $keptValue = $kept[$name]->value ?? null;
+                $freshInitialized = $fresh[$name]->initialized ?? false;
+                $freshValue = $fresh[$name]->value ?? null;
                 $same = $keptInitialized === $freshInitialized && ($keptValue === $freshValue
                     // Its own memory cache: a new empty one in each fresh build.
                     || (self::isMemoryCache($keptValue) && is_object($freshValue) && $keptValue::class === $freshValue::class)
@@ -646,19 +608,6 @@ final class Containers
         return $out;
     }
 
-    /**
-     * @param list<array{\ReflectionProperty, bool, mixed}> $properties
-     * @return array<string, array{bool, mixed}> by declaring class and name
-     */
-    private static function byName(array $properties): array
-    {
-        $out = [];
-        foreach ($properties as [$property, $initialized, $value]) {
-            $out[$property->class . '::$' . $property->getName()] = [$initialized, $value];
-        }
-        return $out;
-    }
-
     private static function name(object $container): string
     {
         return $container instanceof \OC\AppFramework\DependencyInjection\DIContainer
@@ -666,25 +615,25 @@ final class Containers
             : 'server';
     }
 
-    /** @return array{keys: array<string, true>, frozen: array<string, true>} */
-    private function state(object $pimple): array
+    private function state(object $pimple): PimpleState
     {
-        return \Closure::bind(
-            fn (): array => ['keys' => $this->keys, 'frozen' => $this->frozen],
-            $pimple,
+        return Privates::in(
             $pimple::class,
-        )->__invoke();
+            static fn (object $p): PimpleState => new PimpleState($p->keys, $p->frozen),
+        )($pimple);
+    }
+
+    /** @return array{array<string, mixed>, array<string, mixed>} Pimple's `values` and `raw` */
+    private static function entries(object $pimple): array
+    {
+        return Privates::in($pimple::class, static fn (object $p): array => [$p->values, $p->raw])($pimple);
     }
 
     /** @return list<object> the server container and every registered app container */
     private function containers(): array
     {
         $server = \OC::$server;
-        $apps = \Closure::bind(
-            static fn (object $s): array => array_values($s->appContainers),
-            null,
-            \OC\ServerContainer::class,
-        )($server);
-        return [$server, ...$apps];
+        $apps = Privates::get($server, \OC\ServerContainer::class, 'appContainers');
+        return [$server, ...array_values($apps)];
     }
 }

@@ -56,19 +56,19 @@ final class Entries
             if (Util::needUpgrade()) {
                 throw new RemoteFailure('Service unavailable', 503);
             }
-            [$service, $app, $file] = self::service(self::remoteServices(), RemoteFailure::class);
-            \OC::$REQUESTEDAPP = $app;
+            $service = self::service(self::remoteServices(), RemoteFailure::class);
+            \OC::$REQUESTEDAPP = $service->app;
             $appManager = self::loadRequestApps();
-            if ($app === 'core') {
-                $file = \OC::$SERVERROOT . '/' . $file;
+            if ($service->app === 'core') {
+                $file = \OC::$SERVERROOT . '/' . $service->file;
             } else {
-                if (!$appManager->isEnabledForUser($app)) {
-                    throw new RemoteFailure('App not installed: ' . $app);
+                if (!$appManager->isEnabledForUser($service->app)) {
+                    throw new RemoteFailure('App not installed: ' . $service->app);
                 }
-                $appManager->loadApp($app);
-                $file = $appManager->getAppPath($app) . '/' . (explode('/', $file, 2)[1] ?? '');
+                $appManager->loadApp($service->app);
+                $file = $appManager->getAppPath($service->app) . '/' . (explode('/', $service->file, 2)[1] ?? '');
             }
-            self::dav($file, \OC::$WEBROOT . '/remote.php/' . $service . '/');
+            self::dav($file, \OC::$WEBROOT . '/remote.php/' . $service->name . '/');
         } catch (\Throwable $e) {
             self::remoteFailed($e);
         }
@@ -82,19 +82,19 @@ final class Entries
             if (Util::needUpgrade()) {
                 throw new \Exception('Service unavailable', 503);
             }
-            [$service, $app, $file] = self::service(
+            $service = self::service(
                 ['webdav' => 'dav/appinfo/v1/publicwebdav.php', 'dav' => 'dav/appinfo/v2/publicremote.php'],
                 \Exception::class,
             );
             $appManager = Server::get(IAppManager::class);
-            \OC::$REQUESTEDAPP = $app;
+            \OC::$REQUESTEDAPP = $service->app;
             self::loadRequestApps();
-            if (!$appManager->isEnabledForUser($app)) {
-                throw new \Exception('App not installed: ' . $app);
+            if (!$appManager->isEnabledForUser($service->app)) {
+                throw new \Exception('App not installed: ' . $service->app);
             }
-            $appManager->loadApp($app);
+            $appManager->loadApp($service->app);
             \OC_User::setIncognitoMode(true);
-            self::dav($file, \OC::$WEBROOT . '/public.php/' . $service . '/');
+            self::dav($service->file, \OC::$WEBROOT . '/public.php/' . $service->name . '/');
         } catch (\Throwable $e) {
             $status = $e instanceof ServiceUnavailableException ? 503 : 500;
             Server::get(LoggerInterface::class)->error($e->getMessage(), ['app' => 'public', 'exception' => $e]);
@@ -123,9 +123,8 @@ final class Entries
      *
      * @param array<string, string> $services
      * @param class-string<\Exception> $failure
-     * @return array{string, string, string} service, app, file relative to the apps root
      */
-    private static function service(array $services, string $failure): array
+    private static function service(array $services, string $failure): DavService
     {
         $pathInfo = Server::get(IRequest::class)->getPathInfo();
         if ($pathInfo === false || $pathInfo === '') {
@@ -139,7 +138,7 @@ final class Entries
             throw new $failure('Path not found', 404);
         }
         $file = ltrim($file, '/');
-        return [$service, explode('/', $file, 2)[0], $file];
+        return new DavService($service, explode('/', $file, 2)[0], $file);
     }
 
     private static function loadRequestApps(): IAppManager

@@ -31,11 +31,11 @@ final class EventListeners
                 }
             }
         }
-        $this->forget = \Closure::bind(static function () use ($services): void {
+        $this->forget = Privates::in(\OC\EventDispatcher\ServiceEventListener::class, static function () use ($services): void {
             foreach ($services as $listener) {
                 $listener->service = null;
             }
-        }, null, \OC\EventDispatcher\ServiceEventListener::class);
+        });
     }
 
     public function restore(): void
@@ -50,7 +50,7 @@ final class EventListeners
     private static function symfony(): object
     {
         $dispatcher = \OCP\Server::get(\OC\EventDispatcher\EventDispatcher::class);
-        return \Closure::bind(fn () => $this->dispatcher, $dispatcher, \OC\EventDispatcher\EventDispatcher::class)();
+        return Privates::get($dispatcher, \OC\EventDispatcher\EventDispatcher::class, 'dispatcher');
     }
 
     /**
@@ -62,18 +62,18 @@ final class EventListeners
      */
     private static function access(object $symfony, ?array $set = null): array
     {
-        return \Closure::bind(function () use ($set): array {
+        return Privates::in(\Symfony\Component\EventDispatcher\EventDispatcher::class, static function (object $symfony) use ($set): array {
             // Unchanged since the last restore (`===`: the same listeners, objects by identity):
             // Symfony drops its sorted and optimized copies of an event at every change, so
             // those it holds now were built from this table and rebuilding them gives the same.
-            if ($set !== null && $this->listeners !== $set) {
-                $this->listeners = $set;
-                $this->sorted = [];
-                if (isset($this->optimized)) {
-                    $this->optimized = [];
+            if ($set !== null && $symfony->listeners !== $set) {
+                $symfony->listeners = $set;
+                $symfony->sorted = [];
+                if (isset($symfony->optimized)) {
+                    $symfony->optimized = [];
                 }
             }
-            return $this->listeners;
-        }, $symfony, \Symfony\Component\EventDispatcher\EventDispatcher::class)();
+            return $symfony->listeners;
+        })($symfony);
     }
 }

@@ -36,19 +36,9 @@ final class ForkSafety
         }
         // Registered under its old name: Memcache\Redis asks for 'RedisFactory'.
         $factory = \OC::$server->get('RedisFactory');
-        $kept = [\Closure::bind(function (): ?object {
-            $instance = $this->instance;
-            $this->instance = null;
-
-            return $instance;
-        }, $factory, \OC\RedisFactory::class)()];
+        $kept = [Privates::swap($factory, \OC\RedisFactory::class, 'instance', null)];
         if (class_exists(\OC\Memcache\Redis::class, false)) {
-            $kept[] = \Closure::bind(static function (): ?object {
-                $cache = self::$cache;
-                self::$cache = null;
-
-                return $cache;
-            }, null, \OC\Memcache\Redis::class)();
+            $kept[] = Privates::swapStatic(\OC\Memcache\Redis::class, 'cache', null);
         }
         foreach ($kept as $redis) {
             if ($redis !== null && method_exists($redis, 'close')) {
@@ -63,7 +53,7 @@ final class ForkSafety
         if (!class_exists(\OC\Memcache\Memcached::class, false)) {
             return;
         }
-        $memcached = \Closure::bind(static fn (): ?object => self::$cache, null, \OC\Memcache\Memcached::class)();
+        $memcached = Privates::getStatic(\OC\Memcache\Memcached::class, 'cache');
         $memcached?->quit();
     }
 }

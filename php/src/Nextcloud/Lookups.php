@@ -39,7 +39,7 @@ final class Lookups
      */
     public static function install(): int
     {
-        if (!function_exists('RR\\reclass') || !(self::$known ??= self::sourcesKnown())) {
+        if (!(self::$known ??= self::sourcesKnown())) {
             return 0;
         }
         $turned = 0;
@@ -48,7 +48,7 @@ final class Lookups
             \RR\reclass($server, LookupServer::class);
             $turned++;
         }
-        $apps = \Closure::bind(fn (): array => $this->appContainers, $server, \OC\ServerContainer::class)();
+        $apps = Privates::get($server, \OC\ServerContainer::class, 'appContainers');
         foreach ($apps as $container) {
             if ($container::class === DIContainer::class) {
                 \RR\reclass($container, LookupAppContainer::class);

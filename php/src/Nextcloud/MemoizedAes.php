@@ -14,10 +14,10 @@ namespace RR\Nextcloud;
  * when the CSRF token reopens it and encrypted again when it closes: three derivations of one
  * key. Here a `setPassword()` with a password, salt and key length seen before in the request
  * sets the key derived then, which is what PBKDF2 would compute again (it is a function of
- * those three). The Kernel calls forget() at the end of every request, so no key outlives the
- * request that derived it, except those of passwords given to keep(): the one Crypto derives
- * from the instance secret, which every app-password login uses (the login credentials store)
- * and which the worker holds anyway (config.php). With rr loaded, a key is derived by rr's
+ * those three). SpeedUps\DerivedKeys calls forget() at the end of every request, so no key
+ * outlives the request that derived it, except those of passwords given to keep(): the one
+ * Crypto derives from the instance secret, which every app-password login uses (the login
+ * credentials store) and which the worker holds anyway (config.php). A key is derived by rr's
  * native RR\pbkdf2_sha1().
  */
 final class MemoizedAes extends \phpseclib\Crypt\AES
@@ -69,23 +69,18 @@ final class MemoizedAes extends \phpseclib\Crypt\AES
             $this->setKey($this->keys[$id]);
             return true;
         }
-        if (function_exists('RR\\pbkdf2_sha1')) {
-            // phpseclib's own path for this form, with rr's native PBKDF2 (the same bytes as
-            // hash_pbkdf2('sha1', ...), ~3.5x faster): sha1, its default salt, 1000 rounds,
-            // a key of the cipher's key length, then setKey().
-            $this->setKey(\RR\pbkdf2_sha1($password, $this->password_default_salt, 1000, $this->key_length));
-            $result = true;
-        } else {
-            $result = parent::setPassword($password);
-        }
-        if ($result === true && count($this->keys) < self::MAX_KEYS) {
-            // setPassword() ends with setKey($derived), which stores it as it is.
+        // phpseclib's own path for this form, with rr's native PBKDF2 (the same bytes as
+        // hash_pbkdf2('sha1', ...), ~3.5x faster): sha1, its default salt, 1000 rounds, a key of
+        // the cipher's key length, then setKey().
+        $this->setKey(\RR\pbkdf2_sha1($password, $this->password_default_salt, 1000, $this->key_length));
+        if (count($this->keys) < self::MAX_KEYS) {
+            // setKey() stored the derived key as it is.
             $this->keys[$id] = $this->key;
             if (isset($this->lasting[$password])) {
                 $this->lastingIds[$id] = true;
             }
         }
-        return $result;
+        return true;
     }
 
     /**
@@ -125,7 +120,7 @@ final class MemoizedAes extends \phpseclib\Crypt\AES
 
     /**
      * Keeps the key derived from this password across requests: forget() leaves it. Only for a
-     * password the worker holds for its whole life anyway (the Kernel: what Crypto derives
+     * password the worker holds for its whole life anyway (DerivedKeys: what Crypto derives
      * from the instance secret), never one of a user or a session.
      */
     public function keep(string $password): void

@@ -8,8 +8,8 @@ namespace RR\Nextcloud;
  * Where in-place requests spend their time: the wall time of each phase of the Kernel's request
  * cycle, per entry script, averaged over every `$every` requests and appended to a file as one
  * JSON line (with the worker's pid and the number of PHP garbage collector runs in that window:
- * the collector's time falls in whichever phase triggered it). Off unless
- * NEXTCLOUD_PHASES names the file; see docs/nextcloud.md ("Where the time goes").
+ * the collector's time falls in whichever phase triggered it). Off unless Options::$phasesFile
+ * names the file (NEXTCLOUD_PHASES); see docs/nextcloud.md.
  */
 final class Phases
 {
@@ -33,28 +33,6 @@ final class Phases
             throw new \InvalidArgumentException("RR\\Nextcloud\\Phases: every must be at least 1, got $every");
         }
         $this->gcRuns = gc_status()['runs'];
-    }
-
-    /**
-     * NEXTCLOUD_PHASES (the file; unset or empty: off) and NEXTCLOUD_PHASES_EVERY (requests per
-     * line, default 100), read once.
-     */
-    public static function fromEnvironment(): ?self
-    {
-        $file = (string)getenv('NEXTCLOUD_PHASES');
-        if ($file === '') {
-            return null;
-        }
-        $every = getenv('NEXTCLOUD_PHASES_EVERY');
-        if ($every === false || $every === '') {
-            return new self($file);
-        }
-        if (preg_match('/^[1-9][0-9]{0,8}$/', $every) !== 1) {
-            throw new \InvalidArgumentException(
-                'NEXTCLOUD_PHASES_EVERY must be a whole number of requests (at least 1), got ' . var_export($every, true),
-            );
-        }
-        return new self($file, (int)$every);
     }
 
     /** A request starts running `$script` (the clock of its first phase starts now). */

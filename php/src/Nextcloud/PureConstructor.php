@@ -51,25 +51,26 @@ final class PureConstructor
         T_UNSET, T_GOTO, T_CLONE,
     ];
 
-    /** @var array<string, string|true> per class (and whether by a factory): true, or why not */
+    /** @var array<string, Verdict> per class (and whether by a factory) */
     private array $verdicts = [];
 
-
     /**
-     * True when the class qualifies; else why not (for NEXTCLOUD_PROMOTION_LOG). With
+     * Accepted when the class qualifies; else refused with why not (for the promotion log). With
      * `$byFactory`, the parameters are not looked at: a reviewed factory passes them
      * (Containers::SAFE_FACTORIES).
      */
-    public function check(string $class, bool $byFactory = false): string|true
+    public function check(string $class, bool $byFactory = false): Verdict
     {
         $id = $class . ($byFactory ? "\0factory" : '');
         if (!isset($this->verdicts[$id])) {
-            $this->verdicts[$id] = $this->judge($class, $byFactory);
+            $why = $this->judge($class, $byFactory);
+            $this->verdicts[$id] = $why === null ? Verdict::accepted() : Verdict::refused($why);
         }
         return $this->verdicts[$id];
     }
 
-    private function judge(string $class, bool $byFactory): string|true
+    /** Null when the class qualifies, else why not. */
+    private function judge(string $class, bool $byFactory): ?string
     {
         if (!class_exists($class, false) && !interface_exists($class, false)) {
             return 'not a loaded class';
@@ -88,7 +89,7 @@ final class PureConstructor
         }
         $constructor = $reflection->getConstructor();
         if ($constructor === null) {
-            return true;
+            return null;
         }
         foreach ($byFactory ? [] : $constructor->getParameters() as $parameter) {
             $type = $parameter->getType();
@@ -103,8 +104,8 @@ final class PureConstructor
         return $this->body($constructor);
     }
 
-    /** Whether a constructor's body (and every parent constructor it calls) only stores. */
-    private function body(\ReflectionMethod $constructor): string|true
+    /** Null when a constructor's body (and every parent constructor it calls) only stores, else why not. */
+    private function body(\ReflectionMethod $constructor): ?string
     {
         $file = $constructor->getFileName();
         if ($file === false) {
@@ -147,7 +148,7 @@ final class PureConstructor
             }
             if ($text === '}') {
                 if (--$depth === 0) {
-                    return true;
+                    return null;
                 }
                 continue;
             }
@@ -195,9 +196,9 @@ final class PureConstructor
                     if ($parentConstructor === null) {
                         return 'calls a parent constructor that does not exist';
                     }
-                    $verdict = $this->body($parentConstructor);
-                    if ($verdict !== true) {
-                        return $verdict;
+                    $why = $this->body($parentConstructor);
+                    if ($why !== null) {
+                        return $why;
                     }
                     $i++;
                     continue;

@@ -18,7 +18,7 @@ final class SealedMemo
 {
     private const CIPHER = 'aes-256-gcm';
 
-    /** @var array<string, array{int, string, string, string}> by id: expiry, nonce, ciphertext, tag */
+    /** @var array<string, SealedEntry> by id, oldest first */
     private array $entries = [];
 
     /** @var \Closure(): int */
@@ -51,12 +51,18 @@ final class SealedMemo
         if ($entry === null) {
             return null;
         }
-        [$expires, $nonce, $ciphertext, $tag] = $entry;
-        if ($expires <= ($this->clock)()) {
+        if ($entry->expires <= ($this->clock)()) {
             unset($this->entries[$id]);
             return null;
         }
-        $value = openssl_decrypt($ciphertext, self::CIPHER, self::derive('key', $secret, $inputs), OPENSSL_RAW_DATA, $nonce, $tag);
+        $value = openssl_decrypt(
+            $entry->ciphertext,
+            self::CIPHER,
+            self::derive('key', $secret, $inputs),
+            OPENSSL_RAW_DATA,
+            $entry->nonce,
+            $entry->tag,
+        );
         if ($value === false) {
             // Cannot happen for an entry put() made from the same secret; never serve a guess.
             unset($this->entries[$id]);
@@ -71,8 +77,8 @@ final class SealedMemo
         $id = self::derive('id', $secret, $inputs);
         unset($this->entries[$id]);
         $now = ($this->clock)();
-        foreach ($this->entries as $old => [$expires]) {
-            if ($expires > $now && count($this->entries) < $this->capacity) {
+        foreach ($this->entries as $old => $entry) {
+            if ($entry->expires > $now && count($this->entries) < $this->capacity) {
                 break;
             }
             // Expired, or the oldest while full (entries are in the order they were put).
@@ -84,7 +90,7 @@ final class SealedMemo
         if ($ciphertext === false) {
             return;
         }
-        $this->entries[$id] = [$now + $this->ttl, $nonce, $ciphertext, $tag];
+        $this->entries[$id] = new SealedEntry($now + $this->ttl, $nonce, $ciphertext, $tag);
     }
 
     /** How many entries are held (expired ones included until looked up or pushed out). */

@@ -11,6 +11,29 @@ namespace RR\Nextcloud;
  */
 final class Statics
 {
+    /** Static properties of Nextcloud's that only live for one request under php-fpm. */
+    public const PER_REQUEST = [
+        \OCP\Util::class => ['scriptsInit', 'scripts', 'scriptDeps', 'token', 'shareManager', 'needUpgradeCache'],
+        // Services and per-request caches kept in statics: fetched again from the container.
+        \OC_Helper::class => ['cacheFactory', 'quotaIncludeExternalStorage'],
+        // The storage factory keeps the wrappers public.php adds (a share's permission mask).
+        \OC\Files\Filesystem::class => [
+            'loader', 'mounts', 'defaultInstance', 'validator', 'normalizedPathCache',
+            'logWarningWhenAddingStorageWrapper',
+        ],
+        \OCA\Files\App::class => ['navigationManager'],
+        // The admin's "allow resharing" setting, read once per request.
+        \OC\Share\Constants::class => ['isResharingAllowed'],
+        \OCA\Files_Versions\Storage::class => ['application'],
+        \OC\Files\Cache\Storage::class => ['globalCache'],
+        \OC_User::class => ['incognitoMode'],
+        \OC_Util::class => ['styles', 'headers'],
+        // Legacy hooks connected during a request.
+        \OC_Hook::class => ['registered'],
+        // Resource locators collect the page's CSS and JS files.
+        \OC\TemplateLayout::class => ['cssLocator', 'jsLocator'],
+    ];
+
     /** @var array<class-string, array<string, mixed>> */
     private array $boot = [];
 
@@ -31,7 +54,7 @@ final class Statics
     private array $values = [];
 
     /** @param array<class-string, list<string>> $properties */
-    public function __construct(private readonly array $properties)
+    public function __construct(private readonly array $properties = self::PER_REQUEST)
     {
     }
 
@@ -42,7 +65,7 @@ final class Statics
                 continue;
             }
             foreach ($names as $name) {
-                $this->boot[$class][$name] = self::read($class, $name);
+                $this->boot[$class][$name] = Privates::getStatic($class, $name);
             }
         }
     }
@@ -68,22 +91,15 @@ final class Statics
                 }
             }
             $this->values[$class] = $values;
-            $this->writers[$class] = \Closure::bind(static function (array $values) use ($class): void {
+            $this->writers[$class] = Privates::in($class, static function (array $values) use ($class): void {
                 foreach ($values as $name => $value) {
                     if (property_exists($class, $name)) {
                         $class::$$name = $value;
                     }
                 }
-            }, null, $class);
+            });
             ($this->writers[$class])($values);
         }
     }
 
-    /** Reads a static property whatever its visibility (null when the class has none such). */
-    private static function read(string $class, string $name): mixed
-    {
-        return \Closure::bind(static function () use ($class, $name): mixed {
-            return property_exists($class, $name) ? $class::$$name : null;
-        }, null, $class)();
-    }
 }

@@ -20,12 +20,12 @@ use OCP\Authentication\Token\IToken as OCPIToken;
  * token for the same row finds it again; a changed row (new password, new key) or secret is
  * another entry, and a failing decryption is never remembered (it runs, and fails, as before).
  *
- * The Kernel installs it (an alias of PublicKeyTokenProvider in the server container) only when
- * the provider's getPassword() has the shape this class overrides; see Kernel::sealTokenPasswords().
+ * SpeedUps\SealedPasswords installs it (an alias of PublicKeyTokenProvider in the server
+ * container) only when the provider's getPassword() has the shape this class overrides.
  */
 final class TokenPasswords extends PublicKeyTokenProvider
 {
-    /** The memo, set by the Kernel for the worker's life; null: decrypt every time. */
+    /** The memo, set by SealedPasswords for the worker's life; null: decrypt every time. */
     public static ?SealedMemo $memo = null;
     /** Tests (NEXTCLOUD_VERIFY_KEPT): decrypt on every hit too and refuse a difference. */
     public static bool $verify = false;

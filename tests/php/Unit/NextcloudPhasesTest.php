@@ -20,8 +20,6 @@ final class NextcloudPhasesTest extends TestCase
     protected function tearDown(): void
     {
         @unlink($this->file);
-        putenv('NEXTCLOUD_PHASES');
-        putenv('NEXTCLOUD_PHASES_EVERY');
     }
 
     /** @return list<array<string, mixed>> */
@@ -81,30 +79,6 @@ final class NextcloudPhasesTest extends TestCase
         self::assertSame(['/ocs/v2.php'], array_keys($lines[0]['scripts']));
         self::assertSame(['/status.php'], array_keys($lines[1]['scripts']));
         self::assertSame(2, $lines[1]['scripts']['/status.php']['requests']);
-    }
-
-    public function testFromEnvironment(): void
-    {
-        putenv('NEXTCLOUD_PHASES');
-        self::assertNull(Phases::fromEnvironment(), 'off without NEXTCLOUD_PHASES');
-        putenv('NEXTCLOUD_PHASES=');
-        self::assertNull(Phases::fromEnvironment(), 'off with an empty NEXTCLOUD_PHASES');
-
-        putenv('NEXTCLOUD_PHASES=' . $this->file);
-        putenv('NEXTCLOUD_PHASES_EVERY=1');
-        $phases = Phases::fromEnvironment();
-        self::assertInstanceOf(Phases::class, $phases);
-        self::request($phases, '/status.php', 0);
-        self::assertCount(1, $this->lines(), 'NEXTCLOUD_PHASES_EVERY=1 writes after each request');
-    }
-
-    public function testRefusesABadWindow(): void
-    {
-        putenv('NEXTCLOUD_PHASES=' . $this->file);
-        putenv('NEXTCLOUD_PHASES_EVERY=ten');
-        $this->expectException(\InvalidArgumentException::class);
-        $this->expectExceptionMessage("NEXTCLOUD_PHASES_EVERY must be a whole number of requests (at least 1), got 'ten'");
-        Phases::fromEnvironment();
     }
 
     public function testRefusesAZeroWindow(): void

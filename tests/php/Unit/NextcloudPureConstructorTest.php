@@ -32,7 +32,7 @@ final class NextcloudPureConstructorTest extends TestCase
     /** @dataProvider pure */
     public function testAcceptsConstructorsThatOnlyStore(string $class): void
     {
-        self::assertTrue((new PureConstructor())->check($class));
+        self::assertNull((new PureConstructor())->check($class)->refusal);
     }
 
     /** @return iterable<string, array{class-string, string}> */
@@ -68,15 +68,15 @@ final class NextcloudPureConstructorTest extends TestCase
     public function testRejectsConstructorsThatDoMore(string $class, string $why): void
     {
         $verdict = (new PureConstructor())->check($class);
-        self::assertIsString($verdict, "{$class} must not be accepted");
-        self::assertStringContainsString($why, $verdict);
+        self::assertFalse($verdict->isAccepted(), "{$class} must not be accepted");
+        self::assertStringContainsString($why, (string)$verdict->refusal);
     }
 
     public function testAFactoryPassesScalarsItself(): void
     {
         $pure = new PureConstructor();
-        self::assertIsString($pure->check(Pure\ScalarParameter::class));
-        self::assertTrue($pure->check(Pure\ScalarParameter::class, byFactory: true));
-        self::assertIsString($pure->check(Pure\CallsMethod::class, byFactory: true));
+        self::assertFalse($pure->check(Pure\ScalarParameter::class)->isAccepted());
+        self::assertTrue($pure->check(Pure\ScalarParameter::class, byFactory: true)->isAccepted());
+        self::assertFalse($pure->check(Pure\CallsMethod::class, byFactory: true)->isAccepted());
     }
 }

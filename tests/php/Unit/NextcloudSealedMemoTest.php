@@ -64,8 +64,12 @@ final class NextcloudSealedMemoTest extends TestCase
         $memo->put('token', 'row', 'password');
         (function (): void {
             foreach ($this->entries as $id => $entry) {
-                $entry[2] ^= str_repeat("\x01", strlen($entry[2]));
-                $this->entries[$id] = $entry;
+                $this->entries[$id] = new \RR\Nextcloud\SealedEntry(
+                    $entry->expires,
+                    $entry->nonce,
+                    $entry->ciphertext ^ str_repeat("\x01", strlen($entry->ciphertext)),
+                    $entry->tag,
+                );
             }
         })->call($memo);
         self::assertNull($memo->get('token', 'row'));

@@ -6,6 +6,7 @@ namespace RR\Nextcloud\Db;
 
 use Doctrine\DBAL\Driver;
 use Doctrine\DBAL\Driver\Middleware\AbstractDriverMiddleware;
+use RR\Nextcloud\Privates;
 
 /**
  * The database driver, wrapped so that each connection it opens keeps its prepared statements
@@ -23,12 +24,12 @@ final class StatementCacheDriver extends AbstractDriverMiddleware
      */
     public static function install(\Doctrine\DBAL\Connection $connection): ?self
     {
-        return \Closure::bind(function (): ?StatementCacheDriver {
-            if (!isset($this->_driver) || $this->_driver::class !== Driver\PDO\SQLite\Driver::class) {
+        return Privates::in(\Doctrine\DBAL\Connection::class, static function (object $connection): ?StatementCacheDriver {
+            if (!isset($connection->_driver) || $connection->_driver::class !== Driver\PDO\SQLite\Driver::class) {
                 return null;
             }
-            return $this->_driver = new StatementCacheDriver($this->_driver);
-        }, $connection, \Doctrine\DBAL\Connection::class)();
+            return $connection->_driver = new StatementCacheDriver($connection->_driver);
+        })($connection);
     }
 
     /** {@inheritDoc} */

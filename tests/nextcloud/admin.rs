@@ -1,0 +1,244 @@
+//! Changes an admin makes while the servers run (occ from another process): app settings,
+//! passwords, new users.
+
+use crate::client::{basic, Session};
+use crate::harness::{Install, Server};
+use crate::scenario::{dav, expect, propfind, OCS};
+use std::time::{Duration, Instant};
+
+/// Runs `occ` on the install (as the tests' user, with APCu as the servers have it).
+fn occ(install: &Install, args: &[&str]) {
+    occ_with_env(install, &[], args);
+}
+
+/// Puts `shareapi_allow_links` back to `yes` however the test ends.
+struct LinksAllowed<'a>(&'a Install);
+
+impl Drop for LinksAllowed<'_> {
+    fn drop(&mut self) {
+        occ(
+            self.0,
+            &[
+                "config:app:set",
+                "core",
+                "shareapi_allow_links",
+                "--value=yes",
+            ],
+        );
+    }
+}
+
+/// An admin setting changed while the servers run (here with occ, from another process) is
+/// seen by the next requests once Nextcloud's local cache of the app config expires (3 s), as
+/// under php-fpm: a worker does not keep serving the settings it booted with.
+#[test]
+fn app_config_change_is_seen() {
+    let (_g, install) = install_or_skip!();
+    let alice = install.user("alice");
+    let auth = basic(&alice.name, &alice.app_password);
+    let links = |server: &Server| -> bool {
+        let a = Session::new(server).get(
+            "/ocs/v2.php/cloud/capabilities?format=json",
+            &[OCS, ("Authorization", &auth)],
+        );
+        expect(server, "capabilities", &a, 200);
+        a.json()["ocs"]["data"]["capabilities"]["files_sharing"]["public"]["enabled"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("{}: no files_sharing.public.enabled", server.name()))
+    };
+    let fpm = Server::fpm(&install, 1);
+    let rr = Server::rr(&install, 1);
+    let _restore = LinksAllowed(&install);
+    for server in [&fpm, &rr] {
+        // Several requests first: the worker has served with the setting loaded.
+        for _ in 0..3 {
+            assert!(links(server), "{}: public links off before", server.name());
+        }
+    }
+    for (value, expected) in [("no", false), ("yes", true)] {
+        occ(
+            &install,
+            &[
+                "config:app:set",
+                "core",
+                "shareapi_allow_links",
+                &format!("--value={value}"),
+            ],
+        );
+        for server in [&fpm, &rr] {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while links(server) != expected {
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: shareapi_allow_links={value} not seen after 15 s",
+                    server.name()
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+}
+
+/// occ with `OC_PASS` set, for its `--password-from-env` options; what it printed.
+fn occ_with_password(install: &Install, password: &str, args: &[&str]) -> String {
+    occ_with_env(install, &[("OC_PASS", password)], args)
+}
+
+/// `occ` with these variables added to its environment; what it printed. Fails the test when
+/// occ fails.
+fn occ_with_env(install: &Install, env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = std::process::Command::new("php")
+        .args(["-d", "apc.enable_cli=1", "occ", "--no-interaction"])
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(&install.root)
+        .output()
+        .expect("php runs occ");
+    assert!(
+        out.status.success(),
+        "occ {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A user added for one test, deleted (with its tokens) however the test ends.
+struct ThrowawayUser<'a>(&'a Install, String);
+
+impl Drop for ThrowawayUser<'_> {
+    fn drop(&mut self) {
+        occ(self.0, &["user:delete", &self.1]);
+    }
+}
+
+/// The login password an app password stands for changes: the user's password is reset, and a
+/// login with the new one makes Nextcloud re-encrypt every token's copy. rr remembers each
+/// app password's decrypted copy sealed (RR\Nextcloud\TokenPasswords), keyed by the token and
+/// its row; the harness runs rr with NEXTCLOUD_VERIFY_KEPT=1, which decrypts again on every
+/// answer from that memo and fails the request (500) on a difference. So a memo that served
+/// the old password for the changed row fails here.
+#[test]
+fn app_password_follows_a_password_change() {
+    let (_g, install) = install_or_skip!();
+    let name = format!("rr-pwchange-{}", std::process::id());
+    let (first, second) = ("Rr-first-Passw0rd-2026!", "Rr-second-Passw0rd-2026?");
+    occ_with_password(&install, first, &["user:add", "--password-from-env", &name]);
+    let _user = ThrowawayUser(&install, name.clone());
+    let out = occ_with_password(
+        &install,
+        first,
+        &["user:auth-tokens:add", "--password-from-env", &name],
+    );
+    let app_password = out
+        .lines()
+        .skip_while(|l| !l.starts_with("app password:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no app password in: {out}"))
+        .trim()
+        .to_string();
+    let app = basic(&name, &app_password);
+    let home = dav(&name, "/");
+    let fpm = Server::fpm(&install, 1);
+    // One worker: every request meets what the ones before left in its memo.
+    let rr = Server::rr(&install, 1);
+    let listings = |what: &str| {
+        for server in [&fpm, &rr] {
+            for _ in 0..3 {
+                // A new client each time: no session cookie, so each request logs in.
+                let a = propfind(&mut Session::new(server), &app, &home);
+                expect(server, what, &a, 207);
+            }
+        }
+    };
+    listings("PROPFIND with the app password");
+    occ_with_password(
+        &install,
+        second,
+        &["user:resetpassword", "--password-from-env", &name],
+    );
+    let a = propfind(&mut Session::new(&rr), &basic(&name, second), &home);
+    expect(&rr, "PROPFIND with the new login password", &a, 207);
+    listings("PROPFIND with the app password after the password change");
+}
+
+/// A user's password is reset while the servers run: a worker that checked the old one before
+/// takes the new one and refuses the old one at once, as php-fpm does. (The user backend keeps
+/// the user rows it loaded, password hashes included; rr puts them back after each request.)
+/// And a login name that did not exist when a worker first looked it up can log in once the
+/// user is added; a disabled user is refused at once, and let in again once enabled.
+#[test]
+fn password_reset_and_new_user_are_seen_by_running_workers() {
+    let (_g, install) = install_or_skip!();
+    let name = format!("rr-reset-{}", std::process::id());
+    let (first, second) = ("Rr-first-Passw0rd-2026!", "Rr-second-Passw0rd-2026?");
+    let home = dav(&name, "/");
+    let fpm = Server::fpm(&install, 1);
+    // One worker: it has looked up the user before each change.
+    let rr = Server::rr(&install, 1);
+    let status = |server: &Server, password: &str| -> u16 {
+        propfind(&mut Session::new(server), &basic(&name, password), &home).status
+    };
+    for server in [&fpm, &rr] {
+        assert_eq!(
+            status(server, first),
+            401,
+            "{}: before the user exists",
+            server.name()
+        );
+    }
+    occ_with_password(&install, first, &["user:add", "--password-from-env", &name]);
+    let _user = ThrowawayUser(&install, name.clone());
+    for server in [&fpm, &rr] {
+        for _ in 0..3 {
+            assert_eq!(
+                status(server, first),
+                207,
+                "{}: the new user\n{}",
+                server.name(),
+                server.logs()
+            );
+        }
+    }
+    occ_with_password(
+        &install,
+        second,
+        &["user:resetpassword", "--password-from-env", &name],
+    );
+    for server in [&fpm, &rr] {
+        assert_eq!(
+            status(server, second),
+            207,
+            "{}: the new password\n{}",
+            server.name(),
+            server.logs()
+        );
+        assert_eq!(
+            status(server, first),
+            401,
+            "{}: the old password\n{}",
+            server.name(),
+            server.logs()
+        );
+    }
+    // Disabled, then enabled again: refused at once (php-fpm answers 503), then let in again.
+    occ(&install, &["user:disable", &name]);
+    let refused = status(&fpm, second);
+    assert!(refused >= 400, "php-fpm let a disabled user in: {refused}");
+    assert_eq!(
+        status(&rr, second),
+        refused,
+        "rr: a disabled user\n{}",
+        rr.logs()
+    );
+    occ(&install, &["user:enable", &name]);
+    for server in [&fpm, &rr] {
+        assert_eq!(
+            status(server, second),
+            207,
+            "{}: enabled again\n{}",
+            server.name(),
+            server.logs()
+        );
+    }
+}
