@@ -365,7 +365,7 @@ fn put_body(out: &mut BytesMut, body: &RequestBody) {
             out.put_u8(0);
             put_bytes(out, bytes);
         }
-        RequestBody::File { path, len } => {
+        RequestBody::File { path, len, .. } => {
             out.put_u8(1);
             put_str(out, &path.to_string_lossy());
             out.put_u64_le(*len);

@@ -16,8 +16,12 @@ use tokio::io::AsyncWriteExt;
 pub enum RequestBody {
     /// Small enough to stay in memory (or empty).
     Memory(Bytes),
-    /// Spooled to a file of `len` bytes; the owner's drop deletes it.
-    File { path: TempPath, len: u64 },
+    /// Spooled to a file of `len` bytes; dropping it deletes the file when `owned`.
+    File {
+        path: TempPath,
+        len: u64,
+        owned: bool,
+    },
 }
 
 impl Default for RequestBody {
@@ -58,13 +62,22 @@ impl RequestBody {
     pub fn unowned_file(path: PathBuf, len: u64) -> Option<RequestBody> {
         let mut path = TempPath::try_from_path(path).ok()?;
         path.disable_cleanup(true);
-        Some(RequestBody::File { path, len })
+        Some(RequestBody::File {
+            path,
+            len,
+            owned: false,
+        })
     }
 
     /// Takes the ownership of a spool file out (the engine deletes it when the next request is
     /// taken); the body keeps naming the file.
     pub fn detach(&mut self) -> Option<TempPath> {
-        let RequestBody::File { path, len } = self else {
+        let RequestBody::File {
+            path,
+            len,
+            owned: true,
+        } = self
+        else {
             return None;
         };
         let unowned = RequestBody::unowned_file(path.to_path_buf(), *len)?;
@@ -78,7 +91,7 @@ impl RequestBody {
     pub fn load(&self) -> std::io::Result<Bytes> {
         match self {
             RequestBody::Memory(b) => Ok(b.clone()),
-            RequestBody::File { path, len } => {
+            RequestBody::File { path, len, .. } => {
                 let mut out = Vec::with_capacity(*len as usize);
                 std::fs::File::open(path)?.read_to_end(&mut out)?;
                 Ok(out.into())
@@ -185,6 +198,7 @@ where
         Some(sink) => Ok(RequestBody::File {
             path: sink.finish().await.map_err(SpoolError::Io)?,
             len: total,
+            owned: true,
         }),
         None => Ok(RequestBody::Memory(memory.freeze())),
     }
