@@ -537,7 +537,7 @@ fn watch_paths_extensions_and_ignore() {
         dir.display()
     );
     let w = parse(&yaml).unwrap().http.watch.unwrap();
-    assert_eq!(w.paths, [dir.clone()]);
+    assert_eq!(w.paths, std::slice::from_ref(&dir));
     assert_eq!(w.extensions, [".php"]);
     assert!(w.ignore.is_empty());
     assert_eq!(w.debounce, Duration::from_millis(100));
