@@ -1,13 +1,13 @@
 //! Development reload (`http.watch`): a file watcher in the master that asks for a reload (the
 //! same rolling replacement as SIGHUP) once a burst of changes to watched files is over.
 //!
-//! The watching is the `notify` crate's (inotify on Linux, with a kernel-side mask that keeps
-//! out the open/read events every worker boot causes on the files it loads); the debouncing is
-//! here, on its own thread: a reload waits until no relevant change came for `debounce`, so an
+//! The watching is the `notify` crate's (inotify on Linux); the open and close events that every
+//! worker boot causes on the files it loads are dropped here, never taken for a change. The
+//! debouncing is here too, on its own thread: a reload waits until no relevant change came for `debounce`, so an
 //! editor's save (a temporary file, a rename, an attribute change) or a `git checkout` makes one
 //! reload, and at most [`MAX_HOLD`] of changes that never pause make one each.
 use crate::config::WatchConfig;
-use notify::{EventKind, EventKindMask, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -38,8 +38,7 @@ pub fn start(
 ) -> Result<Watch, String> {
     let rules = Rules::new(config);
     let (tx, rx) = mpsc::channel();
-    let notify_config = notify::Config::default().with_event_kinds(EventKindMask::CORE);
-    let mut watcher = RecommendedWatcher::new(tx, notify_config)
+    let mut watcher = RecommendedWatcher::new(tx, notify::Config::default())
         .map_err(|e| format!("cannot start the file watcher: {e}"))?;
     for (path, mode) in rules.watches() {
         watcher
