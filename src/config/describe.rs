@@ -155,8 +155,34 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ]),
         None => rows.push(("http.static", "off".to_owned())),
     }
+    match &http.watch {
+        Some(watch) => rows.extend([
+            (
+                "http.watch.paths",
+                watch
+                    .paths
+                    .iter()
+                    .map(|p| path(p))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            ("http.watch.extensions", watch.extensions.join(", ")),
+            (
+                "http.watch.ignore",
+                watch
+                    .ignore
+                    .iter()
+                    .map(|p| path(p))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            ("http.watch.debounce", duration(watch.debounce)),
+        ]),
+        None => rows.push(("http.watch", "off".to_owned())),
+    }
     rows.extend([
         ("http.pool.num_workers", pool.num_workers.to_string()),
+        ("http.pool.debug", pool.debug.to_string()),
         ("http.pool.max_jobs", pool.max_jobs.to_string()),
         (
             "http.pool.allocate_timeout",

@@ -39,8 +39,12 @@ pub struct Config {
     pub status: Option<SocketAddr>,
     /// `metrics.address`: Prometheus metrics (pool mode).
     pub metrics: Option<SocketAddr>,
-    /// Things to log at start: ignored RoadRunner sections, unknown versions, and the like.
+    /// Things to log at start: one line naming the ignored RoadRunner keys, unknown versions,
+    /// and the like.
     pub warnings: Vec<String>,
+    /// RoadRunner keys and sections that are accepted but do nothing in rr, dotted and sorted
+    /// (all named in the first warning).
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +103,29 @@ pub struct HttpConfig {
     pub request_id: Option<crate::request::id::RequestIdConfig>,
     /// `http.trusted_subnets`: peers whose forwarding headers are believed (empty: nobody).
     pub trusted_subnets: crate::request::forwarded::TrustedProxies,
+    /// `http.watch`: development reload; `None` when no path is watched (pool mode only).
+    pub watch: Option<WatchConfig>,
+}
+
+/// `http.watch`: replace the pool's workers when a watched file changes (development reload,
+/// RoadRunner's `reload` plugin; docs/config.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchConfig {
+    /// Existing files or directories, absolute; a directory is watched with all below it.
+    pub paths: Vec<PathBuf>,
+    /// Extensions whose changes count (lowercase, leading dot); empty means every file.
+    pub extensions: Vec<String>,
+    /// Changes below these are not looked at: a bare name (`vendor`) matches that directory or
+    /// file name at any depth, a path (anything with a `/`, made absolute) what is below it.
+    pub ignore: Vec<PathBuf>,
+    /// A reload waits until no change came for this long, so a burst of events (an editor's
+    /// save, a `git checkout`) makes one reload.
+    pub debounce: Duration,
+}
+
+impl WatchConfig {
+    pub const DEFAULT_EXTENSIONS: [&'static str; 1] = [".php"];
+    pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
 }
 
 /// `http.static` (RoadRunner's static middleware): which files the server answers itself.
@@ -281,6 +308,9 @@ pub struct PoolConfig {
     pub send_ahead_wait: Duration,
     /// The Linux scheduling policy of worker processes.
     pub worker_scheduling: Scheduling,
+    /// RoadRunner's debug mode: every request is served by a worker started for it alone,
+    /// which ends after its answer (docs/pool.md, "Debug mode").
+    pub debug: bool,
 }
 
 impl PoolConfig {
@@ -296,8 +326,12 @@ impl PoolConfig {
             })
     }
 
-    /// The most one-shot workers alive at once.
+    /// The most one-shot workers alive at once: in debug mode `num_workers` (every worker is
+    /// one), otherwise `isolate_workers`, 0 meaning `num_workers`.
     pub fn isolate_limit(&self) -> usize {
+        if self.debug {
+            return self.num_workers.max(1);
+        }
         match self.isolate_workers {
             0 => self.num_workers.max(1),
             n => n,
@@ -454,6 +488,7 @@ impl Default for HttpConfig {
             // On with the access log only (config::read): off by default, as access_logs.
             request_id: None,
             compression: Some(Default::default()),
+            watch: None,
         }
     }
 }
@@ -535,6 +570,7 @@ impl Default for PoolConfig {
             send_ahead: 16,
             send_ahead_wait: Duration::from_millis(1),
             worker_scheduling: Scheduling::Batch,
+            debug: false,
         }
     }
 }

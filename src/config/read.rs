@@ -6,12 +6,12 @@ use serde_json::Value;
 
 use super::error::ConfigError;
 use super::field::Field;
-use super::tree::{Origins, Table};
+use super::tree::{Notes, Origins, Table};
 use super::units::{format_duration, KB, MB};
 use super::{
     CacheConfig, Config, HttpConfig, IoDriver, LogEncoding, LogLevel, LogOutput, LogsConfig,
     PoolConfig, RetryConfig, Scheduling, ScriptConfig, SslConfig, StaticConfig, SupervisorConfig,
-    TemplateConnections, UploadsConfig, VeloxConfig,
+    TemplateConnections, UploadsConfig, VeloxConfig, WatchConfig,
 };
 use crate::compress::{CompressionConfig, Encoding};
 use crate::request::id::RequestIdConfig;
@@ -71,12 +71,12 @@ const MAX_SEND_AHEAD: u32 = 64;
 const KNOWN_VERSIONS: &[&str] = &["3", "2.7"];
 
 pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigError> {
-    let mut warnings = Vec::new();
+    let mut notes = Notes::default();
     let mut root = Table::root(origins, tree)?;
     if let Some(field) = root.field("version") {
         let version = field.string()?;
         if !KNOWN_VERSIONS.contains(&version.trim()) {
-            warnings.push(format!(
+            notes.warn(format!(
                 "version '{version}' is not one rr knows (3 or 2.7); reading the file as version 3"
             ));
         }
@@ -85,16 +85,17 @@ pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigErr
         // Ignoring it would silently drop whatever the included files configure.
         return Err(field.unsupported("rr reads a single file; merge the included files into it"));
     }
-    let (http, pool) = http(root.table("http")?, &mut warnings)?;
-    let logs = logs(root.table("logs")?, &mut warnings)?;
-    let velox = velox(root.table("velox")?, &mut warnings)?;
+    let (http, pool) = http(root.table("http")?, &mut notes)?;
+    let logs = logs(root.table("logs")?, &mut notes)?;
+    let velox = velox(root.table("velox")?, &mut notes)?;
     let status = address_section(
         root.table("status")?,
         &["unavailable_status_code"],
-        &mut warnings,
+        &mut notes,
     )?;
-    let metrics = address_section(root.table("metrics")?, &["collect"], &mut warnings)?;
-    root.finish(ROADRUNNER_SECTIONS, &mut warnings)?;
+    let metrics = address_section(root.table("metrics")?, &["collect"], &mut notes)?;
+    root.finish(ROADRUNNER_SECTIONS, &mut notes)?;
+    let (warnings, ignored) = notes.into_warnings();
     Ok(Config {
         source: None,
         http,
@@ -104,6 +105,7 @@ pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigErr
         status,
         metrics,
         warnings,
+        ignored,
     })
 }
 
@@ -111,20 +113,17 @@ pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigErr
 fn address_section(
     mut t: Table<'_>,
     roadrunner: &[&str],
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<Option<std::net::SocketAddr>, ConfigError> {
     let address = match t.field("address") {
         Some(field) => Some(Field::address(&field)?),
         None => None,
     };
-    t.finish(roadrunner, warnings)?;
+    t.finish(roadrunner, notes)?;
     Ok(address)
 }
 
-fn http(
-    mut t: Table<'_>,
-    warnings: &mut Vec<String>,
-) -> Result<(HttpConfig, PoolConfig), ConfigError> {
+fn http(mut t: Table<'_>, notes: &mut Notes) -> Result<(HttpConfig, PoolConfig), ConfigError> {
     let d = HttpConfig::default();
     let address = t.get("address", d.address, Field::address)?;
     let max_request_size = t.get("max_request_size", d.max_request_size, |f| {
@@ -135,7 +134,7 @@ fn http(
         let bytes = f.size(1, 8 * KB, u64::from(u32::MAX))?;
         usize::try_from(bytes).map_err(|_| f.invalid("a smaller size"))
     })?;
-    let uploads = uploads(t.table("uploads")?, warnings)?;
+    let uploads = uploads(t.table("uploads")?, notes)?;
     let read_header_timeout = t.get(
         "read_header_timeout",
         d.read_header_timeout,
@@ -167,7 +166,7 @@ fn http(
     })?;
     let ssl_table = t.table("ssl")?;
     let ssl = match ssl_table.is_present() {
-        true => Some(ssl(ssl_table, warnings)?),
+        true => Some(ssl(ssl_table, notes)?),
         false => None,
     };
     if let Some(ssl) = &ssl {
@@ -181,7 +180,7 @@ fn http(
     }
     let mut http2 = t.table("http2")?;
     let h2c = http2.get("h2c", d.h2c, Field::bool)?;
-    http2.finish(&["max_concurrent_streams"], warnings)?;
+    http2.finish(&["max_concurrent_streams"], notes)?;
     let access_logs = t.get("access_logs", d.access_logs, Field::bool)?;
     let io_driver = t.get("io_driver", d.io_driver, |f| {
         f.choice(&[
@@ -203,7 +202,7 @@ fn http(
     })?;
     let static_table = t.table("static")?;
     let static_files = match static_table.is_present() {
-        true => Some(static_files(static_table, warnings)?),
+        true => Some(static_files(static_table, notes)?),
         false => None,
     };
     let trusted_subnets = t.get("trusted_subnets", d.trusted_subnets, |f| {
@@ -217,10 +216,25 @@ fn http(
         }
         Ok(crate::request::forwarded::TrustedProxies::new(subnets))
     })?;
-    let request_id = request_id(t.table("request_id")?, access_logs, warnings)?;
-    let compression = compression(t.table("compression")?, warnings)?;
-    let pool = pool(t.table("pool")?, warnings)?;
-    t.finish(ROADRUNNER_HTTP_KEYS, warnings)?;
+    let request_id = request_id(t.table("request_id")?, access_logs, notes)?;
+    let compression = compression(t.table("compression")?, notes)?;
+    let watch = watch(t.table("watch")?, notes)?;
+    let pool = pool(t.table("pool")?, notes)?;
+    if let Some(watch) = &watch {
+        if pool.num_workers == 0 {
+            // One process cannot boot the new code beside the old: a broken edit would end
+            // the server instead of leaving the old code serving (docs/pool.md).
+            let paths = watch.paths.iter().map(|p| p.display().to_string());
+            return Err(t.invalid(
+                "watch.paths",
+                format!("{:?}", paths.collect::<Vec<_>>()),
+                "no watched paths while http.pool.num_workers is 0: the watcher replaces pool \
+                 workers, so set http.pool.num_workers (1 is enough for development)"
+                    .to_owned(),
+            ));
+        }
+    }
+    t.finish(ROADRUNNER_HTTP_KEYS, notes)?;
     let http = HttpConfig {
         address,
         max_request_size,
@@ -251,13 +265,59 @@ fn http(
         trusted_subnets,
         request_id,
         compression,
+        watch,
     };
     Ok((http, pool))
 }
 
+/// `http.watch` (development reload): off when the section or its `paths` are absent or
+/// empty (`paths: ${WATCH}` with the variable unset); every path must exist.
+fn watch(mut t: Table<'_>, notes: &mut Notes) -> Result<Option<WatchConfig>, ConfigError> {
+    let paths = t.get("paths", Vec::new(), |f| {
+        let mut paths = Vec::new();
+        for text in f.strings()? {
+            let path = std::path::PathBuf::from(&text);
+            match std::fs::metadata(&path) {
+                Ok(_) => paths.push(std::path::absolute(&path).unwrap_or(path)),
+                Err(e) => {
+                    return Err(
+                        f.invalid(format!("existing files or directories (\"{text}\": {e})"))
+                    )
+                }
+            }
+        }
+        Ok(paths)
+    })?;
+    let extensions = t.get(
+        "extensions",
+        WatchConfig::DEFAULT_EXTENSIONS.map(String::from).to_vec(),
+        |f| Ok(f.strings()?.iter().map(|ext| extension(ext)).collect()),
+    )?;
+    let ignore = t.get("ignore", Vec::new(), |f| {
+        Ok(f.strings()?
+            .into_iter()
+            .map(|text| {
+                let path = std::path::PathBuf::from(text.trim_end_matches('/'));
+                match text.contains('/') {
+                    true => std::path::absolute(&path).unwrap_or(path),
+                    false => path,
+                }
+            })
+            .collect())
+    })?;
+    let debounce = t.get("debounce", WatchConfig::DEFAULT_DEBOUNCE, Field::duration)?;
+    t.finish(&[], notes)?;
+    Ok((!paths.is_empty()).then_some(WatchConfig {
+        paths,
+        extensions,
+        ignore,
+        debounce,
+    }))
+}
+
 fn compression(
     mut t: Table<'_>,
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<Option<CompressionConfig>, ConfigError> {
     let d = CompressionConfig::default();
     let enabled = t.get("enabled", true, Field::bool)?;
@@ -292,7 +352,7 @@ fn compression(
                 .collect()),
         }
     })?;
-    t.finish(&[], warnings)?;
+    t.finish(&[], notes)?;
     Ok(enabled.then_some(CompressionConfig {
         algorithms,
         min_size,
@@ -305,7 +365,7 @@ fn compression(
 fn request_id(
     mut t: Table<'_>,
     access_logs: bool,
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<Option<RequestIdConfig>, ConfigError> {
     let d = RequestIdConfig::default();
     let enabled = t.get("enabled", access_logs, Field::bool)?;
@@ -315,7 +375,7 @@ fn request_id(
     })?;
     let accept = t.get("accept", d.accept, Field::bool)?;
     let response = t.get("response", d.response, Field::bool)?;
-    t.finish(&[], warnings)?;
+    t.finish(&[], notes)?;
     Ok(enabled.then_some(RequestIdConfig {
         header,
         accept,
@@ -323,17 +383,17 @@ fn request_id(
     }))
 }
 
-fn uploads(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<UploadsConfig, ConfigError> {
+fn uploads(mut t: Table<'_>, notes: &mut Notes) -> Result<UploadsConfig, ConfigError> {
     let d = UploadsConfig::default();
     let dir = t.get("dir", d.dir, Field::path)?;
     let forbid = t.get("forbid", d.forbid, |f| {
         Ok(f.strings()?.iter().map(|ext| extension(ext)).collect())
     })?;
-    t.finish(&["allow"], warnings)?;
+    t.finish(&["allow"], notes)?;
     Ok(UploadsConfig { dir, forbid })
 }
 
-fn static_files(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<StaticConfig, ConfigError> {
+fn static_files(mut t: Table<'_>, notes: &mut Notes) -> Result<StaticConfig, ConfigError> {
     let dir = t.require(
         "dir",
         "the directory static files are served from",
@@ -383,11 +443,11 @@ fn static_files(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<StaticCo
             "cache_ttl",
             "request",
         ],
-        warnings,
+        notes,
     )?;
     let php = ".php".to_owned();
     if !forbid.contains(&php) && (allow.is_empty() || allow.contains(&php)) {
-        warnings.push(format!(
+        notes.warn(format!(
             "http.static serves .php files under {} as source, not run: add \".php\" to \
              http.static.forbid",
             dir.display()
@@ -424,7 +484,7 @@ fn extension(text: &str) -> String {
     }
 }
 
-fn ssl(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<SslConfig, ConfigError> {
+fn ssl(mut t: Table<'_>, notes: &mut Notes) -> Result<SslConfig, ConfigError> {
     let address = t.get("address", SslConfig::DEFAULT_ADDRESS, Field::address)?;
     let cert = t.require("cert", "the path of a PEM certificate file", |f| {
         f.readable_file("certificate")
@@ -432,14 +492,11 @@ fn ssl(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<SslConfig, Config
     let key = t.require("key", "the path of a PEM private key file", |f| {
         f.readable_file("private key")
     })?;
-    t.finish(
-        &["acme", "client_auth_type", "redirect", "root_ca"],
-        warnings,
-    )?;
+    t.finish(&["acme", "client_auth_type", "redirect", "root_ca"], notes)?;
     Ok(SslConfig { address, cert, key })
 }
 
-fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, ConfigError> {
+fn pool(mut t: Table<'_>, notes: &mut Notes) -> Result<PoolConfig, ConfigError> {
     let d = PoolConfig::default();
     let num_workers = t.get("num_workers", d.num_workers, |f| f.int(0))?;
     let max_jobs = t.get("max_jobs", d.max_jobs, |f| f.int(0))?;
@@ -447,7 +504,7 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
     let boot_timeout = t.get("boot_timeout", d.boot_timeout, Field::positive_duration)?;
     let destroy_timeout = t.get("destroy_timeout", d.destroy_timeout, Field::duration)?;
     let max_queue_size = t.get("max_queue_size", d.max_queue_size, |f| f.int(0))?;
-    let supervisor = supervisor(t.table("supervisor")?, warnings)?;
+    let supervisor = supervisor(t.table("supervisor")?, notes)?;
     let template = t.get("template", d.template, Field::bool)?;
     let template_connections = t.get("template_connections", d.template_connections, |f| {
         f.choice(&[
@@ -488,6 +545,26 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
                 .to_owned(),
         ));
     }
+    let debug = t.get("debug", d.debug, Field::bool)?;
+    if debug && num_workers == 0 {
+        return Err(t.invalid(
+            "debug",
+            "true".to_owned(),
+            "false while http.pool.num_workers is 0: debug mode starts a worker process for \
+             each request, so set http.pool.num_workers (the most requests served at once; 1 \
+             is enough for development)"
+                .to_owned(),
+        ));
+    }
+    if debug && template {
+        return Err(t.invalid(
+            "debug",
+            "true".to_owned(),
+            "false while http.pool.template is true: a forked worker runs the code the template \
+             loaded once, while debug mode boots every worker afresh"
+                .to_owned(),
+        ));
+    }
     if !isolate.is_empty() && !template {
         return Err(t.invalid(
             "isolate",
@@ -498,12 +575,11 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
     t.finish(
         &[
             "command",
-            "debug",
             "dynamic_allocator",
             "reset_timeout",
             "stream_timeout",
         ],
-        warnings,
+        notes,
     )?;
     Ok(PoolConfig {
         num_workers,
@@ -520,13 +596,11 @@ fn pool(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<PoolConfig, Conf
         send_ahead,
         send_ahead_wait,
         worker_scheduling,
+        debug,
     })
 }
 
-fn supervisor(
-    mut t: Table<'_>,
-    warnings: &mut Vec<String>,
-) -> Result<SupervisorConfig, ConfigError> {
+fn supervisor(mut t: Table<'_>, notes: &mut Notes) -> Result<SupervisorConfig, ConfigError> {
     let d = SupervisorConfig::default();
     let max_worker_memory = t.get("max_worker_memory", d.max_worker_memory, |f| {
         f.size(MB, 0, u64::MAX)
@@ -534,7 +608,7 @@ fn supervisor(
     let ttl = t.get("ttl", d.ttl, Field::duration)?;
     let idle_ttl = t.get("idle_ttl", d.idle_ttl, Field::duration)?;
     let exec_ttl = t.get("exec_ttl", d.exec_ttl, Field::duration)?;
-    t.finish(&["watch_tick"], warnings)?;
+    t.finish(&["watch_tick"], notes)?;
     Ok(SupervisorConfig {
         max_worker_memory,
         ttl,
@@ -543,7 +617,7 @@ fn supervisor(
     })
 }
 
-fn logs(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<LogsConfig, ConfigError> {
+fn logs(mut t: Table<'_>, notes: &mut Notes) -> Result<LogsConfig, ConfigError> {
     let d = LogsConfig::default();
     let level = t.get("level", d.level, |f| {
         f.choice(&[
@@ -580,7 +654,7 @@ fn logs(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<LogsConfig, Conf
             "line_ending",
             "mode",
         ],
-        warnings,
+        notes,
     )?;
     Ok(LogsConfig {
         level,
@@ -589,7 +663,7 @@ fn logs(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<LogsConfig, Conf
     })
 }
 
-fn velox(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<Option<VeloxConfig>, ConfigError> {
+fn velox(mut t: Table<'_>, notes: &mut Notes) -> Result<Option<VeloxConfig>, ConfigError> {
     // No URL, or an empty one (`${VELOX_URL}` with the variable unset), turns velox off; that
     // is the usual way to switch it per environment, so it earns no warning.
     let server_url = t.get("server_url", None, |f| {
@@ -608,16 +682,16 @@ fn velox(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<Option<VeloxCon
     if let Some(field) = t.field("request_timeout") {
         field.positive_duration()?;
         // A per-call bound shorter than a build restarted it from zero at every retry.
-        warnings.push(
+        notes.warn(
             "key 'velox.request_timeout' is no longer used: a Velox call lasts as long as its \
              build, bounded by velox.build_timeout (see velox.connect_timeout)"
                 .to_owned(),
         );
     }
-    let retry = retry(t.table("retry")?, warnings)?;
+    let retry = retry(t.table("retry")?, notes)?;
     let artifacts_dir = t.get("artifacts_dir", d.artifacts_dir, Field::paths)?;
-    let cache = cache(t.table("cache")?, warnings)?;
-    t.finish(&[], warnings)?;
+    let cache = cache(t.table("cache")?, notes)?;
+    t.finish(&[], notes)?;
     let Some(server_url) = server_url else {
         return Ok(None);
     };
@@ -631,7 +705,7 @@ fn velox(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<Option<VeloxCon
     }))
 }
 
-fn retry(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<RetryConfig, ConfigError> {
+fn retry(mut t: Table<'_>, notes: &mut Notes) -> Result<RetryConfig, ConfigError> {
     let d = RetryConfig::default();
     let max_attempts = t.get("max_attempts", d.max_attempts, |f| f.int(1))?;
     let initial_delay = t.get("initial_delay", d.initial_delay, Field::duration)?;
@@ -647,7 +721,7 @@ fn retry(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<RetryConfig, Co
         ));
     }
     let backoff_multiplier = t.get("backoff_multiplier", d.backoff_multiplier, |f| f.float(1.0))?;
-    t.finish(&[], warnings)?;
+    t.finish(&[], notes)?;
     Ok(RetryConfig {
         max_attempts,
         initial_delay,
@@ -656,12 +730,12 @@ fn retry(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<RetryConfig, Co
     })
 }
 
-fn cache(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<CacheConfig, ConfigError> {
+fn cache(mut t: Table<'_>, notes: &mut Notes) -> Result<CacheConfig, ConfigError> {
     let d = CacheConfig::default();
     let enabled = t.get("enabled", d.enabled, Field::bool)?;
     let dir = t.get("dir", d.dir, Field::path)?;
     let max_size = t.get("max_size", d.max_size, |f| f.size(1, 1, u64::MAX))?;
-    t.finish(&[], warnings)?;
+    t.finish(&[], notes)?;
     Ok(CacheConfig {
         enabled,
         dir,

@@ -441,7 +441,7 @@ fn yaml_syntax_errors_have_line_and_column() {
 }
 
 #[test]
-fn roadrunner_sections_and_keys_are_ignored_with_warnings() {
+fn roadrunner_sections_and_keys_are_ignored_and_named_in_one_warning() {
     let yaml = r#"
 version: "3"
 rpc: {listen: "tcp://127.0.0.1:6001"}
@@ -457,21 +457,108 @@ logs:
   mode: production
 "#;
     let c = parse(yaml).unwrap();
-    let mut warnings = c.warnings.clone();
-    warnings.sort();
+    let ignored = [
+        "http.http2.max_concurrent_streams",
+        "http.middleware",
+        "http.pool.supervisor.watch_tick",
+        "http.uploads.allow",
+        "logs.mode",
+        "rpc",
+        "server",
+    ];
+    assert_eq!(c.ignored, ignored);
+    // One line for them all; http.pool.debug is acted on, so it is not one of them.
     assert_eq!(
-        warnings,
+        c.warnings,
+        [format!(
+            "RoadRunner keys accepted but ignored by rr (nothing reads them; docs/config.md, \
+             RoadRunner compatibility): {}",
+            ignored.join(", ")
+        )]
+    );
+    assert!(!c.pool.debug);
+    let c = parse("rpc: {listen: x}").unwrap();
+    assert_eq!(
+        c.warnings,
         [
-            "key 'http.http2.max_concurrent_streams' is RoadRunner's and is ignored by rr",
-            "key 'http.middleware' is RoadRunner's and is ignored by rr",
-            "key 'http.pool.debug' is RoadRunner's and is ignored by rr",
-            "key 'http.pool.supervisor.watch_tick' is RoadRunner's and is ignored by rr",
-            "key 'http.uploads.allow' is RoadRunner's and is ignored by rr",
-            "key 'logs.mode' is RoadRunner's and is ignored by rr",
-            "section 'rpc' is RoadRunner's and is ignored by rr",
-            "section 'server' is RoadRunner's and is ignored by rr",
+            "RoadRunner key accepted but ignored by rr (nothing reads it; docs/config.md, \
+          RoadRunner compatibility): rpc"
         ]
     );
+    // Other warnings follow that line.
+    let c = parse("version: '2'\nrpc: {}\nlogs: {mode: x}").unwrap();
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].ends_with("logs.mode, rpc"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(c.warnings[1].starts_with("version '2'"), "{:?}", c.warnings);
+}
+
+#[test]
+fn debug_mode_needs_a_pool_without_template() {
+    let c = parse("http: {pool: {num_workers: 2, debug: true}}").unwrap();
+    assert!(c.pool.debug);
+    assert!(
+        c.ignored.is_empty() && c.warnings.is_empty(),
+        "{:?}",
+        c.warnings
+    );
+    // Every worker is one-shot: num_workers bounds how many run at once.
+    assert_eq!(c.pool.isolate_limit(), 2);
+    let err = error("http: {pool: {debug: true}}");
+    assert!(err.contains("key 'http.pool.debug'"), "{err}");
+    assert!(err.contains("set http.pool.num_workers"), "{err}");
+    let err = error("http: {pool: {num_workers: 1, template: true, debug: true}}");
+    assert!(err.contains("key 'http.pool.debug'"), "{err}");
+    assert!(err.contains("http.pool.template is true"), "{err}");
+    assert!(!parse("http: {pool: {debug: off}}").unwrap().pool.debug);
+}
+
+#[test]
+fn watch_paths_extensions_and_ignore() {
+    let dir = scratch("watch");
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::write(dir.join("worker.php"), "<?php").unwrap();
+    let yaml = format!(
+        "http:\n  pool: {{num_workers: 1}}\n  watch:\n    paths: [{d}/src, {d}/worker.php]\n    \
+         extensions: [PHP, .inc]\n    ignore: [vendor, {d}/src/cache/]\n    debounce: 250ms\n",
+        d = dir.display()
+    );
+    let w = parse(&yaml).unwrap().http.watch.unwrap();
+    assert_eq!(w.paths, [dir.join("src"), dir.join("worker.php")]);
+    assert_eq!(w.extensions, [".php", ".inc"]);
+    assert_eq!(w.ignore, [PathBuf::from("vendor"), dir.join("src/cache")]);
+    assert_eq!(w.debounce, Duration::from_millis(250));
+    // Defaults: .php files, nothing ignored, 100 ms.
+    let yaml = format!(
+        "http: {{pool: {{num_workers: 1}}, watch: {{paths: {}}}}}",
+        dir.display()
+    );
+    let w = parse(&yaml).unwrap().http.watch.unwrap();
+    assert_eq!(w.paths, std::slice::from_ref(&dir));
+    assert_eq!(w.extensions, [".php"]);
+    assert!(w.ignore.is_empty());
+    assert_eq!(w.debounce, Duration::from_millis(100));
+    // Off: no section, no paths, or an empty one (an unset variable).
+    assert_eq!(Config::default().http.watch, None);
+    for yaml in [
+        "http: {watch: {}}",
+        "http: {watch: {paths: ''}}",
+        "http: {watch: {paths: []}}",
+    ] {
+        assert_eq!(parse(yaml).unwrap().http.watch, None, "{yaml}");
+    }
+    let err = error("http: {pool: {num_workers: 1}, watch: {paths: /no/such/rr/dir}}");
+    assert!(err.contains("key 'http.watch.paths'"), "{err}");
+    assert!(err.contains("existing files or directories"), "{err}");
+    // Single-process mode has no worker to replace.
+    let err = error(&format!("http: {{watch: {{paths: {}}}}}", dir.display()));
+    assert!(err.contains("key 'http.watch.paths'"), "{err}");
+    assert!(err.contains("set http.pool.num_workers"), "{err}");
+    assert!(error("http: {watch: {path: x}}").contains("did you mean 'http.watch.paths'"));
+    fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -799,6 +886,7 @@ fn described_values_parse_back_to_the_same_config() {
                 && !key.starts_with("http.static")
                 && !key.ends_with("_size")
                 && !key.ends_with("max_worker_memory")
+                && *key != "http.watch"
                 && !value.starts_with('(')
         })
         .map(|(key, value)| Override {
@@ -832,10 +920,8 @@ fn documented_example_is_valid() {
     let c = parse(&example).unwrap();
     assert_eq!(c.http.max_request_size, 20 * 1024 * 1024);
     assert!(c.http.ssl.is_some());
-    assert_eq!(
-        c.warnings,
-        ["section 'server' is RoadRunner's and is ignored by rr"]
-    );
+    assert_eq!(c.ignored, ["server"]);
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     fs::remove_dir_all(tls).unwrap();
 }
 
@@ -861,7 +947,8 @@ fn documented_keys_match_describe() {
     let doc = include_str!("../../docs/config.md");
     let tls = tls_files("documented_keys");
     let yaml = format!(
-        "http: {{ssl: {{cert: {d}/cert.pem, key: {d}/key.pem}}, static: {{dir: {d}}}}}\n\
+        "http: {{ssl: {{cert: {d}/cert.pem, key: {d}/key.pem}}, static: {{dir: {d}}}, \
+         pool: {{num_workers: 1}}, watch: {{paths: {d}}}}}\n\
          velox: {{server_url: 'http://v'}}",
         d = tls.display()
     );
@@ -932,10 +1019,8 @@ fn static_files_section() {
         ]
     );
     assert_eq!(s.prefixes, ["/assets/"]);
-    assert_eq!(
-        c.warnings,
-        ["key 'http.static.request' is RoadRunner's and is ignored by rr"]
-    );
+    assert_eq!(c.ignored, ["http.static.request"]);
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
 
     let c = parse(&format!("http:\n  static: {{dir: {}}}\n", dir.display())).unwrap();
     let s = c.http.static_files.unwrap();

@@ -209,13 +209,9 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Ends reading: keys in `roadrunner` are RoadRunner's and only earn a warning; anything
-    /// else left over is an unknown key.
-    pub(crate) fn finish(
-        self,
-        roadrunner: &[&str],
-        warnings: &mut Vec<String>,
-    ) -> Result<(), ConfigError> {
+    /// Ends reading: keys in `roadrunner` are RoadRunner's and are only noted (all of them are
+    /// named in one warning, see [`Notes`]); anything else left over is an unknown key.
+    pub(crate) fn finish(self, roadrunner: &[&str], notes: &mut Notes) -> Result<(), ConfigError> {
         let mut ignored = Vec::new();
         for key in self.entries.keys() {
             if !roadrunner.contains(&key.as_str()) {
@@ -226,20 +222,51 @@ impl<'a> Table<'a> {
                     key: dotted,
                 });
             }
-            ignored.push(key);
+            ignored.push(self.dotted(key));
         }
-        for key in ignored {
-            warnings.push(if self.path.is_empty() {
-                format!("section '{key}' is RoadRunner's and is ignored by rr")
-            } else {
-                format!(
-                    "key '{}' is RoadRunner's and is ignored by rr",
-                    self.dotted(key)
-                )
-            });
-        }
+        notes.ignored.extend(ignored);
         Ok(())
     }
+}
+
+/// What reading found worth saying at start: warnings, and the RoadRunner keys rr accepts but
+/// does not act on, which become one warning line naming them all.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    warnings: Vec<String>,
+    ignored: Vec<String>,
+}
+
+impl Notes {
+    pub(crate) fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
+    }
+
+    /// The warnings (the line naming the ignored keys first) and the ignored keys, sorted.
+    pub(crate) fn into_warnings(self) -> (Vec<String>, Vec<String>) {
+        let Notes {
+            mut warnings,
+            mut ignored,
+        } = self;
+        ignored.sort();
+        if !ignored.is_empty() {
+            warnings.insert(0, ignored_line(&ignored));
+        }
+        (warnings, ignored)
+    }
+}
+
+/// The one warning that names every RoadRunner key (or section) rr accepts and ignores.
+pub(crate) fn ignored_line(keys: &[String]) -> String {
+    let (what, them) = match keys.len() {
+        1 => ("key", "it"),
+        _ => ("keys", "them"),
+    };
+    format!(
+        "RoadRunner {what} accepted but ignored by rr (nothing reads {them}; docs/config.md, \
+         RoadRunner compatibility): {}",
+        keys.join(", ")
+    )
 }
 
 /// The known key nearest to a misspelt one, if it is near enough to be a typo.

@@ -224,8 +224,12 @@ impl Worker {
                 "rr config: logs.output: cannot open the log file: {e}"
             ))
         })?;
-        for warning in &config.warnings {
-            tracing::warn!("{warning}");
+        // A pool worker (started with the master's channel) read the same configuration as
+        // its master, which has said all this once already.
+        if std::env::var_os(crate::ipc::FD_ENV).is_none() {
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
         }
         let engine = engine::Worker::start(Arc::new(config)).map_err(ConfigErrorWrap::from)?;
         // Before "listening" is said: a signal sent once it is (SIGHUP, SIGTERM) finds rr's

@@ -93,10 +93,14 @@ impl Lines {
     }
 }
 
-/// Which line a request joins: by its path as nginx would match a `location` (decoded, `//`
-/// merged, dot segments resolved), so `/%61dmin` or `/x/../admin` cannot dodge an isolated
-/// `/admin`.
+/// Which line a request joins: in debug mode the one-shot line; otherwise by its path as nginx
+/// would match a `location` (decoded, `//` merged, dot segments resolved), so `/%61dmin` or
+/// `/x/../admin` cannot dodge an isolated `/admin`.
 pub fn line_of(pool: &PoolConfig, target: &Target) -> Line {
+    if pool.debug {
+        // Debug mode: every request gets a worker of its own.
+        return Line::OneShot;
+    }
     if pool.isolate.is_empty() {
         return Line::InPlace;
     }

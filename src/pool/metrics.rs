@@ -31,6 +31,9 @@ pub struct PoolStats {
     /// Why the last boot failed, for the status address.
     last_boot_error: Mutex<Option<String>>,
     queue: Submitter,
+    /// Debug mode: workers exist only while a request needs one (`healthy` and `ready` do not
+    /// count them).
+    on_demand: AtomicBool,
 }
 
 impl PoolStats {
@@ -47,7 +50,13 @@ impl PoolStats {
             spawn_failures: AtomicU64::new(0),
             last_boot_error: Mutex::new(None),
             queue,
+            on_demand: AtomicBool::new(false),
         }
+    }
+
+    /// Debug mode: a worker is started for each request, none waits idle.
+    pub fn set_on_demand(&self) {
+        self.on_demand.store(true, Relaxed);
     }
 
     /// A boot failed (`Some(message)`, counted in a row) or one succeeded (`None`, reset).
@@ -123,12 +132,16 @@ impl PoolStats {
 
     /// Healthy: at least one worker can run requests.
     pub fn healthy(&self) -> bool {
+        if self.on_demand.load(Relaxed) {
+            // Debug mode: up unless the last worker started could not boot.
+            return self.boot_failures.load(Relaxed) == 0;
+        }
         self.count(State::Idle) + self.count(State::Busy) > 0
     }
 
     /// Ready (RoadRunner's status plugin): a worker is idle or the queue has room.
     pub fn ready(&self) -> bool {
-        self.count(State::Idle) > 0
+        (self.count(State::Idle) > 0 && !self.on_demand.load(Relaxed))
             || (self.healthy() && self.queue.depth() < self.queue.capacity())
     }
 }

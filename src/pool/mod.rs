@@ -17,6 +17,7 @@
 //! - `templates`   template mode: the task keeping the template processes, fork orders, reload.
 //! - `metrics`     gauges and counters, the Prometheus text.
 //! - `status`      the status (health, ready, workers, reload) and metrics listeners.
+//! - `watch`       `http.watch`: the file watcher asking for a reload when PHP files change.
 mod ahead;
 mod handle;
 mod limits;
@@ -29,6 +30,7 @@ mod slot;
 mod status;
 mod supervisor;
 mod templates;
+mod watch;
 
 pub use message::Control;
 
@@ -114,6 +116,9 @@ impl Pool {
         let spawner = process::Spawner::from_self(&bound)
             .map_err(|e| StartError::Pool(format!("cannot find this php's command line: {e}")))?;
         let stats = Arc::new(metrics::PoolStats::new(submitter.clone()));
+        if config.pool.debug {
+            stats.set_on_demand();
+        }
         let (control, control_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(status::Shared {
             pool: stats.clone(),
@@ -138,6 +143,10 @@ impl Pool {
             (submitter, inbox),
             (control.clone(), control_rx),
         );
+        let watch = match &config.http.watch {
+            Some(watch) => Some(start_watch(watch, control.clone())?),
+            None => None,
+        };
         let supervisor = runtime.handle().spawn(supervisor.run());
         let trigger = server.trigger();
         let lifecycle = runtime.handle().spawn(lifecycle(
@@ -145,12 +154,21 @@ impl Pool {
             supervisor,
             control.clone(),
             config.http.shutdown_timeout,
+            watch,
         ));
         tracing::info!(
             workers = config.pool.num_workers,
             template = config.pool.template,
+            debug = config.pool.debug,
             "rr pool master started"
         );
+        if config.pool.debug {
+            tracing::info!(
+                "http.pool.debug: each request is served by a worker started for it alone (at \
+                 most {} at once)",
+                config.pool.num_workers
+            );
+        }
         Ok(Pool {
             bound,
             trigger,
@@ -160,13 +178,46 @@ impl Pool {
     }
 }
 
+/// `http.watch`: a burst of changes asks the supervisor for a reload, as SIGHUP does.
+fn start_watch(
+    config: &crate::config::WatchConfig,
+    control: mpsc::UnboundedSender<Control>,
+) -> Result<watch::Watch, StartError> {
+    let watching = watch::start(config, move |change| {
+        match &change.first {
+            Some(path) => tracing::info!(
+                events = change.events,
+                "rr watch: {} changed: reloading workers",
+                path.display()
+            ),
+            None => tracing::info!("rr watch: file events were lost: reloading workers"),
+        }
+        let _ = control.send(Control::Reload);
+    })
+    .map_err(|e| StartError::Pool(format!("http.watch: {e}")))?;
+    let paths: Vec<_> = config
+        .paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    tracing::info!(
+        extensions = config.extensions.join(","),
+        debounce_ms = config.debounce.as_millis() as u64,
+        "rr watch: reloading workers when files change under {}",
+        paths.join(", ")
+    );
+    Ok(watching)
+}
+
 /// Serve until shutdown (signal or `stop()`) or a fatal pool error; then let connections finish
-/// (the supervisor keeps dispatching), then stop the workers.
+/// (the supervisor keeps dispatching), then stop the workers. The watcher, if any, lives as
+/// long.
 async fn lifecycle(
     mut server: Server,
     mut supervisor: JoinHandle<Result<(), PoolError>>,
     control: mpsc::UnboundedSender<Control>,
     shutdown_timeout: Duration,
+    _watch: Option<watch::Watch>,
 ) -> Result<(), PoolError> {
     let mut shutdown = server.shutdown();
     let joined = |r: Result<Result<(), PoolError>, tokio::task::JoinError>| {

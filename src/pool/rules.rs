@@ -33,6 +33,8 @@ pub enum AfterBootFailure {
     GiveUp,
     /// The workers running serve on; the next start waits this long.
     RetryIn(Duration),
+    /// Debug mode: the oldest request waiting gets a 502; the next one boots a worker at once.
+    FailRequest,
 }
 
 fn live(s: &Slot) -> bool {
@@ -98,7 +100,9 @@ impl Table<'_> {
     /// Workers to start: the in-place ones missing from `num_workers`, plus during a reload
     /// one of the new generation beyond it (when none of it is booting and, in template mode,
     /// its template booted); and in template mode with isolated paths, one-shot workers for
-    /// those running and `oneshot_waiting`, plus a spare, at most `isolate_workers`.
+    /// those running and `oneshot_waiting`, plus a spare, at most `isolate_workers`. In debug
+    /// mode, only one-shot workers: one per request running or waiting, no spare, at most
+    /// `num_workers`.
     pub fn starts(&self, oneshot_waiting: usize) -> Starts {
         let pool = self.pool;
         let count = |oneshot: bool| {
@@ -107,6 +111,20 @@ impl Table<'_> {
                 .filter(|s| live(s) && s.oneshot == oneshot)
                 .count()
         };
+        if pool.debug {
+            // Debug mode: every worker is one-shot and booted for a request already waiting,
+            // never ahead of it (one booted ahead would run the code from before an edit).
+            let busy = self
+                .slots
+                .iter()
+                .filter(|s| s.oneshot && s.state == State::Busy)
+                .count();
+            let wanted = (busy + oneshot_waiting).min(pool.isolate_limit());
+            return Starts {
+                in_place: 0,
+                oneshot: wanted.saturating_sub(count(true)),
+            };
+        }
         let mut in_place = pool.num_workers.saturating_sub(count(false));
         let new_booting = self
             .slots
@@ -145,8 +163,13 @@ impl Table<'_> {
     }
 }
 
-/// After `failures` boot failures in a row: give up only if nothing ever booted.
-pub fn after_boot_failure(ever_booted: bool, failures: u32) -> AfterBootFailure {
+/// After `failures` boot failures in a row: give up only if nothing ever booted. In debug mode
+/// never, and without backoff: each boot is for a waiting request, which gets the failure
+/// (a typo in development must not stop the server, nor make the fixed code wait).
+pub fn after_boot_failure(debug: bool, ever_booted: bool, failures: u32) -> AfterBootFailure {
+    if debug {
+        return AfterBootFailure::FailRequest;
+    }
     match !ever_booted && failures >= MAX_BOOT_FAILURES {
         true => AfterBootFailure::GiveUp,
         false => AfterBootFailure::RetryIn(limits::backoff(failures)),

@@ -413,8 +413,26 @@ impl Supervisor {
     fn boot_failed(&mut self, message: String) {
         self.boot_failures += 1;
         self.stats.boot(Some(&message));
-        let backoff = match rules::after_boot_failure(self.ever_booted, self.boot_failures) {
+        let debug = self.config.pool.debug;
+        let backoff = match rules::after_boot_failure(debug, self.ever_booted, self.boot_failures) {
             AfterBootFailure::RetryIn(backoff) => backoff,
+            AfterBootFailure::FailRequest => {
+                // Debug mode: the worker was booted for the oldest request waiting.
+                let failed = self.waiting.next(Line::OneShot);
+                let answered = failed.is_some();
+                if let Some(Waiting { job, .. }) = failed {
+                    let _ = job.reply.send(Reply::Crashed);
+                }
+                tracing::error!(
+                    failures = self.boot_failures,
+                    "{message}; debug mode: {}",
+                    match answered {
+                        true => "the request it was started for gets 502",
+                        false => "no request was waiting for it",
+                    }
+                );
+                return;
+            }
             AfterBootFailure::GiveUp => {
                 tracing::error!("{message}");
                 let who = match self.template {
@@ -601,6 +619,9 @@ impl Supervisor {
             return;
         }
         self.generation += 1;
+        // A reload is asked for new code: the first worker of it boots now, whatever backoff
+        // earlier failures (of the code it replaces) had reached.
+        self.spawn_after = Instant::now();
         if let Some((orders, _)) = &self.template {
             let _ = orders.send(Order::Reload(self.generation));
         }

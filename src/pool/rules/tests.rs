@@ -91,7 +91,7 @@ fn a_broken_reload_never_retires_an_old_worker() {
     assert_eq!(t.starts(0), ONE);
     assert_eq!(t.stale().count(), 2, "the reload is still pending");
     assert_eq!(
-        after_boot_failure(true, 50),
+        after_boot_failure(false, true, 50),
         AfterBootFailure::RetryIn(Duration::from_secs(5))
     );
 }
@@ -99,11 +99,54 @@ fn a_broken_reload_never_retires_an_old_worker() {
 #[test]
 fn boot_failures_stop_the_pool_only_when_nothing_ever_booted() {
     let ms = |n| AfterBootFailure::RetryIn(Duration::from_millis(n));
-    assert_eq!(after_boot_failure(false, 1), ms(100));
-    assert_eq!(after_boot_failure(false, 4), ms(800));
-    assert_eq!(after_boot_failure(false, 5), AfterBootFailure::GiveUp);
-    assert_eq!(after_boot_failure(true, 5), ms(1600));
-    assert_eq!(after_boot_failure(true, u32::MAX), ms(5000));
+    assert_eq!(after_boot_failure(false, false, 1), ms(100));
+    assert_eq!(after_boot_failure(false, false, 4), ms(800));
+    assert_eq!(
+        after_boot_failure(false, false, 5),
+        AfterBootFailure::GiveUp
+    );
+    assert_eq!(after_boot_failure(false, true, 5), ms(1600));
+    assert_eq!(after_boot_failure(false, true, u32::MAX), ms(5000));
+    // Debug mode: never fatal, never waiting; the request waiting for the worker fails.
+    for (ever, n) in [(false, 1), (false, 5), (false, 500), (true, 5)] {
+        assert_eq!(
+            after_boot_failure(true, ever, n),
+            AfterBootFailure::FailRequest
+        );
+    }
+}
+
+#[test]
+fn debug_mode_boots_one_worker_per_request_and_none_ahead() {
+    let p = PoolConfig {
+        debug: true,
+        ..pool(2)
+    };
+    let oneshot = |state| Slot {
+        oneshot: true,
+        ..slot(state, 0)
+    };
+    let starts = |n| Starts {
+        in_place: 0,
+        oneshot: n,
+    };
+    // Nothing waiting: nothing booted ahead, not even at start.
+    assert_eq!(table(&[], &p, 0).starts(0), NONE);
+    assert_eq!(table(&[], &p, 0).starts(1), starts(1));
+    // One per request waiting, at most num_workers alive; one that ended frees its place.
+    assert_eq!(table(&[], &p, 0).starts(5), starts(2));
+    let slots = [oneshot(State::Busy), oneshot(State::Booting)];
+    assert_eq!(table(&slots, &p, 0).starts(3), NONE);
+    let slots = [oneshot(State::Busy), oneshot(State::Stopping)];
+    assert_eq!(table(&slots, &p, 0).starts(3), starts(1));
+    // A worker booting for a request already counts for it.
+    let slots = [oneshot(State::Booting)];
+    assert_eq!(table(&slots, &p, 0).starts(1), NONE);
+    // A reload changes nothing: there is no in-place worker to replace.
+    assert_eq!(table(&slots, &p, 3).starts(0), NONE);
+    // A one-shot worker never gets a request ahead.
+    let busy = [oneshot(State::Busy)];
+    assert_eq!(table(&busy, &p, 0).pick_ahead(Instant::now()), None);
 }
 
 #[test]
