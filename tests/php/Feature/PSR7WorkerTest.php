@@ -29,6 +29,29 @@ final class PSR7WorkerTest extends TestCase
         self::$server ??= Server::start(self::FIXTURE);
     }
 
+    public function testALargeBodyIsAStreamOnTheSpoolFileNotAString(): void
+    {
+        $body = str_repeat('0123456789abcdef', 4 << 16); // 4 MiB, past http.body_buffer_size
+        $response = self::$server->request('PUT', '/body', ['Content-Type: application/octet-stream'], $body);
+
+        self::assertSame(200, $response['status'], $response['body']);
+        $got = json_decode($response['body'], true, 512, \JSON_THROW_ON_ERROR);
+        self::assertSame(md5($body), $got['md5']);
+        self::assertSame(strlen($body), $got['size']);
+        self::assertIsString($got['uri']);
+        self::assertStringContainsString('rr-body-', $got['uri'], 'a stream on the spooled file');
+        self::assertLessThan(strlen($body), $got['peak'], 'the body was never held whole by PHP');
+    }
+
+    public function testASmallBodyIsStillAStringStream(): void
+    {
+        $response = self::$server->request('PUT', '/body', ['Content-Type: application/json'], '{"a":1}');
+
+        $got = json_decode($response['body'], true, 512, \JSON_THROW_ON_ERROR);
+        self::assertSame(md5('{"a":1}'), $got['md5']);
+        self::assertSame(7, $got['size']);
+    }
+
     public function testGetMapsUriQueryHeadersCookiesAndServerParams(): void
     {
         $response = self::$server->request('GET', '/echo?a=1&list[]=x&list[]=y&nested[k]=v', [

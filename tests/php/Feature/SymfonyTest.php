@@ -30,6 +30,17 @@ final class SymfonyTest extends FrameworkAppTestCase
         }
     }
 
+    public function testALargeBodyReachesTheAppAsAStreamOnTheSpoolFile(): void
+    {
+        $body = str_repeat('0123456789abcdef', 4 << 16); // 4 MiB, past http.body_buffer_size
+        $response = self::$server->request('PUT', '/body', ['Content-Type: application/octet-stream'], $body);
+
+        self::assertSame(200, $response['status'], $response['body']);
+        $got = json_decode($response['body'], true, 512, \JSON_THROW_ON_ERROR);
+        self::assertSame(md5($body), $got['md5']);
+        self::assertStringContainsString('rr-body-', (string) $got['uri']);
+    }
+
     public function testKernelTerminateRunsForEveryRequest(): void
     {
         self::$server->request('GET', '/hello/terminate-me');
