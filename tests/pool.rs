@@ -467,3 +467,49 @@ fn a_worker_stuck_in_a_request_dies_with_a_killed_master() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_multi_threaded_master_serves_streams_and_reloads_under_load_without_a_failure() {
+    let php = start(json!({"http.pool.num_workers": 2, "http.pool.master_threads": 2}));
+    let before = idle_workers(&php, 2);
+    let plain = load(&php, "/", 4, 100);
+    let streams = {
+        let url = php.url("/stream");
+        std::thread::spawn(move || {
+            let c = client();
+            (0..100)
+                .map(|_| c.get(&url).send().unwrap().text().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    php.signal(libc::SIGHUP);
+    assert_eq!(
+        metric_reaches(&php, "rr_pool_worker_restarts_total{reason=\"reload\"}", 2),
+        2
+    );
+    let statuses = plain.join().unwrap();
+    assert_eq!(statuses.len(), 400);
+    assert!(all_ok(&statuses), "{statuses:?}");
+    for body in streams.join().unwrap() {
+        assert_eq!(body, "a;b;end");
+    }
+    let after = idle_workers(&php, 2);
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "{before:?} {after:?}"
+    );
+    // The master runs two runtime threads (its blocking pool shares the name, so at least two;
+    // with one thread the master has a single rr-io thread and names its blocking pool
+    // rr-blocking).
+    let threads = std::fs::read_dir(format!("/proc/{}/task", php.pid()))
+        .unwrap()
+        .filter(|t| {
+            let comm = t.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).unwrap_or_default().trim() == "rr-io"
+        })
+        .count();
+    assert!(
+        threads >= 2,
+        "http.pool.master_threads: {threads} rr-io threads"
+    );
+}

@@ -203,6 +203,7 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("http.pool.send_ahead", pool.send_ahead.to_string()),
         ("http.pool.send_ahead_wait", duration(pool.send_ahead_wait)),
+        ("http.pool.master_threads", pool.master_threads.to_string()),
         (
             "http.pool.worker_scheduling",
             pool.worker_scheduling.as_str().to_owned(),

@@ -306,6 +306,10 @@ pub struct PoolConfig {
     /// The most a request sent ahead may expect to wait at the worker's recent pace; requests
     /// sent ahead go back to the line once the request they wait behind has run ten times this.
     pub send_ahead_wait: Duration,
+    /// Threads of the master's runtime (accept, HTTP, hand-off to workers): 1 keeps every
+    /// request on one thread, the cheapest per request; more let the master's HTTP use more
+    /// cores on large machines.
+    pub master_threads: usize,
     /// The Linux scheduling policy of worker processes.
     pub worker_scheduling: Scheduling,
     /// RoadRunner's debug mode: every request is served by a worker started for it alone,
@@ -569,6 +573,7 @@ impl Default for PoolConfig {
             isolate_workers: 0,
             send_ahead: 16,
             send_ahead_wait: Duration::from_millis(1),
+            master_threads: 1,
             worker_scheduling: Scheduling::Batch,
             debug: false,
         }

@@ -537,6 +537,13 @@ fn pool(mut t: Table<'_>, notes: &mut Notes) -> Result<PoolConfig, ConfigError> 
         d.send_ahead_wait,
         Field::positive_duration,
     )?;
+    let master_threads = t.get("master_threads", d.master_threads, |f| {
+        let n: usize = f.int(1)?;
+        match n <= 256 {
+            true => Ok(n),
+            false => Err(f.invalid("a whole number from 1 to 256")),
+        }
+    })?;
     if template && num_workers == 0 {
         return Err(t.invalid(
             "template",
@@ -595,6 +602,7 @@ fn pool(mut t: Table<'_>, notes: &mut Notes) -> Result<PoolConfig, ConfigError> 
         isolate_workers,
         send_ahead,
         send_ahead_wait,
+        master_threads,
         worker_scheduling,
         debug,
     })

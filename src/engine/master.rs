@@ -34,7 +34,13 @@ impl Master {
         // meanwhile: a request never hops between threads in the master. (A multi-thread
         // runtime with one worker thread cost ~5% more CPU per pool hello request; with two,
         // ~2 futex wake-ups per request and 8-18% fewer requests/s.)
-        let runtime = Driver::new(IoDriver::Thread, Duration::ZERO).map_err(StartError::Runtime)?;
+        // http.pool.master_threads above 1: a multi-thread runtime, for machines whose
+        // master would otherwise saturate one core (docs/pool.md, cost model).
+        let runtime = match config.pool.master_threads {
+            0 | 1 => Driver::new(IoDriver::Thread, Duration::ZERO),
+            n => Driver::multi_thread(n),
+        }
+        .map_err(StartError::Runtime)?;
         let pool = Pool::start(config.clone(), &runtime)?;
         Ok(Master {
             config,

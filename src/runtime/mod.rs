@@ -76,6 +76,29 @@ impl Driver {
         })
     }
 
+    /// A multi-thread runtime of `threads` worker threads (the pool master's
+    /// `http.pool.master_threads` above 1): they drive the I/O; `wait` only blocks the caller.
+    pub fn multi_thread(threads: usize) -> std::io::Result<Driver> {
+        let runtime = Arc::new(
+            Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .thread_name("rr-io")
+                .on_thread_start(block_signals)
+                .build()?,
+        );
+        Ok(Driver {
+            runtime: Some(runtime),
+            shared: Arc::new(Shared {
+                phase: AtomicU64::new(1),
+                asleep: AtomicBool::new(false),
+                php_waits: Notify::new(),
+                stop: AtomicBool::new(false),
+            }),
+            helper: None,
+        })
+    }
+
     pub fn handle(&self) -> &Handle {
         self.runtime().handle()
     }
