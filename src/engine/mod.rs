@@ -25,7 +25,7 @@ use crate::dispatch::Reply;
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
-use crate::server::{Bound, StartError};
+use crate::server::{Bound, PoolStartError, StartError};
 use crate::stream::FileReply;
 use crate::velox::BuildOrder;
 use bytes::Bytes;
@@ -128,8 +128,8 @@ impl Worker {
     /// A pool worker when this process was started by a master, the master when
     /// `http.pool.num_workers` is above 0, else the single embedded worker.
     pub fn start(config: Arc<Config>) -> Result<Worker, StartError> {
-        if let Some(channel) =
-            pool_worker::inherited_channel().map_err(|e| StartError::Pool(e.to_string()))?
+        if let Some(channel) = pool_worker::inherited_channel()
+            .map_err(|e| StartError::Pool(PoolStartError::Channel(e)))?
         {
             return Ok(Worker::PoolWorker(PoolWorker::connect(config, channel)));
         }

@@ -6,7 +6,7 @@ use super::{RespondError, Wait};
 use crate::config::{Config, Scheduling};
 use crate::dispatch::Reply;
 use crate::ipc::claim::Claim;
-use crate::ipc::{self, Frame};
+use crate::ipc::{self, ChannelError, Frame};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
@@ -22,33 +22,6 @@ use std::time::Duration;
 
 /// Answers larger than this travel to the master in frames of this size.
 const SPLIT_ABOVE: usize = 256 * 1024;
-
-/// Why `RR_POOL_FD` names no channel.
-#[derive(Debug)]
-pub enum ChannelError {
-    /// The value is not a number.
-    NotANumber(String),
-    /// No inherited unix socket has that number (a process started by a worker inherits the
-    /// variable, not the descriptor).
-    NoSocket(RawFd),
-}
-
-impl std::fmt::Display for ChannelError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChannelError::NotANumber(value) => {
-                write!(f, "{}={value:?} is not a file descriptor", ipc::FD_ENV)
-            }
-            ChannelError::NoSocket(fd) => write!(
-                f,
-                "{}={fd} names no inherited socket: start rr workers only from an rr pool master",
-                ipc::FD_ENV
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ChannelError {}
 
 /// The channel named by `RR_POOL_FD`, when this process is a pool worker.
 pub fn inherited_channel() -> Result<Option<UnixStream>, ChannelError> {

@@ -32,3 +32,30 @@ pub const ADDRS_ENV: &str = "RR_POOL_ADDRS";
 pub const ID_ENV: &str = "RR_POOL_WORKER";
 /// Marks the template process (`http.pool.template`): it boots, then forks workers.
 pub const TEMPLATE_ENV: &str = "RR_POOL_TEMPLATE";
+
+/// Why `RR_POOL_FD` names no channel.
+#[derive(Debug)]
+pub enum ChannelError {
+    /// The value is not a number.
+    NotANumber(String),
+    /// No inherited unix socket has that number (a process started by a worker inherits the
+    /// variable, not the descriptor).
+    NoSocket(std::os::fd::RawFd),
+}
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelError::NotANumber(value) => {
+                write!(f, "{}={value:?} is not a file descriptor", FD_ENV)
+            }
+            ChannelError::NoSocket(fd) => write!(
+                f,
+                "{}={fd} names no inherited socket: start rr workers only from an rr pool master",
+                FD_ENV
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ChannelError {}

@@ -38,7 +38,7 @@ use crate::config::Config;
 use crate::dispatch;
 use crate::runtime::Driver;
 use crate::server::shutdown::Trigger;
-use crate::server::{Bound, Server, StartError};
+use crate::server::{Bound, PoolStartError, Server, StartError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,9 +100,7 @@ impl Pool {
             // SAFETY: prctl with an integer option and argument; no memory is passed.
             if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
                 let e = std::io::Error::last_os_error();
-                return Err(StartError::Pool(format!(
-                    "http.pool.template: cannot become the child subreaper of forked workers: {e}"
-                )));
+                return Err(StartError::Pool(PoolStartError::Subreaper(e)));
             }
         }
         let _entered = runtime.handle().enter();
@@ -114,7 +112,7 @@ impl Pool {
         let server = Server::start(config.clone(), runtime.handle(), submitter.clone())?;
         let bound = server.bound.clone();
         let spawner = process::Spawner::from_self(&bound)
-            .map_err(|e| StartError::Pool(format!("cannot find this php's command line: {e}")))?;
+            .map_err(|e| StartError::Pool(PoolStartError::CommandLine(e)))?;
         let stats = Arc::new(metrics::PoolStats::new(submitter.clone()));
         if config.pool.debug {
             stats.set_on_demand();
@@ -194,7 +192,7 @@ fn start_watch(
         }
         let _ = control.send(Control::Reload);
     })
-    .map_err(|e| StartError::Pool(format!("http.watch: {e}")))?;
+    .map_err(|e| StartError::Pool(PoolStartError::Watch(std::io::Error::other(e))))?;
     let paths: Vec<_> = config
         .paths
         .iter()

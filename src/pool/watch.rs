@@ -25,6 +25,29 @@ pub struct Change {
     pub events: usize,
 }
 
+/// Why the watcher could not start.
+#[derive(Debug)]
+pub enum WatchError {
+    /// The kernel's watch facility (inotify) refused.
+    Start(notify::Error),
+    /// One of `http.watch.paths` cannot be watched.
+    Path(std::path::PathBuf, notify::Error),
+    /// The debounce thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for WatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WatchError::Start(e) => write!(f, "cannot start the file watcher: {e}"),
+            WatchError::Path(path, e) => write!(f, "cannot watch {}: {e}", path.display()),
+            WatchError::Thread(e) => write!(f, "cannot start the watch thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WatchError {}
+
 /// The running watcher; dropping it stops watching and ends the debounce thread.
 pub struct Watch {
     _watcher: RecommendedWatcher,
@@ -35,21 +58,21 @@ pub struct Watch {
 pub fn start(
     config: &WatchConfig,
     on_change: impl Fn(Change) + Send + 'static,
-) -> Result<Watch, String> {
+) -> Result<Watch, WatchError> {
     let rules = Rules::new(config);
     let (tx, rx) = mpsc::channel();
-    let mut watcher = RecommendedWatcher::new(tx, notify::Config::default())
-        .map_err(|e| format!("cannot start the file watcher: {e}"))?;
+    let mut watcher =
+        RecommendedWatcher::new(tx, notify::Config::default()).map_err(WatchError::Start)?;
     for (path, mode) in rules.watches() {
         watcher
             .watch(&path, mode)
-            .map_err(|e| format!("cannot watch {}: {e}", path.display()))?;
+            .map_err(|e| WatchError::Path(path.clone(), e))?;
     }
     let debounce = config.debounce;
     std::thread::Builder::new()
         .name("rr-watch".into())
         .spawn(move || debounce_loop(&rx, &rules, debounce, on_change))
-        .map_err(|e| format!("cannot start the watch thread: {e}"))?;
+        .map_err(WatchError::Thread)?;
     Ok(Watch { _watcher: watcher })
 }
 

@@ -56,8 +56,8 @@ pub enum StartError {
     },
     Tls(tls::TlsError),
     Velox(crate::velox::VeloxError),
-    /// Pool mode: the worker channel or the worker command.
-    Pool(String),
+    /// Pool mode could not start.
+    Pool(PoolStartError),
     /// `http.static.dir` cannot be resolved any more.
     Static(std::path::PathBuf, std::io::Error),
 }
@@ -78,6 +78,33 @@ impl std::fmt::Display for StartError {
 }
 
 impl std::error::Error for StartError {}
+
+/// Why pool mode could not start.
+#[derive(Debug)]
+pub enum PoolStartError {
+    /// This process is marked a pool worker, but `RR_POOL_FD` names no usable channel.
+    Channel(crate::ipc::ChannelError),
+    /// Template mode: the master cannot become the subreaper of the workers forked from it.
+    Subreaper(std::io::Error),
+    /// This php's command line cannot be read, so no worker can be started like it.
+    CommandLine(std::io::Error),
+    /// `http.watch`: the file watcher cannot start.
+    Watch(std::io::Error),
+}
+
+impl std::fmt::Display for PoolStartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PoolStartError::Channel(e) => write!(f, "{e}"),
+            PoolStartError::Subreaper(e) => write!(
+                f,
+                "http.pool.template: cannot become the child subreaper of forked workers: {e}"
+            ),
+            PoolStartError::CommandLine(e) => write!(f, "cannot find this php's command line: {e}"),
+            PoolStartError::Watch(e) => write!(f, "http.watch: {e}"),
+        }
+    }
+}
 
 pub struct Server {
     coordinator: Coordinator,
