@@ -25,6 +25,8 @@ content-length: 58\r\n\r\n\
 #[derive(Clone)]
 pub struct ConnectionLimit {
     open: Arc<AtomicUsize>,
+    /// The most connections open at once since the last `reset_peak()` (see `release`).
+    peak: Arc<AtomicUsize>,
     max: usize,
 }
 
@@ -48,6 +50,7 @@ impl ConnectionLimit {
         };
         ConnectionLimit {
             open: Arc::new(AtomicUsize::new(0)),
+            peak: Arc::new(AtomicUsize::new(0)),
             max,
         }
     }
@@ -63,9 +66,26 @@ impl ConnectionLimit {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < self.max).then_some(n + 1)
             });
-        taken.ok().map(|_| Permit {
+        let open = taken.ok()? + 1;
+        self.peak.fetch_max(open, Ordering::Relaxed);
+        Some(Permit {
             open: self.open.clone(),
         })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// The most connections open at once since the last reset.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Starts a new peak from the connections open now.
+    pub fn reset_peak(&self) {
+        self.peak.store(self.open(), Ordering::Relaxed);
     }
 }
 
@@ -118,6 +138,17 @@ mod tests {
         assert!(limit.acquire().is_none());
         drop(a);
         assert!(limit.acquire().is_some());
+    }
+
+    #[test]
+    fn the_peak_stays_until_reset() {
+        let limit = ConnectionLimit::new(10);
+        let permits: Vec<_> = (0..3).map(|_| limit.acquire().unwrap()).collect();
+        drop(permits);
+        assert_eq!((limit.peak(), limit.open()), (3, 0));
+        limit.reset_peak();
+        let _one = limit.acquire().unwrap();
+        assert_eq!(limit.peak(), 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod framing;
 mod heads;
 mod limit;
 mod listener;
+mod release;
 pub mod service;
 pub mod shutdown;
 pub mod stats;
@@ -175,6 +176,7 @@ impl Server {
                 coordinator.guard(),
             ));
         }
+        handle.spawn(release::after_bursts(limit, coordinator.shutdown()));
         handle.spawn(on_stop_request(coordinator.trigger_handle()));
         Ok(Server {
             coordinator,
