@@ -251,6 +251,9 @@ impl Open {
                     // slow the client. Only a full spool holds it, for at most send_timeout per
                     // chunk; a client that left or stopped reading gets nothing more.
                     if let Stream::Open(tx) = &self.stream {
+                        // A frame's bytes share the frame reader's whole buffer: a chunk that
+                        // waits for a slow client must not pin it (2 MB per stalled answer).
+                        let bytes = bytes::Bytes::copy_from_slice(&bytes);
                         if !deliver(tx, bytes, self.send_timeout).await {
                             self.stream = Stream::Discarding;
                         }
