@@ -21,10 +21,10 @@ struct Outcome {
 
 impl Outcome {
     fn ok(&self) -> bool {
-        match (self.what, &self.answer) {
-            ("capabilities", Ok(200)) | ("PROPFIND", Ok(207)) => true,
-            _ => false,
-        }
+        matches!(
+            (self.what, &self.answer),
+            ("capabilities", Ok(200)) | ("PROPFIND", Ok(207))
+        )
     }
 }
 
@@ -34,7 +34,7 @@ fn request(server: &Server, install: &Install, n: usize) -> Outcome {
     let admin = install.user("admin");
     let auth = basic(&admin.name, &admin.app_password);
     let http = client();
-    let (what, req) = if n % 2 == 0 {
+    let (what, req) = if n.is_multiple_of(2) {
         (
             "capabilities",
             http.get(server.url(CAPABILITIES))
