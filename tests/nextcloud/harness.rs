@@ -21,6 +21,7 @@ fn repo() -> PathBuf {
 /// (RR_NEXTCLOUD_ENV, else `<root>/../rr-nextcloud-test.env`).
 pub struct Install {
     pub root: PathBuf,
+    env_file: PathBuf,
     vars: HashMap<String, String>,
 }
 
@@ -71,7 +72,35 @@ impl Install {
                 .expect("bash");
             assert!(status.success(), "{} start failed", script.display());
         }
-        Some(Install { root, vars })
+        Some(Install {
+            root,
+            env_file,
+            vars,
+        })
+    }
+
+    /// RR_NC_DATABASE: "sqlite", "pgsql" or "mysql".
+    pub fn database(&self) -> &str {
+        self.vars
+            .get("RR_NC_DATABASE")
+            .map_or("sqlite", String::as_str)
+    }
+
+    /// Restarts the database server (`services.sh restart-database`); returns once it accepts
+    /// connections again.
+    pub fn restart_database(&self) {
+        let script = repo().join("tests/nextcloud/services.sh");
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg("restart-database")
+            .arg(&self.env_file)
+            .status()
+            .expect("bash");
+        assert!(
+            status.success(),
+            "{} restart-database failed",
+            script.display()
+        );
     }
 
     fn var(&self, key: &str) -> String {

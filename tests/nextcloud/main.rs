@@ -26,6 +26,7 @@ macro_rules! install_or_skip {
 mod admin;
 mod basics;
 mod client;
+mod databases;
 mod groupware;
 mod harness;
 mod isolation;

@@ -4,7 +4,10 @@
 # running service is left as it is. tests/nextcloud/ runs `services.sh start ENV_FILE`
 # before its scenarios, so an install keeps working on a machine that was restarted.
 #
-#   tests/nextcloud/services.sh start|stop ENV_FILE
+#   tests/nextcloud/services.sh start|stop|restart-database ENV_FILE
+#
+# restart-database restarts PostgreSQL or MariaDB and returns once it accepts connections
+# again (tests/nextcloud/databases.rs does it under load); with SQLite it fails.
 #
 # The env file (written by install.sh) says what is used: RR_NC_DATABASE (sqlite, pgsql,
 # mysql) and RR_NC_REDIS_SOCKET (a unix socket path; unset: no Redis). Redis runs as this
@@ -14,7 +17,7 @@ set -euo pipefail
 die() { echo "services.sh: $*" >&2; exit 1; }
 log() { echo "services.sh: $*"; }
 
-(($# == 2)) || die "usage: services.sh start|stop ENV_FILE"
+(($# == 2)) || die "usage: services.sh start|stop|restart-database ENV_FILE"
 ACTION=$1 ENV_FILE=$2
 [[ -f $ENV_FILE ]] || die "$ENV_FILE: no such env file (run tests/nextcloud/install.sh)"
 # shellcheck disable=SC1090
@@ -75,6 +78,26 @@ start_redis() {
     die "Redis did not start on $REDIS_SOCKET"
 }
 
+restart_database() {
+    case $DATABASE in
+        pgsql)
+            read -r version name <<<"$(pg_cluster)"
+            pg_ctlcluster "$version" "$name" restart
+            ;;
+        mysql)
+            if [[ -x /etc/init.d/mariadb ]]; then
+                /etc/init.d/mariadb restart >/dev/null
+            else
+                mysqladmin shutdown
+                start_mysql
+            fi
+            for _ in $(seq 100); do mysqladmin ping >/dev/null 2>&1 && return; sleep 0.2; done
+            die "MariaDB did not come back"
+            ;;
+        *) die "RR_NC_DATABASE=$DATABASE in $ENV_FILE: no database server to restart" ;;
+    esac
+}
+
 case $ACTION in
     start)
         case $DATABASE in
@@ -94,5 +117,6 @@ case $ACTION in
             mysql) mysqladmin shutdown 2>/dev/null || true ;;
         esac
         ;;
-    *) die "usage: services.sh start|stop ENV_FILE" ;;
+    restart-database) restart_database ;;
+    *) die "usage: services.sh start|stop|restart-database ENV_FILE" ;;
 esac

@@ -124,6 +124,7 @@ final class Kernel
         });
         $this->untrusted = !in_array($route->path, Entries::IN_PLACE, true);
         $this->returned = false;
+        $this->nginx->startHeaders();
         $this->setup->begin($route);
         Entries::run($route->path, $this->root);
         $this->phases?->mark('entry');

@@ -64,7 +64,17 @@ final class Nginx
         ] + self::FASTCGI_PARAMS + $_SERVER;
     }
 
-    /** The end of a script's answer: X-Accel-* headers acted on (dropped), nginx's headers added. */
+    /**
+     * The start of a script's answer: nginx's headers (`always`, so whatever the status). Added
+     * before the script runs, not after: an answer streamed to the client (a large download)
+     * has its headers sent before the end of the request.
+     */
+    public function startHeaders(): void
+    {
+        self::addHeaders();
+    }
+
+    /** The end of a script's answer: X-Accel-* headers acted on (dropped) if not sent yet. */
     public function finishHeaders(): void
     {
         if (headers_sent()) {
@@ -75,7 +85,6 @@ final class Nginx
                 header_remove(substr($line, 0, (int)strpos($line, ':')));
             }
         }
-        self::addHeaders();
     }
 
     /** A static file when rr's `http.static` does not serve it (slow path: set it up). */

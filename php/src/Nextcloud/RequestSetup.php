@@ -6,6 +6,7 @@ namespace RR\Nextcloud;
 
 use OC\AppFramework\Http\Request;
 use OC\AppFramework\Http\RequestId;
+use OC\DB\Connection;
 use OC\Route\Router;
 use OC\Security\CSP\ContentSecurityPolicyNonceManager;
 use OC\Security\CSRF\CsrfTokenManager;
@@ -22,6 +23,9 @@ use OCP\Server;
  */
 final class RequestSetup
 {
+    /** Whether the database is a server that can go away (not SQLite); known after the boot. */
+    private ?bool $databaseServer = null;
+
     public function __construct(private readonly ?Phases $phases = null)
     {
     }
@@ -47,6 +51,13 @@ final class RequestSetup
             '',
         );
         self::refreshRouterContext();
+        if ($this->databaseServer ??= !in_array(
+            Server::get(IConfig::class)->getSystemValueString('dbtype', 'sqlite'),
+            ['sqlite', 'sqlite3'],
+            true,
+        )) {
+            self::checkConnectionAtFirstQuery();
+        }
         $this->phases?->mark('begin.request');
 
         \OC::$server->setSession(new \OC\Session\Memory());
@@ -88,6 +99,22 @@ final class RequestSetup
                 $to->$name = $value;
             }
         })($current, $fresh);
+    }
+
+    /**
+     * Nextcloud checks an open connection (a dummy SELECT, reconnecting when it fails) only when
+     * its last check is over 30 s old, so after a database restart every worker would fail on its
+     * dead connection until then. Marked as never checked, the connection is checked at the first
+     * query of each request: one round trip, and the request runs on a new connection if the old
+     * one died (php-fpm connects anew at every request).
+     */
+    private static function checkConnectionAtFirstQuery(): void
+    {
+        $connection = Server::get(Connection::class);
+        $checked = Privates::get($connection, Connection::class, 'lastConnectionCheck');
+        if ($checked !== []) {
+            Privates::set($connection, Connection::class, 'lastConnectionCheck', array_fill_keys(array_keys($checked), 0));
+        }
     }
 
     /** The router's RequestContext was built from the boot request: method, host and scheme. */
