@@ -93,6 +93,8 @@ pub struct HttpConfig {
     pub script: ScriptConfig,
     /// `http.static`: files served from disk before PHP; `None` when the section is absent.
     pub static_files: Option<StaticConfig>,
+    /// `http.sendfile`: `None` when the section is absent (the headers pass through).
+    pub sendfile: Option<crate::stream::sendfile::SendfileConfig>,
     /// `http.compression`: `None` when `enabled: false`.
     pub compression: Option<crate::compress::CompressionConfig>,
     /// `http.request_id`: `None` when `enabled: false`.
@@ -450,6 +452,7 @@ impl Default for HttpConfig {
             max_connections: 0,
             script: ScriptConfig::default(),
             static_files: None,
+            sendfile: None,
             trusted_subnets: Default::default(),
             // On with the access log only (config::read): off by default, as access_logs.
             request_id: None,

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::compress::{CompressionConfig, Encoding};
 use crate::request::id::RequestIdConfig;
+use crate::stream::sendfile::{AccelMapping, SendfileConfig};
 
 /// Top-level sections of RoadRunner (and its plugins) that rr has no use for.
 const ROADRUNNER_SECTIONS: &[&str] = &[
@@ -217,6 +218,11 @@ fn http(
         }
         Ok(crate::request::forwarded::TrustedProxies::new(subnets))
     })?;
+    let sendfile_table = t.table("sendfile")?;
+    let sendfile = match sendfile_table.is_present() {
+        true => Some(sendfile(sendfile_table, warnings)?),
+        false => None,
+    };
     let request_id = request_id(t.table("request_id")?, access_logs, warnings)?;
     let compression = compression(t.table("compression")?, warnings)?;
     let pool = pool(t.table("pool")?, warnings)?;
@@ -248,6 +254,7 @@ fn http(
             script_name,
         },
         static_files,
+        sendfile,
         trusted_subnets,
         request_id,
         compression,
@@ -298,6 +305,37 @@ fn compression(
         min_size,
         types,
     }))
+}
+
+/// `http.sendfile`: the directories `X-Sendfile` may name and the URI prefixes
+/// `X-Accel-Redirect` may use; canonical now, so a symlinked directory compares as itself.
+fn sendfile(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<SendfileConfig, ConfigError> {
+    let allowed_dirs = t.get("allowed_dirs", Vec::new(), Field::directories)?;
+    let accel_map = t.get("accel_map", Vec::new(), |f| {
+        let mut map = Vec::new();
+        for (prefix, entry) in f.entries()? {
+            if !prefix.starts_with('/') || prefix.contains(['?', '#', '%', '\0']) {
+                return Err(entry.invalid(
+                    "a directory under a URI prefix starting with '/' (no '?', '#' or '%'), \
+                     e.g. \"/protected/\": /srv/files",
+                ));
+            }
+            map.push(AccelMapping::new(&prefix, entry.canonical_directory()?));
+        }
+        Ok(map)
+    })?;
+    t.finish(&[], warnings)?;
+    if allowed_dirs.is_empty() && accel_map.is_empty() {
+        warnings.push(
+            "http.sendfile has neither allowed_dirs nor accel_map: every X-Sendfile and \
+             X-Accel-Redirect answer is refused (403)"
+                .to_owned(),
+        );
+    }
+    Ok(SendfileConfig {
+        allowed_dirs,
+        accel_map,
+    })
 }
 
 /// `access_logs`: ids are on by default when the access log is (they exist to tie its lines to

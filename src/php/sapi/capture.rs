@@ -180,7 +180,8 @@ fn stream_now() {
     }
 }
 
-/// Status and headers as PHP holds them in `SG(sapi_headers)`, plus the default Content-Type.
+/// Status and headers as PHP holds them in `SG(sapi_headers)`, plus the default Content-Type
+/// (except for an answer that names a file to send).
 pub fn head() -> (StatusCode, HeaderMap) {
     let mut map = HeaderMap::new();
     // SAFETY: PHP thread; the list holds sapi_header_struct values PHP built (header, len).
@@ -196,7 +197,13 @@ pub fn head() -> (StatusCode, HeaderMap) {
         let code = (*headers).http_response_code;
         (code, (*headers).send_default_content_type != 0)
     };
-    if default_type && !map.contains_key(CONTENT_TYPE) {
+    // An answer that names a file (X-Sendfile, X-Accel-Redirect) gets the file's type, unless
+    // PHP set one itself.
+    let names_a_file = || {
+        map.contains_key(crate::stream::sendfile::X_SENDFILE)
+            || map.contains_key(crate::stream::sendfile::X_ACCEL_REDIRECT)
+    };
+    if default_type && !map.contains_key(CONTENT_TYPE) && !names_a_file() {
         // SAFETY: returns an emalloc'd C string that we copy and free.
         unsafe {
             let ct = ffi::sapi_get_default_content_type();
