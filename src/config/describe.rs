@@ -175,6 +175,15 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
                     .join(", "),
             ),
             ("http.static.prefixes", files.prefixes.join(", ")),
+            (
+                "http.static.precompressed",
+                files
+                    .precompressed
+                    .iter()
+                    .map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
         ]),
         None => rows.push(("http.static", "off".to_owned())),
     }

@@ -122,6 +122,9 @@ pub struct StaticConfig {
     pub cache_control: Vec<(String, http::HeaderValue)>,
     /// When not empty, only URL paths starting with one of these are looked up on disk.
     pub prefixes: Vec<String>,
+    /// Precompressed siblings (`app.css.br`) served to clients that accept them, in this order
+    /// of preference; empty: never looked for.
+    pub precompressed: Vec<crate::compress::Encoding>,
 }
 
 impl StaticConfig {

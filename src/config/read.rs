@@ -269,18 +269,7 @@ fn compression(
     let d = CompressionConfig::default();
     let enabled = t.get("enabled", true, Field::bool)?;
     let algorithms = t.get("algorithms", d.algorithms, |f| {
-        let mut list = Vec::new();
-        for name in f.strings()? {
-            match Encoding::from_name(name.trim()) {
-                Some(e) if !list.contains(&e) => list.push(e),
-                Some(_) => {}
-                None => {
-                    return Err(f.invalid(format!(
-                        "a list of zstd, br and gzip (\"{name}\" is not one)"
-                    )))
-                }
-            }
-        }
+        let list = encodings(f)?;
         match list.is_empty() {
             true => Err(f.invalid("at least one of zstd, br and gzip (or enabled: false)")),
             false => Ok(list),
@@ -305,6 +294,23 @@ fn compression(
         min_size,
         types,
     }))
+}
+
+/// A list of zstd, br and gzip (each once, in the order given).
+fn encodings(f: &Field<'_>) -> Result<Vec<Encoding>, ConfigError> {
+    let mut list = Vec::new();
+    for name in f.strings()? {
+        match Encoding::from_name(name.trim()) {
+            Some(e) if !list.contains(&e) => list.push(e),
+            Some(_) => {}
+            None => {
+                return Err(f.invalid(format!(
+                    "a list of zstd, br and gzip (\"{name}\" is not one)"
+                )))
+            }
+        }
+    }
+    Ok(list)
 }
 
 /// `http.sendfile`: the directories `X-Sendfile` may name and the URI prefixes
@@ -414,6 +420,7 @@ fn static_files(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<StaticCo
             false => Err(f.invalid("URL paths starting with '/', e.g. [\"/assets/\"]")),
         }
     })?;
+    let precompressed = t.get("precompressed", Vec::new(), encodings)?;
     t.finish(
         &[
             "cache_max_entries",
@@ -440,6 +447,7 @@ fn static_files(mut t: Table<'_>, warnings: &mut Vec<String>) -> Result<StaticCo
         response,
         cache_control,
         prefixes,
+        precompressed,
     })
 }
 

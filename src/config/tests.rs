@@ -1259,3 +1259,29 @@ fn sendfile_section() {
     }
     fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn static_precompressed_is_a_list_of_encodings() {
+    use crate::compress::Encoding;
+    let dir = scratch("static_precompressed");
+    let d = dir.display();
+    let c = parse(&format!("http:\n  static: {{dir: {d}}}\n")).unwrap();
+    assert!(
+        c.http.static_files.unwrap().precompressed.is_empty(),
+        "off by default"
+    );
+    let c = parse(&format!(
+        "http:\n  static: {{dir: {d}, precompressed: [gzip, br, gzip]}}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.http.static_files.unwrap().precompressed,
+        vec![Encoding::Gzip, Encoding::Br]
+    );
+    let err = error(&format!(
+        "http:\n  static: {{dir: {d}, precompressed: [deflate]}}\n"
+    ));
+    assert!(err.contains("'http.static.precompressed'"), "{err}");
+    assert!(err.contains("\"deflate\" is not one"), "{err}");
+    fs::remove_dir_all(dir).unwrap();
+}

@@ -245,7 +245,10 @@ async fn into_response(
             .await
             .map_err(|e| {
                 tracing::warn!("sendFile: {e}");
-                file_error(e)
+                match e {
+                    stream::StreamError::NotFound(_) => HttpError::FileNotFound,
+                    _ => HttpError::Internal("the file cannot be streamed"),
+                }
             }),
         // The worker only hands an order over when Velox is configured (see worker::velox_build).
         Reply::Velox(order) => match &ctx.velox {
@@ -304,13 +307,14 @@ async fn named_file(config: &SendfileConfig, mut reply: Reply) -> Result<Reply, 
         })),
         Err(e) => {
             tracing::warn!("{}: {e}", named.describe());
-            Err(file_error(e))
+            Err(named_file_error(e))
         }
     }
 }
 
-/// Why a file PHP named cannot be sent, as the client's answer.
-fn file_error(e: stream::StreamError) -> HttpError {
+/// Why a file PHP named in a header cannot be sent, as the client's answer. (`sendFile()` names
+/// a path PHP chose itself: anything but a missing file is a 500 there.)
+fn named_file_error(e: stream::StreamError) -> HttpError {
     match e {
         stream::StreamError::NotFound(_) => HttpError::FileNotFound,
         stream::StreamError::NotAFile(_) => HttpError::Forbidden("not a regular file"),

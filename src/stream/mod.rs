@@ -20,6 +20,7 @@ pub mod sendfile;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use content_type::guess as content_type_of;
 pub use error::StreamError;
 pub use file_body::bytes_streamed;
 pub use guard::check_allowed;
