@@ -269,6 +269,9 @@ unsafe extern "C" fn ub_write(s: *const c_char, len: usize) -> usize {
 
 unsafe extern "C" fn flush(ctx: *mut c_void) {
     if ACTIVE.get() {
+        if held_in_buffers() {
+            return;
+        }
         // A panic must not cross into PHP here: nothing catches it.
         if std::panic::catch_unwind(stream_now).is_err() {
             eprintln!("rr: internal error in flush()");
@@ -279,6 +282,15 @@ unsafe extern "C" fn flush(ctx: *mut c_void) {
         // SAFETY: the SAPI's own callback with the arguments PHP gave us.
         unsafe { f(ctx) }
     }
+}
+
+/// Nothing reached rr yet and PHP's output buffers hold the output (`zlib.output_compression`,
+/// `ob_start()`): as under php-fpm, `flush()` then sends nothing, so the head is not fixed before
+/// those buffers have had their say (zlib adds `Content-Encoding` when it first emits).
+fn held_in_buffers() -> bool {
+    // SAFETY: PHP thread, inside the request; a plain read of the output layer's stack depth.
+    CAPTURE.with_borrow(|c| !c.streaming && c.out.is_empty())
+        && unsafe { ffi::php_output_get_level() } > 0
 }
 
 unsafe extern "C" fn header_handler(
