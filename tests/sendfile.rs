@@ -224,6 +224,9 @@ fn x_accel_redirect_maps_a_uri_prefix_to_its_directory() {
     }
 }
 
+/// The query, then the status, the JSON code and a word of the log line expected.
+type Refusal<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str, &'a str);
+
 #[test]
 fn escapes_missing_files_and_directories_get_a_clear_answer_and_a_log_line() {
     let f = files();
@@ -233,7 +236,7 @@ fn escapes_missing_files_and_directories_get_a_clear_answer_and_a_log_line() {
     let missing = format!("{allowed}/gone.txt");
     let directory = format!("{allowed}/dir");
     let notes = format!("{allowed}/notes.txt");
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str, &str)> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             vec![("sendfile", traversal.as_str())],
             403,
