@@ -7,7 +7,12 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 /// How the fixture runs: (RR_TEST_MODE, pool mode).
-const MODES: [(&str, bool); 3] = [("respond", false), ("handle", false), ("handle", true)];
+const MODES: [(&str, bool); 4] = [
+    ("respond", false),
+    ("handle", false),
+    ("respond", true),
+    ("handle", true),
+];
 
 struct Files {
     _dir: tempfile::TempDir,
