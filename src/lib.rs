@@ -6,7 +6,7 @@
 //! - [`body`]     the response body type shared by the server and the streaming code.
 //! - [`compress`] response compression: Accept-Encoding negotiation, gzip/br/zstd encoders.
 //! - [`static_files`] `http.static`: asset files answered from disk before PHP.
-//! - [`stream`]   file streaming to clients (sendFile): Range/206, HEAD, bounded buffers.
+//! - [`stream`]   file streaming to clients (sendFile, X-Sendfile): Range/206, HEAD, bounded buffers.
 //! - [`dispatch`] how a request reaches the PHP thread and its answer comes back.
 //! - [`runtime`]  the tokio runtime and which thread drives it (PHP while it waits, a helper otherwise).
 //! - [`velox`]    the Velox build offload: request checks, client, single-flight, artifact cache.

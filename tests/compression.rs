@@ -1,5 +1,6 @@
 //! Response compression: negotiated gzip/br/zstd for text answers, full and streamed, never
-//! twice, never for small or binary bodies; PHP's ob_gzhandler under handle().
+//! twice, never for small or binary bodies; PHP's ob_gzhandler and zlib.output_compression
+//! under handle(), on every request of a worker.
 mod common;
 use common::{client, Options, Php};
 use serde_json::{json, Value};
@@ -26,6 +27,10 @@ fn decode(encoding: &str, data: &[u8]) -> Vec<u8> {
             .unwrap(),
         "zstd" => zstd::stream::read::Decoder::new(data)
             .unwrap()
+            .read_to_end(&mut out)
+            .unwrap(),
+        // HTTP's deflate is the zlib format (RFC 9110 8.4.1.2), as PHP writes it.
+        "deflate" => flate2::read::ZlibDecoder::new(data)
             .read_to_end(&mut out)
             .unwrap(),
         other => panic!("unexpected encoding {other}"),
@@ -156,7 +161,22 @@ fn php_sees_accept_encoding_and_its_own_gzip_is_not_doubled() {
     );
     let plain = get(&php, "/", None);
     // Different clients on one worker: PHP's zlib decides per request.
-    for round in 0..2 {
+    for round in 0..3 {
+        for accept in [Some("gzip"), None, Some("deflate, gzip")] {
+            let chunked = get(&php, "/ob-chunked", accept);
+            let what = format!("round {round} /ob-chunked {accept:?}");
+            let body = match accept {
+                Some(_) => {
+                    assert_eq!(header(&chunked, "content-encoding"), Some("gzip"), "{what}");
+                    decode("gzip", &chunked.body)
+                }
+                None => {
+                    assert_eq!(header(&chunked, "content-encoding"), None, "{what}");
+                    chunked.body
+                }
+            };
+            assert_eq!(body, plain.body, "{what}");
+        }
         let seen = get(&php, "/seen", Some("gzip, br"));
         assert_eq!(seen.body, b"gzip, br", "round {round}");
         let ob = get(&php, "/ob", Some("gzip, zstd"));
@@ -181,5 +201,43 @@ fn php_sees_accept_encoding_and_its_own_gzip_is_not_doubled() {
             "round {round}"
         );
         assert_eq!(decode("zstd", &zstd.body), plain.body, "round {round}");
+    }
+}
+
+#[test]
+fn zlib_output_compression_works_on_every_request_of_a_worker_in_both_modes() {
+    // rr itself may use zstd and br only, so a gzip or deflate body can only be PHP's.
+    for pool in [false, true] {
+        let mut options = json!({"http.compression.algorithms": ["zstd", "br"]});
+        if pool {
+            options["http.pool.num_workers"] = json!(1);
+        }
+        let php = start("handle", options, &[("zlib.output_compression", "1")]);
+        let plain = get(&php, "/", None);
+        assert_eq!(header(&plain, "content-encoding"), None, "pool={pool}");
+        let pid = header(&plain, "x-worker-pid").unwrap().to_owned();
+        for round in 0..4 {
+            for path in ["/", "/flush"] {
+                for (accept, expected) in [
+                    (Some("gzip"), Some("gzip")),
+                    (None, None),
+                    (Some("gzip, zstd, br"), Some("gzip")),
+                    (Some("zstd"), Some("zstd")),
+                    (Some("deflate"), Some("deflate")),
+                    (Some("identity"), None),
+                ] {
+                    let what = format!("pool={pool} round {round} {path} {accept:?}");
+                    let a = get(&php, path, accept);
+                    assert_eq!(a.status, 200, "{what}");
+                    assert_eq!(header(&a, "x-worker-pid"), Some(pid.as_str()), "{what}");
+                    assert_eq!(header(&a, "content-encoding"), expected, "{what}");
+                    let body = match expected {
+                        Some(encoding) => decode(encoding, &a.body),
+                        None => a.body.clone(),
+                    };
+                    assert_eq!(body, plain.body, "{what}: decoded once");
+                }
+            }
+        }
     }
 }

@@ -425,3 +425,45 @@ fn a_bad_static_section_fails_at_start_naming_key_and_value() {
         assert!(out.contains(detail), "{detail}: {out}");
     }
 }
+
+#[test]
+fn precompressed_siblings_are_sent_as_they_are_and_never_compressed_again() {
+    use std::io::{Read, Write};
+    let css: String = (0..200).map(|i| format!(".c{i}{{color:red}}\n")).collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(css.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    for mode in MODES {
+        let site = start(mode, json!({"http.static.precompressed": ["br", "gzip"]}));
+        let original = site.public.join("css/big.css");
+        std::fs::write(&original, &css).unwrap();
+        std::fs::write(site.public.join("css/big.css.gz"), &gz).unwrap();
+        let answer = |accept: &str| {
+            let response = site
+                .get("/css/big.css")
+                .header("Accept-Encoding", accept)
+                .send()
+                .unwrap();
+            let headers = response.headers().clone();
+            (headers, response.bytes().unwrap().to_vec())
+        };
+        let (headers, body) = answer("gzip, br");
+        assert_eq!(headers["content-encoding"], "gzip", "{mode:?}: no .br here");
+        assert_eq!(body, gz, "{mode:?}: the sibling's bytes, not rr's");
+        let mut decoded = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, css, "{mode:?}: decoded once");
+        assert_eq!(headers["content-type"], "text/css; charset=utf-8");
+        assert_eq!(headers["vary"], "Accept-Encoding");
+        // No .zst: rr's own compression does the work, from the original.
+        let (headers, body) = answer("zstd");
+        assert_eq!(headers["content-encoding"], "zstd", "{mode:?}");
+        assert_eq!(zstd::decode_all(&body[..]).unwrap(), css.as_bytes());
+        let (headers, body) = answer("identity");
+        assert!(headers.get("content-encoding").is_none(), "{mode:?}");
+        assert_eq!(body, css.as_bytes());
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}

@@ -168,7 +168,7 @@ impl CompressionConfig {
 }
 
 /// `Vary: Accept-Encoding`, unless a Vary already names it or `*`.
-fn add_vary(headers: &mut HeaderMap) {
+pub fn add_vary(headers: &mut HeaderMap) {
     let named = headers.get_all(header::VARY).iter().any(|v| {
         v.to_str().unwrap_or("").split(',').any(|name| {
             let name = name.trim();

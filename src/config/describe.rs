@@ -83,6 +83,29 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("http.compression.types", compression.types.join(", ")),
     ]);
+    match &http.sendfile {
+        Some(sendfile) => rows.extend([
+            (
+                "http.sendfile.allowed_dirs",
+                sendfile
+                    .allowed_dirs
+                    .iter()
+                    .map(|d| path(d))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            (
+                "http.sendfile.accel_map",
+                sendfile
+                    .accel_map
+                    .iter()
+                    .map(|m| format!("{} = {}", m.prefix, path(&m.dir)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        ]),
+        None => rows.push(("http.sendfile", "off".to_owned())),
+    }
     let ids = http.request_id.clone().unwrap_or_default();
     rows.extend([
         (
@@ -152,6 +175,15 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
                     .join(", "),
             ),
             ("http.static.prefixes", files.prefixes.join(", ")),
+            (
+                "http.static.precompressed",
+                files
+                    .precompressed
+                    .iter()
+                    .map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
         ]),
         None => rows.push(("http.static", "off".to_owned())),
     }

@@ -97,6 +97,8 @@ pub struct HttpConfig {
     pub script: ScriptConfig,
     /// `http.static`: files served from disk before PHP; `None` when the section is absent.
     pub static_files: Option<StaticConfig>,
+    /// `http.sendfile`: `None` when the section is absent (the headers pass through).
+    pub sendfile: Option<crate::stream::sendfile::SendfileConfig>,
     /// `http.compression`: `None` when `enabled: false`.
     pub compression: Option<crate::compress::CompressionConfig>,
     /// `http.request_id`: `None` when `enabled: false`.
@@ -147,6 +149,9 @@ pub struct StaticConfig {
     pub cache_control: Vec<(String, http::HeaderValue)>,
     /// When not empty, only URL paths starting with one of these are looked up on disk.
     pub prefixes: Vec<String>,
+    /// Precompressed siblings (`app.css.br`) served to clients that accept them, in this order
+    /// of preference; empty: never looked for.
+    pub precompressed: Vec<crate::compress::Encoding>,
 }
 
 impl StaticConfig {
@@ -488,6 +493,7 @@ impl Default for HttpConfig {
             max_connections: 0,
             script: ScriptConfig::default(),
             static_files: None,
+            sendfile: None,
             trusted_subnets: Default::default(),
             // On with the access log only (config::read): off by default, as access_logs.
             request_id: None,

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::compress::{CompressionConfig, Encoding};
 use crate::request::id::RequestIdConfig;
+use crate::stream::sendfile::{AccelMapping, SendfileConfig};
 
 /// Top-level sections of RoadRunner (and its plugins) that rr has no use for.
 const ROADRUNNER_SECTIONS: &[&str] = &[
@@ -216,6 +217,11 @@ fn http(mut t: Table<'_>, notes: &mut Notes) -> Result<(HttpConfig, PoolConfig),
         }
         Ok(crate::request::forwarded::TrustedProxies::new(subnets))
     })?;
+    let sendfile_table = t.table("sendfile")?;
+    let sendfile = match sendfile_table.is_present() {
+        true => Some(sendfile(sendfile_table, notes)?),
+        false => None,
+    };
     let request_id = request_id(t.table("request_id")?, access_logs, notes)?;
     let compression = compression(t.table("compression")?, notes)?;
     let watch = watch(t.table("watch")?, notes)?;
@@ -262,6 +268,7 @@ fn http(mut t: Table<'_>, notes: &mut Notes) -> Result<(HttpConfig, PoolConfig),
             script_name,
         },
         static_files,
+        sendfile,
         trusted_subnets,
         request_id,
         compression,
@@ -322,18 +329,7 @@ fn compression(
     let d = CompressionConfig::default();
     let enabled = t.get("enabled", true, Field::bool)?;
     let algorithms = t.get("algorithms", d.algorithms, |f| {
-        let mut list = Vec::new();
-        for name in f.strings()? {
-            match Encoding::from_name(name.trim()) {
-                Some(e) if !list.contains(&e) => list.push(e),
-                Some(_) => {}
-                None => {
-                    return Err(f.invalid(format!(
-                        "a list of zstd, br and gzip (\"{name}\" is not one)"
-                    )))
-                }
-            }
-        }
+        let list = encodings(f)?;
         match list.is_empty() {
             true => Err(f.invalid("at least one of zstd, br and gzip (or enabled: false)")),
             false => Ok(list),
@@ -358,6 +354,54 @@ fn compression(
         min_size,
         types,
     }))
+}
+
+/// A list of zstd, br and gzip (each once, in the order given).
+fn encodings(f: &Field<'_>) -> Result<Vec<Encoding>, ConfigError> {
+    let mut list = Vec::new();
+    for name in f.strings()? {
+        match Encoding::from_name(name.trim()) {
+            Some(e) if !list.contains(&e) => list.push(e),
+            Some(_) => {}
+            None => {
+                return Err(f.invalid(format!(
+                    "a list of zstd, br and gzip (\"{name}\" is not one)"
+                )))
+            }
+        }
+    }
+    Ok(list)
+}
+
+/// `http.sendfile`: the directories `X-Sendfile` may name and the URI prefixes
+/// `X-Accel-Redirect` may use; canonical now, so a symlinked directory compares as itself.
+fn sendfile(mut t: Table<'_>, notes: &mut Notes) -> Result<SendfileConfig, ConfigError> {
+    let allowed_dirs = t.get("allowed_dirs", Vec::new(), Field::directories)?;
+    let accel_map = t.get("accel_map", Vec::new(), |f| {
+        let mut map = Vec::new();
+        for (prefix, entry) in f.entries()? {
+            if !prefix.starts_with('/') || prefix.contains(['?', '#', '%', '\0']) {
+                return Err(entry.invalid(
+                    "a directory under a URI prefix starting with '/' (no '?', '#' or '%'), \
+                     e.g. \"/protected/\": /srv/files",
+                ));
+            }
+            map.push(AccelMapping::new(&prefix, entry.canonical_directory()?));
+        }
+        Ok(map)
+    })?;
+    t.finish(&[], notes)?;
+    if allowed_dirs.is_empty() && accel_map.is_empty() {
+        notes.warn(
+            "http.sendfile has neither allowed_dirs nor accel_map: every X-Sendfile and \
+             X-Accel-Redirect answer is refused (403)"
+                .to_owned(),
+        );
+    }
+    Ok(SendfileConfig {
+        allowed_dirs,
+        accel_map,
+    })
 }
 
 /// `access_logs`: ids are on by default when the access log is (they exist to tie its lines to
@@ -436,6 +480,7 @@ fn static_files(mut t: Table<'_>, notes: &mut Notes) -> Result<StaticConfig, Con
             false => Err(f.invalid("URL paths starting with '/', e.g. [\"/assets/\"]")),
         }
     })?;
+    let precompressed = t.get("precompressed", Vec::new(), encodings)?;
     t.finish(
         &[
             "cache_max_entries",
@@ -462,6 +507,7 @@ fn static_files(mut t: Table<'_>, notes: &mut Notes) -> Result<StaticConfig, Con
         response,
         cache_control,
         prefixes,
+        precompressed,
     })
 }
 

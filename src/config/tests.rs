@@ -884,6 +884,7 @@ fn described_values_parse_back_to_the_same_config() {
             // http.static's header maps are described as text, not written back as mappings.
             key.contains('.')
                 && !key.starts_with("http.static")
+                && !key.starts_with("http.sendfile")
                 && !key.ends_with("_size")
                 && !key.ends_with("max_worker_memory")
                 && *key != "http.watch"
@@ -1280,4 +1281,92 @@ fn request_ids_come_with_the_access_log_and_are_configurable() {
         .is_none());
     let message = error("http:\n  request_id:\n    header: \"bad header\"\n");
     assert!(message.contains("http.request_id.header"), "{message}");
+}
+
+#[test]
+fn sendfile_section() {
+    assert_eq!(Config::default().http.sendfile, None);
+    let dir = scratch("sendfile_section");
+    fs::create_dir_all(dir.join("private")).unwrap();
+    std::os::unix::fs::symlink(dir.join("private"), dir.join("alias")).unwrap();
+    let real = dir.join("private").canonicalize().unwrap();
+    let c = parse(&format!(
+        "http:\n  sendfile:\n    allowed_dirs: [{d}/alias]\n    accel_map: {{\"/protected\": {d}/private}}\n",
+        d = dir.display()
+    ))
+    .unwrap();
+    let s = c.http.sendfile.unwrap();
+    assert_eq!(s.allowed_dirs, vec![real.clone()], "canonical");
+    assert_eq!(s.accel_map.len(), 1);
+    assert_eq!(s.accel_map[0].prefix, "/protected/");
+    assert_eq!(s.accel_map[0].dir, real);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    let empty = parse("http:\n  sendfile: {}\n").unwrap();
+    assert!(empty.http.sendfile.is_some());
+    assert!(
+        empty.warnings[0].contains("refused"),
+        "{:?}",
+        empty.warnings
+    );
+
+    let d = dir.display();
+    for (yaml, key, detail) in [
+        (
+            "http:\n  sendfile: {allowed_dirs: [/no/such/rr-dir]}\n".to_owned(),
+            "http.sendfile.allowed_dirs[0]",
+            "/no/such/rr-dir",
+        ),
+        (
+            format!("http:\n  sendfile: {{accel_map: {{protected/: {d}}}}}\n"),
+            "http.sendfile.accel_map.protected/",
+            "starting with '/'",
+        ),
+        (
+            "http:\n  sendfile: {accel_map: {/p/: /no/such/rr-dir}}\n".to_owned(),
+            "http.sendfile.accel_map./p/",
+            "an existing directory",
+        ),
+        (
+            format!("http:\n  sendfile: {{accel_map: [{d}]}}\n"),
+            "http.sendfile.accel_map",
+            "a mapping",
+        ),
+        (
+            "http:\n  sendfile: {allowed: [/tmp]}\n".to_owned(),
+            "http.sendfile.allowed",
+            "unknown key",
+        ),
+    ] {
+        let err = error(&yaml);
+        assert!(err.contains(&format!("'{key}'")), "{key}: {err}");
+        assert!(err.contains(detail), "{detail}: {err}");
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn static_precompressed_is_a_list_of_encodings() {
+    use crate::compress::Encoding;
+    let dir = scratch("static_precompressed");
+    let d = dir.display();
+    let c = parse(&format!("http:\n  static: {{dir: {d}}}\n")).unwrap();
+    assert!(
+        c.http.static_files.unwrap().precompressed.is_empty(),
+        "off by default"
+    );
+    let c = parse(&format!(
+        "http:\n  static: {{dir: {d}, precompressed: [gzip, br, gzip]}}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.http.static_files.unwrap().precompressed,
+        vec![Encoding::Gzip, Encoding::Br]
+    );
+    let err = error(&format!(
+        "http:\n  static: {{dir: {d}, precompressed: [deflate]}}\n"
+    ));
+    assert!(err.contains("'http.static.precompressed'"), "{err}");
+    assert!(err.contains("\"deflate\" is not one"), "{err}");
+    fs::remove_dir_all(dir).unwrap();
 }

@@ -9,7 +9,8 @@ use crate::request::form::{self, FormLimits, Tree};
 use crate::request::spool::{spool, RequestBody, SpoolError, SpoolLimits};
 use crate::request::target::{Head, Target};
 use crate::request::{multipart, RequestData};
-use crate::stream;
+use crate::stream::sendfile::{Named, SendfileConfig};
+use crate::stream::{self, FileReply};
 use crate::velox::Velox;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -183,6 +184,10 @@ async fn into_response(
     method: &Method,
     head: &RequestHead,
 ) -> Result<Response<Body>, HttpError> {
+    let reply = match &ctx.config.http.sendfile {
+        Some(sendfile) => named_file(sendfile, reply).await?,
+        None => reply,
+    };
     match reply {
         Reply::Full {
             status,
@@ -258,6 +263,63 @@ async fn into_response(
             tracing::error!("worker error: {message}");
             Err(HttpError::WorkerError)
         }
+    }
+}
+
+/// `http.sendfile`: an answer with `X-Sendfile` or `X-Accel-Redirect` becomes the file it
+/// names, with PHP's status and headers, as `sendFile()` would have sent it; PHP's body goes.
+async fn named_file(config: &SendfileConfig, mut reply: Reply) -> Result<Reply, HttpError> {
+    let (headers, php_body) = match &mut reply {
+        Reply::Full { headers, body, .. } => (headers, !body.is_empty()),
+        Reply::Stream { headers, .. } => (headers, true),
+        _ => return Ok(reply),
+    };
+    let Some(named) = Named::take(headers, php_body) else {
+        return Ok(reply);
+    };
+    // Dropping a stream's chunks ends PHP's side as a client that left would.
+    let (status, headers) = match reply {
+        Reply::Full {
+            status, headers, ..
+        }
+        | Reply::Stream {
+            status, headers, ..
+        } => (status, headers),
+        other => return Ok(other),
+    };
+    let config = config.clone();
+    let resolved = tokio::task::spawn_blocking({
+        let named = named.clone();
+        move || config.resolve(&named)
+    })
+    .await
+    .unwrap_or_else(|join| {
+        Err(stream::StreamError::Io {
+            path: Default::default(),
+            source: std::io::Error::other(join),
+        })
+    });
+    match resolved {
+        Ok(path) => Ok(Reply::File(FileReply {
+            path,
+            status,
+            headers,
+        })),
+        Err(e) => {
+            tracing::warn!("{}: {e}", named.describe());
+            Err(named_file_error(e))
+        }
+    }
+}
+
+/// Why a file PHP named in a header cannot be sent, as the client's answer. (`sendFile()` names
+/// a path PHP chose itself: anything but a missing file is a 500 there.)
+fn named_file_error(e: stream::StreamError) -> HttpError {
+    match e {
+        stream::StreamError::NotFound(_) => HttpError::FileNotFound,
+        stream::StreamError::NotAFile(_) => HttpError::Forbidden("not a regular file"),
+        stream::StreamError::Forbidden { reason, .. } => HttpError::Forbidden(reason),
+        stream::StreamError::Io { .. } => HttpError::Internal("the file cannot be streamed"),
     }
 }
 

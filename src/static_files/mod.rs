@@ -8,6 +8,9 @@
 //! - `beneath`  the fast, kernel-checked open under the directory (`openat2`).
 //! - `etag`     strong ETags: a content hash, kept while the file is unchanged.
 //!
+//! With `precompressed`, a client that accepts br, zstd or gzip gets `app.css.br` (`.zst`,
+//! `.gz`) when it lies beside `app.css` and is not older, with the original's type.
+//!
 //! This file holds the rules and the look-up; `stream::respond` builds the answer
 //! (Range, HEAD, 304, Content-Type).
 mod beneath;
@@ -15,12 +18,15 @@ mod etag;
 mod path;
 
 use crate::body::Body;
+use crate::compress::{self, Encoding};
 use crate::config::StaticConfig;
 use crate::stream::{self, OpenFile, Validators};
-use http::header::{CACHE_CONTROL, ETAG};
-use http::{HeaderMap, Method, Response, StatusCode, Uri};
+use http::header::{
+    ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, RANGE,
+};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Files up to this size are read with the look-up and sent from memory.
@@ -100,13 +106,29 @@ impl StaticFiles {
             }
             Err(NotServed::Pass) => return Outcome::Pass,
         };
+        // A Range counts the identity's bytes (as rr's own compression never answers one).
+        let encoded = match request_headers.contains_key(RANGE) {
+            false => rules.sibling(&relative, &file, request_headers),
+            true => None,
+        };
+        let encoding = encoded.as_ref().map(|(encoding, _)| *encoding);
+        let mut headers = rules.config.response.clone();
+        if let Some((encoding, sibling)) = encoded {
+            // The representation is the original's, in another coding.
+            let original_type = stream::content_type_of(file.path());
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(original_type));
+            headers.insert(
+                CONTENT_ENCODING,
+                HeaderValue::from_static(encoding.as_str()),
+            );
+            file = sibling;
+        }
         if method == Method::GET {
             if let Err(e) = file.preload(PRELOAD) {
                 tracing::debug!("static: {}: {e}", relative.display());
                 return Outcome::Pass;
             }
         }
-        let mut headers = rules.config.response.clone();
         if let Some((_, value)) = rules
             .config
             .cache_control
@@ -144,14 +166,21 @@ impl StaticFiles {
             etag: rules.config.calculate_etag && rules.config.weak,
             conditional: true,
         };
-        Outcome::Served(stream::respond(
+        let mut response = stream::respond(
             file,
             StatusCode::OK,
             headers,
             method,
             request_headers,
             validators,
-        ))
+        );
+        if encoding.is_some() {
+            let headers = response.headers_mut();
+            // Ranges are answered from the identity file, so none are offered on this one.
+            headers.remove(ACCEPT_RANGES);
+            crate::compress::add_vary(headers);
+        }
+        Outcome::Served(response)
     }
 }
 
@@ -185,6 +214,45 @@ impl Rules {
             tracing::debug!("static: {e}");
             NotServed::Pass
         })
+    }
+
+    /// The precompressed sibling (`app.css.br` beside `app.css`) in the encoding the client
+    /// weighs highest among those that exist; one older than the file is stale and skipped.
+    fn sibling(
+        &self,
+        relative: &Path,
+        original: &OpenFile,
+        request_headers: &HeaderMap,
+    ) -> Option<(Encoding, OpenFile)> {
+        // At most three encodings: tried on the stack, the client's favourite first.
+        let mut offered = [Encoding::Gzip; 3];
+        let mut left = self.config.precompressed.len().min(offered.len());
+        offered[..left].copy_from_slice(&self.config.precompressed[..left]);
+        while left > 0 {
+            let accept = request_headers.get_all(ACCEPT_ENCODING);
+            let encoding = compress::negotiate(accept, &offered[..left])?;
+            let at = offered[..left].iter().position(|e| *e == encoding)?;
+            offered.copy_within(at + 1..left, at);
+            left -= 1;
+            let mut name = relative.as_os_str().to_owned();
+            name.push(encoding.suffix());
+            let name = PathBuf::from(name);
+            let opened = match beneath::open(&self.root_dir, &name) {
+                beneath::Opened::File(file) => OpenFile::from_file(file, self.root.join(&name)),
+                beneath::Opened::SlowWay => match std::fs::canonicalize(self.root.join(&name)) {
+                    Ok(real) if real.starts_with(&self.root) => OpenFile::open(&real),
+                    _ => continue,
+                },
+                beneath::Opened::Missing | beneath::Opened::Failed(_) => continue,
+            };
+            let Ok(sibling) = opened else { continue };
+            if sibling.modified() < original.modified() {
+                tracing::debug!("static: {} is older than its original", name.display());
+                continue;
+            }
+            return Some((encoding, sibling));
+        }
+        None
     }
 
     /// The slow way, for paths with a link in them: where the link leads must be inside the

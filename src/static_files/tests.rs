@@ -35,6 +35,7 @@ fn config(root: &std::path::Path) -> StaticConfig {
         response: HeaderMap::new(),
         cache_control: vec![],
         prefixes: vec![],
+        precompressed: vec![],
     }
 }
 
@@ -205,4 +206,130 @@ fn ranges_are_served() {
     let (answer, headers) = ask(&c, Method::GET, "/css/app.css", &range);
     assert_eq!(answer, "206 body");
     assert_eq!(headers["content-range"], "bytes 0-3/15");
+}
+
+/// Sets a file's modification time `secs` seconds after the epoch.
+fn touch(path: &std::path::Path, secs: u64) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap();
+}
+
+fn accepting(value: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("accept-encoding", value.parse().unwrap());
+    headers
+}
+
+#[test]
+fn precompressed_siblings_go_to_the_clients_that_accept_them() {
+    use crate::compress::Encoding;
+    let s = site();
+    let css = s.root.join("css/app.css");
+    std::fs::write(s.root.join("css/app.css.br"), b"BR-BYTES").unwrap();
+    std::fs::write(s.root.join("css/app.css.gz"), b"GZIP-BYTES").unwrap();
+    std::fs::write(s.root.join("logo.svg.gz"), b"OLD-GZIP").unwrap();
+    std::fs::write(s.outside.with_extension("gz"), b"OUTSIDE").unwrap();
+    std::fs::write(s.root.join("notes.txt"), b"notes").unwrap();
+    symlink(s.outside.with_extension("gz"), s.root.join("notes.txt.gz")).unwrap();
+    touch(&css, 1_000);
+    touch(&s.root.join("css/app.css.br"), 1_000);
+    touch(&s.root.join("css/app.css.gz"), 2_000);
+    touch(&s.root.join("logo.svg"), 2_000);
+    touch(&s.root.join("logo.svg.gz"), 1_000);
+    let mut c = config(&s.root);
+
+    // Off by default: the identity, whatever the client accepts.
+    let (answer, headers) = ask(&c, Method::GET, "/css/app.css", &accepting("br, gzip"));
+    assert_eq!(answer, "200 body{color:red}");
+    assert!(!headers.contains_key("content-encoding"));
+
+    c.precompressed = vec![Encoding::Br, Encoding::Zstd, Encoding::Gzip];
+    let (answer, headers) = ask(&c, Method::GET, "/css/app.css", &accepting("gzip, br"));
+    assert_eq!(
+        answer, "200 BR-BYTES",
+        "equal weights: the configured order"
+    );
+    assert_eq!(headers["content-encoding"], "br");
+    assert_eq!(
+        headers["content-type"], "text/css; charset=utf-8",
+        "the original's type"
+    );
+    assert_eq!(headers["content-length"], "8");
+    assert_eq!(headers["vary"], "Accept-Encoding");
+    assert!(
+        !headers.contains_key("accept-ranges"),
+        "ranges count identity bytes"
+    );
+
+    let (answer, headers) = ask(
+        &c,
+        Method::GET,
+        "/css/app.css",
+        &accepting("br;q=0.5, gzip"),
+    );
+    assert_eq!(answer, "200 GZIP-BYTES", "the client's weights first");
+    assert_eq!(headers["content-encoding"], "gzip");
+    let (answer, _) = ask(
+        &c,
+        Method::GET,
+        "/css/app.css",
+        &accepting("zstd, gzip;q=0.1"),
+    );
+    assert_eq!(
+        answer, "200 GZIP-BYTES",
+        "no .zst: the next the client accepts"
+    );
+    for identity in ["zstd", "identity", "br;q=0, gzip;q=0", ""] {
+        let (answer, headers) = ask(&c, Method::GET, "/css/app.css", &accepting(identity));
+        assert_eq!(answer, "200 body{color:red}", "{identity:?}");
+        assert!(!headers.contains_key("content-encoding"), "{identity:?}");
+    }
+    let (answer, headers) = ask(&c, Method::HEAD, "/css/app.css", &accepting("br"));
+    assert_eq!(answer, "200 ");
+    assert_eq!(headers["content-encoding"], "br");
+    assert_eq!(headers["content-length"], "8");
+
+    let mut ranged = accepting("br, gzip");
+    ranged.insert("range", "bytes=0-3".parse().unwrap());
+    let (answer, headers) = ask(&c, Method::GET, "/css/app.css", &ranged);
+    assert_eq!(answer, "206 body", "a Range gets the identity's bytes");
+    assert!(!headers.contains_key("content-encoding"));
+
+    let (answer, headers) = ask(&c, Method::GET, "/logo.svg", &accepting("gzip"));
+    assert_eq!(
+        answer, "200 <svg/>",
+        "a sibling older than its original is stale"
+    );
+    assert!(!headers.contains_key("content-encoding"));
+    let (answer, headers) = ask(&c, Method::GET, "/notes.txt", &accepting("gzip"));
+    assert_eq!(
+        answer, "200 notes",
+        "a sibling linking outside is never sent"
+    );
+    assert!(!headers.contains_key("content-encoding"));
+    assert_eq!(
+        get(&c, "/missing.css"),
+        "pass",
+        "no original: PHP's, sibling or not"
+    );
+}
+
+#[test]
+fn a_precompressed_sibling_has_its_own_etag() {
+    use crate::compress::Encoding;
+    let s = site();
+    std::fs::write(s.root.join("css/app.css.gz"), b"GZIP-BYTES").unwrap();
+    let mut c = config(&s.root);
+    c.precompressed = vec![Encoding::Gzip];
+    c.calculate_etag = true;
+    let (_, identity) = ask(&c, Method::GET, "/css/app.css", &HeaderMap::new());
+    let (_, encoded) = ask(&c, Method::GET, "/css/app.css", &accepting("gzip"));
+    assert_eq!(encoded["content-encoding"], "gzip");
+    assert_ne!(identity["etag"], encoded["etag"]);
+    // The encoded tag validates the encoded answer.
+    let mut again = accepting("gzip");
+    again.insert("if-none-match", encoded["etag"].clone());
+    let (answer, _) = ask(&c, Method::GET, "/css/app.css", &again);
+    assert_eq!(answer, "304 ");
 }

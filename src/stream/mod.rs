@@ -1,4 +1,4 @@
-//! File streaming to clients: PHP's sendFile and Velox artifacts.
+//! File streaming to clients: PHP's sendFile, X-Sendfile answers and Velox artifacts.
 //!
 //! # Layout
 //! - `error`          `StreamError`: why a file could not be served.
@@ -7,6 +7,7 @@
 //! - `conditional`    `If-None-Match` / `If-Modified-Since` → 304.
 //! - `content_type`   `Content-Type` from the extension.
 //! - `file_body`      the body: bounded buffers, reads on the blocking pool, the byte counter.
+//! - `sendfile`       `X-Sendfile` / `X-Accel-Redirect` from PHP: the header → a checked path.
 //!
 //! This file assembles the response: open, stat, headers, status, body.
 mod conditional;
@@ -15,9 +16,11 @@ mod error;
 mod file_body;
 mod guard;
 mod range;
+pub mod sendfile;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use content_type::guess as content_type_of;
 pub use error::StreamError;
 pub use file_body::bytes_streamed;
 pub use guard::check_allowed;

@@ -180,7 +180,8 @@ fn stream_now() {
     }
 }
 
-/// Status and headers as PHP holds them in `SG(sapi_headers)`, plus the default Content-Type.
+/// Status and headers as PHP holds them in `SG(sapi_headers)`, plus the default Content-Type
+/// (except for an answer that names a file to send).
 pub fn head() -> (StatusCode, HeaderMap) {
     let mut map = HeaderMap::new();
     // SAFETY: PHP thread; the list holds sapi_header_struct values PHP built (header, len).
@@ -196,7 +197,13 @@ pub fn head() -> (StatusCode, HeaderMap) {
         let code = (*headers).http_response_code;
         (code, (*headers).send_default_content_type != 0)
     };
-    if default_type && !map.contains_key(CONTENT_TYPE) {
+    // An answer that names a file (X-Sendfile, X-Accel-Redirect) gets the file's type, unless
+    // PHP set one itself.
+    let names_a_file = || {
+        map.contains_key(crate::stream::sendfile::X_SENDFILE)
+            || map.contains_key(crate::stream::sendfile::X_ACCEL_REDIRECT)
+    };
+    if default_type && !map.contains_key(CONTENT_TYPE) && !names_a_file() {
         // SAFETY: returns an emalloc'd C string that we copy and free.
         unsafe {
             let ct = ffi::sapi_get_default_content_type();
@@ -262,6 +269,9 @@ unsafe extern "C" fn ub_write(s: *const c_char, len: usize) -> usize {
 
 unsafe extern "C" fn flush(ctx: *mut c_void) {
     if ACTIVE.get() {
+        if held_in_buffers() {
+            return;
+        }
         // A panic must not cross into PHP here: nothing catches it.
         if std::panic::catch_unwind(stream_now).is_err() {
             eprintln!("rr: internal error in flush()");
@@ -272,6 +282,15 @@ unsafe extern "C" fn flush(ctx: *mut c_void) {
         // SAFETY: the SAPI's own callback with the arguments PHP gave us.
         unsafe { f(ctx) }
     }
+}
+
+/// Nothing reached rr yet and PHP's output buffers hold the output (`zlib.output_compression`,
+/// `ob_start()`): as under php-fpm, `flush()` then sends nothing, so the head is not fixed before
+/// those buffers have had their say (zlib adds `Content-Encoding` when it first emits).
+fn held_in_buffers() -> bool {
+    // SAFETY: PHP thread, inside the request; a plain read of the output layer's stack depth.
+    CAPTURE.with_borrow(|c| !c.streaming && c.out.is_empty())
+        && unsafe { ffi::php_output_get_level() } > 0
 }
 
 unsafe extern "C" fn header_handler(

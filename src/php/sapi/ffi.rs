@@ -47,7 +47,7 @@ extern "C" {
     pub static mut SHUTDOWN_FUNCTIONS: *mut HashTable;
     pub static mut module_registry: HashTable;
     pub fn php_output_get_level() -> c_int;
-    pub fn php_output_end() -> c_int;
+    pub fn php_output_end_all();
     pub fn php_output_set_implicit_flush(flush: c_int);
     pub fn zend_is_unwind_exit(ex: *const zend_object) -> bool;
     pub fn php_call_shutdown_functions();

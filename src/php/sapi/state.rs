@@ -203,11 +203,7 @@ pub fn begin(req: &RequestData, uploads: &[String], boot: &Boot) -> Saved {
         SHUTDOWN_FUNCTIONS = std::ptr::null_mut();
         // Output must reach ub_write at the request's end: buffers the worker opened (the CLI's
         // own with output_buffering set) would swallow it, so they are flushed out now.
-        while ffi::php_output_get_level() > 0 {
-            if ffi::php_output_end() != 0 {
-                break;
-            }
-        }
+        ffi::php_output_end_all();
         // implicit_flush (on in the CLI) would turn every echo into a flush().
         ffi::php_output_set_implicit_flush(0);
         // php-fpm opens the default buffer at request start when output_buffering is set.
@@ -251,11 +247,11 @@ pub fn end_script(saved: &Saved) {
             ffi::php_free_shutdown_functions();
         }
         SHUTDOWN_FUNCTIONS = saved.shutdown_functions;
-        while ffi::php_output_get_level() > 0 {
-            if ffi::php_output_end() != 0 {
-                break;
-            }
-        }
+        // Forced, as PHP's request shutdown ends them: a handler that made itself immutable
+        // (zlib.output_compression and ob_gzhandler do once they first emit) refuses a plain
+        // php_output_end(), and left on the stack it would keep its rest of this answer and
+        // go on compressing into the next one.
+        ffi::php_output_end_all();
     }
 }
 

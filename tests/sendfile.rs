@@ -1,0 +1,396 @@
+//! `http.sendfile`: X-Sendfile and X-Accel-Redirect from PHP (respond() and handle(), single
+//! process and pool), served like sendFile() and kept inside the configured directories.
+mod common;
+use common::{client, Options, Php};
+use serde_json::{json, Value};
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+/// How the fixture runs: (RR_TEST_MODE, pool mode).
+const MODES: [(&str, bool); 4] = [
+    ("respond", false),
+    ("handle", false),
+    ("respond", true),
+    ("handle", true),
+];
+
+struct Files {
+    _dir: tempfile::TempDir,
+    allowed: PathBuf,
+    secret: PathBuf,
+    content: Vec<u8>,
+}
+
+/// `allowed/` (a large `data.bin`, `notes.txt`, `sub dir/b.txt`, a `link.txt` to the secret,
+/// a `dir/`), and `secret.txt` beside it.
+fn files() -> Files {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("allowed");
+    std::fs::create_dir_all(allowed.join("sub dir")).unwrap();
+    std::fs::create_dir_all(allowed.join("dir")).unwrap();
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(allowed.join("data.bin"), &content).unwrap();
+    std::fs::write(allowed.join("notes.txt"), "plain notes\n").unwrap();
+    std::fs::write(allowed.join("sub dir/b.txt"), "bee\n").unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "top secret\n").unwrap();
+    symlink(&secret, allowed.join("link.txt")).unwrap();
+    Files {
+        _dir: dir,
+        allowed,
+        secret,
+        content,
+    }
+}
+
+fn start(mode: &str, pool: bool, options: Value, ini: &[(&'static str, &str)]) -> Php {
+    let mut options = options;
+    if pool {
+        options["http.pool.num_workers"] = json!(1);
+    }
+    let mut opts = Options::default();
+    opts.env.push(("RR_TEST_OPTIONS", options.to_string()));
+    opts.env.push(("RR_TEST_MODE", mode.to_owned()));
+    for (k, v) in ini {
+        opts.ini.push((k, v.to_string()));
+    }
+    Php::start_with("sendfile.php", opts)
+}
+
+fn on(files: &Files) -> Value {
+    json!({
+        "http.sendfile.allowed_dirs": [files.allowed],
+        "http.sendfile.accel_map": {"/protected/": files.allowed},
+    })
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    fn code(&self) -> String {
+        let json: Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)));
+        json["code"].as_str().unwrap().to_owned()
+    }
+
+    /// No header of the X-Sendfile family reaches the client.
+    fn clean(&self) -> bool {
+        self.headers
+            .keys()
+            .all(|k| k != "x-sendfile" && !k.as_str().starts_with("x-accel-"))
+    }
+}
+
+fn ask(
+    php: &Php,
+    method: reqwest::Method,
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut request = client().request(method, php.url("/")).query(query);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().unwrap();
+    Answer {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: response.bytes().unwrap().to_vec(),
+    }
+}
+
+fn get(php: &Php, query: &[(&str, &str)]) -> Answer {
+    ask(php, reqwest::Method::GET, query, &[])
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn x_sendfile_streams_the_file_with_range_and_head_as_send_file_does() {
+    let f = files();
+    let data = f.allowed.join("data.bin");
+    for (mode, pool) in MODES {
+        let php = start(mode, pool, on(&f), &[]);
+        let what = format!("{mode} pool={pool}");
+        let q = [("sendfile", text(&data)), ("body", "PHP's own body")];
+        let full = get(&php, &q);
+        assert_eq!(full.status, 200, "{what}");
+        assert_eq!(full.body, f.content, "{what}: the file, not PHP's body");
+        assert_eq!(
+            full.header("content-length"),
+            Some(f.content.len().to_string().as_str())
+        );
+        assert_eq!(full.header("accept-ranges"), Some("bytes"), "{what}");
+        assert_eq!(
+            full.header("x-from"),
+            Some("php"),
+            "{what}: PHP's headers stay"
+        );
+        assert_eq!(
+            full.header("content-type"),
+            Some("application/octet-stream"),
+            "{what}: the type comes from the file, not PHP's default"
+        );
+        assert!(full.clean(), "{what}: {:?}", full.headers);
+        let etag = full.header("etag").unwrap().to_owned();
+        assert!(etag.starts_with("W/"), "{what}: {etag}");
+
+        let part = ask(
+            &php,
+            reqwest::Method::GET,
+            &q,
+            &[("Range", "bytes=100-199")],
+        );
+        assert_eq!(part.status, 206, "{what}");
+        assert_eq!(part.body, &f.content[100..200], "{what}");
+        assert_eq!(
+            part.header("content-range"),
+            Some(format!("bytes 100-199/{}", f.content.len()).as_str())
+        );
+        let stale = ask(
+            &php,
+            reqwest::Method::GET,
+            &q,
+            &[("Range", "bytes=100-199"), ("If-Range", "\"other\"")],
+        );
+        assert_eq!(stale.status, 200, "{what}: If-Range that does not match");
+        assert_eq!(stale.body.len(), f.content.len());
+        let current = ask(
+            &php,
+            reqwest::Method::GET,
+            &q,
+            &[("Range", "bytes=0-0"), ("If-Range", etag.as_str())],
+        );
+        // sendFile's tag is weak: If-Range needs a strong match (RFC 9110 13.1.5).
+        assert_eq!(current.status, 200, "{what}");
+        let beyond = ask(
+            &php,
+            reqwest::Method::GET,
+            &q,
+            &[("Range", "bytes=999999-")],
+        );
+        assert_eq!(beyond.status, 416, "{what}");
+
+        let head = ask(&php, reqwest::Method::HEAD, &q, &[]);
+        assert_eq!(head.status, 200, "{what}");
+        assert!(head.body.is_empty(), "{what}");
+        assert_eq!(
+            head.header("content-length"),
+            Some(f.content.len().to_string().as_str())
+        );
+        assert!(head.clean(), "{what}");
+
+        // PHP's type and status are kept, as sendFile() keeps them.
+        let typed = get(
+            &php,
+            &[
+                ("sendfile", text(&f.allowed.join("notes.txt"))),
+                ("type", "text/markdown"),
+                ("status", "203"),
+            ],
+        );
+        assert_eq!(typed.status, 203, "{what}");
+        // handle() adds PHP's default_charset to a text type, as php-fpm does.
+        let typ = typed.header("content-type").unwrap();
+        assert!(typ.starts_with("text/markdown"), "{what}: {typ}");
+        assert_eq!(typed.body, b"plain notes\n");
+    }
+}
+
+#[test]
+fn x_accel_redirect_maps_a_uri_prefix_to_its_directory() {
+    let f = files();
+    for (mode, pool) in MODES {
+        let php = start(mode, pool, on(&f), &[]);
+        let what = format!("{mode} pool={pool}");
+        let a = get(&php, &[("accel", "/protected/sub%20dir/b.txt?download=1")]);
+        assert_eq!(a.status, 200, "{what}");
+        assert_eq!(a.body, b"bee\n", "{what}");
+        assert_eq!(a.header("content-type"), Some("text/plain; charset=utf-8"));
+        assert!(a.clean(), "{what}: {:?}", a.headers);
+        let part = ask(
+            &php,
+            reqwest::Method::GET,
+            &[("accel", "/protected/data.bin")],
+            &[("Range", "bytes=-10")],
+        );
+        assert_eq!(part.status, 206, "{what}");
+        assert_eq!(part.body, &f.content[f.content.len() - 10..], "{what}");
+    }
+}
+
+/// The query, then the status, the JSON code and a word of the log line expected.
+type Refusal<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str, &'a str);
+
+#[test]
+fn escapes_missing_files_and_directories_get_a_clear_answer_and_a_log_line() {
+    let f = files();
+    let allowed = text(&f.allowed).to_owned();
+    let traversal = format!("{allowed}/sub dir/../../secret.txt");
+    let link = format!("{allowed}/link.txt");
+    let missing = format!("{allowed}/gone.txt");
+    let directory = format!("{allowed}/dir");
+    let notes = format!("{allowed}/notes.txt");
+    let cases: Vec<Refusal> = vec![
+        (
+            vec![("sendfile", traversal.as_str())],
+            403,
+            "forbidden_path",
+            "`..`",
+        ),
+        (
+            vec![("sendfile", text(&f.secret))],
+            403,
+            "forbidden_path",
+            "outside",
+        ),
+        (
+            vec![("sendfile", link.as_str())],
+            403,
+            "forbidden_path",
+            "outside",
+        ),
+        (
+            vec![("sendfile", "notes.txt")],
+            403,
+            "forbidden_path",
+            "not absolute",
+        ),
+        (
+            vec![("sendfile", missing.as_str())],
+            404,
+            "file_not_found",
+            "not found",
+        ),
+        (
+            vec![("sendfile", directory.as_str())],
+            403,
+            "forbidden_path",
+            "not a regular file",
+        ),
+        (
+            vec![("accel", "/protected/../secret.txt")],
+            403,
+            "forbidden_path",
+            "`..`",
+        ),
+        (
+            vec![("accel", "/protected/%2e%2e/secret.txt")],
+            403,
+            "forbidden_path",
+            "`..`",
+        ),
+        (
+            vec![("accel", "/protected/link.txt")],
+            403,
+            "forbidden_path",
+            "outside",
+        ),
+        (
+            vec![("accel", "/elsewhere/notes.txt")],
+            403,
+            "forbidden_path",
+            "no prefix",
+        ),
+        (
+            vec![("accel", "/protected/gone.txt")],
+            404,
+            "file_not_found",
+            "not found",
+        ),
+        (
+            vec![("accel", "/protected/dir")],
+            403,
+            "forbidden_path",
+            "not a regular file",
+        ),
+        (
+            vec![
+                ("sendfile", notes.as_str()),
+                ("both", "/protected/notes.txt"),
+            ],
+            403,
+            "forbidden_path",
+            "one file",
+        ),
+    ];
+    for (mode, pool) in MODES {
+        let php = start(mode, pool, on(&f), &[]);
+        for (query, status, code, logged) in &cases {
+            let what = format!("{mode} pool={pool} {query:?}");
+            let a = get(&php, query);
+            assert_eq!(a.status, *status, "{what}");
+            assert_eq!(a.code(), *code, "{what}");
+            assert!(a.clean(), "{what}: {:?}", a.headers);
+            assert!(
+                !String::from_utf8_lossy(&a.body).contains("secret"),
+                "{what}"
+            );
+            let value = query[0].1;
+            let needle = match query[0].0 {
+                "sendfile" => format!("X-Sendfile: {value}"),
+                _ => format!("X-Accel-Redirect: {value}"),
+            };
+            let needle = if query.len() > 1 {
+                "X-Sendfile / X-Accel-Redirect".to_owned()
+            } else {
+                needle
+            };
+            assert!(
+                php.wait_for_log(&needle, std::time::Duration::from_secs(5)),
+                "{what}: no log line with {needle:?}:\n{}",
+                php.stderr()
+            );
+            assert!(php.stderr().contains(logged), "{what}: {logged}");
+        }
+    }
+}
+
+#[test]
+fn without_the_section_the_headers_pass_through_untouched() {
+    let f = files();
+    let notes = f.allowed.join("notes.txt");
+    for (mode, pool) in MODES {
+        let php = start(mode, pool, json!({}), &[]);
+        let what = format!("{mode} pool={pool}");
+        let a = get(&php, &[("sendfile", text(&notes)), ("body", "from php")]);
+        assert_eq!(a.status, 200, "{what}");
+        assert_eq!(a.body, b"from php", "{what}");
+        assert_eq!(a.header("x-sendfile"), Some(text(&notes)), "{what}");
+        let b = get(&php, &[("accel", "/protected/notes.txt")]);
+        assert_eq!(b.header("x-accel-redirect"), Some("/protected/notes.txt"));
+    }
+}
+
+#[test]
+fn php_zlib_output_is_replaced_by_the_file_not_labelled_as_gzip() {
+    // zlib.output_compression encodes PHP's body (even an empty one) and says so: the file that
+    // replaces the body must not inherit that Content-Encoding.
+    let f = files();
+    let data = f.allowed.join("data.bin");
+    for pool in [false, true] {
+        let php = start("handle", pool, on(&f), &[("zlib.output_compression", "1")]);
+        for body in ["", "some output PHP compressed"] {
+            let what = format!("pool={pool} body={body:?}");
+            let a = ask(
+                &php,
+                reqwest::Method::GET,
+                &[("sendfile", text(&data)), ("body", body)],
+                &[("Accept-Encoding", "gzip")],
+            );
+            assert_eq!(a.status, 200, "{what}");
+            assert_eq!(a.header("content-encoding"), None, "{what}");
+            assert_eq!(a.body, f.content, "{what}");
+        }
+    }
+}
