@@ -10,6 +10,7 @@ use crate::request::multipart::Upload;
 use crate::runtime::Driver;
 use crate::server::shutdown::Trigger;
 use crate::server::{Bound, StartError};
+use crate::systemd::Notifier;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -29,13 +30,14 @@ pub struct Master {
 }
 
 impl Master {
-    pub fn start(config: Arc<Config>) -> Result<Master, StartError> {
+    /// `notifier`: systemd's notifications, sent by the pool (the master alone notifies).
+    pub fn start(config: Arc<Config>, notifier: Option<Notifier>) -> Result<Master, StartError> {
         // One current-thread runtime, driven by its own thread whatever the script does
         // meanwhile: a request never hops between threads in the master. (A multi-thread
         // runtime with one worker thread cost ~5% more CPU per pool hello request; with two,
         // ~2 futex wake-ups per request and 8-18% fewer requests/s.)
         let runtime = Driver::new(IoDriver::Thread, Duration::ZERO).map_err(StartError::Runtime)?;
-        let pool = Pool::start(config.clone(), &runtime)?;
+        let pool = Pool::start(config.clone(), &runtime, notifier)?;
         Ok(Master {
             config,
             bound: pool.bound,

@@ -56,6 +56,11 @@ impl ConnectionLimit {
         self.max
     }
 
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// A place for one more connection, if there is one.
     pub fn acquire(&self) -> Option<Permit> {
         let taken = self

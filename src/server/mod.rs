@@ -83,8 +83,12 @@ pub struct Server {
     coordinator: Coordinator,
     pub bound: Vec<Bound>,
     pub stats: Arc<stats::HttpStats>,
-    /// Present when `velox.server_url` is set (the pool's metrics read it).
+    /// Present when `velox.server_url` is set (the metrics read it).
     pub velox: Option<Arc<crate::velox::Velox>>,
+    /// The client connections open, and the limit (the metrics read it).
+    pub connections: ConnectionLimit,
+    /// The queue to PHP (the metrics and readiness read its depth).
+    pub queue: Submitter,
 }
 
 impl Server {
@@ -132,6 +136,7 @@ impl Server {
             None => None,
         };
         let stats = Arc::new(stats::HttpStats::default());
+        let queue = submitter.clone();
         let ctx = Arc::new(Context {
             config,
             submitter,
@@ -154,6 +159,8 @@ impl Server {
             bound,
             stats,
             velox,
+            connections: limit,
+            queue,
         })
     }
 
