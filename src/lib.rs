@@ -13,7 +13,11 @@
 //! - [`engine`]   what a PHP process runs behind `RR\Worker`, one engine per role: embedded,
 //!   pool worker, template, master; wait, answer, stream, tear down.
 //! - [`pool`]     pool mode's master machinery: supervisor, worker processes and their tasks,
-//!   dispatch, the template keeper, status, metrics.
+//!   dispatch, the template keeper, its status and metrics, what it tells systemd.
+//! - [`observe`]  the status and metrics addresses in both modes: `/health`, `/ready`, the
+//!   Prometheus text and the families both modes share; each mode adds its own.
+//! - [`systemd`]  systemd's notifications (`sd_notify`): READY, RELOADING, STOPPING, STATUS,
+//!   the watchdog.
 //! - [`ipc`]      the wire between master and workers: frames, their codec, answers as frames,
 //!   the claim word of requests sent ahead, the workers list.
 //! - [`logging`]  tracing set-up from the `logs` config.
@@ -28,6 +32,7 @@ pub mod engine;
 pub mod ipc;
 pub mod kdf;
 pub mod logging;
+pub mod observe;
 pub mod php;
 pub mod pool;
 pub mod request;
@@ -35,4 +40,5 @@ pub mod runtime;
 pub mod server;
 pub mod static_files;
 pub mod stream;
+pub mod systemd;
 pub mod velox;

@@ -35,9 +35,9 @@ pub struct Config {
     pub velox: Option<VeloxConfig>,
     /// `http.pool`: `num_workers` above 0 turns on pool mode (see docs/pool.md).
     pub pool: PoolConfig,
-    /// `status.address`: health, readiness and the admin endpoints (pool mode).
+    /// `status.address`: health, readiness and, in pool mode, the admin endpoints.
     pub status: Option<SocketAddr>,
-    /// `metrics.address`: Prometheus metrics (pool mode).
+    /// `metrics.address`: Prometheus metrics (both modes).
     pub metrics: Option<SocketAddr>,
     /// Things to log at start: one line naming the ignored RoadRunner keys, unknown versions,
     /// and the like.

@@ -1,13 +1,16 @@
 //! The single-process engine: this process runs the server itself, waits for the next request
 //! while driving the I/O, answers it (whole, streamed or as a file), and tears everything down.
+use super::single::PhpState;
 use super::{RespondError, Wait};
 use crate::config::Config;
 use crate::dispatch::answer::{self, AnswerSender, Push};
 use crate::dispatch::{self, Inbox, Reply};
+use crate::observe::{self, Mode, ServerMetrics};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
 use crate::runtime::Driver;
 use crate::server::{Bound, Server, Shutdown, StartError};
+use crate::systemd::Notifier;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
@@ -43,16 +46,28 @@ pub struct Embedded {
     stopping_since: Option<Instant>,
     /// Requests taken in a row straight from the queue, without letting connections run.
     eager: u32,
+    /// What PHP is doing, for the status address and the watchdog (when either is on).
+    php: Option<Arc<PhpState>>,
+    /// systemd's notifications, when it asked for them.
+    notifier: Option<Notifier>,
+    /// `READY=1` goes out at the first `wait`.
+    announced: bool,
     // Dropped last: the runtime must outlive every task above.
     driver: Driver,
 }
 
 impl Embedded {
-    pub fn start(config: Arc<Config>) -> Result<Embedded, StartError> {
+    /// `notifier`: systemd's notifications (`READY=1` at the first `wait`, `STOPPING=1`, the
+    /// watchdog).
+    pub fn start(config: Arc<Config>, notifier: Option<Notifier>) -> Result<Embedded, StartError> {
         let driver = Driver::new(config.http.io_driver, config.http.io_handoff)
             .map_err(StartError::Runtime)?;
         let (submitter, inbox) = dispatch::queue(config.http.queue_size);
-        let server = Server::start(config.clone(), driver.handle(), submitter)?;
+        let server = Server::start(config.clone(), driver.handle(), submitter.clone())?;
+        let php = {
+            let _entered = driver.handle().enter();
+            observers(&config, &server, submitter, notifier.as_ref())?
+        };
         Ok(Embedded {
             shutdown: server.shutdown(),
             config,
@@ -63,6 +78,9 @@ impl Embedded {
             spooled: None,
             stopping_since: None,
             eager: 0,
+            php,
+            notifier,
+            announced: false,
             driver,
         })
     }
@@ -87,6 +105,18 @@ impl Embedded {
                 "waitRequest() called before the previous request was answered: it gets a 500"
             );
             self.abandon_pending();
+        }
+        if !self.announced {
+            self.announced = true;
+            if let Some(notifier) = &self.notifier {
+                let bound = self.server.bound.iter().map(ToString::to_string);
+                let bound = bound.collect::<Vec<_>>().join(", ");
+                notifier.ready(format!("serving on {bound} (single process)"));
+            }
+        }
+        // After READY=1: the watchdog pings only from here on.
+        if let Some(php) = &self.php {
+            php.waiting();
         }
         let inbox = &mut self.inbox;
         let mut shutdown = self.shutdown.clone();
@@ -136,6 +166,9 @@ impl Embedded {
     }
 
     fn take(&mut self, job: dispatch::Job) -> Wait {
+        if let Some(php) = &self.php {
+            php.busy();
+        }
         let mut request = job.request;
         self.uploads = std::mem::take(&mut request.uploads);
         self.spooled = request.body.detach();
@@ -287,6 +320,9 @@ impl Embedded {
             );
         }
         self.abandon_pending();
+        if let Some(notifier) = &self.notifier {
+            notifier.stopping(stopping_status(&self.config));
+        }
         self.server.begin_shutdown();
         self.inbox.close();
         while let Some(job) = self.inbox.try_recv() {
@@ -300,4 +336,50 @@ impl Embedded {
             );
         }
     }
+}
+
+/// Starts what watches the server from outside, on the current runtime: the status and metrics
+/// addresses, systemd's watchdog, `STOPPING=1` when the shutdown starts. What PHP is doing is
+/// tracked only when something reads it.
+fn observers(
+    config: &Config,
+    server: &Server,
+    queue: dispatch::Submitter,
+    notifier: Option<&Notifier>,
+) -> Result<Option<Arc<PhpState>>, StartError> {
+    let watchdog = notifier.is_some_and(|n| n.watchdog().is_some());
+    let php = (config.status.is_some() || config.metrics.is_some() || watchdog)
+        .then(|| Arc::new(PhpState::new(config.http.request_timeout, queue)));
+    if let Some(php) = &php {
+        observe::start(
+            config,
+            observe::Side {
+                server: ServerMetrics::of(server),
+                mode: php.clone(),
+                shutdown: server.shutdown(),
+            },
+        )?;
+    }
+    if let Some(notifier) = notifier {
+        if let Some(php) = php.clone().filter(|_| watchdog) {
+            tokio::spawn(crate::systemd::watchdog(notifier.clone(), move || {
+                php.healthy()
+            }));
+        }
+        let (notifier, mut shutdown) = (notifier.clone(), server.shutdown());
+        let status = stopping_status(config);
+        tokio::spawn(async move {
+            shutdown.triggered().await;
+            notifier.stopping(status);
+        });
+    }
+    Ok(php)
+}
+
+/// systemd's status while the single process stops.
+fn stopping_status(config: &Config) -> String {
+    format!(
+        "stopping: finishing the requests received (at most {:?})",
+        config.http.shutdown_timeout
+    )
 }

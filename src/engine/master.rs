@@ -10,6 +10,7 @@ use crate::request::multipart::Upload;
 use crate::runtime::Driver;
 use crate::server::shutdown::Trigger;
 use crate::server::{Bound, StartError};
+use crate::systemd::Notifier;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -29,7 +30,8 @@ pub struct Master {
 }
 
 impl Master {
-    pub fn start(config: Arc<Config>) -> Result<Master, StartError> {
+    /// `notifier`: systemd's notifications, sent by the pool (the master alone notifies).
+    pub fn start(config: Arc<Config>, notifier: Option<Notifier>) -> Result<Master, StartError> {
         // One current-thread runtime, driven by its own thread whatever the script does
         // meanwhile: a request never hops between threads in the master. (A multi-thread
         // runtime with one worker thread cost ~5% more CPU per pool hello request; with two,
@@ -41,7 +43,7 @@ impl Master {
             n => Driver::multi_thread(n),
         }
         .map_err(StartError::Runtime)?;
-        let pool = Pool::start(config.clone(), &runtime)?;
+        let pool = Pool::start(config.clone(), &runtime, notifier)?;
         Ok(Master {
             config,
             bound: pool.bound,

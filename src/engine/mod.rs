@@ -14,6 +14,7 @@ mod connections;
 mod embedded;
 mod master;
 mod pool_worker;
+mod single;
 mod template;
 
 pub use embedded::Embedded;
@@ -126,17 +127,21 @@ macro_rules! serving {
 
 impl Worker {
     /// A pool worker when this process was started by a master, the master when
-    /// `http.pool.num_workers` is above 0, else the single embedded worker.
+    /// `http.pool.num_workers` is above 0, else the single embedded worker. The master and the
+    /// single process send systemd's notifications when `NOTIFY_SOCKET` is set; a pool worker
+    /// never does (the master starts it without the variable).
     pub fn start(config: Arc<Config>) -> Result<Worker, StartError> {
         if let Some(channel) = pool_worker::inherited_channel()
             .map_err(|e| StartError::Pool(PoolStartError::Channel(e)))?
         {
             return Ok(Worker::PoolWorker(PoolWorker::connect(config, channel)));
         }
+        // Before any thread of ours starts: it takes the variables out of the environment.
+        let notifier = crate::systemd::Notifier::from_env();
         if config.pool.num_workers > 0 {
-            return Ok(Worker::Master(Master::start(config)?));
+            return Ok(Worker::Master(Master::start(config, notifier)?));
         }
-        Ok(Worker::Embedded(Embedded::start(config)?))
+        Ok(Worker::Embedded(Embedded::start(config, notifier)?))
     }
 
     pub fn is_master(&self) -> bool {

@@ -1,11 +1,9 @@
-//! The pool's gauges and counters, and the Prometheus text for the metrics address: requests
-//! by status, latency, queue depth, workers by state, restarts by reason, Velox builds, bytes
-//! streamed.
+//! The pool's gauges and counters, and its families on the metrics page: queue depth, workers
+//! by state, jobs, send-ahead, restarts by reason, boots and reloads. The families both modes
+//! have (requests, latency, connections, the process...) are `crate::observe::metrics`.
 use super::message::{Reason, Returned, State};
 use crate::dispatch::Submitter;
-use crate::server::stats::{self, HttpStats};
-use crate::velox::Velox;
-use std::fmt::Write;
+use crate::observe::Text;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -74,6 +72,12 @@ impl PoolStats {
         self.last_boot_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why the last boot failed, on one line (for systemd's status).
+    pub fn last_boot_error(&self) -> Option<String> {
+        let error = self.last_error().clone()?;
+        Some(error.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 
     pub fn set_reload(&self, generation: u64, pending: bool) {
@@ -146,169 +150,75 @@ impl PoolStats {
     }
 }
 
-/// The metrics page.
-pub fn render(pool: &PoolStats, http: &HttpStats, velox: Option<&Velox>) -> String {
-    let mut out = String::with_capacity(4096);
-    let o = &mut out;
-    let _ = writeln!(o, "# HELP rr_http_requests_total HTTP answers by status.");
-    let _ = writeln!(o, "# TYPE rr_http_requests_total counter");
-    for (status, n) in http.statuses() {
-        let _ = writeln!(o, "rr_http_requests_total{{status=\"{status}\"}} {n}");
-    }
-    let (cumulative, sum) = http.histogram();
-    let _ = writeln!(
-        o,
-        "# HELP rr_http_request_duration_seconds Time to the response head."
+/// The pool's own families, after the ones both modes have (`crate::observe::metrics`).
+pub fn render(pool: &PoolStats, t: &mut Text) {
+    t.gauge(
+        "rr_pool_queue_depth",
+        "Requests waiting for a worker (the same as rr_http_queue_depth).",
+        pool.queue_depth(),
     );
-    let _ = writeln!(o, "# TYPE rr_http_request_duration_seconds histogram");
-    for (bound, n) in stats::BUCKETS.iter().zip(&cumulative) {
-        let _ = writeln!(
-            o,
-            "rr_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {n}"
-        );
-    }
-    let total = cumulative.last().copied().unwrap_or(0);
-    let _ = writeln!(
-        o,
-        "rr_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {total}"
-    );
-    let _ = writeln!(o, "rr_http_request_duration_seconds_sum {sum}");
-    let _ = writeln!(o, "rr_http_request_duration_seconds_count {total}");
-    let _ = writeln!(
-        o,
-        "# HELP rr_pool_queue_depth Requests waiting for a worker."
-    );
-    let _ = writeln!(o, "# TYPE rr_pool_queue_depth gauge");
-    let _ = writeln!(o, "rr_pool_queue_depth {}", pool.queue_depth());
-    let _ = writeln!(o, "# HELP rr_pool_workers Worker processes by state.");
-    let _ = writeln!(o, "# TYPE rr_pool_workers gauge");
+    t.family("rr_pool_workers", "gauge", "Worker processes by state.");
     for state in State::ALL {
-        let _ = writeln!(
-            o,
-            "rr_pool_workers{{state=\"{}\"}} {}",
-            state.as_str(),
-            pool.count(state)
+        t.sample(
+            format_args!("rr_pool_workers{{state=\"{}\"}}", state.as_str()),
+            pool.count(state),
         );
     }
-    let _ = writeln!(o, "# HELP rr_pool_jobs_total Requests answered by workers.");
-    let _ = writeln!(o, "# TYPE rr_pool_jobs_total counter");
-    let _ = writeln!(o, "rr_pool_jobs_total {}", pool.jobs.load(Relaxed));
-    let _ = writeln!(
-        o,
-        "# HELP rr_pool_sent_ahead_total Requests written to a busy worker (http.pool.send_ahead)."
+    t.counter(
+        "rr_pool_jobs_total",
+        "Requests answered by workers.",
+        pool.jobs.load(Relaxed),
     );
-    let _ = writeln!(o, "# TYPE rr_pool_sent_ahead_total counter");
-    let _ = writeln!(
-        o,
-        "rr_pool_sent_ahead_total {}",
-        pool.sent_ahead.load(Relaxed)
+    t.counter(
+        "rr_pool_sent_ahead_total",
+        "Requests written to a busy worker (http.pool.send_ahead).",
+        pool.sent_ahead.load(Relaxed),
     );
-    let _ = writeln!(
-        o,
-        "# HELP rr_pool_requests_returned_total Requests a worker never started, run by another worker: declined (it retired, its script ended), gone (it died or stopped first) or recalled (the request ahead of them ran long)."
+    t.family(
+        "rr_pool_requests_returned_total",
+        "counter",
+        "Requests a worker never started, run by another worker: declined (it retired, its script ended), gone (it died or stopped first) or recalled (the request ahead of them ran long).",
     );
-    let _ = writeln!(o, "# TYPE rr_pool_requests_returned_total counter");
     for (why, n) in ["declined", "gone", "recalled"].iter().zip(&pool.returned) {
-        let _ = writeln!(
-            o,
-            "rr_pool_requests_returned_total{{reason=\"{why}\"}} {}",
-            n.load(Relaxed)
+        t.sample(
+            format_args!("rr_pool_requests_returned_total{{reason=\"{why}\"}}"),
+            n.load(Relaxed),
         );
     }
-    let _ = writeln!(
-        o,
-        "# HELP rr_pool_worker_restarts_total Workers replaced, by reason."
+    t.family(
+        "rr_pool_worker_restarts_total",
+        "counter",
+        "Workers replaced, by reason.",
     );
-    let _ = writeln!(o, "# TYPE rr_pool_worker_restarts_total counter");
     for reason in Reason::ALL {
-        let _ = writeln!(
-            o,
-            "rr_pool_worker_restarts_total{{reason=\"{}\"}} {}",
-            reason.as_str(),
-            pool.restarts(reason)
+        t.sample(
+            format_args!(
+                "rr_pool_worker_restarts_total{{reason=\"{}\"}}",
+                reason.as_str()
+            ),
+            pool.restarts(reason),
         );
     }
-    let gauges = [
-        (
-            "rr_pool_boot_failures",
-            "Workers (or templates) that failed to boot in a row; 0 once one boots.",
-            pool.boot_failures.load(Relaxed),
-        ),
-        (
-            "rr_pool_generation",
-            "The worker generation being rolled out (each reload adds one).",
-            pool.generation.load(Relaxed),
-        ),
-        (
-            "rr_pool_reload_pending",
-            "1 while a reload waits for workers of the new generation (booting, or failing to boot while the old ones serve).",
-            u64::from(pool.reload_pending.load(Relaxed)),
-        ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(o, "# HELP {name} {help}");
-        let _ = writeln!(o, "# TYPE {name} gauge");
-        let _ = writeln!(o, "{name} {value}");
-    }
-    let _ = writeln!(
-        o,
-        "# HELP rr_pool_spawn_failures_total Worker starts that failed for lack of resources (descriptors, processes): retried, not boot failures."
+    t.gauge(
+        "rr_pool_boot_failures",
+        "Workers (or templates) that failed to boot in a row; 0 once one boots.",
+        pool.boot_failures.load(Relaxed),
     );
-    let _ = writeln!(o, "# TYPE rr_pool_spawn_failures_total counter");
-    let _ = writeln!(
-        o,
-        "rr_pool_spawn_failures_total {}",
-        pool.spawn_failures.load(Relaxed)
+    t.gauge(
+        "rr_pool_generation",
+        "The worker generation being rolled out (each reload adds one).",
+        pool.generation.load(Relaxed),
     );
-    let _ = writeln!(
-        o,
-        "# HELP rr_stream_bytes_total File bytes streamed to clients."
+    t.gauge(
+        "rr_pool_reload_pending",
+        "1 while a reload waits for workers of the new generation (booting, or failing to boot while the old ones serve).",
+        u64::from(pool.reload_pending.load(Relaxed)),
     );
-    let _ = writeln!(o, "# TYPE rr_stream_bytes_total counter");
-    let _ = writeln!(
-        o,
-        "rr_stream_bytes_total {}",
-        crate::stream::bytes_streamed()
+    t.counter(
+        "rr_pool_spawn_failures_total",
+        "Worker starts that failed for lack of resources (descriptors, processes): retried, not boot failures.",
+        pool.spawn_failures.load(Relaxed),
     );
-    if let Some(velox) = velox {
-        let m = velox.metrics();
-        let _ = writeln!(
-            o,
-            "# HELP rr_velox_builds_total Velox build orders by outcome."
-        );
-        let _ = writeln!(o, "# TYPE rr_velox_builds_total counter");
-        for (outcome, n) in &m.outcomes {
-            let _ = writeln!(o, "rr_velox_builds_total{{outcome=\"{outcome}\"}} {n}");
-        }
-        let _ = writeln!(
-            o,
-            "# HELP rr_velox_build_duration_seconds Velox build order duration."
-        );
-        let _ = writeln!(o, "# TYPE rr_velox_build_duration_seconds histogram");
-        let mut cumulative = 0;
-        for (bound, n) in &m.duration_buckets {
-            cumulative += n;
-            let le = match bound.is_finite() {
-                true => bound.to_string(),
-                false => "+Inf".into(),
-            };
-            let _ = writeln!(
-                o,
-                "rr_velox_build_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            o,
-            "rr_velox_build_duration_seconds_sum {}",
-            m.duration_sum.as_secs_f64()
-        );
-        let _ = writeln!(
-            o,
-            "rr_velox_build_duration_seconds_count {}",
-            m.duration_count
-        );
-    }
-    out
 }
 
 #[cfg(test)]
@@ -321,12 +231,10 @@ mod tests {
         let pool = PoolStats::new(queue);
         pool.set_states([0, 2, 1, 0]);
         pool.restarted(Reason::MaxJobs);
-        let http = HttpStats::default();
-        http.record(200, std::time::Duration::from_millis(2));
-        let text = render(&pool, &http, None);
+        let mut t = Text::new();
+        render(&pool, &mut t);
+        let text = t.finish();
         for line in [
-            "rr_http_requests_total{status=\"200\"} 1",
-            "rr_http_request_duration_seconds_bucket{le=\"+Inf\"} 1",
             "rr_pool_workers{state=\"idle\"} 2",
             "rr_pool_worker_restarts_total{reason=\"max_jobs\"} 1",
             "rr_pool_queue_depth 0",

@@ -1,7 +1,7 @@
 //! Pool mode's master machinery (`http.pool.num_workers` > 0): the listeners and HTTP server,
-//! the status and metrics addresses, the supervisor and its tasks. The engine that drives it
-//! from PHP is [`crate::engine::Master`]; the processes it starts run
-//! [`crate::engine::PoolWorker`]. Threads, frames and failure handling: docs/pool.md.
+//! the status and metrics addresses, systemd's notifications, the supervisor and its tasks.
+//! The engine that drives it from PHP is [`crate::engine::Master`]; the processes it starts
+//! run [`crate::engine::PoolWorker`]. Threads, frames and failure handling: docs/pool.md.
 //!
 //! # Layout
 //! - `message`     the messages between the master's tasks, worker states and restart reasons.
@@ -15,10 +15,14 @@
 //! - `process`     starting a worker (re-exec of this php with its argv, env and a socketpair,
 //!   or the descriptors for one forked from the template); reaping; memory.
 //! - `templates`   template mode: the task keeping the template processes, fork orders, reload.
-//! - `metrics`     gauges and counters, the Prometheus text.
-//! - `status`      the status (health, ready, workers, reload) and metrics listeners.
+//! - `metrics`     gauges and counters, the pool's families on the metrics page.
+//! - `status`      what the status and metrics addresses (`crate::observe`) ask of the pool:
+//!   health, readiness, the workers list, reload.
+//! - `announce`    what the master tells systemd: READY once the first generation is up,
+//!   RELOADING / READY around a reload, STATUS lines (`crate::systemd` sends them).
 //! - `watch`       `http.watch`: the file watcher asking for a reload when PHP files change.
 mod ahead;
+mod announce;
 mod handle;
 mod limits;
 mod lines;
@@ -36,9 +40,11 @@ pub use message::Control;
 
 use crate::config::Config;
 use crate::dispatch;
+use crate::observe::{self, ServerMetrics};
 use crate::runtime::Driver;
 use crate::server::shutdown::Trigger;
 use crate::server::{Bound, PoolStartError, Server, StartError};
+use crate::systemd::Notifier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,8 +98,13 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Binds the listeners (errors surface here) and starts the supervisor.
-    pub fn start(config: Arc<Config>, runtime: &Driver) -> Result<Pool, StartError> {
+    /// Binds the listeners (errors surface here) and starts the supervisor; `notifier` is
+    /// systemd's, when it asked for notifications.
+    pub fn start(
+        config: Arc<Config>,
+        runtime: &Driver,
+        notifier: Option<Notifier>,
+    ) -> Result<Pool, StartError> {
         if config.pool.template {
             // Workers forked from the template are orphaned at once (double fork) and land
             // here, so the master reaps them and sees their exit status (docs/pool.md).
@@ -118,28 +129,47 @@ impl Pool {
             stats.set_on_demand();
         }
         let (control, control_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(status::Shared {
+        let mode = Arc::new(status::PoolMode {
             pool: stats.clone(),
-            http: server.stats.clone(),
-            velox: server.velox.clone(),
             control: control.clone(),
-            shutdown: server.shutdown(),
         });
-        for (addr, endpoint, key) in [
-            (config.status, status::Endpoint::Status, "status.address"),
-            (config.metrics, status::Endpoint::Metrics, "metrics.address"),
-        ] {
-            let Some(addr) = addr else { continue };
-            let bound = status::start(addr, endpoint, shared.clone(), config.http.clone())
-                .map_err(|source| StartError::Bind { addr, key, source })?;
-            tracing::info!("rr {} on http://{bound}", key.trim_end_matches(".address"));
+        observe::start(
+            &config,
+            observe::Side {
+                server: ServerMetrics::of(&server),
+                mode,
+                shutdown: server.shutdown(),
+            },
+        )?;
+        if let Some(notifier) = &notifier {
+            let stats = stats.clone();
+            let healthy = move || stats.healthy();
+            runtime
+                .handle()
+                .spawn(crate::systemd::watchdog(notifier.clone(), healthy));
         }
+        let announce = notifier.clone().map(|n| {
+            let listening = bound.iter().map(ToString::to_string).collect::<Vec<_>>();
+            (
+                n,
+                // Debug mode keeps no worker between requests.
+                announce::Announcer::new(
+                    listening.join(", "),
+                    if config.pool.debug {
+                        0
+                    } else {
+                        config.pool.num_workers
+                    },
+                ),
+            )
+        });
         let supervisor = Supervisor::new(
             config.clone(),
             spawner,
             stats,
             (submitter, inbox),
             (control.clone(), control_rx),
+            announce,
         );
         let watch = match &config.http.watch {
             Some(watch) => Some(start_watch(watch, control.clone())?),
@@ -153,6 +183,7 @@ impl Pool {
             control.clone(),
             config.http.shutdown_timeout,
             watch,
+            notifier,
         ));
         tracing::info!(
             workers = config.pool.num_workers,
@@ -216,6 +247,7 @@ async fn lifecycle(
     control: mpsc::UnboundedSender<Control>,
     shutdown_timeout: Duration,
     _watch: Option<watch::Watch>,
+    notifier: Option<Notifier>,
 ) -> Result<(), PoolError> {
     let mut shutdown = server.shutdown();
     let joined = |r: Result<Result<(), PoolError>, tokio::task::JoinError>| {
@@ -224,10 +256,23 @@ async fn lifecycle(
     tokio::select! {
         _ = shutdown.triggered() => {}
         result = &mut supervisor => {
+            let result = joined(result);
+            if let Some(notifier) = &notifier {
+                let why = match &result {
+                    Ok(()) => "the pool stopped".to_owned(),
+                    Err(e) => format!("stopping: {e}"),
+                };
+                notifier.stopping(why);
+            }
             server.begin_shutdown();
             server.drained(shutdown_timeout).await;
-            return joined(result);
+            return result;
         }
+    }
+    if let Some(notifier) = &notifier {
+        notifier.stopping(format!(
+            "stopping: draining connections (at most {shutdown_timeout:?}), then the workers"
+        ));
     }
     tracing::info!("rr pool: draining connections, then stopping workers");
     if !server.drained(shutdown_timeout).await {

@@ -70,6 +70,10 @@ impl Spawner {
         let (claim, claim_fd) = Claim::create()?;
         let claim_raw = claim_fd.as_raw_fd();
         let mut cmd = Command::new(&self.exe);
+        // Only the master talks to systemd: a worker must not say READY or feed the watchdog.
+        for name in crate::systemd::ENV_VARS {
+            cmd.env_remove(name);
+        }
         cmd.args(&self.args)
             .env(ipc::FD_ENV, fd.to_string())
             .env(CLAIM_ENV, claim_raw.to_string())

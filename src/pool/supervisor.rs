@@ -2,6 +2,7 @@
 //! an idle worker, replaces workers (limits, crashes, reload), backs off when workers cannot
 //! boot, and stops them all at the end. See docs/pool.md for the rules.
 use super::ahead;
+use super::announce::{Announcer, Facts};
 use super::handle::{self, Limits, Start};
 use super::limits;
 use super::lines::{self, Line, Lines, Waiting};
@@ -14,6 +15,7 @@ use super::templates;
 use super::PoolError;
 use crate::config::Config;
 use crate::dispatch::{Inbox, Job, Reply, Submitter};
+use crate::systemd::{Message, Notifier};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -54,6 +56,8 @@ pub struct Supervisor {
     generation: u64,
     stopping: bool,
     fatal: Option<PoolError>,
+    /// systemd's notifications (READY, RELOADING, STATUS), when it asked for them.
+    announce: Option<(Notifier, Announcer)>,
 }
 
 impl Supervisor {
@@ -66,6 +70,7 @@ impl Supervisor {
             mpsc::UnboundedSender<Control>,
             mpsc::UnboundedReceiver<Control>,
         ),
+        announce: Option<(Notifier, Announcer)>,
     ) -> Supervisor {
         let (events_tx, events) = mpsc::unbounded_channel();
         let allocate = config.pool.allocate_timeout;
@@ -105,6 +110,7 @@ impl Supervisor {
             generation: 0,
             stopping: false,
             fatal: None,
+            announce,
         }
     }
 
@@ -626,6 +632,9 @@ impl Supervisor {
             let _ = orders.send(Order::Reload(self.generation));
         }
         tracing::info!("reloading workers one by one");
+        if let Some((notifier, announcer)) = &mut self.announce {
+            send(notifier, announcer.reload(self.generation));
+        }
     }
 
     fn on_control(&mut self, control: Control) {
@@ -648,14 +657,40 @@ impl Supervisor {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         let mut counts = [0; 4];
+        let mut serving_current = 0;
         for slot in &self.slots {
             counts[slot.state as usize] += 1;
+            if !slot.oneshot
+                && slot.generation == self.generation
+                && matches!(slot.state, State::Idle | State::Busy)
+            {
+                serving_current += 1;
+            }
         }
         self.stats.set_states(counts);
         let pending = self.table().stale().next().is_some();
         self.stats.set_reload(self.generation, pending);
+        if let Some((notifier, announcer)) = &mut self.announce {
+            let facts = Facts {
+                serving_current,
+                generation: self.generation,
+                reload_pending: pending,
+                boot_failures: self.boot_failures,
+            };
+            let stats = &self.stats;
+            send(
+                notifier,
+                announcer.observe(facts, || stats.last_boot_error()),
+            );
+        }
+    }
+}
+
+fn send(notifier: &Notifier, messages: Vec<Message>) {
+    if !messages.is_empty() {
+        notifier.send(&messages);
     }
 }
 

@@ -59,6 +59,11 @@ impl ConnectionLimit {
         self.max
     }
 
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// A place for one more connection, if there is one.
     pub fn acquire(&self) -> Option<Permit> {
         let taken = self
@@ -71,11 +76,6 @@ impl ConnectionLimit {
         Some(Permit {
             open: self.open.clone(),
         })
-    }
-
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
     }
 
     /// The most connections open at once since the last reset.

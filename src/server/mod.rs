@@ -111,8 +111,12 @@ pub struct Server {
     coordinator: Coordinator,
     pub bound: Vec<Bound>,
     pub stats: Arc<stats::HttpStats>,
-    /// Present when `velox.server_url` is set (the pool's metrics read it).
+    /// Present when `velox.server_url` is set (the metrics read it).
     pub velox: Option<Arc<crate::velox::Velox>>,
+    /// The client connections open, and the limit (the metrics read it).
+    pub connections: ConnectionLimit,
+    /// The queue to PHP (the metrics and readiness read its depth).
+    pub queue: Submitter,
 }
 
 impl Server {
@@ -160,6 +164,7 @@ impl Server {
             None => None,
         };
         let stats = Arc::new(stats::HttpStats::default());
+        let queue = submitter.clone();
         let ctx = Arc::new(Context {
             config,
             submitter,
@@ -176,13 +181,15 @@ impl Server {
                 coordinator.guard(),
             ));
         }
-        handle.spawn(release::after_bursts(limit, coordinator.shutdown()));
+        handle.spawn(release::after_bursts(limit.clone(), coordinator.shutdown()));
         handle.spawn(on_stop_request(coordinator.trigger_handle()));
         Ok(Server {
             coordinator,
             bound,
             stats,
             velox,
+            connections: limit,
+            queue,
         })
     }
 

@@ -47,6 +47,7 @@ pub async fn handle(
     fragment: bool,
 ) -> Response<Body> {
     let started = Instant::now();
+    let in_flight = ctx.stats.started();
     let method = req.method().clone();
     let compression = ctx.config.http.compression.as_ref();
     let wanted = compression.map(|c| c.wanted(req.method(), req.headers()));
@@ -69,6 +70,7 @@ pub async fn handle(
     };
     ctx.stats
         .record(response.status().as_u16(), started.elapsed());
+    drop(in_flight);
     if let (Some(compression), Some(wanted)) = (compression, wanted) {
         response = compression.apply(wanted, response).await;
     }

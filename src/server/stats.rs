@@ -1,5 +1,5 @@
-//! Request counters for the metrics endpoint: answers by status and a latency histogram
-//! (time to the response head). Relaxed atomics only: a few adds per request.
+//! Request counters for the metrics endpoint: answers by status, a latency histogram (time to
+//! the response head) and the requests in flight. Relaxed atomics only: a few adds per request.
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ pub struct HttpStats {
     /// Non-cumulative counts per bucket; the last slot is +Inf.
     buckets: Vec<AtomicU64>,
     sum_micros: AtomicU64,
+    /// Requests between their head and their response head.
+    in_flight: AtomicU64,
 }
 
 impl Default for HttpStats {
@@ -22,11 +24,31 @@ impl Default for HttpStats {
             by_status: (100..600).map(|_| AtomicU64::new(0)).collect(),
             buckets: (0..=BUCKETS.len()).map(|_| AtomicU64::new(0)).collect(),
             sum_micros: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
         }
     }
 }
 
+/// One request in flight; dropping it (answered, or the client went away) ends it.
+pub struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 impl HttpStats {
+    /// A request's head arrived; it is in flight until the guard is dropped.
+    pub fn started(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight(&self.in_flight)
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Relaxed)
+    }
+
     pub fn record(&self, status: u16, took: Duration) {
         if let Some(counter) = self.by_status.get(usize::from(status).wrapping_sub(100)) {
             counter.fetch_add(1, Relaxed);
@@ -81,5 +103,17 @@ mod tests {
         assert_eq!(h[3], 2);
         assert_eq!(*h.last().unwrap(), 3);
         assert!((sum - 20.031).abs() < 1e-6);
+    }
+
+    #[test]
+    fn requests_are_in_flight_until_their_guard_goes() {
+        let s = HttpStats::default();
+        let a = s.started();
+        let b = s.started();
+        assert_eq!(s.in_flight(), 2);
+        drop(a);
+        assert_eq!(s.in_flight(), 1);
+        drop(b);
+        assert_eq!(s.in_flight(), 0);
     }
 }
