@@ -108,7 +108,8 @@ fn auto(nofile: Option<u64>) -> usize {
     }
 }
 
-fn nofile_limit() -> Option<u64> {
+/// The process's descriptor limit (`ulimit -n`); None when unlimited or unknown.
+pub(crate) fn nofile_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
