@@ -2,12 +2,14 @@
 //!
 //! # Layout
 //! - [`config`]   one `Config` struct: defaults, `.rr.yaml`, ini and option overrides, validation.
-//! - [`request`]  the plain-Rust request handed to PHP: form/query trees, cookies, multipart uploads, `$_SERVER`.
+//! - [`request`]  the plain-Rust request handed to PHP: form/query trees, cookies, multipart uploads,
+//!   raw bodies spooled to temp files, `$_SERVER`.
 //! - [`body`]     the response body type shared by the server and the streaming code.
 //! - [`compress`] response compression: Accept-Encoding negotiation, gzip/br/zstd encoders.
 //! - [`static_files`] `http.static`: asset files answered from disk before PHP.
 //! - [`stream`]   file streaming to clients (sendFile, X-Sendfile): Range/206, HEAD, bounded buffers.
-//! - [`dispatch`] how a request reaches the PHP thread and its answer comes back.
+//! - [`dispatch`] how a request reaches the PHP thread and its answer comes back (a streamed
+//!   answer waits for its client in memory, then a temp file).
 //! - [`runtime`]  the tokio runtime and which thread drives it (PHP while it waits, a helper otherwise).
 //! - [`velox`]    the Velox build offload: request checks, client, single-flight, artifact cache.
 //! - [`engine`]   what a PHP process runs behind `RR\Worker`, one engine per role: embedded,
