@@ -249,25 +249,13 @@ impl Embedded {
     /// for at most `http.send_timeout`. False when the client left or read nothing in that
     /// time: the caller then drops the sender, which cuts the answer off.
     fn deliver(&self, tx: &AnswerSender, chunk: Bytes) -> bool {
-        let mut chunk = chunk;
-        loop {
-            match tx.push(chunk) {
-                Push::Queued => return true,
-                Push::Gone => return false,
-                Push::Full(back) => chunk = back,
-            }
-            let limit = self.config.http.send_timeout;
-            if self
+        match tx.push(chunk) {
+            Push::Queued => true,
+            Push::Gone => false,
+            // Only a full spool enters the runtime to wait.
+            Push::Full(back) => self
                 .driver
-                .wait(tokio::time::timeout(limit, tx.room()))
-                .is_err()
-            {
-                tracing::warn!(
-                    "a client read nothing of a streamed answer for http.send_timeout \
-                     ({limit:?}): the answer is cut off and PHP goes on"
-                );
-                return false;
-            }
+                .wait(tx.deliver(back, self.config.http.send_timeout)),
         }
     }
 

@@ -6,7 +6,7 @@
 //! worker declines them (it retired) or dies, they can run on another worker, unchanged. Only
 //! the oldest may have started; a worker that dies costs that one request, as without
 //! send-ahead.
-use crate::dispatch::answer::{self, AnswerLimits, AnswerSender, Push};
+use crate::dispatch::answer::{self, AnswerLimits, AnswerSender};
 use crate::dispatch::{Job, Reply};
 use crate::ipc::claim::{self, Claim};
 use crate::ipc::Frame;
@@ -254,7 +254,7 @@ impl Open {
                         // A frame's bytes share the frame reader's whole buffer: a chunk that
                         // waits for a slow client must not pin it (2 MB per stalled answer).
                         let bytes = bytes::Bytes::copy_from_slice(&bytes);
-                        if !deliver(tx, bytes, self.send_timeout).await {
+                        if !tx.deliver(bytes, self.send_timeout).await {
                             self.stream = Stream::Discarding;
                         }
                     }
@@ -310,25 +310,6 @@ impl Open {
     fn send(&mut self, reply: Reply) {
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(reply);
-        }
-    }
-}
-
-/// Queues one chunk; false when the client left, or the spool stayed full for `limit`.
-async fn deliver(tx: &AnswerSender, chunk: bytes::Bytes, limit: Duration) -> bool {
-    let mut chunk = chunk;
-    loop {
-        match tx.push(chunk) {
-            Push::Queued => return true,
-            Push::Gone => return false,
-            Push::Full(back) => chunk = back,
-        }
-        if tokio::time::timeout(limit, tx.room()).await.is_err() {
-            tracing::warn!(
-                "a client read nothing of a streamed answer for http.send_timeout ({limit:?}): \
-                 the answer is cut off and the worker goes on"
-            );
-            return false;
         }
     }
 }

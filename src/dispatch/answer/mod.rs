@@ -149,6 +149,27 @@ impl AnswerSender {
         Push::Queued
     }
 
+    /// Queues a chunk, waiting for room while the spool is full, for at most `limit` each
+    /// time (`http.send_timeout`). False when the client left or read nothing in that time:
+    /// the caller then drops the sender, which cuts the answer off.
+    pub async fn deliver(&self, chunk: Bytes, limit: std::time::Duration) -> bool {
+        let mut chunk = chunk;
+        loop {
+            match self.push(chunk) {
+                Push::Queued => return true,
+                Push::Gone => return false,
+                Push::Full(back) => chunk = back,
+            }
+            if tokio::time::timeout(limit, self.room()).await.is_err() {
+                tracing::warn!(
+                    "a client read nothing of a streamed answer for http.send_timeout \
+                     ({limit:?}): the answer is cut off and its sender goes on"
+                );
+                return false;
+            }
+        }
+    }
+
     /// Completes once the reader made room or left.
     pub async fn room(&self) {
         self.shared.room.notified().await;
