@@ -225,6 +225,9 @@ def main():
     if e_rps:
         checks.append(("(b) vs (e) Swoole SWOOLE_BASE, 1 worker",
                        fmt_ratio(b_rps, e_rps) if b_rps else "n/a", "info"))
+    if rps("e-pool"):
+        ratio_target("pool hello >= 1.0x Swoole BASE, same workers", rps("p-hello"), rps("e-pool"),
+                     1.0, percent=False)
     w = max(len(c[0]) for c in checks)
     w2 = max(len(c[1]) for c in checks)
     for name, value, v in checks:

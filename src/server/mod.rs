@@ -141,6 +141,7 @@ impl Server {
         let coordinator = Coordinator::new();
         // One limit for the plain and the TLS listener together.
         let limit = ConnectionLimit::new(config.http.max_connections);
+        limit::presize_descriptor_table();
         let bound = listeners
             .iter()
             .map(|l| Bound {
