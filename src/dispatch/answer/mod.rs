@@ -117,7 +117,10 @@ pub fn channel(limits: AnswerLimits) -> (AnswerSender, AnswerReceiver) {
 
 impl AnswerSender {
     /// Queues a chunk without waiting: in memory while there is room and the file holds
-    /// nothing unread, else appended to the temp file.
+    /// nothing unread, the rest appended to the temp file. A chunk larger than the room left in
+    /// memory is split, so at most `http.response_buffer_size` waits in memory whatever the
+    /// size of the chunks PHP or a worker sends (a 1 MB `flush()` kept whole cost a stalled
+    /// answer ~2 MB in the pool master).
     pub fn push(&self, chunk: Bytes) -> Push {
         if chunk.is_empty() {
             return Push::Queued;
@@ -128,15 +131,36 @@ impl AnswerSender {
             return Push::Gone;
         }
         let unread_file = state.spool.as_ref().map_or(0, |s| s.written - s.read);
-        let fits_memory = state.in_memory + chunk.len() <= limits.memory;
-        // Nothing is waiting at all: any chunk is taken, so an answer always makes progress.
-        let idle = unread_file == 0 && state.in_memory == 0;
-        if unread_file == 0 && fits_memory || idle {
-            state.in_memory += chunk.len();
-            state.memory.push_back(chunk);
-        } else if unread_file + chunk.len() as u64 > limits.file {
-            return Push::Full(chunk);
-        } else if let Err(e) = append(&mut state, &limits.dir, &chunk) {
+        let mut rest = chunk;
+        if unread_file == 0 {
+            let room = limits.memory.saturating_sub(state.in_memory);
+            if rest.len() <= room {
+                state.in_memory += rest.len();
+                state.memory.push_back(rest);
+                wake(&mut state);
+                return Push::Queued;
+            }
+            if room > 0 {
+                // A copy of the part that fits: a slice would keep the whole chunk's memory
+                // alive for as long as the client takes to read it.
+                let head = Bytes::copy_from_slice(&rest[..room]);
+                state.in_memory += room;
+                state.memory.push_back(head);
+                rest = rest.slice(room..);
+                wake(&mut state);
+            } else if state.in_memory == 0 && rest.len() as u64 > limits.file {
+                // No memory buffer, and nothing waits at all: any chunk the file cannot take is
+                // taken whole, so an answer always makes progress.
+                state.in_memory += rest.len();
+                state.memory.push_back(rest);
+                wake(&mut state);
+                return Push::Queued;
+            }
+        }
+        if unread_file + rest.len() as u64 > limits.file {
+            return Push::Full(rest);
+        }
+        if let Err(e) = append(&mut state, &limits.dir, &rest) {
             tracing::error!(
                 "a streamed answer could not be spooled to {}: it is cut off: {e}",
                 limits.dir.display()
