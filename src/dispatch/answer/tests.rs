@@ -144,7 +144,11 @@ async fn a_chunk_larger_than_the_memory_left_is_split_and_memory_stays_bounded()
     // 2 bytes of room: "cd" to memory, the rest to the file.
     assert_eq!(tx.push(bytes("cdefghij")), Push::Queued);
     assert_eq!(files(dir.path()), 1);
-    assert_eq!(tx.shared.lock().in_memory, 4, "never more than the memory limit");
+    assert_eq!(
+        tx.shared.lock().in_memory,
+        4,
+        "never more than the memory limit"
+    );
     assert_eq!(next(&mut rx).await.unwrap().unwrap(), "ab");
     assert_eq!(next(&mut rx).await.unwrap().unwrap(), "cd");
     assert_eq!(next(&mut rx).await.unwrap().unwrap(), "efghij");
@@ -162,7 +166,11 @@ async fn a_split_chunk_whose_rest_does_not_fit_the_file_waits_for_room() {
     // "ab" to memory; "cdefg" does not fit the 3-byte file: the sender keeps it.
     assert_eq!(tx.push(bytes("abcdefg")), Push::Full(bytes("cdefg")));
     assert_eq!(next(&mut rx).await.unwrap().unwrap(), "ab");
-    assert_eq!(tx.push(bytes("cdefg")), Push::Queued, "cd to memory, efg to the file");
+    assert_eq!(
+        tx.push(bytes("cdefg")),
+        Push::Queued,
+        "cd to memory, efg to the file"
+    );
     tx.end();
     assert_eq!(drain(&mut rx).await.unwrap(), b"cdefg");
 }
