@@ -132,21 +132,21 @@ impl Supervisor {
         self.outcome.take().unwrap_or(Ok(()))
     }
 
-    /// Feeds the machine one input and applies what it decides (and what follows from that:
-    /// the outcome of each start, requests that did not reach their worker); then the requests
-    /// queued meanwhile.
+    /// Feeds the machine one input and applies what it decides, then what comes of that (the
+    /// outcome of a start, requests that did not reach their worker: last in, first fed, so
+    /// requests put back keep their order), then the requests queued meanwhile.
     fn step(&mut self, input: Input) {
-        let mut inputs = vec![input];
-        while !inputs.is_empty() {
-            for input in std::mem::take(&mut inputs) {
-                for effect in self.machine.on(input, Instant::now()) {
-                    self.apply(effect, &mut inputs);
-                }
+        let mut next = Some(input);
+        let mut inputs = Vec::new();
+        while let Some(input) = next.take().or_else(|| inputs.pop()) {
+            for effect in self.machine.on(input, Instant::now()) {
+                self.apply(effect, &mut inputs);
             }
             if inputs.is_empty() && !self.machine.stopping() {
-                if let Some(job) = self.inbox.try_recv() {
-                    inputs.push(Input::Arrived(self.file(job)));
-                }
+                next = self
+                    .inbox
+                    .try_recv()
+                    .map(|job| Input::Arrived(self.file(job)));
             }
         }
     }
