@@ -39,6 +39,9 @@ pub struct Machine {
     spawning: Option<u64>,
     generation: u64,
     stopping: bool,
+    /// A worker's channel was full: nothing is handed until the next input (handing again at
+    /// once could go round in circles).
+    hold_dispatch: bool,
     fatal: Option<PoolError>,
     exited: bool,
     out: Vec<Effect>,
@@ -58,6 +61,7 @@ impl Machine {
             spawning: None,
             generation: 0,
             stopping: false,
+            hold_dispatch: false,
             fatal: None,
             exited: false,
             out: Vec::new(),
@@ -102,6 +106,7 @@ impl Machine {
                 if why != NotHanded::Abandoned {
                     self.waiting.put_back(job);
                 }
+                self.hold_dispatch |= why == NotHanded::Full;
             }
             Input::Forked {
                 worker,
@@ -189,7 +194,9 @@ impl Machine {
     }
 
     fn end_step(&mut self, now: Instant) -> Vec<Effect> {
-        self.dispatch(now);
+        if !std::mem::take(&mut self.hold_dispatch) {
+            self.dispatch(now);
+        }
         self.publish();
         if self.stopping && self.slots.is_empty() && !self.exited {
             self.exited = true;

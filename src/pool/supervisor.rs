@@ -133,8 +133,9 @@ impl Supervisor {
     }
 
     /// Feeds the machine one input and applies what it decides, then what comes of that (the
-    /// outcome of a start, requests that did not reach their worker: last in, first fed, so
-    /// requests put back keep their order), then the requests queued meanwhile.
+    /// outcome of a start, requests that did not reach their worker; last in, first fed, so
+    /// requests put back at the head of their line end in their order), then the requests
+    /// queued meanwhile.
     fn step(&mut self, input: Input) {
         let mut next = Some(input);
         let mut inputs = Vec::new();

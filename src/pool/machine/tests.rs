@@ -538,6 +538,27 @@ fn a_crashed_worker_costs_only_its_requests_and_is_replaced() {
         worker: replacement[0],
     });
     assert_eq!(handed(&effects), [(replacement[0], job, false)]);
+    // A worker whose channel is full gets nothing more in that step; the next one hands the
+    // request again.
+    m.answer(replacement[0]);
+    let (job, effects) = m.arrive();
+    let [(to, _, false)] = handed(&effects)[..] else {
+        panic!("{effects:?}");
+    };
+    let job = Waiting {
+        job,
+        queued_at: m.now,
+        line: Line::InPlace,
+        small: true,
+    };
+    let why = NotHanded::Full;
+    let effects = m.on(Input::NotHanded {
+        worker: to,
+        job,
+        why,
+    });
+    assert!(handed(&effects).is_empty());
+    assert_eq!(handed(&m.on(Input::Tick)), [(to, job.job, false)]);
 }
 
 #[test]
