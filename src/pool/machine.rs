@@ -20,6 +20,16 @@ pub use io::{Effect, Input, NotHanded, Notice, Refusal, Snapshot};
 /// How soon a start that failed for lack of resources (descriptors, processes) is retried.
 pub const SPAWN_RETRY: Duration = Duration::from_millis(250);
 
+/// The pool's life.
+#[derive(Debug)]
+enum Phase {
+    Serving,
+    /// No new work; the workers are stopping. With the error that stopped the pool, if one did.
+    Stopping(Option<PoolError>),
+    /// Every worker is gone (`Exit` was said).
+    Exited,
+}
+
 pub struct Machine {
     pool: PoolConfig,
     slots: Vec<Slot>,
@@ -38,12 +48,10 @@ pub struct Machine {
     /// first that fails stops the others.
     spawning: Option<u64>,
     generation: u64,
-    stopping: bool,
+    phase: Phase,
     /// A worker's channel was full: nothing is handed until the next input (handing again at
     /// once could go round in circles).
     hold_dispatch: bool,
-    fatal: Option<PoolError>,
-    exited: bool,
     out: Vec<Effect>,
 }
 
@@ -60,10 +68,8 @@ impl Machine {
             spawn_after: now,
             spawning: None,
             generation: 0,
-            stopping: false,
+            phase: Phase::Serving,
             hold_dispatch: false,
-            fatal: None,
-            exited: false,
             out: Vec::new(),
         }
     }
@@ -159,8 +165,7 @@ impl Machine {
             Input::TemplateBootFailed(message) => self.boot_failed(message, now),
             Input::TemplateUnusable(message) => {
                 self.tell(Notice::TemplateUnusable(message.clone()));
-                self.fatal = Some(PoolError::TemplateUnusable(message));
-                self.begin_stop(now);
+                self.begin_stop(Some(PoolError::TemplateUnusable(message)), now);
             }
             Input::Reload => self.reload(now),
             Input::Tick => self.housekeeping(now),
@@ -173,7 +178,7 @@ impl Machine {
                     })
                 });
             }
-            Input::Stop => self.begin_stop(now),
+            Input::Stop => self.begin_stop(None, now),
         }
         self.end_step(now)
     }
@@ -185,7 +190,7 @@ impl Machine {
 
     /// Stopping: the queue is closed.
     pub fn stopping(&self) -> bool {
-        self.stopping
+        !matches!(self.phase, Phase::Serving)
     }
 
     /// The worker table, for the workers list.
@@ -198,10 +203,12 @@ impl Machine {
             self.dispatch(now);
         }
         self.publish();
-        if self.stopping && self.slots.is_empty() && !self.exited {
-            self.exited = true;
-            let result = self.fatal.take().map_or(Ok(()), Err);
-            self.out.push(Effect::Exit(result));
+        if let Phase::Stopping(fatal) = &mut self.phase {
+            if self.slots.is_empty() {
+                let result = fatal.take().map_or(Ok(()), Err);
+                self.phase = Phase::Exited;
+                self.out.push(Effect::Exit(result));
+            }
         }
         std::mem::take(&mut self.out)
     }
@@ -227,7 +234,7 @@ impl Machine {
 
     /// A request taken off the queue waits in line for its kind of worker.
     fn arrived(&mut self, waiting: Waiting, now: Instant) {
-        if self.stopping {
+        if self.stopping() {
             let why = Refusal::Stopping;
             self.out.push(Effect::Refuse {
                 job: waiting.job,
@@ -256,7 +263,7 @@ impl Machine {
     /// caches); with none idle, small requests go ahead to quick busy workers. Stopping: every
     /// request waiting gets 503.
     fn dispatch(&mut self, now: Instant) {
-        if self.stopping {
+        if self.stopping() {
             for waiting in self.waiting.drain() {
                 self.out.push(Effect::Refuse {
                     job: waiting.job,
@@ -313,7 +320,7 @@ impl Machine {
             forked: slot.forked,
         };
         self.tell(notice);
-        if self.stopping {
+        if self.stopping() {
             self.retire(i, None, now);
         } else {
             self.replace_stale(now);
@@ -330,6 +337,7 @@ impl Machine {
     ) {
         self.tell(Notice::JobDone);
         let Some(i) = self.slot(worker) else { return };
+        let stopping = self.stopping();
         let slot = &mut self.slots[i];
         slot.jobs += 1;
         slot.release(1);
@@ -340,7 +348,7 @@ impl Machine {
             // Already told to stop: an answer to a request it held (send-ahead).
             return;
         }
-        if self.stopping || slot.oneshot {
+        if stopping || slot.oneshot {
             // A one-shot worker ends after its request: not a restart.
             return self.retire(i, None, now);
         }
@@ -443,6 +451,7 @@ impl Machine {
         let failures = self.boot_failures;
         let then = rules::after_boot_failure(self.pool.debug, self.ever_booted, failures);
         let mut request_failed = false;
+        let mut fatal = None;
         match then {
             AfterBootFailure::RetryIn(backoff) => self.spawn_after = now + backoff,
             AfterBootFailure::FailRequest => {
@@ -460,7 +469,7 @@ impl Machine {
                     true => "the template (or a worker forked from it)",
                     false => "workers",
                 };
-                self.fatal = Some(PoolError::BootFailed(format!(
+                fatal = Some(PoolError::BootFailed(format!(
                     "{who} failed to boot {failures} times in a row; giving up. The last: {message}"
                 )));
             }
@@ -475,8 +484,8 @@ impl Machine {
             request_failed,
         };
         self.tell(notice);
-        if then == AfterBootFailure::GiveUp {
-            self.begin_stop(now);
+        if fatal.is_some() {
+            self.begin_stop(fatal, now);
         }
     }
 
@@ -505,7 +514,7 @@ impl Machine {
     /// Starts a worker if one is missing (`rules::Table::starts`), one at a time: the next
     /// once this one's start is answered.
     fn fill(&mut self, now: Instant) {
-        if self.stopping || now < self.spawn_after || self.spawning.is_some() {
+        if self.stopping() || now < self.spawn_after || self.spawning.is_some() {
             return;
         }
         let Starts { in_place, oneshot } = self.table().starts(self.waiting.len(Line::OneShot));
@@ -550,7 +559,7 @@ impl Machine {
     }
 
     fn reload(&mut self, now: Instant) {
-        if self.stopping {
+        if self.stopping() {
             return;
         }
         self.generation += 1;
@@ -566,10 +575,19 @@ impl Machine {
     }
 
     /// No new work: idle and booting workers stop now, busy ones when their request is done.
-    fn begin_stop(&mut self, now: Instant) {
-        if !self.stopping {
-            self.stopping = true;
-            self.out.push(Effect::CloseQueue);
+    /// `fatal`: why the pool stops on its own (the newest reason wins).
+    fn begin_stop(&mut self, fatal: Option<PoolError>, now: Instant) {
+        match &mut self.phase {
+            Phase::Serving => {
+                self.phase = Phase::Stopping(fatal);
+                self.out.push(Effect::CloseQueue);
+            }
+            Phase::Stopping(reason) => {
+                if fatal.is_some() {
+                    *reason = fatal;
+                }
+            }
+            Phase::Exited => return,
         }
         for i in 0..self.slots.len() {
             if matches!(self.slots[i].state, State::Idle | State::Booting) {
