@@ -14,14 +14,15 @@
 //! - [`velox`]    the Velox build offload: request checks, client, single-flight, artifact cache.
 //! - [`engine`]   what a PHP process runs behind `RR\Worker`, one engine per role: embedded,
 //!   pool worker, template, master; wait, answer, stream, tear down.
-//! - [`pool`]     pool mode's master machinery: supervisor, worker processes and their tasks,
-//!   dispatch, the template keeper, its status and metrics, what it tells systemd.
+//! - [`pool`]     pool mode's master machinery: its decisions as one pure state machine, the
+//!   supervisor applying them, worker processes and their tasks, the template keeper, its
+//!   status and metrics, what it tells systemd.
 //! - [`observe`]  the status and metrics addresses in both modes: `/health`, `/ready`, the
 //!   Prometheus text and the families both modes share; each mode adds its own.
 //! - [`systemd`]  systemd's notifications (`sd_notify`): READY, RELOADING, STOPPING, STATUS,
 //!   the watchdog.
-//! - [`ipc`]      the wire between master and workers: frames, their codec, answers as frames,
-//!   the claim word of requests sent ahead, the workers list.
+//! - [`ipc`]      the wire between master and workers: frames, their codec and readers (async
+//!   and blocking), answers as frames, the claim word of requests sent ahead, the workers list.
 //! - [`logging`]  tracing set-up from the `logs` config.
 //! - [`server`]   listeners, TLS, hyper connections, limits, error responses, graceful shutdown.
 //! - [`php`]      the only module that touches ext-php-rs: classes, functions, ini, conversions.

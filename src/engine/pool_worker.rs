@@ -6,7 +6,7 @@ use super::{RespondError, Wait};
 use crate::config::{Config, Scheduling};
 use crate::dispatch::Reply;
 use crate::ipc::claim::Claim;
-use crate::ipc::{self, ChannelError, Frame};
+use crate::ipc::{self, ChannelError, Frame, FrameReader, ReadError};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
@@ -94,7 +94,7 @@ enum Pending {
 pub struct PoolWorker {
     config: Arc<Config>,
     channel: UnixStream,
-    inbuf: BytesMut,
+    reader: FrameReader,
     outbuf: BytesMut,
     pending: Pending,
     uploads: Tree<Upload>,
@@ -127,7 +127,7 @@ impl PoolWorker {
         PoolWorker {
             config,
             channel,
-            inbuf: BytesMut::with_capacity(64 * 1024),
+            reader: FrameReader::new(16 * 1024),
             outbuf: BytesMut::with_capacity(64 * 1024),
             pending: Pending::Idle,
             uploads: Tree::new(),
@@ -220,7 +220,7 @@ impl PoolWorker {
             }
             let next = match self.deferred.pop_front() {
                 Some((seq, request)) => Ok(Some((Frame::Request(request), seq))),
-                None => self.split(),
+                None => self.next(tick),
             };
             match next {
                 // Declined: the master hands it to another worker.
@@ -237,22 +237,23 @@ impl PoolWorker {
                     tracing::error!("rr pool worker: unexpected frame {other:?}: stopping");
                     self.phase = Phase::Stopped;
                 }
+                Err(ReadError::Closed) => self.phase = Phase::Stopped,
                 Err(e) => {
                     tracing::error!("rr pool worker: {e}: stopping");
                     self.phase = Phase::Stopped;
                 }
-                Ok(None) => match self.receive(tick) {
-                    Ok(true) => {}
-                    Ok(false) => return Wait::Tick,
-                    Err(()) => self.phase = Phase::Stopped,
-                },
+                Ok(None) => return Wait::Tick,
             }
         }
     }
 
-    /// The next frame in the buffer, numbered when it is a request.
-    fn split(&mut self) -> Result<Option<(Frame, u32)>, ipc::DecodeError> {
-        let frame = Frame::split(&mut self.inbuf)?;
+    /// The next frame that arrives within `tick`, numbered when it is a request; `Ok(None)`
+    /// when none did (or a signal came).
+    fn next(&mut self, tick: Duration) -> Result<Option<(Frame, u32)>, ReadError> {
+        let channel = &mut self.channel;
+        let frame = self
+            .reader
+            .next_blocking(|buf| read_within(channel, tick, buf))?;
         Ok(frame.map(|frame| {
             if let Frame::Request(_) = frame {
                 self.received = self.received.wrapping_add(1);
@@ -264,32 +265,6 @@ impl PoolWorker {
     /// Whether request `seq` may start here (the master did not take it back).
     fn claim(&self, seq: u32) -> bool {
         self.claim.as_ref().is_none_or(|claim| claim.start(seq))
-    }
-
-    /// Reads what arrives within `tick`: Ok(false) when nothing did, Err on EOF or error.
-    fn receive(&mut self, tick: Duration) -> Result<bool, ()> {
-        let mut poll = libc::pollfd {
-            fd: self.channel.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = tick.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd on our own descriptor, for the duration of the call.
-        let n = unsafe { libc::poll(&mut poll, 1, ms) };
-        if n <= 0 {
-            // Timeout, or EINTR from a signal: either way the caller gets to run handlers.
-            return Ok(false);
-        }
-        let mut chunk = [0u8; 16 * 1024];
-        match self.channel.read(&mut chunk) {
-            Ok(0) => Err(()),
-            Ok(n) => {
-                self.inbuf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
-            Err(_) => Err(()),
-        }
     }
 
     pub fn respond(
@@ -378,7 +353,7 @@ impl PoolWorker {
         }
         self.send(&Frame::ListWorkers);
         loop {
-            match self.split() {
+            match self.next(Duration::from_secs(1)) {
                 Ok(Some((Frame::Workers(json), _))) => {
                     return serde_json::from_str(&json).unwrap_or_default()
                 }
@@ -391,8 +366,7 @@ impl PoolWorker {
                 Err(_) => self.phase = Phase::Stopped,
                 Ok(None) => {}
             }
-            if self.phase == Phase::Stopped || self.receive(Duration::from_secs(1)).is_err() {
-                self.phase = Phase::Stopped;
+            if self.phase == Phase::Stopped {
                 return Vec::new();
             }
         }
@@ -449,4 +423,20 @@ impl PoolWorker {
             self.decline();
         }
     }
+}
+
+/// Reads what arrives on `channel` within `tick`: `WouldBlock` when nothing did (or a signal
+/// came: either way the caller gets to run handlers).
+fn read_within(channel: &mut UnixStream, tick: Duration, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut poll = libc::pollfd {
+        fd: channel.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = tick.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd on our own descriptor, for the duration of the call.
+    if unsafe { libc::poll(&mut poll, 1, ms) } <= 0 {
+        return Err(std::io::ErrorKind::WouldBlock.into());
+    }
+    channel.read(buf)
 }

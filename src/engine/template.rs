@@ -4,7 +4,7 @@
 //! the worker is re-parented to the master, which is a child subreaper and reaps it like any
 //! other worker (see docs/pool.md, "Template mode").
 use crate::config::TemplateConnections;
-use crate::ipc::{self, fds, Frame};
+use crate::ipc::{self, fds, Frame, FrameReader, ReadError};
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -43,21 +43,15 @@ pub fn serve(channel: &mut UnixStream, connections: TemplateConnections) -> Outc
     if write(channel, &Frame::Booted).is_err() {
         return Outcome::Stop;
     }
-    let mut inbuf = BytesMut::with_capacity(4096);
+    // Fork orders and Stop only: small frames.
+    let mut reader = FrameReader::new(4096).limit(4096);
     let mut received: VecDeque<OwnedFd> = VecDeque::new();
     loop {
-        let frame = match Frame::split(&mut inbuf) {
+        let frame = match reader.next_blocking(|buf| fds::recv(fd, buf, &mut received)) {
             Ok(Some(frame)) => frame,
-            Ok(None) => {
-                let mut chunk = [0u8; 4096];
-                match fds::recv(fd, &mut chunk, &mut received) {
-                    Ok(0) => return Outcome::Stop,
-                    Ok(n) => inbuf.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => return Outcome::Stop,
-                }
-                continue;
-            }
+            // A signal: nothing to run here, read on.
+            Ok(None) => continue,
+            Err(ReadError::Closed) => return Outcome::Stop,
             Err(e) => {
                 tracing::error!("rr pool template: {e}: stopping");
                 return Outcome::Stop;

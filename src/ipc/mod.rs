@@ -4,7 +4,8 @@
 //! # Layout
 //! - `wire`   primitives: little-endian integers, length-prefixed bytes, headers.
 //! - `frame`  [`Frame`]: the messages, their encoding, and splitting them off a byte buffer.
-//! - `reader` frames read whole off the master's end of a channel (async, cancel-safe).
+//! - `reader` [`FrameReader`]: frames read whole off a channel, async for the master's tasks
+//!   (cancel-safe) and blocking for the worker and the template; typed [`ReadError`]s.
 //! - `reply`  a worker's answer as a frame and back ([`Frame::from_reply`], [`Frame::into_reply`]).
 //! - `worker_info` one row of the workers list (sent as JSON in `Frame::Workers`).
 //! - `fds`    passing descriptors along with a frame (SCM_RIGHTS), master → template.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::ipc::{FrameReader, ReadError};
 use crate::request::spool::RequestBody;
 use crate::request::target::Target;
 
@@ -203,4 +204,155 @@ fn a_spooled_body_travels_as_its_path_and_the_worker_does_not_delete_it() {
         path.exists(),
         "the worker's copy must not delete the master's file"
     );
+}
+
+/// Reads as a channel would give them: each call returns the next piece (at most what fits).
+fn pieces(
+    mut pieces: Vec<std::io::Result<Vec<u8>>>,
+) -> impl FnMut(&mut [u8]) -> std::io::Result<usize> {
+    pieces.reverse();
+    move |buf| match pieces.pop() {
+        Some(Ok(piece)) => {
+            assert!(
+                piece.len() <= buf.len(),
+                "a piece larger than the reader's chunk"
+            );
+            buf[..piece.len()].copy_from_slice(&piece);
+            Ok(piece.len())
+        }
+        Some(Err(e)) => Err(e),
+        None => Ok(0),
+    }
+}
+
+fn encoded(frames: &[Frame]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    for frame in frames {
+        frame.encode(&mut out);
+    }
+    out.to_vec()
+}
+
+#[test]
+fn the_blocking_reader_waits_for_a_whole_frame_across_reads() {
+    let bytes = encoded(&[Frame::Error("x".repeat(300))]);
+    let mut read = pieces(bytes.chunks(7).map(|c| Ok(c.to_vec())).collect());
+    let mut reader = FrameReader::new(16);
+    match reader.next_blocking(&mut read) {
+        Ok(Some(Frame::Error(m))) => assert_eq!(m.len(), 300),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        reader.next_blocking(&mut read),
+        Err(ReadError::Closed)
+    ));
+}
+
+#[test]
+fn the_blocking_reader_gives_several_frames_of_one_read_in_order_without_reading_again() {
+    let bytes = encoded(&[Frame::Fork { id: 7 }, Frame::Stop, Frame::Ready]);
+    let mut reads = 0;
+    let mut one = Some(bytes);
+    let mut reader = FrameReader::new(4096);
+    let mut read = |buf: &mut [u8]| {
+        reads += 1;
+        let piece = one.take().unwrap_or_default();
+        buf[..piece.len()].copy_from_slice(&piece);
+        Ok(piece.len())
+    };
+    assert!(matches!(
+        reader.next_blocking(&mut read),
+        Ok(Some(Frame::Fork { id: 7 }))
+    ));
+    assert!(matches!(
+        reader.next_blocking(&mut read),
+        Ok(Some(Frame::Stop))
+    ));
+    assert!(matches!(
+        reader.next_blocking(&mut read),
+        Ok(Some(Frame::Ready))
+    ));
+    assert!(matches!(
+        reader.next_blocking(&mut read),
+        Err(ReadError::Closed)
+    ));
+    assert_eq!(reads, 2, "one read for the three frames, one for the end");
+}
+
+#[test]
+fn a_timeout_or_a_signal_keeps_the_bytes_read_so_far() {
+    let bytes = encoded(&[Frame::Stop]);
+    let (head, tail) = bytes.split_at(3);
+    let mut read = pieces(vec![
+        Ok(head.to_vec()),
+        Err(std::io::ErrorKind::WouldBlock.into()),
+        Err(std::io::ErrorKind::Interrupted.into()),
+        Ok(tail.to_vec()),
+    ]);
+    let mut reader = FrameReader::new(64);
+    assert!(matches!(reader.next_blocking(&mut read), Ok(None)));
+    assert!(matches!(reader.next_blocking(&mut read), Ok(None)));
+    assert!(matches!(
+        reader.next_blocking(&mut read),
+        Ok(Some(Frame::Stop))
+    ));
+}
+
+#[test]
+fn an_end_or_an_error_in_the_middle_of_a_frame_is_the_end() {
+    let bytes = encoded(&[Frame::Chunk(Bytes::from_static(b"abcdef"))]);
+    let half = bytes[..bytes.len() / 2].to_vec();
+    let mut reader = FrameReader::new(64);
+    assert!(matches!(
+        reader.next_blocking(pieces(vec![Ok(half.clone())])),
+        Err(ReadError::Closed)
+    ));
+    let mut reader = FrameReader::new(64);
+    let broken = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    assert!(matches!(
+        reader.next_blocking(pieces(vec![Ok(half), Err(broken)])),
+        Err(ReadError::Closed)
+    ));
+}
+
+#[test]
+fn garbage_and_frames_over_the_limit_are_typed_errors() {
+    let mut reader = FrameReader::new(64);
+    let garbage = vec![Ok(vec![1u8, 0, 0, 0, 99])];
+    assert!(matches!(
+        reader.next_blocking(pieces(garbage)),
+        Err(ReadError::Malformed(_))
+    ));
+    // Refused from its length prefix alone: nothing of it is buffered or awaited.
+    let mut reader = FrameReader::new(64).limit(4096);
+    let huge = vec![Ok(vec![0xff, 0xff, 0xff, 0x7f])];
+    match reader.next_blocking(pieces(huge)) {
+        Err(ReadError::TooLarge { len, max }) => assert_eq!((len, max), (0x7fff_ffff, 4096)),
+        other => panic!("{other:?}"),
+    }
+    let fits = encoded(&[Frame::Error("y".repeat(4000))]);
+    let mut reader = FrameReader::new(8192).limit(4096);
+    assert!(matches!(
+        reader.next_blocking(pieces(vec![Ok(fits)])),
+        Ok(Some(Frame::Error(_)))
+    ));
+}
+
+#[tokio::test]
+async fn the_async_reader_waits_for_whole_frames_then_tells_the_end() {
+    use tokio::io::AsyncWriteExt;
+    let (mut a, mut b) = tokio::io::duplex(64);
+    let out = encoded(&[Frame::Ready, Frame::Error("x".repeat(300))]);
+    tokio::spawn(async move {
+        for piece in out.chunks(7) {
+            a.write_all(piece).await.unwrap();
+        }
+    });
+    let mut reader = FrameReader::new(16);
+    assert!(matches!(reader.next(&mut b).await, Ok(Frame::Ready)));
+    match reader.next(&mut b).await {
+        Ok(Frame::Error(m)) => assert_eq!(m.len(), 300),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(reader.next(&mut b).await, Err(ReadError::Closed)));
 }

@@ -63,7 +63,7 @@ impl Channel {
                 }
                 Ok(frame) => return Some(frame),
                 Err(ReadError::Closed) => return None,
-                Err(ReadError::Malformed(e)) => {
+                Err(e) => {
                     tracing::error!(pid = self.process.pid, "worker channel: {e}");
                     return None;
                 }

@@ -1,8 +1,9 @@
-//! Requests taken off the queue and waiting for a worker: one line for in-place workers and one
-//! for one-shot workers (`http.pool.isolate` paths), each oldest first. Every request keeps its
-//! queue slot taken, so the queue still holds `max_queue_size` requests in all.
+//! Requests taken off the queue and waiting for a worker, as the supervisor's machine knows
+//! them: one line for in-place workers and one for one-shot workers (`http.pool.isolate` paths),
+//! each oldest first. The jobs themselves (with their reply channels, and the queue slot each
+//! keeps taken so the queue still holds `max_queue_size` requests in all) stay with the
+//! supervisor, filed by number.
 use crate::config::PoolConfig;
-use crate::dispatch::{HeldSlot, Job, Reply};
 use crate::request::target::Target;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -13,10 +14,16 @@ pub enum Line {
     OneShot = 1,
 }
 
-/// A request waiting for a worker, with the queue slot it keeps taken.
+/// A request waiting for a worker: the number its job is filed under, and what the decisions
+/// need of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Waiting {
-    pub job: Job,
-    pub held: Option<HeldSlot>,
+    pub job: u64,
+    /// When it entered the queue (`allocate_timeout` counts from here).
+    pub queued_at: Instant,
+    pub line: Line,
+    /// It may be sent to a busy worker ([`super::ahead::small`]).
+    pub small: bool,
 }
 
 pub struct Lines {
@@ -32,28 +39,30 @@ impl Lines {
         }
     }
 
-    pub fn push(&mut self, line: Line, job: Job, held: Option<HeldSlot>) {
-        self.lines[line as usize].push_back(Waiting { job, held });
+    pub fn push(&mut self, waiting: Waiting) {
+        self.lines[waiting.line as usize].push_back(waiting);
     }
 
     /// Back at the head of its line (the worker it was meant for is going away).
-    pub fn put_back(&mut self, line: Line, waiting: Waiting) {
-        self.lines[line as usize].push_front(waiting);
+    pub fn put_back(&mut self, waiting: Waiting) {
+        self.lines[waiting.line as usize].push_front(waiting);
     }
 
     pub fn len(&self, line: Line) -> usize {
         self.lines[line as usize].len()
     }
 
-    /// The next request of `line` still worth running: abandoned ones are dropped, those that
-    /// waited longer than `allocate_timeout` get 503.
-    pub fn next(&mut self, line: Line) -> Option<Waiting> {
+    /// The next request of `line` still worth running; those that waited longer than
+    /// `allocate_timeout` go to `expired` (they get 503).
+    pub fn next(
+        &mut self,
+        line: Line,
+        now: Instant,
+        mut expired: impl FnMut(u64),
+    ) -> Option<Waiting> {
         while let Some(waiting) = self.lines[line as usize].pop_front() {
-            if waiting.job.is_abandoned() {
-                continue;
-            }
-            if waiting.job.queued_at.elapsed() > self.allocate {
-                let _ = waiting.job.reply.send(Reply::NoWorker);
+            if now.saturating_duration_since(waiting.queued_at) > self.allocate {
+                expired(waiting.job);
                 continue;
             }
             return Some(waiting);
@@ -65,31 +74,27 @@ impl Lines {
     pub fn deadline(&self) -> Option<Instant> {
         self.lines
             .iter()
-            .filter_map(|l| l.front().map(|w| w.job.queued_at + self.allocate))
+            .filter_map(|l| l.front().map(|w| w.queued_at + self.allocate))
             .min()
     }
 
-    /// Requests that waited `allocate_timeout` for a worker get 503.
-    pub fn expire(&mut self) {
+    /// Requests that waited `allocate_timeout` for a worker go to `expired` (they get 503).
+    pub fn expire(&mut self, now: Instant, mut expired: impl FnMut(u64)) {
         for line in &mut self.lines {
-            while line
+            while let Some(w) = line
                 .front()
-                .is_some_and(|w| w.job.queued_at.elapsed() >= self.allocate)
+                .filter(|w| now.saturating_duration_since(w.queued_at) >= self.allocate)
             {
-                if let Some(w) = line.pop_front() {
-                    let _ = w.job.reply.send(Reply::NoWorker);
-                }
+                expired(w.job);
+                line.pop_front();
             }
         }
     }
 
     /// Everything waiting, for the 503s of a stopping pool.
-    pub fn drain(&mut self) -> Vec<Job> {
-        let mut jobs: Vec<Job> = Vec::new();
-        for line in &mut self.lines {
-            jobs.extend(line.drain(..).map(|w| w.job));
-        }
-        jobs
+    pub fn drain(&mut self) -> impl Iterator<Item = Waiting> + '_ {
+        let [a, b] = &mut self.lines;
+        a.drain(..).chain(b.drain(..))
     }
 }
 
@@ -113,7 +118,6 @@ pub fn line_of(pool: &PoolConfig, target: &Target) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch;
     use crate::request::RequestData;
 
     fn request(target: &str) -> RequestData {
@@ -146,23 +150,37 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn lines_are_independent_and_expired_requests_get_503() {
-        let (tx, mut inbox) = dispatch::queue(8);
+    #[test]
+    fn lines_are_independent_and_expired_requests_get_503() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let waiting = |job, ms, line| Waiting {
+            job,
+            queued_at: at(ms),
+            line,
+            small: true,
+        };
         let mut lines = Lines::new(Duration::from_millis(50));
-        let old = tx.submit(request("/old")).unwrap();
-        lines.push(Line::InPlace, inbox.recv().await.unwrap(), None);
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        let _fresh = tx.submit(request("/iso")).unwrap();
-        lines.push(Line::OneShot, inbox.recv().await.unwrap(), None);
-        assert!(lines.deadline().unwrap() <= Instant::now());
-        assert!(lines.next(Line::InPlace).is_none(), "expired");
-        assert!(matches!(old.await, Ok(Reply::NoWorker)));
+        lines.push(waiting(1, 0, Line::InPlace));
+        lines.push(waiting(2, 60, Line::OneShot));
+        assert_eq!(lines.deadline(), Some(at(50)));
+        let mut expired = Vec::new();
+        assert!(lines
+            .next(Line::InPlace, at(61), |j| expired.push(j))
+            .is_none());
+        assert_eq!(expired, [1], "past allocate_timeout");
         assert_eq!(lines.len(Line::OneShot), 1);
-        let w = lines.next(Line::OneShot).unwrap();
-        assert_eq!(w.job.request.target.path(), "/iso");
-        lines.put_back(Line::OneShot, w);
-        assert_eq!(lines.drain().len(), 1);
-        assert_eq!(lines.len(Line::OneShot), 0);
+        let w = lines
+            .next(Line::OneShot, at(61), |j| expired.push(j))
+            .unwrap();
+        assert_eq!(w.job, 2);
+        lines.put_back(w);
+        lines.expire(at(109), |j| expired.push(j));
+        assert_eq!(expired, [1], "not yet");
+        lines.expire(at(110), |j| expired.push(j));
+        assert_eq!(expired, [1, 2]);
+        lines.push(waiting(3, 100, Line::InPlace));
+        assert_eq!(lines.drain().map(|w| w.job).collect::<Vec<_>>(), [3]);
+        assert_eq!(lines.len(Line::InPlace), 0);
     }
 }

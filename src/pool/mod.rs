@@ -5,9 +5,13 @@
 //!
 //! # Layout
 //! - `message`     the messages between the master's tasks, worker states and restart reasons.
-//! - `supervisor`  the task that owns the worker table: applies the rules (spawn, send, kill).
-//! - `rules`       the supervisor's decisions, pure functions of the worker table (unit-tested).
-//! - `slot`        one worker in the supervisor's table.
+//! - `machine`     the master's decisions, one pure state machine: the worker table, the
+//!   generation, boot failures, the requests waiting; inputs in, effects out (unit-tested per
+//!   fault, without processes).
+//! - `rules`       the machine's queries over its worker table (which worker, how many to start).
+//! - `supervisor`  the task that feeds the machine and applies its effects (spawn, send, kill,
+//!   answer, log, count); it keeps the jobs and the channels.
+//! - `slot`        one worker in the machine's table.
 //! - `lines`       requests waiting for an in-place or a one-shot (isolated path) worker.
 //! - `limits`      when a worker must go (max_jobs, memory, ttl, idle_ttl) and boot backoff.
 //! - `handle`      one task per worker: boot, requests out, answer frames back, exec_ttl.
@@ -26,6 +30,7 @@ mod announce;
 mod handle;
 mod limits;
 mod lines;
+mod machine;
 mod message;
 mod metrics;
 mod process;

@@ -1,7 +1,7 @@
-//! The supervisor's decisions as pure functions of its worker table: which worker takes a
-//! request, which goes ahead, how many workers to start, which old one a reload retires, and
-//! what a boot failure leads to. The supervisor applies them (spawn, send, kill); here they
-//! are unit-tested without processes, one test per fault of docs/pool.md.
+//! The queries the machine ([`super::machine`]) decides with, pure functions of its worker
+//! table: which worker takes a request, which goes ahead, how many workers to start, which old
+//! one a reload retires, and what a boot failure leads to. Unit-tested here one by one; the
+//! machine's tests drive them through whole faults.
 use super::ahead;
 use super::limits::{self, MAX_BOOT_FAILURES};
 use super::message::State;
@@ -27,7 +27,7 @@ pub struct Starts {
 }
 
 /// What follows a boot failure.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterBootFailure {
     /// No worker (or template) ever booted and too many failed in a row: the pool stops.
     GiveUp,

@@ -1,12 +1,12 @@
-//! The supervisor's view of one worker, and what outsiders may ask about the workers.
+//! One worker as the supervisor's machine sees it (plain values: its channel stays with the
+//! supervisor), and what outsiders may ask about it.
 use super::limits::Life;
-use super::message::{Command, State};
+use super::message::State;
 use super::process;
 use crate::ipc::WorkerInfo;
 use std::time::Instant;
-use tokio::sync::mpsc;
 
-/// One worker process in the supervisor's table.
+/// One worker process in the machine's table.
 pub struct Slot {
     pub id: u64,
     pub pid: u32,
@@ -19,7 +19,6 @@ pub struct Slot {
     pub current_since: Instant,
     /// Bumped by each reload: a worker of an older generation is replaced.
     pub generation: u64,
-    pub commands: mpsc::Sender<Command>,
     /// Forked from the template (its memory is measured as private memory).
     pub forked: bool,
     /// Serves one request of an isolated path, then ends.
@@ -42,14 +41,15 @@ impl Slot {
         }
     }
 
-    pub fn life(&self) -> Life {
+    pub fn life(&self, now: Instant) -> Life {
         Life {
             jobs: self.jobs,
-            age: self.started.elapsed(),
-            idle: self.last_active.elapsed(),
+            age: now.saturating_duration_since(self.started),
+            idle: now.saturating_duration_since(self.last_active),
         }
     }
 
+    /// A row of the workers list (its memory read now).
     pub fn info(&self) -> WorkerInfo {
         WorkerInfo {
             id: self.id,

@@ -33,7 +33,7 @@ impl Running {
         match self.reader.next(&mut self.process.channel).await {
             Ok(frame) => Some(frame),
             Err(ReadError::Closed) => None,
-            Err(ReadError::Malformed(e)) => {
+            Err(e) => {
                 tracing::error!(pid = self.process.pid, "template channel: {e}");
                 None
             }

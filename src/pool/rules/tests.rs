@@ -1,10 +1,9 @@
-//! One test per fault the supervisor handles (docs/pool.md, "Lifecycle and failure").
+//! The machine's queries one by one (the faults as a whole: `machine/tests.rs`).
 use super::*;
 use crate::pool::process::for_lack_of_resources;
 use std::time::Duration;
 
 fn slot(state: State, generation: u64) -> Slot {
-    let (commands, _) = tokio::sync::mpsc::channel(1);
     let now = Instant::now();
     Slot {
         id: 0,
@@ -15,7 +14,6 @@ fn slot(state: State, generation: u64) -> Slot {
         last_active: now,
         current_since: now,
         generation,
-        commands,
         forked: false,
         oneshot: false,
         inflight: u32::from(state == State::Busy),
