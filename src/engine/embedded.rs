@@ -121,30 +121,36 @@ impl Embedded {
         let inbox = &mut self.inbox;
         let mut shutdown = self.shutdown.clone();
         let eager = &mut self.eager;
-        let job = self.driver.wait(async {
-            // A request already queued is taken at once, up to EAGER_BATCH in a row; then the
-            // connections run (writing the answers given so far, reading new requests). Yielding
-            // costs a poll of the I/O driver, so this saves a syscall per request under load.
-            if *eager < EAGER_BATCH {
+        let stopping = self.shutdown.clone();
+        // A tick (nothing arrived, no shutdown) leaves a sleeping driver thread asleep.
+        let passing = move |job: &Option<dispatch::Job>| job.is_none() && !stopping.is_triggered();
+        let job = self.driver.wait_unless(
+            async {
+                // A request already queued is taken at once, up to EAGER_BATCH in a row; then the
+                // connections run (writing the answers given so far, reading new requests). Yielding
+                // costs a poll of the I/O driver, so this saves a syscall per request under load.
+                if *eager < EAGER_BATCH {
+                    if let Some(job) = inbox.try_recv() {
+                        *eager += 1;
+                        return Some(job);
+                    }
+                }
+                *eager = 0;
+                tokio::task::yield_now().await;
                 if let Some(job) = inbox.try_recv() {
-                    *eager += 1;
                     return Some(job);
                 }
-            }
-            *eager = 0;
-            tokio::task::yield_now().await;
-            if let Some(job) = inbox.try_recv() {
-                return Some(job);
-            }
-            if shutdown.is_triggered() {
-                return None;
-            }
-            tokio::select! {
-                job = inbox.recv() => job,
-                _ = tokio::time::sleep(tick) => None,
-                _ = shutdown.triggered() => None,
-            }
-        });
+                if shutdown.is_triggered() {
+                    return None;
+                }
+                tokio::select! {
+                    job = inbox.recv() => job,
+                    _ = tokio::time::sleep(tick) => None,
+                    _ = shutdown.triggered() => None,
+                }
+            },
+            passing,
+        );
         self.uploads = Tree::new();
         self.spooled = None;
         match job {
