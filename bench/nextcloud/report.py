@@ -4,7 +4,8 @@
 usage: report.py ROWS.tsv target=ratio...
 ROWS.tsv: server, target, rps, p50_ms, p99_ms, requests, errors, unexpected_status, workers,
           rss_kb_before, rss_kb_after, private_kb_before, private_kb_after (kB summed over the
-          workers; "before" is after the warm-up, "after" is after the measured run).
+          workers; "before" is after the warm-up, "after" is after the measured run),
+          cpu_s (CPU seconds of all the server's processes during the measured run).
 """
 import sys
 
@@ -46,6 +47,19 @@ def main():
         lower = "yes" if num(r[4]) < num(p[4]) else "NO"
         print(f"{t:<13} {ratio:>11.1f}x {goal:>5}x {met:>4} {p[4]:>8} {r[4]:>8} {lower:>9}"
               + ("" if clean else "   (errors or unexpected statuses: see above)"))
+    print()
+    print("server CPU per request (us: user + system of all its processes during the run, php-fpm's")
+    print("nginx included; 'fpm/rr' is how many times more requests rr serves per CPU second)")
+    print(f"{'target':<13} {'php-fpm':>9} {'rr':>9} {'fpm/rr':>7}")
+    for t in targets:
+        r, p = rows.get(("rr", t)), rows.get(("php-fpm", t))
+        per = {}
+        for s, f in (("php-fpm", p), ("rr", r)):
+            if f and len(f) >= 14 and num(f[13]) is not None and num(f[5]):
+                per[s] = num(f[13]) * 1e6 / num(f[5])
+        cells = [f"{per[s]:>9.0f}" if s in per else f"{'-':>9}" for s in ("php-fpm", "rr")]
+        ratio = f"{per['php-fpm'] / per['rr']:>6.1f}x" if len(per) == 2 and per["rr"] else f"{'-':>7}"
+        print(f"{t:<13} {cells[0]} {cells[1]} {ratio}")
     print()
     print("memory per worker (kB; 'warm' after the warm-up, 'end' after the measured run;")
     print("growth = (end - warm) summed over the workers / requests served in the run)")

@@ -9,6 +9,7 @@ use RR\Nextcloud\SpeedUps\DerivedKeys;
 use RR\Nextcloud\SpeedUps\DirectLookups;
 use RR\Nextcloud\SpeedUps\KeptServices;
 use RR\Nextcloud\SpeedUps\PreparedStatements;
+use RR\Nextcloud\SpeedUps\RandomStrings;
 use RR\Nextcloud\SpeedUps\SealedPasswords;
 use RR\Nextcloud\SpeedUps\SpeedUp;
 
@@ -26,6 +27,7 @@ final class Options
         'sealPasswords' => 'NEXTCLOUD_SEAL_PASSWORDS',
         'directLookups' => 'NEXTCLOUD_DIRECT_LOOKUPS',
         'statementCache' => 'NEXTCLOUD_STATEMENT_CACHE',
+        'batchedRandom' => 'NEXTCLOUD_BATCHED_RANDOM',
         'retireOnExit' => 'NEXTCLOUD_RETIRE_ON_EXIT',
     ];
 
@@ -50,6 +52,8 @@ final class Options
         public readonly bool $directLookups = true,
         /** Keep prepared statements across requests (PreparedStatements, SQLite only). */
         public readonly bool $statementCache = true,
+        /** Random strings from one random_bytes() call each (RandomStrings). */
+        public readonly bool $batchedRandom = true,
         /** A file for the average time of each phase of the request cycle (Phases), or null. */
         public readonly ?string $phasesFile = null,
         /** Requests per line of $phasesFile. */
@@ -75,10 +79,10 @@ final class Options
 
     /**
      * The options the `NEXTCLOUD_*` variables set (unset or empty: the default):
-     * NEXTCLOUD_KEEP_PURE, _SEAL_PASSWORDS, _DIRECT_LOOKUPS, _STATEMENT_CACHE, _RETIRE_ON_EXIT
-     * (`0` turns one off), NEXTCLOUD_VERIFY_KEPT (`1` turns it on), NEXTCLOUD_EAGER_BOOT (`1` or
-     * `0`), NEXTCLOUD_PROMOTION_LOG and NEXTCLOUD_PHASES (a file), NEXTCLOUD_PHASES_EVERY (a
-     * number of requests). Any other value is refused with the variable's name.
+     * NEXTCLOUD_KEEP_PURE, _SEAL_PASSWORDS, _DIRECT_LOOKUPS, _STATEMENT_CACHE, _BATCHED_RANDOM,
+     * _RETIRE_ON_EXIT (`0` turns one off), NEXTCLOUD_VERIFY_KEPT (`1` turns it on),
+     * NEXTCLOUD_EAGER_BOOT (`1` or `0`), NEXTCLOUD_PROMOTION_LOG and NEXTCLOUD_PHASES (a file),
+     * NEXTCLOUD_PHASES_EVERY (a number of requests). Any other value is refused with the variable's name.
      *
      * @param array<string, string>|null $environment the variables, else getenv()
      */
@@ -107,6 +111,7 @@ final class Options
             sealPasswords: $flags['sealPasswords'] ?? true,
             directLookups: $flags['directLookups'] ?? true,
             statementCache: $flags['statementCache'] ?? true,
+            batchedRandom: $flags['batchedRandom'] ?? true,
             phasesFile: $value('NEXTCLOUD_PHASES') !== '' ? $value('NEXTCLOUD_PHASES') : null,
             phasesEvery: $every !== '' ? (int)$every : 100,
             eagerBoot: match ($eager) {
@@ -142,6 +147,9 @@ final class Options
         }
         if ($this->statementCache) {
             $speedUps[] = new PreparedStatements();
+        }
+        if ($this->batchedRandom) {
+            $speedUps[] = new RandomStrings();
         }
         if ($this->keepPure) {
             $speedUps[] = new KeptServices($containers, $this->promotionLog);

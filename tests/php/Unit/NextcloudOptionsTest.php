@@ -13,6 +13,7 @@ use RR\Nextcloud\SpeedUps\DerivedKeys;
 use RR\Nextcloud\SpeedUps\DirectLookups;
 use RR\Nextcloud\SpeedUps\KeptServices;
 use RR\Nextcloud\SpeedUps\PreparedStatements;
+use RR\Nextcloud\SpeedUps\RandomStrings;
 use RR\Nextcloud\SpeedUps\SealedPasswords;
 
 /** RR\Nextcloud\Options: the NEXTCLOUD_* variables, their defaults, and the speed-ups they select. */
@@ -27,6 +28,7 @@ final class NextcloudOptionsTest extends TestCase
         self::assertTrue($options->sealPasswords);
         self::assertTrue($options->directLookups);
         self::assertTrue($options->statementCache);
+        self::assertTrue($options->batchedRandom);
         self::assertTrue($options->retireOnExit);
         self::assertNull($options->eagerBoot);
         self::assertNull($options->promotionLog);
@@ -45,6 +47,7 @@ final class NextcloudOptionsTest extends TestCase
             'NEXTCLOUD_SEAL_PASSWORDS' => '0',
             'NEXTCLOUD_DIRECT_LOOKUPS' => '0',
             'NEXTCLOUD_STATEMENT_CACHE' => '0',
+            'NEXTCLOUD_BATCHED_RANDOM' => '0',
             'NEXTCLOUD_PHASES' => '/tmp/phases.jsonl',
             'NEXTCLOUD_PHASES_EVERY' => '7',
             'NEXTCLOUD_EAGER_BOOT' => '0',
@@ -57,6 +60,7 @@ final class NextcloudOptionsTest extends TestCase
             sealPasswords: false,
             directLookups: false,
             statementCache: false,
+            batchedRandom: false,
             phasesFile: '/tmp/phases.jsonl',
             phasesEvery: 7,
             eagerBoot: false,
@@ -74,12 +78,18 @@ final class NextcloudOptionsTest extends TestCase
         );
         self::assertSame(
             [CompiledRoutes::class, DerivedKeys::class, SealedPasswords::class, DirectLookups::class,
-                PreparedStatements::class, KeptServices::class],
+                PreparedStatements::class, RandomStrings::class, KeptServices::class],
             $classes(new Options()),
         );
         self::assertSame(
             [CompiledRoutes::class, DerivedKeys::class],
-            $classes(new Options(keepPure: false, sealPasswords: false, directLookups: false, statementCache: false)),
+            $classes(new Options(
+                keepPure: false,
+                sealPasswords: false,
+                directLookups: false,
+                statementCache: false,
+                batchedRandom: false,
+            )),
         );
     }
 
