@@ -121,9 +121,9 @@ impl Embedded {
         let inbox = &mut self.inbox;
         let mut shutdown = self.shutdown.clone();
         let eager = &mut self.eager;
-        let stopping = self.shutdown.clone();
+        let stopping = &self.shutdown;
         // A tick (nothing arrived, no shutdown) leaves a sleeping driver thread asleep.
-        let passing = move |job: &Option<dispatch::Job>| job.is_none() && !stopping.is_triggered();
+        let passing = |job: &Option<dispatch::Job>| job.is_none() && !stopping.is_triggered();
         let job = self.driver.wait_unless(
             async {
                 // A request already queued is taken at once, up to EAGER_BATCH in a row; then the
