@@ -10,7 +10,8 @@
 //! - [`stream`]   file streaming to clients (sendFile, X-Sendfile): Range/206, HEAD, bounded buffers.
 //! - [`dispatch`] how a request reaches the PHP thread and its answer comes back (a streamed
 //!   answer waits for its client in memory, then a temp file).
-//! - [`runtime`]  the tokio runtime and which thread drives it (PHP while it waits, a helper otherwise).
+//! - [`runtime`]  the tokio runtime and which thread drives it (PHP while it waits, a helper otherwise);
+//!   the Linux scheduling policy of rr's threads.
 //! - [`velox`]    the Velox build offload: request checks, client, single-flight, artifact cache.
 //! - [`engine`]   what a PHP process runs behind `RR\Worker`, one engine per role: embedded,
 //!   pool worker, template, master; wait, answer, stream, tear down.

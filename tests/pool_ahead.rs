@@ -274,7 +274,23 @@ fn a_worker_replaced_for_memory_answers_what_it_holds_then_stops() {
 
 /// The scheduling policy of a process (field 41 of /proc/<pid>/stat): 0 normal, 3 batch.
 fn policy(pid: u64) -> u32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    policy_of(&format!("/proc/{pid}/stat"))
+}
+
+/// The policy of the master's runtime thread (`rr-io`).
+fn io_thread_policy(master: u64) -> u32 {
+    let tasks = std::fs::read_dir(format!("/proc/{master}/task")).unwrap();
+    let io: Vec<String> = tasks
+        .map(|t| t.unwrap().path())
+        .filter(|t| std::fs::read_to_string(t.join("comm")).unwrap().trim() == "rr-io")
+        .map(|t| t.join("stat").display().to_string())
+        .collect();
+    assert_eq!(io.len(), 1, "one rr-io thread in the master: {io:?}");
+    policy_of(&io[0])
+}
+
+fn policy_of(stat_path: &str) -> u32 {
+    let stat = std::fs::read_to_string(stat_path).unwrap();
     let after_comm = stat.rsplit_once(')').unwrap().1;
     // Fields after the command name start at field 3.
     after_comm
@@ -286,7 +302,7 @@ fn policy(pid: u64) -> u32 {
 }
 
 #[test]
-fn workers_run_with_the_batch_policy_unless_told_otherwise() {
+fn workers_and_the_master_runtime_run_with_the_batch_policy_unless_told_otherwise() {
     const BATCH: u32 = libc::SCHED_BATCH as u32;
     const NORMAL: u32 = libc::SCHED_OTHER as u32;
     let php = start(json!({"http.pool.num_workers": 2}));
@@ -296,12 +312,23 @@ fn workers_run_with_the_batch_policy_unless_told_otherwise() {
     assert_eq!(
         policy(php.pid() as u64),
         NORMAL,
-        "the master keeps the normal policy"
+        "the master's PHP thread keeps the normal policy"
+    );
+    assert_eq!(
+        io_thread_policy(php.pid() as u64),
+        BATCH,
+        "the master's runtime thread runs batch (http.pool.master_scheduling)"
     );
 
+    // Started by the master's batch runtime thread, the worker still starts normal.
     let php = start(json!({"http.pool.num_workers": 1, "http.pool.worker_scheduling": "normal"}));
     let pid = idle_workers(&php, 1)[0];
     assert_eq!(policy(pid), NORMAL);
+    assert_eq!(io_thread_policy(php.pid() as u64), BATCH);
+
+    let php = start(json!({"http.pool.num_workers": 1, "http.pool.master_scheduling": "normal"}));
+    assert_eq!(io_thread_policy(php.pid() as u64), NORMAL);
+    assert_eq!(policy(idle_workers(&php, 1)[0]), BATCH);
 
     // Forked from the template: inherited.
     let dir = tempfile::tempdir().unwrap();

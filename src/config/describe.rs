@@ -241,6 +241,10 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
             pool.worker_scheduling.as_str().to_owned(),
         ),
         (
+            "http.pool.master_scheduling",
+            pool.master_scheduling.as_str().to_owned(),
+        ),
+        (
             "http.pool.supervisor.max_worker_memory",
             describe_size(pool.supervisor.max_worker_memory),
         ),

@@ -194,10 +194,11 @@ pub struct SslConfig {
     pub key: PathBuf,
 }
 
-/// A worker process's Linux scheduling policy (`http.pool.worker_scheduling`, docs/pool.md).
+/// The Linux scheduling policy of a pool worker (`http.pool.worker_scheduling`) or of the
+/// master's runtime threads (`http.pool.master_scheduling`); docs/pool.md, "Scheduling".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheduling {
-    /// `SCHED_BATCH`: a woken worker does not preempt the running task (the master, another
+    /// `SCHED_BATCH`: a woken thread does not preempt the running task (the master, a
     /// worker); it runs when that one blocks or its time slice ends.
     Batch,
     /// `SCHED_OTHER`, the default of any process.
@@ -317,6 +318,8 @@ pub struct PoolConfig {
     pub master_threads: usize,
     /// The Linux scheduling policy of worker processes.
     pub worker_scheduling: Scheduling,
+    /// The Linux scheduling policy of the master's runtime threads.
+    pub master_scheduling: Scheduling,
     /// RoadRunner's debug mode: every request is served by a worker started for it alone,
     /// which ends after its answer (docs/pool.md, "Debug mode").
     pub debug: bool,
@@ -581,6 +584,7 @@ impl Default for PoolConfig {
             send_ahead_wait: Duration::from_millis(1),
             master_threads: 1,
             worker_scheduling: Scheduling::Batch,
+            master_scheduling: Scheduling::Batch,
             debug: false,
         }
     }

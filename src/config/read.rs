@@ -571,6 +571,9 @@ fn pool(mut t: Table<'_>, notes: &mut Notes) -> Result<PoolConfig, ConfigError> 
     let worker_scheduling = t.get("worker_scheduling", d.worker_scheduling, |f| {
         f.choice(&[("batch", Scheduling::Batch), ("normal", Scheduling::Normal)])
     })?;
+    let master_scheduling = t.get("master_scheduling", d.master_scheduling, |f| {
+        f.choice(&[("batch", Scheduling::Batch), ("normal", Scheduling::Normal)])
+    })?;
     let send_ahead = t.get("send_ahead", d.send_ahead, |f| {
         let n: u32 = f.int(0)?;
         match n <= MAX_SEND_AHEAD {
@@ -650,6 +653,7 @@ fn pool(mut t: Table<'_>, notes: &mut Notes) -> Result<PoolConfig, ConfigError> 
         send_ahead_wait,
         master_threads,
         worker_scheduling,
+        master_scheduling,
         debug,
     })
 }

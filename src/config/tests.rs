@@ -1203,7 +1203,7 @@ fn pool_send_ahead() {
 }
 
 #[test]
-fn pool_worker_scheduling() {
+fn pool_worker_and_master_scheduling() {
     use super::Scheduling;
     let pool = |yaml: &str| parse(yaml).unwrap().pool;
     assert_eq!(
@@ -1213,6 +1213,21 @@ fn pool_worker_scheduling() {
     assert_eq!(
         pool("http: {pool: {num_workers: 2, worker_scheduling: normal}}").worker_scheduling,
         Scheduling::Normal
+    );
+    assert_eq!(
+        pool("http: {pool: {num_workers: 2}}").master_scheduling,
+        Scheduling::Batch
+    );
+    assert_eq!(
+        pool("http: {pool: {num_workers: 2, master_scheduling: normal}}").master_scheduling,
+        Scheduling::Normal
+    );
+    let err = error("http: {pool: {num_workers: 2, master_scheduling: idle}}");
+    assert!(
+        err.starts_with(
+            "rr config /etc/rr.yaml: key 'http.pool.master_scheduling': invalid value \"idle\": expected"
+        ),
+        "{err}"
     );
     let err = error("http: {pool: {num_workers: 2, worker_scheduling: fifo}}");
     assert!(

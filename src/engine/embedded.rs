@@ -2,7 +2,7 @@
 //! while driving the I/O, answers it (whole, streamed or as a file), and tears everything down.
 use super::single::PhpState;
 use super::{RespondError, Wait};
-use crate::config::Config;
+use crate::config::{Config, Scheduling};
 use crate::dispatch::answer::{self, AnswerSender, Push};
 use crate::dispatch::{self, Inbox, Reply};
 use crate::observe::{self, Mode, ServerMetrics};
@@ -60,8 +60,12 @@ impl Embedded {
     /// `notifier`: systemd's notifications (`READY=1` at the first `wait`, `STOPPING=1`, the
     /// watchdog).
     pub fn start(config: Arc<Config>, notifier: Option<Notifier>) -> Result<Embedded, StartError> {
-        let driver = Driver::new(config.http.io_driver, config.http.io_handoff)
-            .map_err(StartError::Runtime)?;
+        let driver = Driver::new(
+            config.http.io_driver,
+            config.http.io_handoff,
+            ("", Scheduling::Normal),
+        )
+        .map_err(StartError::Runtime)?;
         let (submitter, inbox) = dispatch::queue(config.http.queue_size);
         let server = Server::start(config.clone(), driver.handle(), submitter.clone())?;
         let php = {

@@ -38,9 +38,12 @@ impl Master {
         // ~2 futex wake-ups per request and 8-18% fewer requests/s.)
         // http.pool.master_threads above 1: a multi-thread runtime, for machines whose
         // master would otherwise saturate one core (docs/pool.md, cost model).
+        // http.pool.master_scheduling: batch by default, so the master's wake-ups do not
+        // preempt the workers on a busy core (docs/pool.md, "Scheduling").
+        let policy = ("http.pool.master_scheduling", config.pool.master_scheduling);
         let runtime = match config.pool.master_threads {
-            0 | 1 => Driver::new(IoDriver::Thread, Duration::ZERO),
-            n => Driver::multi_thread(n),
+            0 | 1 => Driver::new(IoDriver::Thread, Duration::ZERO, policy),
+            n => Driver::multi_thread(n, policy),
         }
         .map_err(StartError::Runtime)?;
         let pool = Pool::start(config.clone(), &runtime, notifier)?;

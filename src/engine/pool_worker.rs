@@ -3,13 +3,14 @@
 //! the PHP thread only: no runtime, no threads in a worker.
 use super::template::Outcome;
 use super::{RespondError, Wait};
-use crate::config::{Config, Scheduling};
+use crate::config::Config;
 use crate::dispatch::Reply;
 use crate::ipc::claim::Claim;
 use crate::ipc::{self, ChannelError, Frame, FrameReader, ReadError};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
+use crate::runtime::scheduling;
 use crate::server::Bound;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
@@ -49,23 +50,6 @@ pub fn inherited_channel() -> Result<Option<UnixStream>, ChannelError> {
         UnixStream::from_raw_fd(fd)
     };
     Ok(Some(stream))
-}
-
-/// `http.pool.worker_scheduling` for this worker (or the template, whose forks inherit it). A
-/// worker is one thread; threads it starts later inherit the policy.
-fn apply_scheduling(policy: Scheduling) {
-    if policy == Scheduling::Normal {
-        return;
-    }
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler on the calling thread (0) with an initialised parameter that
-    // outlives the call; SCHED_BATCH needs no privilege.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-        tracing::warn!(
-            "http.pool.worker_scheduling: batch could not be set ({}); the worker runs with the normal policy",
-            std::io::Error::last_os_error()
-        );
-    }
 }
 
 /// Where a pool worker process is in its life.
@@ -112,7 +96,9 @@ pub struct PoolWorker {
 
 impl PoolWorker {
     pub fn connect(config: Arc<Config>, channel: UnixStream) -> PoolWorker {
-        apply_scheduling(config.pool.worker_scheduling);
+        // The template's forks inherit it; a worker is one thread, and threads it starts
+        // later inherit it too.
+        scheduling::apply_or_warn("http.pool.worker_scheduling", config.pool.worker_scheduling);
         let bound = std::env::var(ipc::ADDRS_ENV)
             .unwrap_or_default()
             .split(',')

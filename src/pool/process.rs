@@ -104,6 +104,9 @@ impl Spawner {
                 // master's script opened (Redis, a database) would otherwise live on in every
                 // worker and template (and trip the template's check).
                 close_others([fd, claim_raw]);
+                // The thread forking may run with http.pool.master_scheduling: the worker
+                // starts normal and sets http.pool.worker_scheduling itself.
+                crate::runtime::scheduling::reset()?;
                 ipc::child::setup(master)
             });
         }

@@ -10,7 +10,9 @@
 //!   pay no thread hop and long ones stall nothing.
 //!
 //! See docs/architecture.md for the measurements behind the default.
-use crate::config::IoDriver;
+pub mod scheduling;
+
+use crate::config::{IoDriver, Scheduling};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,7 +41,13 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn new(mode: IoDriver, handoff: Duration) -> std::io::Result<Driver> {
+    /// `policy`: the Linux scheduling policy of the driver thread (and the blocking threads
+    /// it starts); `key` names the setting in a warning when it cannot be set.
+    pub fn new(
+        mode: IoDriver,
+        handoff: Duration,
+        policy: (&'static str, Scheduling),
+    ) -> std::io::Result<Driver> {
         let runtime = Arc::new(
             Builder::new_current_thread()
                 .enable_all()
@@ -64,6 +72,7 @@ impl Driver {
                         .name("rr-io".into())
                         .spawn(move || {
                             block_signals();
+                            scheduling::apply_or_warn(policy.0, policy.1);
                             drive(&runtime, &shared, handoff)
                         })?,
                 )
@@ -78,13 +87,19 @@ impl Driver {
 
     /// A multi-thread runtime of `threads` worker threads (the pool master's
     /// `http.pool.master_threads` above 1): they drive the I/O; `wait` only blocks the caller.
-    pub fn multi_thread(threads: usize) -> std::io::Result<Driver> {
+    pub fn multi_thread(
+        threads: usize,
+        policy: (&'static str, Scheduling),
+    ) -> std::io::Result<Driver> {
         let runtime = Arc::new(
             Builder::new_multi_thread()
                 .worker_threads(threads)
                 .enable_all()
                 .thread_name("rr-io")
-                .on_thread_start(block_signals)
+                .on_thread_start(move || {
+                    block_signals();
+                    scheduling::apply_or_warn(policy.0, policy.1);
+                })
                 .build()?,
         );
         Ok(Driver {
@@ -224,9 +239,11 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
+    const NORMAL: (&str, Scheduling) = ("test", Scheduling::Normal);
+
     /// A task spawned while PHP is busy must make progress in every mode but Inline.
     fn progress_while_busy(mode: IoDriver) -> bool {
-        let driver = Driver::new(mode, Duration::from_millis(1)).unwrap();
+        let driver = Driver::new(mode, Duration::from_millis(1), NORMAL).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         driver.wait(async {});
         driver.handle().spawn(async move {
@@ -248,7 +265,7 @@ mod tests {
 
     #[test]
     fn a_pass_with_nothing_to_do_leaves_a_sleeping_driver_thread_asleep() {
-        let driver = Driver::new(IoDriver::Hybrid, Duration::from_millis(1)).unwrap();
+        let driver = Driver::new(IoDriver::Hybrid, Duration::from_millis(1), NORMAL).unwrap();
         let asleep = || driver.shared.asleep.load(Ordering::SeqCst);
         // PHP waits until the driver thread gives up watching it, then passes by (a tick).
         driver.wait_unless(
@@ -272,7 +289,7 @@ mod tests {
 
     #[test]
     fn php_gets_the_core_back_after_a_handoff() {
-        let driver = Driver::new(IoDriver::Hybrid, Duration::from_millis(1)).unwrap();
+        let driver = Driver::new(IoDriver::Hybrid, Duration::from_millis(1), NORMAL).unwrap();
         for _ in 0..50 {
             std::thread::sleep(Duration::from_millis(3)); // PHP busy: the driver thread takes over
             let start = Instant::now();
