@@ -2,12 +2,13 @@
 //! while driving the I/O, answers it (whole, streamed or as a file), and tears everything down.
 use super::single::PhpState;
 use super::{RespondError, Wait};
-use crate::config::{Config, Scheduling};
+use crate::config::Config;
 use crate::dispatch::answer::{self, AnswerSender, Push};
 use crate::dispatch::{self, Inbox, Reply};
 use crate::observe::{self, Mode, ServerMetrics};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
+use crate::runtime::scheduling::ThreadPolicy;
 use crate::runtime::Driver;
 use crate::server::{Bound, Server, Shutdown, StartError};
 use crate::systemd::Notifier;
@@ -63,7 +64,7 @@ impl Embedded {
         let driver = Driver::new(
             config.http.io_driver,
             config.http.io_handoff,
-            ("", Scheduling::Normal),
+            ThreadPolicy::INHERITED,
         )
         .map_err(StartError::Runtime)?;
         let (submitter, inbox) = dispatch::queue(config.http.queue_size);

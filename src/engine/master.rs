@@ -7,6 +7,7 @@ use crate::ipc::WorkerInfo;
 use crate::pool::{Control, Pool, PoolError};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
+use crate::runtime::scheduling::ThreadPolicy;
 use crate::runtime::Driver;
 use crate::server::shutdown::Trigger;
 use crate::server::{Bound, StartError};
@@ -40,7 +41,10 @@ impl Master {
         // master would otherwise saturate one core (docs/pool.md, cost model).
         // http.pool.master_scheduling: batch by default, so the master's wake-ups do not
         // preempt the workers on a busy core (docs/pool.md, "Scheduling").
-        let policy = ("http.pool.master_scheduling", config.pool.master_scheduling);
+        let policy = ThreadPolicy {
+            setting: "http.pool.master_scheduling",
+            scheduling: config.pool.master_scheduling,
+        };
         let runtime = match config.pool.master_threads {
             0 | 1 => Driver::new(IoDriver::Thread, Duration::ZERO, policy),
             n => Driver::multi_thread(n, policy),

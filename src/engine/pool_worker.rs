@@ -10,7 +10,7 @@ use crate::ipc::{self, ChannelError, Frame, FrameReader, ReadError};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
-use crate::runtime::scheduling;
+use crate::runtime::scheduling::ThreadPolicy;
 use crate::server::Bound;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
@@ -98,7 +98,11 @@ impl PoolWorker {
     pub fn connect(config: Arc<Config>, channel: UnixStream) -> PoolWorker {
         // The template's forks inherit it; a worker is one thread, and threads it starts
         // later inherit it too.
-        scheduling::apply_or_warn("http.pool.worker_scheduling", config.pool.worker_scheduling);
+        ThreadPolicy {
+            setting: "http.pool.worker_scheduling",
+            scheduling: config.pool.worker_scheduling,
+        }
+        .apply_or_warn();
         let bound = std::env::var(ipc::ADDRS_ENV)
             .unwrap_or_default()
             .split(',')

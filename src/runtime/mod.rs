@@ -12,7 +12,8 @@
 //! See docs/architecture.md for the measurements behind the default.
 pub mod scheduling;
 
-use crate::config::{IoDriver, Scheduling};
+use crate::config::IoDriver;
+use scheduling::ThreadPolicy;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,12 +43,8 @@ pub struct Driver {
 
 impl Driver {
     /// `policy`: the Linux scheduling policy of the driver thread (and the blocking threads
-    /// it starts); `key` names the setting in a warning when it cannot be set.
-    pub fn new(
-        mode: IoDriver,
-        handoff: Duration,
-        policy: (&'static str, Scheduling),
-    ) -> std::io::Result<Driver> {
+    /// it starts).
+    pub fn new(mode: IoDriver, handoff: Duration, policy: ThreadPolicy) -> std::io::Result<Driver> {
         let runtime = Arc::new(
             Builder::new_current_thread()
                 .enable_all()
@@ -72,7 +69,7 @@ impl Driver {
                         .name("rr-io".into())
                         .spawn(move || {
                             block_signals();
-                            scheduling::apply_or_warn(policy.0, policy.1);
+                            policy.apply_or_warn();
                             drive(&runtime, &shared, handoff)
                         })?,
                 )
@@ -87,10 +84,7 @@ impl Driver {
 
     /// A multi-thread runtime of `threads` worker threads (the pool master's
     /// `http.pool.master_threads` above 1): they drive the I/O; `wait` only blocks the caller.
-    pub fn multi_thread(
-        threads: usize,
-        policy: (&'static str, Scheduling),
-    ) -> std::io::Result<Driver> {
+    pub fn multi_thread(threads: usize, policy: ThreadPolicy) -> std::io::Result<Driver> {
         let runtime = Arc::new(
             Builder::new_multi_thread()
                 .worker_threads(threads)
@@ -98,7 +92,7 @@ impl Driver {
                 .thread_name("rr-io")
                 .on_thread_start(move || {
                     block_signals();
-                    scheduling::apply_or_warn(policy.0, policy.1);
+                    policy.apply_or_warn();
                 })
                 .build()?,
         );
@@ -239,11 +233,9 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    const NORMAL: (&str, Scheduling) = ("test", Scheduling::Normal);
-
     /// A task spawned while PHP is busy must make progress in every mode but Inline.
     fn progress_while_busy(mode: IoDriver) -> bool {
-        let driver = Driver::new(mode, Duration::from_millis(1), NORMAL).unwrap();
+        let driver = Driver::new(mode, Duration::from_millis(1), ThreadPolicy::INHERITED).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         driver.wait(async {});
         driver.handle().spawn(async move {
@@ -265,7 +257,12 @@ mod tests {
 
     #[test]
     fn a_pass_with_nothing_to_do_leaves_a_sleeping_driver_thread_asleep() {
-        let driver = Driver::new(IoDriver::Hybrid, Duration::from_millis(1), NORMAL).unwrap();
+        let driver = Driver::new(
+            IoDriver::Hybrid,
+            Duration::from_millis(1),
+            ThreadPolicy::INHERITED,
+        )
+        .unwrap();
         let asleep = || driver.shared.asleep.load(Ordering::SeqCst);
         // PHP waits until the driver thread gives up watching it, then passes by (a tick).
         driver.wait_unless(
@@ -289,7 +286,12 @@ mod tests {
 
     #[test]
     fn php_gets_the_core_back_after_a_handoff() {
-        let driver = Driver::new(IoDriver::Hybrid, Duration::from_millis(1), NORMAL).unwrap();
+        let driver = Driver::new(
+            IoDriver::Hybrid,
+            Duration::from_millis(1),
+            ThreadPolicy::INHERITED,
+        )
+        .unwrap();
         for _ in 0..50 {
             std::thread::sleep(Duration::from_millis(3)); // PHP busy: the driver thread takes over
             let start = Instant::now();

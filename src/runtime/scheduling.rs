@@ -3,23 +3,40 @@
 //! docs/pool.md, "Scheduling".
 use crate::config::Scheduling;
 
+/// A thread's policy and the setting it comes from (named in the warning when it cannot be set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadPolicy {
+    pub setting: &'static str,
+    pub scheduling: Scheduling,
+}
+
+impl ThreadPolicy {
+    /// Whatever the thread inherited: nothing is set.
+    pub const INHERITED: ThreadPolicy = ThreadPolicy {
+        setting: "",
+        scheduling: Scheduling::Normal,
+    };
+
+    /// Sets the policy on the calling thread; a failure is logged as a warning naming the
+    /// setting, and the thread goes on with the policy it had (a sandbox may forbid the call;
+    /// nothing else depends on it).
+    pub fn apply_or_warn(self) {
+        if let Err(e) = apply(self.scheduling) {
+            tracing::warn!(
+                "{}: {} could not be set ({e}); the thread runs with the normal policy",
+                self.setting,
+                self.scheduling.as_str()
+            );
+        }
+    }
+}
+
 /// Sets `policy` on the calling thread; threads and processes it starts afterwards inherit
 /// it. `Normal` leaves the thread as it is.
 pub fn apply(policy: Scheduling) -> std::io::Result<()> {
     match policy {
         Scheduling::Normal => Ok(()),
         Scheduling::Batch => set(libc::SCHED_BATCH),
-    }
-}
-
-/// As [`apply`], a failure logged as a warning naming `key`: the thread goes on with the
-/// policy it had (a sandbox may forbid the call; nothing else depends on it).
-pub fn apply_or_warn(key: &str, policy: Scheduling) {
-    if let Err(e) = apply(policy) {
-        tracing::warn!(
-            "{key}: {} could not be set ({e}); the thread runs with the normal policy",
-            policy.as_str()
-        );
     }
 }
 
