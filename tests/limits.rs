@@ -127,6 +127,36 @@ fn a_slow_request_head_is_cut_off_but_an_idle_keepalive_lives_longer() {
     assert!(closed < Duration::from_secs(3), "{closed:?}");
 }
 
+/// A configured head timeout longer than hyper's own default (30 s) holds: a client may take
+/// 32 s to send a head when `read_header_timeout` is 40 s.
+#[test]
+fn a_head_timeout_longer_than_thirty_seconds_is_honoured() {
+    let php = Php::start_with(
+        "echo.php",
+        with(serde_json::json!({"http.read_header_timeout": "40s"})),
+    );
+    let mut slow = TcpStream::connect(php.addr).unwrap();
+    slow.write_all(b"GET /raw HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_secs(32));
+    // Still open: the rest of the head is taken and answered.
+    slow.write_all(b"\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match slow.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "answer after 32 s: {text:?}"
+    );
+}
+
 #[test]
 fn php_too_slow_is_504_and_its_late_answer_is_discarded() {
     let php = Php::start_with(

@@ -266,6 +266,10 @@ pub async fn serve_with<I, H, F>(
         .http1()
         .keep_alive(true)
         .timer(hyper_util::rt::TokioTimer::new())
+        // The watchdog above enforces http.read_header_timeout, of any length. hyper's own
+        // (30 s unless set) would cut a longer configured one short, and re-arms a timer for
+        // every request head.
+        .header_read_timeout(None)
         .max_buf_size(max_head);
     builder
         .http2()
