@@ -568,11 +568,12 @@ fn pool(mut t: Table<'_>, notes: &mut Notes) -> Result<PoolConfig, ConfigError> 
         }
     })?;
     let isolate_workers = t.get("isolate_workers", d.isolate_workers, |f| f.int(0))?;
+    let policies = [("batch", Scheduling::Batch), ("normal", Scheduling::Normal)];
     let worker_scheduling = t.get("worker_scheduling", d.worker_scheduling, |f| {
-        f.choice(&[("batch", Scheduling::Batch), ("normal", Scheduling::Normal)])
+        f.choice(&policies)
     })?;
     let master_scheduling = t.get("master_scheduling", d.master_scheduling, |f| {
-        f.choice(&[("batch", Scheduling::Batch), ("normal", Scheduling::Normal)])
+        f.choice(&policies)
     })?;
     let send_ahead = t.get("send_ahead", d.send_ahead, |f| {
         let n: u32 = f.int(0)?;

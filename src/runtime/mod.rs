@@ -233,9 +233,13 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
+    fn driver(mode: IoDriver) -> Driver {
+        Driver::new(mode, Duration::from_millis(1), ThreadPolicy::INHERITED).unwrap()
+    }
+
     /// A task spawned while PHP is busy must make progress in every mode but Inline.
     fn progress_while_busy(mode: IoDriver) -> bool {
-        let driver = Driver::new(mode, Duration::from_millis(1), ThreadPolicy::INHERITED).unwrap();
+        let driver = driver(mode);
         let (tx, rx) = std::sync::mpsc::channel();
         driver.wait(async {});
         driver.handle().spawn(async move {
@@ -257,12 +261,7 @@ mod tests {
 
     #[test]
     fn a_pass_with_nothing_to_do_leaves_a_sleeping_driver_thread_asleep() {
-        let driver = Driver::new(
-            IoDriver::Hybrid,
-            Duration::from_millis(1),
-            ThreadPolicy::INHERITED,
-        )
-        .unwrap();
+        let driver = driver(IoDriver::Hybrid);
         let asleep = || driver.shared.asleep.load(Ordering::SeqCst);
         // PHP waits until the driver thread gives up watching it, then passes by (a tick).
         driver.wait_unless(
@@ -286,12 +285,7 @@ mod tests {
 
     #[test]
     fn php_gets_the_core_back_after_a_handoff() {
-        let driver = Driver::new(
-            IoDriver::Hybrid,
-            Duration::from_millis(1),
-            ThreadPolicy::INHERITED,
-        )
-        .unwrap();
+        let driver = driver(IoDriver::Hybrid);
         for _ in 0..50 {
             std::thread::sleep(Duration::from_millis(3)); // PHP busy: the driver thread takes over
             let start = Instant::now();

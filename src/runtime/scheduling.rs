@@ -57,18 +57,18 @@ fn set(policy: libc::c_int) -> std::io::Result<()> {
     }
 }
 
-/// The calling thread's policy (`SCHED_OTHER`, `SCHED_BATCH`, ...).
-pub fn current() -> std::io::Result<libc::c_int> {
-    // SAFETY: sched_getscheduler on the calling thread only reads.
-    match unsafe { libc::sched_getscheduler(0) } {
-        -1 => Err(std::io::Error::last_os_error()),
-        p => Ok(p),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The calling thread's policy (`SCHED_OTHER`, `SCHED_BATCH`, ...).
+    fn current() -> std::io::Result<libc::c_int> {
+        // SAFETY: sched_getscheduler on the calling thread only reads.
+        match unsafe { libc::sched_getscheduler(0) } {
+            -1 => Err(std::io::Error::last_os_error()),
+            p => Ok(p),
+        }
+    }
 
     fn in_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         std::thread::spawn(f).join().unwrap()
