@@ -34,22 +34,34 @@ final class NextcloudPhasesTest extends TestCase
         );
     }
 
-    private static function request(Phases $phases, string $script, int $sleepUs): void
+    private static function request(Phases $phases, string $script, int $sleepUs, int $spinUs = 0): void
     {
         $phases->start($script);
         $phases->mark('begin');
         usleep($sleepUs);
         $phases->mark('entry');
+        // Busy until the process has used $spinUs of CPU time (however long that takes).
+        $until = self::cpuUs() + $spinUs;
+        while (self::cpuUs() < $until) {
+        }
+        $phases->mark('reset');
         $phases->finish();
+    }
+
+    private static function cpuUs(): int
+    {
+        $usage = getrusage();
+        return ($usage['ru_utime.tv_sec'] + $usage['ru_stime.tv_sec']) * 1_000_000
+            + $usage['ru_utime.tv_usec'] + $usage['ru_stime.tv_usec'];
     }
 
     public function testWritesOneLinePerWindowWithAveragesPerScript(): void
     {
         $phases = new Phases($this->file, 3);
-        self::request($phases, '/ocs/v2.php', 2000);
+        self::request($phases, '/ocs/v2.php', 2000, 3000);
         self::request($phases, '/remote.php', 0);
         self::assertSame([], $this->lines(), 'nothing before the window is full');
-        self::request($phases, '/ocs/v2.php', 2000);
+        self::request($phases, '/ocs/v2.php', 2000, 3000);
 
         $lines = $this->lines();
         self::assertCount(1, $lines);
@@ -59,10 +71,24 @@ final class NextcloudPhasesTest extends TestCase
         self::assertSame(['/ocs/v2.php', '/remote.php'], array_keys($lines[0]['scripts']));
         $ocs = $lines[0]['scripts']['/ocs/v2.php'];
         self::assertSame(2, $ocs['requests']);
-        self::assertSame(['begin', 'entry', 'total'], array_keys($ocs['us']));
-        // Each /ocs/v2.php request slept 2 ms in its entry phase: the average is at least that.
+        self::assertSame(['begin', 'entry', 'reset', 'total'], array_keys($ocs['us']));
+        self::assertSame(['begin', 'entry', 'reset', 'total'], array_keys($ocs['cpu_us']));
+        // Each /ocs/v2.php request slept 2 ms in its entry phase: the average wall time is at
+        // least that. Its reset phase burned 3 ms of CPU: the CPU average is at least that, and
+        // the wall time too (CPU time cannot pass faster than the clock on one thread).
         self::assertGreaterThanOrEqual(2000.0, $ocs['us']['entry']);
-        self::assertEqualsWithDelta($ocs['us']['begin'] + $ocs['us']['entry'], $ocs['us']['total'], 0.2);
+        self::assertGreaterThanOrEqual(3000.0, $ocs['cpu_us']['reset']);
+        self::assertGreaterThanOrEqual($ocs['cpu_us']['reset'], $ocs['us']['reset'] + 1.0);
+        self::assertEqualsWithDelta(
+            $ocs['us']['begin'] + $ocs['us']['entry'] + $ocs['us']['reset'],
+            $ocs['us']['total'],
+            0.3,
+        );
+        self::assertEqualsWithDelta(
+            $ocs['cpu_us']['begin'] + $ocs['cpu_us']['entry'] + $ocs['cpu_us']['reset'],
+            $ocs['cpu_us']['total'],
+            0.3,
+        );
         self::assertSame(1, $lines[0]['scripts']['/remote.php']['requests']);
     }
 
