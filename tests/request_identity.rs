@@ -1,5 +1,6 @@
 //! The request PHP sees is the request the client sent: a Host header never rewrites the path or
-//! query, a `#` in the target is refused before PHP runs, PHP's answers are framed consistently,
+//! query, a `#` in the target is refused before PHP runs, PHP's answers are framed consistently
+//! (a status that is not one is refused),
 //! in single-process and pool mode, over HTTP/1.1 and h2c (rules: docs/request-target.md).
 mod common;
 use common::{Options, Php};
@@ -396,6 +397,43 @@ fn a_content_length_that_contradicts_the_body_is_refused() {
 #[test]
 fn a_content_length_that_contradicts_the_body_is_refused_in_handle_mode() {
     a_length_php_contradicts_is_never_sent(true);
+}
+
+/// `http_response_code()` takes any number; one outside 100-599 is no HTTP status, and was sent
+/// as 200 (99, 1000) or as `600 <none>`. `respond()` throws a ValueError for one; under
+/// `handle()` the answer is refused as a worker error naming it, the output dropped.
+fn a_status_that_is_not_one_is_refused(pool: bool) {
+    let php = start(pool, true);
+    let mut conn = Conn::open(&php);
+    for target in [
+        "/status?code=99",
+        "/status?code=600",
+        "/status?code=1000",
+        "/status?code=-1",
+        "/status?code=1000&flush=1",
+    ] {
+        let answer = conn.exchange(&get(target, "h"));
+        assert_refused(&answer, 500, "worker_error", target);
+        let code = &target["/status?code=".len()..].split('&').next().unwrap();
+        let log = format!("the script set the status {code}, which is not an HTTP status");
+        let named = php.wait_for_log(&log, Duration::from_secs(10));
+        assert!(named, "no log line names {code}: {}", php.stderr());
+    }
+    // The connection is still in step, and a status PHP did not set is 200.
+    let ok = conn.exchange(&get("/status?code=0", "h"));
+    assert_eq!((ok.status, ok.body.as_slice()), (200, &b"before"[..]));
+    let ok = conn.exchange(&get("/status?code=599", "h"));
+    assert_eq!((ok.status, ok.body.as_slice()), (599, &b"before"[..]));
+}
+
+#[test]
+fn a_status_that_is_not_one_is_refused_in_handle_mode() {
+    a_status_that_is_not_one_is_refused(false);
+}
+
+#[test]
+fn a_status_that_is_not_one_is_refused_in_handle_mode_in_a_pool() {
+    a_status_that_is_not_one_is_refused(true);
 }
 
 /// Reads what the server sends until it closes: never a complete answer of `declared` bytes,
