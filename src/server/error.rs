@@ -103,7 +103,10 @@ impl HttpError {
             HttpError::Internal(what) => format!("internal error: {what}"),
             HttpError::BadTarget(e) => format!("bad request: {e}"),
             HttpError::BadForwarded(e) => format!("bad request: {e}"),
-            HttpError::BadFraming(e) => format!("bad request: {e}"),
+            HttpError::BadFraming(e @ FramingFault::LengthAndChunked) => {
+                format!("bad request: {e}")
+            }
+            HttpError::BadFraming(e) => e.to_string(),
             // The values go to the log; the client learns only that the answer was broken.
             HttpError::BadResponse(_) => "the application's answer could not be framed".into(),
         }
