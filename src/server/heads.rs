@@ -6,7 +6,7 @@
 //! does; Content-Length and chunked bodies, chunk and trailer lines of any length) and notes
 //! what each head showed; the service asks [`Heads::take`] once per HTTP/1 request, in order.
 //!
-//! Where the framing cannot be followed (HTTP/2 preface, CONNECT, a head httparse refuses, an
+//! Where the framing cannot be followed (HTTP/2 preface, a head httparse refuses, an
 //! ambiguous body length), tracking stops for the rest of the connection; hyper refuses, closes
 //! or switches protocol there itself.
 use std::collections::VecDeque;
@@ -309,10 +309,9 @@ fn line(data: &[u8]) -> Option<(usize, &[u8])> {
 
 /// How the body after a head is framed: `Err(None)` where it cannot be followed (hyper refuses
 /// the request), `Err(Some(fault))` for a framing rr refuses (hyper would serve it).
+/// CONNECT is framed like any request: rr refuses it (405) and hyper reads on, so tracking must
+/// go on too (it stopped there once, and the next request's `#` went unseen).
 fn framing(req: &httparse::Request) -> Result<State, Option<FramingFault>> {
-    if req.method == Some("CONNECT") {
-        return Err(None);
-    }
     let mut length: Option<u64> = None;
     let mut codings: Vec<&str> = Vec::new();
     for h in req.headers.iter() {
@@ -465,6 +464,13 @@ mod tests {
         let heads = Heads::new(16);
         heads.feed(b"GET /a-long-target-past-the-limit");
         assert_eq!(heads.inner.lock().unwrap().state, State::Done);
+    }
+
+    #[test]
+    fn a_connect_is_followed_like_any_request() {
+        let wire = b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n\
+            DELETE /dir/#x HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert_eq!(fragments_of(wire, 7), [false, true]);
     }
 
     #[test]
