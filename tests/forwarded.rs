@@ -173,3 +173,42 @@ fn pool_mode_forwards_the_client_to_workers() {
     assert_eq!(v["host"], "pool.example");
     assert_eq!(v["headers"]["Host"], json!(["pool.example"]));
 }
+
+/// `$_SERVER` names a header `HTTP_` + its name upper-cased with `-` as `_`, so `X_Auth_User`
+/// and `X-Auth-User` are one variable: a client's `X_Auth_User` would override (or stand in for)
+/// the `X-Auth-User` an authenticating proxy sets. nginx drops header names with `_`
+/// (`underscores_in_headers off`) and Apache keeps them out of the CGI variables; rr's PHP
+/// bridges did, `handle()` did not. And `Proxy` must never become `HTTP_PROXY` (httpoxy): PHP
+/// runs as the `cli` SAPI, where Guzzle and Symfony HttpClient take `$_SERVER['HTTP_PROXY']` as
+/// the proxy for every request they send.
+fn header_names_never_collide_in_server(pool: bool) {
+    let options = match pool {
+        true => json!({"http.pool.num_workers": 1}),
+        false => json!({}),
+    };
+    let php = start("handle", options);
+    let (status, v) = get(
+        &php,
+        &[
+            ("X-Auth-User", "alice"),
+            ("X_Auth_User", "admin"),
+            ("Proxy", "http://evil.example:8080"),
+        ],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v["HTTP_X_AUTH_USER"], "alice");
+    assert_eq!(v["HTTP_PROXY"], Value::Null);
+    // Alone, the underscored one stands in for nothing.
+    let (_, v) = get(&php, &[("X_Auth_User", "admin")]);
+    assert_eq!(v["HTTP_X_AUTH_USER"], Value::Null);
+}
+
+#[test]
+fn header_names_never_collide_in_server_in_handle_mode() {
+    header_names_never_collide_in_server(false);
+}
+
+#[test]
+fn header_names_never_collide_in_server_in_a_pool() {
+    header_names_never_collide_in_server(true);
+}

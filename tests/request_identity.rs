@@ -1,5 +1,6 @@
 //! The request PHP sees is the request the client sent: a Host header never rewrites the path or
-//! query, a `#` in the target is refused before PHP runs, PHP's answers are framed consistently,
+//! query, a `#` in the target and a body framed two ways are refused before PHP runs, PHP's
+//! answers are framed consistently (a status that is not one is refused),
 //! in single-process and pool mode, over HTTP/1.1 and h2c (rules: docs/request-target.md).
 mod common;
 use common::{Options, Php};
@@ -195,6 +196,12 @@ fn fragments_and_bad_targets_are_refused(pool: bool) {
     let php = start(pool, false);
     let mut conn = Conn::open(&php);
     for (request, status, code) in [
+        // First: after a refused CONNECT hyper reads on, and so must the `#` check.
+        (
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n".to_vec(),
+            405,
+            "method_not_allowed",
+        ),
         (
             get("/remote.php/dav/files/alice/dir/#x", "h"),
             400,
@@ -244,6 +251,95 @@ fn a_fragment_or_a_target_outside_the_rules_never_reaches_php() {
 #[test]
 fn a_fragment_never_reaches_a_pool_worker() {
     fragments_and_bad_targets_are_refused(true);
+}
+
+/// A chunk-size line may be as long as the client likes: hyper takes any number of leading zeros
+/// and of spaces after the size. Such a line arrives over several reads; rr's reading of the raw
+/// heads lost its place past 8 KiB of it, and the `#` of the next request went by unseen:
+/// `DELETE /dir/#x` ran as `DELETE /dir/`.
+fn a_fragment_after_a_long_chunk_size_line_is_refused(pool: bool) {
+    let php = start(pool, false);
+    let mut conn = Conn::open(&php);
+    let (zeros, spaces) = ("0".repeat(100_000), " ".repeat(100_000));
+    let request = format!(
+        "POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
+         {zeros}3{spaces};ext=1\r\nabc\r\n0\r\n\r\n"
+    );
+    let answer = conn.exchange(request.as_bytes());
+    assert_eq!(answer.json()["served"], 1);
+    let answer = conn.exchange(b"DELETE /dir/#x HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_refused(
+        &answer,
+        400,
+        "bad_target",
+        "DELETE /dir/#x after a long chunk-size line",
+    );
+    assert_eq!(conn.exchange(&get("/next", "h")).json()["served"], 2);
+}
+
+#[test]
+fn a_fragment_after_a_long_chunk_size_line_is_refused_single_process() {
+    a_fragment_after_a_long_chunk_size_line_is_refused(false);
+}
+
+#[test]
+fn a_fragment_after_a_long_chunk_size_line_is_refused_in_pool_mode() {
+    a_fragment_after_a_long_chunk_size_line_is_refused(true);
+}
+
+/// A body framed two ways, or in a coding rr does not decode, is refused before PHP runs and
+/// the connection is closed, so bytes after it are never read as a request (nginx answers the
+/// same statuses). hyper alone would read the chunks of `Content-Length` + `Transfer-Encoding`
+/// and hand PHP a `gzip, chunked` body still gzipped.
+fn ambiguous_or_encoded_bodies_are_refused(pool: bool) {
+    let php = start(pool, false);
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n";
+    for (head, status, code) in [
+        (
+            "Content-Length: 4\r\nTransfer-Encoding: chunked",
+            400,
+            "bad_framing",
+        ),
+        (
+            "Transfer-Encoding: chunked\r\nContent-Length: 4",
+            400,
+            "bad_framing",
+        ),
+        (
+            "Transfer-Encoding: gzip, chunked",
+            501,
+            "unsupported_transfer_encoding",
+        ),
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            501,
+            "unsupported_transfer_encoding",
+        ),
+    ] {
+        let mut conn = Conn::open(&php);
+        let request =
+            format!("POST /upload HTTP/1.1\r\nHost: h\r\n{head}\r\n\r\n0\r\n\r\n{smuggled}");
+        let answer = conn.exchange(request.as_bytes());
+        assert_refused(&answer, status, code, head);
+        assert_eq!(answer.header("connection"), Some("close"), "{head}");
+        assert!(
+            conn.read().is_none(),
+            "{head}: the bytes after the body were served"
+        );
+    }
+    // PHP saw none of them.
+    let mut conn = Conn::open(&php);
+    assert_eq!(conn.exchange(&get("/next", "h")).json()["served"], 1);
+}
+
+#[test]
+fn ambiguous_or_encoded_bodies_are_refused_single_process() {
+    ambiguous_or_encoded_bodies_are_refused(false);
+}
+
+#[test]
+fn ambiguous_or_encoded_bodies_are_refused_in_pool_mode() {
+    ambiguous_or_encoded_bodies_are_refused(true);
 }
 
 #[test]
@@ -396,6 +492,43 @@ fn a_content_length_that_contradicts_the_body_is_refused() {
 #[test]
 fn a_content_length_that_contradicts_the_body_is_refused_in_handle_mode() {
     a_length_php_contradicts_is_never_sent(true);
+}
+
+/// `http_response_code()` takes any number; one outside 100-599 is no HTTP status, and was sent
+/// as 200 (99, 1000) or as `600 <none>`. `respond()` throws a ValueError for one; under
+/// `handle()` the answer is refused as a worker error naming it, the output dropped.
+fn a_status_that_is_not_one_is_refused(pool: bool) {
+    let php = start(pool, true);
+    let mut conn = Conn::open(&php);
+    for target in [
+        "/status?code=99",
+        "/status?code=600",
+        "/status?code=1000",
+        "/status?code=-1",
+        "/status?code=1000&flush=1",
+    ] {
+        let answer = conn.exchange(&get(target, "h"));
+        assert_refused(&answer, 500, "worker_error", target);
+        let code = &target["/status?code=".len()..].split('&').next().unwrap();
+        let log = format!("the script set the status {code}, which is not an HTTP status");
+        let named = php.wait_for_log(&log, Duration::from_secs(10));
+        assert!(named, "no log line names {code}: {}", php.stderr());
+    }
+    // The connection is still in step, and a status PHP did not set is 200.
+    let ok = conn.exchange(&get("/status?code=0", "h"));
+    assert_eq!((ok.status, ok.body.as_slice()), (200, &b"before"[..]));
+    let ok = conn.exchange(&get("/status?code=599", "h"));
+    assert_eq!((ok.status, ok.body.as_slice()), (599, &b"before"[..]));
+}
+
+#[test]
+fn a_status_that_is_not_one_is_refused_in_handle_mode() {
+    a_status_that_is_not_one_is_refused(false);
+}
+
+#[test]
+fn a_status_that_is_not_one_is_refused_in_handle_mode_in_a_pool() {
+    a_status_that_is_not_one_is_refused(true);
 }
 
 /// Reads what the server sends until it closes: never a complete answer of `declared` bytes,

@@ -83,7 +83,7 @@ fn listen(
     std_listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(std_listener)?;
     let bound = listener.local_addr()?;
-    let handler = move |req, _fragment| {
+    let handler = move |req, _noted| {
         let side = side.clone();
         async move { route(endpoint, &side, req).await }
     };

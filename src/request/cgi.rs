@@ -68,6 +68,14 @@ fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether a request header becomes an `HTTP_*` variable. Not with a `_` in its name, as nginx
+/// (`underscores_in_headers off`) and Apache: `X_Auth_User` would pass for, or override, the
+/// `X-Auth-User` a proxy sets. Not `Proxy` (httpoxy): PHP runs as the `cli` SAPI, where Guzzle
+/// and Symfony HttpClient take `$_SERVER['HTTP_PROXY']` as the proxy for what they send.
+fn into_server(name: &http::header::HeaderName) -> bool {
+    !name.as_str().contains('_') && name.as_str() != "proxy"
+}
+
 /// Every `$_SERVER` entry for `req`, in php-fpm's order (web-server params, then `HTTP_*`, then
 /// what PHP adds itself).
 pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(String, Value)> {
@@ -128,7 +136,7 @@ pub fn server_vars(req: &RequestData, script: &Script, now: SystemTime) -> Vec<(
         ("REDIRECT_STATUS".into(), "200".into()),
         ("SCRIPT_FILENAME".into(), filename.into()),
     ]);
-    for name in req.headers.keys() {
+    for name in req.headers.keys().filter(|n| into_server(n)) {
         let mut value = Vec::new();
         for (i, v) in req.headers.get_all(name).iter().enumerate() {
             // nginx joins repeated Cookie headers with "; ", others with ", ".
@@ -242,6 +250,26 @@ mod tests {
         assert_eq!(get(&vars, "REQUEST_TIME"), Some(&Value::Int(1)));
         assert_eq!(get(&vars, "REQUEST_TIME_FLOAT"), Some(&Value::Float(1.5)));
         assert!(get(&vars, "HTTPS").is_none());
+    }
+
+    #[test]
+    fn underscored_names_and_proxy_stay_out() {
+        let script = Script {
+            document_root: "/r".into(),
+            script_name: "/i.php".into(),
+        };
+        let headers = [
+            ("x_auth_user", "admin"),
+            ("x-auth-user", "alice"),
+            ("x_other", "1"),
+            ("proxy", "http://evil:1"),
+        ];
+        let vars = server_vars(&request(false, "h", "/", &headers), &script, UNIX_EPOCH);
+        let named = |name: &str| vars.iter().filter(|(k, _)| k == name).count();
+        assert_eq!(named("HTTP_X_AUTH_USER"), 1);
+        assert_eq!(get(&vars, "HTTP_X_AUTH_USER"), Some(&Value::from("alice")));
+        assert_eq!(named("HTTP_X_OTHER"), 0);
+        assert_eq!(named("HTTP_PROXY"), 0);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One client connection: hyper (HTTP/1.1 keep-alive or HTTP/2), plus a watchdog for the two
 //! timeouts hyper does not separate: reading a request head, and idling between requests.
-use super::heads::Heads;
+use super::heads::{Heads, Noted};
 use super::service::{self, Context, Peer};
 use super::shutdown::{DoneGuard, Shutdown};
 use crate::body::Body;
@@ -211,9 +211,9 @@ pub async fn serve<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let http = ctx.config.http.clone();
-    let handler = move |req, fragment| {
+    let handler = move |req, noted| {
         let ctx = ctx.clone();
-        async move { service::handle(&ctx, peer, req, fragment).await }
+        async move { service::handle(&ctx, peer, req, noted).await }
     };
     serve_with(io, peer, protocol, &http, Some(shutdown), handler).await
 }
@@ -230,7 +230,7 @@ pub async fn serve_with<I, H, F>(
     handler: H,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    H: Fn(Request<Incoming>, bool) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Noted) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let watch = Arc::new(Watch::new(http.read_header_timeout, http.idle_timeout));
@@ -251,10 +251,12 @@ pub async fn serve_with<I, H, F>(
             let watch = watch.clone();
             watch.request_started();
             // One take per HTTP/1 request, in order (hyper serves them one at a time).
-            let fragment =
-                req.version() < http::Version::HTTP_2 && heads.as_ref().is_some_and(|h| h.take());
+            let noted = match (req.version() < http::Version::HTTP_2, heads.as_ref()) {
+                (true, Some(heads)) => heads.take(),
+                _ => Noted::default(),
+            };
             async move {
-                let response = handler(req, fragment).await;
+                let response = handler(req, noted).await;
                 watch.request_done();
                 Ok::<_, std::convert::Infallible>(response)
             }

@@ -1,5 +1,6 @@
 //! Everything the server answers on its own, and the one table from error to HTTP response.
 use super::framing::FramingError;
+use super::heads::FramingFault;
 use crate::body::{self, Body};
 use crate::request::forwarded::ForwardedError;
 use crate::request::target::TargetError;
@@ -36,6 +37,8 @@ pub enum HttpError {
     FileNotFound,
     /// The request target or its authority broke a rule of docs/request-target.md.
     BadTarget(TargetError),
+    /// The request body's framing is one rr refuses (see `heads`).
+    BadFraming(FramingFault),
     /// A trusted proxy forwarded a scheme or host that is not one (`http.trusted_subnets`).
     BadForwarded(ForwardedError),
     /// PHP's answer declared a length its body contradicts.
@@ -66,6 +69,12 @@ impl HttpError {
             }
             HttpError::BadTarget(e) if e.is_host() => (StatusCode::BAD_REQUEST, "bad_host"),
             HttpError::BadTarget(_) => (StatusCode::BAD_REQUEST, "bad_target"),
+            HttpError::BadFraming(FramingFault::LengthAndChunked) => {
+                (StatusCode::BAD_REQUEST, "bad_framing")
+            }
+            HttpError::BadFraming(FramingFault::Coding(_)) => {
+                (StatusCode::NOT_IMPLEMENTED, "unsupported_transfer_encoding")
+            }
             HttpError::BadForwarded(ForwardedError::Host(_)) => {
                 (StatusCode::BAD_REQUEST, "bad_host")
             }
@@ -94,6 +103,10 @@ impl HttpError {
             HttpError::Internal(what) => format!("internal error: {what}"),
             HttpError::BadTarget(e) => format!("bad request: {e}"),
             HttpError::BadForwarded(e) => format!("bad request: {e}"),
+            HttpError::BadFraming(e @ FramingFault::LengthAndChunked) => {
+                format!("bad request: {e}")
+            }
+            HttpError::BadFraming(e) => e.to_string(),
             // The values go to the log; the client learns only that the answer was broken.
             HttpError::BadResponse(_) => "the application's answer could not be framed".into(),
         }
@@ -124,8 +137,12 @@ impl HttpError {
                     HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
                 );
             }
-            // The worker's state is unknown: don't reuse this connection.
-            HttpError::WorkerGone | HttpError::WorkerCrashed | HttpError::ExecTimeout => {
+            // The worker's state is unknown, or the client's next request would start where
+            // hyper's reading of this body ends: don't reuse this connection.
+            HttpError::WorkerGone
+            | HttpError::WorkerCrashed
+            | HttpError::ExecTimeout
+            | HttpError::BadFraming(_) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
@@ -160,6 +177,11 @@ mod tests {
             (
                 HttpError::BadForwarded(ForwardedError::Proto("ftp".into())),
                 400,
+            ),
+            (HttpError::BadFraming(FramingFault::LengthAndChunked), 400),
+            (
+                HttpError::BadFraming(FramingFault::Coding("gzip".into())),
+                501,
             ),
             (
                 HttpError::BadTarget(TargetError::Method(http::Method::TRACE)),

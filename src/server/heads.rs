@@ -1,20 +1,57 @@
-//! HTTP/1 request heads read off the wire beside hyper, for the one thing hyper's URI parser
-//! throws away: a raw `#` in the request target (it keeps the target up to the `#` only, so
-//! `DELETE /dir/#x` would reach PHP as `DELETE /dir/`). The connection's socket feeds every byte
-//! hyper reads through [`Heads::feed`], which follows HTTP/1 message framing (heads with
-//! httparse, as hyper does; Content-Length and chunked bodies) and notes which heads held a `#`;
-//! the service asks [`Heads::take`] once per HTTP/1 request, in order.
+//! HTTP/1 request heads read off the wire beside hyper, for what hyper's parse throws away: a
+//! raw `#` in the request target (it keeps the target up to the `#` only, so `DELETE /dir/#x`
+//! would reach PHP as `DELETE /dir/`), and a `Content-Length` sent beside `Transfer-Encoding`
+//! (it drops the length and reads chunks). The connection's socket feeds every byte hyper reads
+//! through [`Heads::feed`], which follows HTTP/1 message framing (heads with httparse, as hyper
+//! does; Content-Length and chunked bodies, chunk and trailer lines of any length) and notes
+//! what each head showed; the service asks [`Heads::take`] once per HTTP/1 request, in order.
 //!
-//! Where the framing cannot be followed (HTTP/2 preface, CONNECT, a head httparse refuses, an
-//! ambiguous body length), tracking stops for the rest of the connection; hyper refuses or
-//! switches protocol there itself.
+//! Where the framing cannot be followed (HTTP/2 preface, a head httparse refuses, an
+//! ambiguous body length), tracking stops for the rest of the connection; hyper refuses, closes
+//! or switches protocol there itself.
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
 /// Headers per head httparse may see: above hyper's default (100), which answers 431 past it.
 const MAX_HEADERS: usize = 128;
-/// A chunk-size line or trailer line longer than this is not followed.
-const MAX_LINE: usize = 8 * 1024;
+/// Bytes a state other than `Head` may wait on (a CR before its LF).
+const MAX_WAIT: usize = 2;
+
+/// What one raw head showed that hyper's parse hides or lets through.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Noted {
+    /// The target held a `#`.
+    pub fragment: bool,
+    /// The body's framing is one rr refuses.
+    pub framing: Option<FramingFault>,
+}
+
+/// A request body framed in a way rr refuses, as nginx does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FramingFault {
+    /// `Content-Length` and `Transfer-Encoding` together: RFC 9112 6.1 says such a message
+    /// "ought to be handled as an error" (the smuggling shape); hyper reads the chunks instead.
+    LengthAndChunked,
+    /// `Transfer-Encoding` other than one `chunked` (`gzip, chunked`, `chunked` twice): hyper
+    /// decodes the chunks only, so PHP would get a body still in the other coding.
+    Coding(String),
+}
+
+impl std::fmt::Display for FramingFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FramingFault::LengthAndChunked => {
+                f.write_str("the request has both Content-Length and Transfer-Encoding")
+            }
+            FramingFault::Coding(value) => {
+                write!(
+                    f,
+                    "Transfer-Encoding {value:?} is not supported (only \"chunked\")"
+                )
+            }
+        }
+    }
+}
 
 pub struct Heads {
     inner: Mutex<Inner>,
@@ -29,20 +66,31 @@ struct Inner {
     /// Heads read so far, and heads the service has taken.
     seen: u64,
     taken: u64,
-    /// Numbers of the heads whose target held a `#`, oldest first.
-    fragments: VecDeque<u64>,
+    /// Numbers of the heads that showed something, with what, oldest first.
+    notes: VecDeque<(u64, Noted)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Head,
     Body(u64),
-    ChunkSize,
+    /// A chunk-size line: the size so far, and whether a digit came.
+    ChunkSize(u64, bool),
     ChunkData(u64),
     ChunkEnd,
     Trailers,
+    /// The rest of a chunk-size line (its extensions) or of a trailer line, skipped up to its
+    /// LF; then the state given.
+    SkipLine(Next),
     /// The framing is no longer followed.
     Done,
+}
+
+/// Where a skipped line leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    ChunkData(u64),
+    Trailers,
 }
 
 /// What one step consumed: `Some(n)` bytes, or `None` when it needs more than it has.
@@ -57,7 +105,7 @@ impl Heads {
                 max_head,
                 seen: 0,
                 taken: 0,
-                fragments: VecDeque::new(),
+                notes: VecDeque::new(),
             }),
         }
     }
@@ -68,19 +116,19 @@ impl Heads {
         inner.feed(data);
     }
 
-    /// Whether the next HTTP/1 request's raw target held a `#`.
-    pub fn take(&self) -> bool {
+    /// What the next HTTP/1 request's raw head showed.
+    pub fn take(&self) -> Noted {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let n = inner.taken;
         inner.taken += 1;
-        while inner.fragments.front().is_some_and(|&f| f < n) {
-            inner.fragments.pop_front();
+        while inner.notes.front().is_some_and(|(f, _)| *f < n) {
+            inner.notes.pop_front();
         }
-        if inner.fragments.front() == Some(&n) {
-            inner.fragments.pop_front();
-            return true;
+        match inner.notes.front() {
+            Some((f, _)) if *f == n => inner.notes.pop_front().map(|(_, noted)| noted),
+            _ => None,
         }
-        false
+        .unwrap_or_default()
     }
 }
 
@@ -101,9 +149,11 @@ impl Inner {
     }
 
     fn keep(&mut self, rest: &[u8]) {
+        // Only a head is kept whole; the other states wait on a CR at most, and more is bytes
+        // hyper refuses.
         let limit = match self.state {
             State::Head => self.max_head,
-            _ => MAX_LINE,
+            _ => MAX_WAIT,
         };
         if rest.len() > limit {
             self.stop();
@@ -133,7 +183,7 @@ impl Inner {
                     };
                     Some(n)
                 }
-                State::ChunkSize => self.chunk_size(rest),
+                State::ChunkSize(size, digits) => self.chunk_size(rest, size, digits),
                 State::ChunkData(left) => {
                     let n = (left.min(rest.len() as u64)) as usize;
                     self.state = match left - n as u64 {
@@ -144,17 +194,35 @@ impl Inner {
                 }
                 State::ChunkEnd => line(rest).map(|(n, text)| {
                     self.state = match text.is_empty() {
-                        true => State::ChunkSize,
+                        true => State::ChunkSize(0, false),
                         false => State::Done,
                     };
                     n
                 }),
-                State::Trailers => line(rest).map(|(n, text)| {
-                    if text.is_empty() {
-                        self.state = State::Head;
+                State::Trailers => match line(rest) {
+                    Some((n, text)) => {
+                        if text.is_empty() {
+                            self.state = State::Head;
+                        }
+                        Some(n)
                     }
-                    n
-                }),
+                    // A lone CR may end the trailers; anything else is a trailer line.
+                    None if rest == b"\r" => None,
+                    None => {
+                        self.state = State::SkipLine(Next::Trailers);
+                        Some(rest.len())
+                    }
+                },
+                State::SkipLine(next) => match rest.iter().position(|&b| b == b'\n') {
+                    Some(end) => {
+                        self.state = match next {
+                            Next::ChunkData(size) => State::ChunkData(size),
+                            Next::Trailers => State::Trailers,
+                        };
+                        Some(end + 1)
+                    }
+                    None => Some(rest.len()),
+                },
                 State::Done => return data.len(),
             };
             match step {
@@ -176,44 +244,58 @@ impl Inner {
                 return Some(data.len());
             }
         };
-        if req.path.is_some_and(|p| p.contains('#')) {
-            self.fragments.push_back(self.seen);
+        let fragment = req.path.is_some_and(|p| p.contains('#'));
+        let framing = framing(&req);
+        let fault = framing.as_ref().err().cloned().flatten();
+        if fragment || fault.is_some() {
+            let noted = Noted {
+                fragment,
+                framing: fault,
+            };
+            self.notes.push_back((self.seen, noted));
         }
         self.seen += 1;
-        self.state = match framing(&req) {
-            Some(state) => state,
-            None => {
+        match framing {
+            Ok(state) => self.state = state,
+            // hyper refuses the request or closes the connection after it.
+            Err(_) => {
                 self.stop();
                 return Some(data.len());
             }
-        };
+        }
         Some(len)
     }
 
-    fn chunk_size(&mut self, data: &[u8]) -> Step {
-        let (n, text) = line(data)?;
-        let digits = text
-            .iter()
-            .take_while(|b| b.is_ascii_hexdigit())
-            .map(|&b| (b as char).to_digit(16).unwrap_or(0) as u64);
-        let mut size: u64 = 0;
-        let mut count = 0;
-        for d in digits {
-            count += 1;
-            size = match size.checked_mul(16).and_then(|s| s.checked_add(d)) {
+    /// A chunk-size line, as it arrives: hex digits (leading zeros of any number, as hyper
+    /// takes them) into `size`, then extensions skipped unread, so a line of any length (hyper
+    /// bounds extensions at 16 KiB a body) is followed without keeping it.
+    fn chunk_size(&mut self, data: &[u8], mut size: u64, mut digits: bool) -> Step {
+        for (at, &b) in data.iter().enumerate() {
+            let Some(d) = (b as char).to_digit(16) else {
+                self.state = match (digits, size) {
+                    (false, _) => {
+                        self.stop();
+                        return Some(data.len());
+                    }
+                    (true, 0) => State::SkipLine(Next::Trailers),
+                    (true, size) => State::SkipLine(Next::ChunkData(size)),
+                };
+                return Some(at);
+            };
+            size = match size
+                .checked_mul(16)
+                .and_then(|s| s.checked_add(u64::from(d)))
+            {
                 Some(s) => s,
                 None => {
                     self.stop();
                     return Some(data.len());
                 }
             };
+            digits = true;
         }
-        self.state = match (count, size) {
-            (0, _) => State::Done,
-            (_, 0) => State::Trailers,
-            (_, size) => State::ChunkData(size),
-        };
-        Some(n)
+        self.state = State::ChunkSize(size, digits);
+        Some(data.len())
     }
 }
 
@@ -225,41 +307,50 @@ fn line(data: &[u8]) -> Option<(usize, &[u8])> {
     Some((end + 1, text.strip_suffix(b"\r").unwrap_or(text)))
 }
 
-/// How the body after a head is framed; `None` where it cannot be followed.
-fn framing(req: &httparse::Request) -> Option<State> {
-    if req.method == Some("CONNECT") {
-        return None;
-    }
+/// How the body after a head is framed: `Err(None)` where it cannot be followed (hyper refuses
+/// the request), `Err(Some(fault))` for a framing rr refuses (hyper would serve it).
+/// CONNECT is framed like any request: rr refuses it (405) and hyper reads on, so tracking must
+/// go on too (it stopped there once, and the next request's `#` went unseen).
+fn framing(req: &httparse::Request) -> Result<State, Option<FramingFault>> {
     let mut length: Option<u64> = None;
-    let mut chunked = false;
+    let mut codings: Vec<&str> = Vec::new();
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            if chunked || req.version != Some(1) {
-                return None;
+            if req.version != Some(1) {
+                return Err(None);
             }
-            let value = std::str::from_utf8(h.value).ok()?;
-            let last = value.rsplit(',').next()?.trim();
-            if !last.eq_ignore_ascii_case("chunked") {
-                return None;
-            }
-            chunked = true;
+            let value = std::str::from_utf8(h.value).map_err(|_| None)?;
+            codings.extend(value.split(',').map(str::trim));
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(h.value).ok()?;
+            let value = std::str::from_utf8(h.value).map_err(|_| None)?;
             for part in value.split(',') {
-                let n: u64 = part.trim().parse().ok()?;
+                let n: u64 = part.trim().parse().map_err(|_| None)?;
                 if length.is_some_and(|l| l != n) {
-                    return None;
+                    return Err(None);
                 }
                 length = Some(n);
             }
         }
     }
-    match (chunked, length) {
-        (true, Some(_)) => None,
-        (true, None) => Some(State::ChunkSize),
-        (false, Some(0) | None) => Some(State::Head),
-        (false, Some(n)) => Some(State::Body(n)),
+    if codings.is_empty() {
+        return Ok(match length {
+            Some(0) | None => State::Head,
+            Some(n) => State::Body(n),
+        });
     }
+    if !codings
+        .last()
+        .is_some_and(|c| c.eq_ignore_ascii_case("chunked"))
+    {
+        return Err(None);
+    }
+    if codings.len() > 1 {
+        return Err(Some(FramingFault::Coding(codings.join(", "))));
+    }
+    if length.is_some() {
+        return Err(Some(FramingFault::LengthAndChunked));
+    }
+    Ok(State::ChunkSize(0, false))
 }
 
 #[cfg(test)]
@@ -272,7 +363,54 @@ mod tests {
             heads.feed(piece);
         }
         let seen = heads.inner.lock().unwrap().seen;
-        (0..seen).map(|_| heads.take()).collect()
+        (0..seen).map(|_| heads.take().fragment).collect()
+    }
+
+    #[test]
+    fn chunk_and_trailer_lines_of_any_length_and_leading_zeros_are_followed() {
+        // hyper takes a 9 KB chunk extension, a 9 KB trailer and a size with 19 leading zeros;
+        // split across reads, each once made the tracking stop, and the `#` after got through.
+        let long = "a".repeat(9000);
+        let zeros = "0".repeat(19);
+        let wire = format!(
+            "POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
+             3;{long}\r\nabc\r\n{zeros}5\r\nGET /\r\n0\r\nX-T: {long}\r\n\r\n\
+             DELETE /dir/#x HTTP/1.1\r\nHost: h\r\n\r\n"
+        );
+        for split in [1, 2, 5, 4096, wire.len()] {
+            assert_eq!(
+                fragments_of(wire.as_bytes(), split),
+                [false, true],
+                "split {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_length_beside_chunked_and_other_codings_are_noted() {
+        let noted = |wire: &[u8]| {
+            let heads = Heads::new(1024);
+            heads.feed(wire);
+            heads.take().framing
+        };
+        let te_cl = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
+        let cl_te = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for wire in [&te_cl[..], cl_te] {
+            assert_eq!(noted(wire), Some(FramingFault::LengthAndChunked));
+        }
+        for (wire, value) in [
+            (&b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"[..], "gzip, chunked"),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "chunked, chunked",
+            ),
+        ] {
+            assert_eq!(noted(wire), Some(FramingFault::Coding(value.into())));
+        }
+        assert_eq!(
+            noted(b"POST / HTTP/1.1\r\nTransfer-Encoding: CHUNKED\r\n\r\n"),
+            None
+        );
     }
 
     #[test]
@@ -319,7 +457,7 @@ mod tests {
     fn what_cannot_be_followed_stops_tracking() {
         // HTTP/2 prior knowledge: httparse refuses the preface.
         assert!(fragments_of(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 100).is_empty());
-        // Content-Length and chunked together: hyper refuses the request itself.
+        // Content-Length and chunked together: noted and refused; hyper closes the connection after.
         let wire = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\
             Transfer-Encoding: chunked\r\n\r\nGET /#x HTTP/1.1\r\n\r\n";
         assert_eq!(fragments_of(wire, 100), [false]);
@@ -329,10 +467,17 @@ mod tests {
     }
 
     #[test]
+    fn a_connect_is_followed_like_any_request() {
+        let wire = b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n\
+            DELETE /dir/#x HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert_eq!(fragments_of(wire, 7), [false, true]);
+    }
+
+    #[test]
     fn takes_past_the_heads_seen_say_no_fragment() {
         let heads = Heads::new(1024);
         heads.feed(b"GET /#a HTTP/1.1\r\n\r\n");
-        assert!(heads.take());
-        assert!(!heads.take());
+        assert!(heads.take().fragment);
+        assert_eq!(heads.take(), Noted::default());
     }
 }

@@ -1,6 +1,7 @@
 //! Accept loops. One bad accept never ends a loop: resets are ignored and running out of file
 //! descriptors backs off instead of spinning.
 use super::connection::{self, Protocol};
+use super::heads::Noted;
 use super::limit::{self, ConnectionLimit};
 use super::service::{Context, Peer};
 use super::shutdown::{DoneGuard, Shutdown};
@@ -92,7 +93,7 @@ pub async fn side_loop<H, F>(
     limit: ConnectionLimit,
     handler: H,
 ) where
-    H: Fn(Request<Incoming>, bool) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Noted) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let http = Arc::new(http);

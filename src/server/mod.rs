@@ -17,6 +17,7 @@ mod tls;
 
 use crate::config::Config;
 use crate::dispatch::Submitter;
+pub use heads::{FramingFault, Noted};
 pub(crate) use limit::nofile_limit;
 pub use limit::ConnectionLimit;
 pub use listener::side_loop;

@@ -2,6 +2,7 @@
 use super::access;
 use super::error::HttpError;
 use super::framing;
+use super::heads::Noted;
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::dispatch::{Reply, SubmitError, Submitter};
@@ -39,12 +40,12 @@ pub struct Peer {
     pub https: bool,
 }
 
-/// `fragment`: the raw HTTP/1 request target held a `#` (see `heads`).
+/// `noted`: what the raw HTTP/1 head showed that hyper's parse hides (see `heads`).
 pub async fn handle(
     ctx: &Context,
     peer: Peer,
     mut req: Request<Incoming>,
-    fragment: bool,
+    noted: Noted,
 ) -> Response<Body> {
     let started = Instant::now();
     let in_flight = ctx.stats.started();
@@ -59,7 +60,7 @@ pub async fn handle(
         .access_logs
         .then(|| access::Entry::new(&req, peer.addr, started, request_id.clone()));
     let mut client = peer.addr;
-    let mut response = match respond(ctx, peer, req, fragment, &mut client).await {
+    let mut response = match respond(ctx, peer, req, noted, &mut client).await {
         Ok(response) => response,
         Err(error) => {
             if error.status().is_server_error() {
@@ -91,17 +92,20 @@ async fn respond(
     ctx: &Context,
     peer: Peer,
     req: Request<Incoming>,
-    fragment: bool,
+    noted: Noted,
     client: &mut SocketAddr,
 ) -> Result<Response<Body>, HttpError> {
     let http = &ctx.config.http;
+    if let Some(fault) = noted.framing {
+        return Err(HttpError::BadFraming(fault));
+    }
     let mut target = Target::check(&Head {
         method: req.method(),
         version: req.version(),
         uri: req.uri(),
         headers: req.headers(),
         https: peer.https,
-        fragment,
+        fragment: noted.fragment,
     })
     .map_err(HttpError::BadTarget)?;
     if let Some(files) = &ctx.static_files {

@@ -38,7 +38,9 @@ final class ServerParams
         foreach ($request->headers as $name => $values) {
             $name = (string) $name;
             // As nginx and Apache do: X_Real_IP must not pass for (or overwrite) X-Real-IP.
-            if (str_contains($name, '_')) {
+            // Proxy never becomes HTTP_PROXY (httpoxy): under the cli SAPI, Guzzle and Symfony
+            // HttpClient take $_SERVER['HTTP_PROXY'] as their proxy.
+            if (str_contains($name, '_') || strcasecmp($name, 'proxy') === 0) {
                 continue;
             }
             $key = strtoupper(strtr($name, '-', '_'));

@@ -6,6 +6,7 @@
 //! behave as under php-fpm. `header()` with `SG(request_info).no_headers` set is accepted at any
 //! time until `flush()` sends the head, like php-fpm with a large `output_buffering`.
 use super::ffi::{self, sg, SAPI_HEADER_ADD, SAPI_HEADER_SENT_SUCCESSFULLY};
+use crate::dispatch::Reply;
 use crate::php::worker::with_engine;
 use crate::request::spool::{BodyReader, RequestBody};
 use bytes::Bytes;
@@ -51,6 +52,8 @@ struct Capture {
     streaming: bool,
     /// Output held before it goes out as if `flush()` was called (`http.output_buffer_size`).
     held: usize,
+    /// The answer was refused (a status that is not one): the rest of the output is dropped.
+    refused: bool,
 }
 
 thread_local! {
@@ -137,10 +140,13 @@ pub fn is_streaming() -> bool {
 
 /// Sends what the request produced: the whole answer, or the last chunk of a streamed one.
 pub fn finish() {
-    let (out, streaming) = CAPTURE.with_borrow_mut(|c| (std::mem::take(&mut c.out), c.streaming));
-    let (status, headers) = match streaming {
-        true => (StatusCode::OK, HeaderMap::new()),
-        false => head(),
+    let (out, streaming, refused) =
+        CAPTURE.with_borrow_mut(|c| (std::mem::take(&mut c.out), c.streaming, c.refused));
+    if refused {
+        return;
+    }
+    let Some((status, headers)) = head_once(streaming) else {
+        return;
     };
     let sent = with_engine("RR\\Worker::handle", |engine| {
         engine
@@ -154,14 +160,16 @@ pub fn finish() {
 
 /// `flush()`: the head (first time) and what was echoed so far go to the client now.
 fn stream_now() {
-    let (out, streaming) = CAPTURE.with_borrow_mut(|c| {
+    let (out, streaming, refused) = CAPTURE.with_borrow_mut(|c| {
         let was = c.streaming;
         c.streaming = true;
-        (std::mem::take(&mut c.out), was)
+        (std::mem::take(&mut c.out), was, c.refused)
     });
-    let (status, headers) = match streaming {
-        true => (StatusCode::OK, HeaderMap::new()),
-        false => head(),
+    if refused {
+        return;
+    }
+    let Some((status, headers)) = head_once(streaming) else {
+        return;
     };
     if !streaming {
         // SAFETY: PHP thread, inside the request; from now on header() warns as under php-fpm.
@@ -180,9 +188,36 @@ fn stream_now() {
     }
 }
 
+/// The head to send with the first piece of the answer (none once streaming). A status PHP
+/// holds that is not an HTTP status (`http_response_code(1000)`) answers the request with a
+/// worker error naming it, as `respond()` throws for one, and drops the rest of the output.
+fn head_once(streaming: bool) -> Option<(StatusCode, HeaderMap)> {
+    if streaming {
+        return Some((StatusCode::OK, HeaderMap::new()));
+    }
+    match head() {
+        Ok(head) => Some(head),
+        Err(code) => {
+            CAPTURE.with_borrow_mut(|c| {
+                c.refused = true;
+                c.out = Vec::new();
+            });
+            let what = format!(
+                "RR\\Worker::handle(): the script set the status {code}, which is not an HTTP \
+                 status (100-599)"
+            );
+            let _ = with_engine("RR\\Worker::handle", |e| {
+                Ok(e.reply(Reply::WorkerError(what)))
+            });
+            None
+        }
+    }
+}
+
 /// Status and headers as PHP holds them in `SG(sapi_headers)`, plus the default Content-Type
-/// (except for an answer that names a file to send).
-pub fn head() -> (StatusCode, HeaderMap) {
+/// (except for an answer that names a file to send); `Err` with the code when PHP holds a status
+/// outside 100-599 (`0` is PHP's "not set": 200).
+pub fn head() -> Result<(StatusCode, HeaderMap), i64> {
     let mut map = HeaderMap::new();
     // SAFETY: PHP thread; the list holds sapi_header_struct values PHP built (header, len).
     let (code, default_type) = unsafe {
@@ -213,11 +248,15 @@ pub fn head() -> (StatusCode, HeaderMap) {
             ext_php_rs::alloc::efree(ct.cast());
         }
     }
-    let status = u16::try_from(code)
-        .ok()
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .unwrap_or(StatusCode::OK);
-    (status, map)
+    let status = match code {
+        0 => StatusCode::OK,
+        100..=599 => u16::try_from(code)
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .ok_or(i64::from(code))?,
+        _ => return Err(i64::from(code)),
+    };
+    Ok((status, map))
 }
 
 fn add_line(map: &mut HeaderMap, line: &[u8]) {

@@ -244,6 +244,14 @@ final class RequestMappingTest extends TestCase
         self::assertSame(['6.6.6.6'], $request->getHeader('X_Real_Ip'));
     }
 
+    public function testAProxyHeaderNeverBecomesHttpProxy(): void
+    {
+        $request = self::map(['headers' => ['Proxy' => ['http://evil.example:8080']]]);
+
+        self::assertArrayNotHasKey('HTTP_PROXY', $request->getServerParams());
+        self::assertSame(['http://evil.example:8080'], $request->getHeader('Proxy'));
+    }
+
     public function testGetWorkerReturnsTheWorker(): void
     {
         $fake = new FakeWorker();
