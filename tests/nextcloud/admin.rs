@@ -374,3 +374,63 @@ fn two_factor_enforced_while_running() {
         );
     });
 }
+
+/// Turns maintenance mode off again however the test ends.
+struct NotInMaintenance<'a>(&'a Install);
+
+impl Drop for NotInMaintenance<'_> {
+    fn drop(&mut self) {
+        occ(self.0, &["maintenance:mode", "--off"]);
+    }
+}
+
+/// Maintenance mode switched on while the servers run (`occ maintenance:mode --on`, as before
+/// an upgrade; it writes config.php): ONE worker that has served before answers 503 to the
+/// next WebDAV request and says so in status.php, as php-fpm does, instead of going on reading
+/// and writing files under the upgrade; switched off, it serves again.
+#[test]
+fn maintenance_mode_while_running() {
+    let (_g, install) = install_or_skip!();
+    let alice = install.user("alice");
+    let auth = basic(&alice.name, &alice.app_password);
+    let fpm = Server::fpm(&install, 1);
+    let rr = Server::rr(&install, 1);
+    let maintenance = |server: &Server| -> bool {
+        let a = Session::new(server).get("/status.php", &[]);
+        expect(server, "status.php", &a, 200);
+        a.json()["maintenance"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("{}: no maintenance in status.php", server.name()))
+    };
+    for server in [&fpm, &rr] {
+        let a = propfind(&mut Session::new(server), &auth, &dav(&alice.name, "/"));
+        expect(server, "PROPFIND before", &a, 207);
+        assert!(
+            !maintenance(server),
+            "{}: in maintenance before",
+            server.name()
+        );
+    }
+    let _off = NotInMaintenance(&install);
+    for (switch, on) in [("--on", true), ("--off", false)] {
+        occ(&install, &["maintenance:mode", switch]);
+        for server in [&fpm, &rr] {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while maintenance(server) != on {
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: maintenance:mode {switch} not seen after 15 s",
+                    server.name()
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let a = propfind(&mut Session::new(server), &auth, &dav(&alice.name, "/"));
+            expect(
+                server,
+                &format!("PROPFIND after maintenance:mode {switch}"),
+                &a,
+                if on { 503 } else { 207 },
+            );
+        }
+    }
+}
