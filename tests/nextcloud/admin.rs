@@ -3,7 +3,7 @@
 
 use crate::client::{basic, seen, Seen, Session};
 use crate::harness::{Install, Server, User};
-use crate::login::{browser_login, form_encode, path_of, request_token};
+use crate::login::{browser_login, form_encode, path_of, request_token, user_seen};
 use crate::scenario::{compare, dav, expect, propfind, HTML, OCS};
 use std::time::{Duration, Instant};
 
@@ -361,7 +361,7 @@ fn two_factor_enforced_while_running() {
             expect(server, "bob's earlier session", &a, 200);
             rec.push(
                 &format!("#{round} bob's earlier session"),
-                seen(&a, server, &[]),
+                user_seen(&a, server),
             );
         }
         occ(install, &["twofactorauth:enforce", "--off"]);
@@ -370,7 +370,7 @@ fn two_factor_enforced_while_running() {
         expect(server, "alice after the change back", &a, 200);
         rec.push(
             "alice logs in without a second factor again",
-            seen(&a, server, &[]),
+            user_seen(&a, server),
         );
     });
 }
