@@ -28,7 +28,7 @@ final class ConfigFiles
     /** @var list<string> */
     private array $files = [];
     /** What the directory and the files were when the values were read; null: read again. */
-    private ?string $read = null;
+    private ?string $readFrom = null;
     /** The directory's stat when $files was listed. */
     private string $listed = '';
 
@@ -41,27 +41,33 @@ final class ConfigFiles
         }
         $this->config = $config;
         $this->dir = \OC::$configDir;
-        $this->refresh(true);
+        clearstatcache();
+        $this->read($this->state());
     }
 
     /** Before each request: the values of the files as they are now. */
-    public function refresh(bool $force = false): void
+    public function refresh(): void
     {
         if ($this->config === null) {
             return;
         }
         clearstatcache();
         $now = $this->state();
-        if (!$force && $now !== null && $now === $this->read) {
-            return;
+        if ($now === null || $now !== $this->readFrom) {
+            $this->read($now);
         }
+    }
+
+    /** OC\Config reads the files again, as its constructor does; `$state` is what they were. */
+    private function read(?string $state): void
+    {
         Privates::in(Config::class, static function (Config $config): void {
             $config->cache = [];
             $config->envCache = [];
             $config->readData();
             $config->isReadOnly = $config->getValue('config_is_read_only', false);
         })($this->config);
-        $this->read = $now;
+        $this->readFrom = $state;
     }
 
     /**
