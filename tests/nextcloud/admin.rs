@@ -1,9 +1,10 @@
 //! Changes an admin makes while the servers run (occ from another process): app settings,
 //! passwords, new users.
 
-use crate::client::{basic, Session};
-use crate::harness::{Install, Server};
-use crate::scenario::{dav, expect, propfind, OCS};
+use crate::client::{basic, seen, Seen, Session};
+use crate::harness::{Install, Server, User};
+use crate::login::{browser_login, form_encode, path_of, request_token, user_seen};
+use crate::scenario::{compare, dav, expect, propfind, HTML, OCS};
 use std::time::{Duration, Instant};
 
 /// Runs `occ` on the install (as the tests' user, with APCu as the servers have it).
@@ -240,5 +241,196 @@ fn password_reset_and_new_user_are_seen_by_running_workers() {
             server.name(),
             server.logs()
         );
+    }
+}
+
+/// Turns two-factor enforcement off again however the test ends.
+struct TwoFactorNotEnforced<'a>(&'a Install);
+
+impl Drop for TwoFactorNotEnforced<'_> {
+    fn drop(&mut self) {
+        occ(self.0, &["twofactorauth:enforce", "--off"]);
+    }
+}
+
+/// A browser login up to the answer of POST /login: the session and the path it sends to.
+fn post_login<'a>(server: &'a Server, user: &User) -> (Session<'a>, String) {
+    let mut s = Session::new(server);
+    let page = s.get("/login", &[HTML]);
+    expect(server, "GET /login", &page, 200);
+    let token = request_token(&page.text()).expect("a request token on /login");
+    let form = form_encode(&[
+        ("user", &user.name),
+        ("password", &user.password),
+        ("requesttoken", &token),
+    ]);
+    let origin = server.origin();
+    let a = s.send(
+        "POST",
+        "/login",
+        &[
+            ("Origin", &origin),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        form,
+    );
+    expect(server, "POST /login", &a, 303);
+    let to = path_of(&a.header("location").unwrap_or_default());
+    (s, to)
+}
+
+/// Logs alice in until her login is sent to `wanted` (a setting written to config.php by occ
+/// reaches php-fpm at its next request; a worker must not keep the value it booted with).
+fn login_until<'a>(server: &'a Server, user: &User, wanted: &str) -> Session<'a> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, to) = post_login(server, user);
+        if to.starts_with(wanted) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: a login still goes to {to} 15 s after the change, not {wanted}\n{}",
+            server.name(),
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// An admin enforces two-factor authentication while the servers run (`occ
+/// twofactorauth:enforce`, which writes config.php): the next logins on ONE worker that has
+/// served before must stop at the second factor, and the half-logged-in session must reach
+/// nothing, as under php-fpm; turned off again, logins go straight through. A worker serving
+/// the config.php it booted with let every login skip the second factor.
+#[test]
+fn two_factor_enforced_while_running() {
+    let (_g, install) = install_or_skip!();
+    compare(&install, 1, |install, server, rec| {
+        let (alice, bob) = (install.user("alice"), install.user("bob"));
+        let (mut bob_session, _) = browser_login(server, &bob, rec, "bob before");
+        let _off = TwoFactorNotEnforced(install);
+        occ(install, &["twofactorauth:enforce", "--on"]);
+        let mut half = login_until(server, &alice, "/login/selectchallenge");
+        rec.push(
+            "alice's login stops at the second factor",
+            Seen {
+                status: 303,
+                headers: Default::default(),
+                cookies: vec![],
+                body: String::new(),
+            },
+        );
+        for round in 0..2 {
+            let a = half.get("/ocs/v2.php/cloud/user?format=json", &[OCS]);
+            assert_ne!(
+                a.status,
+                200,
+                "{}: cloud/user without the second factor",
+                server.name()
+            );
+            rec.push(
+                &format!("#{round} cloud/user without the second factor"),
+                seen(&a, server, &[]),
+            );
+            let a = half.get("/apps/files/", &[HTML]);
+            expect(server, "the files app without the second factor", &a, 303);
+            assert!(
+                path_of(&a.header("location").unwrap_or_default())
+                    .starts_with("/login/selectchallenge"),
+                "{}: the files app without the second factor",
+                server.name()
+            );
+            rec.push(
+                &format!("#{round} files app without the second factor"),
+                seen(&a, server, &[]),
+            );
+            let a = half.send(
+                "PROPFIND",
+                &dav("alice", "/"),
+                &[("Depth", "0")],
+                Vec::new(),
+            );
+            expect(server, "PROPFIND without the second factor", &a, 401);
+            rec.push(
+                &format!("#{round} PROPFIND without the second factor"),
+                seen(&a, server, &[]),
+            );
+            // bob's session from before the change is left as it was, as under php-fpm.
+            let a = bob_session.get("/ocs/v2.php/cloud/user?format=json", &[OCS]);
+            expect(server, "bob's earlier session", &a, 200);
+            rec.push(
+                &format!("#{round} bob's earlier session"),
+                user_seen(&a, server),
+            );
+        }
+        occ(install, &["twofactorauth:enforce", "--off"]);
+        let mut s = login_until(server, &alice, "/apps/");
+        let a = s.get("/ocs/v2.php/cloud/user?format=json", &[OCS]);
+        expect(server, "alice after the change back", &a, 200);
+        rec.push(
+            "alice logs in without a second factor again",
+            user_seen(&a, server),
+        );
+    });
+}
+
+/// Turns maintenance mode off again however the test ends.
+struct NotInMaintenance<'a>(&'a Install);
+
+impl Drop for NotInMaintenance<'_> {
+    fn drop(&mut self) {
+        occ(self.0, &["maintenance:mode", "--off"]);
+    }
+}
+
+/// Maintenance mode switched on while the servers run (`occ maintenance:mode --on`, as before
+/// an upgrade; it writes config.php): ONE worker that has served before answers 503 to the
+/// next WebDAV request and says so in status.php, as php-fpm does, instead of going on reading
+/// and writing files under the upgrade; switched off, it serves again.
+#[test]
+fn maintenance_mode_while_running() {
+    let (_g, install) = install_or_skip!();
+    let alice = install.user("alice");
+    let auth = basic(&alice.name, &alice.app_password);
+    let fpm = Server::fpm(&install, 1);
+    let rr = Server::rr(&install, 1);
+    let maintenance = |server: &Server| -> bool {
+        let a = Session::new(server).get("/status.php", &[]);
+        expect(server, "status.php", &a, 200);
+        a.json()["maintenance"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("{}: no maintenance in status.php", server.name()))
+    };
+    for server in [&fpm, &rr] {
+        let a = propfind(&mut Session::new(server), &auth, &dav(&alice.name, "/"));
+        expect(server, "PROPFIND before", &a, 207);
+        assert!(
+            !maintenance(server),
+            "{}: in maintenance before",
+            server.name()
+        );
+    }
+    let _off = NotInMaintenance(&install);
+    for (switch, on) in [("--on", true), ("--off", false)] {
+        occ(&install, &["maintenance:mode", switch]);
+        for server in [&fpm, &rr] {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while maintenance(server) != on {
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: maintenance:mode {switch} not seen after 15 s",
+                    server.name()
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let a = propfind(&mut Session::new(server), &auth, &dav(&alice.name, "/"));
+            expect(
+                server,
+                &format!("PROPFIND after maintenance:mode {switch}"),
+                &a,
+                if on { 503 } else { 207 },
+            );
+        }
     }
 }

@@ -214,8 +214,9 @@ final class Containers
     }
 
     /**
-     * Services that must keep what they hold across requests: the containers themselves, and
-     * the database connection (its driver connection and transaction level).
+     * Services that must keep what they hold across requests: the containers themselves, the
+     * database connection (its driver connection and transaction level), and the values of
+     * config.php (ConfigFiles reads them again when the files change).
      */
     private static function keepsState(object $service): bool
     {
@@ -223,6 +224,7 @@ final class Containers
             || $service instanceof \Pimple\Container
             || $service instanceof \Doctrine\DBAL\Connection
             || $service instanceof \OC\DB\ConnectionAdapter
+            || $service instanceof \OC\Config
             || $service instanceof \Closure;
     }
 

@@ -21,6 +21,7 @@ final class Kernel
     private readonly Bootstrap $bootstrap;
     private readonly RequestSetup $setup;
     private readonly RequestReset $reset;
+    private readonly ConfigFiles $configFiles;
     private readonly ?Phases $phases;
 
     private bool $booted = false;
@@ -46,7 +47,8 @@ final class Kernel
         $speedUps = $options->speedUps($containers);
         $this->nginx = new Nginx($root);
         $this->bootstrap = new Bootstrap($root, $containers, $statics, $listeners, $speedUps, $options->loadAppsAtBoot);
-        $this->setup = new RequestSetup($this->phases);
+        $this->configFiles = new ConfigFiles();
+        $this->setup = new RequestSetup($this->configFiles, $this->phases);
         $this->reset = new RequestReset(
             $containers,
             $statics,
@@ -70,6 +72,7 @@ final class Kernel
         // A boot cut short (exception, exit()) cannot be retried: lib/base.php is require_once'd.
         $this->broken = 'the boot of Nextcloud did not complete';
         $this->bootstrap->boot();
+        $this->configFiles->remember();
         $this->booted = true;
         $this->broken = null;
     }

@@ -26,14 +26,17 @@ final class RequestSetup
     /** Whether the database is a server that can go away (not SQLite); known after the boot. */
     private ?bool $databaseServer = null;
 
-    public function __construct(private readonly ?Phases $phases = null)
-    {
+    public function __construct(
+        private readonly ConfigFiles $configFiles = new ConfigFiles(),
+        private readonly ?Phases $phases = null,
+    ) {
     }
 
     public function begin(Route $route): void
     {
         error_clear_last();
         date_default_timezone_set('UTC');
+        $this->configFiles->refresh();
         Privates::callStatic(\OC::class, 'handleAuthHeaders');
         Privates::setStatic(\OC::class, 'SUBURI', $route->path);
         \OC::$REQUESTEDAPP = '';
