@@ -229,6 +229,41 @@ fn output_buffers_are_back_to_php_fpms_one_default_buffer() {
     assert_eq!(v["ob_level"], 1, "output_buffering=4096 opens one");
 }
 
+/// php-fpm starts every request with PHP's stat cache empty; a worker kept the last file the
+/// previous request looked at, and a request asking about that file after it changed got the
+/// old size.
+#[test]
+fn the_stat_cache_starts_empty_at_each_request() {
+    let php = Php::start_with(
+        "stat_cache.php",
+        Options {
+            ini: vec![("rr.address", "127.0.0.1:0".into())],
+            ..Options::default()
+        },
+    );
+    let dir = std::env::temp_dir().join(format!("rr-stat-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("f.txt");
+    std::fs::write(&file, "ab").unwrap();
+    let size = || {
+        client()
+            .get(php.url("/"))
+            .query(&[("f", file.to_str().unwrap())])
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert_eq!(size(), "2");
+    std::fs::write(&file, "abcde").unwrap();
+    assert_eq!(
+        size(),
+        "5",
+        "the previous request's stat of the file was served"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn ignore_user_abort_and_the_time_limit_are_reset() {
     let (_, _, v) = after_dirty_request();

@@ -49,6 +49,13 @@ extern "C" {
     pub fn php_output_get_level() -> c_int;
     pub fn php_output_end_all();
     pub fn php_output_set_implicit_flush(flush: c_int);
+    /// `clearstatcache()`: forgets the last `stat()`/`lstat()` result (and, with the flag, the
+    /// realpath cache).
+    pub fn php_clear_stat_cache(
+        clear_realpath_cache: bool,
+        filename: *const c_char,
+        filename_len: usize,
+    );
     pub fn zend_is_unwind_exit(ex: *const zend_object) -> bool;
     pub fn php_call_shutdown_functions();
     pub fn php_free_shutdown_functions();

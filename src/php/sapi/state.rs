@@ -1,6 +1,6 @@
 //! Engine state that php-fpm gets fresh for every request and a long-lived worker must set up
 //! and reset by hand: SAPI headers and status, output buffers, shutdown functions, the session
-//! module, the time limit and `ignore_user_abort`.
+//! module, the stat cache, the time limit and `ignore_user_abort`.
 use super::ffi::{self, eg, pg, sg, SHUTDOWN_FUNCTIONS};
 use crate::request::form::{Node, Tree};
 use crate::request::multipart::Upload;
@@ -221,6 +221,9 @@ pub fn begin(req: &RequestData, uploads: &[String], boot: &Boot) -> Saved {
         }
         saved
     };
+    // SAFETY: PHP thread, between two scripts: PHP's request start has no cached stat() of the
+    // previous request's last file (a file changed since would report its old size and times).
+    unsafe { ffi::php_clear_stat_cache(false, std::ptr::null(), 0) };
     // SAFETY: plain read on the PHP thread.
     if unsafe { !(*pg()).last_error_message.is_null() } {
         // A fresh request has no last error; it also tells exit() from a fatal error later.
