@@ -221,6 +221,17 @@ final class Worker
     public function retire(): bool {}
 
     /**
+     * Asks the pool for a reload, as SIGHUP or POST /reload on the status address do: a new
+     * generation boots (a new template in template mode) and replaces every worker one by one.
+     * Call it when this worker sees that what it booted with changed (e.g. the enabled apps).
+     * Every worker of a generation may ask: one reload happens (an ask counts only while the
+     * asking worker's generation is the pool's newest). Returns true when the ask reached the
+     * master (the current request is answered normally, by this worker). Without a pool, and in
+     * the template, nothing can reload: returns false and logs a warning once.
+     */
+    public function reload(): bool {}
+
+    /**
      * The addresses the server listens on, e.g. `["http://127.0.0.1:8080"]`.
      *
      * @return list<string>

@@ -311,6 +311,90 @@ fn retire_without_a_pool_returns_false_and_warns_once() {
 }
 
 #[test]
+fn workers_asking_for_a_reload_replace_every_worker_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for template in [true, false] {
+        let boot_file = temp_file(&dir, &format!("boots-{template}"));
+        let php = start_template(
+            json!({"http.pool.num_workers": 2, "http.pool.template": template}),
+            &boot_file,
+            &[],
+        );
+        let before = idle_workers(&php, 2);
+        let generation = boot_status(&php)["generation"].as_u64().unwrap();
+        // Both workers ask, each in its own request, held until both are in.
+        let running = tempfile::tempdir().unwrap();
+        let path = format!("/reload?wait=2&running={}", running.path().display());
+        let asks: Vec<_> = (0..2)
+            .map(|_| {
+                let url = php.url(&path);
+                std::thread::spawn(move || -> Value {
+                    let resp = client().get(url).send().unwrap();
+                    assert_eq!(resp.status(), 200);
+                    resp.json().unwrap()
+                })
+            })
+            .collect();
+        let asked: HashSet<u64> = asks
+            .into_iter()
+            .map(|ask| {
+                let v = ask.join().unwrap();
+                assert_eq!(v["reloaded"], true, "{v}");
+                v["pid"].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(
+            asked,
+            before.iter().copied().collect(),
+            "both workers asked"
+        );
+        // Every worker is replaced (their exits come after their asks: both asks were seen)...
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let after = loop {
+            let now = idle_workers(&php, 2);
+            if now.iter().all(|p| !before.contains(p)) {
+                break now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{before:?} {now:?}\n{}",
+                php.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // ...by one reload.
+        let boot = boot_status(&php);
+        assert_eq!(
+            boot["generation"],
+            generation + 1,
+            "template {template}: {boot}"
+        );
+        assert_eq!(boot["reload_pending"], false, "{boot}");
+        assert_eq!(idle_workers(&php, 2), after, "no further reload");
+        if template {
+            assert_eq!(boots(&boot_file).len(), 2, "one new template");
+        }
+    }
+}
+
+#[test]
+fn reload_without_a_pool_returns_false_and_warns_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_file = temp_file(&dir, "boots");
+    let php = start_template(json!({}), &boot_file, &[]);
+    let pid = php.pid() as u64;
+    for _ in 0..2 {
+        let v = get_json(&php, "/reload");
+        assert_eq!(v, json!({"pid": pid, "reloaded": false}));
+    }
+    let warnings = php
+        .stderr()
+        .matches("RR\\Worker::reload(): ignored")
+        .count();
+    assert_eq!(warnings, 1, "{}", php.stderr());
+}
+
+#[test]
 fn reload_replaces_the_template_and_every_worker_with_zero_failed_requests() {
     let dir = tempfile::tempdir().unwrap();
     let boot_file = temp_file(&dir, "boots");

@@ -65,6 +65,10 @@ $worker->beforeFork(RR\Nextcloud\ForkSafety::closeConnections(...));
 // run in place by RR\Nextcloud (cron.php, the updater, ...) may leave anything behind: the worker
 // is replaced after the answer (RR\Worker::retire(); NEXTCLOUD_RETIRE_ON_EXIT=0 keeps it after
 // exit()). A single process cannot be replaced: retire() says so in the log once.
+// An app enabled or disabled while the workers run (occ app:disable, the Apps page): every
+// worker booted with the apps of its boot and serves their routes, so the pool reloads (one
+// reload however many workers ask; RR\Worker::reload()). Asked once per worker.
+$reloadAsked = false;
 while ($worker->handle($kernel)) {
     if ($kernel->broken() !== null) {
         // Never serve again with state that could not be reset: end the process (a pool
@@ -74,5 +78,9 @@ while ($worker->handle($kernel)) {
     }
     if ($kernel->untrusted() || ($nextcloud->retireOnExit && $kernel->exited())) {
         $worker->retire();
+    }
+    if (!$reloadAsked && $kernel->appsChanged()) {
+        $reloadAsked = true;
+        $worker->reload();
     }
 }

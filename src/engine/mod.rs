@@ -234,6 +234,15 @@ impl Worker {
         }
     }
 
+    /// Asks the pool for a reload (`RR\Worker::reload()`); false where nothing can reload
+    /// (single process, master, template).
+    pub fn reload(&mut self) -> bool {
+        match self {
+            Worker::PoolWorker(w) => w.reload(),
+            Worker::Embedded(_) | Worker::Master(_) => false,
+        }
+    }
+
     /// Whether a request is waiting for (the rest of) its answer.
     pub fn has_pending(&self) -> bool {
         serving!(self, w => w.has_pending(), master => false)

@@ -377,6 +377,20 @@ impl PoolWorker {
         true
     }
 
+    /// Asks the master for a reload of the pool (a new generation replaces every worker; the
+    /// master starts one per generation however many workers ask). False in the template (it
+    /// serves nothing and has no place in a generation's workers) and once the master is gone
+    /// or said stop.
+    pub fn reload(&mut self) -> bool {
+        match self.phase {
+            Phase::Template | Phase::Stopped => false,
+            Phase::Booting { .. } | Phase::Serving { .. } | Phase::Declined => {
+                self.send(&Frame::Reload);
+                self.phase != Phase::Stopped
+            }
+        }
+    }
+
     /// Tells the master this worker runs no more requests (once).
     fn decline(&mut self) {
         if let Phase::Serving { .. } = self.phase {

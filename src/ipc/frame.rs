@@ -58,6 +58,9 @@ pub enum Frame {
     ListWorkers,
     /// `RR\Worker::retire()`: replace this worker once the current answer is sent.
     Retire,
+    /// `RR\Worker::reload()`: reload the pool (a new generation replaces every worker), as
+    /// SIGHUP does; taken whether the worker is idle or busy.
+    Reload,
     /// The worker runs no more requests: every request it was sent and has not answered was
     /// never started, and the master hands them to other workers. Sent between requests only.
     Declined,
@@ -93,6 +96,7 @@ mod kind {
     pub const LIST_WORKERS: u8 = 19;
     pub const RETIRE: u8 = 20;
     pub const DECLINED: u8 = 21;
+    pub const RELOAD: u8 = 22;
     pub const BOOTED: u8 = 30;
     pub const FORKED: u8 = 31;
     pub const FORK_FAILED: u8 = 32;
@@ -133,6 +137,7 @@ impl Frame {
             }
             Frame::Retire => out.put_u8(kind::RETIRE),
             Frame::Declined => out.put_u8(kind::DECLINED),
+            Frame::Reload => out.put_u8(kind::RELOAD),
             Frame::Booted => out.put_u8(kind::BOOTED),
             Frame::Forked { id, pid } => {
                 out.put_u8(kind::FORKED);
@@ -235,6 +240,7 @@ fn decode(kind: u8, mut r: Reader) -> Result<Frame, DecodeError> {
         kind::FORK => Frame::Fork { id: r.u64()? },
         kind::RETIRE => Frame::Retire,
         kind::DECLINED => Frame::Declined,
+        kind::RELOAD => Frame::Reload,
         kind::BOOTED => Frame::Booted,
         kind::FORKED => Frame::Forked {
             id: r.u64()?,

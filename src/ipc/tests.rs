@@ -114,6 +114,7 @@ fn answers_survive_the_wire() {
         Frame::Fork { id: 7 },
         Frame::Retire,
         Frame::Declined,
+        Frame::Reload,
         Frame::Booted,
         Frame::Forked { id: 7, pid: 4242 },
         Frame::ForkFailed {

@@ -33,6 +33,7 @@ thread_local! {
     static STARTED: Cell<bool> = const { Cell::new(false) };
     static HANDLING: Cell<bool> = const { Cell::new(false) };
     static RETIRE_WARNED: Cell<bool> = const { Cell::new(false) };
+    static RELOAD_WARNED: Cell<bool> = const { Cell::new(false) };
     /// What `beforeFork()` registered: run once in the template, before its first fork.
     static BEFORE_FORK: RefCell<Vec<Zval>> = const { RefCell::new(Vec::new()) };
     /// Where handle() says the entry script is; set at its first request.
@@ -413,6 +414,20 @@ impl Worker {
             );
         }
         Ok(retired)
+    }
+
+    /// Asks the pool for a reload, as SIGHUP or `POST /reload` do: a new generation boots and
+    /// replaces every worker one by one. Every worker of a generation may ask (each one sees
+    /// the same change): one reload happens. True when the ask reached the master; without a
+    /// pool (or in the template) nothing can reload: returns false and logs a warning once.
+    pub fn reload(&self) -> PhpResult<bool> {
+        let asked = with_engine("RR\\Worker::reload", |engine| Ok(engine.reload()))?;
+        if !asked && !RELOAD_WARNED.replace(true) {
+            tracing::warn!(
+                "RR\\Worker::reload(): ignored: nothing can reload (only a pool worker, http.pool.num_workers > 0, asks its pool for a reload)"
+            );
+        }
+        Ok(asked)
     }
 
     /// The addresses the server listens on, e.g. `["http://127.0.0.1:8080"]`.

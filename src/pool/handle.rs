@@ -32,8 +32,11 @@ pub struct Limits {
 
 /// The worker's side of the channel, frame by frame (cancel-safe: see [`FrameReader`]).
 struct Channel {
+    id: u64,
     process: Process,
     control: mpsc::UnboundedSender<Control>,
+    /// Where a worker's ask for a reload goes at once, whatever it is doing.
+    events: mpsc::UnboundedSender<Event>,
     reader: FrameReader,
     out: BytesMut,
     /// The worker sent `Retire`.
@@ -42,7 +45,8 @@ struct Channel {
 
 impl Channel {
     /// The next frame; `None` when the worker closed the channel (it exited) or broke it.
-    /// `Retire` is noted and skipped, unless `idle` (then it is returned).
+    /// `ListWorkers` is answered and `Reload` passed on, both skipped; `Retire` is noted and
+    /// skipped, unless `idle` (then it is returned).
     async fn next(&mut self) -> Option<Frame> {
         self.next_or_retire(false).await
     }
@@ -54,6 +58,9 @@ impl Channel {
                     if !self.list_workers().await {
                         return None;
                     }
+                }
+                Ok(Frame::Reload) => {
+                    let _ = self.events.send(Event::Reload { id: self.id });
                 }
                 Ok(Frame::Retire) => {
                     self.retire = true;
@@ -136,8 +143,10 @@ pub async fn run(
         }
     };
     let mut ch = Channel {
+        id,
         process,
         control: limits.control.clone(),
+        events: events.clone(),
         reader: FrameReader::new(64 * 1024),
         out: BytesMut::with_capacity(64 * 1024),
         retire: false,

@@ -168,6 +168,16 @@ impl Machine {
                 self.begin_stop(Some(PoolError::TemplateUnusable(message)), now);
             }
             Input::Reload => self.reload(now),
+            Input::ReloadAsked { worker } => {
+                // Asked by a worker of an older generation: a reload already replaces it.
+                let current = self.generation;
+                if self
+                    .slot(worker)
+                    .is_some_and(|i| self.slots[i].generation == current)
+                {
+                    self.reload(now);
+                }
+            }
             Input::Tick => self.housekeeping(now),
             Input::Deadline => {
                 let out = &mut self.out;

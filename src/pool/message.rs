@@ -76,6 +76,10 @@ pub enum Event {
     Retire {
         id: u64,
     },
+    /// A worker, idle or busy, asked for a reload of the pool (`RR\Worker::reload()`).
+    Reload {
+        id: u64,
+    },
     /// Template mode: a template of this generation booted; forks now come from it.
     TemplateReady {
         generation: u64,

@@ -197,6 +197,7 @@ impl Supervisor {
             },
             Event::Memory { id, memory } => Input::Memory { worker: id, memory },
             Event::Retire { id } => Input::RetireAsked { worker: id },
+            Event::Reload { id } => Input::ReloadAsked { worker: id },
             Event::TemplateReady { generation } => Input::TemplateBooted { generation },
             Event::TemplateFailed(message) => Input::TemplateUnusable(message),
             Event::TemplateBootFailed(message) => Input::TemplateBootFailed(message),

@@ -434,3 +434,92 @@ fn maintenance_mode_while_running() {
         }
     }
 }
+
+/// Enables an app again however the test ends.
+struct AppEnabled<'a>(&'a Install, &'static str);
+
+impl Drop for AppEnabled<'_> {
+    fn drop(&mut self) {
+        occ(self.0, &["app:enable", self.1]);
+    }
+}
+
+/// An app disabled while the servers run (`occ app:disable`, as the Apps page does): php-fpm
+/// stops serving its routes once its local cache of the app config expires (3 s). Every rr
+/// worker booted with the app loaded and its routes known; one that sees the enabled apps
+/// change asks the pool for a reload (RR\Nextcloud\EnabledApps, RR\Worker::reload()), so
+/// within seconds no worker serves the route any more. php-fpm answers 500 (its route cache in
+/// APCu, kept an hour and keyed by the installed versions, still routes to the disabled app,
+/// whose controller cannot be loaded); rr's new generation boots with a fresh APCu and knows no
+/// such route: 404. Enabled again, both serve it again. With the shipped rr.yaml (template
+/// mode), two workers, each asked in every round.
+#[test]
+fn app_disabled_while_running() {
+    let (_g, install) = install_or_skip!();
+    let alice = install.user("alice");
+    let auth = basic(&alice.name, &alice.app_password);
+    let path = "/ocs/v2.php/apps/weather_status/api/v1/location?format=json";
+    let fpm = Server::fpm(&install, 1);
+    let rr = Server::rr(&install, 2);
+    // The statuses of 4 requests at once (every worker gets one).
+    let round = |server: &Server| -> Vec<u16> {
+        std::thread::scope(|s| {
+            let asks: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let headers = [OCS, ("Authorization", auth.as_str())];
+                        Session::new(server).get(path, &headers).status
+                    })
+                })
+                .collect();
+            asks.into_iter().map(|a| a.join().unwrap()).collect()
+        })
+    };
+    for server in [&fpm, &rr] {
+        for _ in 0..3 {
+            assert_eq!(round(server), [200; 4], "{}: before", server.name());
+        }
+    }
+    let _enabled = AppEnabled(&install, "weather_status");
+    for (switch, served) in [("app:disable", false), ("app:enable", true)] {
+        occ(&install, &[switch, "weather_status"]);
+        // php-fpm too sees it once Nextcloud's local cache of the app config expires (3 s).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let fpm_status = loop {
+            let status = Session::new(&fpm)
+                .get(path, &[OCS, ("Authorization", &auth)])
+                .status;
+            if (status == 200) == served {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "php-fpm after {switch}: {status} after 15 s"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        let expected = if served { 200 } else { 404 };
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(120);
+        loop {
+            let statuses = round(&rr);
+            if statuses.iter().all(|s| *s == expected) {
+                eprintln!(
+                    "rr after {switch}: {expected} after {:?}",
+                    started.elapsed()
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rr after {switch}: {statuses:?} after 120 s, php-fpm {fpm_status}\n{}",
+                rr.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        // No worker is left serving the app as before.
+        for _ in 0..5 {
+            assert_eq!(round(&rr), [expected; 4], "rr after {switch}");
+        }
+    }
+}

@@ -22,6 +22,7 @@ final class Kernel
     private readonly RequestSetup $setup;
     private readonly RequestReset $reset;
     private readonly ConfigFiles $configFiles;
+    private readonly EnabledApps $enabledApps;
     private readonly ?Phases $phases;
 
     private bool $booted = false;
@@ -35,6 +36,8 @@ final class Kernel
     private ?string $broken = null;
     /** The last request ran a script not known to be safe in place. */
     private bool $untrusted = false;
+    /** The enabled apps are no longer those this worker booted with. */
+    private bool $appsChanged = false;
 
     public function __construct(
         private readonly string $root,
@@ -46,7 +49,16 @@ final class Kernel
         $listeners = new EventListeners();
         $speedUps = $options->speedUps($containers);
         $this->nginx = new Nginx($root);
-        $this->bootstrap = new Bootstrap($root, $containers, $statics, $listeners, $speedUps, $options->loadAppsAtBoot);
+        $this->enabledApps = new EnabledApps();
+        $this->bootstrap = new Bootstrap(
+            $root,
+            $containers,
+            $statics,
+            $listeners,
+            $speedUps,
+            $options->loadAppsAtBoot,
+            $this->enabledApps,
+        );
         $this->configFiles = new ConfigFiles();
         $this->setup = new RequestSetup($this->configFiles, $this->phases);
         $this->reset = new RequestReset(
@@ -107,6 +119,16 @@ final class Kernel
         return $this->exited;
     }
 
+    /**
+     * Whether the enabled apps (or their groups) differ from those this worker booted with and
+     * serves the routes of: the pool should reload (RR\Worker::reload()). Looked at after a
+     * request, at most once a second (EnabledApps); once true, stays true.
+     */
+    public function appsChanged(): bool
+    {
+        return $this->appsChanged;
+    }
+
     /** Whether the last request ran an entry script that is not known to be safe in place. */
     public function untrusted(): bool
     {
@@ -141,6 +163,8 @@ final class Kernel
         $this->exited = !$this->returned;
         $this->returned = true;
         try {
+            // Before the reset, which unloads the app config the request may have loaded.
+            $this->appsChanged = $this->enabledApps->changed();
             $this->reset->reset();
         } catch (\Throwable $e) {
             $this->broken = sprintf('%s: %s at %s:%d', $e::class, $e->getMessage(), $e->getFile(), $e->getLine());

@@ -70,6 +70,9 @@ pub enum Input {
     TemplateUnusable(String),
     /// SIGHUP, `POST /reload`, `http.watch`: replace every worker with one of new code.
     Reload,
+    /// A worker asked for a reload (`RR\Worker::reload()`): a `Reload` if its generation is
+    /// still the newest (every worker of a generation sees the same change: one reload).
+    ReloadAsked { worker: u64 },
     /// Every `TICK`: limits of idle workers, backoffs that ran out.
     Tick,
     /// The time [`Machine::deadline`] named has come.

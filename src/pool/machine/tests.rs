@@ -688,3 +688,74 @@ fn limits_replace_a_worker_after_its_answer_or_while_idle() {
         reason: Reason::IdleTtl
     }));
 }
+
+/// The generations of the reloads started.
+fn reloads(effects: &[Effect]) -> Vec<u64> {
+    notices(effects)
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::Reloading { generation } => Some(*generation),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn workers_asking_for_a_reload_get_one_per_generation() {
+    let mut m = Master::booted(pool(2));
+    // Both workers see the same change and ask: the first ask reloads, the second finds its
+    // generation already being replaced.
+    assert_eq!(reloads(&m.on(Input::ReloadAsked { worker: 1 })), [1]);
+    let effects = m.on(Input::ReloadAsked { worker: 2 });
+    assert_eq!(reloads(&effects), Vec::<u64>::new());
+    assert_eq!(published(&effects).generation, 1);
+    // The reload runs to its end: every worker replaced by one of generation 1.
+    let mut finished = false;
+    for _ in 0..10 {
+        let mut effects = m.on(Input::Tick);
+        while let Some(&worker) = spawned(&effects).first() {
+            effects = m.on(Input::Booted { worker });
+            for old in stopped(&effects) {
+                effects.extend(m.exit(old, End::Stopped));
+            }
+        }
+        let slots = m.machine.workers();
+        if slots.len() == 2 && slots.iter().all(|s| s.generation == 1 && s.id > 2) {
+            finished = true;
+            break;
+        }
+        m.wait(10 * MS);
+    }
+    let table: Vec<(u64, u64)> = m
+        .machine
+        .workers()
+        .iter()
+        .map(|s| (s.id, s.generation))
+        .collect();
+    assert!(
+        finished,
+        "the reload never finished: (id, generation) {table:?}"
+    );
+    // A late ask from a worker already replaced (or unknown) changes nothing.
+    assert_eq!(
+        reloads(&m.on(Input::ReloadAsked { worker: 1 })),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        reloads(&m.on(Input::ReloadAsked { worker: 99 })),
+        Vec::<u64>::new()
+    );
+    // A worker of the new generation asking starts the next reload.
+    let current = m.machine.workers()[0].id;
+    assert_eq!(reloads(&m.on(Input::ReloadAsked { worker: current })), [2]);
+}
+
+#[test]
+fn a_reload_asked_while_stopping_is_ignored() {
+    let mut m = Master::booted(pool(1));
+    m.on(Input::Stop);
+    assert_eq!(
+        reloads(&m.on(Input::ReloadAsked { worker: 1 })),
+        Vec::<u64>::new()
+    );
+}
