@@ -12,9 +12,10 @@ use OCP\Server;
  * Nextcloud keeps them in the app config, key `enabled` of each app. A booted worker loaded
  * those apps and their routes once, so an app an admin disables while it runs (`occ
  * app:disable`, the Apps page) would stay served until the pool reloads, where php-fpm stops
- * serving it within seconds (its local cache of the app config is kept 3 s). After a request the values are compared with the boot's, at
- * most once per CHECK_EVERY (loading the app config costs a status.php request about 13
- * microseconds); a difference makes the worker script ask the pool for a reload
+ * serving it within seconds (its local cache of the app config is kept 3 s). After a request
+ * the values are compared with the boot's, at most once per CHECK_EVERY (loading the app
+ * config costs a status.php request about 13 microseconds); a difference makes the worker
+ * script ask the pool for a reload
  * (RR\Worker::reload(), see examples/nextcloud/worker.php).
  */
 final class EnabledApps
