@@ -76,30 +76,32 @@ final class ConfigFiles
      */
     private function state(): ?string
     {
-        $dir = self::stat($this->dir);
-        if ($dir !== $this->listed) {
+        $dir = @stat($this->dir);
+        $listed = self::key($dir);
+        if ($listed !== $this->listed) {
             $extra = glob($this->dir . '*.config.php') ?: [];
             natsort($extra);
             $this->files = [$this->dir . 'config.php', ...$extra];
-            $this->listed = $dir;
+            $this->listed = $listed;
         }
-        $state = $dir;
+        $stats = [$dir];
         foreach ($this->files as $file) {
-            $state .= '|' . self::stat($file);
+            $stats[] = @stat($file);
         }
         $recent = time() - self::RECENT;
-        foreach (explode('|', $state) as $one) {
-            $times = explode(':', $one);
-            if (count($times) === 4 && max((int)$times[2], (int)$times[3]) >= $recent) {
+        $keys = [];
+        foreach ($stats as $stat) {
+            if ($stat !== false && max($stat['mtime'], $stat['ctime']) >= $recent) {
                 return null;
             }
+            $keys[] = self::key($stat);
         }
-        return $state;
+        return implode('|', $keys);
     }
 
-    private static function stat(string $path): string
+    /** @param array<int|string, int>|false $stat what stat() gave */
+    private static function key(array|false $stat): string
     {
-        $s = @stat($path);
-        return $s === false ? '-' : "{$s['ino']}:{$s['size']}:{$s['mtime']}:{$s['ctime']}";
+        return $stat === false ? '-' : "{$stat['ino']}:{$stat['size']}:{$stat['mtime']}:{$stat['ctime']}";
     }
 }
