@@ -3,7 +3,7 @@
 
 use crate::client::{basic, seen, Seen, Session};
 use crate::harness::{Install, Server, User};
-use crate::login::{browser_login, form_encode, path_of, request_token, user_seen};
+use crate::login::{browser_login, path_of, submit_login, user_seen};
 use crate::scenario::{compare, dav, expect, propfind, HTML, OCS};
 use std::time::{Duration, Instant};
 
@@ -255,26 +255,7 @@ impl Drop for TwoFactorNotEnforced<'_> {
 
 /// A browser login up to the answer of POST /login: the session and the path it sends to.
 fn post_login<'a>(server: &'a Server, user: &User) -> (Session<'a>, String) {
-    let mut s = Session::new(server);
-    let page = s.get("/login", &[HTML]);
-    expect(server, "GET /login", &page, 200);
-    let token = request_token(&page.text()).expect("a request token on /login");
-    let form = form_encode(&[
-        ("user", &user.name),
-        ("password", &user.password),
-        ("requesttoken", &token),
-    ]);
-    let origin = server.origin();
-    let a = s.send(
-        "POST",
-        "/login",
-        &[
-            ("Origin", &origin),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        form,
-    );
-    expect(server, "POST /login", &a, 303);
+    let (s, _, a) = submit_login(server, user);
     let to = path_of(&a.header("location").unwrap_or_default());
     (s, to)
 }

@@ -6,20 +6,14 @@ use crate::client::{normalize, normalize_json, seen, Answer, Seen, Session};
 use crate::harness::{Server, User};
 use crate::scenario::{compare, expect, Record, HTML, OCS};
 
-/// The browser login: the login page's request token and cookies, then POST /login with Origin.
-/// Returns the session (logged in), the page's request token, and the answers seen.
-pub(crate) fn browser_login<'a>(
-    server: &'a Server,
-    user: &User,
-    rec: &mut Record,
-    tag: &str,
-) -> (Session<'a>, String) {
+/// GET /login for its request token and cookies, then POST /login with Origin: the session and
+/// both answers (the POST's checked to be 303).
+pub(crate) fn submit_login<'a>(server: &'a Server, user: &User) -> (Session<'a>, Answer, Answer) {
     let mut s = Session::new(server);
     let page = s.get("/login", &[HTML]);
     expect(server, "GET /login", &page, 200);
     let token = request_token(&page.text())
         .unwrap_or_else(|| panic!("{}: no request token on /login", server.name()));
-    rec.push(&format!("{tag} GET /login"), login_page_seen(&page, server));
     let form = form_encode(&[
         ("user", &user.name),
         ("password", &user.password),
@@ -38,6 +32,19 @@ pub(crate) fn browser_login<'a>(
         form,
     );
     expect(server, "POST /login", &a, 303);
+    (s, page, a)
+}
+
+/// The browser login: the login page's request token and cookies, then POST /login with Origin.
+/// Returns the session (logged in), the page's request token, and the answers seen.
+pub(crate) fn browser_login<'a>(
+    server: &'a Server,
+    user: &User,
+    rec: &mut Record,
+    tag: &str,
+) -> (Session<'a>, String) {
+    let (mut s, page, a) = submit_login(server, user);
+    rec.push(&format!("{tag} GET /login"), login_page_seen(&page, server));
     let loc = a.header("location").unwrap_or_default();
     assert!(
         !loc.contains("/login"),
