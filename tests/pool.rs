@@ -187,6 +187,91 @@ fn reload_under_load_replaces_every_worker_with_zero_failed_requests() {
     );
 }
 
+/// Writes `value` into `file` as a PHP file returning it, with the same size and modification
+/// time as the file it replaces: opcache's timestamp check cannot tell the two apart.
+fn deploy(file: &std::path::Path, value: &str, mtime: Option<std::time::SystemTime>) {
+    std::fs::write(file, format!("<?php return '{value}';\n")).unwrap();
+    if let Some(mtime) = mtime {
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+}
+
+/// A deploy, then a reload (SIGHUP): every worker of the new generation runs the new code, the
+/// code it loads at boot and the code it includes per request, with opcache on (as production
+/// runs it), in template and in re-exec mode. The new files keep the old ones' size and
+/// modification time, so no opcache memory a new generation shared with the old one could
+/// pass its timestamp check: a reload must never serve yesterday's code.
+#[test]
+fn a_reload_serves_the_code_deployed_since_the_boot_with_opcache_on() {
+    for template in [true, false] {
+        let code = tempfile::tempdir().unwrap();
+        let (boot, request) = (
+            code.path().join("boot.php"),
+            code.path().join("request.php"),
+        );
+        deploy(&boot, "boot-1", None);
+        deploy(&request, "request-1", None);
+        let mut opts =
+            pool_options(json!({"http.pool.num_workers": 2, "http.pool.template": template}));
+        opts.ini.push(("zend_extension", "opcache".to_string()));
+        opts.ini.push(("opcache.enable_cli", "1".to_string()));
+        // Cache the files even though they were written a moment ago (the default waits 2 s).
+        opts.ini
+            .push(("opcache.file_update_protection", "0".to_string()));
+        opts.env
+            .push(("RR_TEST_CODE_DIR", code.path().display().to_string()));
+        let php = Php::start_with("deploy.php", opts);
+        let before = idle_workers(&php, 2);
+        let answer = |php: &Php| -> Value {
+            let resp = client().get(php.url("/")).send().unwrap();
+            assert_eq!(resp.status(), 200, "template {template}: {}", php.stderr());
+            resp.json().unwrap()
+        };
+        for _ in 0..4 {
+            let a = answer(&php);
+            assert_eq!(
+                (&a["boot"], &a["request"], &a["cached"]),
+                (&json!("boot-1"), &json!("request-1"), &json!(true)),
+                "template {template}: {a}"
+            );
+        }
+        let mtimes = [&boot, &request].map(|f| std::fs::metadata(f).unwrap().modified().unwrap());
+        deploy(&boot, "boot-2", Some(mtimes[0]));
+        deploy(&request, "request-2", Some(mtimes[1]));
+        // Without a reload, opcache goes on serving what it holds: the check is in play.
+        let a = answer(&php);
+        assert_eq!(a["request"], "request-1", "template {template}: {a}");
+        php.signal(libc::SIGHUP);
+        assert_eq!(
+            metric_reaches(&php, "rr_pool_worker_restarts_total{reason=\"reload\"}", 2),
+            2,
+            "template {template}"
+        );
+        let after = idle_workers(&php, 2);
+        assert!(
+            after.iter().all(|p| !before.contains(p)),
+            "template {template}: {before:?} {after:?}"
+        );
+        for _ in 0..6 {
+            let a = answer(&php);
+            assert_eq!(
+                (&a["boot"], &a["request"], &a["cached"]),
+                (&json!("boot-2"), &json!("request-2"), &json!(true)),
+                "template {template}: {a}"
+            );
+            assert!(
+                after.contains(&a["pid"].as_u64().unwrap()),
+                "template {template}: {a}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_reload_under_sustained_load_replaces_every_worker() {
     let php = start(json!({"http.pool.num_workers": 2}));
