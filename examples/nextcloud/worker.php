@@ -65,9 +65,10 @@ $worker->beforeFork(RR\Nextcloud\ForkSafety::closeConnections(...));
 // run in place by RR\Nextcloud (cron.php, the updater, ...) may leave anything behind: the worker
 // is replaced after the answer (RR\Worker::retire(); NEXTCLOUD_RETIRE_ON_EXIT=0 keeps it after
 // exit()). A single process cannot be replaced: retire() says so in the log once.
-// An app enabled or disabled while the workers run (occ app:disable, the Apps page): every
-// worker booted with the apps of its boot and serves their routes, so the pool reloads (one
-// reload however many workers ask; RR\Worker::reload()). Asked once per worker.
+// An app enabled or disabled while the workers run (occ app:disable, the Apps page), or an
+// upgrade (occ upgrade, occ app:update): every worker booted with the apps and the code of its
+// boot, so the pool reloads and its new workers boot what is installed now (one reload however
+// many workers ask; RR\Worker::reload()). Asked once per worker.
 $reloadAsked = false;
 while ($worker->handle($kernel)) {
     if ($kernel->broken() !== null) {
@@ -79,8 +80,9 @@ while ($worker->handle($kernel)) {
     if ($kernel->untrusted() || ($nextcloud->retireOnExit && $kernel->exited())) {
         $worker->retire();
     }
-    if (!$reloadAsked && $kernel->appsChanged()) {
+    if (!$reloadAsked && ($change = $kernel->installChanged()) !== null) {
         $reloadAsked = true;
+        fwrite(STDERR, "rr nextcloud worker: the installed apps changed ($change): asking for a reload\n");
         $worker->reload();
     }
 }

@@ -428,7 +428,7 @@ impl Drop for AppEnabled<'_> {
 /// An app disabled while the servers run (`occ app:disable`, as the Apps page does): php-fpm
 /// stops serving its routes once its local cache of the app config expires (3 s). Every rr
 /// worker booted with the app loaded and its routes known; one that sees the enabled apps
-/// change asks the pool for a reload (RR\Nextcloud\EnabledApps, RR\Worker::reload()), so
+/// change asks the pool for a reload (RR\Nextcloud\InstalledApps, RR\Worker::reload()), so
 /// within seconds no worker serves the route any more. php-fpm answers 500 (its route cache in
 /// APCu, kept an hour and keyed by the installed versions, still routes to the disabled app,
 /// whose controller cannot be loaded); rr's new generation boots with a fresh APCu and knows no
@@ -502,5 +502,94 @@ fn app_disabled_while_running() {
         for _ in 0..5 {
             assert_eq!(round(&rr), [expected; 4], "rr after {switch}");
         }
+    }
+}
+
+/// Puts an app's installed version back however the test ends.
+struct AppVersion<'a>(&'a Install, &'static str, String);
+
+impl Drop for AppVersion<'_> {
+    fn drop(&mut self) {
+        occ(
+            self.0,
+            &[
+                "config:app:set",
+                self.1,
+                "installed_version",
+                "--value",
+                &self.2,
+            ],
+        );
+    }
+}
+
+/// An app updated while the servers run (`occ app:update`, the updater, `occ upgrade`: new code
+/// on disk, the database migrated, then the app's `installed_version` in the app config).
+/// php-fpm runs the new code within opcache.revalidate_freq; an rr worker would go on running
+/// the classes it booted with against the migrated database. One that sees an installed
+/// version change asks the pool for a reload (RR\Nextcloud\InstalledApps, at most a second after
+/// a request), and the reload replaces every worker with one booted from what is on disk now
+/// (tests/pool.rs `a_reload_serves_the_code_deployed_since_the_boot_with_opcache_on`). This
+/// machine has no app store to update from, so the update is its last step: the version in the
+/// app config. No request fails meanwhile. With the shipped rr.yaml (template mode), two workers.
+#[test]
+fn app_updated_while_running() {
+    let (_g, install) = install_or_skip!();
+    let app = "weather_status";
+    let version = occ_with_env(&install, &[], &["config:app:get", app, "installed_version"])
+        .trim()
+        .to_owned();
+    assert!(!version.is_empty(), "{app} has no installed_version");
+    let rr = Server::rr(&install, 2);
+    let round = || -> Vec<u16> {
+        std::thread::scope(|s| {
+            let asks: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| Session::new(&rr).get("/status.php", &[]).status))
+                .collect();
+            asks.into_iter().map(|a| a.join().unwrap()).collect()
+        })
+    };
+    for _ in 0..3 {
+        assert_eq!(round(), [200; 4], "before");
+    }
+    let before = rr.stderr();
+    assert!(!before.contains("asking for a reload"), "{before}");
+    let _restore = AppVersion(&install, app, version.clone());
+    occ(
+        &install,
+        &[
+            "config:app:set",
+            app,
+            "installed_version",
+            "--value",
+            "99.0.0",
+        ],
+    );
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
+    loop {
+        assert_eq!(round(), [200; 4], "while the workers are replaced");
+        let log = rr.stderr();
+        let reloads = log
+            .lines()
+            .filter(|l| l.contains("replacing worker") && l.contains("reason=\"reload\""))
+            .count();
+        if reloads >= 2 {
+            let why = format!("installed_version of {app}: '{version}' -> '99.0.0'");
+            assert!(log.contains(&why), "no line says {why}:\n{log}");
+            eprintln!(
+                "rr after the update: both workers replaced after {:?}",
+                started.elapsed()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rr: {reloads} workers replaced after 120 s\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for _ in 0..3 {
+        assert_eq!(round(), [200; 4], "after");
     }
 }

@@ -28,7 +28,7 @@ final class Bootstrap
         private readonly array $speedUps,
         /** Load every enabled app and its routes (Options::$loadAppsAtBoot). */
         private readonly bool $loadApps = true,
-        private readonly EnabledApps $enabledApps = new EnabledApps(),
+        private readonly InstalledApps $installedApps = new InstalledApps(),
     ) {
     }
 
@@ -79,8 +79,8 @@ final class Bootstrap
         foreach ($this->speedUps as $speedUp) {
             $speedUp->install();
         }
-        // The apps just loaded, read while the app config is still loaded.
-        $this->enabledApps->remember();
+        // The apps just loaded and the versions, read while the app config is still loaded.
+        $this->installedApps->remember();
         self::unloadAppConfig();
         Server::get(IDBConnection::class)->close();
         $this->containers->snapshot();

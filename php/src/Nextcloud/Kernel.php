@@ -22,7 +22,7 @@ final class Kernel
     private readonly RequestSetup $setup;
     private readonly RequestReset $reset;
     private readonly ConfigFiles $configFiles;
-    private readonly EnabledApps $enabledApps;
+    private readonly InstalledApps $installedApps;
     private readonly ?Phases $phases;
 
     private bool $booted = false;
@@ -36,8 +36,8 @@ final class Kernel
     private ?string $broken = null;
     /** The last request ran a script not known to be safe in place. */
     private bool $untrusted = false;
-    /** The enabled apps are no longer those this worker booted with. */
-    private bool $appsChanged = false;
+    /** What differs from the apps and versions this worker booted with, or null. */
+    private ?string $installChanged = null;
 
     public function __construct(
         private readonly string $root,
@@ -49,7 +49,7 @@ final class Kernel
         $listeners = new EventListeners();
         $speedUps = $options->speedUps($containers);
         $this->nginx = new Nginx($root);
-        $this->enabledApps = new EnabledApps();
+        $this->installedApps = new InstalledApps();
         $this->bootstrap = new Bootstrap(
             $root,
             $containers,
@@ -57,7 +57,7 @@ final class Kernel
             $listeners,
             $speedUps,
             $options->loadAppsAtBoot,
-            $this->enabledApps,
+            $this->installedApps,
         );
         $this->configFiles = new ConfigFiles();
         $this->setup = new RequestSetup($this->configFiles, $this->phases);
@@ -120,13 +120,14 @@ final class Kernel
     }
 
     /**
-     * Whether the enabled apps (or their groups) differ from those this worker booted with and
-     * serves the routes of: the pool should reload (RR\Worker::reload()). Looked at after a
-     * request, at most once a second (EnabledApps); once true, stays true.
+     * What differs from the enabled apps, their installed versions and Nextcloud's installed
+     * version this worker booted with (an app enabled or disabled, an upgrade), or null: the
+     * pool should reload (RR\Worker::reload()). Looked at after a request, at most once a
+     * second (InstalledApps); once set, stays set.
      */
-    public function appsChanged(): bool
+    public function installChanged(): ?string
     {
-        return $this->appsChanged;
+        return $this->installChanged;
     }
 
     /** Whether the last request ran an entry script that is not known to be safe in place. */
@@ -164,7 +165,9 @@ final class Kernel
         $this->returned = true;
         try {
             // Before the reset, which unloads the app config the request may have loaded.
-            $this->appsChanged = $this->enabledApps->changed();
+            if ($this->installedApps->changed()) {
+                $this->installChanged = $this->installedApps->change();
+            }
             $this->reset->reset();
         } catch (\Throwable $e) {
             $this->broken = sprintf('%s: %s at %s:%d', $e::class, $e->getMessage(), $e->getFile(), $e->getLine());
