@@ -65,10 +65,11 @@ $worker->beforeFork(RR\Nextcloud\ForkSafety::closeConnections(...));
 // run in place by RR\Nextcloud (cron.php, the updater, ...) may leave anything behind: the worker
 // is replaced after the answer (RR\Worker::retire(); NEXTCLOUD_RETIRE_ON_EXIT=0 keeps it after
 // exit()). A single process cannot be replaced: retire() says so in the log once.
-// An app enabled or disabled while the workers run (occ app:disable, the Apps page), or an
-// upgrade (occ upgrade, occ app:update): every worker booted with the apps and the code of its
-// boot, so the pool reloads and its new workers boot what is installed now (one reload however
-// many workers ask; RR\Worker::reload()). Asked once per worker.
+// An app enabled or disabled while the workers run (occ app:disable, the Apps page), an
+// upgrade (occ upgrade, occ app:update) or a config.php change (a new database password, cache
+// server, ...): every worker booted with the apps, the code and the connections of its boot, so
+// the pool reloads and its new workers boot what is installed now (one reload however many
+// workers ask; RR\Worker::reload()). Asked once per worker.
 $reloadAsked = false;
 while ($worker->handle($kernel)) {
     if ($kernel->broken() !== null) {
@@ -82,7 +83,7 @@ while ($worker->handle($kernel)) {
     }
     if (!$reloadAsked && ($change = $kernel->installChanged()) !== null) {
         $reloadAsked = true;
-        fwrite(STDERR, "rr nextcloud worker: the installed apps changed ($change): asking for a reload\n");
+        fwrite(STDERR, "RR\\Nextcloud: what this worker booted with changed ($change): asking the pool for a reload\n");
         $worker->reload();
     }
 }

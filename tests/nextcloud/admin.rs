@@ -428,7 +428,7 @@ impl Drop for AppEnabled<'_> {
 /// An app disabled while the servers run (`occ app:disable`, as the Apps page does): php-fpm
 /// stops serving its routes once its local cache of the app config expires (3 s). Every rr
 /// worker booted with the app loaded and its routes known; one that sees the enabled apps
-/// change asks the pool for a reload (RR\Nextcloud\InstalledApps, RR\Worker::reload()), so
+/// change asks the pool for a reload (RR\Nextcloud\InstallState, RR\Worker::reload()), so
 /// within seconds no worker serves the route any more. php-fpm answers 500 (its route cache in
 /// APCu, kept an hour and keyed by the installed versions, still routes to the disabled app,
 /// whose controller cannot be loaded); rr's new generation boots with a fresh APCu and knows no
@@ -527,7 +527,7 @@ impl Drop for AppVersion<'_> {
 /// on disk, the database migrated, then the app's `installed_version` in the app config).
 /// php-fpm runs the new code within opcache.revalidate_freq; an rr worker would go on running
 /// the classes it booted with against the migrated database. One that sees an installed
-/// version change asks the pool for a reload (RR\Nextcloud\InstalledApps, at most a second after
+/// version change asks the pool for a reload (RR\Nextcloud\InstallState, at most a second after
 /// a request), and the reload replaces every worker with one booted from what is on disk now
 /// (tests/pool.rs `a_reload_serves_the_code_deployed_since_the_boot_with_opcache_on`). This
 /// machine has no app store to update from, so the update is its last step: the version in the
@@ -541,44 +541,87 @@ fn app_updated_while_running() {
         .to_owned();
     assert!(!version.is_empty(), "{app} has no installed_version");
     let rr = Server::rr(&install, 2);
-    let round = || -> Vec<u16> {
-        std::thread::scope(|s| {
-            let asks: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| Session::new(&rr).get("/status.php", &[]).status))
-                .collect();
-            asks.into_iter().map(|a| a.join().unwrap()).collect()
-        })
-    };
+    let _restore = AppVersion(&install, app, version.clone());
+    reloads_by_itself(&rr, "", || {
+        occ(
+            &install,
+            &[
+                "config:app:set",
+                app,
+                "installed_version",
+                "--value",
+                "99.0.0",
+            ],
+        );
+        format!("installed_version of {app}: '{version}' -> '99.0.0'")
+    });
+}
+
+/// Removes a config.php key however the test ends.
+struct SystemKey<'a>(&'a Install, &'static str);
+
+impl Drop for SystemKey<'_> {
+    fn drop(&mut self) {
+        occ(self.0, &["config:system:delete", self.1]);
+    }
+}
+
+/// A config.php value changed while the servers run (`occ config:system:set`, an edit): a value
+/// Nextcloud reads at every request applies at once (ConfigFiles, `two_factor_enforced_while_running`),
+/// but the connections and caches a worker built at boot (a new database password, a new
+/// Redis host) would stay the boot's; so a worker that sees config.php's values differ from
+/// its boot's asks the pool for a reload, and says which keys changed without their values (a
+/// password may be one). No request fails meanwhile.
+#[test]
+fn config_change_reloads_the_pool_without_logging_values() {
+    let (_g, install) = install_or_skip!();
+    let key = "rr_test_reload_marker";
+    let value = format!("not-in-any-log-{}", std::process::id());
+    let rr = Server::rr(&install, 2);
+    let _restore = SystemKey(&install, key);
+    reloads_by_itself(&rr, &value, || {
+        occ(&install, &["config:system:set", key, "--value", &value]);
+        format!("config.php: {key}")
+    });
+}
+
+/// Statuses of 4 status.php requests at once (every worker gets one).
+fn status_round(rr: &Server) -> Vec<u16> {
+    std::thread::scope(|s| {
+        let asks: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| Session::new(rr).get("/status.php", &[]).status))
+            .collect();
+        asks.into_iter().map(|a| a.join().unwrap()).collect()
+    })
+}
+
+/// Runs `change` (which returns how the worker's log line names it) while rr serves, then asks
+/// until both workers were replaced by a reload: every answer meanwhile is a 200, the log names
+/// the change, and `secret` (when not empty) appears nowhere in it.
+fn reloads_by_itself(rr: &Server, secret: &str, change: impl FnOnce() -> String) {
     for _ in 0..3 {
-        assert_eq!(round(), [200; 4], "before");
+        assert_eq!(status_round(rr), [200; 4], "before");
     }
     let before = rr.stderr();
-    assert!(!before.contains("asking for a reload"), "{before}");
-    let _restore = AppVersion(&install, app, version.clone());
-    occ(
-        &install,
-        &[
-            "config:app:set",
-            app,
-            "installed_version",
-            "--value",
-            "99.0.0",
-        ],
-    );
+    assert!(!before.contains("asking the pool for a reload"), "{before}");
+    let why = change();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(120);
     loop {
-        assert_eq!(round(), [200; 4], "while the workers are replaced");
+        assert_eq!(status_round(rr), [200; 4], "while the workers are replaced");
         let log = rr.stderr();
         let reloads = log
             .lines()
             .filter(|l| l.contains("replacing worker") && l.contains("reason=\"reload\""))
             .count();
         if reloads >= 2 {
-            let why = format!("installed_version of {app}: '{version}' -> '99.0.0'");
             assert!(log.contains(&why), "no line says {why}:\n{log}");
+            assert!(
+                secret.is_empty() || !log.contains(secret),
+                "{secret} logged:\n{log}"
+            );
             eprintln!(
-                "rr after the update: both workers replaced after {:?}",
+                "rr after {why}: both workers replaced after {:?}",
                 started.elapsed()
             );
             break;
@@ -590,6 +633,6 @@ fn app_updated_while_running() {
         std::thread::sleep(Duration::from_millis(250));
     }
     for _ in 0..3 {
-        assert_eq!(round(), [200; 4], "after");
+        assert_eq!(status_round(rr), [200; 4], "after");
     }
 }

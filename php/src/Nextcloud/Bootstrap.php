@@ -28,7 +28,7 @@ final class Bootstrap
         private readonly array $speedUps,
         /** Load every enabled app and its routes (Options::$loadAppsAtBoot). */
         private readonly bool $loadApps = true,
-        private readonly InstalledApps $installedApps = new InstalledApps(),
+        private readonly InstallState $installState = new InstallState(),
     ) {
     }
 
@@ -80,7 +80,7 @@ final class Bootstrap
             $speedUp->install();
         }
         // The apps just loaded and the versions, read while the app config is still loaded.
-        $this->installedApps->remember();
+        $this->installState->remember();
         self::unloadAppConfig();
         Server::get(IDBConnection::class)->close();
         $this->containers->snapshot();

@@ -22,7 +22,7 @@ final class Kernel
     private readonly RequestSetup $setup;
     private readonly RequestReset $reset;
     private readonly ConfigFiles $configFiles;
-    private readonly InstalledApps $installedApps;
+    private readonly InstallState $installState;
     private readonly ?Phases $phases;
 
     private bool $booted = false;
@@ -49,7 +49,7 @@ final class Kernel
         $listeners = new EventListeners();
         $speedUps = $options->speedUps($containers);
         $this->nginx = new Nginx($root);
-        $this->installedApps = new InstalledApps();
+        $this->installState = new InstallState();
         $this->bootstrap = new Bootstrap(
             $root,
             $containers,
@@ -57,7 +57,7 @@ final class Kernel
             $listeners,
             $speedUps,
             $options->loadAppsAtBoot,
-            $this->installedApps,
+            $this->installState,
         );
         $this->configFiles = new ConfigFiles();
         $this->setup = new RequestSetup($this->configFiles, $this->phases);
@@ -123,7 +123,7 @@ final class Kernel
      * What differs from the enabled apps, their installed versions and Nextcloud's installed
      * version this worker booted with (an app enabled or disabled, an upgrade), or null: the
      * pool should reload (RR\Worker::reload()). Looked at after a request, at most once a
-     * second (InstalledApps); once set, stays set.
+     * second (InstallState); once set, stays set.
      */
     public function installChanged(): ?string
     {
@@ -165,8 +165,8 @@ final class Kernel
         $this->returned = true;
         try {
             // Before the reset, which unloads the app config the request may have loaded.
-            if ($this->installedApps->changed()) {
-                $this->installChanged = $this->installedApps->change();
+            if ($this->installState->changed()) {
+                $this->installChanged = $this->installState->change();
             }
             $this->reset->reset();
         } catch (\Throwable $e) {
