@@ -19,6 +19,17 @@ fn repo() -> PathBuf {
 
 /// The install under test: RR_NEXTCLOUD_ROOT, and the env file tests/nextcloud/install.sh wrote
 /// (RR_NEXTCLOUD_ENV, else `<root>/../rr-nextcloud-test.env`).
+/// Opcache's sizes, the same for both servers (larger than PHP's defaults: 8 MB of interned
+/// strings, 128 MB, 10,000 scripts; tests/nextcloud/servers.bash gives the same).
+const OPCACHE_SIZES: [&str; 6] = [
+    "-d",
+    "opcache.interned_strings_buffer=32",
+    "-d",
+    "opcache.memory_consumption=256",
+    "-d",
+    "opcache.max_accelerated_files=20000",
+];
+
 pub struct Install {
     pub root: PathBuf,
     env_file: PathBuf,
@@ -254,18 +265,7 @@ impl Server {
             .expect("php-fpm (php8.2-fpm) is installed");
         let mut fpm = Command::new(fpm_bin);
         fpm.args(["-F", "-y"]).arg(d.join("php-fpm.conf"));
-        fpm.args([
-            "-d",
-            "opcache.enable=1",
-            "-d",
-            "opcache.interned_strings_buffer=32",
-        ]);
-        fpm.args([
-            "-d",
-            "opcache.memory_consumption=256",
-            "-d",
-            "opcache.max_accelerated_files=20000",
-        ]);
+        fpm.args(["-d", "opcache.enable=1"]).args(OPCACHE_SIZES);
         if is_root() {
             fpm.arg("-R");
         }
@@ -316,6 +316,7 @@ impl Server {
         cmd.arg("-d")
             .arg(format!("extension={}", rr_extension().display()))
             .args(["-d", "apc.enable_cli=1", "-d", "opcache.enable_cli=1"])
+            .args(OPCACHE_SIZES)
             .args(["-d", "rr.address=127.0.0.1:0"]);
         let yaml = example.join("rr.yaml");
         if yaml.is_file() {

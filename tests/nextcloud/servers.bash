@@ -40,6 +40,11 @@ worker_pids() { ps -o pid= --ppid "$1" | tr -d ' ' | sort -n; }
 rss_kb() { local p t=0; for p in $1; do t=$((t + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo "$t"; }
 private_kb() { local p t=0; for p in $1; do t=$((t + $(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s + 0}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0))); done; echo "$t"; }
 
+# Opcache's sizes, the same for both servers (larger than PHP's defaults:
+# 8 MB of interned strings, 128 MB, 10,000 scripts).
+OPCACHE_ARGS=(-d opcache.interned_strings_buffer=32 -d opcache.memory_consumption=256
+    -d opcache.max_accelerated_files=20000)
+
 start_fpm() { # sets PORT, MASTER
     local d="$TMP/fpm" user=""
     mkdir -p "$d"
@@ -49,8 +54,7 @@ start_fpm() { # sets PORT, MASTER
         "$TEMPLATES/nginx.conf.in" >"$d/nginx.conf"
     sed -e "s#@DIR@#$d#g; s#@CHILDREN@#$WORKERS#; s#@FPM_SOCK@#$d/php-fpm.sock#" \
         "$TEMPLATES/php-fpm.conf.in" >"$d/php-fpm.conf"
-    local args=(-F -y "$d/php-fpm.conf" -d opcache.enable=1 -d opcache.interned_strings_buffer=32
-        -d opcache.memory_consumption=256 -d opcache.max_accelerated_files=20000)
+    local args=(-F -y "$d/php-fpm.conf" -d opcache.enable=1 "${OPCACHE_ARGS[@]}")
     [[ $EUID == 0 ]] && args+=(-R)
     setsid "${SERVER_PIN[@]}" "$FPM_BIN" "${args[@]}" >"$d/fpm.out" 2>&1 </dev/null &
     MASTER=$!
@@ -69,7 +73,7 @@ start_rr() { # sets PORT, MASTER
     local d="$TMP/rr"
     mkdir -p "$d"
     NEXTCLOUD_ROOT=$NC RR_NUM_WORKERS=$WORKERS RR_LOG_LEVEL=info setsid "${SERVER_PIN[@]}" \
-        php -d "extension=$RR_SO" -d apc.enable_cli=1 -d opcache.enable_cli=1 -d rr.address=127.0.0.1:0 \
+        php -d "extension=$RR_SO" -d apc.enable_cli=1 -d opcache.enable_cli=1 "${OPCACHE_ARGS[@]}" -d rr.address=127.0.0.1:0 \
         "$ROOT/examples/nextcloud/worker.php" >"$d/rr.out" 2>&1 </dev/null &
     MASTER=$!
     PIDS+=("$MASTER")
