@@ -284,7 +284,8 @@ impl Worker {
                 });
             });
             let held = engine.config().http.output_buffer_size;
-            (data, super::sapi::uploads(engine.uploads()), held)
+            let uploads = super::sapi::uploads(&data, engine.uploads());
+            (data, uploads, held)
         })?;
         let Some((data, uploads, held)) = got else {
             return Ok(false);

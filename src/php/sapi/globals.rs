@@ -126,13 +126,19 @@ fn merge(dest: &mut ZendHashTable, tree: &Tree<Bytes>) {
     }
 }
 
+/// Whether PHP reads `req`'s form body into `$_POST` and `$_FILES`: for a POST only, as
+/// `sapi_activate` decides under php-fpm; any other method's body is `php://input`'s alone.
+pub fn posted(req: &RequestData) -> bool {
+    req.method == http::Method::POST
+}
+
 /// Fills every superglobal for `req`. `order` is `request_order` (or `variables_order`).
 pub fn install(req: &RequestData, files: Zval, script: &Script, order: &str) {
     let limits = FormLimits::default();
     let (get, _) = form::parse_urlencoded(req.target.query().as_bytes(), &limits);
     let cookies = cookie::parse_cookies(&req.headers, &limits);
     let empty = Tree::new();
-    let post = req.form.as_ref().unwrap_or(&empty);
+    let post = req.form.as_ref().filter(|_| posted(req)).unwrap_or(&empty);
     let mut request: ZBox<ZendHashTable> = ZendHashTable::new();
     for source in order.chars() {
         match source.to_ascii_uppercase() {
