@@ -3,12 +3,12 @@
 use super::super::convert;
 use super::ffi::{self, eg};
 use crate::request::cgi::{self, Script, Value};
-use crate::request::form::{self, FormLimits, Key, Node, Tree};
+use crate::request::form::{self, FormLimits, Node, Tree};
 use crate::request::multipart::Upload;
 use crate::request::{cookie, RequestData};
 use bytes::Bytes;
 use ext_php_rs::boxed::ZBox;
-use ext_php_rs::types::{ArrayKey, ZendHashTable, Zval};
+use ext_php_rs::types::{ZendHashTable, Zval};
 use std::time::SystemTime;
 
 /// The names `handle()` replaces for every request (and empties after it).
@@ -70,8 +70,8 @@ fn server(req: &RequestData, script: &Script) -> Zval {
 pub fn files(uploads: &Tree<Upload>) -> Zval {
     type Field = fn(&Upload) -> Zval;
     let fields: [(&str, Field); 6] = [
-        ("name", |u| convert::bytes_zval(u.name.as_bytes())),
-        ("full_path", |u| convert::bytes_zval(u.full_path.as_bytes())),
+        ("name", |u| convert::bytes_zval(&u.name)),
+        ("full_path", |u| convert::bytes_zval(&u.full_path)),
         ("type", |u| convert::bytes_zval(u.mime.as_bytes())),
         ("tmp_name", |u| {
             let path = u
@@ -93,36 +93,30 @@ pub fn files(uploads: &Tree<Upload>) -> Zval {
             };
             let _ = entry.insert(field, value);
         }
-        let _ = ht.insert(array_key(key), convert::array_zval(entry));
+        convert::with_array_key(key, |key| {
+            let _ = ht.insert(key, convert::array_zval(entry));
+        });
     }
     convert::array_zval(ht)
-}
-
-fn array_key(key: &Key) -> ArrayKey<'_> {
-    match key {
-        Key::Index(i) => ArrayKey::Long(*i),
-        Key::Name(name) => ArrayKey::Str(name),
-    }
 }
 
 /// `php_autoglobal_merge`: later sources win; arrays present in both are merged.
 fn merge(dest: &mut ZendHashTable, tree: &Tree<Bytes>) {
     for (key, node) in tree.entries() {
-        let key = array_key(key);
-        match node {
+        convert::with_array_key(key, |key| match node {
             Node::Map(sub) => {
                 // Every array in `dest` was built here with one owner, so changing it in place
                 // cannot reach `$_GET` or `$_POST`.
                 if let Some(existing) = dest.get_mut(key.clone()).and_then(Zval::array_mut) {
                     merge(existing, sub);
-                    continue;
+                    return;
                 }
                 let _ = dest.insert(key, convert::array_zval(convert::bytes_tree(sub)));
             }
             Node::Leaf(value) => {
                 let _ = dest.insert(key, convert::bytes_zval(value));
             }
-        }
+        });
     }
 }
 
