@@ -394,7 +394,7 @@ fn read_body(r: &mut Reader) -> Result<RequestBody, DecodeError> {
 fn put_upload(out: &mut BytesMut, u: &Upload) {
     put_bytes(out, &u.name);
     put_bytes(out, &u.full_path);
-    put_str(out, &u.mime);
+    put_bytes(out, &u.mime);
     out.put_u64_le(u.size);
     out.put_u32_le(u.error as u32);
     let tmp = u.tmp_name.as_ref().map(|p| p.to_string_lossy());
@@ -406,7 +406,7 @@ fn read_upload(r: &mut Reader) -> Result<Upload, DecodeError> {
     Ok(Upload {
         name: r.bytes()?.to_vec(),
         full_path: r.bytes()?.to_vec(),
-        mime: r.string()?,
+        mime: r.bytes()?.to_vec(),
         size: r.u64()?,
         error: r.u32()? as i32,
         tmp_name: Some(r.string()?)

@@ -31,7 +31,7 @@ fn request_with_form_and_uploads_survives_the_wire() {
         Upload {
             name: b"\xe9.txt".to_vec(),
             full_path: "d/a.txt".into(),
-            mime: "text/plain".into(),
+            mime: b"text/plain".to_vec(),
             size: 3,
             error: 0,
             tmp_name: Some(tmp),

@@ -174,7 +174,7 @@ fn upload_zval(upload: &Upload) -> Zval {
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     let _ = ht.insert("name", convert::bytes_zval(&upload.name));
-    let _ = ht.insert("mime", upload.mime.as_str());
+    let _ = ht.insert("mime", convert::bytes_zval(&upload.mime));
     let _ = ht.insert("size", upload.size as i64);
     let _ = ht.insert("error", i64::from(upload.error));
     let _ = ht.insert("tmpName", tmp);

@@ -21,8 +21,8 @@ pub struct Upload {
     pub name: Vec<u8>,
     /// The client's file name as sent (PHP 8.1+ `full_path`, for directory uploads).
     pub full_path: Vec<u8>,
-    /// The part's Content-Type up to any ';', "" if absent or on error (as PHP).
-    pub mime: String,
+    /// The part's Content-Type up to any ';', bytes as sent; empty if absent or on error (as PHP).
+    pub mime: Vec<u8>,
     /// Bytes written; 0 on error.
     pub size: u64,
     /// One of the `UPLOAD_ERR_*` constants below.
@@ -52,7 +52,7 @@ impl Upload {
         Upload {
             name: basename(&full_path).to_vec(),
             full_path,
-            mime: String::new(),
+            mime: Vec::new(),
             size: 0,
             error,
             tmp_name: None,
@@ -224,7 +224,7 @@ impl FilePart {
             .map(|v| {
                 let v = v.as_bytes();
                 let end = v.iter().position(|&b| b == b';').unwrap_or(v.len());
-                String::from_utf8_lossy(&v[..end]).into_owned()
+                v[..end].to_vec()
             })
             .unwrap_or_default();
 
@@ -606,7 +606,7 @@ mod tests {
         );
         let f = upload(&uploads, &[name("f")]);
         assert_eq!(
-            (text(&f.name), text(&f.full_path), f.mime.as_str()),
+            (text(&f.name), text(&f.full_path), text(&f.mime)),
             ("x.txt", r"C:\dir\x.txt", "text/plain")
         );
         assert_eq!((f.size, f.error), (5, Upload::UPLOAD_ERR_OK));
@@ -640,7 +640,7 @@ mod tests {
         );
         let e = upload(&uploads, &[name("d"), name("x"), name("y")]);
         assert_eq!((text(&e.name), text(&e.full_path)), ("e.txt", "c/d/e.txt"));
-        assert_eq!(e.mime, "application/octet-stream");
+        assert_eq!(e.mime, b"application/octet-stream");
         // PHP names a file part without a name by its position among nameless files.
         assert_eq!(contents(upload(&uploads, &[Key::Index(0)])), b"N");
         assert_eq!(files_in(dir.path()), 4);
@@ -653,7 +653,7 @@ mod tests {
         let (_, uploads) = run(&data, &limits(dir.path())).await.unwrap();
         let f = upload(&uploads, &[name("f")]);
         assert_eq!((f.error, f.size), (Upload::UPLOAD_ERR_NO_FILE, 0));
-        assert_eq!((text(&f.name), f.mime.as_str()), ("", ""));
+        assert_eq!((text(&f.name), text(&f.mime)), ("", ""));
         assert!(f.tmp_name.is_none());
         assert_eq!(files_in(dir.path()), 0);
     }
@@ -1033,7 +1033,7 @@ mod tests {
         ] {
             data.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: ").as_bytes());
             data.extend_from_slice(disposition);
-            data.extend_from_slice(b"\r\n\r\n");
+            data.extend_from_slice(b"\r\nContent-Type: text/\xe9; charset=x\r\n\r\n");
             data.extend_from_slice(value);
             data.extend_from_slice(b"\r\n");
         }
@@ -1046,6 +1046,7 @@ mod tests {
         let f = upload(&uploads, &[Key::Name(b"f\xe9".to_vec()), Key::Index(0)]);
         assert_eq!(f.name, b"\xe9t\xe9.txt");
         assert_eq!(f.full_path, b"d\xff/\xe9t\xe9.txt");
+        assert_eq!(f.mime, b"text/\xe9");
         assert_eq!(contents(f), b"x");
     }
 

@@ -72,7 +72,7 @@ pub fn files(uploads: &Tree<Upload>) -> Zval {
     let fields: [(&str, Field); 6] = [
         ("name", |u| convert::bytes_zval(&u.name)),
         ("full_path", |u| convert::bytes_zval(&u.full_path)),
-        ("type", |u| convert::bytes_zval(u.mime.as_bytes())),
+        ("type", |u| convert::bytes_zval(&u.mime)),
         ("tmp_name", |u| {
             let path = u
                 .tmp_name
