@@ -57,7 +57,8 @@ class ConfigException extends Exception
  * @property-read array<string, list<string>> $headers names canonical ("Content-Type")
  * @property-read array<array-key, mixed> $cookies as PHP fills $_COOKIE
  * @property-read array<array-key, mixed> $query as PHP fills $_GET (nested keys `a[b][]`)
- * @property-read string $body raw body, binary-safe, loaded whole; empty for multipart bodies;
+ * @property-read string $body raw body, binary-safe, loaded whole; empty for a multipart POST (a
+ *     multipart PUT or PATCH is here as sent, and parsed into $parsed and $uploads as well);
  *     throws RR\Exception when a spooled body's file cannot be read
  * @property-read string|null $bodyFile the temp file holding a body larger than
  *     http.body_buffer_size (deleted by rr after the answer); null when the body is in memory

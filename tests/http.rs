@@ -157,6 +157,63 @@ fn multipart_uploads_are_files_deleted_after_the_response() {
     );
 }
 
+/// php-fpm fills `$_FILES` for a POST only (its `php://input` holds any other method's body,
+/// tests/fixtures/fpm `upload_put`); RoadRunner parses a PUT's multipart body as well. rr keeps
+/// both: the raw body (spooled past `http.body_buffer_size`) and the parsed fields and files.
+#[test]
+fn a_multipart_put_is_parsed_and_kept_raw_and_its_files_go() {
+    let file: String = (0..200_000u32)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nreport\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"r.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\n{file}\r\n--XyZ--\r\n"
+    );
+    for workers in [0, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = common::Options::default();
+        let options = serde_json::json!({
+            "http.uploads.dir": dir.path().display().to_string(),
+            "http.pool.num_workers": workers,
+        });
+        opts.env.push(("RR_TEST_OPTIONS", options.to_string()));
+        let php = Php::start_with("echo.php", opts);
+        let v = json(
+            client()
+                .put(php.url("/put"))
+                .header("Content-Type", "multipart/form-data; boundary=XyZ")
+                .body(body.clone())
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(v["method"], "PUT");
+        assert_eq!(v["parsed"], serde_json::json!({"title": "report"}));
+        assert_eq!(
+            v["body"].as_str(),
+            Some(body.as_str()),
+            "workers: {workers}"
+        );
+        let up = &v["uploads"]["doc"];
+        assert_eq!(up["size"], 200_000);
+        assert_eq!(
+            up["tmpName"]["md5"],
+            format!("{:x}", md5_of(file.as_bytes()))
+        );
+        // Both the raw body's spool file and the upload go once the next request is answered.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            client().get(php.url("/next")).send().unwrap();
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "left: {left:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 #[test]
 fn a_100_mb_upload_is_streamed_to_disk() {
     let mut opts = common::Options::default();

@@ -392,9 +392,9 @@ fn read_body(r: &mut Reader) -> Result<RequestBody, DecodeError> {
 }
 
 fn put_upload(out: &mut BytesMut, u: &Upload) {
-    put_str(out, &u.name);
-    put_str(out, &u.full_path);
-    put_str(out, &u.mime);
+    put_bytes(out, &u.name);
+    put_bytes(out, &u.full_path);
+    put_bytes(out, &u.mime);
     out.put_u64_le(u.size);
     out.put_u32_le(u.error as u32);
     let tmp = u.tmp_name.as_ref().map(|p| p.to_string_lossy());
@@ -404,9 +404,9 @@ fn put_upload(out: &mut BytesMut, u: &Upload) {
 /// The worker's copy names the master's file; deleting it is the master's job (see docs/pool.md).
 fn read_upload(r: &mut Reader) -> Result<Upload, DecodeError> {
     Ok(Upload {
-        name: r.string()?,
-        full_path: r.string()?,
-        mime: r.string()?,
+        name: r.bytes()?.to_vec(),
+        full_path: r.bytes()?.to_vec(),
+        mime: r.bytes()?.to_vec(),
         size: r.u64()?,
         error: r.u32()? as i32,
         tmp_name: Some(r.string()?)
@@ -428,7 +428,7 @@ fn put_tree<T>(out: &mut BytesMut, tree: &Tree<T>, leaf: &dyn Fn(&mut BytesMut, 
             }
             Key::Name(name) => {
                 out.put_u8(1);
-                put_str(out, name);
+                put_bytes(out, name);
             }
         }
         match node {
@@ -456,7 +456,7 @@ fn read_tree<T>(
     for _ in 0..r.u32()? {
         let key = match r.u8()? {
             0 => Key::Index(r.u64()? as i64),
-            _ => Key::Name(r.string()?),
+            _ => Key::Name(r.bytes()?.to_vec()),
         };
         let node = match r.u8()? {
             0 => Node::Leaf(leaf(r)?),

@@ -21,16 +21,17 @@ fn request_with_form_and_uploads_survives_the_wire() {
     headers.append("x-a", "1".parse().unwrap());
     headers.append("x-a", "2".parse().unwrap());
     let mut form = Tree::new();
-    form.insert("a[b][]", Bytes::from_static(b"x"), 64);
-    form.insert("c", Bytes::from_static(b"\0bin"), 64);
+    form.insert(b"a[b][]", Bytes::from_static(b"x"), 64);
+    form.insert(b"c", Bytes::from_static(b"\0bin"), 64);
+    form.insert(b"n\xe9", Bytes::from_static(b"latin-1"), 64);
     let mut uploads = Tree::new();
     let tmp = Upload::unowned("/tmp/rr-upload-x").unwrap();
     uploads.insert(
-        "f",
+        b"f",
         Upload {
-            name: "a.txt".into(),
+            name: b"\xe9.txt".to_vec(),
             full_path: "d/a.txt".into(),
-            mime: "text/plain".into(),
+            mime: b"text/plain".to_vec(),
             size: 3,
             error: 0,
             tmp_name: Some(tmp),
@@ -67,12 +68,13 @@ fn request_with_form_and_uploads_survives_the_wire() {
     assert_eq!(got.target.document_uri(), b"/z");
     assert_eq!(
         format!("{:?}", got.form.unwrap()),
-        r#"{Name("a"): Map({Name("b"): Map({Index(0): Leaf(b"x")})}), Name("c"): Leaf(b"\0bin")}"#
+        r#"{Name("a"): Map({Name("b"): Map({Index(0): Leaf(b"x")})}), Name("c"): Leaf(b"\0bin"), Name("n\xe9"): Leaf(b"latin-1")}"#
     );
     let Some(Node::Leaf(upload)) = got.uploads.get(&Key::Name("f".into())) else {
         panic!("no upload");
     };
-    assert_eq!(upload.full_path, "d/a.txt");
+    assert_eq!(upload.full_path, b"d/a.txt");
+    assert_eq!(upload.name, b"\xe9.txt");
     assert_eq!(
         upload.tmp_name.as_deref(),
         Some(std::path::Path::new("/tmp/rr-upload-x"))

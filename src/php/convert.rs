@@ -40,13 +40,23 @@ pub fn tree<T>(tree: &Tree<T>, leaf: &dyn Fn(&T) -> Zval) -> ZBox<ZendHashTable>
             Node::Leaf(v) => leaf(v),
             Node::Map(sub) => array_zval(self::tree(sub, leaf)),
         };
-        let key = match key {
-            Key::Index(i) => ArrayKey::Long(*i),
-            Key::Name(name) => ArrayKey::Str(name),
-        };
-        let _ = ht.insert(key, value);
+        with_array_key(key, |key| {
+            let _ = ht.insert(key, value);
+        });
     }
     ht
+}
+
+/// A form key as PHP's array key, for the call of `f`: a name that is not UTF-8 (a Latin-1
+/// form) goes in as a zend_string holding its bytes, as PHP keeps it.
+pub fn with_array_key<R>(key: &Key, f: impl FnOnce(ArrayKey<'_>) -> R) -> R {
+    match key {
+        Key::Index(i) => f(ArrayKey::Long(*i)),
+        Key::Name(name) => match std::str::from_utf8(name) {
+            Ok(name) => f(ArrayKey::Str(name)),
+            Err(_) => f(ArrayKey::ZendString(&ZendStr::new(name, false))),
+        },
+    }
 }
 
 pub fn bytes_tree(t: &Tree<Bytes>) -> ZBox<ZendHashTable> {

@@ -173,8 +173,8 @@ fn upload_zval(upload: &Upload) -> Zval {
         .as_ref()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let _ = ht.insert("name", upload.name.as_str());
-    let _ = ht.insert("mime", upload.mime.as_str());
+    let _ = ht.insert("name", convert::bytes_zval(&upload.name));
+    let _ = ht.insert("mime", convert::bytes_zval(&upload.mime));
     let _ = ht.insert("size", upload.size as i64);
     let _ = ht.insert("error", i64::from(upload.error));
     let _ = ht.insert("tmpName", tmp);
@@ -284,7 +284,8 @@ impl Worker {
                 });
             });
             let held = engine.config().http.output_buffer_size;
-            (data, super::sapi::uploads(engine.uploads()), held)
+            let uploads = super::sapi::uploads(&data, engine.uploads());
+            (data, uploads, held)
         })?;
         let Some((data, uploads, held)) = got else {
             return Ok(false);

@@ -33,11 +33,7 @@ pub fn parse_cookies(headers: &HeaderMap, limits: &FormLimits) -> Tree<Bytes> {
             Some(eq) => (&pair[start..eq], url_decode(&pair[eq + 1..], false)),
             None => (&pair[start..], Vec::new()),
         };
-        tree.insert_first_wins(
-            &String::from_utf8_lossy(name),
-            Bytes::from(value),
-            limits.max_depth,
-        );
+        tree.insert_first_wins(name, Bytes::from(value), limits.max_depth);
     }
     tree
 }

@@ -8,27 +8,38 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// An array key after PHP's symbol-table rule: canonical decimal integers are integer keys.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Names are bytes, as PHP keeps them: a form sent in Latin-1 keeps its `é` (0xE9).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Key {
     Index(i64),
-    Name(String),
+    Name(Vec<u8>),
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Index(i) => write!(f, "Index({i})"),
+            Key::Name(name) => write!(f, "Name(\"{}\")", name.escape_ascii()),
+        }
+    }
 }
 
 impl Key {
-    fn from_php(name: &str) -> Key {
+    fn from_php(name: &[u8]) -> Key {
         php_index(name).map_or_else(|| Key::Name(name.to_owned()), Key::Index)
     }
 }
 
 /// PHP's `ZEND_HANDLE_NUMERIC_STR`: "0", "12", "-3" are integers; "012", "-0", "+1", "1.0"
 /// and anything outside i64 stay strings.
-fn php_index(name: &str) -> Option<i64> {
-    let digits = name.strip_prefix('-').unwrap_or(name);
+fn php_index(name: &[u8]) -> Option<i64> {
+    let digits = name.strip_prefix(b"-").unwrap_or(name);
     let canonical = !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && (!digits.starts_with('0') || name == "0");
+        && digits.iter().all(|b| b.is_ascii_digit())
+        && (!digits.starts_with(b"0") || name == b"0");
     if canonical {
-        name.parse().ok()
+        // All ASCII digits (and a '-'), so UTF-8.
+        std::str::from_utf8(name).ok()?.parse().ok()
     } else {
         None
     }
@@ -119,26 +130,27 @@ impl<T> Tree<T> {
     /// become '_', an unclosed '[' becomes '_', `[]` appends, names nested deeper than
     /// `max_depth` are dropped and take the whole base variable with them. Returns false when
     /// the value was dropped.
-    pub fn insert(&mut self, name: &str, value: T, max_depth: usize) -> bool {
+    pub fn insert(&mut self, name: &[u8], value: T, max_depth: usize) -> bool {
         self.register(name, value, max_depth, false)
     }
 
     /// `insert` for `$_COOKIE`: PHP keeps the first top-level cookie of a name, because the
     /// more specific path comes first (RFC 2965).
-    pub(super) fn insert_first_wins(&mut self, name: &str, value: T, max_depth: usize) -> bool {
+    pub(super) fn insert_first_wins(&mut self, name: &[u8], value: T, max_depth: usize) -> bool {
         self.register(name, value, max_depth, true)
     }
 
-    fn register(&mut self, name: &str, value: T, max_depth: usize, keep_first: bool) -> bool {
+    fn register(&mut self, name: &[u8], value: T, max_depth: usize, keep_first: bool) -> bool {
         // PHP reads the name as a C string.
-        let name = name.split('\0').next().unwrap_or_default();
-        let name = name.trim_start_matches(' ');
+        let name = name.split(|&b| b == 0).next().unwrap_or_default();
+        let spaces = name.iter().take_while(|&&b| b == b' ').count();
+        let name = &name[spaces..];
         let Some(path) = VarPath::parse(name, max_depth) else {
             return false;
         };
 
         let mut table = &mut *self;
-        let mut current = Some(path.base.as_str());
+        let mut current = Some(path.base.as_slice());
         for &next in &path.keys {
             table = match current {
                 None => match table.append(Node::Map(Tree::new())) {
@@ -222,16 +234,16 @@ impl<T> Tree<T> {
 /// A variable name split the way `php_register_variable_ex` walks it.
 struct VarPath<'a> {
     /// The top-level name, mangled.
-    base: String,
+    base: Vec<u8>,
     /// One entry per bracket pair; None is `[]`.
-    keys: Vec<Option<&'a str>>,
+    keys: Vec<Option<&'a [u8]>>,
     /// More bracket pairs than `max_depth`: PHP drops the value and deletes `base`.
     too_deep: bool,
 }
 
 impl<'a> VarPath<'a> {
-    fn parse(name: &'a str, max_depth: usize) -> Option<Self> {
-        let bytes = name.as_bytes();
+    fn parse(name: &'a [u8], max_depth: usize) -> Option<Self> {
+        let bytes = name;
         let first_open = bytes.iter().position(|&b| b == b'[');
         let mut base = mangle(&name[..first_open.unwrap_or(name.len())], b" .");
         if base.is_empty() {
@@ -260,8 +272,8 @@ impl<'a> VarPath<'a> {
             } else {
                 // Unclosed '[': a first one is part of the base name; a later one is ignored.
                 if keys.is_empty() {
-                    base.push('_');
-                    base.push_str(&mangle(&name[start..], b" .["));
+                    base.push(b'_');
+                    base.extend(mangle(&name[start..], b" .["));
                 }
                 break;
             };
@@ -276,22 +288,16 @@ impl<'a> VarPath<'a> {
     }
 }
 
-fn mangle(name: &str, bad: &[u8]) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii() && bad.contains(&(c as u8)) {
-                '_'
-            } else {
-                c
-            }
-        })
+fn mangle(name: &[u8], bad: &[u8]) -> Vec<u8> {
+    name.iter()
+        .map(|&b| if bad.contains(&b) { b'_' } else { b })
         .collect()
 }
 
 /// PHP drops a key that mangling made look like a `__Host-`/`__Secure-` cookie
 /// (CVE-2024-8926); it compares every key against the raw variable name.
-fn is_forbidden(key: &str, raw_name: &str) -> bool {
-    ["__Host-", "__Secure-"]
+fn is_forbidden(key: &[u8], raw_name: &[u8]) -> bool {
+    [&b"__Host-"[..], &b"__Secure-"[..]]
         .iter()
         .any(|prefix| key.starts_with(prefix) && !raw_name.starts_with(prefix))
 }
@@ -355,7 +361,7 @@ pub fn parse_urlencoded(input: &[u8], limits: &FormLimits) -> (Tree<Bytes>, bool
         };
         let name = url_decode(name, true);
         let value = Bytes::from(url_decode(value, true));
-        tree.insert(&String::from_utf8_lossy(&name), value, limits.max_depth);
+        tree.insert(&name, value, limits.max_depth);
     }
     (tree, false)
 }
@@ -394,7 +400,7 @@ pub(super) fn php_json(tree: &Tree<Bytes>) -> String {
             if !is_list {
                 match key {
                     Key::Index(n) => string(out, &n.to_string()),
-                    Key::Name(s) => string(out, s),
+                    Key::Name(s) => string(out, &String::from_utf8_lossy(s)),
                 }
                 out.push(':');
             }
@@ -534,6 +540,23 @@ mod tests {
     }
 
     #[test]
+    fn names_are_binary_safe() {
+        let (tree, _) = parse_urlencoded(b"a%E9=1&b\xe9[k\xff]=2", &FormLimits::default());
+        let keys: Vec<_> = tree.entries().map(|(k, _)| k.clone()).collect();
+        assert_eq!(
+            keys,
+            [Key::Name(b"a\xe9".to_vec()), Key::Name(b"b\xe9".to_vec())]
+        );
+        let Some(Node::Map(inner)) = tree.get(&Key::Name(b"b\xe9".to_vec())) else {
+            panic!("no b\\xe9 in {tree:?}");
+        };
+        assert!(
+            inner.get(&Key::Name(b"k\xff".to_vec())).is_some(),
+            "{inner:?}"
+        );
+    }
+
+    #[test]
     fn keys_keep_php_order_and_types() {
         let (tree, _) = parse_urlencoded(b"b=1&a=2&b=3&7=x", &FormLimits::default());
         let keys: Vec<_> = tree.entries().map(|(k, _)| k.clone()).collect();
@@ -548,20 +571,20 @@ mod tests {
     #[test]
     fn insert_reports_dropped_values() {
         let mut tree = Tree::new();
-        assert!(tree.insert("a[b]", 1, 64));
-        assert!(!tree.insert("", 2, 64));
-        assert!(!tree.insert("[x]", 3, 64));
-        assert!(!tree.insert("a[b][c]", 4, 1));
+        assert!(tree.insert(b"a[b]", 1, 64));
+        assert!(!tree.insert(b"", 2, 64));
+        assert!(!tree.insert(b"[x]", 3, 64));
+        assert!(!tree.insert(b"a[b][c]", 4, 1));
         assert!(tree.get(&Key::Name("a".into())).is_none());
-        assert!(tree.insert("n[9223372036854775807]", 5, 64));
-        assert!(!tree.insert("n[]", 6, 64));
+        assert!(tree.insert(b"n[9223372036854775807]", 5, 64));
+        assert!(!tree.insert(b"n[]", 6, 64));
     }
 
     #[test]
     fn deep_nesting_is_cheap_to_reject() {
         let name = format!("a{}", "[x]".repeat(100_000));
         let mut tree = Tree::new();
-        assert!(!tree.insert(&name, 1, 64));
+        assert!(!tree.insert(name.as_bytes(), 1, 64));
         assert!(tree.is_empty());
     }
 }

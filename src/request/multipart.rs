@@ -17,12 +17,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// One `$_FILES` entry.
 #[derive(Debug)]
 pub struct Upload {
-    /// The client's file name without directories.
-    pub name: String,
+    /// The client's file name without directories, bytes as sent (PHP keeps a Latin-1 name).
+    pub name: Vec<u8>,
     /// The client's file name as sent (PHP 8.1+ `full_path`, for directory uploads).
-    pub full_path: String,
-    /// The part's Content-Type up to any ';', "" if absent or on error (as PHP).
-    pub mime: String,
+    pub full_path: Vec<u8>,
+    /// The part's Content-Type up to any ';', bytes as sent; empty if absent or on error (as PHP).
+    pub mime: Vec<u8>,
     /// Bytes written; 0 on error.
     pub size: u64,
     /// One of the `UPLOAD_ERR_*` constants below.
@@ -48,11 +48,11 @@ impl Upload {
         Some(path)
     }
 
-    fn failed(full_path: String, error: i32) -> Upload {
+    fn failed(full_path: Vec<u8>, error: i32) -> Upload {
         Upload {
-            name: basename(&full_path).to_owned(),
+            name: basename(&full_path).to_vec(),
             full_path,
-            mime: String::new(),
+            mime: Vec::new(),
             size: 0,
             error,
             tmp_name: None,
@@ -160,7 +160,7 @@ where
         match (name, file_name) {
             (Some(name), None) => {
                 let value = read_field(&mut field).await?;
-                if name.eq_ignore_ascii_case("MAX_FILE_SIZE") {
+                if name.eq_ignore_ascii_case(b"MAX_FILE_SIZE") {
                     form_max_file_size = strtoll(&value);
                 }
                 field_count += 1;
@@ -173,7 +173,7 @@ where
             (name, Some(file_name)) => {
                 let name = name.unwrap_or_else(|| {
                     anonymous += 1;
-                    (anonymous - 1).to_string()
+                    (anonymous - 1).to_string().into_bytes()
                 });
                 // Unlike PHP, a badly bracketed name skips only its own part, not every later one.
                 if uploads_left == 0 || !brackets_balanced(&name) {
@@ -193,7 +193,7 @@ where
 }
 
 struct FilePart {
-    full_path: String,
+    full_path: Vec<u8>,
     form_max_size: i64,
 }
 
@@ -212,7 +212,7 @@ impl FilePart {
         let name = basename(&self.full_path);
         let forbidden = limits.forbid.iter().any(|ext| {
             name.len() >= ext.len()
-                && name.as_bytes()[name.len() - ext.len()..].eq_ignore_ascii_case(ext.as_bytes())
+                && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext.as_bytes())
         });
         if forbidden {
             drain(field).await?;
@@ -224,7 +224,7 @@ impl FilePart {
             .map(|v| {
                 let v = v.as_bytes();
                 let end = v.iter().position(|&b| b == b';').unwrap_or(v.len());
-                String::from_utf8_lossy(&v[..end]).into_owned()
+                v[..end].to_vec()
             })
             .unwrap_or_default();
 
@@ -268,7 +268,7 @@ impl FilePart {
         };
         match path {
             Ok(path) => Ok(Upload {
-                name: name.to_owned(),
+                name: name.to_vec(),
                 full_path: self.full_path,
                 mime,
                 size,
@@ -343,9 +343,9 @@ async fn drain(field: &mut Field<'_>) -> Result<(), MultipartError> {
 
 /// `name` and `filename` of a Content-Disposition value, read like PHP (`php_ap_getword`,
 /// `php_ap_getword_conf`): parameter names case-insensitive, the last one wins, values
-/// quoted with '"' or '\'' or bare. multer's own reading differs and returns nothing for
-/// non-UTF-8 names, which would turn a file into a field.
-fn disposition_names(value: &[u8]) -> (Option<String>, Option<String>) {
+/// quoted with '"' or '\'' or bare; bytes as sent. multer's own reading differs and returns
+/// nothing for non-UTF-8 names, which would turn a file into a field.
+fn disposition_names(value: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     let (mut name, mut file_name) = (None, None);
     let mut rest = trim_c_space(value);
     while !rest.is_empty() {
@@ -393,7 +393,7 @@ fn getword<'a>(line: &mut &'a [u8], stop: u8) -> &'a [u8] {
 
 /// A parameter value: quoted up to the closing quote, or bare up to whitespace; a backslash
 /// escapes a backslash or the quote.
-fn getword_conf(value: &[u8]) -> String {
+fn getword_conf(value: &[u8]) -> Vec<u8> {
     let value = trim_c_space(value);
     let (quote, body) = match value.first() {
         Some(&q @ (b'"' | b'\'')) => (Some(q), &value[1..]),
@@ -420,7 +420,7 @@ fn getword_conf(value: &[u8]) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 fn trim_c_space(s: &[u8]) -> &[u8] {
@@ -429,14 +429,15 @@ fn trim_c_space(s: &[u8]) -> &[u8] {
 }
 
 /// PHP's `php_ap_basename`: the part after the last '/' or '\'.
-fn basename(path: &str) -> &str {
-    path.rfind(['/', '\\']).map_or(path, |i| &path[i + 1..])
+fn basename(path: &[u8]) -> &[u8] {
+    path.iter()
+        .rposition(|&b| b == b'/' || b == b'\\')
+        .map_or(path, |i| &path[i + 1..])
 }
 
 /// PHP refuses upload names with unbalanced brackets or text after a ']' ("never repair
 /// potential malicious user input").
-fn brackets_balanced(name: &str) -> bool {
-    let bytes = name.as_bytes();
+fn brackets_balanced(bytes: &[u8]) -> bool {
     let mut depth = 0i64;
     for (i, &b) in bytes.iter().enumerate() {
         if b == b'[' {
@@ -573,7 +574,11 @@ mod tests {
     }
 
     fn name(s: &str) -> Key {
-        Key::Name(s.to_owned())
+        Key::Name(s.into())
+    }
+
+    fn text(bytes: &[u8]) -> &str {
+        std::str::from_utf8(bytes).unwrap()
     }
 
     fn contents(upload: &Upload) -> Vec<u8> {
@@ -601,7 +606,7 @@ mod tests {
         );
         let f = upload(&uploads, &[name("f")]);
         assert_eq!(
-            (f.name.as_str(), f.full_path.as_str(), f.mime.as_str()),
+            (text(&f.name), text(&f.full_path), text(&f.mime)),
             ("x.txt", r"C:\dir\x.txt", "text/plain")
         );
         assert_eq!((f.size, f.error), (5, Upload::UPLOAD_ERR_OK));
@@ -634,11 +639,8 @@ mod tests {
             b"B"
         );
         let e = upload(&uploads, &[name("d"), name("x"), name("y")]);
-        assert_eq!(
-            (e.name.as_str(), e.full_path.as_str()),
-            ("e.txt", "c/d/e.txt")
-        );
-        assert_eq!(e.mime, "application/octet-stream");
+        assert_eq!((text(&e.name), text(&e.full_path)), ("e.txt", "c/d/e.txt"));
+        assert_eq!(e.mime, b"application/octet-stream");
         // PHP names a file part without a name by its position among nameless files.
         assert_eq!(contents(upload(&uploads, &[Key::Index(0)])), b"N");
         assert_eq!(files_in(dir.path()), 4);
@@ -651,7 +653,7 @@ mod tests {
         let (_, uploads) = run(&data, &limits(dir.path())).await.unwrap();
         let f = upload(&uploads, &[name("f")]);
         assert_eq!((f.error, f.size), (Upload::UPLOAD_ERR_NO_FILE, 0));
-        assert_eq!((f.name.as_str(), f.mime.as_str()), ("", ""));
+        assert_eq!((text(&f.name), text(&f.mime)), ("", ""));
         assert!(f.tmp_name.is_none());
         assert_eq!(files_in(dir.path()), 0);
     }
@@ -676,7 +678,7 @@ mod tests {
         let (_, uploads) = run(&data, &limits(dir.path())).await.unwrap();
         let evil = upload(&uploads, &[name("evil")]);
         assert_eq!(evil.error, Upload::UPLOAD_ERR_EXTENSION);
-        assert_eq!((evil.name.as_str(), evil.size), ("shell.PhP", 0));
+        assert_eq!((text(&evil.name), evil.size), ("shell.PhP", 0));
         assert!(evil.tmp_name.is_none());
         assert_eq!(contents(upload(&uploads, &[name("ok")])), b"fine");
         assert_eq!(files_in(dir.path()), 1);
@@ -1013,8 +1015,39 @@ mod tests {
         ];
         for (value, name, file_name) in cases {
             let (n, f) = disposition_names(value.as_bytes());
-            assert_eq!((n.as_deref(), f.as_deref()), (name, file_name), "{value}");
+            let (n, f) = (n.as_deref().map(text), f.as_deref().map(text));
+            assert_eq!((n, f), (name, file_name), "{value}");
         }
+    }
+
+    #[tokio::test]
+    async fn names_in_other_charsets_keep_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = Vec::new();
+        for (disposition, value) in [
+            (&b"form-data; name=\"k\xe9\""[..], &b"v\xe9"[..]),
+            (
+                b"form-data; name=\"f\xe9[]\"; filename=\"d\xff/\xe9t\xe9.txt\"",
+                b"x",
+            ),
+        ] {
+            data.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: ").as_bytes());
+            data.extend_from_slice(disposition);
+            data.extend_from_slice(b"\r\nContent-Type: text/\xe9; charset=x\r\n\r\n");
+            data.extend_from_slice(value);
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let (fields, uploads) = run(&data, &limits(dir.path())).await.unwrap();
+        let Some(Node::Leaf(value)) = fields.get(&Key::Name(b"k\xe9".to_vec())) else {
+            panic!("no k\\xe9 in {fields:?}");
+        };
+        assert_eq!(&value[..], b"v\xe9");
+        let f = upload(&uploads, &[Key::Name(b"f\xe9".to_vec()), Key::Index(0)]);
+        assert_eq!(f.name, b"\xe9t\xe9.txt");
+        assert_eq!(f.full_path, b"d\xff/\xe9t\xe9.txt");
+        assert_eq!(f.mime, b"text/\xe9");
+        assert_eq!(contents(f), b"x");
     }
 
     #[test]
@@ -1034,12 +1067,12 @@ mod tests {
 
     #[test]
     fn helpers_match_php() {
-        assert_eq!(basename(r"C:\a/b\c.txt"), "c.txt");
-        assert_eq!(basename("a/b/"), "");
-        assert_eq!(basename("plain"), "plain");
-        assert!(brackets_balanced("a[b][]"));
-        assert!(!brackets_balanced("a[b[c]]"));
-        assert!(!brackets_balanced("a]["));
+        assert_eq!(basename(br"C:\a/b\c.txt"), b"c.txt");
+        assert_eq!(basename(b"a/b/"), b"");
+        assert_eq!(basename(b"plain"), b"plain");
+        assert!(brackets_balanced(b"a[b][]"));
+        assert!(!brackets_balanced(b"a[b[c]]"));
+        assert!(!brackets_balanced(b"a]["));
         assert_eq!(strtoll(b" 42abc"), 42);
         assert_eq!(strtoll(b"-7"), -7);
         assert_eq!(strtoll(b"x"), 0);

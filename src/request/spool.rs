@@ -108,6 +108,23 @@ impl RequestBody {
     }
 }
 
+impl RequestBody {
+    /// The body as a stream of pieces from the first byte, read in tokio (a multipart body
+    /// kept raw is parsed from here).
+    pub async fn stream(
+        &self,
+    ) -> std::io::Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
+        Ok(match self {
+            RequestBody::Memory(b) => futures_util::stream::iter([Ok(b.clone())]).left_stream(),
+            RequestBody::File { path, .. } => {
+                let file = tokio::fs::File::open(path).await?;
+                tokio_util::io::ReaderStream::with_capacity(file, TempSink::WRITE_SIZE)
+                    .right_stream()
+            }
+        })
+    }
+}
+
 /// Reads a [`RequestBody`] in pieces, whichever way it is held.
 pub enum BodyReader {
     Memory(Bytes, usize),
@@ -354,6 +371,27 @@ mod tests {
         assert!(path.exists());
         drop(owner);
         assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn a_body_streams_from_memory_or_from_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for in_memory in [100, 4] {
+            let got = spool(
+                body(&[b"abc", b"defgh"]),
+                &limits(dir.path(), in_memory, 100),
+            )
+            .await
+            .unwrap();
+            let pieces: Vec<Bytes> = got
+                .stream()
+                .await
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+                .await;
+            assert_eq!(pieces.concat(), b"abcdefgh", "in memory up to {in_memory}");
+        }
     }
 
     #[test]

@@ -148,7 +148,7 @@ async fn respond(
             return Err(HttpError::BodyTooLarge { limit });
         }
     }
-    let (body, form, uploads) = read_body(ctx, &parts.headers, incoming).await?;
+    let (body, form, uploads) = read_body(ctx, &parts.method, &parts.headers, incoming).await?;
 
     let mut head = RequestHead::default();
     for name in [header::RANGE, header::IF_RANGE] {
@@ -384,9 +384,12 @@ fn frames(
 
 /// Reads the body in tokio: multipart parts are streamed to temp files, urlencoded forms are
 /// read whole and parsed (PHP holds them whole as `$_POST` anyway), anything else is kept in
-/// memory up to `http.body_buffer_size` and spooled to a temp file past it.
+/// memory up to `http.body_buffer_size` and spooled to a temp file past it. A multipart body
+/// sent with another method than POST is kept raw as well (php-fpm hands it to `php://input`
+/// and fills no `$_FILES`) and parsed from there for `RR\Request` (RoadRunner parses it).
 async fn read_body(
     ctx: &Context,
+    method: &Method,
     headers: &HeaderMap,
     incoming: Incoming,
 ) -> Result<ReadBody, HttpError> {
@@ -397,28 +400,9 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let frames = frames(incoming, http.body_timeout);
-    if let Some(boundary) = multipart::boundary(content_type) {
-        let limits = multipart::MultipartLimits {
-            max_body: limit,
-            max_file_size: limit,
-            upload_dir: http.uploads.dir.clone(),
-            forbid: http.uploads.forbid.clone(),
-            max_file_uploads: 20,
-            form: FormLimits::default(),
-        };
-        let (fields, uploads) = multipart::parse(Box::pin(frames), boundary, &limits)
-            .await
-            .map_err(|e| match e {
-                multipart::MultipartError::TooLarge => HttpError::BodyTooLarge { limit },
-                multipart::MultipartError::Malformed(why) => HttpError::BadRequest(why),
-                multipart::MultipartError::Io(e) if e.get_ref().is_some_and(is_client) => {
-                    client_error(e.get_ref())
-                }
-                multipart::MultipartError::Io(e) => {
-                    tracing::error!("writing an upload to {}: {e}", http.uploads.dir.display());
-                    HttpError::Internal("cannot store the upload")
-                }
-            })?;
+    let boundary = multipart::boundary(content_type);
+    if let Some(boundary) = boundary.clone().filter(|_| method == Method::POST) {
+        let (fields, uploads) = parse_multipart(ctx, frames, boundary).await?;
         return Ok((RequestBody::default(), Some(fields), uploads));
     }
     let urlencoded = is_urlencoded(content_type);
@@ -433,16 +417,61 @@ async fn read_body(
     let body = spool(frames, &limits).await.map_err(|e| match e {
         SpoolError::TooLarge => HttpError::BodyTooLarge { limit },
         SpoolError::Read(e) => client_error(Some(&*e)),
-        SpoolError::Io(e) => {
-            tracing::error!("spooling a body to {}: {e}", http.uploads.dir.display());
-            HttpError::Internal("cannot store the request body")
-        }
+        SpoolError::Io(e) => spool_failed(&http.uploads.dir, e),
     })?;
+    if let Some(boundary) = boundary {
+        let raw = body
+            .stream()
+            .await
+            .map_err(|e| spool_failed(&http.uploads.dir, e))?;
+        let (fields, uploads) = parse_multipart(ctx, raw, boundary).await?;
+        return Ok((body, Some(fields), uploads));
+    }
     let form = match body.in_memory() {
         Some(bytes) if urlencoded => Some(form::parse_urlencoded(bytes, &FormLimits::default()).0),
         _ => None,
     };
     Ok((body, form, Tree::new()))
+}
+
+fn spool_failed(dir: &std::path::Path, e: std::io::Error) -> HttpError {
+    tracing::error!("spooling a body to {}: {e}", dir.display());
+    HttpError::Internal("cannot store the request body")
+}
+
+/// A multipart body's fields and files (to temp files in `http.uploads.dir`).
+async fn parse_multipart<S, E>(
+    ctx: &Context,
+    body: S,
+    boundary: String,
+) -> Result<(Tree<Bytes>, Tree<multipart::Upload>), HttpError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let http = &ctx.config.http;
+    let limit = http.max_request_size;
+    let limits = multipart::MultipartLimits {
+        max_body: limit,
+        max_file_size: limit,
+        upload_dir: http.uploads.dir.clone(),
+        forbid: http.uploads.forbid.clone(),
+        max_file_uploads: 20,
+        form: FormLimits::default(),
+    };
+    multipart::parse(Box::pin(body), boundary, &limits)
+        .await
+        .map_err(|e| match e {
+            multipart::MultipartError::TooLarge => HttpError::BodyTooLarge { limit },
+            multipart::MultipartError::Malformed(why) => HttpError::BadRequest(why),
+            multipart::MultipartError::Io(e) if e.get_ref().is_some_and(is_client) => {
+                client_error(e.get_ref())
+            }
+            multipart::MultipartError::Io(e) => {
+                tracing::error!("writing an upload to {}: {e}", http.uploads.dir.display());
+                HttpError::Internal("cannot store the upload")
+            }
+        })
 }
 
 /// Whether a parser's error came from the client's side of the body stream.

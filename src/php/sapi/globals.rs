@@ -3,12 +3,12 @@
 use super::super::convert;
 use super::ffi::{self, eg};
 use crate::request::cgi::{self, Script, Value};
-use crate::request::form::{self, FormLimits, Key, Node, Tree};
+use crate::request::form::{self, FormLimits, Node, Tree};
 use crate::request::multipart::Upload;
 use crate::request::{cookie, RequestData};
 use bytes::Bytes;
 use ext_php_rs::boxed::ZBox;
-use ext_php_rs::types::{ArrayKey, ZendHashTable, Zval};
+use ext_php_rs::types::{ZendHashTable, Zval};
 use std::time::SystemTime;
 
 /// The names `handle()` replaces for every request (and empties after it).
@@ -70,9 +70,9 @@ fn server(req: &RequestData, script: &Script) -> Zval {
 pub fn files(uploads: &Tree<Upload>) -> Zval {
     type Field = fn(&Upload) -> Zval;
     let fields: [(&str, Field); 6] = [
-        ("name", |u| convert::bytes_zval(u.name.as_bytes())),
-        ("full_path", |u| convert::bytes_zval(u.full_path.as_bytes())),
-        ("type", |u| convert::bytes_zval(u.mime.as_bytes())),
+        ("name", |u| convert::bytes_zval(&u.name)),
+        ("full_path", |u| convert::bytes_zval(&u.full_path)),
+        ("type", |u| convert::bytes_zval(&u.mime)),
         ("tmp_name", |u| {
             let path = u
                 .tmp_name
@@ -93,37 +93,37 @@ pub fn files(uploads: &Tree<Upload>) -> Zval {
             };
             let _ = entry.insert(field, value);
         }
-        let _ = ht.insert(array_key(key), convert::array_zval(entry));
+        convert::with_array_key(key, |key| {
+            let _ = ht.insert(key, convert::array_zval(entry));
+        });
     }
     convert::array_zval(ht)
-}
-
-fn array_key(key: &Key) -> ArrayKey<'_> {
-    match key {
-        Key::Index(i) => ArrayKey::Long(*i),
-        Key::Name(name) => ArrayKey::Str(name),
-    }
 }
 
 /// `php_autoglobal_merge`: later sources win; arrays present in both are merged.
 fn merge(dest: &mut ZendHashTable, tree: &Tree<Bytes>) {
     for (key, node) in tree.entries() {
-        let key = array_key(key);
-        match node {
+        convert::with_array_key(key, |key| match node {
             Node::Map(sub) => {
                 // Every array in `dest` was built here with one owner, so changing it in place
                 // cannot reach `$_GET` or `$_POST`.
                 if let Some(existing) = dest.get_mut(key.clone()).and_then(Zval::array_mut) {
                     merge(existing, sub);
-                    continue;
+                    return;
                 }
                 let _ = dest.insert(key, convert::array_zval(convert::bytes_tree(sub)));
             }
             Node::Leaf(value) => {
                 let _ = dest.insert(key, convert::bytes_zval(value));
             }
-        }
+        });
     }
+}
+
+/// Whether PHP reads `req`'s form body into `$_POST` and `$_FILES`: for a POST only, as
+/// `sapi_activate` decides under php-fpm; any other method's body is `php://input`'s alone.
+pub fn posted(req: &RequestData) -> bool {
+    req.method == http::Method::POST
 }
 
 /// Fills every superglobal for `req`. `order` is `request_order` (or `variables_order`).
@@ -132,7 +132,7 @@ pub fn install(req: &RequestData, files: Zval, script: &Script, order: &str) {
     let (get, _) = form::parse_urlencoded(req.target.query().as_bytes(), &limits);
     let cookies = cookie::parse_cookies(&req.headers, &limits);
     let empty = Tree::new();
-    let post = req.form.as_ref().unwrap_or(&empty);
+    let post = req.form.as_ref().filter(|_| posted(req)).unwrap_or(&empty);
     let mut request: ZBox<ZendHashTable> = ZendHashTable::new();
     for source in order.chars() {
         match source.to_ascii_uppercase() {

@@ -30,8 +30,13 @@ pub struct Uploads {
     paths: Vec<String>,
 }
 
-/// Built while the engine (which owns the uploads) is borrowed.
-pub fn uploads(tree: &crate::request::form::Tree<crate::request::multipart::Upload>) -> Uploads {
+/// Built while the engine (which owns the uploads) is borrowed. Empty unless `req` is a POST.
+pub fn uploads(
+    req: &RequestData,
+    tree: &crate::request::form::Tree<crate::request::multipart::Upload>,
+) -> Uploads {
+    let empty = crate::request::form::Tree::new();
+    let tree = if globals::posted(req) { tree } else { &empty };
     let mut paths = Vec::new();
     state::upload_paths(tree, &mut paths);
     Uploads {
