@@ -467,3 +467,47 @@ fn precompressed_siblings_are_sent_as_they_are_and_never_compressed_again() {
         assert_eq!(site.php_saw(), 0, "{mode:?}");
     }
 }
+
+#[test]
+fn a_precompressed_sibling_that_links_to_php_source_or_out_of_the_directory_is_not_sent() {
+    for mode in MODES {
+        let site = start(mode, json!({"http.static.precompressed": ["br", "gzip"]}));
+        let css = site.public.join("css/app.css");
+        // The links' targets are newer than the original, so only the link rule can skip them.
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&css)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::os::unix::fs::symlink("../hello.php", site.public.join("css/app.css.gz")).unwrap();
+        std::os::unix::fs::symlink("../../secret.txt", site.public.join("css/app.css.br")).unwrap();
+        let response = site
+            .get("/css/app.css")
+            .header("Accept-Encoding", "br, gzip")
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200, "{mode:?}");
+        assert!(
+            response.headers().get("content-encoding").is_none(),
+            "{mode:?}: {:?}",
+            response.headers()
+        );
+        let body = response.bytes().unwrap();
+        assert_eq!(body, site.file("css/app.css"), "{mode:?}: the original");
+        assert!(!body.windows(5).any(|w| w == b"<?php"), "{mode:?}");
+        // A sibling link that stays among servable files is still used.
+        std::fs::remove_file(site.public.join("css/app.css.gz")).unwrap();
+        std::fs::write(site.public.join("css/build.css.gz"), b"gzipped bytes").unwrap();
+        std::os::unix::fs::symlink("build.css.gz", site.public.join("css/app.css.gz")).unwrap();
+        let response = site
+            .get("/css/app.css")
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .unwrap();
+        assert_eq!(response.headers()["content-encoding"], "gzip", "{mode:?}");
+        assert_eq!(response.bytes().unwrap(), "gzipped bytes");
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}

@@ -239,9 +239,10 @@ impl Rules {
             let name = PathBuf::from(name);
             let opened = match beneath::open(&self.root_dir, &name) {
                 beneath::Opened::File(file) => OpenFile::from_file(file, self.root.join(&name)),
-                beneath::Opened::SlowWay => match std::fs::canonicalize(self.root.join(&name)) {
-                    Ok(real) if real.starts_with(&self.root) => OpenFile::open(&real),
-                    _ => continue,
+                // The original's rule: `app.css.gz -> config.php` must not send PHP source.
+                beneath::Opened::SlowWay => match self.resolve_links(&name, encoding.suffix()) {
+                    Ok(real) => OpenFile::open(&real),
+                    Err(_) => continue,
                 },
                 beneath::Opened::Missing | beneath::Opened::Failed(_) => continue,
             };
@@ -257,8 +258,9 @@ impl Rules {
 
     /// The slow way, for paths with a link in them: where the link leads must be inside the
     /// directory (as `stream::check_allowed` checks, minus what is known here: the root is
-    /// canonical and the path has no `..`), and its own extension must be servable too, so
-    /// `style.css -> config.php` never sends PHP source.
+    /// canonical and the path has no `..`), and its own extension must be `extension` or
+    /// servable, so `style.css -> config.php` (or a sibling `style.css.gz -> config.php`)
+    /// never sends PHP source.
     fn resolve_links(
         &self,
         relative: &std::path::Path,
