@@ -394,3 +394,28 @@ fn php_zlib_output_is_replaced_by_the_file_not_labelled_as_gzip() {
         }
     }
 }
+
+#[test]
+fn send_file_reads_a_relative_path_from_the_directory_php_was_in() {
+    // The master of a pool (and, later, a blocking thread) opens the file: the path must mean
+    // what it meant in PHP when sendFile() was called.
+    let f = files();
+    for pool in [false, true] {
+        let php = start("respond", pool, json!({}), &[]);
+        for (cd, call, expected) in [
+            (f.allowed.clone(), "notes.txt", "plain notes\n"),
+            (f.allowed.join("sub dir"), "b.txt", "bee\n"),
+            (f.allowed.join("sub dir"), "../notes.txt", "plain notes\n"),
+        ] {
+            let a = get(&php, &[("cd", text(&cd)), ("call", call)]);
+            let what = format!("pool={pool} cd {} sendFile({call})", cd.display());
+            assert_eq!(
+                a.status,
+                200,
+                "{what}: {}",
+                String::from_utf8_lossy(&a.body)
+            );
+            assert_eq!(a.body, expected.as_bytes(), "{what}");
+        }
+    }
+}
