@@ -419,3 +419,34 @@ fn send_file_reads_a_relative_path_from_the_directory_php_was_in() {
         }
     }
 }
+
+#[test]
+fn a_file_answer_with_a_status_that_has_no_content_or_an_interim_one_is_framed_as_such() {
+    let f = files();
+    let notes = f.allowed.join("notes.txt");
+    for (mode, pool) in MODES {
+        let php = start(mode, pool, on(&f), &[]);
+        let what = format!("{mode} pool={pool}");
+        let a = get(&php, &[("sendfile", text(&notes)), ("status", "204")]);
+        assert_eq!(a.status, 204, "{what}");
+        assert_eq!(a.header("content-length"), None, "{what}: a 204 declares no length");
+        assert!(a.body.is_empty(), "{what}");
+        let a = get(&php, &[("sendfile", text(&notes)), ("status", "304")]);
+        assert_eq!(a.status, 304, "{what}");
+        assert!(a.body.is_empty(), "{what}");
+        // The connection is still good for the next answer.
+        let a = get(&php, &[("sendfile", text(&notes))]);
+        assert_eq!(a.body, b"plain notes\n", "{what}");
+        if mode == "handle" {
+            // respond() refuses a 1xx itself; under handle() it is PHP's final status.
+            let a = get(&php, &[("sendfile", text(&notes)), ("status", "103")]);
+            assert_eq!(a.status, 500, "{what}");
+            assert_eq!(a.code(), "bad_response", "{what}");
+            assert!(
+                php.wait_for_log("interim status 103", std::time::Duration::from_secs(5)),
+                "{what}: {}",
+                php.stderr()
+            );
+        }
+    }
+}

@@ -247,15 +247,19 @@ async fn into_response(
                 BodyExt::boxed(StreamBody::new(stream)),
             ))
         }
-        Reply::File(file) => stream::serve_file(file, method, &head.range)
-            .await
-            .map_err(|e| {
-                tracing::warn!("sendFile: {e}");
-                match e {
-                    stream::StreamError::NotFound(_) => HttpError::FileNotFound,
-                    _ => HttpError::Internal("the file cannot be streamed"),
-                }
-            }),
+        Reply::File(file) => {
+            // An X-Sendfile answer's status is PHP's too (sendFile() checks its own).
+            framing::status(file.status).map_err(bad_response)?;
+            stream::serve_file(file, method, &head.range)
+                .await
+                .map_err(|e| {
+                    tracing::warn!("sendFile: {e}");
+                    match e {
+                        stream::StreamError::NotFound(_) => HttpError::FileNotFound,
+                        _ => HttpError::Internal("the file cannot be streamed"),
+                    }
+                })
+        }
         // The worker only hands an order over when Velox is configured (see worker::velox_build).
         Reply::Velox(order) => match &ctx.velox {
             Some(velox) => Ok(velox.respond(order, method, &head.range).await),

@@ -254,10 +254,15 @@ pub fn respond(
             (StatusCode::RANGE_NOT_SATISFIABLE, 0, 0)
         }
     };
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
+    // PHP's 204 or 304 carries no content (RFC 9110 §15.3.5, §15.4.5): the file is not read,
+    // and a 204 declares no length at all (§8.6); a 304 may declare the one it omits.
+    let bodiless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    if status != StatusCode::NO_CONTENT {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
+    }
 
     let body = match content {
-        _ if method == Method::HEAD || count == 0 => body::empty(),
+        _ if method == Method::HEAD || count == 0 || bodiless => body::empty(),
         Some(content) => body::full(content.slice(start as usize..(start + count) as usize)),
         None => FileBody::new(file, path, start, count).boxed(),
     };
