@@ -429,7 +429,11 @@ fn a_file_answer_with_a_status_that_has_no_content_or_an_interim_one_is_framed_a
         let what = format!("{mode} pool={pool}");
         let a = get(&php, &[("sendfile", text(&notes)), ("status", "204")]);
         assert_eq!(a.status, 204, "{what}");
-        assert_eq!(a.header("content-length"), None, "{what}: a 204 declares no length");
+        assert_eq!(
+            a.header("content-length"),
+            None,
+            "{what}: a 204 declares no length"
+        );
         assert!(a.body.is_empty(), "{what}");
         let a = get(&php, &[("sendfile", text(&notes)), ("status", "304")]);
         assert_eq!(a.status, 304, "{what}");

@@ -511,3 +511,60 @@ fn a_precompressed_sibling_that_links_to_php_source_or_out_of_the_directory_is_n
         assert_eq!(site.php_saw(), 0, "{mode:?}");
     }
 }
+
+#[test]
+fn a_file_swapped_for_a_link_out_of_the_directory_while_it_is_looked_up_is_never_sent() {
+    // `link.css -> target.css`, and `target.css` flips between a file and a link to the
+    // secret as fast as rename() goes: whichever the look-up sees when, the secret never goes
+    // out (the open must be the check, not follow it).
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        let public = site.public.clone();
+        std::fs::write(public.join("target.css"), "public target\n").unwrap();
+        std::os::unix::fs::symlink("target.css", public.join("link.css")).unwrap();
+        let secret = site._dir.path().join("secret.txt");
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let (file, link) = (public.join(".file"), public.join(".link"));
+                let flip = || -> std::io::Result<()> {
+                    std::fs::write(&file, "public target\n")?;
+                    std::fs::rename(&file, public.join("target.css"))?;
+                    std::os::unix::fs::symlink(&secret, &link)?;
+                    std::fs::rename(&link, public.join("target.css"))
+                };
+                // An error ends the flipping (the site goes away when an assertion fails).
+                while !stop.load(Ordering::Relaxed) && flip().is_ok() {}
+            }
+        });
+        let http = client();
+        let mut served = 0;
+        for _ in 0..10_000 {
+            let response = http.get(site.php.url("/link.css")).send().unwrap();
+            let status = response.status().as_u16();
+            let body = response.text().unwrap();
+            assert!(!body.contains(SECRET), "{mode:?}: the secret went out");
+            match status {
+                200 => {
+                    assert_eq!(body, "public target\n", "{mode:?}");
+                    served += 1;
+                }
+                403 => assert!(body.contains("forbidden_path"), "{mode:?}: {body}"),
+                404 => assert!(body.starts_with("php 404"), "{mode:?}: {body}"),
+                other => panic!("{mode:?}: {other} {body}"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
+        std::fs::remove_file(site.public.join("target.css")).unwrap();
+        std::fs::write(site.public.join("target.css"), "public target\n").unwrap();
+        let settled = site.get("/link.css").send().unwrap().text().unwrap();
+        assert_eq!(
+            settled, "public target\n",
+            "{mode:?}: served at rest ({served} during)"
+        );
+    }
+}

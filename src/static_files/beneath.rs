@@ -21,8 +21,10 @@ pub(crate) enum Opened {
     File(File),
     /// Nothing there (or a component is not a directory).
     Missing,
-    /// A symbolic link on the way, or no `openat2` (old kernel, seccomp): take the slow way.
+    /// A symbolic link on the way: take the slow way.
     SlowWay,
+    /// No `openat2` here (old kernel, seccomp): the slow way, without the kernel's check.
+    Unsupported,
     /// Anything else (permission denied, ...).
     Failed(io::Error),
 }
@@ -59,9 +61,9 @@ pub(crate) fn open(root: &File, relative: &Path) -> Opened {
     let error = io::Error::last_os_error();
     match error.raw_os_error() {
         Some(libc::ENOENT | libc::ENOTDIR) => Opened::Missing,
-        // ELOOP: a link; EXDEV: the kernel saw a way out (links are where that can happen);
-        // ENOSYS / EPERM: no openat2 here.
-        Some(libc::ELOOP | libc::EXDEV | libc::ENOSYS | libc::EPERM) => Opened::SlowWay,
+        // ELOOP: a link; EXDEV: the kernel saw a way out (links are where that can happen).
+        Some(libc::ELOOP | libc::EXDEV) => Opened::SlowWay,
+        Some(libc::ENOSYS | libc::EPERM) => Opened::Unsupported,
         _ => Opened::Failed(error),
     }
 }
@@ -76,6 +78,7 @@ mod tests {
             Opened::File(_) => "file",
             Opened::Missing => "missing",
             Opened::SlowWay => "slow",
+            Opened::Unsupported => "unsupported",
             Opened::Failed(_) => "failed",
         }
     }

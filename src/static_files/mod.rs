@@ -20,7 +20,7 @@ mod path;
 use crate::body::Body;
 use crate::compress::{self, Encoding};
 use crate::config::StaticConfig;
-use crate::stream::{self, OpenFile, Validators};
+use crate::stream::{self, OpenFile, StreamError, Validators};
 use http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, RANGE,
 };
@@ -201,7 +201,9 @@ impl Rules {
     fn open(&self, relative: &std::path::Path, extension: &str) -> Result<OpenFile, NotServed> {
         let opened = match beneath::open(&self.root_dir, relative) {
             beneath::Opened::File(file) => OpenFile::from_file(file, self.root.join(relative)),
-            beneath::Opened::SlowWay => OpenFile::open(&self.resolve_links(relative, extension)?),
+            beneath::Opened::SlowWay | beneath::Opened::Unsupported => {
+                self.open_resolved(self.resolve_links(relative, extension)?)?
+            }
             // RoadRunner hands those to the worker.
             beneath::Opened::Missing => return Err(NotServed::Pass),
             beneath::Opened::Failed(e) => {
@@ -240,10 +242,15 @@ impl Rules {
             let opened = match beneath::open(&self.root_dir, &name) {
                 beneath::Opened::File(file) => OpenFile::from_file(file, self.root.join(&name)),
                 // The original's rule: `app.css.gz -> config.php` must not send PHP source.
-                beneath::Opened::SlowWay => match self.resolve_links(&name, encoding.suffix()) {
-                    Ok(real) => OpenFile::open(&real),
-                    Err(_) => continue,
-                },
+                beneath::Opened::SlowWay | beneath::Opened::Unsupported => {
+                    match self
+                        .resolve_links(&name, encoding.suffix())
+                        .and_then(|real| self.open_resolved(real))
+                    {
+                        Ok(opened) => opened,
+                        Err(_) => continue,
+                    }
+                }
                 beneath::Opened::Missing | beneath::Opened::Failed(_) => continue,
             };
             let Ok(sibling) = opened else { continue };
@@ -254,6 +261,28 @@ impl Rules {
             return Some((encoding, sibling));
         }
         None
+    }
+
+    /// Opens what [`Rules::resolve_links`] checked, through the directory again and refusing
+    /// any link on the way: a path component swapped for a link since the check (to lead out
+    /// of the directory) fails the open instead of being followed.
+    fn open_resolved(&self, real: PathBuf) -> Result<Result<OpenFile, StreamError>, NotServed> {
+        let inside = real
+            .strip_prefix(&self.root)
+            .map_err(|_| NotServed::Outside)?;
+        match beneath::open(&self.root_dir, inside) {
+            beneath::Opened::File(file) => Ok(OpenFile::from_file(file, real)),
+            // Without openat2 the check and the open cannot be one step.
+            beneath::Opened::Unsupported => Ok(OpenFile::open(&real)),
+            beneath::Opened::SlowWay => {
+                tracing::warn!(
+                    "static: {} became a link while it was opened",
+                    real.display()
+                );
+                Err(NotServed::Pass)
+            }
+            beneath::Opened::Missing | beneath::Opened::Failed(_) => Err(NotServed::Pass),
+        }
     }
 
     /// The slow way, for paths with a link in them: where the link leads must be inside the
