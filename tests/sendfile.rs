@@ -454,3 +454,59 @@ fn a_file_answer_with_a_status_that_has_no_content_or_an_interim_one_is_framed_a
         }
     }
 }
+
+#[test]
+fn a_file_swapped_for_a_link_out_of_the_directory_after_the_check_is_never_sent() {
+    // `link.txt -> target.txt` in the allowed directory, and `target.txt` flips between a file
+    // and a link to the secret as fast as rename() goes: the file checked is the file sent.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let f = files();
+    std::fs::write(f.allowed.join("target.txt"), "public target\n").unwrap();
+    symlink("target.txt", f.allowed.join("swapped.txt")).unwrap();
+    let link = f.allowed.join("swapped.txt");
+    let uri = "/protected/swapped.txt";
+    for (mode, pool) in [("respond", false), ("respond", true)] {
+        let php = start(mode, pool, on(&f), &[]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = std::thread::spawn({
+            let (stop, allowed, secret) = (stop.clone(), f.allowed.clone(), f.secret.clone());
+            move || {
+                let (file, link) = (allowed.join(".file"), allowed.join(".link"));
+                let flip = || -> std::io::Result<()> {
+                    std::fs::write(&file, "public target\n")?;
+                    std::fs::rename(&file, allowed.join("target.txt"))?;
+                    symlink(&secret, &link)?;
+                    std::fs::rename(&link, allowed.join("target.txt"))
+                };
+                // An error ends the flipping (the directory goes when an assertion fails).
+                while !stop.load(Ordering::Relaxed) && flip().is_ok() {}
+            }
+        });
+        for i in 0..2000 {
+            let query = match i % 2 {
+                0 => ("sendfile", text(&link)),
+                _ => ("accel", uri),
+            };
+            let a = get(&php, &[query]);
+            let what = format!("{mode} pool={pool} {query:?}");
+            assert!(
+                !String::from_utf8_lossy(&a.body).contains("secret"),
+                "{what}: the secret went out"
+            );
+            match a.status {
+                200 => assert_eq!(a.body, b"public target\n", "{what}"),
+                403 => assert_eq!(a.code(), "forbidden_path", "{what}"),
+                other => panic!("{what}: {other} {}", String::from_utf8_lossy(&a.body)),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
+        std::fs::remove_file(f.allowed.join("target.txt")).unwrap();
+        std::fs::write(f.allowed.join("target.txt"), "public target\n").unwrap();
+        assert_eq!(
+            get(&php, &[("sendfile", text(&link))]).body,
+            b"public target\n"
+        );
+    }
+}

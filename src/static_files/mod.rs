@@ -5,7 +5,6 @@
 //!
 //! # Layout
 //! - `path`     URL path → relative file path and extension (decoding, normalization, `..`).
-//! - `beneath`  the fast, kernel-checked open under the directory (`openat2`).
 //! - `etag`     strong ETags: a content hash, kept while the file is unchanged.
 //!
 //! With `precompressed`, a client that accepts br, zstd or gzip gets `app.css.br` (`.zst`,
@@ -13,14 +12,13 @@
 //!
 //! This file holds the rules and the look-up; `stream::respond` builds the answer
 //! (Range, HEAD, 304, Content-Type).
-mod beneath;
 mod etag;
 mod path;
 
 use crate::body::Body;
 use crate::compress::{self, Encoding};
 use crate::config::StaticConfig;
-use crate::stream::{self, OpenFile, StreamError, Validators};
+use crate::stream::{self, beneath, OpenFile, StreamError, Validators};
 use http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, RANGE,
 };

@@ -1,7 +1,8 @@
-//! Opening a file under the static directory in one system call: `openat2` (Linux 5.6+) with
-//! `RESOLVE_BENEATH`, so the kernel refuses any way out of the directory, and
-//! `RESOLVE_NO_SYMLINKS`, so a path with a link in it takes the slow way (canonicalize, then
-//! check where the link leads). The slow way alone costs a `readlink` per path component.
+//! Opening a file under a directory (the static one, an allowed one) in one system call:
+//! `openat2` (Linux 5.6+) with `RESOLVE_BENEATH`, so the kernel refuses any way out of the
+//! directory, and `RESOLVE_NO_SYMLINKS`, so a path with a link in it takes the slow way
+//! (canonicalize, then check where the link leads), and a path that was checked that way opens
+//! only if no link appeared on it since. The slow way alone costs a `readlink` per component.
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
