@@ -568,3 +568,32 @@ fn a_file_swapped_for_a_link_out_of_the_directory_while_it_is_looked_up_is_never
         );
     }
 }
+
+#[test]
+fn a_range_on_an_empty_file_gets_the_empty_file_not_416() {
+    // Players and download tools send `Range: bytes=0-` before they know the size; nginx and
+    // Go's file server answer an empty file with 200 rather than "no byte of it exists".
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        std::fs::write(site.public.join("empty.txt"), "").unwrap();
+        for range in ["bytes=0-", "bytes=-10", "bytes=0-0"] {
+            let response = site
+                .get("/empty.txt")
+                .header("Range", range)
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), 200, "{mode:?} {range}");
+            assert!(!response.headers().contains_key("content-range"));
+            assert_eq!(response.headers()["content-length"], "0");
+            assert!(response.bytes().unwrap().is_empty());
+        }
+        // A file with bytes still answers an out-of-range request with 416.
+        let past = site
+            .get("/css/app.css")
+            .header("Range", "bytes=100000-")
+            .send()
+            .unwrap();
+        assert_eq!(past.status(), 416, "{mode:?}");
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}
