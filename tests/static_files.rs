@@ -597,3 +597,37 @@ fn a_range_on_an_empty_file_gets_the_empty_file_not_416() {
         assert_eq!(site.php_saw(), 0, "{mode:?}");
     }
 }
+
+#[test]
+fn a_deploy_that_swaps_the_directory_link_is_served_from_the_new_release() {
+    // `dir` is `current -> releases/1`; a deploy points `current` at `releases/2` (rename of
+    // a new link over it, as Capistrano and Deployer do) without restarting rr.
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        for (release, css) in [("1", "one"), ("2", "two")] {
+            let public = dir.path().join("releases").join(release);
+            std::fs::create_dir_all(&public).unwrap();
+            std::fs::write(public.join("app.css"), css).unwrap();
+        }
+        std::fs::write(dir.path().join("releases/2/new.css"), "only in two").unwrap();
+        let current = dir.path().join("current");
+        std::os::unix::fs::symlink("releases/1", &current).unwrap();
+        let site = start(
+            mode,
+            json!({"http.static.dir": current.display().to_string()}),
+        );
+        assert_eq!(site.get("/app.css").send().unwrap().text().unwrap(), "one");
+        let next = dir.path().join("current.next");
+        std::os::unix::fs::symlink("releases/2", &next).unwrap();
+        std::fs::rename(&next, &current).unwrap();
+        assert_eq!(
+            site.get("/app.css").send().unwrap().text().unwrap(),
+            "two",
+            "{mode:?}: the old release's file"
+        );
+        let new = site.get("/new.css").send().unwrap();
+        assert_eq!(new.status(), 200, "{mode:?}");
+        assert_eq!(new.text().unwrap(), "only in two");
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}

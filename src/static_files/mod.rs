@@ -24,8 +24,9 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// Files up to this size are read with the look-up and sent from memory.
 const PRELOAD: u64 = 64 * 1024;
@@ -41,7 +42,8 @@ pub enum Outcome {
 }
 
 pub struct StaticFiles {
-    rules: Arc<Rules>,
+    /// Replaced when `dir` comes to name another directory (see [`StaticFiles::rules`]).
+    rules: RwLock<Arc<Rules>>,
 }
 
 /// The directory and the rules, shared with the blocking pool when a file is hashed.
@@ -50,6 +52,8 @@ struct Rules {
     root: PathBuf,
     /// `root`, open, for `openat2`.
     root_dir: std::fs::File,
+    /// The directory's device and inode, to see `dir` move to another one.
+    root_id: (u64, u64),
     config: StaticConfig,
     strong: Option<etag::StrongTags>,
 }
@@ -61,20 +65,38 @@ enum NotServed {
 }
 
 impl StaticFiles {
-    /// Resolves the directory now, so a directory removed since the config was read fails the
-    /// start instead of every request.
+    /// See [`Rules::new`].
     pub fn new(config: &StaticConfig) -> std::io::Result<StaticFiles> {
-        let root = std::fs::canonicalize(&config.dir)?;
-        let root_dir = std::fs::File::open(&root)?;
-        let strong = (config.calculate_etag && !config.weak).then(etag::StrongTags::default);
         Ok(StaticFiles {
-            rules: Arc::new(Rules {
-                root,
-                root_dir,
-                config: config.clone(),
-                strong,
-            }),
+            rules: RwLock::new(Arc::new(Rules::new(config)?)),
         })
+    }
+
+    /// The rules for the directory `dir` names now. A deploy that points a `current` link at
+    /// a new release is followed at the next request, as nginx's `root` is; it costs a `stat`
+    /// of `dir` per request (cached metadata). A `dir` gone or unreadable keeps the last one.
+    fn rules(&self) -> Arc<Rules> {
+        let rules = self.rules.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match std::fs::metadata(&rules.config.dir) {
+            Ok(meta) if (meta.dev(), meta.ino()) != rules.root_id => {}
+            _ => return rules,
+        }
+        match Rules::new(&rules.config) {
+            Ok(moved) => {
+                tracing::info!(
+                    "static: {} now names {}",
+                    rules.config.dir.display(),
+                    moved.root.display()
+                );
+                let moved = Arc::new(moved);
+                *self.rules.write().unwrap_or_else(|p| p.into_inner()) = moved.clone();
+                moved
+            }
+            Err(e) => {
+                tracing::warn!("static: {}: {e}", rules.config.dir.display());
+                rules
+            }
+        }
     }
 
     pub async fn serve(&self, method: &Method, uri: &Uri, request_headers: &HeaderMap) -> Outcome {
@@ -90,7 +112,7 @@ impl StaticFiles {
             path::Target::NoExtension => return Outcome::Pass,
             path::Target::Traversal => return Outcome::Refused("the path climbs out with '..'"),
         };
-        let rules = &self.rules;
+        let rules = self.rules();
         if !rules.servable(&extension) || !rules.under_a_prefix(&decoded) {
             return Outcome::Pass;
         }
@@ -140,7 +162,7 @@ impl StaticFiles {
                 Some(tag) => Ok((tag, file)),
                 // Hashing reads the whole file: the blocking pool's work.
                 None => {
-                    let rules = self.rules.clone();
+                    let rules = rules.clone();
                     tokio::task::spawn_blocking(move || {
                         let strong = rules.strong.as_ref().expect("checked above");
                         strong.tag(&file).map(|tag| (tag, file))
@@ -183,6 +205,22 @@ impl StaticFiles {
 }
 
 impl Rules {
+    /// Resolves the directory now, so a directory removed since the config was read fails the
+    /// start instead of every request.
+    fn new(config: &StaticConfig) -> std::io::Result<Rules> {
+        let root = std::fs::canonicalize(&config.dir)?;
+        let root_dir = std::fs::File::open(&root)?;
+        let meta = root_dir.metadata()?;
+        let strong = (config.calculate_etag && !config.weak).then(etag::StrongTags::default);
+        Ok(Rules {
+            root,
+            root_dir,
+            root_id: (meta.dev(), meta.ino()),
+            config: config.clone(),
+            strong,
+        })
+    }
+
     /// RoadRunner's rule: never a forbidden extension; with an allow list, only those.
     fn servable(&self, extension: &str) -> bool {
         let c = &self.config;
