@@ -177,6 +177,7 @@ final class Worker
     /**
      * Answers with a file that Rust streams from disk (Content-Length, Range/206, HEAD); the
      * worker is free at once. A missing file is a 404, an unreadable one a 500, each logged.
+     * A relative path is resolved against PHP's working directory at the call.
      * (An `X-Sendfile` or `X-Accel-Redirect` header does the same, within `http.sendfile`.)
      *
      * @param array<string, string|int|list<string>>|null $headers

@@ -394,3 +394,119 @@ fn php_zlib_output_is_replaced_by_the_file_not_labelled_as_gzip() {
         }
     }
 }
+
+#[test]
+fn send_file_reads_a_relative_path_from_the_directory_php_was_in() {
+    // The master of a pool (and, later, a blocking thread) opens the file: the path must mean
+    // what it meant in PHP when sendFile() was called.
+    let f = files();
+    for pool in [false, true] {
+        let php = start("respond", pool, json!({}), &[]);
+        for (cd, call, expected) in [
+            (f.allowed.clone(), "notes.txt", "plain notes\n"),
+            (f.allowed.join("sub dir"), "b.txt", "bee\n"),
+            (f.allowed.join("sub dir"), "../notes.txt", "plain notes\n"),
+        ] {
+            let a = get(&php, &[("cd", text(&cd)), ("call", call)]);
+            let what = format!("pool={pool} cd {} sendFile({call})", cd.display());
+            assert_eq!(
+                a.status,
+                200,
+                "{what}: {}",
+                String::from_utf8_lossy(&a.body)
+            );
+            assert_eq!(a.body, expected.as_bytes(), "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_file_answer_with_a_status_that_has_no_content_or_an_interim_one_is_framed_as_such() {
+    let f = files();
+    let notes = f.allowed.join("notes.txt");
+    for (mode, pool) in MODES {
+        let php = start(mode, pool, on(&f), &[]);
+        let what = format!("{mode} pool={pool}");
+        let a = get(&php, &[("sendfile", text(&notes)), ("status", "204")]);
+        assert_eq!(a.status, 204, "{what}");
+        assert_eq!(
+            a.header("content-length"),
+            None,
+            "{what}: a 204 declares no length"
+        );
+        assert!(a.body.is_empty(), "{what}");
+        let a = get(&php, &[("sendfile", text(&notes)), ("status", "304")]);
+        assert_eq!(a.status, 304, "{what}");
+        assert!(a.body.is_empty(), "{what}");
+        // The connection is still good for the next answer.
+        let a = get(&php, &[("sendfile", text(&notes))]);
+        assert_eq!(a.body, b"plain notes\n", "{what}");
+        if mode == "handle" {
+            // respond() refuses a 1xx itself; under handle() it is PHP's final status.
+            let a = get(&php, &[("sendfile", text(&notes)), ("status", "103")]);
+            assert_eq!(a.status, 500, "{what}");
+            assert_eq!(a.code(), "bad_response", "{what}");
+            assert!(
+                php.wait_for_log("interim status 103", std::time::Duration::from_secs(5)),
+                "{what}: {}",
+                php.stderr()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_file_swapped_for_a_link_out_of_the_directory_after_the_check_is_never_sent() {
+    // `link.txt -> target.txt` in the allowed directory, and `target.txt` flips between a file
+    // and a link to the secret as fast as rename() goes: the file checked is the file sent.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let f = files();
+    std::fs::write(f.allowed.join("target.txt"), "public target\n").unwrap();
+    symlink("target.txt", f.allowed.join("swapped.txt")).unwrap();
+    let link = f.allowed.join("swapped.txt");
+    let uri = "/protected/swapped.txt";
+    for (mode, pool) in [("respond", false), ("respond", true)] {
+        let php = start(mode, pool, on(&f), &[]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = std::thread::spawn({
+            let (stop, allowed, secret) = (stop.clone(), f.allowed.clone(), f.secret.clone());
+            move || {
+                let (file, link) = (allowed.join(".file"), allowed.join(".link"));
+                let flip = || -> std::io::Result<()> {
+                    std::fs::write(&file, "public target\n")?;
+                    std::fs::rename(&file, allowed.join("target.txt"))?;
+                    symlink(&secret, &link)?;
+                    std::fs::rename(&link, allowed.join("target.txt"))
+                };
+                // An error ends the flipping (the directory goes when an assertion fails).
+                while !stop.load(Ordering::Relaxed) && flip().is_ok() {}
+            }
+        });
+        for i in 0..2000 {
+            let query = match i % 2 {
+                0 => ("sendfile", text(&link)),
+                _ => ("accel", uri),
+            };
+            let a = get(&php, &[query]);
+            let what = format!("{mode} pool={pool} {query:?}");
+            assert!(
+                !String::from_utf8_lossy(&a.body).contains("secret"),
+                "{what}: the secret went out"
+            );
+            match a.status {
+                200 => assert_eq!(a.body, b"public target\n", "{what}"),
+                403 => assert_eq!(a.code(), "forbidden_path", "{what}"),
+                other => panic!("{what}: {other} {}", String::from_utf8_lossy(&a.body)),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
+        std::fs::remove_file(f.allowed.join("target.txt")).unwrap();
+        std::fs::write(f.allowed.join("target.txt"), "public target\n").unwrap();
+        assert_eq!(
+            get(&php, &[("sendfile", text(&link))]).body,
+            b"public target\n"
+        );
+    }
+}

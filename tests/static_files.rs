@@ -467,3 +467,167 @@ fn precompressed_siblings_are_sent_as_they_are_and_never_compressed_again() {
         assert_eq!(site.php_saw(), 0, "{mode:?}");
     }
 }
+
+#[test]
+fn a_precompressed_sibling_that_links_to_php_source_or_out_of_the_directory_is_not_sent() {
+    for mode in MODES {
+        let site = start(mode, json!({"http.static.precompressed": ["br", "gzip"]}));
+        let css = site.public.join("css/app.css");
+        // The links' targets are newer than the original, so only the link rule can skip them.
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&css)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::os::unix::fs::symlink("../hello.php", site.public.join("css/app.css.gz")).unwrap();
+        std::os::unix::fs::symlink("../../secret.txt", site.public.join("css/app.css.br")).unwrap();
+        let response = site
+            .get("/css/app.css")
+            .header("Accept-Encoding", "br, gzip")
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200, "{mode:?}");
+        assert!(
+            response.headers().get("content-encoding").is_none(),
+            "{mode:?}: {:?}",
+            response.headers()
+        );
+        let body = response.bytes().unwrap();
+        assert_eq!(body, site.file("css/app.css"), "{mode:?}: the original");
+        assert!(!body.windows(5).any(|w| w == b"<?php"), "{mode:?}");
+        // A sibling link that stays among servable files is still used.
+        std::fs::remove_file(site.public.join("css/app.css.gz")).unwrap();
+        std::fs::write(site.public.join("css/build.css.gz"), b"gzipped bytes").unwrap();
+        std::os::unix::fs::symlink("build.css.gz", site.public.join("css/app.css.gz")).unwrap();
+        let response = site
+            .get("/css/app.css")
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .unwrap();
+        assert_eq!(response.headers()["content-encoding"], "gzip", "{mode:?}");
+        assert_eq!(response.bytes().unwrap(), "gzipped bytes");
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}
+
+#[test]
+fn a_file_swapped_for_a_link_out_of_the_directory_while_it_is_looked_up_is_never_sent() {
+    // `link.css -> target.css`, and `target.css` flips between a file and a link to the
+    // secret as fast as rename() goes: whichever the look-up sees when, the secret never goes
+    // out (the open must be the check, not follow it).
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        let public = site.public.clone();
+        std::fs::write(public.join("target.css"), "public target\n").unwrap();
+        std::os::unix::fs::symlink("target.css", public.join("link.css")).unwrap();
+        let secret = site._dir.path().join("secret.txt");
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let (file, link) = (public.join(".file"), public.join(".link"));
+                let flip = || -> std::io::Result<()> {
+                    std::fs::write(&file, "public target\n")?;
+                    std::fs::rename(&file, public.join("target.css"))?;
+                    std::os::unix::fs::symlink(&secret, &link)?;
+                    std::fs::rename(&link, public.join("target.css"))
+                };
+                // An error ends the flipping (the site goes away when an assertion fails).
+                while !stop.load(Ordering::Relaxed) && flip().is_ok() {}
+            }
+        });
+        let http = client();
+        let mut served = 0;
+        for _ in 0..10_000 {
+            let response = http.get(site.php.url("/link.css")).send().unwrap();
+            let status = response.status().as_u16();
+            let body = response.text().unwrap();
+            assert!(!body.contains(SECRET), "{mode:?}: the secret went out");
+            match status {
+                200 => {
+                    assert_eq!(body, "public target\n", "{mode:?}");
+                    served += 1;
+                }
+                403 => assert!(body.contains("forbidden_path"), "{mode:?}: {body}"),
+                404 => assert!(body.starts_with("php 404"), "{mode:?}: {body}"),
+                other => panic!("{mode:?}: {other} {body}"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
+        std::fs::remove_file(site.public.join("target.css")).unwrap();
+        std::fs::write(site.public.join("target.css"), "public target\n").unwrap();
+        let settled = site.get("/link.css").send().unwrap().text().unwrap();
+        assert_eq!(
+            settled, "public target\n",
+            "{mode:?}: served at rest ({served} during)"
+        );
+    }
+}
+
+#[test]
+fn a_range_on_an_empty_file_gets_the_empty_file_not_416() {
+    // Players and download tools send `Range: bytes=0-` before they know the size; nginx and
+    // Go's file server answer an empty file with 200 rather than "no byte of it exists".
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        std::fs::write(site.public.join("empty.txt"), "").unwrap();
+        for range in ["bytes=0-", "bytes=-10", "bytes=0-0"] {
+            let response = site
+                .get("/empty.txt")
+                .header("Range", range)
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), 200, "{mode:?} {range}");
+            assert!(!response.headers().contains_key("content-range"));
+            assert_eq!(response.headers()["content-length"], "0");
+            assert!(response.bytes().unwrap().is_empty());
+        }
+        // A file with bytes still answers an out-of-range request with 416.
+        let past = site
+            .get("/css/app.css")
+            .header("Range", "bytes=100000-")
+            .send()
+            .unwrap();
+        assert_eq!(past.status(), 416, "{mode:?}");
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}
+
+#[test]
+fn a_deploy_that_swaps_the_directory_link_is_served_from_the_new_release() {
+    // `dir` is `current -> releases/1`; a deploy points `current` at `releases/2` (rename of
+    // a new link over it, as Capistrano and Deployer do) without restarting rr.
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        for (release, css) in [("1", "one"), ("2", "two")] {
+            let public = dir.path().join("releases").join(release);
+            std::fs::create_dir_all(&public).unwrap();
+            std::fs::write(public.join("app.css"), css).unwrap();
+        }
+        std::fs::write(dir.path().join("releases/2/new.css"), "only in two").unwrap();
+        let current = dir.path().join("current");
+        std::os::unix::fs::symlink("releases/1", &current).unwrap();
+        let site = start(
+            mode,
+            json!({"http.static.dir": current.display().to_string()}),
+        );
+        assert_eq!(site.get("/app.css").send().unwrap().text().unwrap(), "one");
+        let next = dir.path().join("current.next");
+        std::os::unix::fs::symlink("releases/2", &next).unwrap();
+        std::fs::rename(&next, &current).unwrap();
+        assert_eq!(
+            site.get("/app.css").send().unwrap().text().unwrap(),
+            "two",
+            "{mode:?}: the old release's file"
+        );
+        let new = site.get("/new.css").send().unwrap();
+        assert_eq!(new.status(), 200, "{mode:?}");
+        assert_eq!(new.text().unwrap(), "only in two");
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}

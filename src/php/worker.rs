@@ -332,6 +332,7 @@ impl Worker {
 
     /// Answers with a file that Rust streams from disk (Content-Length, Range/206, HEAD); the
     /// worker is free at once. A missing file is a 404, an unreadable one a 500, each logged.
+    /// A relative path is resolved against PHP's working directory at the call.
     ///
     /// @param array<string, string|string[]> $headers
     #[php(defaults(status = 200))]
@@ -348,8 +349,15 @@ impl Worker {
                 "RR\\Worker::sendFile(): invalid path {path:?}"
             )));
         }
+        // Made absolute now, against PHP's working directory: the file is opened later, by
+        // another thread (or the pool's master), when PHP may have moved on or chdir()ed.
+        let path = std::path::absolute(&path).map_err(|e| {
+            bad_value(format!(
+                "RR\\Worker::sendFile(): cannot resolve the relative path {path:?}: {e}"
+            ))
+        })?;
         let file = FileReply {
-            path: path.into(),
+            path,
             status: code,
             headers: map,
         };

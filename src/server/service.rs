@@ -10,8 +10,8 @@ use crate::request::form::{self, FormLimits, Tree};
 use crate::request::spool::{spool, RequestBody, SpoolError, SpoolLimits};
 use crate::request::target::{Head, Target};
 use crate::request::{multipart, RequestData};
+use crate::stream;
 use crate::stream::sendfile::{Named, SendfileConfig};
-use crate::stream::{self, FileReply};
 use crate::velox::Velox;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -19,6 +19,7 @@ use http::{header, HeaderMap, Method, Request, Response, Version};
 use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::{Frame, Incoming};
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -191,7 +192,10 @@ async fn into_response(
     head: &RequestHead,
 ) -> Result<Response<Body>, HttpError> {
     let reply = match &ctx.config.http.sendfile {
-        Some(sendfile) => named_file(sendfile, reply).await?,
+        Some(sendfile) => match named_file(sendfile, reply, method, head).await? {
+            ControlFlow::Break(file) => return Ok(file),
+            ControlFlow::Continue(reply) => reply,
+        },
         None => reply,
     };
     match reply {
@@ -247,15 +251,19 @@ async fn into_response(
                 BodyExt::boxed(StreamBody::new(stream)),
             ))
         }
-        Reply::File(file) => stream::serve_file(file, method, &head.range)
-            .await
-            .map_err(|e| {
-                tracing::warn!("sendFile: {e}");
-                match e {
-                    stream::StreamError::NotFound(_) => HttpError::FileNotFound,
-                    _ => HttpError::Internal("the file cannot be streamed"),
-                }
-            }),
+        Reply::File(file) => {
+            // sendFile() checks its status in PHP; a pool worker's reply is checked here too.
+            framing::status(file.status).map_err(bad_response)?;
+            stream::serve_file(file, method, &head.range)
+                .await
+                .map_err(|e| {
+                    tracing::warn!("sendFile: {e}");
+                    match e {
+                        stream::StreamError::NotFound(_) => HttpError::FileNotFound,
+                        _ => HttpError::Internal("the file cannot be streamed"),
+                    }
+                })
+        }
         // The worker only hands an order over when Velox is configured (see worker::velox_build).
         Reply::Velox(order) => match &ctx.velox {
             Some(velox) => Ok(velox.respond(order, method, &head.range).await),
@@ -274,14 +282,20 @@ async fn into_response(
 
 /// `http.sendfile`: an answer with `X-Sendfile` or `X-Accel-Redirect` becomes the file it
 /// names, with PHP's status and headers, as `sendFile()` would have sent it; PHP's body goes.
-async fn named_file(config: &SendfileConfig, mut reply: Reply) -> Result<Reply, HttpError> {
+/// `Continue` with the reply when it names no file.
+async fn named_file(
+    config: &SendfileConfig,
+    mut reply: Reply,
+    method: &Method,
+    head: &RequestHead,
+) -> Result<ControlFlow<Response<Body>, Reply>, HttpError> {
     let (headers, php_body) = match &mut reply {
         Reply::Full { headers, body, .. } => (headers, !body.is_empty()),
         Reply::Stream { headers, .. } => (headers, true),
-        _ => return Ok(reply),
+        _ => return Ok(ControlFlow::Continue(reply)),
     };
     let Some(named) = Named::take(headers, php_body) else {
-        return Ok(reply);
+        return Ok(ControlFlow::Continue(reply));
     };
     // Dropping a stream's chunks ends PHP's side as a client that left would.
     let (status, headers) = match reply {
@@ -291,8 +305,9 @@ async fn named_file(config: &SendfileConfig, mut reply: Reply) -> Result<Reply, 
         | Reply::Stream {
             status, headers, ..
         } => (status, headers),
-        other => return Ok(other),
+        other => return Ok(ControlFlow::Continue(other)),
     };
+    framing::status(status).map_err(bad_response)?;
     let config = config.clone();
     let resolved = tokio::task::spawn_blocking({
         let named = named.clone();
@@ -305,12 +320,16 @@ async fn named_file(config: &SendfileConfig, mut reply: Reply) -> Result<Reply, 
             source: std::io::Error::other(join),
         })
     });
+    // The file opened as it was checked: streamed from that descriptor, never re-opened.
     match resolved {
-        Ok(path) => Ok(Reply::File(FileReply {
-            path,
+        Ok(file) => Ok(ControlFlow::Break(stream::respond(
+            file,
             status,
             headers,
-        })),
+            method,
+            &head.range,
+            stream::Validators::SEND_FILE,
+        ))),
         Err(e) => {
             tracing::warn!("{}: {e}", named.describe());
             Err(named_file_error(e))

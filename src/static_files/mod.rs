@@ -5,7 +5,6 @@
 //!
 //! # Layout
 //! - `path`     URL path → relative file path and extension (decoding, normalization, `..`).
-//! - `beneath`  the fast, kernel-checked open under the directory (`openat2`).
 //! - `etag`     strong ETags: a content hash, kept while the file is unchanged.
 //!
 //! With `precompressed`, a client that accepts br, zstd or gzip gets `app.css.br` (`.zst`,
@@ -13,21 +12,21 @@
 //!
 //! This file holds the rules and the look-up; `stream::respond` builds the answer
 //! (Range, HEAD, 304, Content-Type).
-mod beneath;
 mod etag;
 mod path;
 
 use crate::body::Body;
 use crate::compress::{self, Encoding};
 use crate::config::StaticConfig;
-use crate::stream::{self, OpenFile, Validators};
+use crate::stream::{self, beneath, OpenFile, StreamError, Validators};
 use http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, RANGE,
 };
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// Files up to this size are read with the look-up and sent from memory.
 const PRELOAD: u64 = 64 * 1024;
@@ -43,7 +42,8 @@ pub enum Outcome {
 }
 
 pub struct StaticFiles {
-    rules: Arc<Rules>,
+    /// Replaced when `dir` comes to name another directory (see [`StaticFiles::rules`]).
+    rules: RwLock<Arc<Rules>>,
 }
 
 /// The directory and the rules, shared with the blocking pool when a file is hashed.
@@ -52,6 +52,8 @@ struct Rules {
     root: PathBuf,
     /// `root`, open, for `openat2`.
     root_dir: std::fs::File,
+    /// The directory's device and inode, to see `dir` move to another one.
+    root_id: (u64, u64),
     config: StaticConfig,
     strong: Option<etag::StrongTags>,
 }
@@ -63,20 +65,38 @@ enum NotServed {
 }
 
 impl StaticFiles {
-    /// Resolves the directory now, so a directory removed since the config was read fails the
-    /// start instead of every request.
+    /// See [`Rules::new`].
     pub fn new(config: &StaticConfig) -> std::io::Result<StaticFiles> {
-        let root = std::fs::canonicalize(&config.dir)?;
-        let root_dir = std::fs::File::open(&root)?;
-        let strong = (config.calculate_etag && !config.weak).then(etag::StrongTags::default);
         Ok(StaticFiles {
-            rules: Arc::new(Rules {
-                root,
-                root_dir,
-                config: config.clone(),
-                strong,
-            }),
+            rules: RwLock::new(Arc::new(Rules::new(config)?)),
         })
+    }
+
+    /// The rules for the directory `dir` names now. A deploy that points a `current` link at
+    /// a new release is followed at the next request, as nginx's `root` is; it costs a `stat`
+    /// of `dir` per request (cached metadata). A `dir` gone or unreadable keeps the last one.
+    fn rules(&self) -> Arc<Rules> {
+        let rules = self.rules.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match std::fs::metadata(&rules.config.dir) {
+            Ok(meta) if (meta.dev(), meta.ino()) != rules.root_id => {}
+            _ => return rules,
+        }
+        match Rules::new(&rules.config) {
+            Ok(moved) => {
+                tracing::info!(
+                    "static: {} now names {}",
+                    rules.config.dir.display(),
+                    moved.root.display()
+                );
+                let moved = Arc::new(moved);
+                *self.rules.write().unwrap_or_else(|p| p.into_inner()) = moved.clone();
+                moved
+            }
+            Err(e) => {
+                tracing::warn!("static: {}: {e}", rules.config.dir.display());
+                rules
+            }
+        }
     }
 
     pub async fn serve(&self, method: &Method, uri: &Uri, request_headers: &HeaderMap) -> Outcome {
@@ -92,7 +112,7 @@ impl StaticFiles {
             path::Target::NoExtension => return Outcome::Pass,
             path::Target::Traversal => return Outcome::Refused("the path climbs out with '..'"),
         };
-        let rules = &self.rules;
+        let rules = self.rules();
         if !rules.servable(&extension) || !rules.under_a_prefix(&decoded) {
             return Outcome::Pass;
         }
@@ -142,7 +162,7 @@ impl StaticFiles {
                 Some(tag) => Ok((tag, file)),
                 // Hashing reads the whole file: the blocking pool's work.
                 None => {
-                    let rules = self.rules.clone();
+                    let rules = rules.clone();
                     tokio::task::spawn_blocking(move || {
                         let strong = rules.strong.as_ref().expect("checked above");
                         strong.tag(&file).map(|tag| (tag, file))
@@ -185,6 +205,22 @@ impl StaticFiles {
 }
 
 impl Rules {
+    /// Resolves the directory now, so a directory removed since the config was read fails the
+    /// start instead of every request.
+    fn new(config: &StaticConfig) -> std::io::Result<Rules> {
+        let root = std::fs::canonicalize(&config.dir)?;
+        let root_dir = std::fs::File::open(&root)?;
+        let meta = root_dir.metadata()?;
+        let strong = (config.calculate_etag && !config.weak).then(etag::StrongTags::default);
+        Ok(Rules {
+            root,
+            root_dir,
+            root_id: (meta.dev(), meta.ino()),
+            config: config.clone(),
+            strong,
+        })
+    }
+
     /// RoadRunner's rule: never a forbidden extension; with an allow list, only those.
     fn servable(&self, extension: &str) -> bool {
         let c = &self.config;
@@ -201,7 +237,9 @@ impl Rules {
     fn open(&self, relative: &std::path::Path, extension: &str) -> Result<OpenFile, NotServed> {
         let opened = match beneath::open(&self.root_dir, relative) {
             beneath::Opened::File(file) => OpenFile::from_file(file, self.root.join(relative)),
-            beneath::Opened::SlowWay => OpenFile::open(&self.resolve_links(relative, extension)?),
+            beneath::Opened::SlowWay | beneath::Opened::Unsupported => {
+                self.open_resolved(self.resolve_links(relative, extension)?)?
+            }
             // RoadRunner hands those to the worker.
             beneath::Opened::Missing => return Err(NotServed::Pass),
             beneath::Opened::Failed(e) => {
@@ -239,10 +277,16 @@ impl Rules {
             let name = PathBuf::from(name);
             let opened = match beneath::open(&self.root_dir, &name) {
                 beneath::Opened::File(file) => OpenFile::from_file(file, self.root.join(&name)),
-                beneath::Opened::SlowWay => match std::fs::canonicalize(self.root.join(&name)) {
-                    Ok(real) if real.starts_with(&self.root) => OpenFile::open(&real),
-                    _ => continue,
-                },
+                // The original's rule: `app.css.gz -> config.php` must not send PHP source.
+                beneath::Opened::SlowWay | beneath::Opened::Unsupported => {
+                    match self
+                        .resolve_links(&name, encoding.suffix())
+                        .and_then(|real| self.open_resolved(real))
+                    {
+                        Ok(opened) => opened,
+                        Err(_) => continue,
+                    }
+                }
                 beneath::Opened::Missing | beneath::Opened::Failed(_) => continue,
             };
             let Ok(sibling) = opened else { continue };
@@ -255,10 +299,33 @@ impl Rules {
         None
     }
 
+    /// Opens what [`Rules::resolve_links`] checked, through the directory again and refusing
+    /// any link on the way: a path component swapped for a link since the check (to lead out
+    /// of the directory) fails the open instead of being followed.
+    fn open_resolved(&self, real: PathBuf) -> Result<Result<OpenFile, StreamError>, NotServed> {
+        let inside = real
+            .strip_prefix(&self.root)
+            .map_err(|_| NotServed::Outside)?;
+        match beneath::open(&self.root_dir, inside) {
+            beneath::Opened::File(file) => Ok(OpenFile::from_file(file, real)),
+            // Without openat2 the check and the open cannot be one step.
+            beneath::Opened::Unsupported => Ok(OpenFile::open(&real)),
+            beneath::Opened::SlowWay => {
+                tracing::warn!(
+                    "static: {} became a link while it was opened",
+                    real.display()
+                );
+                Err(NotServed::Pass)
+            }
+            beneath::Opened::Missing | beneath::Opened::Failed(_) => Err(NotServed::Pass),
+        }
+    }
+
     /// The slow way, for paths with a link in them: where the link leads must be inside the
     /// directory (as `stream::check_allowed` checks, minus what is known here: the root is
-    /// canonical and the path has no `..`), and its own extension must be servable too, so
-    /// `style.css -> config.php` never sends PHP source.
+    /// canonical and the path has no `..`), and its own extension must be `extension` or
+    /// servable, so `style.css -> config.php` (or a sibling `style.css.gz -> config.php`)
+    /// never sends PHP source.
     fn resolve_links(
         &self,
         relative: &std::path::Path,

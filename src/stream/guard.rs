@@ -1,6 +1,7 @@
-//! The security check for files someone else named (Velox artifacts): only regular files that
-//! really live under an allowed root may be streamed.
-use super::StreamError;
+//! The security check for files someone else named (X-Sendfile, Velox artifacts): only regular
+//! files that really live under an allowed root may be streamed.
+use super::beneath::{self, Opened};
+use super::{OpenFile, StreamError};
 use std::path::{Component, Path, PathBuf};
 
 /// Returns the canonical path to serve: absolute, no `..`, symlinks resolved, a regular file
@@ -8,6 +9,31 @@ use std::path::{Component, Path, PathBuf};
 ///
 /// Serve the returned path, not `path`: it is the one that was checked.
 pub fn check_allowed(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, StreamError> {
+    allowed(path, roots).map(|(real, _)| real)
+}
+
+/// [`check_allowed`], then opens the checked path beneath its root with no link on the way, so
+/// a component swapped for a link since the check (to lead out of the root) fails the open
+/// instead of being followed. Blocks.
+pub fn open_allowed(path: &Path, roots: &[PathBuf]) -> Result<OpenFile, StreamError> {
+    let (real, root) = allowed(path, roots)?;
+    let inside = real.strip_prefix(&root).expect("allowed() checked it");
+    let root_dir = std::fs::File::open(&root).map_err(|e| StreamError::from_io(&root, e))?;
+    match beneath::open(&root_dir, inside) {
+        Opened::File(file) => OpenFile::from_file(file, real),
+        // Without openat2 the check and the open cannot be one step.
+        Opened::Unsupported => OpenFile::open(&real),
+        Opened::SlowWay => Err(StreamError::Forbidden {
+            path: path.to_path_buf(),
+            reason: "a link appeared on the path after it was checked",
+        }),
+        Opened::Missing => Err(StreamError::NotFound(path.to_path_buf())),
+        Opened::Failed(e) => Err(StreamError::from_io(path, e)),
+    }
+}
+
+/// The canonical path and the canonical root it lies in.
+fn allowed(path: &Path, roots: &[PathBuf]) -> Result<(PathBuf, PathBuf), StreamError> {
     let forbidden = |reason| StreamError::Forbidden {
         path: path.to_path_buf(),
         reason,
@@ -22,18 +48,18 @@ pub fn check_allowed(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, StreamEr
     }
     let real = std::fs::canonicalize(path).map_err(|e| StreamError::from_io(path, e))?;
     // A root that does not exist (yet) contains nothing; it is not an error for this file.
-    let inside = roots
+    let root = roots
         .iter()
         .filter_map(|root| std::fs::canonicalize(root).ok())
-        .any(|root| real.starts_with(root));
-    if !inside {
+        .find(|root| real.starts_with(root));
+    let Some(root) = root else {
         return Err(forbidden("path resolves outside the allowed roots"));
-    }
+    };
     let meta = std::fs::metadata(&real).map_err(|e| StreamError::from_io(path, e))?;
     if !meta.is_file() {
         return Err(StreamError::NotAFile(path.to_path_buf()));
     }
-    Ok(real)
+    Ok((real, root))
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - `error`          `StreamError`: why a file could not be served.
-//! - `guard`          `check_allowed`: the path check for files someone else named.
+//! - `guard`          `check_allowed` / `open_allowed`: files someone else named, checked.
+//! - `beneath`        opening a path under a directory in one kernel-checked step (`openat2`).
 //! - `range`          `Range` / `If-Range` → which bytes to send.
 //! - `conditional`    `If-None-Match` / `If-Modified-Since` → 304.
 //! - `content_type`   `Content-Type` from the extension.
@@ -10,6 +11,7 @@
 //! - `sendfile`       `X-Sendfile` / `X-Accel-Redirect` from PHP: the header → a checked path.
 //!
 //! This file assembles the response: open, stat, headers, status, body.
+pub(crate) mod beneath;
 mod conditional;
 mod content_type;
 mod error;
@@ -23,7 +25,7 @@ mod tests;
 pub(crate) use content_type::guess as content_type_of;
 pub use error::StreamError;
 pub use file_body::bytes_streamed;
-pub use guard::check_allowed;
+pub use guard::{check_allowed, open_allowed};
 
 use crate::body::{self, Body};
 use bytes::Bytes;
@@ -254,10 +256,15 @@ pub fn respond(
             (StatusCode::RANGE_NOT_SATISFIABLE, 0, 0)
         }
     };
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
+    // PHP's 204 or 304 carries no content (RFC 9110 §15.3.5, §15.4.5): the file is not read,
+    // and a 204 declares no length at all (§8.6); a 304 may declare the one it omits.
+    let bodiless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    if status != StatusCode::NO_CONTENT {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
+    }
 
     let body = match content {
-        _ if method == Method::HEAD || count == 0 => body::empty(),
+        _ if method == Method::HEAD || count == 0 || bodiless => body::empty(),
         Some(content) => body::full(content.slice(start as usize..(start + count) as usize)),
         None => FileBody::new(file, path, start, count).boxed(),
     };

@@ -20,6 +20,11 @@ pub(crate) fn select(request: &HeaderMap, response: &HeaderMap, len: u64) -> Sel
     let (Some(range), None) = (ranges.next(), ranges.next()) else {
         return Selection::Full;
     };
+    // No byte of an empty file exists, but the client wants the file: nginx and Go answer 200
+    // (clients send `bytes=0-` before they know the size), which RFC 9110 allows.
+    if len == 0 {
+        return Selection::Full;
+    }
     if let Some(if_range) = request.get(IF_RANGE) {
         if !if_range_holds(if_range.as_bytes(), response) {
             return Selection::Full;
@@ -144,9 +149,14 @@ mod tests {
         assert_eq!(sel("bytes=100-", 100), Unsatisfiable);
         assert_eq!(sel("bytes=100-200", 100), Unsatisfiable);
         assert_eq!(sel("bytes=-0", 100), Unsatisfiable);
-        assert_eq!(sel("bytes=0-", 0), Unsatisfiable);
-        assert_eq!(sel("bytes=-5", 0), Unsatisfiable);
         assert_eq!(sel("bytes=99999999999999999999999-", 100), Unsatisfiable);
+    }
+
+    #[test]
+    fn an_empty_file_is_sent_whole() {
+        for range in ["bytes=0-", "bytes=-5", "bytes=0-0", "bytes=3-"] {
+            assert_eq!(sel(range, 0), Selection::Full, "{range}");
+        }
     }
 
     #[test]

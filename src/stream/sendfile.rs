@@ -6,7 +6,7 @@
 //! `X-Sendfile` names an absolute path (Apache's mod_xsendfile, RoadRunner's sendfile
 //! middleware); `X-Accel-Redirect` names a URI that `accel_map` maps to a directory (nginx's
 //! `internal` locations with `alias`).
-use super::{check_allowed, StreamError};
+use super::{open_allowed, OpenFile, StreamError};
 use http::header::{HeaderName, CONTENT_ENCODING};
 use http::HeaderMap;
 use std::ffi::OsStr;
@@ -104,20 +104,21 @@ impl Named {
 }
 
 impl SendfileConfig {
-    /// The canonical path of the file to stream: a regular file inside an allowed directory,
-    /// reached without `..`. Blocks (it stats the path): call it from the blocking pool.
-    pub fn resolve(&self, named: &Named) -> Result<PathBuf, StreamError> {
+    /// The file to stream, open: a regular file inside an allowed directory, reached without
+    /// `..`, opened as it was checked (see [`open_allowed`]). Blocks: call it from the
+    /// blocking pool.
+    pub fn resolve(&self, named: &Named) -> Result<OpenFile, StreamError> {
         match named {
             Named::Path(bytes) => {
                 let path = Path::new(OsStr::from_bytes(bytes));
                 if self.allowed_dirs.is_empty() {
                     return Err(forbidden(path, "http.sendfile.allowed_dirs is empty"));
                 }
-                check_allowed(path, &self.allowed_dirs)
+                open_allowed(path, &self.allowed_dirs)
             }
             Named::Uri(bytes) => {
                 let (dir, path) = self.map(bytes)?;
-                check_allowed(&path, std::slice::from_ref(dir))
+                open_allowed(&path, std::slice::from_ref(dir))
             }
             Named::Ambiguous => Err(forbidden(
                 Path::new(""),
@@ -255,10 +256,11 @@ mod tests {
         }
     }
 
-    fn reason(result: Result<PathBuf, StreamError>) -> String {
+    fn reason(result: Result<OpenFile, StreamError>) -> String {
         match result {
             Err(StreamError::Forbidden { reason, .. }) => reason.to_owned(),
-            other => format!("{other:?}"),
+            Err(other) => format!("{other:?}"),
+            Ok(file) => format!("opened {}", file.path().display()),
         }
     }
 
@@ -271,7 +273,10 @@ mod tests {
         };
         let path = |p: &Path| Named::Path(p.as_os_str().as_bytes().to_vec());
         assert_eq!(
-            config.resolve(&path(&t.files.join("a.txt"))).unwrap(),
+            config
+                .resolve(&path(&t.files.join("a.txt")))
+                .unwrap()
+                .path(),
             t.files.join("a.txt")
         );
         assert!(reason(config.resolve(&path(&t.outside))).contains("outside"));
@@ -303,17 +308,18 @@ mod tests {
             ],
         };
         let uri = |u: &str| config.resolve(&Named::Uri(u.as_bytes().to_vec()));
-        assert_eq!(uri("/protected/a.txt?x=1").unwrap(), t.files.join("a.txt"));
+        let opened = |u: &str| uri(u).unwrap().path().to_path_buf();
+        assert_eq!(opened("/protected/a.txt?x=1"), t.files.join("a.txt"));
         assert_eq!(
-            uri("/protected/sub%20dir/b.txt").unwrap(),
+            opened("/protected/sub%20dir/b.txt"),
             t.files.join("sub dir/b.txt")
         );
         assert_eq!(
-            uri("/protected/sub/b.txt").unwrap(),
+            opened("/protected/sub/b.txt"),
             t.files.join("sub dir/b.txt")
         );
         assert_eq!(
-            uri("/protected//a.txt").unwrap(),
+            opened("/protected//a.txt"),
             t.files.join("a.txt"),
             "an absolute rest stays under the directory"
         );

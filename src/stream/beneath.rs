@@ -1,7 +1,8 @@
-//! Opening a file under the static directory in one system call: `openat2` (Linux 5.6+) with
-//! `RESOLVE_BENEATH`, so the kernel refuses any way out of the directory, and
-//! `RESOLVE_NO_SYMLINKS`, so a path with a link in it takes the slow way (canonicalize, then
-//! check where the link leads). The slow way alone costs a `readlink` per path component.
+//! Opening a file under a directory (the static one, an allowed one) in one system call:
+//! `openat2` (Linux 5.6+) with `RESOLVE_BENEATH`, so the kernel refuses any way out of the
+//! directory, and `RESOLVE_NO_SYMLINKS`, so a path with a link in it takes the slow way
+//! (canonicalize, then check where the link leads), and a path that was checked that way opens
+//! only if no link appeared on it since. The slow way alone costs a `readlink` per component.
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -21,8 +22,10 @@ pub(crate) enum Opened {
     File(File),
     /// Nothing there (or a component is not a directory).
     Missing,
-    /// A symbolic link on the way, or no `openat2` (old kernel, seccomp): take the slow way.
+    /// A symbolic link on the way: take the slow way.
     SlowWay,
+    /// No `openat2` here (old kernel, seccomp): the slow way, without the kernel's check.
+    Unsupported,
     /// Anything else (permission denied, ...).
     Failed(io::Error),
 }
@@ -59,9 +62,9 @@ pub(crate) fn open(root: &File, relative: &Path) -> Opened {
     let error = io::Error::last_os_error();
     match error.raw_os_error() {
         Some(libc::ENOENT | libc::ENOTDIR) => Opened::Missing,
-        // ELOOP: a link; EXDEV: the kernel saw a way out (links are where that can happen);
-        // ENOSYS / EPERM: no openat2 here.
-        Some(libc::ELOOP | libc::EXDEV | libc::ENOSYS | libc::EPERM) => Opened::SlowWay,
+        // ELOOP: a link; EXDEV: the kernel saw a way out (links are where that can happen).
+        Some(libc::ELOOP | libc::EXDEV) => Opened::SlowWay,
+        Some(libc::ENOSYS | libc::EPERM) => Opened::Unsupported,
         _ => Opened::Failed(error),
     }
 }
@@ -76,6 +79,7 @@ mod tests {
             Opened::File(_) => "file",
             Opened::Missing => "missing",
             Opened::SlowWay => "slow",
+            Opened::Unsupported => "unsupported",
             Opened::Failed(_) => "failed",
         }
     }
