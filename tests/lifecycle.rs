@@ -275,3 +275,22 @@ fn an_address_in_use_is_a_config_exception() {
         "{out}"
     );
 }
+
+/// `php ... 2>&1 | some-logger` where the logger died: every log line then fails with EPIPE.
+/// That must cost the lines, not the requests (tracing reported each failed write with an
+/// eprintln!, which panicked in the connection's task) nor the shutdown.
+#[test]
+fn a_closed_stderr_loses_log_lines_not_requests_nor_the_shutdown() {
+    let mut opts = Options {
+        close_stderr_once_listening: true,
+        ..Options::default()
+    };
+    opts.ini.push(("rr.access_logs", "1".to_string()));
+    let mut php = Php::start_with("lifecycle.php", opts);
+    for _ in 0..3 {
+        let resp = client().get(php.url("/")).send().unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    php.signal(libc::SIGTERM);
+    assert_eq!(php.wait_exit(Duration::from_secs(30)).code(), Some(0));
+}
