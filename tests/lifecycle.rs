@@ -294,3 +294,23 @@ fn a_closed_stderr_loses_log_lines_not_requests_nor_the_shutdown() {
     php.signal(libc::SIGTERM);
     assert_eq!(php.wait_exit(Duration::from_secs(30)).code(), Some(0));
 }
+
+/// A file whose top level (or a section) is not a mapping is refused even when an override
+/// (`-d rr.address=...`, an option) writes below it: it used to replace the file's value, so
+/// the whole file (or section) was dropped without a word.
+#[test]
+fn an_override_does_not_hide_a_file_that_is_not_a_mapping() {
+    let address = serde_json::json!({"http.address": "127.0.0.1:0"});
+    let out = config_error(address.clone(), Some("- http:\n    address: 127.0.0.1:1\n"));
+    assert!(
+        out.contains("ConfigException")
+            && out.contains(".rr.yaml")
+            && out.contains("expected a mapping"),
+        "{out}"
+    );
+    let out = config_error(address, Some("http: \"address: 127.0.0.1:1\"\n"));
+    assert!(
+        out.contains(".rr.yaml: key 'http'") && out.contains("expected a mapping"),
+        "{out}"
+    );
+}

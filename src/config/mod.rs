@@ -419,11 +419,15 @@ fn build(
         None => serde_json::Value::Null,
     };
     for o in overrides {
-        tree::set_dotted(&mut tree, &o.key, o.value.clone()).map_err(|()| {
-            ConfigError::UnknownKey {
+        tree::set_dotted(&mut tree, &o.key, o.value.clone()).map_err(|e| match e {
+            tree::SetError::BadKey => ConfigError::UnknownKey {
                 origin: o.origin.clone(),
                 key: o.key.clone(),
                 suggestion: None,
+            },
+            // The file's mistake, named as if no override had touched it.
+            tree::SetError::NotAMapping(key, value) => {
+                field::Field::new(&origins, key, value).invalid("a mapping of keys to values")
             }
         })?;
         origins.add_override(&o.key, &o.origin);
