@@ -314,3 +314,33 @@ fn an_override_does_not_hide_a_file_that_is_not_a_mapping() {
         "{out}"
     );
 }
+
+/// An uploads directory that is missing, or a file, was accepted: every upload then failed
+/// at request time (the file dropped, a warning in the log, the client answered as if
+/// nothing happened).
+#[test]
+fn an_uploads_dir_that_cannot_hold_uploads_is_refused_at_start() {
+    let out = config_error(
+        serde_json::json!({"http.uploads.dir": "/nonexistent/rr-uploads"}),
+        None,
+    );
+    assert!(
+        out.contains("ConfigException")
+            && out.contains("http.uploads.dir")
+            && out.contains("/nonexistent/rr-uploads")
+            && out.contains("No such file"),
+        "{out}"
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let path = file.path().display().to_string();
+    let out = config_error(
+        serde_json::json!({}),
+        Some(&format!("http:\n  uploads:\n    dir: {path}\n")),
+    );
+    assert!(
+        out.contains(".rr.yaml: key 'http.uploads.dir'")
+            && out.contains(&path)
+            && out.contains("not a directory"),
+        "{out}"
+    );
+}

@@ -429,7 +429,7 @@ fn request_id(
 
 fn uploads(mut t: Table<'_>, notes: &mut Notes) -> Result<UploadsConfig, ConfigError> {
     let d = UploadsConfig::default();
-    let dir = t.get("dir", d.dir, Field::path)?;
+    let dir = t.get("dir", d.dir, Field::writable_directory)?;
     let forbid = t.get("forbid", d.forbid, |f| {
         Ok(f.strings()?.iter().map(|ext| extension(ext)).collect())
     })?;
