@@ -344,3 +344,28 @@ fn an_uploads_dir_that_cannot_hold_uploads_is_refused_at_start() {
         "{out}"
     );
 }
+
+/// A log file that cannot be opened was refused with "rr config: logs.output: cannot open
+/// the log file: No such file or directory": neither the file the key came from nor the path.
+#[test]
+fn a_log_file_that_cannot_be_written_names_the_file_key_and_path() {
+    let out = config_error(
+        serde_json::json!({}),
+        Some("logs:\n  output: /nonexistent/dir/rr.log\n"),
+    );
+    assert!(
+        out.contains(".rr.yaml: key 'logs.output'")
+            && out.contains("/nonexistent/dir/rr.log")
+            && out.contains("No such file"),
+        "{out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    let out = config_error(serde_json::json!({"logs.output": path}), None);
+    assert!(
+        out.contains("option: key 'logs.output'")
+            && out.contains(&path)
+            && out.contains("directory"),
+        "{out}"
+    );
+}

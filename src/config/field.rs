@@ -234,6 +234,36 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// A file rr can append log lines to: an existing file it may open for writing, or a new
+    /// one in an existing directory it can write to. Nothing is created here (`php --ri rr`
+    /// reads the configuration too).
+    pub(crate) fn log_file(&self) -> Result<PathBuf, ConfigError> {
+        let path = self.path()?;
+        let expected = |why: String| self.invalid(format!("a file rr can append to ({why})"));
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => Err(expected("this is a directory".into())),
+            Ok(_) => match std::fs::OpenOptions::new().append(true).open(&path) {
+                Ok(_) => Ok(path),
+                Err(err) => Err(expected(err.to_string())),
+            },
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let parent = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                match std::fs::metadata(&parent) {
+                    Ok(meta) if meta.is_dir() => match writable(&parent) {
+                        Ok(()) => Ok(path),
+                        Err(err) => Err(expected(format!("{}: {err}", parent.display()))),
+                    },
+                    Ok(_) => Err(expected(format!("{} is not a directory", parent.display()))),
+                    Err(err) => Err(expected(format!("{}: {err}", parent.display()))),
+                }
+            }
+            Err(err) => Err(expected(err.to_string())),
+        }
+    }
+
     /// A list of existing directories (one string is split on commas), each made absolute
     /// and canonical (symlinks resolved), so a path can be compared with them as it is.
     pub(crate) fn directories(&self) -> Result<Vec<PathBuf>, ConfigError> {

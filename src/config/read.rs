@@ -697,13 +697,11 @@ fn logs(mut t: Table<'_>, notes: &mut Notes) -> Result<LogsConfig, ConfigError> 
     })?;
     let output = t.get("output", d.output, |f| {
         let path = f.path()?;
-        Ok(
-            match path.to_str().map(str::to_ascii_lowercase).as_deref() {
-                Some("stderr") => LogOutput::Stderr,
-                Some("stdout") => LogOutput::Stdout,
-                _ => LogOutput::File(path),
-            },
-        )
+        match path.to_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("stderr") => Ok(LogOutput::Stderr),
+            Some("stdout") => Ok(LogOutput::Stdout),
+            _ => f.log_file().map(LogOutput::File),
+        }
     })?;
     t.finish(
         &[

@@ -220,9 +220,14 @@ impl Worker {
             });
         }
         let config = load_config(file, overrides)?;
+        // The config checked the file can be opened; this is for a change since then.
         crate::logging::init(&config.logs).map_err(|e| {
+            let file = match &config.logs.output {
+                crate::config::LogOutput::File(path) => path.display().to_string(),
+                other => format!("{other:?}"),
+            };
             ConfigErrorWrap(format!(
-                "rr config: logs.output: cannot open the log file: {e}"
+                "rr config: key 'logs.output': cannot open the log file \"{file}\": {e}"
             ))
         })?;
         // A pool worker (started with the master's channel) read the same configuration as
