@@ -369,3 +369,24 @@ fn a_log_file_that_cannot_be_written_names_the_file_key_and_path() {
         "{out}"
     );
 }
+
+/// `metrics.address` on the port of `status.address` (or of `http.address`) failed with
+/// "cannot listen on ... (metrics.address): Address already in use": the operator then looks
+/// for another process.
+#[test]
+fn two_listeners_on_one_port_are_a_config_error_naming_both() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml =
+        format!("status:\n  address: 127.0.0.1:{port}\nmetrics:\n  address: 0.0.0.0:{port}\n");
+    let out = config_error(serde_json::json!({}), Some(&yaml));
+    assert!(
+        out.contains(".rr.yaml: key 'metrics.address'")
+            && out.contains(&format!("status.address is 127.0.0.1:{port}"))
+            && !out.contains("already in use"),
+        "{out}"
+    );
+}

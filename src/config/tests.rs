@@ -1388,3 +1388,28 @@ fn static_precompressed_is_a_list_of_encodings() {
     assert!(err.contains("\"deflate\" is not one"), "{err}");
     fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn two_listeners_on_one_port_are_refused() {
+    let e = error("http: {address: 127.0.0.1:9000}\nstatus: {address: 127.0.0.1:9000}");
+    assert!(
+        e.contains("key 'status.address': invalid value \"127.0.0.1:9000\"")
+            && e.contains("http.address is 127.0.0.1:9000"),
+        "{e}"
+    );
+    let e = error("http: {address: 0.0.0.0:9000}\nmetrics: {address: 127.0.0.1:9000}");
+    assert!(e.contains("key 'metrics.address'"), "{e}");
+    let e = error("http: {address: \"[::]:9000\"}\nmetrics: {address: 127.0.0.1:9000}");
+    assert!(e.contains("key 'metrics.address'"), "{e}");
+    let e = error("status: {address: 127.0.0.1:9000}\nmetrics: {address: 127.0.0.1:9000}");
+    assert!(e.contains("status.address is 127.0.0.1:9000"), "{e}");
+    // Port 0, other ports, other addresses of one family, or the other family are fine.
+    for ok in [
+        "http: {address: 127.0.0.1:0}\nstatus: {address: 127.0.0.1:0}\nmetrics: {address: 127.0.0.1:0}",
+        "http: {address: 127.0.0.1:9000}\nstatus: {address: 127.0.0.1:9001}",
+        "http: {address: 127.0.0.1:9000}\nstatus: {address: 127.0.0.2:9000}",
+        "http: {address: \"[::1]:9000\"}\nstatus: {address: 0.0.0.0:9000}",
+    ] {
+        assert!(parse(ok).is_ok(), "{ok}");
+    }
+}
