@@ -390,3 +390,19 @@ fn two_listeners_on_one_port_are_a_config_error_naming_both() {
         "{out}"
     );
 }
+
+/// PHP keeps an ini name no extension declared without a word, so `-d rr.adress=...` (or a
+/// typo in php.ini) was ignored and the server listened on the default address.
+#[test]
+fn an_unknown_rr_ini_setting_is_a_config_error_with_a_suggestion() {
+    let mut opts = Options::default();
+    opts.ini.push(("rr.adress", "127.0.0.1:1".to_string()));
+    opts.env.push(("RR_TEST_OPTIONS", "{}".to_string()));
+    let (status, stderr, out) = Php::run_to_end("config_error.php", opts, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(2), "{out}{stderr}");
+    assert!(
+        out.contains("ConfigException: rr config ini: unknown key 'rr.adress'")
+            && out.contains("did you mean 'rr.address'"),
+        "{out}"
+    );
+}

@@ -437,6 +437,16 @@ fn build(
     Ok(config)
 }
 
+/// A php.ini or `-d` setting named `rr.*` that rr does not have: PHP keeps such a name
+/// without a word, so a typo (`-d rr.adress=...`) would be ignored.
+pub fn unknown_ini(name: &str, known: &[&str]) -> ConfigError {
+    ConfigError::UnknownKey {
+        origin: "ini".to_owned(),
+        key: name.to_owned(),
+        suggestion: tree::closest(name, known).map(str::to_owned),
+    }
+}
+
 /// Picks the config file: `explicit` (option or ini) first, then `RR_CONFIG`, then `.rr.yaml`
 /// in `cwd` if it exists. A named file that does not exist is an error; no file at all is not.
 /// Empty strings count as not given (an unset ini is ""). Relative paths are taken from `cwd`.

@@ -286,7 +286,7 @@ pub(crate) fn ignored_line(keys: &[String]) -> String {
 }
 
 /// The known key nearest to a misspelt one, if it is near enough to be a typo.
-fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+pub(crate) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     let limit = (key.chars().count() / 3).max(1);
     known
         .iter()

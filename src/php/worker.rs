@@ -114,6 +114,7 @@ pub fn effective_config() -> Result<Config, String> {
 }
 
 fn load_config(file: Option<String>, overrides: Vec<Override>) -> Result<Config, ConfigErrorWrap> {
+    ini::check_names()?;
     let cwd = std::env::current_dir().unwrap_or_default();
     let env = std::env::var("RR_CONFIG").ok();
     let file = config::resolve_file(file.as_deref(), env.as_deref(), &cwd)?;
