@@ -165,6 +165,12 @@ fn misuse_is_an_exception_that_names_the_problem() {
         second.starts_with("RR\\Exception:") && second.contains("already started"),
         "{second}"
     );
+    // RR\role() before any worker said "the worker has stopped", as if one had run.
+    let early = v["early"].as_str().unwrap();
+    assert!(
+        early.starts_with("RR\\Exception:") && early.contains("no RR\\Worker was started"),
+        "{early}"
+    );
 
     let status = misuse(&php, "/status");
     assert!(

@@ -84,7 +84,10 @@ pub(super) fn with_engine<T>(
 ) -> PhpResult<T> {
     ENGINE.with_borrow_mut(|engine| match engine {
         Some(engine) => f(engine),
-        None => Err(misuse(format!("{callable}(): the worker has stopped"))),
+        None if STARTED.get() => Err(misuse(format!("{callable}(): the worker has stopped"))),
+        None => Err(misuse(format!(
+            "{callable}(): no RR\\Worker was started in this process; create it first"
+        ))),
     })
 }
 
