@@ -412,3 +412,34 @@ fn an_unknown_rr_ini_setting_is_a_config_error_with_a_suggestion() {
         "{out}"
     );
 }
+
+/// An option whose value is an object, a closure, a resource or INF became null, which means
+/// "the default": `['http.address' => $someObject]` started on 127.0.0.1:8080. A config path
+/// holding a NUL made the ConfigException itself fail ("cannot throw ...: NUL byte").
+#[test]
+fn an_option_that_is_no_configuration_value_is_a_type_error() {
+    // An ignored option leaves rr.address's 127.0.0.1:0: the worker starts, and says so.
+    let (status, stderr, out) = Php::run_to_end(
+        "option_types.php",
+        Options::default(),
+        Duration::from_secs(20),
+    );
+    assert!(!out.contains("started"), "{out}{stderr}");
+    assert_eq!(status.code(), Some(0), "{out}{stderr}");
+    for (case, key, what) in [
+        ("object", "http.address", "an object of class stdClass"),
+        ("closure", "http.address", "an object of class Closure"),
+        ("resource", "http.address", "a resource"),
+        ("inf", "http.queue_size", "the float INF"),
+        ("nested-object", "http", "an object of class ArrayObject"),
+    ] {
+        let line = format!(
+            "{case}: TypeError: RR\\Worker option '{key}': {what} is not a configuration value"
+        );
+        assert!(out.contains(&line), "{line}\n{out}");
+    }
+    assert!(
+        out.contains("config-nul: RR\\ConfigException: rr config: file '/no/such\\0file.yaml'"),
+        "{out}"
+    );
+}

@@ -5,7 +5,7 @@
 // (`endOfStream: false`): those parameters are camelCase. The macro drops item-level allows.
 #![allow(non_snake_case)]
 use super::convert::{self, PhpArray};
-use super::exception::{bad_value, misuse, respond_error, ConfigErrorWrap};
+use super::exception::{bad_type, bad_value, misuse, respond_error, ConfigErrorWrap};
 use super::request::Request;
 use super::{ini, interrupt};
 use crate::config::{self, Config, Override, Sources};
@@ -198,6 +198,7 @@ impl Worker {
     ///
     /// @throws \RR\ConfigException on a bad configuration or an address that cannot be bound
     /// @throws \RR\Exception when a worker was already started in this process
+    /// @throws \TypeError when an option's value is an object, a resource, INF or NAN
     pub fn __construct(options: Option<&ZendHashTable>) -> PhpResult<Self> {
         if STARTED.get() {
             return Err(misuse(
@@ -217,10 +218,16 @@ impl Worker {
                 file = Some(path.to_string());
                 continue;
             }
+            let value = convert::config_value(value).map_err(|what| {
+                bad_type(format!(
+                    "RR\\Worker option '{key}': {what} is not a configuration value \
+                     (a string, int, float, bool, array or null)"
+                ))
+            })?;
             overrides.push(Override {
                 origin: "RR\\Worker option".to_string(),
                 key,
-                value: convert::json(value),
+                value,
             });
         }
         let config = load_config(file, overrides)?;
