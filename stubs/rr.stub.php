@@ -134,6 +134,8 @@ final class Worker
      * @param array<string, mixed>|null $options
      * @throws ConfigException on a bad configuration or an address that cannot be bound
      * @throws Exception when a worker was already started in this process
+     * @throws \TypeError when an option's value is an object, a resource, INF or NAN (a
+     *                    configuration value is a string, int, float, bool, array or null)
      */
     public function __construct(?array $options = null) {}
 

@@ -165,6 +165,12 @@ fn misuse_is_an_exception_that_names_the_problem() {
         second.starts_with("RR\\Exception:") && second.contains("already started"),
         "{second}"
     );
+    // RR\role() before any worker said "the worker has stopped", as if one had run.
+    let early = v["early"].as_str().unwrap();
+    assert!(
+        early.starts_with("RR\\Exception:") && early.contains("no RR\\Worker was started"),
+        "{early}"
+    );
 
     let status = misuse(&php, "/status");
     assert!(
@@ -272,6 +278,168 @@ fn an_address_in_use_is_a_config_exception() {
     let out = config_error(serde_json::json!({"http.address": addr}), None);
     assert!(
         out.contains("cannot listen on") && out.contains(&addr),
+        "{out}"
+    );
+}
+
+/// `php ... 2>&1 | some-logger` where the logger died: every log line then fails with EPIPE.
+/// That must cost the lines, not the requests (tracing reported each failed write with an
+/// eprintln!, which panicked in the connection's task) nor the shutdown.
+#[test]
+fn a_closed_stderr_loses_log_lines_not_requests_nor_the_shutdown() {
+    let mut opts = Options {
+        close_stderr_once_listening: true,
+        ..Options::default()
+    };
+    opts.ini.push(("rr.access_logs", "1".to_string()));
+    let mut php = Php::start_with("lifecycle.php", opts);
+    for _ in 0..3 {
+        let resp = client().get(php.url("/")).send().unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    php.signal(libc::SIGTERM);
+    assert_eq!(php.wait_exit(Duration::from_secs(30)).code(), Some(0));
+}
+
+/// A file whose top level (or a section) is not a mapping is refused even when an override
+/// (`-d rr.address=...`, an option) writes below it: it used to replace the file's value, so
+/// the whole file (or section) was dropped without a word.
+#[test]
+fn an_override_does_not_hide_a_file_that_is_not_a_mapping() {
+    let address = serde_json::json!({"http.address": "127.0.0.1:0"});
+    let out = config_error(address.clone(), Some("- http:\n    address: 127.0.0.1:1\n"));
+    assert!(
+        out.contains("ConfigException")
+            && out.contains(".rr.yaml")
+            && out.contains("expected a mapping"),
+        "{out}"
+    );
+    let out = config_error(address, Some("http: \"address: 127.0.0.1:1\"\n"));
+    assert!(
+        out.contains(".rr.yaml: key 'http'") && out.contains("expected a mapping"),
+        "{out}"
+    );
+}
+
+/// An uploads directory that is missing, or a file, was accepted: every upload then failed
+/// at request time (the file dropped, a warning in the log, the client answered as if
+/// nothing happened).
+#[test]
+fn an_uploads_dir_that_cannot_hold_uploads_is_refused_at_start() {
+    let out = config_error(
+        serde_json::json!({"http.uploads.dir": "/nonexistent/rr-uploads"}),
+        None,
+    );
+    assert!(
+        out.contains("ConfigException")
+            && out.contains("http.uploads.dir")
+            && out.contains("/nonexistent/rr-uploads")
+            && out.contains("No such file"),
+        "{out}"
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let path = file.path().display().to_string();
+    let out = config_error(
+        serde_json::json!({}),
+        Some(&format!("http:\n  uploads:\n    dir: {path}\n")),
+    );
+    assert!(
+        out.contains(".rr.yaml: key 'http.uploads.dir'")
+            && out.contains(&path)
+            && out.contains("not a directory"),
+        "{out}"
+    );
+}
+
+/// A log file that cannot be opened was refused with "rr config: logs.output: cannot open
+/// the log file: No such file or directory": neither the file the key came from nor the path.
+#[test]
+fn a_log_file_that_cannot_be_written_names_the_file_key_and_path() {
+    let out = config_error(
+        serde_json::json!({}),
+        Some("logs:\n  output: /nonexistent/dir/rr.log\n"),
+    );
+    assert!(
+        out.contains(".rr.yaml: key 'logs.output'")
+            && out.contains("/nonexistent/dir/rr.log")
+            && out.contains("No such file"),
+        "{out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    let out = config_error(serde_json::json!({"logs.output": path}), None);
+    assert!(
+        out.contains("option: key 'logs.output'")
+            && out.contains(&path)
+            && out.contains("directory"),
+        "{out}"
+    );
+}
+
+/// `metrics.address` on the port of `status.address` (or of `http.address`) failed with
+/// "cannot listen on ... (metrics.address): Address already in use": the operator then looks
+/// for another process.
+#[test]
+fn two_listeners_on_one_port_are_a_config_error_naming_both() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml =
+        format!("status:\n  address: 127.0.0.1:{port}\nmetrics:\n  address: 0.0.0.0:{port}\n");
+    let out = config_error(serde_json::json!({}), Some(&yaml));
+    assert!(
+        out.contains(".rr.yaml: key 'metrics.address'")
+            && out.contains(&format!("status.address is 127.0.0.1:{port}"))
+            && !out.contains("already in use"),
+        "{out}"
+    );
+}
+
+/// PHP keeps an ini name no extension declared without a word, so `-d rr.adress=...` (or a
+/// typo in php.ini) was ignored and the server listened on the default address.
+#[test]
+fn an_unknown_rr_ini_setting_is_a_config_error_with_a_suggestion() {
+    let mut opts = Options::default();
+    opts.ini.push(("rr.adress", "127.0.0.1:1".to_string()));
+    opts.env.push(("RR_TEST_OPTIONS", "{}".to_string()));
+    let (status, stderr, out) = Php::run_to_end("config_error.php", opts, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(2), "{out}{stderr}");
+    assert!(
+        out.contains("ConfigException: rr config ini: unknown key 'rr.adress'")
+            && out.contains("did you mean 'rr.address'"),
+        "{out}"
+    );
+}
+
+/// An option whose value is an object, a closure, a resource or INF became null, which means
+/// "the default": `['http.address' => $someObject]` started on 127.0.0.1:8080. A config path
+/// holding a NUL made the ConfigException itself fail ("cannot throw ...: NUL byte").
+#[test]
+fn an_option_that_is_no_configuration_value_is_a_type_error() {
+    // An ignored option leaves rr.address's 127.0.0.1:0: the worker starts, and says so.
+    let (status, stderr, out) = Php::run_to_end(
+        "option_types.php",
+        Options::default(),
+        Duration::from_secs(20),
+    );
+    assert!(!out.contains("started"), "{out}{stderr}");
+    assert_eq!(status.code(), Some(0), "{out}{stderr}");
+    for (case, key, what) in [
+        ("object", "http.address", "an object of class stdClass"),
+        ("closure", "http.address", "an object of class Closure"),
+        ("resource", "http.address", "a resource"),
+        ("inf", "http.queue_size", "the float INF"),
+        ("nested-object", "http", "an object of class ArrayObject"),
+    ] {
+        let line = format!(
+            "{case}: TypeError: RR\\Worker option '{key}': {what} is not a configuration value"
+        );
+        assert!(out.contains(&line), "{line}\n{out}");
+    }
+    assert!(
+        out.contains("config-nul: RR\\ConfigException: rr config: file '/no/such\\0file.yaml'"),
         "{out}"
     );
 }

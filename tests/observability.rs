@@ -283,3 +283,43 @@ fn the_single_process_status_addresses_have_the_main_listeners_limits() {
         assert_eq!(n, 0, "{what}: the server closed it");
     }
 }
+
+/// A load balancer's `HEAD /health` got a 404 (so did a POST to it), and the 404's body had
+/// no `code`, unlike every other error rr answers.
+#[test]
+fn the_status_address_answers_head_and_wrong_methods_as_http_says() {
+    let php = Php::start_with("pool.php", pool_options(json!({})));
+    for path in ["/health", "/ready"] {
+        let head = client()
+            .head(side_url(&php, "status", path))
+            .send()
+            .unwrap();
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        assert_eq!(head.text().unwrap(), "", "HEAD {path} has no body");
+        let post = client()
+            .post(side_url(&php, "status", path))
+            .send()
+            .unwrap();
+        assert_eq!(post.status(), 405, "POST {path}");
+        assert_eq!(post.headers()["allow"], "GET, HEAD");
+        let body: Value = post.json().unwrap();
+        assert_eq!(body["code"], "method_not_allowed", "{body}");
+    }
+    let (status, body) = get(&side_url(&php, "status", "/nope"));
+    assert_eq!(
+        (status, &body["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
+    let head = client()
+        .head(side_url(&php, "metrics", "/metrics"))
+        .send()
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let post = client()
+        .post(side_url(&php, "metrics", "/metrics"))
+        .send()
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
+}

@@ -168,6 +168,13 @@ fn reload_under_load_replaces_every_worker_with_zero_failed_requests() {
         metric_reaches(&php, "rr_pool_worker_restarts_total{reason=\"reload\"}", 2),
         2
     );
+    // A GET does not reload; it says which method does.
+    let resp = client()
+        .get(side_url(&php, "status", "/reload"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
     let resp = client()
         .post(side_url(&php, "status", "/reload"))
         .send()

@@ -224,6 +224,46 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// An existing directory rr can create files in (`access(W_OK | X_OK)`), made absolute:
+    /// uploads and spooled bodies go there, and a missing one would fail every upload later.
+    pub(crate) fn writable_directory(&self) -> Result<PathBuf, ConfigError> {
+        let dir = self.directory()?;
+        match writable(&dir) {
+            Ok(()) => Ok(dir),
+            Err(err) => Err(self.invalid(format!("a directory rr can write to ({err})"))),
+        }
+    }
+
+    /// A file rr can append log lines to: an existing file it may open for writing, or a new
+    /// one in an existing directory it can write to. Nothing is created here (`php --ri rr`
+    /// reads the configuration too).
+    pub(crate) fn log_file(&self) -> Result<PathBuf, ConfigError> {
+        let path = self.path()?;
+        let expected = |why: String| self.invalid(format!("a file rr can append to ({why})"));
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => Err(expected("this is a directory".into())),
+            Ok(_) => match std::fs::OpenOptions::new().append(true).open(&path) {
+                Ok(_) => Ok(path),
+                Err(err) => Err(expected(err.to_string())),
+            },
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let parent = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                match std::fs::metadata(&parent) {
+                    Ok(meta) if meta.is_dir() => match writable(&parent) {
+                        Ok(()) => Ok(path),
+                        Err(err) => Err(expected(format!("{}: {err}", parent.display()))),
+                    },
+                    Ok(_) => Err(expected(format!("{} is not a directory", parent.display()))),
+                    Err(err) => Err(expected(format!("{}: {err}", parent.display()))),
+                }
+            }
+            Err(err) => Err(expected(err.to_string())),
+        }
+    }
+
     /// A list of existing directories (one string is split on commas), each made absolute
     /// and canonical (symlinks resolved), so a path can be compared with them as it is.
     pub(crate) fn directories(&self) -> Result<Vec<PathBuf>, ConfigError> {
@@ -306,6 +346,18 @@ impl<'a> Field<'a> {
             .map(|item| item.trim().to_owned())
             .filter(|item| !item.is_empty())
             .collect())
+    }
+}
+
+/// Whether this process may create files in `dir` (write and search permission).
+fn writable(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: access() only reads the NUL-terminated path, which outlives the call.
+    match unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }
 

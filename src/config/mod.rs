@@ -419,11 +419,15 @@ fn build(
         None => serde_json::Value::Null,
     };
     for o in overrides {
-        tree::set_dotted(&mut tree, &o.key, o.value.clone()).map_err(|()| {
-            ConfigError::UnknownKey {
+        tree::set_dotted(&mut tree, &o.key, o.value.clone()).map_err(|e| match e {
+            tree::SetError::BadKey => ConfigError::UnknownKey {
                 origin: o.origin.clone(),
                 key: o.key.clone(),
                 suggestion: None,
+            },
+            // The file's mistake, named as if no override had touched it.
+            tree::SetError::NotAMapping(key, value) => {
+                field::Field::new(&origins, key, value).invalid("a mapping of keys to values")
             }
         })?;
         origins.add_override(&o.key, &o.origin);
@@ -431,6 +435,16 @@ fn build(
     let mut config = read::config(tree, &origins)?;
     config.source = file.map(|(_, path)| path.to_path_buf());
     Ok(config)
+}
+
+/// A php.ini or `-d` setting named `rr.*` that rr does not have: PHP keeps such a name
+/// without a word, so a typo (`-d rr.adress=...`) would be ignored.
+pub fn unknown_ini(name: &str, known: &[&str]) -> ConfigError {
+    ConfigError::UnknownKey {
+        origin: "ini".to_owned(),
+        key: name.to_owned(),
+        suggestion: tree::closest(name, known).map(str::to_owned),
+    }
 }
 
 /// Picks the config file: `explicit` (option or ini) first, then `RR_CONFIG`, then `.rr.yaml`

@@ -2,6 +2,8 @@
 //! RoadRunner knows but rr does not use are accepted with a warning, so an existing `.rr.yaml`
 //! keeps working; anything else unknown is an error.
 
+use std::net::SocketAddr;
+
 use serde_json::Value;
 
 use super::error::ConfigError;
@@ -96,6 +98,13 @@ pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigErr
     )?;
     let metrics = address_section(root.table("metrics")?, &["collect"], &mut notes)?;
     root.finish(ROADRUNNER_SECTIONS, &mut notes)?;
+    let listeners = [
+        ("http.address", Some(http.address)),
+        ("http.ssl.address", http.ssl.as_ref().map(|ssl| ssl.address)),
+        ("status.address", status),
+        ("metrics.address", metrics),
+    ];
+    distinct_listeners(&listeners, origins)?;
     let (warnings, ignored) = notes.into_warnings();
     Ok(Config {
         source: None,
@@ -108,6 +117,39 @@ pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigErr
         warnings,
         ignored,
     })
+}
+
+/// Two of rr's listeners on the same port of overlapping addresses: the second bind would
+/// fail with "Address already in use", which sends the operator looking for another process.
+fn distinct_listeners(
+    listeners: &[(&str, Option<SocketAddr>)],
+    origins: &Origins,
+) -> Result<(), ConfigError> {
+    let overlap = |a: SocketAddr, b: SocketAddr| {
+        let (a, b) = (a.ip(), b.ip());
+        // [::] takes IPv4 too (dual stack, Linux's default).
+        a == b
+            || (a.is_unspecified() && (a.is_ipv6() || b.is_ipv4()))
+            || (b.is_unspecified() && (b.is_ipv6() || a.is_ipv4()))
+    };
+    for (i, (key, addr)) in listeners.iter().enumerate() {
+        let Some(addr) = addr else { continue };
+        let earlier = listeners[..i].iter().find_map(|(other, o)| {
+            o.filter(|o| addr.port() != 0 && o.port() == addr.port() && overlap(*addr, *o))
+                .map(|o| (other, o))
+        });
+        if let Some((other, o)) = earlier {
+            return Err(ConfigError::InvalidValue {
+                origin: origins.of(key),
+                key: (*key).to_owned(),
+                value: format!("\"{addr}\""),
+                expected: format!(
+                    "an address no other rr listener uses ({other} is {o}: give each its own port)"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `status` and `metrics` (RoadRunner's plugins): on when `address` is set.
@@ -170,15 +212,6 @@ fn http(mut t: Table<'_>, notes: &mut Notes) -> Result<(HttpConfig, PoolConfig),
         true => Some(ssl(ssl_table, notes)?),
         false => None,
     };
-    if let Some(ssl) = &ssl {
-        if ssl.address == address && address.port() != 0 {
-            return Err(t.invalid(
-                "ssl.address",
-                format!("\"{}\"", ssl.address),
-                "an address different from http.address".to_owned(),
-            ));
-        }
-    }
     let mut http2 = t.table("http2")?;
     let h2c = http2.get("h2c", d.h2c, Field::bool)?;
     http2.finish(&["max_concurrent_streams"], notes)?;
@@ -429,7 +462,7 @@ fn request_id(
 
 fn uploads(mut t: Table<'_>, notes: &mut Notes) -> Result<UploadsConfig, ConfigError> {
     let d = UploadsConfig::default();
-    let dir = t.get("dir", d.dir, Field::path)?;
+    let dir = t.get("dir", d.dir, Field::writable_directory)?;
     let forbid = t.get("forbid", d.forbid, |f| {
         Ok(f.strings()?.iter().map(|ext| extension(ext)).collect())
     })?;
@@ -697,13 +730,11 @@ fn logs(mut t: Table<'_>, notes: &mut Notes) -> Result<LogsConfig, ConfigError> 
     })?;
     let output = t.get("output", d.output, |f| {
         let path = f.path()?;
-        Ok(
-            match path.to_str().map(str::to_ascii_lowercase).as_deref() {
-                Some("stderr") => LogOutput::Stderr,
-                Some("stdout") => LogOutput::Stdout,
-                _ => LogOutput::File(path),
-            },
-        )
+        match path.to_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("stderr") => Ok(LogOutput::Stderr),
+            Some("stdout") => Ok(LogOutput::Stdout),
+            _ => f.log_file().map(LogOutput::File),
+        }
     })?;
     t.finish(
         &[

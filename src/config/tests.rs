@@ -105,7 +105,7 @@ http:
   max_request_size: 10
   max_header_size: 16KB
   uploads:
-    dir: /var/uploads
+    dir: {dir}
     forbid: [".PHP", "sh"]
   read_header_timeout: 5s
   idle_timeout: 2m
@@ -136,7 +136,7 @@ http:
 logs:
   level: debug
   encoding: json
-  output: /var/log/rr.log
+  output: {dir}/rr.log
 velox:
   server_url: https://velox.example.com
   build_timeout: 10m
@@ -159,7 +159,7 @@ velox:
     assert_eq!(h.address, "0.0.0.0:9000".parse().unwrap());
     assert_eq!(h.max_request_size, 10 * 1024 * 1024);
     assert_eq!(h.max_header_size, 16 * 1024);
-    assert_eq!(h.uploads.dir, PathBuf::from("/var/uploads"));
+    assert_eq!(h.uploads.dir, tls);
     assert_eq!(h.uploads.forbid, [".php", ".sh"]);
     assert_eq!(h.read_header_timeout, Duration::from_secs(5));
     assert_eq!(h.idle_timeout, Duration::from_secs(120));
@@ -187,7 +187,7 @@ velox:
     assert_eq!(p.supervisor.exec_ttl, Duration::from_secs(30));
     assert_eq!(c.logs.level, LogLevel::Debug);
     assert_eq!(c.logs.encoding, LogEncoding::Json);
-    assert_eq!(c.logs.output, LogOutput::File("/var/log/rr.log".into()));
+    assert_eq!(c.logs.output, LogOutput::File(tls.join("rr.log")));
     let v = c.velox.as_ref().unwrap();
     assert_eq!(v.server_url, "https://velox.example.com");
     assert_eq!(v.build_timeout, Duration::from_secs(600));
@@ -917,7 +917,10 @@ fn documented_example_is_valid() {
         .and_then(|rest| rest.split("```").next())
         .expect("docs/config.md has an example");
     let tls = tls_files("documented_example");
-    let example = example.replace("/etc/rr/tls", tls.to_str().unwrap());
+    // The example's paths, which must exist when the config is loaded.
+    let example = example
+        .replace("/etc/rr/tls", tls.to_str().unwrap())
+        .replace("/var/tmp/uploads", tls.to_str().unwrap());
     let c = parse(&example).unwrap();
     assert_eq!(c.http.max_request_size, 20 * 1024 * 1024);
     assert!(c.http.ssl.is_some());
@@ -1384,4 +1387,29 @@ fn static_precompressed_is_a_list_of_encodings() {
     assert!(err.contains("'http.static.precompressed'"), "{err}");
     assert!(err.contains("\"deflate\" is not one"), "{err}");
     fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn two_listeners_on_one_port_are_refused() {
+    let e = error("http: {address: 127.0.0.1:9000}\nstatus: {address: 127.0.0.1:9000}");
+    assert!(
+        e.contains("key 'status.address': invalid value \"127.0.0.1:9000\"")
+            && e.contains("http.address is 127.0.0.1:9000"),
+        "{e}"
+    );
+    let e = error("http: {address: 0.0.0.0:9000}\nmetrics: {address: 127.0.0.1:9000}");
+    assert!(e.contains("key 'metrics.address'"), "{e}");
+    let e = error("http: {address: \"[::]:9000\"}\nmetrics: {address: 127.0.0.1:9000}");
+    assert!(e.contains("key 'metrics.address'"), "{e}");
+    let e = error("status: {address: 127.0.0.1:9000}\nmetrics: {address: 127.0.0.1:9000}");
+    assert!(e.contains("status.address is 127.0.0.1:9000"), "{e}");
+    // Port 0, other ports, other addresses of one family, or the other family are fine.
+    for ok in [
+        "http: {address: 127.0.0.1:0}\nstatus: {address: 127.0.0.1:0}\nmetrics: {address: 127.0.0.1:0}",
+        "http: {address: 127.0.0.1:9000}\nstatus: {address: 127.0.0.1:9001}",
+        "http: {address: 127.0.0.1:9000}\nstatus: {address: 127.0.0.2:9000}",
+        "http: {address: \"[::1]:9000\"}\nstatus: {address: 0.0.0.0:9000}",
+    ] {
+        assert!(parse(ok).is_ok(), "{ok}");
+    }
 }

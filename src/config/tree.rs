@@ -74,21 +74,37 @@ pub(crate) fn parse_yaml(text: &str, origin: &Path) -> Result<Value, ConfigError
     })
 }
 
-/// Writes `value` at the dotted `key`, creating mappings on the way. A scalar in the way is
-/// replaced: the override wins over whatever the file had there.
-pub(crate) fn set_dotted(tree: &mut Value, key: &str, value: Value) -> Result<(), ()> {
+/// Why an override could not be written into the tree.
+#[derive(Debug, PartialEq)]
+pub(crate) enum SetError {
+    /// The key has an empty part (`http.`, `a..b`, ``).
+    BadKey,
+    /// The file has something other than a mapping where the key needs one (`http: hello`,
+    /// a file that is a list): the dotted key of that value ("" for the whole file) and it.
+    NotAMapping(String, Value),
+}
+
+/// Writes `value` at the dotted `key`, creating mappings on the way (where the file has none,
+/// or `null`). A value that is not a mapping in the way is an error, not replaced: the file
+/// would be dropped without a word (a file that is a list, `http: hello`).
+pub(crate) fn set_dotted(tree: &mut Value, key: &str, value: Value) -> Result<(), SetError> {
     if key.split('.').any(str::is_empty) {
-        return Err(());
+        return Err(SetError::BadKey);
     }
     let mut node = tree;
+    let mut path = String::new();
     for part in key.split('.') {
-        if !node.is_object() {
+        if node.is_null() {
             *node = Value::Object(Map::new());
         }
         let Value::Object(map) = node else {
-            unreachable!("made an object just above")
+            return Err(SetError::NotAMapping(path, node.clone()));
         };
         node = map.entry(part.to_owned()).or_insert(Value::Null);
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(part);
     }
     *node = value;
     Ok(())
@@ -270,7 +286,7 @@ pub(crate) fn ignored_line(keys: &[String]) -> String {
 }
 
 /// The known key nearest to a misspelt one, if it is near enough to be a typo.
-fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+pub(crate) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     let limit = (key.chars().count() / 3).max(1);
     known
         .iter()
@@ -323,19 +339,38 @@ mod tests {
 
     #[test]
     fn set_dotted_creates_and_replaces() {
-        let mut tree = json!({"http": {"address": "a", "ssl": "oops"}});
+        let mut tree = json!({"http": {"address": "a", "ssl": null, "pool": {"debug": true}}});
         set_dotted(&mut tree, "http.address", json!("b")).unwrap();
         set_dotted(&mut tree, "http.ssl.cert", json!("c")).unwrap();
+        set_dotted(&mut tree, "http.pool", json!(null)).unwrap();
         set_dotted(&mut tree, "logs.level", json!("debug")).unwrap();
         assert_eq!(
             tree,
-            json!({"http": {"address": "b", "ssl": {"cert": "c"}}, "logs": {"level": "debug"}})
+            json!({"http": {"address": "b", "ssl": {"cert": "c"}, "pool": null},
+                   "logs": {"level": "debug"}})
         );
         let mut null = Value::Null;
         set_dotted(&mut null, "a.b", json!(1)).unwrap();
         assert_eq!(null, json!({"a": {"b": 1}}));
-        assert!(set_dotted(&mut null, "a..b", json!(1)).is_err());
-        assert!(set_dotted(&mut null, "", json!(1)).is_err());
+        assert_eq!(
+            set_dotted(&mut null, "a..b", json!(1)),
+            Err(SetError::BadKey)
+        );
+        assert_eq!(set_dotted(&mut null, "", json!(1)), Err(SetError::BadKey));
+    }
+
+    #[test]
+    fn set_dotted_refuses_to_drop_what_is_not_a_mapping() {
+        let mut tree = json!({"http": {"ssl": "oops"}});
+        assert_eq!(
+            set_dotted(&mut tree, "http.ssl.cert", json!("c")),
+            Err(SetError::NotAMapping("http.ssl".into(), json!("oops")))
+        );
+        let mut list = json!(["a"]);
+        assert_eq!(
+            set_dotted(&mut list, "http.address", json!("b")),
+            Err(SetError::NotAMapping(String::new(), json!(["a"])))
+        );
     }
 
     #[test]

@@ -171,7 +171,9 @@ fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Side, ForkError> {
                 match adopt(id, given, (middle, master)) {
                     Ok(channel) => return Ok(Side::Worker(channel)),
                     Err(e) => {
-                        eprintln!("rr pool: a forked worker could not start: {e}");
+                        crate::logging::to_stderr(format_args!(
+                            "rr pool: a forked worker could not start: {e}"
+                        ));
                         // SAFETY: as below; this process must not act as the template.
                         unsafe { libc::_exit(70) }
                     }

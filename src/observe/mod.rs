@@ -34,11 +34,19 @@ pub trait Mode: Send + Sync + 'static {
     fn details(&self) -> Map<String, Value>;
     /// This mode's own metric families, after the shared ones.
     fn metrics(&self, _out: &mut Text) {}
-    /// Another route of the status address; `None` is a 404.
+    /// Another route of the status address (`HEAD` comes as `GET`); `None` is a 405 for a
+    /// path in `paths()`, else a 404.
     fn route(&self, _method: &Method, _path: &str) -> Option<Answer> {
         None
     }
+    /// The paths `route()` answers, with the methods each takes (the `Allow` of a 405).
+    fn paths(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
 }
+
+/// The status address's own paths, in both modes.
+const STATUS_PATHS: [(&str, &str); 2] = [("/health", "GET, HEAD"), ("/ready", "GET, HEAD")];
 
 /// What both addresses read.
 pub struct Side {
@@ -94,7 +102,12 @@ fn listen(
 
 async fn route(endpoint: Endpoint, side: &Side, req: Request<Incoming>) -> Response<Body> {
     let mode = &side.mode;
-    match (endpoint, req.method(), req.uri().path()) {
+    // HEAD is GET without the body (hyper leaves it out): load balancers check with HEAD.
+    let method = match req.method() {
+        &Method::HEAD => &Method::GET,
+        method => method,
+    };
+    match (endpoint, method, req.uri().path()) {
         (Endpoint::Metrics, &Method::GET, _) => {
             let mut text = Text::new();
             metrics::server(&mut text, &side.server, mode.name());
@@ -107,9 +120,16 @@ async fn route(endpoint: Endpoint, side: &Side, req: Request<Incoming>) -> Respo
         }
         (Endpoint::Status, method, path) => match mode.route(method, path) {
             Some(answer) => answer.await,
-            None => not_found(),
+            None => match STATUS_PATHS
+                .iter()
+                .chain(mode.paths())
+                .find(|(p, _)| *p == path)
+            {
+                Some((_, allow)) => not_allowed(allow),
+                None => error(StatusCode::NOT_FOUND, "not_found", "not found"),
+            },
         },
-        _ => not_found(),
+        (Endpoint::Metrics, _, _) => not_allowed("GET, HEAD"),
     }
 }
 
@@ -130,11 +150,24 @@ fn check(ok: bool, side: &Side) -> Response<Body> {
     json(status, Value::Object(fields))
 }
 
-fn not_found() -> Response<Body> {
+/// rr's error body, as the main listener's: `{"error": ..., "code": ...}`.
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     json(
-        StatusCode::NOT_FOUND,
-        serde_json::json!({ "error": "not found" }),
+        status,
+        serde_json::json!({ "error": message, "code": code }),
     )
+}
+
+fn not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, http::HeaderValue::from_static(allow));
+    response
 }
 
 pub fn json(status: StatusCode, value: Value) -> Response<Body> {

@@ -166,6 +166,46 @@ pub fn json(zv: &Zval) -> serde_json::Value {
     }
 }
 
+/// A `new RR\Worker()` option as a configuration value. `Err` says what the value is when it
+/// is none (an object, a closure, a resource, INF, NAN, a string that is not UTF-8): those
+/// became `null`, which means "the default", so the option was dropped without a word.
+pub fn config_value(zv: &Zval) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    let zv = zv.dereference();
+    if zv.is_null() {
+        Ok(Value::Null)
+    } else if let Some(b) = zv.bool() {
+        Ok(Value::Bool(b))
+    } else if let Some(i) = zv.long() {
+        Ok(Value::from(i))
+    } else if let Some(f) = zv.double() {
+        match f.is_finite() {
+            true => Ok(Value::from(f)),
+            false => Err(format!("the float {}", f.to_string().to_uppercase())),
+        }
+    } else if let Some(s) = zv.str() {
+        Ok(Value::String(s.to_string()))
+    } else if zv.is_string() {
+        Err("a string that is not UTF-8".to_owned())
+    } else if let Some(ht) = zv.array() {
+        let mut items = Vec::new();
+        for (k, v) in ht.iter() {
+            items.push((k.to_string(), config_value(v)?));
+        }
+        Ok(match ht.has_sequential_keys() {
+            true => Value::Array(items.into_iter().map(|(_, v)| v).collect()),
+            false => Value::Object(items.into_iter().collect()),
+        })
+    } else if let Some(object) = zv.object() {
+        let class = object.get_class_name().unwrap_or_default();
+        Err(format!("an object of class {class}"))
+    } else if zv.is_resource() {
+        Err("a resource".to_owned())
+    } else {
+        Err(format!("a value of type {:?}", zv.get_type()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::canonical_header_name;

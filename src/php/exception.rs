@@ -36,7 +36,9 @@ pub fn bad_type(message: impl Into<String>) -> PhpException {
 
 impl From<ConfigErrorWrap> for PhpException {
     fn from(e: ConfigErrorWrap) -> Self {
-        PhpException::from_class::<ConfigException>(e.0)
+        // A message holding a NUL (a path given as "a\0b") cannot become an exception: PHP
+        // would get a bare Error saying so instead of the ConfigException.
+        PhpException::from_class::<ConfigException>(e.0.replace('\0', "\\0"))
     }
 }
 

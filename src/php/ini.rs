@@ -1,7 +1,14 @@
 //! php.ini entries (`rr.*`) and how they become configuration overrides.
 use crate::config::Override;
 use ext_php_rs::flags::IniEntryPermission;
+use ext_php_rs::types::ZendHashTable;
 use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs};
+
+extern "C" {
+    /// Every php.ini and `-d` setting as given, whether an extension declared it or not
+    /// (main/php_ini.h).
+    fn php_ini_get_configuration_hash() -> *mut ZendHashTable;
+}
 
 /// ini name, the config key it overrides (None: not a config key), and what it means.
 pub const ENTRIES: [(&str, Option<&str>, &str); 7] = [
@@ -78,6 +85,27 @@ pub fn read() -> (Option<String>, Vec<Override>) {
         })
         .collect();
     (file, overrides)
+}
+
+/// The first `rr.*` setting of php.ini or `-d` that is not one of rr's (sorted), as a
+/// configuration error naming it.
+pub fn check_names() -> Result<(), crate::config::ConfigError> {
+    // SAFETY: the configuration hash is built at startup, before any extension loads, and
+    // lives until the process ends; we only read its keys, on the PHP thread.
+    let Some(table) = (unsafe { php_ini_get_configuration_hash().as_ref() }) else {
+        return Ok(());
+    };
+    let known: Vec<&str> = ENTRIES.iter().map(|(name, _, _)| *name).collect();
+    let mut unknown: Vec<String> = table
+        .iter()
+        .map(|(key, _)| key.to_string())
+        .filter(|name| name.starts_with("rr.") && !known.contains(&name.as_str()))
+        .collect();
+    unknown.sort();
+    match unknown.first() {
+        Some(name) => Err(crate::config::unknown_ini(name, &known)),
+        None => Ok(()),
+    }
 }
 
 /// `rr.debug_leaks`, read when a worker handles its first request.

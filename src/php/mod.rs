@@ -40,7 +40,9 @@ extern "C" fn request_shutdown(_type: i32, _module_number: i32) -> i32 {
     })
     .is_err()
     {
-        eprintln!("rr: internal error while shutting the worker down");
+        crate::logging::to_stderr(format_args!(
+            "rr: internal error while shutting the worker down"
+        ));
     }
     0
 }

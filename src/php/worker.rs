@@ -5,7 +5,7 @@
 // (`endOfStream: false`): those parameters are camelCase. The macro drops item-level allows.
 #![allow(non_snake_case)]
 use super::convert::{self, PhpArray};
-use super::exception::{bad_value, misuse, respond_error, ConfigErrorWrap};
+use super::exception::{bad_type, bad_value, misuse, respond_error, ConfigErrorWrap};
 use super::request::Request;
 use super::{ini, interrupt};
 use crate::config::{self, Config, Override, Sources};
@@ -84,7 +84,10 @@ pub(super) fn with_engine<T>(
 ) -> PhpResult<T> {
     ENGINE.with_borrow_mut(|engine| match engine {
         Some(engine) => f(engine),
-        None => Err(misuse(format!("{callable}(): the worker has stopped"))),
+        None if STARTED.get() => Err(misuse(format!("{callable}(): the worker has stopped"))),
+        None => Err(misuse(format!(
+            "{callable}(): no RR\\Worker was started in this process; create it first"
+        ))),
     })
 }
 
@@ -114,6 +117,7 @@ pub fn effective_config() -> Result<Config, String> {
 }
 
 fn load_config(file: Option<String>, overrides: Vec<Override>) -> Result<Config, ConfigErrorWrap> {
+    ini::check_names()?;
     let cwd = std::env::current_dir().unwrap_or_default();
     let env = std::env::var("RR_CONFIG").ok();
     let file = config::resolve_file(file.as_deref(), env.as_deref(), &cwd)?;
@@ -194,6 +198,7 @@ impl Worker {
     ///
     /// @throws \RR\ConfigException on a bad configuration or an address that cannot be bound
     /// @throws \RR\Exception when a worker was already started in this process
+    /// @throws \TypeError when an option's value is an object, a resource, INF or NAN
     pub fn __construct(options: Option<&ZendHashTable>) -> PhpResult<Self> {
         if STARTED.get() {
             return Err(misuse(
@@ -213,16 +218,27 @@ impl Worker {
                 file = Some(path.to_string());
                 continue;
             }
+            let value = convert::config_value(value).map_err(|what| {
+                bad_type(format!(
+                    "RR\\Worker option '{key}': {what} is not a configuration value \
+                     (a string, int, float, bool, array or null)"
+                ))
+            })?;
             overrides.push(Override {
                 origin: "RR\\Worker option".to_string(),
                 key,
-                value: convert::json(value),
+                value,
             });
         }
         let config = load_config(file, overrides)?;
+        // The config checked the file can be opened; this is for a change since then.
         crate::logging::init(&config.logs).map_err(|e| {
+            let file = match &config.logs.output {
+                crate::config::LogOutput::File(path) => path.display().to_string(),
+                other => format!("{other:?}"),
+            };
             ConfigErrorWrap(format!(
-                "rr config: logs.output: cannot open the log file: {e}"
+                "rr config: key 'logs.output': cannot open the log file \"{file}\": {e}"
             ))
         })?;
         // A pool worker (started with the master's channel) read the same configuration as

@@ -69,4 +69,8 @@ impl Mode for PoolMode {
             _ => None,
         }
     }
+
+    fn paths(&self) -> &'static [(&'static str, &'static str)] {
+        &[("/workers", "GET, HEAD"), ("/reload", "POST")]
+    }
 }

@@ -48,6 +48,9 @@ pub struct Options<'a> {
     pub cwd: Option<PathBuf>,
     /// The process's descriptor limit (RLIMIT_NOFILE), when not inherited.
     pub nofile: Option<u64>,
+    /// Close the read end of php's stderr once it said "rr listening on": every later write
+    /// to stderr fails with EPIPE (`stderr()` then shows only what came before).
+    pub close_stderr_once_listening: bool,
 }
 
 impl Default for Options<'_> {
@@ -58,6 +61,7 @@ impl Default for Options<'_> {
             args: vec![],
             cwd: None,
             nofile: None,
+            close_stderr_once_listening: false,
         }
     }
 }
@@ -114,9 +118,17 @@ fn spawn(script: &Path, opts: &Options) -> Spawned {
     let (lines_tx, lines_rx) = mpsc::channel();
     let err_pipe = child.stderr.take().unwrap();
     let captured = stderr.clone();
+    let close_once_listening = opts.close_stderr_once_listening;
     let err_reader = std::thread::spawn(move || {
-        for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+        let mut lines = BufReader::new(err_pipe).lines();
+        while let Some(Ok(line)) = lines.next() {
             captured.lock().unwrap().push_str(&format!("{line}\n"));
+            if close_once_listening && line.contains("rr listening on ") {
+                // Closed before the test hears of it: its first request already finds EPIPE.
+                drop(lines);
+                let _ = lines_tx.send(line);
+                break;
+            }
             let _ = lines_tx.send(line);
         }
     });

@@ -294,7 +294,7 @@ unsafe extern "C" fn ub_write(s: *const c_char, len: usize) -> usize {
             // large readfile() holds at most `held` bytes (plus the chunks the client has yet
             // to read, bounded by http.send_timeout).
             if full && std::panic::catch_unwind(stream_now).is_err() {
-                eprintln!("rr: internal error in ub_write()");
+                crate::logging::to_stderr(format_args!("rr: internal error in ub_write()"));
             }
         }
         return len;
@@ -313,7 +313,7 @@ unsafe extern "C" fn flush(ctx: *mut c_void) {
         }
         // A panic must not cross into PHP here: nothing catches it.
         if std::panic::catch_unwind(stream_now).is_err() {
-            eprintln!("rr: internal error in flush()");
+            crate::logging::to_stderr(format_args!("rr: internal error in flush()"));
         }
         return;
     }

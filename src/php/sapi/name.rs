@@ -23,7 +23,9 @@ pub fn rename(name: &str) {
         return;
     }
     let Ok(c) = CString::new(name) else {
-        eprintln!("rr: ini rr.sapi_name {name:?} contains a NUL byte: ignored");
+        crate::logging::to_stderr(format_args!(
+            "rr: ini rr.sapi_name {name:?} contains a NUL byte: ignored"
+        ));
         return;
     };
     // SAFETY: MINIT on the PHP thread, before any script: nothing reads sapi_module.name
