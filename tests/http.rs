@@ -194,6 +194,24 @@ fn a_multipart_put_is_parsed_and_kept_raw_and_its_files_go() {
             Some(body.as_str()),
             "workers: {workers}"
         );
+        // A body that is not well-formed multipart is still the body: php-fpm hands it to
+        // php://input as it is (a POST's would be refused with 400).
+        let broken = "--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nno end";
+        let resp = client()
+            .put(php.url("/put"))
+            .header("Content-Type", "multipart/form-data; boundary=XyZ")
+            .body(broken)
+            .send()
+            .unwrap();
+        // echo.php answers what it got with a 201.
+        assert_eq!(resp.status(), 201, "workers: {workers}");
+        let b = json(resp);
+        assert_eq!(b["body"].as_str(), Some(broken), "workers: {workers}");
+        assert_eq!(
+            b["uploads"],
+            serde_json::json!([]),
+            "workers: {workers}: {b}"
+        );
         let up = &v["uploads"]["doc"];
         assert_eq!(up["size"], 200_000);
         assert_eq!(

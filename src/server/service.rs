@@ -443,8 +443,16 @@ async fn read_body(
             .stream()
             .await
             .map_err(|e| spool_failed(&http.uploads.dir, e))?;
-        let (fields, uploads) = parse_multipart(ctx, raw, boundary).await?;
-        return Ok((body, Some(fields), uploads));
+        // php-fpm hands such a body to php://input whatever it holds: one that is not
+        // well-formed multipart is kept raw, with no parsed fields, rather than refused.
+        return match parse_multipart(ctx, raw, boundary).await {
+            Ok((fields, uploads)) => Ok((body, Some(fields), uploads)),
+            Err(HttpError::BadRequest(why)) => {
+                tracing::debug!("a {method} body is not well-formed multipart ({why}): kept raw");
+                Ok((body, None, Tree::new()))
+            }
+            Err(e) => Err(e),
+        };
     }
     let form = match body.in_memory() {
         Some(bytes) if urlencoded => Some(form::parse_urlencoded(bytes, &FormLimits::default()).0),
