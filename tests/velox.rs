@@ -313,3 +313,78 @@ fn a_failed_build_gets_a_short_answer_and_the_log_the_whole_error() {
         php.stderr()
     );
 }
+
+/// Every regular file below `dir`.
+fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            out.extend(files_below(&path));
+        } else if kind.is_file() {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// An artifact swapped for a link to a file outside `artifacts_dir` after its build (by anyone
+/// who can write there) is never followed: every open checks the path again and opens it as it
+/// was checked (beneath the directory, no link), so the file outside is never sent, whether the
+/// answer comes from rr's record of the build or from a new build of the same spec. The old
+/// build opened the recorded path by name and sent it.
+#[test]
+fn an_artifact_swapped_for_a_link_out_of_the_artifacts_dir_is_never_sent() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mock = Mock::start(Behaviour::success(1000));
+    let php = worker(&mock, serde_json::json!({}));
+    let first = client().get(php.url("/build")).send().unwrap();
+    assert_eq!(first.status(), 200);
+    let built = first.bytes().unwrap();
+    assert_eq!(built.as_ref(), artifact(1, 1000).as_slice());
+    let files = files_below(mock.artifacts_dir());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let path = files[0].clone();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, b"not yours ".repeat(100)).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let swapper = std::thread::spawn({
+        let (stop, path, secret, built) =
+            (stop.clone(), path.clone(), secret.clone(), built.clone());
+        move || {
+            let (link, real) = (path.with_extension("link"), path.with_extension("real"));
+            while !stop.load(Ordering::Relaxed) {
+                std::os::unix::fs::symlink(&secret, &link).unwrap();
+                std::fs::rename(&link, &path).unwrap();
+                std::fs::write(&real, &built).unwrap();
+                std::fs::rename(&real, &path).unwrap();
+            }
+        }
+    });
+    let (mut sent, mut refused) = (0, 0);
+    for _ in 0..1500 {
+        let response = client().get(php.url("/build")).send().unwrap();
+        let status = response.status();
+        let body = response.bytes().unwrap();
+        assert!(
+            !body.windows(9).any(|w| w == b"not yours"),
+            "the file outside the artifacts dir was sent ({status})"
+        );
+        if status == 200 {
+            assert_eq!(body, built);
+            sent += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    eprintln!("{sent} answers with the artifact, {refused} refused while it was a link");
+    // The artifact back in place: served again.
+    std::fs::write(&path, &built).unwrap();
+    let again = client().get(php.url("/build")).send().unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.bytes().unwrap(), built);
+}

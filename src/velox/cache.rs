@@ -84,13 +84,15 @@ impl Cache {
     /// Copies `src` in as `hash` (a hard link when on the same filesystem), then evicts.
     /// Blocking: run it on the blocking pool. Index and files change together here, so an
     /// aborted caller cannot leave them out of step.
-    pub fn store(&self, hash: &str, src: &Path) -> io::Result<PathBuf> {
+    pub fn store(&self, hash: &str, src: &fs::File) -> io::Result<PathBuf> {
         fs::create_dir_all(&self.dir)?;
         let tmp = self
             .dir
             .join(format!(".{hash}.{}", uuid::Uuid::new_v4().simple()));
-        if fs::hard_link(src, &tmp).is_err() {
-            if let Err(e) = fs::copy(src, &tmp) {
+        if link_open_file(src, &tmp).is_err() {
+            let copied =
+                fs::File::create_new(&tmp).and_then(|mut to| io::copy(&mut &*src, &mut to));
+            if let Err(e) = copied {
                 let _ = fs::remove_file(&tmp);
                 return Err(e);
             }
@@ -170,5 +172,29 @@ impl Index {
             gone.push(hash);
         }
         gone
+    }
+}
+
+/// A hard link at `to` to the very file `src` is open on (the one that was checked, whatever its
+/// path names now): `linkat` through `/proc/self/fd`, following that one link.
+fn link_open_file(src: &fs::File, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", src.as_raw_fd()))
+        .map_err(io::Error::other)?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both paths are NUL-terminated strings that outlive the call; linkat only reads them.
+    let done = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    match done {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }

@@ -30,7 +30,7 @@ pub use order::BuildOrder;
 
 use crate::body::Body;
 use crate::config::VeloxConfig;
-use crate::stream::{self, OpenFile, Validators};
+use crate::stream::{self, Validators};
 use artifact::Records;
 use cache::Cache;
 use flight::Flights;
@@ -72,6 +72,18 @@ struct Shared {
     records: Records,
     cache: Option<Cache>,
     metrics: Metrics,
+}
+
+impl Shared {
+    /// Where an artifact may be streamed from: Velox's artifact directories, and the local
+    /// cache's when it is on.
+    fn roots(&self) -> Vec<PathBuf> {
+        let mut roots = self.config.artifacts_dir.clone();
+        if self.cache.is_some() {
+            roots.push(self.config.cache.dir.clone());
+        }
+        roots
+    }
 }
 
 impl Velox {
@@ -167,7 +179,8 @@ impl Velox {
             Ok(path) => path,
             Err(error) => return record.failed(&error, &request_id),
         };
-        match serve(path, &hash, headers, method, request_headers).await {
+        let roots = self.shared.roots();
+        match serve(path, roots, &hash, headers, method, request_headers).await {
             Ok(response) => record.done(Outcome::Success, response),
             Err(e) => {
                 tracing::warn!(request_id, error = %e, "velox artifact not streamable");
@@ -191,6 +204,7 @@ impl Velox {
         if let Some(path) = shared.records.get(&spec.hash) {
             let reply = serve(
                 path.clone(),
+                shared.roots(),
                 &spec.hash,
                 headers.clone(),
                 method,
@@ -207,7 +221,16 @@ impl Velox {
         }
         let cache = shared.cache.as_ref()?;
         let path = cache.lookup(&spec.hash)?;
-        match serve(path.clone(), &spec.hash, headers, method, request_headers).await {
+        match serve(
+            path.clone(),
+            shared.roots(),
+            &spec.hash,
+            headers,
+            method,
+            request_headers,
+        )
+        .await
+        {
             Ok(response) => {
                 shared.records.set(&spec.hash, path);
                 Some(response)
@@ -223,16 +246,19 @@ impl Velox {
 }
 
 /// Streams an artifact with the strong tag of its version; `If-Range` and `If-None-Match`
-/// are judged against that tag.
+/// are judged against that tag. The path is checked again at every open (it must still be a
+/// regular file under one of `roots`) and opened as it was checked: a path swapped for a link
+/// out of the directories since the build is refused, never followed.
 async fn serve(
     path: PathBuf,
+    roots: Vec<PathBuf>,
     hash: &str,
     mut headers: HeaderMap,
     method: &Method,
     request_headers: &HeaderMap,
 ) -> Result<Response<Body>, stream::StreamError> {
     let opened = tokio::task::spawn_blocking(move || {
-        let opened = OpenFile::open(&path)?;
+        let opened = stream::open_allowed(&path, &roots)?;
         let meta = opened
             .file()
             .metadata()
@@ -299,19 +325,21 @@ async fn run_build(shared: Arc<Shared>, spec: Spec) -> Result<PathBuf, VeloxErro
 
 /// Only a file under `artifacts_dir` is streamed or cached. The path used from here on is
 /// the cached copy when there is one (so later hits serve the very same file), else the
-/// checked (canonical) one.
+/// checked (canonical) one. The cached copy is made from the file as it was checked (opened
+/// beneath its root, no link followed), not from whatever its path names a moment later.
 async fn checked(shared: &Arc<Shared>, hash: &str, path: PathBuf) -> Result<PathBuf, VeloxError> {
     let job = {
         let shared = shared.clone();
         let hash = hash.to_string();
         move || {
-            let real = stream::check_allowed(&path, &shared.config.artifacts_dir)
+            let opened = stream::open_allowed(&path, &shared.config.artifacts_dir)
                 .inspect_err(|e| tracing::warn!(path = %path.display(), error = %e, "velox artifact refused"))
                 .map_err(|e| VeloxError::Stream(e.to_string()))?;
+            let real = opened.path().to_path_buf();
             let Some(cache) = &shared.cache else {
                 return Ok(real);
             };
-            match cache.store(&hash, &real) {
+            match cache.store(&hash, opened.file()) {
                 Ok(cached) => Ok(cached),
                 Err(e) => {
                     tracing::warn!(spec_hash = hash, error = %e, "velox artifact not cached");

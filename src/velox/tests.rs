@@ -580,6 +580,28 @@ fn hash(n: u8) -> String {
     format!("{n:02x}").repeat(32)
 }
 
+fn opened(path: &std::path::Path) -> std::fs::File {
+    std::fs::File::open(path).unwrap()
+}
+
+/// The cache keeps the file that was opened (and checked), even when its path has been
+/// swapped for a link to another file since: it never reads a path again.
+#[test]
+fn cache_stores_the_open_file_not_what_its_path_names_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let (artifact, secret) = (dir.path().join("artifact"), dir.path().join("secret"));
+    std::fs::write(&artifact, b"the build").unwrap();
+    std::fs::write(&secret, b"not yours").unwrap();
+    let checked = opened(&artifact);
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    std::fs::rename(&link, &artifact).unwrap();
+    let cache = Cache::open(dir.path().join("cache"), 100);
+    let stored = cache.store(&hash(1), &checked).unwrap();
+    assert_eq!(std::fs::read(&stored).unwrap(), b"the build");
+    assert!(!std::fs::symlink_metadata(&stored).unwrap().is_symlink());
+}
+
 #[test]
 fn cache_evicts_least_recently_used_by_size() {
     let dir = tempfile::tempdir().unwrap();
@@ -587,10 +609,10 @@ fn cache_evicts_least_recently_used_by_size() {
     std::fs::write(&src, [0u8; 40]).unwrap();
     let cache = Cache::open(dir.path().join("cache"), 100);
     for n in 1..=2 {
-        cache.store(&hash(n), &src).unwrap();
+        cache.store(&hash(n), &opened(&src)).unwrap();
     }
     assert!(cache.lookup(&hash(1)).is_some(), "1 is now the most recent");
-    cache.store(&hash(3), &src).unwrap();
+    cache.store(&hash(3), &opened(&src)).unwrap();
     assert!(cache.contains(&hash(1)) && cache.contains(&hash(3)));
     assert!(!cache.contains(&hash(2)));
     assert!(
@@ -601,7 +623,7 @@ fn cache_evicts_least_recently_used_by_size() {
 
     // Too big for the cache at all: refused, nothing evicted.
     std::fs::write(&src, [0u8; 101]).unwrap();
-    assert!(cache.store(&hash(4), &src).is_err());
+    assert!(cache.store(&hash(4), &opened(&src)).is_err());
     assert_eq!(cache.size(), 80);
 }
 
@@ -624,7 +646,7 @@ fn cache_indexes_existing_files_oldest_first() {
     assert_eq!(cache.size(), 60);
     let src = dir.path().join("src");
     std::fs::write(&src, [2u8; 30]).unwrap();
-    let stored = cache.store(&hash(3), &src).unwrap();
+    let stored = cache.store(&hash(3), &opened(&src)).unwrap();
     assert_eq!(std::fs::read(stored).unwrap(), [2u8; 30]);
     assert!(!cache.contains(&hash(1)), "the oldest mtime goes first");
     assert!(cache.contains(&hash(2)));
