@@ -510,3 +510,57 @@ fn a_file_swapped_for_a_link_out_of_the_directory_after_the_check_is_never_sent(
         );
     }
 }
+
+/// `allowed_dirs` and `accel_map` name `current -> releases/1`; a deploy points `current` at
+/// `releases/2` (a new link renamed over it, as Capistrano and Deployer do) without restarting
+/// rr: both headers serve the new release's files, named through `current` or by their real
+/// path, and no longer the old release's (its real path is outside `current` now).
+#[test]
+fn a_deploy_that_swaps_the_allowed_directory_link_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    for (release, text) in [("1", "one\n"), ("2", "two\n")] {
+        let files = dir.path().join("releases").join(release);
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join("a.txt"), text).unwrap();
+    }
+    std::fs::write(dir.path().join("releases/2/new.txt"), "only in two\n").unwrap();
+    let current = dir.path().join("current");
+    symlink("releases/1", &current).unwrap();
+    let options = json!({
+        "http.sendfile.allowed_dirs": [current],
+        "http.sendfile.accel_map": {"/protected/": current},
+    });
+    for (mode, pool) in MODES {
+        symlink("releases/1", dir.path().join("current.next")).unwrap();
+        std::fs::rename(dir.path().join("current.next"), &current).unwrap();
+        let php = start(mode, pool, options.clone(), &[]);
+        let what = format!("{mode} pool={pool}");
+        let in_current = current.join("a.txt");
+        assert_eq!(
+            get(&php, &[("sendfile", text(&in_current))]).body,
+            b"one\n",
+            "{what}"
+        );
+        symlink("releases/2", dir.path().join("current.next")).unwrap();
+        std::fs::rename(dir.path().join("current.next"), &current).unwrap();
+        let new = current.join("new.txt");
+        let real = dir
+            .path()
+            .canonicalize()
+            .unwrap()
+            .join("releases/2/new.txt");
+        for query in [
+            ("sendfile", text(&in_current)),
+            ("sendfile", text(&new)),
+            ("sendfile", text(&real)),
+            ("accel", "/protected/new.txt"),
+            ("accel", "/protected/a.txt"),
+        ] {
+            let a = get(&php, &[query]);
+            assert_eq!(a.status, 200, "{what} {query:?}");
+            assert_ne!(a.body, b"one\n", "{what} {query:?}: the old release");
+        }
+        let old = dir.path().canonicalize().unwrap().join("releases/1/a.txt");
+        assert_eq!(get(&php, &[("sendfile", text(&old))]).status, 403, "{what}");
+    }
+}

@@ -264,8 +264,9 @@ impl<'a> Field<'a> {
         }
     }
 
-    /// A list of existing directories (one string is split on commas), each made absolute
-    /// and canonical (symlinks resolved), so a path can be compared with them as it is.
+    /// A list of existing directories (one string is split on commas), each made absolute.
+    /// Links in them are not resolved here: whoever compares a path with them resolves both
+    /// then, so a link a deploy swaps (`current -> releases/N`) is followed.
     pub(crate) fn directories(&self) -> Result<Vec<PathBuf>, ConfigError> {
         let mut dirs = Vec::new();
         for (i, text) in self.strings()?.into_iter().enumerate() {
@@ -274,16 +275,9 @@ impl<'a> Field<'a> {
                 format!("{}[{i}]", self.key),
                 Value::String(text),
             );
-            dirs.push(item.canonical_directory()?);
+            dirs.push(item.directory()?);
         }
         Ok(dirs)
-    }
-
-    /// An existing directory, absolute and canonical.
-    pub(crate) fn canonical_directory(&self) -> Result<PathBuf, ConfigError> {
-        let dir = self.directory()?;
-        std::fs::canonicalize(&dir)
-            .map_err(|e| self.invalid(format!("an existing directory ({e})")))
     }
 
     /// A path to a file that exists and can be opened now, so a bad TLS setup fails at start.

@@ -407,7 +407,7 @@ fn encodings(f: &Field<'_>) -> Result<Vec<Encoding>, ConfigError> {
 }
 
 /// `http.sendfile`: the directories `X-Sendfile` may name and the URI prefixes
-/// `X-Accel-Redirect` may use; canonical now, so a symlinked directory compares as itself.
+/// `X-Accel-Redirect` may use; existing now, their links resolved at each answer.
 fn sendfile(mut t: Table<'_>, notes: &mut Notes) -> Result<SendfileConfig, ConfigError> {
     let allowed_dirs = t.get("allowed_dirs", Vec::new(), Field::directories)?;
     let accel_map = t.get("accel_map", Vec::new(), |f| {
@@ -419,7 +419,7 @@ fn sendfile(mut t: Table<'_>, notes: &mut Notes) -> Result<SendfileConfig, Confi
                      e.g. \"/protected/\": /srv/files",
                 ));
             }
-            map.push(AccelMapping::new(&prefix, entry.canonical_directory()?));
+            map.push(AccelMapping::new(&prefix, entry.directory()?));
         }
         Ok(map)
     })?;

@@ -19,7 +19,8 @@ pub const X_ACCEL_REDIRECT: HeaderName = HeaderName::from_static("x-accel-redire
 /// `http.sendfile`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SendfileConfig {
-    /// Directories `X-Sendfile` may name files in: existing, canonical.
+    /// Directories `X-Sendfile` may name files in: existing at start, absolute; their links
+    /// are resolved at each answer ([`open_allowed`]), so a deploy's swapped link is followed.
     pub allowed_dirs: Vec<PathBuf>,
     /// `X-Accel-Redirect`: URI prefixes and the directory each stands for (the longest
     /// matching prefix wins).
@@ -31,7 +32,7 @@ pub struct SendfileConfig {
 pub struct AccelMapping {
     /// Starts and ends with `/`.
     pub prefix: String,
-    /// An existing directory, canonical.
+    /// An existing directory at start, absolute; resolved at each answer like `allowed_dirs`.
     pub dir: PathBuf,
 }
 
