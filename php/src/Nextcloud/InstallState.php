@@ -51,17 +51,19 @@ final class InstallState
     }
 
     /**
-     * After a request, before its state is reset: whether the values differ from the boot's.
-     * Looked at once per CHECK_EVERY at most; once true, stays true.
+     * After a request, before its state is reset: what differs from the boot's values, or
+     * null. An app config value is named with its old and new value, config.php's keys by name
+     * only (never their values: a password may be one). Looked at once per CHECK_EVERY at
+     * most; once set, stays set.
      */
-    public function changed(): bool
+    public function change(): ?string
     {
         if ($this->booted === null || $this->change !== null) {
-            return $this->change !== null;
+            return $this->change;
         }
         $now = hrtime(true);
         if ($now - $this->checkedAt < self::CHECK_EVERY) {
-            return false;
+            return null;
         }
         $this->checkedAt = $now;
         try {
@@ -70,16 +72,6 @@ final class InstallState
             // The database is away: the next look tries again (the request already said so).
             error_log('RR\\Nextcloud: the installed apps could not be read: ' . $e->getMessage());
         }
-        return $this->change !== null;
-    }
-
-    /**
-     * What changed since the boot, once changed() said so: an app config value with its old
-     * and new value, or the names of the config.php keys that changed (never their values: a
-     * password may be one).
-     */
-    public function change(): ?string
-    {
         return $this->change;
     }
 

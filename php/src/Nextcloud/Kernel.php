@@ -165,9 +165,7 @@ final class Kernel
         $this->returned = true;
         try {
             // Before the reset, which unloads the app config the request may have loaded.
-            if ($this->installState->changed()) {
-                $this->installChanged = $this->installState->change();
-            }
+            $this->installChanged = $this->installState->change();
             $this->reset->reset();
         } catch (\Throwable $e) {
             $this->broken = sprintf('%s: %s at %s:%d', $e::class, $e->getMessage(), $e->getFile(), $e->getLine());
