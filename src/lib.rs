@@ -24,7 +24,7 @@
 //!   the watchdog.
 //! - [`ipc`]      the wire between master and workers: frames, their codec and readers (async
 //!   and blocking), answers as frames, the claim word of requests sent ahead, the workers list.
-//! - [`logging`]  tracing set-up from the `logs` config.
+//! - [`logging`]  tracing set-up from the `logs` config; the log file, opened again on SIGUSR1.
 //! - [`server`]   listeners, TLS, hyper connections, limits, error responses, graceful shutdown.
 //! - [`php`]      the only module that touches ext-php-rs: classes, functions, ini, conversions.
 //! - [`kdf`]      PBKDF2-HMAC-SHA1 for `RR\pbkdf2_sha1()` (the Nextcloud runtime's key derivations).

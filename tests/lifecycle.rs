@@ -1,7 +1,7 @@
 //! How a worker starts, stops and fails: signals, a script that ends with a request pending,
 //! misuse of the API, bad configuration.
 mod common;
-use common::{client, Options, Php};
+use common::{client, open_files_in, read, wait_until, Options, Php};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
@@ -442,4 +442,96 @@ fn an_option_that_is_no_configuration_value_is_a_type_error() {
         out.contains("config-nul: RR\\ConfigException: rr config: file '/no/such\\0file.yaml'"),
         "{out}"
     );
+}
+
+/// logrotate's usual way (rename the file, then SIGUSR1, as for nginx and php-fpm) ended the
+/// process at once, losing the requests in flight. Now the file is opened again by name, also
+/// while the process is idle, and nothing is lost or written to the renamed file after it.
+#[test]
+fn sigusr1_opens_the_log_file_again_after_logrotate_renamed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("rr.log");
+    let rotated = dir.path().join("rr.log.1");
+    let mut opts = Options {
+        log_file: Some(log.clone()),
+        ..Options::default()
+    };
+    let options = serde_json::json!({
+        "logs.output": log, "logs.level": "info", "http.access_logs": true,
+    });
+    opts.env.push(("RR_TEST_OPTIONS", options.to_string()));
+    let mut php = Php::start_with("lifecycle.php", opts);
+    assert_eq!(
+        client().get(php.url("/before")).send().unwrap().status(),
+        200
+    );
+    wait_until("the first access line", Duration::from_secs(10), || {
+        read(&log).contains("/before")
+    });
+
+    std::fs::rename(&log, &rotated).unwrap();
+    php.signal(libc::SIGUSR1);
+    // Idle, with nothing to log: the old file is let go of all the same.
+    wait_until("the log file opened again", Duration::from_secs(10), || {
+        open_files_in(php.pid(), dir.path()) == vec![log.clone()]
+    });
+    assert_eq!(
+        client().get(php.url("/after")).send().unwrap().status(),
+        200
+    );
+    wait_until(
+        "the access line in the new file",
+        Duration::from_secs(10),
+        || read(&log).contains("/after"),
+    );
+    assert!(!read(&rotated).contains("/after"), "{}", read(&rotated));
+    assert!(read(&rotated).contains("/before"));
+
+    // A path that cannot be opened any more (here a directory took its place): the old file
+    // is kept and says why.
+    std::fs::rename(&log, &rotated).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    php.signal(libc::SIGUSR1);
+    assert_eq!(client().get(php.url("/kept")).send().unwrap().status(), 200);
+    wait_until(
+        "the access line in the file kept",
+        Duration::from_secs(10),
+        || read(&rotated).contains("/kept"),
+    );
+    let kept = read(&rotated);
+    assert!(
+        kept.contains("SIGUSR1: cannot open the log file")
+            && kept.contains(&log.display().to_string()),
+        "{kept}"
+    );
+    php.signal(libc::SIGTERM);
+    assert_eq!(php.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
+/// SIGQUIT is php-fpm's and nginx's graceful stop; it ended rr at once (its default action),
+/// losing the request in flight.
+#[test]
+fn sigquit_stops_gracefully_like_php_fpm() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let mut opts = Options::default();
+    opts.env
+        .push(("RR_TEST_STARTED", started.display().to_string()));
+    let mut php = Php::start_with("lifecycle.php", opts);
+    let url = php.url("/slow");
+    let in_flight = std::thread::spawn(move || {
+        let resp = client().get(url).send().unwrap();
+        (resp.status(), resp.text().unwrap())
+    });
+    wait_until("the slow request in PHP", Duration::from_secs(10), || {
+        started.exists()
+    });
+    php.signal(libc::SIGQUIT);
+    assert_eq!(
+        in_flight.join().unwrap(),
+        (reqwest::StatusCode::OK, "slow done".to_string())
+    );
+    let status = php.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{status:?} {}", php.stderr());
+    assert!(php.stdout().contains("loop ended"), "{}", php.stdout());
 }

@@ -2,7 +2,7 @@
 //! The worker API, crashes, reload, boot failure, stop. Limits are in pool_limits.rs.
 mod common;
 use common::pool::*;
-use common::{client, Php};
+use common::{client, open_files_in, read, wait_until, Php};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -608,4 +608,81 @@ fn a_multi_threaded_master_serves_streams_and_reloads_under_load_without_a_failu
         threads >= 2,
         "http.pool.master_threads: {threads} rr-io threads"
     );
+}
+
+/// Every process below `pid` (workers, a template and what they forked).
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut found = vec![];
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                found.push(child);
+                todo.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// logrotate signals the master only (its pid file): the master passes SIGUSR1 on, and every
+/// process of the pool (which each write the file) opens the log file again, the template's
+/// forks included. Before, SIGUSR1 ended the master at once.
+#[test]
+fn sigusr1_to_the_master_opens_the_log_file_again_in_every_process() {
+    for template in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("rr.log");
+        let mut opts = pool_options(json!({
+            "http.pool.num_workers": 2, "http.pool.template": template,
+            "logs.output": log, "logs.level": "info", "http.access_logs": true,
+        }));
+        opts.log_file = Some(log.clone());
+        let mut php = Php::start_with("pool.php", opts);
+        // The master, two workers and the template: each has the file open.
+        let processes = 3 + usize::from(template);
+        let mut pids = vec![];
+        wait_until("every process up", Duration::from_secs(20), || {
+            pids = std::iter::once(php.pid())
+                .chain(descendants(php.pid()))
+                .collect();
+            pids.len() == processes
+                && pids
+                    .iter()
+                    .all(|&p| open_files_in(p, dir.path()) == [log.clone()])
+        });
+        assert_eq!(client().get(php.url("/")).send().unwrap().status(), 200);
+
+        let rotated = dir.path().join("rr.log.1");
+        std::fs::rename(&log, &rotated).unwrap();
+        php.signal(libc::SIGUSR1);
+        wait_until(
+            "every process on the new file",
+            Duration::from_secs(10),
+            || {
+                pids.iter()
+                    .all(|&p| open_files_in(p, dir.path()) == [log.clone()])
+            },
+        );
+        let url = php.url("/after-rotation");
+        assert_eq!(client().get(url).send().unwrap().status(), 200);
+        wait_until(
+            "the access line in the new file",
+            Duration::from_secs(10),
+            || read(&log).contains("/after-rotation"),
+        );
+        assert!(!read(&rotated).contains("/after-rotation"));
+        // The same processes: none died of the signal.
+        let now: Vec<i32> = std::iter::once(php.pid())
+            .chain(descendants(php.pid()))
+            .collect();
+        assert_eq!(now, pids, "template {template}");
+        php.signal(libc::SIGTERM);
+        assert_eq!(php.wait_exit(Duration::from_secs(20)).code(), Some(0));
+    }
 }

@@ -49,8 +49,11 @@ pub fn serve(channel: &mut UnixStream, connections: TemplateConnections) -> Outc
     loop {
         let frame = match reader.next_blocking(|buf| fds::recv(fd, buf, &mut received)) {
             Ok(Some(frame)) => frame,
-            // A signal: nothing to run here, read on.
-            Ok(None) => continue,
+            // A signal: SIGUSR1 asks for the log file to be opened again; then read on.
+            Ok(None) => {
+                crate::logging::reopen_if_requested();
+                continue;
+            }
             Err(ReadError::Closed) => return Outcome::Stop,
             Err(e) => {
                 tracing::error!("rr pool template: {e}: stopping");

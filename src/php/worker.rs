@@ -60,7 +60,10 @@ fn next<T>(
                     Some(why) => return Err(misuse(format!("rr pool: {why}"))),
                     None => Some(None),
                 },
-                Wait::Tick => None,
+                Wait::Tick => {
+                    crate::logging::reopen_if_requested();
+                    None
+                }
                 Wait::Forked => {
                     super::pool::reseed_after_fork();
                     None

@@ -68,6 +68,18 @@ fn take_reload_request() -> bool {
     RELOAD_REQUESTED.swap(false, Ordering::Relaxed)
 }
 
+static LOG_REOPEN_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks the master to pass SIGUSR1 on to its workers and template, so that each opens its log
+/// file again. Async-signal-safe (SIGUSR1 calls it).
+pub fn request_log_reopen() {
+    LOG_REOPEN_REQUESTED.store(true, Ordering::Relaxed);
+}
+
+fn take_log_reopen_request() -> bool {
+    LOG_REOPEN_REQUESTED.swap(false, Ordering::Relaxed)
+}
+
 /// Why the pool stopped on its own.
 #[derive(Debug)]
 pub enum PoolError {

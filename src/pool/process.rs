@@ -90,8 +90,9 @@ impl Spawner {
             None => cmd.env(ipc::ID_ENV, "template").env(ipc::TEMPLATE_ENV, "1"),
         };
         let master = std::process::id() as libc::pid_t;
-        // SAFETY: between fork and exec only async-signal-safe calls run (fcntl, sigemptyset,
-        // pthread_sigmask, prctl, getppid, close_range, close), on the child's own state.
+        // SAFETY: between fork and exec only async-signal-safe calls run (fcntl, signal,
+        // sigemptyset, pthread_sigmask, prctl, getppid, close_range, close), on the child's own
+        // state.
         unsafe {
             cmd.pre_exec(move || {
                 // The descriptors the worker must inherit: its channel and its claim word.
@@ -107,6 +108,11 @@ impl Spawner {
                 // The thread forking may run with http.pool.master_scheduling: the worker
                 // starts normal and sets http.pool.worker_scheduling itself.
                 crate::runtime::scheduling::reset()?;
+                // SIGUSR1 (passed on by the master: reopen the log file) would end a worker
+                // whose script has not installed rr's handler yet; ignored until then.
+                if libc::signal(libc::SIGUSR1, libc::SIG_IGN) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
                 ipc::child::setup(master)
             });
         }
@@ -329,6 +335,18 @@ static OWN: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
 fn own() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
     OWN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends `signal` to every worker and template this master waits for (SIGUSR1: reopen the log
+/// file). Each was started with SIGUSR1 ignored until its script installs rr's handler, so one
+/// still booting does not die of it.
+pub fn signal_own(signal: libc::c_int) {
+    for &pid in own().iter() {
+        // SAFETY: kill takes any pid. These are children not yet reaped (a zombie ignores
+        // signals), or, in the instant between a reap and its removal from the set, a pid the
+        // kernel hands out again only after wrapping around pid_max.
+        unsafe { libc::kill(pid as libc::pid_t, signal) };
+    }
 }
 
 /// Template mode makes the master a child subreaper, so any orphan below it (say, a daemon a

@@ -228,6 +228,10 @@ impl Supervisor {
         if super::take_reload_request() {
             self.step(Input::Reload);
         }
+        if super::take_log_reopen_request() {
+            crate::logging::reopen_if_requested();
+            process::signal_own(libc::SIGUSR1);
+        }
         if self.template.is_some() && self.last_reap.elapsed() >= REAP_EVERY {
             self.last_reap = Instant::now();
             process::reap_strays();

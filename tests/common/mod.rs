@@ -51,6 +51,8 @@ pub struct Options<'a> {
     /// Close the read end of php's stderr once it said "rr listening on": every later write
     /// to stderr fails with EPIPE (`stderr()` then shows only what came before).
     pub close_stderr_once_listening: bool,
+    /// The file `logs.output` names, when it names one: "rr listening on" is read there.
+    pub log_file: Option<PathBuf>,
 }
 
 impl Default for Options<'_> {
@@ -62,6 +64,7 @@ impl Default for Options<'_> {
             cwd: None,
             nofile: None,
             close_stderr_once_listening: false,
+            log_file: None,
         }
     }
 }
@@ -170,6 +173,10 @@ impl Php {
             lines,
             readers,
         } = spawn(&script, &opts);
+        let lines = match &opts.log_file {
+            Some(path) => tail(path.clone()),
+            None => lines,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         let (mut addr, mut tls_addr) = (None, None);
         while Instant::now() < deadline {
@@ -322,6 +329,30 @@ impl Drop for Php {
 
 /// Waits until the output readers saw the pipes close (a process the script started may keep
 /// them open: at most 5 s).
+/// The lines written to a file (which may not exist yet), as they come, until the receiver
+/// is dropped or for start_with's 20 s.
+fn tail(path: PathBuf) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        let deadline = Instant::now() + Duration::from_secs(25);
+        while Instant::now() < deadline {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let complete = text.rfind('\n').map_or(0, |i| i + 1);
+            if complete > seen {
+                for line in text[seen..complete].lines() {
+                    if tx.send(line.to_string()).is_err() {
+                        return;
+                    }
+                }
+                seen = complete;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    rx
+}
+
 fn output_read(readers: &[std::thread::JoinHandle<()>]) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
@@ -355,4 +386,29 @@ pub fn h2_client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// The paths `pid`'s descriptors name inside `dir` (a file renamed within it shows its new name).
+pub fn open_files_in(pid: i32, dir: &Path) -> Vec<PathBuf> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return vec![];
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .collect()
+}
+
+/// Polls `done` every 20 ms; fails the test after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A file's text, empty when it cannot be read.
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
 }
