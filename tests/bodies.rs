@@ -541,3 +541,75 @@ fn clients_that_never_read_hold_no_php_and_are_cut_off() {
         no_leftovers(dir.path(), &php);
     }
 }
+
+/// The spool files of request bodies in `dir`, with their sizes.
+fn body_spools(dir: &Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rr-body-"))
+        .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+        .collect()
+}
+
+/// An urlencoded form over `http.body_buffer_size` was held whole in memory (up to
+/// `max_request_size`) from its first byte until PHP took it, then parsed in memory too: a
+/// hundred clients queued behind busy workers cost a hundred bodies of RAM, where nginx spools
+/// them to disk. It now waits on disk like any large body and is parsed when PHP takes it,
+/// the same way as a small one (`RR\Request::$parsed`, and `$_POST` under `handle()`).
+#[test]
+fn a_large_form_waits_on_disk_and_is_parsed_like_a_small_one() {
+    let a = "x".repeat(3 * MIB as usize);
+    let body = format!("a={a}&b[c][]=1&b[c][]=two+words&d=%41%42&e.f=g");
+    let want_a_md5 = format!("{:x}", md5::compute(&a));
+    let want_rest = json!({"b": {"c": ["1", "two words"]}, "d": "AB", "e_f": "g"});
+    let post = |php: &Php| -> Value {
+        client()
+            .post(php.url("/form"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let small = json!({"http.body_buffer_size": "4KB"});
+    let mut pooled = pool(1);
+    pooled["http.body_buffer_size"] = json!("4KB");
+    for options in [small.clone(), pooled] {
+        let (php, dir) = start(options.clone(), &[]);
+        let marks = tempfile::tempdir().unwrap();
+        let (hold, started) = (marks.path().join("hold"), marks.path().join("started"));
+        std::fs::write(&hold, "").unwrap();
+        let url = php.url(&format!(
+            "/hold?hold={}&started={}",
+            hold.display(),
+            started.display()
+        ));
+        let busy = std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap());
+        common::wait_until("the worker busy", Duration::from_secs(20), || {
+            started.exists()
+        });
+        let form = std::thread::scope(|s| {
+            let form = s.spawn(|| post(&php));
+            // Queued behind the busy worker, the whole form is in a spool file.
+            common::wait_until("the form spooled", Duration::from_secs(20), || {
+                body_spools(dir.path()).contains(&(body.len() as u64))
+            });
+            std::fs::remove_file(&hold).unwrap();
+            form.join().unwrap()
+        });
+        assert_eq!(busy.join().unwrap(), "released");
+        assert_eq!(form["a_len"], a.len(), "{options}");
+        assert_eq!(form["a_md5"], want_a_md5, "{options}");
+        assert_eq!(form["rest"], want_rest, "{options}");
+        assert!(form["file"].is_string(), "{form}");
+        no_leftovers(dir.path(), &php);
+    }
+    // $_POST under handle(), from the spool file as well.
+    let (php, dir) = start(small, &[("RR_TEST_HANDLE", "1")]);
+    let form = post(&php);
+    assert_eq!(form["a_md5"], want_a_md5);
+    assert_eq!(form["rest"], want_rest);
+    no_leftovers(dir.path(), &php);
+}

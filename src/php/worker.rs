@@ -54,7 +54,12 @@ fn next<T>(
     loop {
         let got = with_engine(callable, |engine| {
             Ok(match engine.wait(TICK) {
-                Wait::Request(data) => Some(Some(build(engine, data))),
+                Wait::Request(mut data) => {
+                    if let Err(e) = data.parse_spooled_form() {
+                        tracing::error!("reading a spooled form body: {e}: PHP gets no fields");
+                    }
+                    Some(Some(build(engine, data)))
+                }
                 // A pool master stops with a reason when its workers could not be kept running.
                 Wait::Stop => match engine.failure() {
                     Some(why) => return Err(misuse(format!("rr pool: {why}"))),

@@ -345,6 +345,14 @@ impl Default for FormLimits {
     }
 }
 
+/// Whether a `Content-Type` names an urlencoded form (parameters and case ignored).
+pub fn is_urlencoded(content_type: &str) -> bool {
+    content_type.split(';').next().is_some_and(|t| {
+        t.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
+}
+
 /// Parses a query string or an application/x-www-form-urlencoded body like PHP's `parse_str`:
 /// pairs split on '&' only (`arg_separator.input`), empty pairs skipped, '+' is a space.
 /// The flag is true when input was cut at `max_vars` (PHP warns and ignores the rest).
@@ -419,6 +427,16 @@ pub(super) fn php_json(tree: &Tree<Bytes>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urlencoded_detection_ignores_parameters_and_case() {
+        assert!(is_urlencoded(
+            "application/x-www-form-urlencoded; charset=UTF-8"
+        ));
+        assert!(is_urlencoded("Application/X-WWW-Form-Urlencoded"));
+        assert!(!is_urlencoded("application/json"));
+        assert!(!is_urlencoded("multipart/form-data; boundary=x"));
+    }
 
     fn parse(input: &str) -> String {
         php_json(&parse_urlencoded(input.as_bytes(), &FormLimits::default()).0)

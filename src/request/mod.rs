@@ -31,6 +31,24 @@ pub struct RequestData {
 }
 
 impl RequestData {
+    /// Parses an urlencoded body that was spooled to a file (larger than
+    /// `http.body_buffer_size`) into `form`, as a small one is parsed when it arrives; called when
+    /// PHP takes the request, so that queued forms wait on disk, not in memory. Does nothing for
+    /// any other request.
+    pub fn parse_spooled_form(&mut self) -> std::io::Result<()> {
+        let urlencoded = self
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(form::is_urlencoded);
+        if self.form.is_some() || !urlencoded || self.body.file().is_none() {
+            return Ok(());
+        }
+        let bytes = self.body.load()?;
+        self.form = Some(form::parse_urlencoded(&bytes, &form::FormLimits::default()).0);
+        Ok(())
+    }
+
     /// A request with no headers or body, for tests: `target` is a path with an optional query.
     #[cfg(test)]
     pub fn for_test(method: http::Method, target: &str) -> RequestData {
@@ -49,5 +67,54 @@ impl RequestData {
             form: None,
             uploads: form::Tree::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spooled(content_type: &str, body: &[u8]) -> (RequestData, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rr-body-test");
+        std::fs::write(&path, body).unwrap();
+        let mut data = RequestData::for_test(http::Method::POST, "/");
+        data.headers
+            .insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
+        data.body = spool::RequestBody::unowned_file(path, body.len() as u64).unwrap();
+        (data, dir)
+    }
+
+    #[test]
+    fn a_spooled_urlencoded_body_is_parsed_as_a_small_one() {
+        let body = b"a=1&b[c][]=x+y&b[c][]=%41";
+        let (mut data, _dir) = spooled("application/x-www-form-urlencoded; charset=UTF-8", body);
+        data.parse_spooled_form().unwrap();
+        let small = form::parse_urlencoded(body, &form::FormLimits::default()).0;
+        assert_eq!(
+            form::php_json(data.form.as_ref().unwrap()),
+            form::php_json(&small)
+        );
+        assert_eq!(form::php_json(&small), r#"{"a":"1","b":{"c":["x y","A"]}}"#);
+    }
+
+    #[test]
+    fn other_bodies_and_parsed_forms_are_left_alone() {
+        let (mut json, _dir) = spooled("application/json", b"a=1");
+        json.parse_spooled_form().unwrap();
+        assert!(json.form.is_none());
+        let (mut parsed, _dir2) = spooled("application/x-www-form-urlencoded", b"a=1");
+        parsed.form = Some(form::Tree::new());
+        parsed.parse_spooled_form().unwrap();
+        assert_eq!(form::php_json(parsed.form.as_ref().unwrap()), "[]");
+        // In memory: parsed on arrival, nothing to do here.
+        let mut memory = RequestData::for_test(http::Method::POST, "/");
+        memory.headers.insert(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        memory.body = spool::RequestBody::Memory(Bytes::from_static(b"a=1"));
+        memory.parse_spooled_form().unwrap();
+        assert!(memory.form.is_none());
     }
 }

@@ -401,9 +401,10 @@ fn frames(
     })
 }
 
-/// Reads the body in tokio: multipart parts are streamed to temp files, urlencoded forms are
-/// read whole and parsed (PHP holds them whole as `$_POST` anyway), anything else is kept in
-/// memory up to `http.body_buffer_size` and spooled to a temp file past it. A multipart body
+/// Reads the body in tokio: multipart parts are streamed to temp files; anything else is kept
+/// in memory up to `http.body_buffer_size` and spooled to a temp file past it. An urlencoded
+/// form kept in memory is parsed here; one spooled is parsed from its file when PHP takes the
+/// request (`RequestData::parse_spooled_form`), so a queued form costs disk, not memory. A multipart body
 /// sent with another method than POST is kept raw as well (php-fpm hands it to `php://input`
 /// and fills no `$_FILES`) and parsed from there for `RR\Request` (RoadRunner parses it).
 async fn read_body(
@@ -424,13 +425,10 @@ async fn read_body(
         let (fields, uploads) = parse_multipart(ctx, frames, boundary).await?;
         return Ok((RequestBody::default(), Some(fields), uploads));
     }
-    let urlencoded = is_urlencoded(content_type);
+    let urlencoded = form::is_urlencoded(content_type);
     let limits = SpoolLimits {
         max_body: limit,
-        in_memory: match urlencoded {
-            true => usize::try_from(limit).unwrap_or(usize::MAX),
-            false => http.body_buffer_size,
-        },
+        in_memory: http.body_buffer_size,
         dir: http.uploads.dir.clone(),
     };
     let body = spool(frames, &limits).await.map_err(|e| match e {
@@ -517,13 +515,6 @@ fn client_error(e: Option<&(dyn std::error::Error + Send + Sync + 'static)>) -> 
     }
 }
 
-fn is_urlencoded(content_type: &str) -> bool {
-    content_type.split(';').next().is_some_and(|t| {
-        t.trim()
-            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    })
-}
-
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
@@ -540,19 +531,5 @@ pub(super) fn protocol(version: Version) -> &'static str {
         Version::HTTP_3 => "HTTP/3.0",
         Version::HTTP_09 => "HTTP/0.9",
         _ => "HTTP/1.1",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urlencoded_detection_ignores_parameters_and_case() {
-        assert!(is_urlencoded(
-            "application/x-www-form-urlencoded; charset=UTF-8"
-        ));
-        assert!(is_urlencoded("Application/X-WWW-Form-Urlencoded"));
-        assert!(!is_urlencoded("application/json"));
     }
 }
