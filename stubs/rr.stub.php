@@ -141,8 +141,8 @@ final class Worker
 
     /**
      * Waits for the next request. Returns null when the server is shutting down (SIGTERM,
-     * SIGINT, stop()): end the loop. PHP signal handlers (pcntl with async signals) run while
-     * it waits.
+     * SIGINT, SIGQUIT, stop()): end the loop. PHP signal handlers (pcntl with async signals)
+     * run while it waits; so does rr's reopening of its log file after SIGUSR1.
      */
     public function waitRequest(): ?Request {}
 
