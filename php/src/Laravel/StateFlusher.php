@@ -4,14 +4,18 @@ declare(strict_types=1);
 
 namespace RR\Laravel;
 
+use Illuminate\Cache\ArrayStore;
+use Illuminate\Cache\CacheManager;
 use Illuminate\Foundation\Application;
+use Illuminate\Routing\Router;
 use Illuminate\Support\Str;
 
 /**
  * Empties what services built at boot (and so shared by every sandbox) collected during a
  * request: session drivers and their data, authenticated users, queued cookies, the
- * translator's locale, the database query logs, scoped instances, the log context and Str's
- * caches. What Laravel Octane flushes between requests, for the services Laravel itself ships.
+ * translator's locale, the database query logs, scoped instances, the log context, Str's
+ * caches, `array` cache stores, and the router's current route with the controller it built.
+ * What Laravel Octane flushes between requests, for the services Laravel itself ships.
  */
 final class StateFlusher
 {
@@ -44,7 +48,41 @@ final class StateFlusher
                 $logger->withoutContext();
             }
         }
+        if ($app->resolved('cache')) {
+            $this->flushArrayStores($app->make('cache'));
+        }
+        if ($app->resolved('router')) {
+            $this->forgetCurrentRoute($app->make('router'));
+        }
         $app->forgetInstance('request');
         Str::flushCache();
+    }
+
+    /**
+     * An `array` store lives as long as a php-fpm request: built at boot (the rate limiter
+     * builds the default store), it would hand one request's values to the next.
+     */
+    private function flushArrayStores(CacheManager $cache): void
+    {
+        $stores = (fn (): array => $this->stores)->call($cache);
+        foreach ($stores as $store) {
+            if ($store->getStore() instanceof ArrayStore) {
+                $store->getStore()->flush();
+            }
+        }
+    }
+
+    /**
+     * The router and its routes are built at boot. A route keeps the controller it built (with
+     * the request its constructor was given) and the router its current route (what an error
+     * page for an unmatched path finds in Route::current()): both were this request's.
+     */
+    private function forgetCurrentRoute(Router $router): void
+    {
+        $router->current()?->flushController();
+        (function (): void {
+            $this->current = null;
+            $this->currentRequest = null;
+        })->call($router);
     }
 }

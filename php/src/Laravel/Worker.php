@@ -38,8 +38,11 @@ final class Worker
     /** @return int the exit status: 0 once the server shuts down */
     public function run(HttpWorkerInterface|\RR\Worker $worker): int
     {
-        $this->app->make(HttpKernel::class)->bootstrap();
         $requests = new RequestFactory($_SERVER, UploadedFile::class);
+        // Providers that build the URL generator at boot (URL::forceScheme(), route()) need a
+        // request bound, as php-fpm's Kernel::handle() binds one before bootstrapping.
+        $this->app->instance('request', Request::create('/', 'GET', [], [], [], $_SERVER));
+        $this->app->make(HttpKernel::class)->bootstrap();
         $sender = new ResponseSender($worker);
         while ($rrRequest = $worker->waitRequest()) {
             $sandbox = $this->sandboxes->open();
