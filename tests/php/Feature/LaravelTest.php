@@ -78,6 +78,14 @@ class LaravelTest extends FrameworkAppTestCase
         self::assertCount(1, $pids, 'one worker served every request');
     }
 
+    public function testAMiddlewareSeesOnlyItsOwnRequest(): void
+    {
+        foreach (['alice', 'bob', 'carol'] as $name) {
+            $response = self::$server->request('GET', "/hello/x?user=$name");
+            self::assertSame([$name], $response['headers']['x-users-seen'] ?? [], "$name's request");
+        }
+    }
+
     public function testAnArrayCacheBuiltAtBootStartsEmptyInEveryRequest(): void
     {
         foreach (['alice', 'bob', 'carol'] as $name) {
