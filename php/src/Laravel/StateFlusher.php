@@ -9,16 +9,27 @@ use Illuminate\Cache\CacheManager;
 use Illuminate\Foundation\Application;
 use Illuminate\Routing\Router;
 use Illuminate\Support\Str;
+use Illuminate\View\Factory as ViewFactory;
 
 /**
  * Empties what services built at boot (and so shared by every sandbox) collected during a
  * request: session drivers and their data, authenticated users, queued cookies, the
  * translator's locale, the database query logs, scoped instances, the log context, Str's
- * caches, `array` cache stores, and the router's current route with the controller it built.
+ * caches, `array` cache stores, the router's current route with the controller it built, and
+ * the data shared with every view (`View::share()`) back to what the providers shared at boot.
  * What Laravel Octane flushes between requests, for the services Laravel itself ships.
  */
 final class StateFlusher
 {
+    /** @var array<string, mixed>|null what the view factory shared once the app was booted */
+    private readonly ?array $bootShared;
+
+    /** @param Application $booted the application, bootstrapped, before its first request */
+    public function __construct(Application $booted)
+    {
+        $this->bootShared = $booted->resolved('view') ? $booted->make('view')->getShared() : null;
+    }
+
     public function flush(Application $app): void
     {
         $app->forgetScopedInstances();
@@ -53,6 +64,16 @@ final class StateFlusher
         }
         if ($app->resolved('router')) {
             $this->forgetCurrentRoute($app->make('router'));
+        }
+        if ($this->bootShared !== null && $app->resolved('view')) {
+            // A middleware's View::share('user', ...) is the request's, as under php-fpm.
+            $view = $app->make('view');
+            if ($view instanceof ViewFactory) {
+                $shared = $this->bootShared;
+                (function () use ($shared): void {
+                    $this->shared = $shared;
+                })->call($view);
+            }
         }
         $app->forgetInstance('request');
         Str::flushCache();

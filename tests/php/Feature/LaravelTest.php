@@ -86,6 +86,15 @@ class LaravelTest extends FrameworkAppTestCase
         }
     }
 
+    public function testDataAViewSharedDuringARequestIsNotSharedWithTheNext(): void
+    {
+        foreach (['/share?user=alice', '/share', '/share?user=bob', '/share'] as $path) {
+            $answer = $this->json(self::$server->request('GET', $path));
+            // What the providers shared at boot stays.
+            self::assertSame(['before' => null, 'app' => 'rr-test'], $answer, $path);
+        }
+    }
+
     public function testAnArrayCacheBuiltAtBootStartsEmptyInEveryRequest(): void
     {
         foreach (['alice', 'bob', 'carol'] as $name) {
