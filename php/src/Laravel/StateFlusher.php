@@ -8,6 +8,7 @@ use Illuminate\Cache\ArrayStore;
 use Illuminate\Cache\CacheManager;
 use Illuminate\Foundation\Application;
 use Illuminate\Routing\Router;
+use Illuminate\Routing\UrlGenerator;
 use Illuminate\Support\Str;
 use Illuminate\View\Factory as ViewFactory;
 
@@ -16,18 +17,46 @@ use Illuminate\View\Factory as ViewFactory;
  * request: session drivers and their data, authenticated users, queued cookies, the
  * translator's locale, the database query logs, scoped instances, the log context, Str's
  * caches, `array` cache stores, the router's current route with the controller it built, and
- * the data shared with every view (`View::share()`) back to what the providers shared at boot.
- * What Laravel Octane flushes between requests, for the services Laravel itself ships.
+ * the data shared with every view (`View::share()`) and the URL generator's defaults, forced
+ * root and scheme back to what the providers set at boot. What Laravel Octane flushes between
+ * requests, for the services Laravel itself ships.
  */
 final class StateFlusher
 {
     /** @var array<string, mixed>|null what the view factory shared once the app was booted */
     private readonly ?array $bootShared;
 
+    /** @var \Closure(UrlGenerator): void|null puts the URL generator's boot settings back */
+    private readonly ?\Closure $bootUrl;
+
     /** @param Application $booted the application, bootstrapped, before its first request */
     public function __construct(Application $booted)
     {
         $this->bootShared = $booted->resolved('view') ? $booted->make('view')->getShared() : null;
+        $url = $booted->resolved('url') ? $booted->make('url') : null;
+        $this->bootUrl = $url instanceof UrlGenerator ? self::urlSettings($url) : null;
+    }
+
+    /**
+     * What a localization middleware (`URL::defaults()`) or a tenant (`URL::forceRootUrl()`)
+     * sets on the URL generator built at boot is its request's: the next request's links
+     * pointed at the previous tenant.
+     *
+     * @return \Closure(UrlGenerator): void
+     */
+    private static function urlSettings(UrlGenerator $url): \Closure
+    {
+        [$defaults, $root, $scheme] = (fn (): array => [$this->getDefaultParameters(), $this->forcedRoot, $this->forceScheme])->call($url);
+
+        return static function (UrlGenerator $url) use ($defaults, $root, $scheme): void {
+            (function () use ($defaults, $root, $scheme): void {
+                $this->routeUrl()->defaultParameters = $defaults;
+                $this->forcedRoot = $root;
+                $this->forceScheme = $scheme;
+                $this->cachedRoot = null;
+                $this->cachedScheme = null;
+            })->call($url);
+        };
     }
 
     public function flush(Application $app): void
@@ -64,6 +93,9 @@ final class StateFlusher
         }
         if ($app->resolved('router')) {
             $this->forgetCurrentRoute($app->make('router'));
+        }
+        if ($this->bootUrl !== null && $app->resolved('url') && ($url = $app->make('url')) instanceof UrlGenerator) {
+            ($this->bootUrl)($url);
         }
         if ($this->bootShared !== null && $app->resolved('view')) {
             // A middleware's View::share('user', ...) is the request's, as under php-fpm.

@@ -95,6 +95,16 @@ class LaravelTest extends FrameworkAppTestCase
         }
     }
 
+    public function testUrlDefaultsAndARootUrlForcedByARequestStayInIt(): void
+    {
+        $alice = $this->json(self::$server->request('GET', '/de/url-defaults?set=alice'));
+        $next = $this->json(self::$server->request('GET', '/en/url-defaults', ['Host: bob.example']));
+
+        self::assertSame(['before' => [], 'url' => 'http://alice.example/x'], $alice);
+        // The scheme the provider forced at boot stays; alice's root and defaults do not.
+        self::assertSame(['before' => [], 'url' => 'http://bob.example/x'], $next);
+    }
+
     public function testAnArrayCacheBuiltAtBootStartsEmptyInEveryRequest(): void
     {
         foreach (['alice', 'bob', 'carol'] as $name) {
