@@ -29,9 +29,12 @@ final class StateFlusher
     /** @var \Closure(UrlGenerator): void|null puts the URL generator's boot settings back */
     private readonly ?\Closure $bootUrl;
 
+    private readonly string $bootLocale;
+
     /** @param Application $booted the application, bootstrapped, before its first request */
     public function __construct(Application $booted)
     {
+        $this->bootLocale = (string) $booted->make('config')->get('app.locale', 'en');
         $this->bootShared = $booted->resolved('view') ? $booted->make('view')->getShared() : null;
         $url = $booted->resolved('url') ? $booted->make('url') : null;
         $this->bootUrl = $url instanceof UrlGenerator ? self::urlSettings($url) : null;
@@ -74,8 +77,9 @@ final class StateFlusher
         if ($app->resolved('cookie')) {
             $app->make('cookie')->flushQueuedCookies();
         }
-        if ($app->resolved('translator') && $app->resolved('config')) {
-            $app->make('translator')->setLocale((string) $app->make('config')->get('app.locale', 'en'));
+        if ($app->resolved('translator')) {
+            // The boot locale: App::setLocale() also wrote the request's into its config.
+            $app->make('translator')->setLocale($this->bootLocale);
         }
         if ($app->resolved('db')) {
             foreach ($app->make('db')->getConnections() as $connection) {

@@ -105,6 +105,14 @@ class LaravelTest extends FrameworkAppTestCase
         self::assertSame(['before' => [], 'url' => 'http://bob.example/x'], $next);
     }
 
+    public function testALocaleSetByARequestStaysInIt(): void
+    {
+        foreach (['/locale?set=de', '/locale', '/locale?set=fr', '/locale'] as $path) {
+            $answer = $this->json(self::$server->request('GET', $path));
+            self::assertSame(['before' => ['app' => 'en', 'translator' => 'en']], $answer, $path);
+        }
+    }
+
     public function testAnArrayCacheBuiltAtBootStartsEmptyInEveryRequest(): void
     {
         foreach (['alice', 'bob', 'carol'] as $name) {
