@@ -6,6 +6,8 @@ namespace RR\Laravel;
 
 use Illuminate\Cache\ArrayStore;
 use Illuminate\Cache\CacheManager;
+use Illuminate\Database\Connection;
+use Illuminate\Database\ConnectionInterface;
 use Illuminate\Foundation\Application;
 use Illuminate\Routing\Router;
 use Illuminate\Routing\UrlGenerator;
@@ -14,12 +16,12 @@ use Illuminate\View\Factory as ViewFactory;
 
 /**
  * Empties what services built at boot (and so shared by every sandbox) collected during a
- * request: session drivers and their data, authenticated users, queued cookies, the
- * translator's locale, the database query logs, scoped instances, the log context, Str's
- * caches, `array` cache stores, the router's current route with the controller it built, and
- * the data shared with every view (`View::share()`) and the URL generator's defaults, forced
- * root and scheme back to what the providers set at boot. What Laravel Octane flushes between
- * requests, for the services Laravel itself ships.
+ * request: session drivers and their data, authenticated users, queued cookies, the database
+ * query logs and transactions left open, scoped instances, the log context, Str's caches,
+ * `array` cache stores, the router's current route with the controller it built; and puts the
+ * translator's locale, the data shared with every view (`View::share()`) and the URL
+ * generator's defaults, forced root and scheme back to what the app had at boot. What Laravel
+ * Octane flushes between requests for the services Laravel itself ships, and more.
  */
 final class StateFlusher
 {
@@ -84,6 +86,7 @@ final class StateFlusher
         if ($app->resolved('db')) {
             foreach ($app->make('db')->getConnections() as $connection) {
                 $connection->flushQueryLog();
+                $this->rollBackLeftTransaction($connection);
             }
         }
         if ($app->resolved('log')) {
@@ -113,6 +116,25 @@ final class StateFlusher
         }
         $app->forgetInstance('request');
         Str::flushCache();
+    }
+
+    /**
+     * A transaction the request began and never ended (it failed between beginTransaction()
+     * and commit()) is rolled back, as php-fpm's closed connection does: kept, the next
+     * request ran inside it and saw the previous one's uncommitted rows.
+     */
+    private function rollBackLeftTransaction(ConnectionInterface $connection): void
+    {
+        if ($connection->transactionLevel() === 0) {
+            return;
+        }
+        try {
+            $connection->rollBack(0);
+        } catch (\Throwable) {
+            if ($connection instanceof Connection) {
+                $connection->disconnect();
+            }
+        }
     }
 
     /**

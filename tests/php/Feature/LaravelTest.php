@@ -113,6 +113,16 @@ class LaravelTest extends FrameworkAppTestCase
         }
     }
 
+    public function testATransactionARequestLeftOpenIsRolledBack(): void
+    {
+        $failed = self::$server->request('GET', '/notes?add=alice');
+        $next = $this->json(self::$server->request('GET', '/notes'));
+
+        self::assertSame(500, $failed['status']);
+        // php-fpm closes the connection at the request's end: alice's row was never committed.
+        self::assertSame(['visible' => [], 'level' => 0], $next);
+    }
+
     public function testAnArrayCacheBuiltAtBootStartsEmptyInEveryRequest(): void
     {
         foreach (['alice', 'bob', 'carol'] as $name) {
