@@ -91,4 +91,12 @@ class SymfonyTest extends FrameworkAppTestCase
             self::assertArrayNotHasKey('set-cookie', $without['headers'], $kind);
         }
     }
+
+    public function testALocaleFromARouteStaysInItsRequest(): void
+    {
+        foreach (['/de/locale' => 'de', '/locale' => 'en', '/fr/locale' => 'fr', '/locale ' => 'en'] as $path => $locale) {
+            $answer = json_decode(self::$server->request('GET', trim($path))['body'], true, 512, \JSON_THROW_ON_ERROR);
+            self::assertSame(['request' => $locale, 'intl' => $locale], $answer, $path);
+        }
+    }
 }
