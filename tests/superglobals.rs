@@ -475,14 +475,17 @@ fn leak_detector_is_off_by_default() {
 
 /// What a request changes in the process through PHP functions is put back after it, as php-fpm's
 /// request end does: the error and exception handlers it set (a closure holding its user would
-/// write into the next user's answer), the timezone, the locale and the umask. The worker's own
-/// error handler, set before its first request, stays.
+/// write into the next user's answer), the timezone, the locale, intl's default locale and the
+/// umask. The worker's own error handler, set before its first request, stays.
 #[test]
 fn handlers_timezone_locale_and_umask_a_request_set_are_put_back() {
     let php = Php::start_with(
         "request_settings.php",
         Options {
-            ini: vec![("rr.address", "127.0.0.1:0".into())],
+            ini: vec![
+                ("rr.address", "127.0.0.1:0".into()),
+                ("extension", "intl".into()),
+            ],
             ..Options::default()
         },
     );

@@ -1,6 +1,6 @@
 //! What a request changes in the process through PHP functions and php-fpm's request end puts
-//! back: the error and exception handlers it set, the default timezone, the locale and the
-//! umask. Kept, the next request (another user's) would run under them: an error handler
+//! back: the error and exception handlers it set, the default timezone, the locale (the C
+//! library's and intl's default) and the umask. Kept, the next request (another user's) would run under them: an error handler
 //! closure holding the previous request's user writes into this one's answer.
 use super::ffi::eg;
 use ext_php_rs::convert::IntoZvalDyn;
@@ -17,6 +17,8 @@ pub struct Settings {
     /// The C library's name for the whole locale (`LC_CTYPE=C.UTF-8;LC_NUMERIC=C;...`).
     locale: Option<CString>,
     umask: libc::mode_t,
+    /// intl's default locale (`Locale::setDefault()`), None without intl.
+    intl_locale: Option<String>,
 }
 
 /// How deep the handler stacks were when the request began: `set_error_handler()` and
@@ -35,6 +37,10 @@ fn call(function: &str, args: Vec<&dyn IntoZvalDyn>) -> Option<Zval> {
 
 fn timezone() -> Option<String> {
     call("date_default_timezone_get", vec![])?.string()
+}
+
+fn intl_locale() -> Option<String> {
+    call("locale_get_default", vec![])?.string()
 }
 
 /// The C library's current locale, read without changing it.
@@ -62,11 +68,12 @@ impl Settings {
             timezone: timezone(),
             locale: locale(),
             umask: umask(),
+            intl_locale: intl_locale(),
         }
     }
 
     /// Puts back what the request changed; nothing is called when nothing changed but the
-    /// timezone lookup.
+    /// timezone and intl locale lookups.
     pub fn restore(&self) {
         if let Some(boot) = &self.timezone {
             if timezone().as_ref() != Some(boot) {
@@ -78,6 +85,11 @@ impl Settings {
                 // Through PHP's setlocale(), which keeps its own idea of LC_CTYPE in step.
                 let name = boot.to_string_lossy().into_owned();
                 call("setlocale", vec![&LC_ALL, &name]);
+            }
+        }
+        if let Some(boot) = &self.intl_locale {
+            if intl_locale().as_ref() != Some(boot) {
+                call("locale_set_default", vec![boot]);
             }
         }
         if umask() != self.umask {
