@@ -479,33 +479,37 @@ fn leak_detector_is_off_by_default() {
 /// umask. The worker's own error handler, set before its first request, stays.
 #[test]
 fn handlers_timezone_locale_and_umask_a_request_set_are_put_back() {
-    let php = Php::start_with(
-        "request_settings.php",
-        Options {
-            ini: vec![
-                ("rr.address", "127.0.0.1:0".into()),
-                ("extension", "intl".into()),
-            ],
-            ..Options::default()
-        },
-    );
-    let get = |path: &str| -> String {
-        let resp = client().get(php.url(path)).send().unwrap();
-        assert_eq!(resp.status(), 200, "{path}");
-        resp.text().unwrap()
-    };
-    let before: Value = serde_json::from_str(&get("/probe")).unwrap();
-    assert_eq!(
-        before["warning"], "[worker's handler: probe]",
-        "the worker's own handler"
-    );
-    assert_eq!(before["exceptionHandler"], false);
-    for user in ["alice", "bob"] {
-        assert_eq!(
-            get(&format!("/change?u={user}")),
-            format!("changed by {user}")
+    // One process, then a pool of one worker: the same process serves every request.
+    for options in ["{}", r#"{"http.pool.num_workers": 1}"#] {
+        let php = Php::start_with(
+            "request_settings.php",
+            Options {
+                ini: vec![
+                    ("rr.address", "127.0.0.1:0".into()),
+                    ("extension", "intl".into()),
+                ],
+                env: vec![("RR_TEST_OPTIONS", options.into())],
+                ..Options::default()
+            },
         );
-        let after: Value = serde_json::from_str(&get("/probe")).unwrap();
-        assert_eq!(after, before, "after {user}'s request");
+        let get = |path: &str| -> String {
+            let resp = client().get(php.url(path)).send().unwrap();
+            assert_eq!(resp.status(), 200, "{path} ({options})");
+            resp.text().unwrap()
+        };
+        let before: Value = serde_json::from_str(&get("/probe")).unwrap();
+        assert_eq!(
+            before["warning"], "[worker's handler: probe]",
+            "the worker's own handler ({options})"
+        );
+        assert_eq!(before["exceptionHandler"], false);
+        for user in ["alice", "bob"] {
+            assert_eq!(
+                get(&format!("/change?u={user}")),
+                format!("changed by {user}")
+            );
+            let after: Value = serde_json::from_str(&get("/probe")).unwrap();
+            assert_eq!(after, before, "after {user}'s request ({options})");
+        }
     }
 }
