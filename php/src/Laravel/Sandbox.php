@@ -8,14 +8,16 @@ use Illuminate\Container\Container;
 use Illuminate\Contracts\Foundation\Application as ApplicationContract;
 use Illuminate\Contracts\Http\Kernel as HttpKernel;
 use Illuminate\Foundation\Application;
+use Illuminate\Pagination\PaginationServiceProvider;
+use Illuminate\Pagination\PaginationState;
 use Illuminate\Support\Facades\Facade;
 
 /**
  * The per-request copy of a booted Laravel application. A clone shares every service the
  * booted app already built but has its own container arrays: a singleton first resolved
  * during the request lives in the sandbox only and is gone with it. The services built at boot
- * that hold the application are pointed at the sandbox while it serves, and back after; the
- * configuration repository is cloned for it.
+ * that hold the application (and the paginator's resolvers) are pointed at the sandbox while it
+ * serves, and back after; the configuration repository is cloned for it.
  */
 final class Sandbox
 {
@@ -65,6 +67,11 @@ final class Sandbox
         Container::setInstance($app);
         Facade::clearResolvedInstances();
         Facade::setFacadeApplication($app);
+        if ($app->getProviders(PaginationServiceProvider::class) !== []) {
+            // Its resolvers read the page and path from the application they were given at
+            // boot, whose request is not the one being served.
+            PaginationState::resolveUsing($app);
+        }
         if ($app->resolved(HttpKernel::class)) {
             $kernel = $app->make(HttpKernel::class);
             if (method_exists($kernel, 'setApplication')) {

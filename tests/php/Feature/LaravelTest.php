@@ -123,6 +123,15 @@ class LaravelTest extends FrameworkAppTestCase
         self::assertSame(['visible' => [], 'level' => 0], $next);
     }
 
+    public function testThePaginatorReadsTheRequestBeingServed(): void
+    {
+        $third = $this->json(self::$server->request('GET', '/page?page=3', ['Host: alice.example']));
+        $first = $this->json(self::$server->request('GET', '/page', ['Host: bob.example']));
+
+        self::assertSame(['page' => 3, 'path' => 'http://alice.example/page'], $third);
+        self::assertSame(['page' => 1, 'path' => 'http://bob.example/page'], $first);
+    }
+
     public function testAnArrayCacheBuiltAtBootStartsEmptyInEveryRequest(): void
     {
         foreach (['alice', 'bob', 'carol'] as $name) {
