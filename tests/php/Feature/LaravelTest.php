@@ -132,6 +132,13 @@ class LaravelTest extends FrameworkAppTestCase
         self::assertSame(['page' => 1, 'path' => 'http://bob.example/page'], $first);
     }
 
+    public function testAListenerIsBuiltWithTheRequestBeingServed(): void
+    {
+        foreach (['alice', 'bob'] as $name) {
+            self::assertSame([$name], $this->json(self::$server->request('GET', "/visit?user=$name")), "$name's request");
+        }
+    }
+
     public function testAnArrayCacheBuiltAtBootStartsEmptyInEveryRequest(): void
     {
         foreach (['alice', 'bob', 'carol'] as $name) {
