@@ -5,6 +5,7 @@ declare(strict_types=1);
 namespace RR\Laravel;
 
 use Illuminate\Container\Container;
+use Illuminate\Contracts\Auth\Access\Gate as GateContract;
 use Illuminate\Contracts\Foundation\Application as ApplicationContract;
 use Illuminate\Contracts\Http\Kernel as HttpKernel;
 use Illuminate\Events\Dispatcher;
@@ -26,6 +27,7 @@ final class Sandbox
     /** Services that keep the container they were built with, and the setter to change it. */
     private const HOLDERS = [
         'router' => 'setContainer',
+        GateContract::class => 'setContainer',
         'view' => 'setContainer',
         'validator' => 'setContainer',
         'session' => 'setContainer',

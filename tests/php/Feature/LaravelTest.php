@@ -139,6 +139,15 @@ class LaravelTest extends FrameworkAppTestCase
         }
     }
 
+    public function testAGateAbilityClassIsBuiltWithTheRequestBeingServed(): void
+    {
+        $alice = new Browser(self::$server);
+        $alice->request('GET', '/login?user=alice');
+
+        self::assertTrue($this->json($alice->request('GET', '/named?user=alice')), 'alice named');
+        self::assertFalse($this->json($alice->request('GET', '/named?user=bob')), 'bob named');
+    }
+
     public function testAnArrayCacheBuiltAtBootStartsEmptyInEveryRequest(): void
     {
         foreach (['alice', 'bob', 'carol'] as $name) {
@@ -203,9 +212,9 @@ class LaravelTest extends FrameworkAppTestCase
 
     /**
      * @param array{status: int, headers: array<string, list<string>>, body: string} $response
-     * @return array<string, mixed>
+     * @return mixed the decoded body of a 200 answer
      */
-    private function json(array $response): array
+    private function json(array $response): mixed
     {
         self::assertSame(200, $response['status'], $response['body'] . self::$server->log());
 
