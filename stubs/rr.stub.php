@@ -151,7 +151,9 @@ final class Worker
      * `$_GET`, `$_POST`, `$_COOKIE`, `$_FILES`, `$_REQUEST` and `php://input` as php-fpm would,
      * calls `$app` (no arguments), sends what it echoed with its `header()`s, cookies and
      * status (`flush()` streams), then resets the request state (superglobals, headers,
-     * output buffers, session, shutdown functions, time limit, ignore_user_abort).
+     * output buffers, session, shutdown functions, error and exception handlers, time limit,
+     * ignore_user_abort, timezone, locale, intl's default locale, umask). `ini_set()` values
+     * (but `session.*`), globals, static properties and autoloaders are not reset.
      * `exit()` in `$app` ends the request, not the worker; an uncaught throwable gives a 500
      * and is logged; a fatal error gives a 500 and ends the worker script.
      * See docs/superglobals.md.

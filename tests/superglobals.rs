@@ -472,3 +472,44 @@ fn leak_detector_is_off_by_default() {
     assert_eq!(resp.text().unwrap(), "ok\n");
     assert!(!php.stderr().contains("rr.debug_leaks"), "{}", php.stderr());
 }
+
+/// What a request changes in the process through PHP functions is put back after it, as php-fpm's
+/// request end does: the error and exception handlers it set (a closure holding its user would
+/// write into the next user's answer), the timezone, the locale, intl's default locale and the
+/// umask. The worker's own error handler, set before its first request, stays.
+#[test]
+fn handlers_timezone_locale_and_umask_a_request_set_are_put_back() {
+    // One process, then a pool of one worker: the same process serves every request.
+    for options in ["{}", r#"{"http.pool.num_workers": 1}"#] {
+        let php = Php::start_with(
+            "request_settings.php",
+            Options {
+                ini: vec![
+                    ("rr.address", "127.0.0.1:0".into()),
+                    ("extension", "intl".into()),
+                ],
+                env: vec![("RR_TEST_OPTIONS", options.into())],
+                ..Options::default()
+            },
+        );
+        let get = |path: &str| -> String {
+            let resp = client().get(php.url(path)).send().unwrap();
+            assert_eq!(resp.status(), 200, "{path} ({options})");
+            resp.text().unwrap()
+        };
+        let before: Value = serde_json::from_str(&get("/probe")).unwrap();
+        assert_eq!(
+            before["warning"], "[worker's handler: probe]",
+            "the worker's own handler ({options})"
+        );
+        assert_eq!(before["exceptionHandler"], false);
+        for user in ["alice", "bob"] {
+            assert_eq!(
+                get(&format!("/change?u={user}")),
+                format!("changed by {user}")
+            );
+            let after: Value = serde_json::from_str(&get("/probe")).unwrap();
+            assert_eq!(after, before, "after {user}'s request ({options})");
+        }
+    }
+}

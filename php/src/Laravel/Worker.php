@@ -27,19 +27,20 @@ final class Worker
 {
     private readonly Sandbox $sandboxes;
 
-    private readonly StateFlusher $flusher;
-
     public function __construct(private readonly Application $app)
     {
         $this->sandboxes = new Sandbox($app);
-        $this->flusher = new StateFlusher();
     }
 
     /** @return int the exit status: 0 once the server shuts down */
     public function run(HttpWorkerInterface|\RR\Worker $worker): int
     {
-        $this->app->make(HttpKernel::class)->bootstrap();
         $requests = new RequestFactory($_SERVER, UploadedFile::class);
+        // Providers that build the URL generator at boot (URL::forceScheme(), route()) need a
+        // request bound, as php-fpm's Kernel::handle() binds one before bootstrapping.
+        $this->app->instance('request', Request::create('/', 'GET', [], [], [], $_SERVER));
+        $this->app->make(HttpKernel::class)->bootstrap();
+        $flusher = new StateFlusher($this->app);
         $sender = new ResponseSender($worker);
         while ($rrRequest = $worker->waitRequest()) {
             $sandbox = $this->sandboxes->open();
@@ -52,7 +53,7 @@ final class Worker
             } catch (\Throwable $e) {
                 $this->fail($worker, $e);
             } finally {
-                $this->flusher->flush($sandbox);
+                $flusher->flush($sandbox);
                 $this->sandboxes->close();
             }
         }

@@ -11,6 +11,7 @@ mod ffi;
 mod globals;
 mod leaks;
 mod name;
+mod settings;
 mod state;
 
 use crate::dispatch::Reply;

@@ -1,7 +1,9 @@
 //! Engine state that php-fpm gets fresh for every request and a long-lived worker must set up
 //! and reset by hand: SAPI headers and status, output buffers, shutdown functions, the session
-//! module, the stat cache, the time limit and `ignore_user_abort`.
+//! module, the stat cache, the time limit and `ignore_user_abort`; with [`super::settings`], the
+//! error handlers, timezone, locale and umask.
 use super::ffi::{self, eg, pg, sg, SHUTDOWN_FUNCTIONS};
+use super::settings::{Handlers, Settings};
 use crate::request::form::{Node, Tree};
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
@@ -21,6 +23,8 @@ pub struct Saved {
     exit_status: c_int,
     /// The worker's own shutdown functions, set aside while the request registers its own.
     shutdown_functions: *mut HashTable,
+    /// The worker's error and exception handlers, under those the request sets.
+    handlers: Handlers,
     /// Keeps `SG(request_info).request_method` valid during the request.
     _method: CString,
 }
@@ -32,25 +36,27 @@ pub struct Boot {
     pub implicit_flush: bool,
     pub output_buffering: i64,
     pub session_ini: SessionIni,
+    pub settings: Settings,
 }
 
 impl Boot {
     pub fn read() -> Boot {
         // SAFETY: PHP thread; plain reads of engine globals.
-        let boot = unsafe {
-            Boot {
-                time_limit: (*eg()).timeout_seconds,
-                ignore_user_abort: (*pg()).ignore_user_abort,
-                implicit_flush: (*pg()).implicit_flush,
-                output_buffering: (*pg()).output_buffering,
-                session_ini: SessionIni {
-                    entries: Vec::new(),
-                },
-            }
+        let (time_limit, ignore_user_abort, implicit_flush, output_buffering) = unsafe {
+            (
+                (*eg()).timeout_seconds,
+                (*pg()).ignore_user_abort,
+                (*pg()).implicit_flush,
+                (*pg()).output_buffering,
+            )
         };
         Boot {
+            time_limit,
+            ignore_user_abort,
+            implicit_flush,
+            output_buffering,
             session_ini: SessionIni::read(),
-            ..boot
+            settings: Settings::read(),
         }
     }
 }
@@ -173,6 +179,7 @@ pub fn begin(req: &RequestData, uploads: &[String], boot: &Boot) -> Saved {
             proto_num: (*sg).request_info.proto_num,
             exit_status: (*eg()).exit_status,
             shutdown_functions: SHUTDOWN_FUNCTIONS,
+            handlers: Handlers::mark(),
             _method: method,
         };
         (*headers).http_response_code = 200;
@@ -339,8 +346,13 @@ pub fn after_fatal(saved: &Saved) {
     }
 }
 
-/// After the answer went out: the worker's SAPI state, time limit and abort setting back.
+/// After the answer went out: the worker's SAPI state, time limit, abort setting, timezone,
+/// locale and umask back.
 pub fn restore(saved: Saved, boot: &Boot) {
+    // Last, as at php-fpm's request end: shutdown functions, output handlers and the session
+    // write ran under the request's handlers.
+    saved.handlers.restore();
+    boot.settings.restore();
     // SAFETY: PHP thread; restoring values read in `begin`.
     unsafe {
         let sg = sg();

@@ -21,6 +21,30 @@ abstract class FrameworkAppTestCase extends TestCase
     /** Starts the app with its storage in `$var`. */
     abstract protected static function startApp(string $var): Server;
 
+    /**
+     * The environment the app starts with besides RR_TEST_VAR: none for one process, the
+     * config of a pool of one worker for the pool variants.
+     *
+     * @return array<string, string>
+     */
+    protected static function env(string $var): array
+    {
+        return [];
+    }
+
+    /**
+     * A pool of one worker (`http.pool.num_workers: 1`): the master takes the connections and
+     * the same worker process serves every request.
+     *
+     * @return array<string, string>
+     */
+    protected static function onePoolWorker(string $var): array
+    {
+        file_put_contents("$var/rr.yaml", "http:\n  pool:\n    num_workers: 1\n");
+
+        return ['RR_CONFIG' => "$var/rr.yaml"];
+    }
+
     /** Whether streamed responses leave before the whole body is known (chunked). */
     abstract protected static function streamsChunked(): bool;
 

@@ -17,4 +17,17 @@ final class SlimTest extends FrameworkAppTestCase
         // PSR7Worker sends a body of unknown size in 64 KiB chunks: 500 short lines fit in one.
         return false;
     }
+
+    public function testTheContainersRequestIsTheCurrentOne(): void
+    {
+        foreach (['alice', 'bob', 'carol'] as $name) {
+            $response = self::$server->request('GET', '/container', ["X-User: $name"]);
+            self::assertSame(200, $response['status'], $response['body']);
+            self::assertSame(
+                ['own' => $name, 'request' => $name, 'environment' => $name],
+                json_decode($response['body'], true, 512, \JSON_THROW_ON_ERROR),
+                "$name's request",
+            );
+        }
+    }
 }

@@ -4,12 +4,15 @@ declare(strict_types=1);
 
 namespace RR\Tests\Feature;
 
-/** A Symfony 5.4 app (FrameworkBundle) on RR\Symfony\Runtime, selected with APP_RUNTIME. */
-final class SymfonyTest extends FrameworkAppTestCase
+/**
+ * A Symfony 5.4 app (FrameworkBundle, SecurityBundle with a stateful HTTP basic firewall) on
+ * RR\Symfony\Runtime, selected with APP_RUNTIME.
+ */
+class SymfonyTest extends FrameworkAppTestCase
 {
     protected static function startApp(string $var): Server
     {
-        return Server::start(\dirname(__DIR__) . '/fixtures/symfony/public/index.php', [
+        return Server::start(\dirname(__DIR__) . '/fixtures/symfony/public/index.php', static::env($var) + [
             'RR_TEST_VAR' => $var,
             'APP_ENV' => 'prod',
             'APP_DEBUG' => '0',
@@ -49,5 +52,51 @@ final class SymfonyTest extends FrameworkAppTestCase
 
         self::assertContains('/hello/terminate-me', $terminated);
         self::assertNotContains('/terminated', $terminated, 'terminate runs after the answer is built');
+    }
+
+    public function testTwoLoggedInUsersAndAnAnonymousClientInterleaveOnOneWorker(): void
+    {
+        $users = ['alice' => new Browser(self::$server), 'bob' => new Browser(self::$server)];
+        foreach ($users as $name => $browser) {
+            $login = $browser->request('GET', '/private/me', ['Authorization: Basic ' . base64_encode("$name:$name-pw")]);
+            self::assertSame(200, $login['status'], $login['body'] . self::$server->log());
+        }
+        $pids = [];
+        for ($round = 1; $round <= 10; $round++) {
+            foreach (['alice', 'bob'] as $name) {
+                // The token comes from the session now: no credentials are sent.
+                $answer = $users[$name]->request('GET', '/private/me');
+                self::assertSame(200, $answer['status'], "$name, round $round: " . $answer['body']);
+                $me = json_decode($answer['body'], true, 512, \JSON_THROW_ON_ERROR);
+                self::assertSame([$name, true, 1], [$me['user'], $me['mainRequest'], $me['stackDepth']], "$name, round $round");
+                $pids[$me['pid']] = true;
+
+                $stranger = self::$server->request('GET', '/me');
+                $anonymous = json_decode($stranger['body'], true, 512, \JSON_THROW_ON_ERROR);
+                self::assertSame([null, 1, null], [$anonymous['user'], $anonymous['stackDepth'], $anonymous['session']], "a client without a session after $name, round $round");
+                self::assertSame(401, self::$server->request('GET', '/private/me')['status'], "after $name, round $round");
+                $pids[$anonymous['pid']] = true;
+            }
+        }
+        self::assertCount(1, $pids, 'one worker served every request');
+    }
+
+    public function testACookieSetOnAResponseGoesOnlyWithThatResponse(): void
+    {
+        foreach (['plain', 'stream', 'file'] as $kind) {
+            $with = self::$server->request('GET', "/cookie?kind=$kind&set=alice");
+            $without = self::$server->request('GET', "/cookie?kind=$kind");
+
+            self::assertSame(['pref=alice; path=/; httponly; samesite=lax'], $with['headers']['set-cookie'] ?? [], $kind);
+            self::assertArrayNotHasKey('set-cookie', $without['headers'], $kind);
+        }
+    }
+
+    public function testALocaleFromARouteStaysInItsRequest(): void
+    {
+        foreach (['/de/locale' => 'de', '/locale' => 'en', '/fr/locale' => 'fr', '/locale ' => 'en'] as $path => $locale) {
+            $answer = json_decode(self::$server->request('GET', trim($path))['body'], true, 512, \JSON_THROW_ON_ERROR);
+            self::assertSame(['request' => $locale, 'intl' => $locale], $answer, $path);
+        }
     }
 }
