@@ -24,3 +24,52 @@ fn more_header_lines_than_an_answer_holds_are_a_500_and_the_server_goes_on() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().unwrap(), "ok");
 }
+
+/// Two requests on one connection, the second closing it: both answers as the wire had them.
+fn then_ok(php: &Php, path: &str) -> String {
+    let answers = php.raw(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(answers.ends_with("\r\n\r\nok"), "{answers:.300}");
+    answers
+}
+
+#[test]
+fn a_head_too_large_for_clients_to_read_is_a_500_and_the_connection_goes_on() {
+    let php = Php::start("answers.php");
+    // One field of 64 KiB at most (nghttp2 ends the whole HTTP/2 connection past it), 256 KiB
+    // of headers at most (browsers refuse more).
+    for (path, sent) in [
+        ("/headers?n=1&len=65000", true),
+        ("/headers?n=1&len=70000", false),
+        ("/headers?n=3000&len=60", true),
+        ("/headers?n=5000&len=60", false),
+    ] {
+        let answers = then_ok(&php, path);
+        let first = answers.split("\r\n").next().unwrap();
+        match sent {
+            true => assert_eq!(first, "HTTP/1.1 200 OK", "{path}"),
+            false => {
+                assert_eq!(first, "HTTP/1.1 500 Internal Server Error", "{path}");
+                assert!(answers.contains(r#""code":"bad_response""#), "{path}");
+                assert!(!answers.contains("x-h0:"), "{path}: a header went out");
+            }
+        }
+    }
+    let log = php.stderr();
+    assert!(
+        log.contains("header x-h0 takes 70004 bytes, more than the 65536 rr sends"),
+        "{log}"
+    );
+    assert!(log.contains("more than the 262144 rr sends"), "{log}");
+    let h2 = common::h2_client()
+        .get(php.url("/headers?n=1&len=70000"))
+        .send()
+        .unwrap();
+    assert_eq!(h2.version(), reqwest::Version::HTTP_2);
+    assert_eq!(h2.status(), 500);
+    assert_eq!(json(h2)["code"], "bad_response");
+}

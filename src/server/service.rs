@@ -191,6 +191,14 @@ async fn into_response(
     method: &Method,
     head: &RequestHead,
 ) -> Result<Response<Body>, HttpError> {
+    let php_headers = match &reply {
+        Reply::Full { headers, .. } | Reply::Stream { headers, .. } => Some(headers),
+        Reply::File(file) => Some(&file.headers),
+        _ => None,
+    };
+    if let Some(headers) = php_headers {
+        framing::head_size(headers).map_err(bad_response)?;
+    }
     let reply = match &ctx.config.http.sendfile {
         Some(sendfile) => match named_file(sendfile, reply, method, head).await? {
             ControlFlow::Break(file) => return Ok(file),
