@@ -73,3 +73,24 @@ fn a_head_too_large_for_clients_to_read_is_a_500_and_the_connection_goes_on() {
     assert_eq!(h2.status(), 500);
     assert_eq!(json(h2)["code"], "bad_response");
 }
+
+#[test]
+fn a_file_answer_drops_phps_hop_by_hop_headers_like_any_other() {
+    let php = Php::start("stream.php");
+    let answer = php.raw(b"GET /file-hop HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    assert!(head.contains("\r\nx-from: php"), "{head}");
+    for hop in [
+        "keep-alive:",
+        "upgrade:",
+        "x-private:",
+        "connection: keep-alive",
+    ] {
+        assert!(!head.contains(hop), "{hop} went out: {head}");
+    }
+}
