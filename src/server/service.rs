@@ -194,6 +194,7 @@ async fn into_response(
     let php_headers = match &mut reply {
         Reply::Full { headers, .. } | Reply::Stream { headers, .. } => Some(headers),
         Reply::File(file) => Some(&mut file.headers),
+        Reply::Velox(order) => Some(&mut order.headers),
         _ => None,
     };
     if let Some(headers) = php_headers {
