@@ -94,3 +94,18 @@ fn a_file_answer_drops_phps_hop_by_hop_headers_like_any_other() {
         assert!(!head.contains(hop), "{hop} went out: {head}");
     }
 }
+
+#[test]
+fn whitespace_around_a_respond_header_value_is_dropped_as_header_drops_it() {
+    let php = Php::start("answers_respond.php");
+    let answer = php.raw(b"GET /padded HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert!(answer.contains("\r\nx-padded: value\r\n"), "{answer}");
+    assert!(
+        answer.contains("\r\nx-inner: a b\r\nx-inner: c\td\r\n"),
+        "{answer}"
+    );
+    // Over HTTP/2 such a value is malformed (RFC 9113 8.2.1): nghttp2 clients reset the stream.
+    let h2 = common::h2_client().get(php.url("/padded")).send().unwrap();
+    assert_eq!(h2.version(), reqwest::Version::HTTP_2);
+    assert_eq!(h2.headers()["x-padded"], "value");
+}

@@ -108,7 +108,9 @@ pub fn header_map(ht: &ZendHashTable) -> Result<HeaderMap, String> {
                 ))
                 }
             };
-            let value = HeaderValue::from_bytes(&bytes).map_err(|_| {
+            // Whitespace around a value is not part of it (RFC 9110 5.5): header() drops it, and
+            // an HTTP/2 client (nghttp2) resets a stream whose value has it.
+            let value = HeaderValue::from_bytes(bytes.trim_ascii()).map_err(|_| {
                 format!(
                     "invalid value {:?} for header {name_text:?}",
                     String::from_utf8_lossy(&bytes)
