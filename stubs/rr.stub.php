@@ -166,13 +166,16 @@ final class Worker
     /**
      * Answers the current request. With `$endOfStream` false the status and headers go out at
      * once and each further respond() appends a chunk (its status and headers are ignored),
-     * until one passes true. Header values may be strings or lists of strings.
+     * until one passes true. Header values may be strings or lists of strings; whitespace
+     * around a value is dropped, as header() drops it. Headers over 256 KiB in all, or one over
+     * 64 KiB, make the answer a 500 (clients cannot read them).
      * A non-empty `X-Velox-Build` header (with `$endOfStream` true) makes `$body` a Velox build
      * request, JSON or gzip with `Content-Encoding: gzip`: see velox_build().
      *
      * @param array<string, string|int|list<string>>|null $headers
-     * @throws \ValueError on an invalid status, header name or header value, and on a 1xx
-     *     status: rr cannot send interim answers (103 Early Hints)
+     * @throws \ValueError on an invalid status, header name or header value, more headers than
+     *     an answer can hold (about 24,000 names), and on a 1xx status: rr cannot send interim
+     *     answers (103 Early Hints)
      * @throws Exception when no request is pending or the stream already ended, or on an
      *     `X-Velox-Build` header when velox is not configured
      */

@@ -188,6 +188,12 @@ fn misuse_is_an_exception_that_names_the_problem() {
         value.contains("invalid value") && value.contains("X-Ok"),
         "{value}"
     );
+    // More names than a header map holds: a ValueError, not a Rust panic.
+    let count = misuse(&php, "/header-count");
+    assert!(
+        count.starts_with("ValueError:") && count.contains("30000 headers"),
+        "{count}"
+    );
     let kind = misuse(&php, "/header-type");
     assert!(kind.contains("X-Obj"), "{kind}");
     assert!(misuse(&php, "/sendfile-empty").contains("invalid path"));

@@ -47,6 +47,41 @@ fn body_over_the_limit_is_413_with_or_without_content_length() {
 }
 
 #[test]
+fn expect_100_continue_is_refused_before_the_body_or_answered_with_100() {
+    let php = Php::start_with(
+        "echo.php",
+        with(serde_json::json!({"http.max_request_size": "1KB"})),
+    );
+    // Over the limit: 413 at once, no 100 Continue, the connection closed (the client never
+    // sends the body).
+    let refused = php.raw(
+        b"POST /raw HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+    );
+    assert!(refused.starts_with("HTTP/1.1 413"), "{refused}");
+    assert!(!refused.contains("100 Continue"), "{refused}");
+    // Within it: 100 Continue, then the body, then PHP's answer.
+    let mut stream = TcpStream::connect(php.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"POST /raw HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "{interim:?}");
+        interim.push(byte[0]);
+    }
+    assert_eq!(interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"hello").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+}
+
+#[test]
 fn headers_over_the_limit_are_431() {
     let php = Php::start_with(
         "echo.php",

@@ -87,6 +87,9 @@ fn respond_with_x_velox_build_plain_or_gzip_is_a_build_with_php_headers_forwarde
     let response = client().get(php.url("/header?os=windows")).send().unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-built-by"), "respond");
+    for hop in ["keep-alive", "upgrade"] {
+        assert!(response.headers().get(hop).is_none(), "{hop} went out");
+    }
     assert_eq!(
         header(&response, "content-type"),
         "application/octet-stream"

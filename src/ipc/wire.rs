@@ -94,7 +94,9 @@ impl Reader {
                 .map_err(|_| DecodeError("header name"))?;
             let value = http::HeaderValue::from_maybe_shared(self.bytes()?)
                 .map_err(|_| DecodeError("header value"))?;
-            headers.append(name, value);
+            headers
+                .try_append(name, value)
+                .map_err(|_| DecodeError("too many headers"))?;
         }
         Ok(headers)
     }

@@ -89,7 +89,9 @@ pub fn headers(map: &HeaderMap) -> ZBox<ZendHashTable> {
 
 /// PHP's `['Name' => 'value' | ['v1', 'v2']]` as a header map; the error names the bad entry.
 pub fn header_map(ht: &ZendHashTable) -> Result<HeaderMap, String> {
-    let mut map = HeaderMap::with_capacity(ht.len());
+    // A header map holds at most ~24k names (`http`'s limit): more is refused, not a panic.
+    let too_many = |_| format!("{} headers are more than an answer can hold", ht.len());
+    let mut map = HeaderMap::try_with_capacity(ht.len()).map_err(too_many)?;
     for (key, value) in ht.iter() {
         let name_text = key.to_string();
         let name = HeaderName::from_bytes(name_text.as_bytes())
@@ -106,13 +108,15 @@ pub fn header_map(ht: &ZendHashTable) -> Result<HeaderMap, String> {
                 ))
                 }
             };
-            let value = HeaderValue::from_bytes(&bytes).map_err(|_| {
+            // Whitespace around a value is not part of it (RFC 9110 5.5): header() drops it, and
+            // an HTTP/2 client (nghttp2) resets a stream whose value has it.
+            let value = HeaderValue::from_bytes(bytes.trim_ascii()).map_err(|_| {
                 format!(
                     "invalid value {:?} for header {name_text:?}",
                     String::from_utf8_lossy(&bytes)
                 )
             })?;
-            map.append(name.clone(), value);
+            map.try_append(name.clone(), value).map_err(too_many)?;
             Ok(())
         };
         match value.array() {

@@ -2,7 +2,8 @@
 //! contradicts the body is refused (a full body) or cuts the connection (a stream), never sent
 //! as given, so a wrong length can never make the next answer on a keep-alive connection part
 //! of this one. Hop-by-hop headers from PHP are dropped, as nginx drops them from php-fpm: the
-//! connection's framing is rr's (hyper's) to choose.
+//! connection's framing is rr's (hyper's) to choose. A head too large for clients to read is
+//! refused too (nginx refuses one past its buffer from php-fpm, 502).
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode};
@@ -17,7 +18,18 @@ pub enum FramingError {
     BadLength(String),
     /// A 1xx status as the final answer (`http_response_code(103)` in `handle()` mode).
     Interim(u16),
+    /// The headers take more than [`MAX_HEAD`] bytes.
+    HeadTooLarge { size: usize },
+    /// One header field takes more than [`MAX_FIELD`] bytes.
+    FieldTooLarge { name: String, size: usize },
 }
+
+/// The largest response head rr sends, counted as HTTP/1 writes it: browsers refuse a larger
+/// one (Chrome's `ERR_RESPONSE_HEADERS_TOO_BIG` past 256 KiB).
+pub const MAX_HEAD: usize = 256 * 1024;
+/// The largest header field (name and value): past 64 KiB nghttp2 (curl, nghttp, h2load) ends
+/// the whole HTTP/2 connection with a COMPRESSION_ERROR, every other stream on it with it.
+pub const MAX_FIELD: usize = 64 * 1024;
 
 impl fmt::Display for FramingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,6 +44,15 @@ impl fmt::Display for FramingError {
             FramingError::Interim(s) => {
                 write!(f, "the application answered with the interim status {s}")
             }
+            FramingError::HeadTooLarge { size } => write!(
+                f,
+                "the application's headers take {size} bytes, more than the {MAX_HEAD} rr sends"
+            ),
+            FramingError::FieldTooLarge { name, size } => write!(
+                f,
+                "the application's header {name} takes {size} bytes, more than the {MAX_FIELD} \
+                 rr sends"
+            ),
         }
     }
 }
@@ -86,6 +107,27 @@ pub fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, FramingError>
         }
     }
     Ok(length)
+}
+
+/// Headers small enough for clients to read: no field over [`MAX_FIELD`], all of them within
+/// [`MAX_HEAD`].
+pub fn head_size(headers: &HeaderMap) -> Result<(), FramingError> {
+    let mut size = 0;
+    for (name, value) in headers {
+        let field = name.as_str().len() + value.len();
+        if field > MAX_FIELD {
+            return Err(FramingError::FieldTooLarge {
+                name: name.to_string(),
+                size: field,
+            });
+        }
+        // "name: value\r\n"
+        size += field + 4;
+    }
+    match size > MAX_HEAD {
+        true => Err(FramingError::HeadTooLarge { size }),
+        false => Ok(()),
+    }
 }
 
 /// A final answer's status: never 1xx (hyper cannot send an interim answer, and a 1xx cannot
@@ -168,6 +210,7 @@ impl Counted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
@@ -256,6 +299,39 @@ mod tests {
         let mut names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, ["content-type", "x-kept"]);
+    }
+
+    #[test]
+    fn a_head_too_large_for_clients_is_refused() {
+        let field = |len: usize| HeaderValue::from_str(&"v".repeat(len)).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-a", field(MAX_FIELD - 3));
+        assert_eq!(head_size(&h), Ok(()));
+        h.insert("x-a", field(MAX_FIELD - 2));
+        assert_eq!(
+            head_size(&h),
+            Err(FramingError::FieldTooLarge {
+                name: "x-a".into(),
+                size: MAX_FIELD + 1
+            })
+        );
+        // Five fields of 64 KiB: each within its limit, all of them past the head's; three fit.
+        let mut h = HeaderMap::new();
+        for i in 0..5 {
+            h.insert(
+                HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(),
+                field(MAX_FIELD - 3),
+            );
+        }
+        assert_eq!(
+            head_size(&h),
+            Err(FramingError::HeadTooLarge {
+                size: 5 * (MAX_FIELD + 4)
+            })
+        );
+        h.remove("x-4");
+        h.remove("x-3");
+        assert_eq!(head_size(&h), Ok(()));
     }
 
     #[test]

@@ -187,10 +187,20 @@ struct RequestHead {
 
 async fn into_response(
     ctx: &Context,
-    reply: Reply,
+    mut reply: Reply,
     method: &Method,
     head: &RequestHead,
 ) -> Result<Response<Body>, HttpError> {
+    let php_headers = match &mut reply {
+        Reply::Full { headers, .. } | Reply::Stream { headers, .. } => Some(headers),
+        Reply::File(file) => Some(&mut file.headers),
+        Reply::Velox(order) => Some(&mut order.headers),
+        _ => None,
+    };
+    if let Some(headers) = php_headers {
+        framing::head_size(headers).map_err(bad_response)?;
+        framing::drop_hop_by_hop(headers);
+    }
     let reply = match &ctx.config.http.sendfile {
         Some(sendfile) => match named_file(sendfile, reply, method, head).await? {
             ControlFlow::Break(file) => return Ok(file),
@@ -209,11 +219,10 @@ async fn into_response(
         }
         Reply::Stream {
             status,
-            mut headers,
+            headers,
             mut chunks,
         } => {
             framing::status(status).map_err(bad_response)?;
-            framing::drop_hop_by_hop(&mut headers);
             let declared = match *method == Method::HEAD {
                 true => None,
                 false => framing::declared_length(&headers).map_err(bad_response)?,

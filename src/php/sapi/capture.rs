@@ -188,24 +188,22 @@ fn stream_now() {
     }
 }
 
-/// The head to send with the first piece of the answer (none once streaming). A status PHP
-/// holds that is not an HTTP status (`http_response_code(1000)`) answers the request with a
-/// worker error naming it, as `respond()` throws for one, and drops the rest of the output.
+/// The head to send with the first piece of the answer (none once streaming). A head PHP
+/// holds that cannot be sent (`http_response_code(1000)`, more header lines than an answer can
+/// hold) answers the request with a worker error naming it, as `respond()` throws for one, and
+/// drops the rest of the output.
 fn head_once(streaming: bool) -> Option<(StatusCode, HeaderMap)> {
     if streaming {
         return Some((StatusCode::OK, HeaderMap::new()));
     }
     match head() {
         Ok(head) => Some(head),
-        Err(code) => {
+        Err(e) => {
             CAPTURE.with_borrow_mut(|c| {
                 c.refused = true;
                 c.out = Vec::new();
             });
-            let what = format!(
-                "RR\\Worker::handle(): the script set the status {code}, which is not an HTTP \
-                 status (100-599)"
-            );
+            let what = format!("RR\\Worker::handle(): {e}");
             let _ = with_engine("RR\\Worker::handle", |e| {
                 Ok(e.reply(Reply::WorkerError(what)))
             });
@@ -214,11 +212,39 @@ fn head_once(streaming: bool) -> Option<(StatusCode, HeaderMap)> {
     }
 }
 
+/// Why the head PHP holds cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadError {
+    /// `http_response_code()` outside 100-599.
+    Status(i64),
+    /// More `header()` lines than a header map holds (`http`'s limit, ~24k names).
+    TooManyHeaders(usize),
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Status(code) => write!(
+                f,
+                "the script set the status {code}, which is not an HTTP status (100-599)"
+            ),
+            HeadError::TooManyHeaders(n) => write!(
+                f,
+                "the script set {n} header lines, more than an answer can hold"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HeadError {}
+
 /// Status and headers as PHP holds them in `SG(sapi_headers)`, plus the default Content-Type
-/// (except for an answer that names a file to send); `Err` with the code when PHP holds a status
-/// outside 100-599 (`0` is PHP's "not set": 200).
-pub fn head() -> Result<(StatusCode, HeaderMap), i64> {
+/// (except for an answer that names a file to send); an error for a status outside 100-599 (`0`
+/// is PHP's "not set": 200) or too many header lines.
+pub fn head() -> Result<(StatusCode, HeaderMap), HeadError> {
     let mut map = HeaderMap::new();
+    let mut lines = 0;
+    let mut too_many = false;
     // SAFETY: PHP thread; the list holds sapi_header_struct values PHP built (header, len).
     let (code, default_type) = unsafe {
         let headers = &raw mut (*sg()).sapi_headers;
@@ -226,12 +252,16 @@ pub fn head() -> Result<(StatusCode, HeaderMap), i64> {
         while !element.is_null() {
             let h = (*element).data.as_ptr().cast::<sapi_header_struct>();
             let line = std::slice::from_raw_parts((*h).header.cast::<u8>(), (*h).header_len);
-            add_line(&mut map, line);
+            lines += 1;
+            too_many |= add_line(&mut map, line).is_err();
             element = (*element).next;
         }
         let code = (*headers).http_response_code;
         (code, (*headers).send_default_content_type != 0)
     };
+    if too_many {
+        return Err(HeadError::TooManyHeaders(lines));
+    }
     // An answer that names a file (X-Sendfile, X-Accel-Redirect) gets the file's type, unless
     // PHP set one itself.
     let names_a_file = || {
@@ -253,27 +283,30 @@ pub fn head() -> Result<(StatusCode, HeaderMap), i64> {
         100..=599 => u16::try_from(code)
             .ok()
             .and_then(|c| StatusCode::from_u16(c).ok())
-            .ok_or(i64::from(code))?,
-        _ => return Err(i64::from(code)),
+            .ok_or(HeadError::Status(i64::from(code)))?,
+        _ => return Err(HeadError::Status(i64::from(code))),
     };
     Ok((status, map))
 }
 
-fn add_line(map: &mut HeaderMap, line: &[u8]) {
+/// One `header()` line into the map: dropped with a warning if it is not a valid header; `Err`
+/// when the map is full.
+fn add_line(map: &mut HeaderMap, line: &[u8]) -> Result<(), http::header::MaxSizeReached> {
     let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return;
+        return Ok(());
     };
     let name = HeaderName::from_bytes(line[..colon].trim_ascii());
     let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii());
     match (name, value) {
         (Ok(name), Ok(value)) => {
-            map.append(name, value);
+            map.try_append(name, value)?;
         }
         _ => tracing::warn!(
             "header() line {:?} is not a valid HTTP header: dropped",
             String::from_utf8_lossy(line)
         ),
     }
+    Ok(())
 }
 
 unsafe extern "C" fn ub_write(s: *const c_char, len: usize) -> usize {
