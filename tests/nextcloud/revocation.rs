@@ -6,11 +6,23 @@
 
 use crate::admin::{occ, ThrowawayUser};
 use crate::client::{basic, seen, Session};
-use crate::harness::{Install, User};
-use crate::login::{browser_login, path_of};
-use crate::scenario::{compare, dav, expect, propfind, Asker, Record, HTML, OCS};
+use crate::harness::{Install, Server, User};
+use crate::login::{browser_login, form_encode, page_seen, path_of, request_token, submit_login};
+use crate::scenario::{compare, dav, expect, Asker, Record, HTML, OCS};
+use std::collections::BTreeMap;
 
 const PASSWORD: &str = "Rr-revoke-Passw0rd-2026!";
+
+/// PROPFIND of a home's resource type only (Depth 0): a login's answer that does not move with
+/// the home's size (a new user's home is sized in the background).
+fn home_type(s: &mut Session, auth: &str, home: &str) -> crate::client::Answer {
+    s.send(
+        "PROPFIND",
+        home,
+        &[("Authorization", auth), ("Depth", "0")],
+        r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>"#,
+    )
+}
 
 /// The ids of a user's tokens of `kind` (0 a browser session, 1 an app password), from occ.
 fn token_ids(install: &Install, user: &str, kind: i64) -> Vec<i64> {
@@ -55,7 +67,7 @@ fn revoked_app_passwords_are_refused_by_every_worker() {
         let listing = |password: &str| {
             let auth = basic(&name, password);
             let home = home.clone();
-            move |s: &mut Session| propfind(s, &auth, &home)
+            move |s: &mut Session| home_type(s, &auth, &home)
         };
         let who = |password: &str| {
             let auth = basic(&name, password);
@@ -206,7 +218,7 @@ fn disabled_and_deleted_users_are_refused_by_every_worker() {
         };
         let home = dav(&name, "/");
         let auth = basic(&name, &user.app_password);
-        let listing = |s: &mut Session| propfind(s, &auth, &home);
+        let listing = |s: &mut Session| home_type(s, &auth, &home);
         let cloud_user = |s: &mut Session| s.get("/ocs/v2.php/cloud/user?format=json", &[OCS]);
         let (session, _) = browser_login(server, &user, rec, "login");
         let (anyone, browser) = (Asker::new(server), Asker::with(server, &session));
@@ -226,5 +238,200 @@ fn disabled_and_deleted_users_are_refused_by_every_worker() {
         let what = "a new user of the same name";
         anyone.rounds_once_seen(rec, &format!("PROPFIND, {what}"), 401, &listing);
         browser.rounds_once_seen(rec, &format!("cloud/user, {what}"), 401, &cloud_user);
+    });
+}
+
+/// The cookies a browser keeps after "stay logged in" once its session cookies are gone (the
+/// browser was closed): the remember-me cookies and the same-site cookies.
+fn remembered(session: &Session) -> BTreeMap<String, String> {
+    session
+        .cookies
+        .iter()
+        .filter(|(name, _)| name.starts_with("nc_") || name.starts_with("__Host-nc_sameSite"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// "Stay logged in": the remember-me cookie logs a browser in again after its session ended,
+/// once; Nextcloud replaces its token (user preference `login_token`) and the session token at
+/// each use. Replayed (the cookie copied before its use), it is refused by every worker, both
+/// of which looked the user's tokens up before, as under php-fpm.
+#[test]
+fn remember_me_cookie_is_single_use_on_every_worker() {
+    let (_g, install) = install_or_skip!();
+    let name = format!("rr-remember-{}", std::process::id());
+    let _user = ThrowawayUser::add(&install, &name, PASSWORD);
+    compare(&install, 2, |_, server, rec| {
+        let mut s = Session::new(server);
+        let page = s.get("/login", &[HTML]);
+        expect(server, "GET /login", &page, 200);
+        let csrf = request_token(&page.text()).expect("request token on /login");
+        let origin = server.origin();
+        let a = s.send(
+            "POST",
+            "/login",
+            &[
+                ("Origin", &origin),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            form_encode(&[
+                ("user", &name),
+                ("password", PASSWORD),
+                ("remember_login", "1"),
+                ("timezone", "UTC"),
+                ("timezone_offset", "0"),
+                ("requesttoken", &csrf),
+            ]),
+        );
+        expect(server, "POST /login, stay logged in", &a, 303);
+        rec.push("POST /login, stay logged in", seen(&a, server, &[]));
+        let copied = remembered(&s);
+        for cookie in ["nc_username", "nc_token", "nc_session_id"] {
+            assert!(
+                copied.contains_key(cookie),
+                "{}: no {cookie} after a login that stays: {copied:?}",
+                server.name()
+            );
+        }
+        // Both workers look the user's tokens up with a session of their own first.
+        let browser = Asker::with(server, &s);
+        let cloud_user = |s: &mut Session| s.get("/ocs/v2.php/cloud/user?format=json", &[OCS]);
+        browser.rounds(rec, "the session", 200, &cloud_user);
+        // The browser comes back without its session: the cookie logs it in, once.
+        let mut back = Session::new(server);
+        back.cookies = copied.clone();
+        let a = back.get("/apps/files/", &[HTML]);
+        expect(server, "the files app by the remember-me cookie", &a, 200);
+        assert!(
+            a.text().contains(&format!("data-user=\"{name}\"")),
+            "{}: the remember-me cookie did not log in",
+            server.name()
+        );
+        rec.push(
+            "the files app by the remember-me cookie",
+            page_seen(&a, server),
+        );
+        assert_ne!(
+            back.cookies.get("nc_token"),
+            copied.get("nc_token"),
+            "{}: the remember-me token was not replaced",
+            server.name()
+        );
+        // The copy taken before its use: refused everywhere, pages and OCS.
+        let thief = Asker::carrying(server, copied);
+        for a in thief.rounds(
+            rec,
+            "the used remember-me cookie",
+            303,
+            &|s: &mut Session| s.get("/apps/files/", &[HTML]),
+        ) {
+            let to = path_of(&a.header("location").unwrap_or_default());
+            assert!(
+                to.starts_with("/login"),
+                "{}: the used remember-me cookie went to {to}",
+                server.name()
+            );
+        }
+        thief.rounds(rec, "the used remember-me cookie, OCS", 401, &cloud_user);
+        // The replaced cookie works, once more.
+        let mut again = Session::new(server);
+        again.cookies = remembered(&back);
+        let a = again.get("/apps/files/", &[HTML]);
+        expect(server, "the replaced remember-me cookie", &a, 200);
+        rec.push("the replaced remember-me cookie", page_seen(&a, server));
+    });
+}
+
+/// Two-factor enforcement off again (as the install has it: no groups), and the test's group
+/// gone, however the test ends.
+struct NotEnforced<'a>(&'a Install, String);
+
+impl Drop for NotEnforced<'_> {
+    fn drop(&mut self) {
+        crate::admin::occ_quietly(self.0, &["twofactorauth:enforce", "--off"]);
+        crate::admin::occ_quietly(self.0, &["group:delete", &self.1]);
+    }
+}
+
+/// Where a browser login of `user` is sent, and its session.
+fn login_goes_to<'a>(server: &'a Server, user: &User) -> (Session<'a>, String) {
+    let (s, _, a) = submit_login(server, user);
+    (s, path_of(&a.header("location").unwrap_or_default()))
+}
+
+/// Two-factor authentication enforced for one group (`occ twofactorauth:enforce --on
+/// --group`), while both workers have served a member's login password and app password: from
+/// then on every worker refuses the login password on DAV (a client must use an app password,
+/// which goes on working) and a browser login stops at the second factor, its half-logged-in
+/// session reaching nothing, as under php-fpm; a user outside the group logs in as before.
+/// Enforcement off, the login password works again.
+#[test]
+fn enforced_second_factor_stops_password_logins_on_every_worker() {
+    let (_g, install) = install_or_skip!();
+    let name = format!("rr-2fa-{}", std::process::id());
+    let group = format!("rr-2fa-group-{}", std::process::id());
+    let account = ThrowawayUser::add(&install, &name, PASSWORD);
+    occ(&install, &["group:add", &group]);
+    let _off = NotEnforced(&install, group.clone());
+    occ(&install, &["group:adduser", &group, &name]);
+    compare(&install, 2, |install, server, rec| {
+        let user = User {
+            name: name.clone(),
+            password: PASSWORD.to_string(),
+            app_password: account.app_password(PASSWORD),
+        };
+        let home = dav(&name, "/");
+        let (login, app) = (basic(&name, PASSWORD), basic(&name, &user.app_password));
+        let by_password = |s: &mut Session| home_type(s, &login, &home);
+        let by_app_password = |s: &mut Session| home_type(s, &app, &home);
+        let bob = install.user("bob");
+        let bobs = basic(&bob.name, &bob.password);
+        let bob_by_password = |s: &mut Session| home_type(s, &bobs, &dav("bob", "/"));
+        let cloud_user = |s: &mut Session| s.get("/ocs/v2.php/cloud/user?format=json", &[OCS]);
+        let anyone = Asker::new(server);
+        let a = by_password(&mut Session::new(server));
+        expect(server, "the first login", &a, 207);
+        anyone.rounds(rec, "PROPFIND, login password", 207, &by_password);
+        anyone.rounds(rec, "PROPFIND, app password", 207, &by_app_password);
+        let (_, to) = login_goes_to(server, &user);
+        assert!(
+            to.starts_with("/apps/"),
+            "{}: login went to {to}",
+            server.name()
+        );
+
+        occ(
+            install,
+            &["twofactorauth:enforce", "--on", "--group", &group],
+        );
+        anyone.rounds(rec, "PROPFIND, login password, 2FA", 401, &by_password);
+        anyone.rounds(rec, "PROPFIND, app password, 2FA", 207, &by_app_password);
+        anyone.rounds(rec, "PROPFIND, bob's login password", 207, &bob_by_password);
+        let (half, to) = login_goes_to(server, &user);
+        assert!(
+            to.starts_with("/login/challenge") || to.starts_with("/login/selectchallenge"),
+            "{}: a login with a second factor went to {to}",
+            server.name()
+        );
+        let half = Asker::with(server, &half);
+        half.rounds(rec, "cloud/user, half logged in", 303, &cloud_user);
+        for a in half.at_once(&|s: &mut Session| s.get("/apps/files/", &[HTML])) {
+            expect(server, "the files app, half logged in", &a, 303);
+            let to = path_of(&a.header("location").unwrap_or_default());
+            assert!(
+                to.starts_with("/login/"),
+                "{}: the files app, half logged in, went to {to}",
+                server.name()
+            );
+        }
+
+        occ(install, &["twofactorauth:enforce", "--off"]);
+        anyone.rounds(rec, "PROPFIND, login password, no 2FA", 207, &by_password);
+        let (_, to) = login_goes_to(server, &user);
+        assert!(
+            to.starts_with("/apps/"),
+            "{}: login went to {to}",
+            server.name()
+        );
     });
 }

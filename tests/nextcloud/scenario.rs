@@ -240,9 +240,14 @@ impl<'a> Asker<'a> {
 
     /// Clients carrying the cookies `session` has now.
     pub(crate) fn with(server: &'a Server, session: &Session) -> Asker<'a> {
+        Asker::carrying(server, session.cookies.clone())
+    }
+
+    /// Clients carrying these cookies.
+    pub(crate) fn carrying(server: &'a Server, cookies: BTreeMap<String, String>) -> Asker<'a> {
         Asker {
             server,
-            cookies: session.cookies.clone(),
+            cookies,
             masks: Vec::new(),
         }
     }
@@ -271,7 +276,8 @@ impl<'a> Asker<'a> {
     }
 
     /// Three rounds of `ask` at once: every answer has `status` (every worker agrees), and the
-    /// first of each round is recorded. Returns the last round's answers.
+    /// first of each round is recorded (with the cookies any of them set). Returns the last
+    /// round's answers.
     pub(crate) fn rounds(
         &self,
         rec: &mut Record,
@@ -303,6 +309,11 @@ impl<'a> Asker<'a> {
                 seen(first, server, &masks)
             };
             seen.body = normalize(&seen.body, server, &masks);
+            // Clients sharing one session race for the cookie its first use sets (only one
+            // gets it, on php-fpm too): the round sets the cookies any of its answers set.
+            seen.cookies = answers.iter().flat_map(Answer::cookie_names).collect();
+            seen.cookies.sort();
+            seen.cookies.dedup();
             for values in seen.headers.values_mut() {
                 for v in values.iter_mut() {
                     *v = normalize(v, server, &masks);
