@@ -8,7 +8,7 @@ use crate::scenario::{compare, dav, expect, propfind, HTML, OCS};
 use std::time::{Duration, Instant};
 
 /// Runs `occ` on the install (as the tests' user, with APCu as the servers have it).
-fn occ(install: &Install, args: &[&str]) {
+pub(crate) fn occ(install: &Install, args: &[&str]) {
     occ_with_env(install, &[], args);
 }
 
@@ -81,20 +81,14 @@ fn app_config_change_is_seen() {
 }
 
 /// occ with `OC_PASS` set, for its `--password-from-env` options; what it printed.
-fn occ_with_password(install: &Install, password: &str, args: &[&str]) -> String {
+pub(crate) fn occ_with_password(install: &Install, password: &str, args: &[&str]) -> String {
     occ_with_env(install, &[("OC_PASS", password)], args)
 }
 
 /// `occ` with these variables added to its environment; what it printed. Fails the test when
 /// occ fails.
-fn occ_with_env(install: &Install, env: &[(&str, &str)], args: &[&str]) -> String {
-    let out = std::process::Command::new("php")
-        .args(["-d", "apc.enable_cli=1", "occ", "--no-interaction"])
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(&install.root)
-        .output()
-        .expect("php runs occ");
+pub(crate) fn occ_with_env(install: &Install, env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = occ_output(install, env, args);
     assert!(
         out.status.success(),
         "occ {args:?}: {}{}",
@@ -104,12 +98,57 @@ fn occ_with_env(install: &Install, env: &[(&str, &str)], args: &[&str]) -> Strin
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A user added for one test, deleted (with its tokens) however the test ends.
-struct ThrowawayUser<'a>(&'a Install, String);
+/// `occ` for cleaning up: what it printed is not looked at, and a failure is no error (what it
+/// removes may be gone already).
+pub(crate) fn occ_quietly(install: &Install, args: &[&str]) {
+    occ_output(install, &[], args);
+}
+
+fn occ_output(install: &Install, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    std::process::Command::new("php")
+        .args(["-d", "apc.enable_cli=1", "occ", "--no-interaction"])
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(&install.root)
+        .output()
+        .expect("php runs occ")
+}
+
+/// A user added for one test, deleted (with its tokens) however the test ends (a test that
+/// deleted it already leaves nothing to do).
+pub(crate) struct ThrowawayUser<'a>(pub(crate) &'a Install, pub(crate) String);
+
+impl ThrowawayUser<'_> {
+    /// Adds the user `name` with `password`.
+    pub(crate) fn add<'a>(install: &'a Install, name: &str, password: &str) -> ThrowawayUser<'a> {
+        occ_with_password(
+            install,
+            password,
+            &["user:add", "--password-from-env", name],
+        );
+        ThrowawayUser(install, name.to_string())
+    }
+
+    /// A new app password of this user (`occ user:auth-tokens:add`), whose login password is
+    /// `password`.
+    pub(crate) fn app_password(&self, password: &str) -> String {
+        let out = occ_with_password(
+            self.0,
+            password,
+            &["user:auth-tokens:add", "--password-from-env", &self.1],
+        );
+        out.lines()
+            .skip_while(|l| !l.starts_with("app password:"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no app password in: {out}"))
+            .trim()
+            .to_string()
+    }
+}
 
 impl Drop for ThrowawayUser<'_> {
     fn drop(&mut self) {
-        occ(self.0, &["user:delete", &self.1]);
+        occ_quietly(self.0, &["user:delete", &self.1]);
     }
 }
 
@@ -124,20 +163,8 @@ fn app_password_follows_a_password_change() {
     let (_g, install) = install_or_skip!();
     let name = format!("rr-pwchange-{}", std::process::id());
     let (first, second) = ("Rr-first-Passw0rd-2026!", "Rr-second-Passw0rd-2026?");
-    occ_with_password(&install, first, &["user:add", "--password-from-env", &name]);
-    let _user = ThrowawayUser(&install, name.clone());
-    let out = occ_with_password(
-        &install,
-        first,
-        &["user:auth-tokens:add", "--password-from-env", &name],
-    );
-    let app_password = out
-        .lines()
-        .skip_while(|l| !l.starts_with("app password:"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("no app password in: {out}"))
-        .trim()
-        .to_string();
+    let user = ThrowawayUser::add(&install, &name, first);
+    let app_password = user.app_password(first);
     let app = basic(&name, &app_password);
     let home = dav(&name, "/");
     let fpm = Server::fpm(&install, 1);

@@ -32,6 +32,7 @@ mod harness;
 mod isolation;
 mod login;
 mod ocs;
+mod revocation;
 mod runtime;
 mod scenario;
 mod webdav;

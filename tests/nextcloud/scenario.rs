@@ -1,9 +1,12 @@
 //! What every scenario shares: the install and the one-at-a-time lock, the comparison of what
 //! nginx + php-fpm and rr answered, and small WebDAV request helpers.
 
-use crate::client::{basic, Answer, Seen, Session};
+use crate::client::{basic, normalize, seen, Answer, Seen, Session};
 use crate::harness::{Install, Server, User};
+use crate::login::{page_seen, user_seen};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// One server pair at a time: SQLite, two cores, and the tests share users.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -213,4 +216,139 @@ pub(crate) fn hrefs(body: &str) -> Vec<String> {
 /// Lower-case hex of a digest.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Requests sent at once, each by a new client (with `cookies`, if any): with two workers, both
+/// answer some of them.
+pub(crate) const AT_ONCE: usize = 4;
+
+/// Asks a server the same thing several times at once, each time by a new client carrying
+/// the same cookies (none for an app password).
+pub(crate) struct Asker<'a> {
+    server: &'a Server,
+    cookies: BTreeMap<String, String>,
+    /// Secrets replaced by placeholders in what is recorded (a share token).
+    masks: Vec<(String, String)>,
+}
+
+pub(crate) type Ask<'f> = &'f (dyn Fn(&mut Session) -> Answer + Sync);
+
+impl<'a> Asker<'a> {
+    pub(crate) fn new(server: &'a Server) -> Asker<'a> {
+        Asker::with(server, &Session::new(server))
+    }
+
+    /// Clients carrying the cookies `session` has now.
+    pub(crate) fn with(server: &'a Server, session: &Session) -> Asker<'a> {
+        Asker::carrying(server, session.cookies.clone())
+    }
+
+    /// Clients carrying these cookies.
+    pub(crate) fn carrying(server: &'a Server, cookies: BTreeMap<String, String>) -> Asker<'a> {
+        Asker {
+            server,
+            cookies,
+            masks: Vec::new(),
+        }
+    }
+
+    /// `secret` recorded as `placeholder`.
+    pub(crate) fn masking(mut self, secret: &str, placeholder: &str) -> Asker<'a> {
+        self.masks
+            .push((secret.to_string(), placeholder.to_string()));
+        self
+    }
+
+    /// `ask` AT_ONCE times at once.
+    pub(crate) fn at_once(&self, ask: Ask) -> Vec<Answer> {
+        std::thread::scope(|scope| {
+            let asks: Vec<_> = (0..AT_ONCE)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut s = Session::new(self.server);
+                        s.cookies = self.cookies.clone();
+                        ask(&mut s)
+                    })
+                })
+                .collect();
+            asks.into_iter().map(|a| a.join().unwrap()).collect()
+        })
+    }
+
+    /// Three rounds of `ask` at once: every answer has `status` (every worker agrees), and the
+    /// first of each round is recorded (with the cookies any of them set). Returns the last
+    /// round's answers.
+    pub(crate) fn rounds(
+        &self,
+        rec: &mut Record,
+        label: &str,
+        status: u16,
+        ask: Ask,
+    ) -> Vec<Answer> {
+        let server = self.server;
+        let masks: Vec<(&str, &str)> = self
+            .masks
+            .iter()
+            .map(|(s, p)| (s.as_str(), p.as_str()))
+            .collect();
+        let mut last = Vec::new();
+        for round in 0..3 {
+            let answers = self.at_once(ask);
+            for a in &answers {
+                expect(server, &format!("#{round} {label}"), a, status);
+            }
+            let first = &answers[0];
+            let html = first
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("text/html"));
+            let mut seen = if status == 200 && first.body.starts_with(b"{") {
+                user_seen(first, server)
+            } else if html {
+                page_seen(first, server)
+            } else {
+                seen(first, server, &masks)
+            };
+            seen.body = normalize(&seen.body, server, &masks);
+            // Clients sharing one session race for the cookie its first use sets (only one
+            // gets it, on php-fpm too): the round sets the cookies any of its answers set.
+            seen.cookies = answers.iter().flat_map(Answer::cookie_names).collect();
+            seen.cookies.sort();
+            seen.cookies.dedup();
+            for values in seen.headers.values_mut() {
+                for v in values.iter_mut() {
+                    *v = normalize(v, server, &masks);
+                }
+            }
+            rec.push(&format!("#{round} {label}"), seen);
+            last = answers;
+        }
+        last
+    }
+
+    /// Asks until every answer of a round has `status`, then three more rounds (`rounds`).
+    /// For a change made by occ, in its own process: Nextcloud's token cache in the servers'
+    /// APCu keeps a token it has seen for up to 10 s, under php-fpm too.
+    pub(crate) fn rounds_once_seen(
+        &self,
+        rec: &mut Record,
+        label: &str,
+        status: u16,
+        ask: Ask,
+    ) -> Vec<Answer> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let statuses: Vec<u16> = self.at_once(ask).iter().map(|a| a.status).collect();
+            if statuses.iter().all(|s| *s == status) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {label}: {statuses:?} 30 s after the change, not {status}\n{}",
+                self.server.name(),
+                self.server.logs()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        self.rounds(rec, label, status, ask)
+    }
 }
