@@ -36,12 +36,16 @@ impl RequestData {
     /// PHP takes the request, so that queued forms wait on disk, not in memory. Does nothing for
     /// any other request.
     pub fn parse_spooled_form(&mut self) -> std::io::Result<()> {
+        // Most requests stop at the first test (a body in memory), before any header look-up.
+        if self.body.file().is_none() || self.form.is_some() {
+            return Ok(());
+        }
         let urlencoded = self
             .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(form::is_urlencoded);
-        if self.form.is_some() || !urlencoded || self.body.file().is_none() {
+        if !urlencoded {
             return Ok(());
         }
         let bytes = self.body.load()?;
