@@ -228,8 +228,8 @@ impl Supervisor {
         if super::take_reload_request() {
             self.step(Input::Reload);
         }
+        // The master's own log file is opened again by its PHP thread's wait (a tick).
         if super::take_log_reopen_request() {
-            crate::logging::reopen_if_requested();
             process::signal_own(libc::SIGUSR1);
         }
         if self.template.is_some() && self.last_reap.elapsed() >= REAP_EVERY {
