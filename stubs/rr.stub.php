@@ -287,6 +287,17 @@ function workers(): array {}
 function role(): string {}
 
 /**
+ * Whether this process is a pool worker forked from the template (`http.pool.template`, and
+ * the one-shot workers of `http.pool.isolate`): it shares what the template mapped as shared
+ * memory before forking (APCu's cache, opcache) with the template's other workers. False for a
+ * worker started as a process of its own (`template: false`: an APCu of its own), the
+ * template, the master and a single process.
+ *
+ * @throws \RR\Exception when no RR\Worker was started in this process
+ */
+function forked(): bool {}
+
+/**
  * PBKDF2 with HMAC-SHA1: `$length` raw bytes derived from `$password` and `$salt` in
  * `$iterations` rounds; the same bytes as `hash_pbkdf2('sha1', $password, $salt,
  * $iterations, $length, true)`, computed natively (about 3.5x faster; RR\Nextcloud\MemoizedAes

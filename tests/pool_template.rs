@@ -168,6 +168,7 @@ fn forked_workers_have_their_own_pids_random_state_and_log_lines() {
         a["worker"], b["worker"],
         "RR_POOL_WORKER is each worker's number"
     );
+    assert_eq!((&a["forked"], &b["forked"]), (&json!(true), &json!(true)));
 
     // RR\workers() lists the real pids.
     let v = get_json(&php, "/workers");
@@ -203,6 +204,26 @@ fn forked_workers_have_their_own_pids_random_state_and_log_lines() {
     }
 }
 
+/// `template: false`: every worker is a process of its own, and `RR\forked()` says so (the
+/// same script says true in forked workers, above).
+#[test]
+fn re_executed_workers_are_not_forked() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_file = temp_file(&dir, "boots");
+    let php = start_template(
+        json!({"http.pool.num_workers": 2, "http.pool.template": false}),
+        &boot_file,
+        &[],
+    );
+    let pids: HashSet<u64> = idle_workers(&php, 2).into_iter().collect();
+    assert_eq!(boots(&boot_file).len(), 2, "each worker booted itself");
+    for _ in 0..4 {
+        let v = get_json(&php, "/");
+        assert!(pids.contains(&v["pid"].as_u64().unwrap()), "{v}");
+        assert_eq!(v["forked"], false, "{v}");
+    }
+}
+
 #[test]
 fn isolated_paths_get_a_fresh_fork_per_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -219,6 +240,7 @@ fn isolated_paths_get_a_fresh_fork_per_request() {
         let v = get_json(&php, path);
         // The global counter as the template left it, plus this one request.
         assert_eq!(v["counter"], 1, "{path}: {v}");
+        assert_eq!(v["forked"], true, "{path}: {v}");
         let pid = v["pid"].as_u64().unwrap();
         assert_ne!(pid, in_place, "{path} never reaches the in-place worker");
         assert!(isolated_pids.insert(pid), "{path}: pid {pid} served twice");

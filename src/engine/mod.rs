@@ -162,6 +162,11 @@ impl Worker {
         }
     }
 
+    /// Whether this process is a pool worker forked from the template (`RR\forked()`).
+    pub fn forked(&self) -> bool {
+        matches!(self, Worker::PoolWorker(p) if p.forked())
+    }
+
     pub fn bound(&self) -> &[Bound] {
         each!(self, w => w.bound())
     }

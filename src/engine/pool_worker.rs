@@ -92,6 +92,9 @@ pub struct PoolWorker {
     /// Shared with the master: a request sent ahead starts only if the master has not taken
     /// it back. None in the template.
     claim: Option<Claim>,
+    /// Forked from the template (not started as a process of its own): it shares the memory
+    /// the template mapped shared before the fork (APCu's) with its siblings.
+    forked: bool,
 }
 
 impl PoolWorker {
@@ -129,6 +132,7 @@ impl PoolWorker {
             deferred: VecDeque::new(),
             received: 0,
             claim: Claim::inherited(),
+            forked: false,
         }
     }
 
@@ -139,6 +143,11 @@ impl PoolWorker {
     /// The template, before it forked (a forked worker's copy says false).
     pub fn is_template(&self) -> bool {
         self.phase == Phase::Template
+    }
+
+    /// A worker forked from the template (false for the template and a re-executed worker).
+    pub fn forked(&self) -> bool {
+        self.forked
     }
 
     pub fn config(&self) -> &Config {
@@ -183,6 +192,7 @@ impl PoolWorker {
                     self.channel = channel;
                     self.claim = Claim::inherited();
                     self.phase = Phase::Booting { retire: false };
+                    self.forked = true;
                     Wait::Forked
                 }
                 Outcome::Stop => {

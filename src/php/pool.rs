@@ -45,6 +45,19 @@ pub fn role() -> PhpResult<&'static str> {
     with_engine("RR\\role", |engine| Ok(engine.role().as_str()))
 }
 
+/// Whether this process is a pool worker forked from the template (`http.pool.template`, and
+/// the one-shot workers of `http.pool.isolate`): it shares what the template mapped as shared
+/// memory before forking (APCu's cache, opcache) with the template's other workers. False for
+/// a worker started as a process of its own (`template: false`), the template, the master
+/// and a single process.
+///
+/// @throws \RR\Exception when no RR\Worker was started in this process
+#[php_function]
+#[php(name = "RR\\forked")]
+pub fn forked() -> PhpResult<bool> {
+    with_engine("RR\\forked", |engine| Ok(engine.forked()))
+}
+
 /// The random extension's globals (ext/random/php_random.h), NTS layout of PHP 8.2, the only
 /// version this layout was checked against (8.4 moved the states inline).
 #[repr(C)]
@@ -90,4 +103,5 @@ pub fn register(module: ModuleBuilder) -> ModuleBuilder {
     module
         .function(wrap_function!(workers))
         .function(wrap_function!(role))
+        .function(wrap_function!(forked))
 }

@@ -134,7 +134,62 @@ impl Install {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Fpm,
-    Rr,
+    Rr(Started),
+}
+
+/// How rr's pool starts its workers (`http.pool.template`). It decides what they share: forked
+/// workers share the template's APCu (Nextcloud's `memcache.local`), as php-fpm's children
+/// share one; re-executed workers have one each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Started {
+    /// Forked from a booted template: the shipped rr.yaml (`template: true`).
+    Forked,
+    /// Each worker its own php process: that rr.yaml with `template: false` (and without
+    /// `isolate`, which forks from the template: those paths run in place, the worker retired
+    /// after).
+    ReExecuted,
+}
+
+impl Started {
+    /// RR_NEXTCLOUD_WORKERS: `forked` (unset: the shipped rr.yaml) or `re-executed`.
+    pub fn from_env() -> Started {
+        match std::env::var("RR_NEXTCLOUD_WORKERS").as_deref() {
+            Err(_) | Ok("") | Ok("forked") => Started::Forked,
+            Ok("re-executed") => Started::ReExecuted,
+            Ok(other) => {
+                panic!("RR_NEXTCLOUD_WORKERS must be `forked` or `re-executed`, got {other:?}")
+            }
+        }
+    }
+
+    /// The rr.yaml to run: `shipped` itself, or a copy in `dir` with `template: false`.
+    fn config(self, shipped: &Path, dir: &Path) -> PathBuf {
+        if self == Started::Forked {
+            return shipped.to_path_buf();
+        }
+        let text = std::fs::read_to_string(shipped)
+            .unwrap_or_else(|e| panic!("{}: {e}", shipped.display()));
+        let mut lines = Vec::new();
+        let (mut template, mut isolate) = (0, 0);
+        for line in text.lines() {
+            if line == "    template: true" {
+                template += 1;
+                lines.push("    template: false");
+            } else if line.starts_with("    isolate: ") {
+                isolate += 1;
+            } else {
+                lines.push(line);
+            }
+        }
+        assert!(
+            template == 1 && isolate <= 1,
+            "{}: expected one `template: true` line (and at most one `isolate:`) under http.pool",
+            shipped.display()
+        );
+        let copy = dir.join("rr.yaml");
+        std::fs::write(&copy, lines.join("\n") + "\n").unwrap();
+        copy
+    }
 }
 
 /// A running server; dropping it stops every process it started.
@@ -294,13 +349,24 @@ impl Server {
     }
 
     /// rr with examples/nextcloud/worker.php and its rr.yaml; `workers` is
-    /// http.pool.num_workers (RR_NUM_WORKERS, which that rr.yaml reads).
+    /// http.pool.num_workers (RR_NUM_WORKERS, which that rr.yaml reads), started as
+    /// `Started::from_env()` says.
     pub fn rr(install: &Install, workers: usize) -> Server {
         Server::rr_with_env(install, workers, &[])
     }
 
     /// `rr()` with extra environment variables for the worker script.
     pub fn rr_with_env(install: &Install, workers: usize, env: &[(&str, &str)]) -> Server {
+        Server::rr_started(install, workers, Started::from_env(), env)
+    }
+
+    /// `rr_with_env()` with the workers started as `started` says.
+    pub fn rr_started(
+        install: &Install,
+        workers: usize,
+        started: Started,
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("rr-nc-rr.")
             .tempdir()
@@ -318,10 +384,8 @@ impl Server {
             .args(["-d", "apc.enable_cli=1", "-d", "opcache.enable_cli=1"])
             .args(OPCACHE_SIZES)
             .args(["-d", "rr.address=127.0.0.1:0"]);
-        let yaml = example.join("rr.yaml");
-        if yaml.is_file() {
-            cmd.arg("-d").arg(format!("rr.config={}", yaml.display()));
-        }
+        let yaml = started.config(&example.join("rr.yaml"), dir.path());
+        cmd.arg("-d").arg(format!("rr.config={}", yaml.display()));
         cmd.arg(&worker)
             .env("NEXTCLOUD_ROOT", &install.root)
             .env_remove("RR_CONFIG")
@@ -377,7 +441,7 @@ impl Server {
             }
         };
         Server {
-            kind: Kind::Rr,
+            kind: Kind::Rr(started),
             port,
             children: vec![child],
             logs: vec![],
@@ -389,7 +453,8 @@ impl Server {
     pub fn name(&self) -> &'static str {
         match self.kind {
             Kind::Fpm => "nginx+php-fpm",
-            Kind::Rr => "rr",
+            Kind::Rr(Started::Forked) => "rr",
+            Kind::Rr(Started::ReExecuted) => "rr (template: false)",
         }
     }
 

@@ -2,16 +2,23 @@
 //! admin, a browser session revoked from another one, a user disabled or deleted. rr keeps a
 //! worker's services, the sealed memo of app passwords (RR\Nextcloud\TokenPasswords) and its
 //! derived keys across requests; none of it may keep a login alive that php-fpm refuses. Two
-//! workers, and every step asks several times at once so that both answer it.
+//! workers, and every step asks several times at once so that both answer it. Each scenario
+//! runs on rr twice: workers forked from the template (the shipped rr.yaml: they share one
+//! APCu, as php-fpm's children do) and re-executed workers (`template: false`: an APCu each, so
+//! nothing Nextcloud caches there may keep a revoked login alive on the other worker).
 
 use crate::admin::{occ, ThrowawayUser};
 use crate::client::{basic, seen, Session};
+use crate::harness::Started;
 use crate::harness::{Install, Server, User};
 use crate::login::{browser_login, form_encode, page_seen, path_of, request_token, submit_login};
-use crate::scenario::{compare, dav, expect, Asker, Record, HTML, OCS};
+use crate::scenario::{compare_started, dav, expect, Asker, Record, HTML, OCS};
 use std::collections::BTreeMap;
 
 const PASSWORD: &str = "Rr-revoke-Passw0rd-2026!";
+
+/// Both ways rr's pool starts workers.
+const BOTH: &[Started] = &[Started::Forked, Started::ReExecuted];
 
 /// PROPFIND of a home's resource type only (Depth 0): a login's answer that does not move with
 /// the home's size (a new user's home is sized in the background).
@@ -73,7 +80,7 @@ fn revoked_app_passwords_are_refused_by_every_worker() {
     let (_g, install) = install_or_skip!();
     let name = format!("rr-revoke-{}", std::process::id());
     let user = ThrowawayUser::add(&install, &name, PASSWORD);
-    compare(&install, 2, |install, server, rec| {
+    compare_started(&install, 2, BOTH, |install, server, rec| {
         let home = dav(&name, "/");
         let listing = |password: &str| {
             let auth = basic(&name, password);
@@ -166,7 +173,7 @@ fn revoked_browser_sessions_are_refused_by_every_worker() {
     let (_g, install) = install_or_skip!();
     let name = format!("rr-session-{}", std::process::id());
     let _user = ThrowawayUser::add(&install, &name, PASSWORD);
-    compare(&install, 2, |install, server, rec| {
+    compare_started(&install, 2, BOTH, |install, server, rec| {
         let user = User {
             name: name.clone(),
             password: PASSWORD.to_string(),
@@ -222,7 +229,7 @@ fn revoked_browser_sessions_are_refused_by_every_worker() {
 fn disabled_and_deleted_users_are_refused_by_every_worker() {
     let (_g, install) = install_or_skip!();
     let name = format!("rr-gone-{}", std::process::id());
-    compare(&install, 2, |install, server, rec| {
+    compare_started(&install, 2, BOTH, |install, server, rec| {
         let account = ThrowawayUser::add(install, &name, PASSWORD);
         let user = User {
             name: name.clone(),
@@ -274,7 +281,7 @@ fn remember_me_cookie_is_single_use_on_every_worker() {
     let (_g, install) = install_or_skip!();
     let name = format!("rr-remember-{}", std::process::id());
     let _user = ThrowawayUser::add(&install, &name, PASSWORD);
-    compare(&install, 2, |_, server, rec| {
+    compare_started(&install, 2, BOTH, |_, server, rec| {
         let mut s = Session::new(server);
         let page = s.get("/login", &[HTML]);
         expect(server, "GET /login", &page, 200);
@@ -387,7 +394,7 @@ fn enforced_second_factor_stops_password_logins_on_every_worker() {
     occ(&install, &["group:add", &group]);
     let _off = NotEnforced(&install, group.clone());
     occ(&install, &["group:adduser", &group, &name]);
-    compare(&install, 2, |install, server, rec| {
+    compare_started(&install, 2, BOTH, |install, server, rec| {
         let user = User {
             name: name.clone(),
             password: PASSWORD.to_string(),

@@ -2,7 +2,7 @@
 //! nginx + php-fpm and rr answered, and small WebDAV request helpers.
 
 use crate::client::{basic, normalize, seen, Answer, Seen, Session};
-use crate::harness::{Install, Server, User};
+use crate::harness::{Install, Server, Started, User};
 use crate::login::{page_seen, user_seen};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -37,6 +37,17 @@ pub(crate) fn compare(
     rr_workers: usize,
     scenario: impl Fn(&Install, &Server, &mut Record),
 ) {
+    compare_started(install, rr_workers, &[Started::from_env()], scenario);
+}
+
+/// `compare()` with rr run once for each way of starting its workers in `started`, each run
+/// compared with php-fpm's.
+pub(crate) fn compare_started(
+    install: &Install,
+    rr_workers: usize,
+    started: &[Started],
+    scenario: impl Fn(&Install, &Server, &mut Record),
+) {
     let mut fpm_record = Record::default();
     {
         let fpm = Server::fpm(install, 2);
@@ -50,15 +61,24 @@ pub(crate) fn compare(
         eprintln!("RR_NEXTCLOUD_REFERENCE_ONLY: ran against nginx+php-fpm only, rr NOT compared");
         return;
     }
-    let mut rr_record = Record::default();
     if reference_only == "twice" {
         eprintln!("RR_NEXTCLOUD_REFERENCE_ONLY=twice: php-fpm compared with php-fpm, rr NOT run");
+        let mut again = Record::default();
         let fpm = Server::fpm(install, 2);
-        scenario(install, &fpm, &mut rr_record);
-    } else {
-        let mut rr = Server::rr(install, rr_workers);
+        scenario(install, &fpm, &mut again);
+        same_steps(&fpm_record, &again, "a second nginx+php-fpm");
+        return;
+    }
+    for how in started {
+        let mut rr_record = Record::default();
+        let mut rr = Server::rr_started(install, rr_workers, *how, &[]);
         scenario(install, &rr, &mut rr_record);
-        assert!(rr.alive(), "rr exited during the scenario:\n{}", rr.logs());
+        assert!(
+            rr.alive(),
+            "{} exited during the scenario:\n{}",
+            rr.name(),
+            rr.logs()
+        );
         // A worker that crashed or gave up is a failure even when the pool hid it from the
         // client by starting another.
         let log = rr.stderr();
@@ -71,44 +91,45 @@ pub(crate) fn compare(
         ] {
             assert!(
                 !log.contains(sign),
-                "rr logged '{sign}' during the scenario:\n{log}"
+                "{} logged '{sign}' during the scenario:\n{log}",
+                rr.name()
             );
         }
+        same_steps(&fpm_record, &rr_record, rr.name());
     }
+}
+
+/// Asserts that `other` (from the server named `name`) took php-fpm's steps and saw the same.
+fn same_steps(fpm_record: &Record, other: &Record, name: &str) {
     assert_eq!(
         fpm_record.steps.iter().map(|s| &s.0).collect::<Vec<_>>(),
-        rr_record.steps.iter().map(|s| &s.0).collect::<Vec<_>>(),
-        "the scenario took different steps"
+        other.steps.iter().map(|s| &s.0).collect::<Vec<_>>(),
+        "the scenario took different steps on {name}"
     );
     eprintln!(
-        "compared {} steps, nginx+php-fpm vs {}",
-        fpm_record.steps.len(),
-        if reference_only == "twice" {
-            "a second nginx+php-fpm"
-        } else {
-            "rr"
-        }
+        "compared {} steps, nginx+php-fpm vs {name}",
+        fpm_record.steps.len()
     );
-    for ((label, f), (_, r)) in fpm_record.steps.iter().zip(&rr_record.steps) {
+    for ((label, f), (_, r)) in fpm_record.steps.iter().zip(&other.steps) {
         assert_eq!(
             f.status,
             r.status,
-            "{label}: status: php-fpm {} vs rr {}\nrr body: {}",
+            "{label}: status: php-fpm {} vs {name} {}\n{name} body: {}",
             f.status,
             r.status,
             clip(&r.body)
         );
         assert_eq!(
             f.headers, r.headers,
-            "{label}: key headers differ (left php-fpm, right rr)"
+            "{label}: key headers differ (left php-fpm, right {name})"
         );
         assert_eq!(
             f.cookies, r.cookies,
-            "{label}: cookies set differ (left php-fpm, right rr)"
+            "{label}: cookies set differ (left php-fpm, right {name})"
         );
         if f.body != r.body {
             panic!(
-                "{label}: body differs\n{}",
+                "{label}: body differs (php-fpm vs {name})\n{}",
                 first_difference(&f.body, &r.body)
             );
         }

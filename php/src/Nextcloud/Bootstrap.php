@@ -79,6 +79,11 @@ final class Bootstrap
         foreach ($this->speedUps as $speedUp) {
             $speedUp->install();
         }
+        // Workers with an APCu each: a token revoked through one must not live on in another's
+        // copy of Nextcloud's token cache (TokenCache). Forked workers share the template's.
+        if (ApcuScope::ofThisProcess() === ApcuScope::PerProcess && !TokenCache::confineToRequests()) {
+            fwrite(STDERR, "RR\\Nextcloud: no token manager found to keep tokens per request: a login revoked through one worker may be taken by the others for up to 10 s\n");
+        }
         // The apps just loaded and the versions, read while the app config is still loaded.
         $this->installState->remember();
         self::unloadAppConfig();
