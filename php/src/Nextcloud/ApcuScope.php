@@ -20,14 +20,11 @@ enum ApcuScope
     case PerProcess;
 
     /**
-     * This process, as rr started it: RR\role() and RR\forked(). Without them (no RR\Worker
-     * started, or an rr without RR\forked()) the answer is the cautious one, PerProcess.
+     * This process, as rr started it: RR\role() and RR\forked(). Before an RR\Worker was
+     * started the answer is the cautious one, PerProcess.
      */
     public static function ofThisProcess(): self
     {
-        if (!function_exists('RR\\role') || !function_exists('RR\\forked')) {
-            return self::PerProcess;
-        }
         try {
             return self::of(\RR\role(), \RR\forked());
         } catch (\RR\Exception) {
