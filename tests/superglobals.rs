@@ -494,6 +494,13 @@ fn leak_detector_names_the_globals_and_statics_a_request_changed() {
         "{log}"
     );
     assert!(!log.contains("LeakyCache::$untouched"), "{log}");
+    assert_eq!(
+        log.matches("1 autoloader(s) registered during the request")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("(now 2)"), "{log}");
 }
 
 #[test]
