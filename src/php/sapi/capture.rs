@@ -206,16 +206,33 @@ fn head_once(streaming: bool) -> Option<(StatusCode, HeaderMap)> {
     match header_callback().and_then(|()| head()) {
         Ok(head) => Some(head),
         Err(e) => {
-            CAPTURE.with_borrow_mut(|c| {
-                c.refused = true;
-                c.out = Vec::new();
-            });
-            let what = format!("RR\\Worker::handle(): {e}");
-            let _ = with_engine("RR\\Worker::handle", |e| {
-                Ok(e.reply(Reply::WorkerError(what)))
-            });
+            refuse(&e);
             None
         }
+    }
+}
+
+/// The answer cannot be sent: the client gets a worker error naming `e`, the output is dropped.
+fn refuse(e: &HeadError) {
+    CAPTURE.with_borrow_mut(|c| {
+        c.refused = true;
+        c.out = Vec::new();
+    });
+    let what = format!("RR\\Worker::handle(): {e}");
+    let _ = with_engine("RR\\Worker::handle", |e| {
+        Ok(e.reply(Reply::WorkerError(what)))
+    });
+}
+
+/// The script's part is over (shutdown functions run, output buffers flushed): a
+/// `header_register_callback()` callback not run yet runs now, as php-fpm runs it when that
+/// flush first reaches the SAPI, before the session is written.
+pub fn before_head() {
+    if CAPTURE.with_borrow(|c| c.streaming || c.refused) {
+        return;
+    }
+    if let Err(e) = header_callback() {
+        refuse(&e);
     }
 }
 

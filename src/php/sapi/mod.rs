@@ -231,6 +231,9 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
         _ => {}
     }
     state::end_script(&saved);
+    if matches!(outcome, Outcome::Done) {
+        capture::before_head();
+    }
     state::end_zlib();
     state::reset_session(&mut worker.directives);
     match outcome {
