@@ -150,12 +150,16 @@ final class Worker
      * Superglobal mode, for code written for php-fpm: waits for a request, fills `$_SERVER`,
      * `$_GET`, `$_POST`, `$_COOKIE`, `$_FILES`, `$_REQUEST` and `php://input` as php-fpm would,
      * calls `$app` (no arguments), sends what it echoed with its `header()`s, cookies and
-     * status (`flush()` streams), then resets the request state (superglobals, headers,
-     * output buffers, session, shutdown functions, error and exception handlers, time limit,
-     * ignore_user_abort, timezone, locale, intl's default locale, umask). `ini_set()` values
-     * (but `session.*`), globals, static properties and autoloaders are not reset.
-     * `exit()` in `$app` ends the request, not the worker; an uncaught throwable gives a 500
-     * and is logged; a fatal error gives a 500 and ends the worker script.
+     * status (`flush()` streams; a `header_register_callback()` callback runs right before the
+     * head is taken), then resets the request state (superglobals, headers, output buffers,
+     * session, shutdown functions, error and exception handlers, ini settings, mbstring's
+     * encodings, time limit, ignore_user_abort, timezone, locale, intl's default locale, umask)
+     * to what it was when the request began. Globals, static properties and autoloaders are
+     * not reset. What a `require_once`d bootstrap sets runs in the first request only: make
+     * per-request settings inside `$app`, worker-wide ones before the loop.
+     * `exit()` in `$app` ends the request, not the worker; an uncaught throwable goes to the
+     * exception handler if one is set (the answer is what it produced), else gives a 500 and
+     * is logged; a fatal error gives a 500 and ends the worker script.
      * See docs/superglobals.md.
      *
      * @return bool true after each request; false when the server is shutting down

@@ -9,7 +9,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 /// The php.ini settings of Debian's php-fpm that change what these scripts answer.
-const FPM_INI: [(&str, &str); 7] = [
+const FPM_INI: [(&str, &str); 9] = [
+    ("extension", "mbstring"),
+    ("error_reporting", "E_ALL & ~E_DEPRECATED & ~E_STRICT"),
     ("output_buffering", "4096"),
     ("display_errors", "0"),
     ("session.sid_length", "26"),
@@ -113,8 +115,9 @@ fn normalized(mut headers: BTreeMap<String, Vec<String>>) -> BTreeMap<String, Ve
     headers
 }
 
-#[test]
-fn every_fixture_answers_what_php_fpm_answered() {
+/// Sends the cases of cases.json whose name starts with `prefix` (in order, to one worker) and
+/// compares each answer with what php-fpm answered.
+fn answers_as_php_fpm(prefix: &str) {
     let cases: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("fpm/cases.json")).unwrap()).unwrap();
     let expected: Value =
@@ -122,8 +125,13 @@ fn every_fixture_answers_what_php_fpm_answered() {
             .unwrap();
     let php = worker(&[]);
     let mut sessions = BTreeMap::new();
+    let mut compared = 0;
     for case in cases.as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        compared += 1;
         let want = &expected[name];
         let got = send(&php, case, &sessions);
         if let Some(id) = session_id(&got) {
@@ -139,6 +147,31 @@ fn every_fixture_answers_what_php_fpm_answered() {
         assert_eq!(normalized(got.headers), want_headers, "{name}: headers");
         assert_eq!(got.body, want["body"].as_str().unwrap(), "{name}: body");
     }
+    assert!(compared > 0, "no case named {prefix}*");
+}
+
+#[test]
+fn every_fixture_answers_what_php_fpm_answered() {
+    answers_as_php_fpm("");
+}
+
+/// ini_set() and the other setters in one request, then php.ini's values in the next.
+#[test]
+fn ini_settings_a_request_changed_are_gone_in_the_next_as_under_php_fpm() {
+    answers_as_php_fpm("settings");
+}
+
+/// set_exception_handler(): php-fpm answers with the output, status and headers so far.
+#[test]
+fn an_exception_handler_answers_as_under_php_fpm() {
+    answers_as_php_fpm("handled");
+}
+
+/// header_register_callback(): called once before the head, header() and header_remove() in it
+/// count, and never in a later request.
+#[test]
+fn header_register_callback_runs_once_before_the_head_as_under_php_fpm() {
+    answers_as_php_fpm("header_callback");
 }
 
 fn state(php: &Php, query: &str) -> Value {
@@ -461,6 +494,13 @@ fn leak_detector_names_the_globals_and_statics_a_request_changed() {
         "{log}"
     );
     assert!(!log.contains("LeakyCache::$untouched"), "{log}");
+    assert_eq!(
+        log.matches("1 autoloader(s) registered during the request")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("(now 2)"), "{log}");
 }
 
 #[test]
@@ -512,4 +552,91 @@ fn handlers_timezone_locale_and_umask_a_request_set_are_put_back() {
             assert_eq!(after, before, "after {user}'s request ({options})");
         }
     }
+}
+
+#[test]
+fn ini_settings_a_request_changed_are_put_back_to_the_workers_own() {
+    let php = Php::start_with(
+        "request_ini.php",
+        Options {
+            ini: vec![
+                ("rr.address", "127.0.0.1:0".into()),
+                ("extension", "mbstring".into()),
+            ],
+            ..Options::default()
+        },
+    );
+    let get = |path: &str| -> String {
+        let resp = client().get(php.url(path)).send().unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.text().unwrap()
+    };
+    let first: Value = serde_json::from_str(&get("/probe")).unwrap();
+    assert_eq!(
+        first["precision"], "10",
+        "set by the worker before its loop"
+    );
+    assert_eq!(first["error_reporting"], 32767 & !8);
+    assert_eq!(first["mb_internal_encoding"], "ISO-8859-15");
+    assert_eq!(first["mb_substitute_character"], 0x2A);
+    assert_eq!(first["user_agent"], "");
+    // The worker set user_agent after its first request.
+    let before: Value = serde_json::from_str(&get("/probe")).unwrap();
+    assert_eq!(before["user_agent"], "worker-agent");
+    for round in 0..2 {
+        assert_eq!(get("/change"), "changed");
+        let after: Value = serde_json::from_str(&get("/probe")).unwrap();
+        assert_eq!(after, before, "after /change, round {round}");
+    }
+}
+
+#[test]
+fn an_exception_handler_gets_the_uncaught_exception_and_the_worker_goes_on() {
+    let php = Php::start_with(
+        "request_end.php",
+        Options {
+            ini: vec![("rr.address", "127.0.0.1:0".into())],
+            ..Options::default()
+        },
+    );
+    let get = |path: &str| client().get(php.url(path)).send().unwrap();
+    // No handler yet: rr's 500; the header callback the request registered never runs.
+    assert_eq!(get("/callback-then-throw").status(), 500);
+    let plain = get("/plain");
+    assert_eq!(plain.status(), 200);
+    assert!(plain.headers().get("x-leaked-callback").is_none());
+    let pid = plain.text().unwrap();
+    // The worker set its handler after its first request: it answers as under php-fpm.
+    let handled = get("/throw");
+    assert_eq!(handled.status(), 200);
+    assert_eq!(
+        handled.text().unwrap(),
+        "before\n[worker's handler: boom]\n"
+    );
+    // A handler that throws: 500, both exceptions logged; the request's handler is gone after.
+    let broken = get("/handler-throws");
+    assert_eq!(broken.status(), 500);
+    assert!(!broken.text().unwrap().contains("handler ran"));
+    assert!(php.wait_for_log("the handler broke on first", Duration::from_secs(5)));
+    assert!(
+        php.stderr().contains("RuntimeException"),
+        "{}",
+        php.stderr()
+    );
+    assert_eq!(
+        get("/throw").text().unwrap(),
+        "before\n[worker's handler: boom]\n"
+    );
+    // exit() in the handler ends the request with what it produced.
+    let exited = get("/handler-exits");
+    assert_eq!(exited.status(), 503);
+    assert_eq!(exited.text().unwrap(), "exited in the handler: third\n");
+    // A header callback that throws: 500, logged.
+    assert_eq!(get("/callback-throws").status(), 500);
+    assert!(php.wait_for_log("the callback broke", Duration::from_secs(5)));
+    assert_eq!(
+        get("/plain").text().unwrap(),
+        pid,
+        "the same worker throughout"
+    );
 }

@@ -31,6 +31,15 @@ extern "C" fn shutdown(_type: i32, _module_number: i32) -> i32 {
     0
 }
 
+/// Runs before the script: rr watches the functions whose settings `handle()` resets.
+extern "C" fn request_startup(_type: i32, _module_number: i32) -> i32 {
+    // A panic must not cross into PHP here: nothing catches it.
+    if std::panic::catch_unwind(sapi::start).is_err() {
+        crate::logging::to_stderr(format_args!("rr: internal error at request startup"));
+    }
+    0
+}
+
 /// Runs when the script ends, however it ended: answer what is pending, drain, stop the runtime.
 extern "C" fn request_shutdown(_type: i32, _module_number: i32) -> i32 {
     // A panic must not cross into PHP here: nothing catches it.
@@ -75,6 +84,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .version(env!("CARGO_PKG_VERSION"))
         .startup_function(startup)
         .shutdown_function(shutdown)
+        .request_startup_function(request_startup)
         .request_shutdown_function(request_shutdown)
         .info_function(info)
         .class::<exception::Exception>()

@@ -9,12 +9,19 @@ use super::ffi::{self, sg, SAPI_HEADER_ADD, SAPI_HEADER_SENT_SUCCESSFULLY};
 use crate::dispatch::Reply;
 use crate::php::worker::with_engine;
 use crate::request::spool::{BodyReader, RequestBody};
+use crate::stream::sendfile::{X_ACCEL_REDIRECT, X_SENDFILE};
 use bytes::Bytes;
-use ext_php_rs::ffi::{sapi_header_op_enum, sapi_header_struct, sapi_headers_struct, sapi_module};
+use ext_php_rs::ffi::{
+    sapi_header_line, sapi_header_op, sapi_header_op_enum, sapi_header_op_enum_SAPI_HEADER_REPLACE,
+    sapi_header_struct, sapi_headers_struct, sapi_module,
+};
+use ext_php_rs::types::{ZendCallable, Zval};
+use ext_php_rs::zend::{try_catch, CatchError};
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 use std::cell::{Cell, RefCell};
 use std::os::raw::{c_char, c_int, c_void};
+use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
 
 type UbWrite = unsafe extern "C" fn(*const c_char, usize) -> usize;
@@ -196,19 +203,36 @@ fn head_once(streaming: bool) -> Option<(StatusCode, HeaderMap)> {
     if streaming {
         return Some((StatusCode::OK, HeaderMap::new()));
     }
-    match head() {
+    match header_callback().and_then(|()| head()) {
         Ok(head) => Some(head),
         Err(e) => {
-            CAPTURE.with_borrow_mut(|c| {
-                c.refused = true;
-                c.out = Vec::new();
-            });
-            let what = format!("RR\\Worker::handle(): {e}");
-            let _ = with_engine("RR\\Worker::handle", |e| {
-                Ok(e.reply(Reply::WorkerError(what)))
-            });
+            refuse(&e);
             None
         }
+    }
+}
+
+/// The answer cannot be sent: the client gets a worker error naming `e`, the output is dropped.
+fn refuse(e: &HeadError) {
+    CAPTURE.with_borrow_mut(|c| {
+        c.refused = true;
+        c.out = Vec::new();
+    });
+    let what = format!("RR\\Worker::handle(): {e}");
+    let _ = with_engine("RR\\Worker::handle", |e| {
+        Ok(e.reply(Reply::WorkerError(what)))
+    });
+}
+
+/// The script's part is over (shutdown functions run, output buffers flushed): a
+/// `header_register_callback()` callback not run yet runs now, as php-fpm runs it when that
+/// flush first reaches the SAPI, before the session is written.
+pub fn before_head() {
+    if CAPTURE.with_borrow(|c| c.streaming || c.refused) {
+        return;
+    }
+    if let Err(e) = header_callback() {
+        refuse(&e);
     }
 }
 
@@ -219,6 +243,8 @@ pub enum HeadError {
     Status(i64),
     /// More `header()` lines than a header map holds (`http`'s limit, ~24k names).
     TooManyHeaders(usize),
+    /// The `header_register_callback()` callback threw (described).
+    Callback(String),
 }
 
 impl std::fmt::Display for HeadError {
@@ -232,6 +258,7 @@ impl std::fmt::Display for HeadError {
                 f,
                 "the script set {n} header lines, more than an answer can hold"
             ),
+            HeadError::Callback(what) => f.write_str(what),
         }
     }
 }
@@ -287,6 +314,90 @@ pub fn head() -> Result<(StatusCode, HeaderMap), HeadError> {
         _ => return Err(HeadError::Status(i64::from(code))),
     };
     Ok((status, map))
+}
+
+/// `header_register_callback()`: called once, right before the head is taken, as PHP's
+/// `sapi_send_headers()` does: after the default Content-Type joined the header list (so the
+/// callback sees it and may remove it), with `header()` and `header_remove()` in it counting.
+/// A fatal error in it ends the worker as any other: the client gets a 500 first.
+fn header_callback() -> Result<(), HeadError> {
+    // SAFETY: PHP thread, inside the request; the callback zval is moved out and the slot left
+    // undefined, as PHP does, so it runs once and a callback registering another is kept.
+    let callback = unsafe {
+        let sg = sg();
+        if (*sg).callback_func.u1.type_info == 0 {
+            return Ok(());
+        }
+        let callback: Zval = std::ptr::read(&raw const (*sg).callback_func);
+        (*sg).callback_func.u1.type_info = 0;
+        (*sg).fci_cache = std::mem::zeroed();
+        callback
+    };
+    add_default_content_type();
+    let called = try_catch(AssertUnwindSafe(|| {
+        ZendCallable::new(&callback).map(|c| c.try_call(vec![]))
+    }));
+    drop(callback);
+    match called {
+        Err(CatchError::Bailout) => {
+            let what = "fatal error in the header_register_callback() callback; the worker stops";
+            let _ = with_engine("RR\\Worker::handle", |e| {
+                Ok(e.reply(Reply::WorkerError(what.into())))
+            });
+            CAPTURE.with_borrow_mut(|c| c.refused = true);
+            // SAFETY: the fatal error was on its way out of PHP code; it goes on to the
+            // script's own zend_try (or `$app`'s), as without the callback.
+            unsafe { ext_php_rs::zend::bailout() }
+        }
+        _ => match super::settle_exception("the header_register_callback() callback") {
+            Some(what) => Err(HeadError::Callback(what)),
+            None => Ok(()),
+        },
+    }
+}
+
+/// The default Content-Type into PHP's header list, unless the script set one or the answer
+/// names a file to send (which gets the file's type), as [`head`] would add it.
+fn add_default_content_type() {
+    // SAFETY: PHP thread; the list holds sapi_header_struct values PHP built; the default type
+    // is an emalloc'd C string we free; sapi_header_op copies the line.
+    unsafe {
+        let sg = sg();
+        if (*sg).sapi_headers.send_default_content_type == 0 {
+            return;
+        }
+        let mut element = (*sg).sapi_headers.headers.head;
+        while !element.is_null() {
+            let h = (*element).data.as_ptr().cast::<sapi_header_struct>();
+            let line = std::slice::from_raw_parts((*h).header.cast::<u8>(), (*h).header_len);
+            let name = line
+                .split(|&b| b == b':')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            if [CONTENT_TYPE, X_SENDFILE, X_ACCEL_REDIRECT]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
+            {
+                return;
+            }
+            element = (*element).next;
+        }
+        let ct = ffi::sapi_get_default_content_type();
+        let mut line = b"Content-Type: ".to_vec();
+        line.extend_from_slice(ffi::c_bytes(ct));
+        ext_php_rs::alloc::efree(ct.cast());
+        let mut op = sapi_header_line {
+            line: line.as_ptr().cast(),
+            line_len: line.len(),
+            response_code: 0,
+        };
+        sapi_header_op(
+            sapi_header_op_enum_SAPI_HEADER_REPLACE,
+            (&raw mut op).cast(),
+        );
+        (*sg).sapi_headers.send_default_content_type = 0;
+    }
 }
 
 /// One `header()` line into the map: dropped with a warning if it is not a valid header; `Err`

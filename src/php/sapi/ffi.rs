@@ -69,6 +69,9 @@ extern "C" {
         modify_type: c_int,
         stage: c_int,
     ) -> c_int;
+    /// PHP's request-end restore of one modified ini entry: its php.ini value back (through its
+    /// on_modify handler) and the entry out of `EG(modified_ini_directives)`.
+    pub fn zend_restore_ini_entry(name: *mut zend_string, stage: c_int) -> c_int;
     pub fn zend_is_auto_global_str(name: *const c_char, len: usize) -> bool;
     pub fn zend_std_get_static_property(
         ce: *mut zend_class_entry,

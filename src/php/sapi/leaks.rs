@@ -4,7 +4,7 @@
 use super::ffi::{self, eg};
 use ext_php_rs::ffi::{zend_class_entry, zend_property_info};
 use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -23,6 +23,15 @@ type Values = Vec<(String, u64)>;
 
 pub struct Snapshot {
     seen: RefCell<HashMap<String, u64>>,
+    /// How many autoloaders were registered (at boot, then after the last report).
+    autoloaders: Cell<usize>,
+}
+
+/// `count(spl_autoload_functions())`.
+fn autoloaders() -> usize {
+    super::settings::call("spl_autoload_functions", vec![])
+        .and_then(|v| v.array().map(ZendHashTable::len))
+        .unwrap_or(0)
 }
 
 fn fingerprint(zv: &Zval) -> u64 {
@@ -132,11 +141,22 @@ impl Snapshot {
         let (values, _) = current();
         Snapshot {
             seen: RefCell::new(values.into_iter().collect()),
+            autoloaders: Cell::new(autoloaders()),
         }
     }
 
     /// Logs what differs from boot (or from the last report of the same value).
     pub fn compare(&self) {
+        // Autoloaders stay registered (Composer's registers once, behind a static guard, and
+        // taking it off would break every later request): a growing list is what to report.
+        let (before, now) = (self.autoloaders.get(), autoloaders());
+        if now > before {
+            tracing::warn!(
+                "rr.debug_leaks: {} autoloader(s) registered during the request (now {now}): they stay for every later request",
+                now - before
+            );
+        }
+        self.autoloaders.set(now);
         let (values, defaults) = current();
         let defaults: HashMap<String, u64> = defaults.into_iter().collect();
         let mut seen = self.seen.borrow_mut();

@@ -2,15 +2,19 @@
 //! inside the long-lived worker. See docs/superglobals.md for what is set up and reset.
 //!
 //! The cycle: superglobals and SAPI state in; `$app` called under `zend_try`; `exit()` and
-//! uncaught exceptions end the request (never the worker); shutdown functions, output buffers
-//! and the session closed as at php-fpm's request end; the answer sent; state reset. A fatal
+//! uncaught exceptions end the request (never the worker), an exception first going to the
+//! exception handler if one is set; shutdown functions, output buffers and the session closed as
+//! at php-fpm's request end; `header_register_callback()`'s callback run and the answer sent;
+//! state (handlers, ini settings, ...) reset. A fatal
 //! error (bailout) leaves the VM in a state only PHP's own request shutdown can clean up, so
 //! the client gets a 500 and the bailout goes on: the worker script ends cleanly.
 mod capture;
+mod directives;
 mod ffi;
 mod globals;
 mod leaks;
 mod name;
+mod setters;
 mod settings;
 mod state;
 
@@ -18,7 +22,9 @@ use crate::dispatch::Reply;
 use crate::php::worker::with_engine;
 use crate::request::cgi::Script;
 use crate::request::RequestData;
-use ext_php_rs::types::{ZendCallable, Zval};
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::flags::DataType;
+use ext_php_rs::types::{ZendCallable, ZendObject, Zval};
 use ext_php_rs::zend::{try_catch, CatchError, ExecutorGlobals};
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
@@ -53,6 +59,8 @@ struct Worker {
     server: Option<Zval>,
     order: String,
     leaks: Option<leaks::Snapshot>,
+    /// The ini entries changed (by the worker) as the current request began.
+    directives: directives::Directives,
 }
 
 thread_local! {
@@ -109,17 +117,25 @@ fn first_call() -> Worker {
         server: globals::take("_SERVER"),
         order: order(),
         leaks: super::ini::debug_leaks().then(leaks::Snapshot::take),
+        directives: directives::Directives::default(),
     }
 }
 
 /// Clears a pending exception left by PHP code: `exit()` is the normal end of a request. Returns
 /// the description of any other throwable, for the log.
 pub(super) fn settle_exception(during: &str) -> Option<String> {
+    let ex = uncaught()?;
+    Some(describe(&ex, during))
+}
+
+/// The pending exception, taken; None for none or `exit()`'s unwind_exit.
+fn uncaught() -> Option<ZBox<ZendObject>> {
     let ex = ExecutorGlobals::take_exception()?;
     // SAFETY: `ex` is a live object we now own.
-    if unsafe { ffi::zend_is_unwind_exit(&raw const *ex) } {
-        return None;
-    }
+    (!unsafe { ffi::zend_is_unwind_exit(&raw const *ex) }).then_some(ex)
+}
+
+fn describe(ex: &ZendObject, during: &str) -> String {
     let text = |method: &str| {
         ex.try_call_method(method, vec![])
             .ok()
@@ -127,13 +143,58 @@ pub(super) fn settle_exception(during: &str) -> Option<String> {
             .unwrap_or_default()
     };
     let class = ex.get_class_name().unwrap_or_default();
-    let what = format!(
+    format!(
         "uncaught {class} in {during}: {} in {}:{}",
         text("getMessage"),
         text("getFile"),
         text("getLine")
-    );
-    Some(what)
+    )
+}
+
+/// How a call into PHP ended. An uncaught exception goes to the exception handler when one is
+/// set and `handler` allows, as PHP's script end does (`zend_user_exception_handler`).
+fn ended(
+    called: Result<Result<Zval, ext_php_rs::error::Error>, CatchError>,
+    during: &str,
+    handler: bool,
+) -> Outcome {
+    match called {
+        Ok(Ok(_)) => Outcome::Done,
+        Ok(Err(_)) if fatal_pending() => Outcome::Fatal,
+        Ok(Err(_)) => match uncaught() {
+            None => Outcome::Done,
+            Some(ex) if handler => to_exception_handler(ex, during),
+            Some(ex) => Outcome::Failed(describe(&ex, during)),
+        },
+        Err(CatchError::Bailout) => Outcome::Bailout,
+        Err(_) => Outcome::Failed("internal error (panic) in rr".into()),
+    }
+}
+
+/// An uncaught exception with `set_exception_handler()`'s handler (the request's or the
+/// worker's) set: the handler gets it and the request ends as the handler leaves it (php-fpm
+/// answers with the output and head so far, 200 unless set). Without a handler, or when the
+/// handler throws too, the request failed (php-fpm: a fatal "Uncaught" error, 500).
+fn to_exception_handler(mut ex: ZBox<ZendObject>, during: &str) -> Outcome {
+    let what = describe(&ex, during);
+    // SAFETY: PHP thread; a copy of the handler zval (IS_UNDEF when none is set), its
+    // refcount raised so the handler may replace itself while it runs.
+    let handler = unsafe { (*ffi::eg()).user_exception_handler.shallow_clone() };
+    if matches!(handler.get_type(), DataType::Undef) {
+        return Outcome::Failed(what);
+    }
+    let Ok(callable) = ZendCallable::new(&handler) else {
+        return Outcome::Failed(what);
+    };
+    let mut arg = Zval::new();
+    arg.set_object(&mut ex);
+    let called = try_catch(AssertUnwindSafe(|| callable.try_call(vec![&arg])));
+    match ended(called, "the exception handler", false) {
+        Outcome::Failed(inner) => {
+            Outcome::Failed(format!("{inner}, thrown while handling the {what}"))
+        }
+        other => other,
+    }
 }
 
 /// One request: `data` in, `$app` called, the answer out, state reset. After a fatal error
@@ -141,21 +202,15 @@ pub(super) fn settle_exception(during: &str) -> Option<String> {
 /// bytes (`http.output_buffer_size`) starts streaming.
 pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Script, held: usize) {
     // Taken out for the request, so nothing here holds a borrow while PHP code runs.
-    let worker = WORKER.take().unwrap_or_else(first_call);
+    let mut worker = WORKER.take().unwrap_or_else(first_call);
+    worker.directives.mark();
+    setters::begin();
     globals::install(data, uploads.files, script, &worker.order);
     let saved = state::begin(data, &uploads.paths, &worker.boot);
     capture::start(&data.body, held);
     state::start_zlib();
-    let outcome = match try_catch(AssertUnwindSafe(|| app.try_call(vec![]))) {
-        Ok(Ok(_)) => Outcome::Done,
-        Ok(Err(_)) if fatal_pending() => Outcome::Fatal,
-        Ok(Err(_)) => match settle_exception("RR\\Worker::handle()") {
-            None => Outcome::Done,
-            Some(what) => Outcome::Failed(what),
-        },
-        Err(CatchError::Bailout) => Outcome::Bailout,
-        Err(_) => Outcome::Failed("internal error (panic) in rr".into()),
-    };
+    let called = try_catch(AssertUnwindSafe(|| app.try_call(vec![])));
+    let outcome = ended(called, "RR\\Worker::handle()", true);
     match outcome {
         Outcome::Bailout => {
             capture::stop();
@@ -170,14 +225,17 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
             capture::stop();
             report_fatal();
             state::after_fatal(&saved);
-            state::restore(saved, &worker.boot);
+            state::restore(saved, &worker.boot, &mut worker.directives);
             return;
         }
         _ => {}
     }
     state::end_script(&saved);
+    if matches!(outcome, Outcome::Done) {
+        capture::before_head();
+    }
     state::end_zlib();
-    state::reset_session(&worker.boot.session_ini);
+    state::reset_session(&mut worker.directives);
     match outcome {
         Outcome::Failed(what) if !capture::is_streaming() => {
             let _ = with_engine("RR\\Worker::handle", |e| {
@@ -195,7 +253,7 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
     globals::clear(worker.server.as_ref());
     // SAFETY: PHP thread; exit() set the exit code the worker process must not inherit.
     unsafe { (*ffi::eg()).exit_status = saved.exit_status() };
-    state::restore(saved, &worker.boot);
+    state::restore(saved, &worker.boot, &mut worker.directives);
     if let Some(snapshot) = &worker.leaks {
         snapshot.compare();
     }
@@ -228,7 +286,14 @@ fn report_fatal() {
     });
 }
 
+/// Request startup, before the worker script's first line: the setters of settings that are no
+/// ini entry are watched from here on, so the worker's own choices are known.
+pub fn start() {
+    setters::watch();
+}
+
 /// Request shutdown: drop every zval rr kept, while PHP's allocator is still alive.
 pub fn finish() {
     drop(WORKER.take());
+    setters::unwatch();
 }

@@ -31,7 +31,7 @@ pub struct Handlers {
 
 /// Calls an internal function by name (a look-up in the function table and a direct call: no
 /// callable checks, which cost as much again, as this runs after every request).
-fn call(function: &str, args: Vec<&dyn IntoZvalDyn>) -> Option<Zval> {
+pub(super) fn call(function: &str, args: Vec<&dyn IntoZvalDyn>) -> Option<Zval> {
     Function::try_from_function(function)?.try_call(args).ok()
 }
 

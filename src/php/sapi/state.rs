@@ -1,15 +1,16 @@
 //! Engine state that php-fpm gets fresh for every request and a long-lived worker must set up
 //! and reset by hand: SAPI headers and status, output buffers, shutdown functions, the session
 //! module, the stat cache, the time limit and `ignore_user_abort`; with [`super::settings`], the
-//! error handlers, timezone, locale and umask.
+//! error handlers, timezone, locale and umask; with [`super::directives`], ini settings.
+use super::directives::{Directives, Scope};
 use super::ffi::{self, eg, pg, sg, SHUTDOWN_FUNCTIONS};
 use super::settings::{Handlers, Settings};
 use crate::request::form::{Node, Tree};
 use crate::request::multipart::Upload;
 use crate::request::RequestData;
 use ext_php_rs::boxed::ZBox;
-use ext_php_rs::ffi::{zend_ini_entry, zend_module_entry, zend_string, zval, HashTable};
-use ext_php_rs::types::{ArrayKey, ZendCallable, ZendHashTable};
+use ext_php_rs::ffi::{zend_module_entry, zval, HashTable};
+use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 
@@ -25,6 +26,8 @@ pub struct Saved {
     shutdown_functions: *mut HashTable,
     /// The worker's error and exception handlers, under those the request sets.
     handlers: Handlers,
+    /// A `header_register_callback()` of the worker's: not the request's to run.
+    header_callback: Zval,
     /// Keeps `SG(request_info).request_method` valid during the request.
     _method: CString,
 }
@@ -35,7 +38,6 @@ pub struct Boot {
     pub ignore_user_abort: bool,
     pub implicit_flush: bool,
     pub output_buffering: i64,
-    pub session_ini: SessionIni,
     pub settings: Settings,
 }
 
@@ -55,73 +57,7 @@ impl Boot {
             ignore_user_abort,
             implicit_flush,
             output_buffering,
-            session_ini: SessionIni::read(),
             settings: Settings::read(),
-        }
-    }
-}
-
-/// The session module's ini entries as the worker had them before its first request, put back
-/// after each request as PHP's request end does under php-fpm. Above all `session.save_handler`:
-/// `session_set_save_handler()` sets it to `user`, and kept after the handler is freed it makes
-/// the next request's `session_start()` fail ("Failed to initialize storage module: user").
-pub struct SessionIni {
-    /// Each entry (registered at startup, alive for the process) with its value at boot.
-    entries: Vec<(*mut zend_ini_entry, Option<Vec<u8>>)>,
-}
-
-/// The bytes of a zend_string, None for NULL.
-///
-/// # Safety
-/// `s` is NULL or a live zend_string that outlives the slice.
-unsafe fn zstr_bytes<'a>(s: *const zend_string) -> Option<&'a [u8]> {
-    // SAFETY: per the contract, `val` holds `len` bytes.
-    unsafe {
-        s.as_ref()
-            .map(|s| std::slice::from_raw_parts(s.val.as_ptr().cast::<u8>(), s.len))
-    }
-}
-
-impl SessionIni {
-    fn read() -> SessionIni {
-        let mut entries = Vec::new();
-        // SAFETY: PHP thread; EG(ini_directives) maps names to zend_ini_entry pointers
-        // (zval IS_PTR) that live as long as the process.
-        unsafe {
-            let table = (*eg()).ini_directives;
-            if table.is_null() {
-                return SessionIni { entries };
-            }
-            for (key, zv) in (*table).iter() {
-                if matches!(key, ArrayKey::Long(_)) || !key.to_string().starts_with("session.") {
-                    continue;
-                }
-                let entry = zv.value.ptr.cast::<zend_ini_entry>();
-                let value = zstr_bytes((*entry).value).map(<[u8]>::to_vec);
-                entries.push((entry, value));
-            }
-        }
-        SessionIni { entries }
-    }
-
-    /// Gives every entry the request changed its boot value back. Call with no session active.
-    fn restore(&self) {
-        for (entry, boot) in &self.entries {
-            let Some(boot) = boot else { continue };
-            // SAFETY: PHP thread; the entry is alive (see `entries`), its value a zend_string
-            // or NULL; the name is the entry's own.
-            unsafe {
-                if zstr_bytes((**entry).value) == Some(boot.as_slice()) {
-                    continue;
-                }
-                ffi::zend_alter_ini_entry_chars(
-                    (**entry).name,
-                    boot.as_ptr().cast(),
-                    boot.len(),
-                    ffi::ZEND_INI_SYSTEM,
-                    ffi::ZEND_INI_STAGE_DEACTIVATE,
-                );
-            }
         }
     }
 }
@@ -153,6 +89,13 @@ pub fn upload_paths(uploads: &Tree<Upload>, out: &mut Vec<String>) {
     }
 }
 
+/// An undefined zval (IS_UNDEF), what PHP keeps in a slot that holds nothing.
+fn undef() -> Zval {
+    let mut zv = Zval::new();
+    zv.u1.type_info = 0;
+    zv
+}
+
 /// The SAPI and engine state for a new request.
 pub fn begin(req: &RequestData, uploads: &[String], boot: &Boot) -> Saved {
     let method = CString::new(req.method.as_str()).unwrap_or_default();
@@ -180,6 +123,7 @@ pub fn begin(req: &RequestData, uploads: &[String], boot: &Boot) -> Saved {
             exit_status: (*eg()).exit_status,
             shutdown_functions: SHUTDOWN_FUNCTIONS,
             handlers: Handlers::mark(),
+            header_callback: std::ptr::replace(&raw mut (*sg).callback_func, undef()),
             _method: method,
         };
         (*headers).http_response_code = 200;
@@ -267,10 +211,13 @@ pub fn end_script(saved: &Saved) {
 
 /// Writes and closes the session and clears the session module's per-request state (id, data,
 /// save handlers), as its request shutdown and startup do under php-fpm; in between, the
-/// session ini settings the request changed are put back (see [`SessionIni`]).
-pub fn reset_session(ini: &SessionIni) {
+/// `session.*` ini settings the request changed are put back. Above all
+/// `session.save_handler`: `session_set_save_handler()` sets it to `user`, and kept after the
+/// handler is freed it makes the next request's `session_start()` fail ("Failed to initialize
+/// storage module: user").
+pub fn reset_session(directives: &mut Directives) {
     module_hooks(c"session", true, false);
-    ini.restore();
+    directives.restore(Scope::Session);
     module_hooks(c"session", false, true);
 }
 
@@ -346,17 +293,36 @@ pub fn after_fatal(saved: &Saved) {
     }
 }
 
-/// After the answer went out: the worker's SAPI state, time limit, abort setting, timezone,
-/// locale and umask back.
-pub fn restore(saved: Saved, boot: &Boot) {
+/// After the answer went out: the worker's SAPI state, ini settings, time limit, abort setting,
+/// timezone, locale and umask back.
+pub fn restore(saved: Saved, boot: &Boot, directives: &mut Directives) {
     // Last, as at php-fpm's request end: shutdown functions, output handlers and the session
-    // write ran under the request's handlers.
+    // write ran under the request's handlers and settings.
     saved.handlers.restore();
+    // A request that set an mbstring encoding gets mbstring's request shutdown and startup
+    // around the ini restore, as the session module does: the shutdown forgets that the
+    // encoding was set, so restoring `default_charset` gives mbstring its value back again.
+    let mbstring = super::setters::end();
+    if mbstring {
+        module_hooks(c"mbstring", true, false);
+    }
+    directives.restore(Scope::Rest);
+    if mbstring {
+        module_hooks(c"mbstring", false, true);
+        super::setters::reapply();
+    }
     boot.settings.restore();
     // SAFETY: PHP thread; restoring values read in `begin`.
     unsafe {
         let sg = sg();
         ffi::zend_llist_clean(&raw mut (*sg).sapi_headers.headers);
+        // A callback the request registered and that never ran (the request failed) is
+        // dropped, as php-fpm's request end drops it.
+        drop(std::ptr::replace(
+            &raw mut (*sg).callback_func,
+            saved.header_callback,
+        ));
+        (*sg).fci_cache = std::mem::zeroed();
         (*sg).sapi_headers.http_response_code = saved.response_code;
         (*sg).headers_sent = saved.headers_sent;
         (*sg).request_info.no_headers = saved.no_headers;
