@@ -50,11 +50,14 @@ $worker = new RR\Worker($options);
 $nextcloud = RR\Nextcloud\Options::fromEnvironment();
 $kernel = new RR\Nextcloud\Kernel($root, $nextcloud);
 
-// A pool worker, or the template that forked workers start from (http.pool.template), boots
-// before its first request. The master of a pool serves nothing and never boots; a single
-// process boots at its first request (unless NEXTCLOUD_EAGER_BOOT says otherwise).
+// Every process that serves boots before its first request: a single process, a pool worker,
+// or the template that forked workers start from (http.pool.template). The master of a pool
+// serves nothing and never boots. Booted inside a request (NEXTCLOUD_EAGER_BOOT=0), what
+// Nextcloud's boot sets for the whole process (display_errors, max_execution_time, its error
+// handlers, the timezone) would be put back after that request, as handle() puts back what any
+// request changes.
 $role = RR\role();
-if ($nextcloud->eagerBoot ?? ($role === 'worker' || $role === 'template')) {
+if ($nextcloud->eagerBoot ?? ($role !== 'master')) {
     $kernel->boot();
 }
 // The template (http.pool.template) forks every worker from this booted process: nothing it

@@ -60,7 +60,7 @@ final class Options
         public readonly int $phasesEvery = 100,
         /**
          * For the worker script: boot before the first request (true), at it (false), or as the
-         * process's role decides (null: pool workers and the template before, a single process at it).
+         * process's role decides (null: every process that serves before, a pool master never).
          */
         public readonly ?bool $eagerBoot = null,
         /** For the worker script: replace a worker after a request that ended in exit(). */
