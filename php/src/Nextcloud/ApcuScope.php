@@ -20,11 +20,14 @@ enum ApcuScope
     case PerProcess;
 
     /**
-     * This process, as rr started it: RR\role() and RR\forked(). Before an RR\Worker was
-     * started the answer is the cautious one, PerProcess.
+     * This process, as rr started it: RR\role() and RR\forked(). Without rr loaded, or before an
+     * RR\Worker was started, the answer is the cautious one, PerProcess.
      */
     public static function ofThisProcess(): self
     {
+        if (!extension_loaded('rr')) {
+            return self::PerProcess;
+        }
         try {
             return self::of(\RR\role(), \RR\forked());
         } catch (\RR\Exception) {

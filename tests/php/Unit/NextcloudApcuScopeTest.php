@@ -35,7 +35,7 @@ final class NextcloudApcuScopeTest extends TestCase
 
     public function testWithoutAStartedWorkerTheAnswerIsTheCautiousOne(): void
     {
-        // No RR\Worker in the test process: nothing says the APCu is shared.
+        // The unit tests run without rr: nothing says the APCu is shared.
         self::assertSame(ApcuScope::PerProcess, ApcuScope::ofThisProcess());
     }
 }
