@@ -9,7 +9,6 @@ use super::exception::{bad_type, bad_value, misuse, respond_error, ConfigErrorWr
 use super::request::Request;
 use super::{ini, interrupt};
 use crate::config::{self, Config, Override, Sources};
-use crate::dispatch::Reply;
 use crate::engine::{self as engine, Wait};
 use crate::request::cgi::Script;
 use crate::request::multipart::Upload;
@@ -393,11 +392,12 @@ impl Worker {
     }
 
     /// Reports a failure for the current request: the client gets a 500 with a generic JSON
-    /// body, the message goes to the log.
+    /// body, the message goes to the log. A streamed answer in progress is cut off instead
+    /// (its head is out): the client sees an incomplete transfer, never a complete one.
     pub fn error(&self, message: String) -> PhpResult<()> {
         with_engine("RR\\Worker::error", |engine| {
             engine
-                .reply(Reply::WorkerError(message))
+                .fail(message)
                 .map_err(|e| respond_error("RR\\Worker::error", e))
         })
     }
