@@ -71,6 +71,44 @@ fn an_error_reported_mid_stream_cuts_the_answer_off_and_the_worker_goes_on() {
     }
 }
 
+/// How an HTTP/1.0 exchange ended: `Ok` with the bytes read at a plain close, `Err` with the
+/// error that ended the read.
+fn http_1_0(php: &Php, path: &str) -> Result<Vec<u8>, std::io::Error> {
+    let mut conn = std::net::TcpStream::connect(php.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    std::io::Write::write_all(&mut conn, format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).map(|_| got)
+}
+
+#[test]
+fn an_answer_cut_off_over_http_1_0_ends_in_a_reset_not_a_close() {
+    for pool in [false, true] {
+        let mut opts = Options::default();
+        if pool {
+            opts.env.push((
+                "RR_TEST_OPTIONS",
+                serde_json::json!({"http.pool.num_workers": 1}).to_string(),
+            ));
+        }
+        let php = Php::start_with("stream.php", opts);
+        // Without chunks or a length, the close is the end of an HTTP/1.0 answer: a plain one
+        // would make "chunk0;chunk1;" the whole body (nginx's default upstream protocol).
+        let cut = http_1_0(&php, "/error-midway");
+        assert_eq!(
+            cut.as_ref().map_err(std::io::Error::kind).err(),
+            Some(std::io::ErrorKind::ConnectionReset),
+            "pool: {pool}: {:?}",
+            cut.map(|b| String::from_utf8_lossy(&b).into_owned())
+        );
+        // A whole answer still ends in a plain close.
+        let whole = String::from_utf8(http_1_0(&php, "/chunks?n=2").unwrap()).unwrap();
+        assert!(whole.ends_with("chunk0;chunk1;end"), "{whole}");
+    }
+}
+
 fn file_with(content: &[u8]) -> tempfile::NamedTempFile {
     let mut f = tempfile::Builder::new().suffix(".txt").tempfile().unwrap();
     std::io::Write::write_all(&mut f, content).unwrap();
