@@ -150,6 +150,8 @@ abstract class FrameworkAppTestCase extends TestCase
         self::assertFalse($cut['complete'], 'the client must not take the lines sent for the whole body');
         self::assertStringStartsWith("line 1\nline 2\n", $cut['body']);
         self::assertStringNotContainsString('line 15000', $cut['body']);
+        // Failing before its first byte, it is a 500 like any other failed request.
+        self::assertSame(500, self::$server->request('GET', '/stream?lines=3&fail=1')['status']);
         self::assertSame($before, $pid(self::$server->request('GET', '/session')), 'the same worker');
     }
 
