@@ -613,3 +613,171 @@ fn a_large_form_waits_on_disk_and_is_parsed_like_a_small_one() {
     assert_eq!(form["rest"], want_rest);
     no_leftovers(dir.path(), &php);
 }
+
+/// A form that waited on disk and cannot be read back when PHP takes the request (its file
+/// gone) never reaches PHP with fields missing: the client gets a 500, the worker goes on.
+#[test]
+fn a_spooled_form_that_cannot_be_read_back_is_answered_500_not_run_without_fields() {
+    let urlencoded = (
+        "application/x-www-form-urlencoded".to_owned(),
+        format!("a={}&b=2", "x".repeat(64 * 1024)).into_bytes(),
+        "rr-body-",
+    );
+    let multipart = {
+        const BOUNDARY: &str = "rr-test-boundary-91c2";
+        let body = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n{}\r\n--{BOUNDARY}--\r\n",
+            "x".repeat(64 * 1024)
+        );
+        (
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+            body.into_bytes(),
+            "rr-fields-",
+        )
+    };
+    let mut pooled = pool(1);
+    pooled["http.body_buffer_size"] = json!("4KB");
+    for options in [json!({"http.body_buffer_size": "4KB"}), pooled] {
+        for (content_type, body, prefix) in [&urlencoded, &multipart] {
+            let (php, dir) = start(options.clone(), &[]);
+            let marks = tempfile::tempdir().unwrap();
+            let (hold, started) = (marks.path().join("hold"), marks.path().join("started"));
+            std::fs::write(&hold, "").unwrap();
+            let url = php.url(&format!(
+                "/hold?hold={}&started={}",
+                hold.display(),
+                started.display()
+            ));
+            let busy =
+                std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap());
+            common::wait_until("the worker busy", Duration::from_secs(20), || {
+                started.exists()
+            });
+            let spool_of = |dir: &Path| {
+                std::fs::read_dir(dir)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            };
+            let (status, answer) = std::thread::scope(|s| {
+                let form = s.spawn(|| {
+                    let response = client()
+                        .post(php.url("/form"))
+                        .header("Content-Type", content_type.as_str())
+                        .body(body.clone())
+                        .send()
+                        .unwrap();
+                    (response.status().as_u16(), response.text().unwrap())
+                });
+                let mut spool = None;
+                common::wait_until("the form spooled", Duration::from_secs(20), || {
+                    spool = spool_of(dir.path());
+                    spool.is_some()
+                });
+                std::fs::remove_file(spool.unwrap()).unwrap();
+                std::fs::remove_file(&hold).unwrap();
+                form.join().unwrap()
+            });
+            assert_eq!(busy.join().unwrap(), "released");
+            assert_eq!(status, 500, "{options} {content_type}: {answer}");
+            let json: Value = serde_json::from_str(&answer).unwrap();
+            assert_eq!(json["code"], "worker_error", "{answer}");
+            assert!(php.stderr().contains("from disk"), "{}", php.stderr());
+            // The worker goes on.
+            assert_eq!(get(&php, "/").status(), 200, "{options} {content_type}");
+        }
+    }
+}
+
+fn spooled_fields(dir: &Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rr-fields-"))
+        .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+        .collect()
+}
+
+/// A multipart POST's text fields were held in memory from their arrival until PHP took the
+/// request, whatever their size (up to `max_request_size`): the same hundred queued clients
+/// cost a hundred bodies of RAM. Past `http.body_buffer_size` they now wait on disk and PHP gets
+/// every field, in the order sent, as if all had been held in memory.
+#[test]
+fn large_multipart_fields_wait_on_disk_and_php_gets_every_one_in_order() {
+    const BOUNDARY: &str = "rr-test-boundary-7d3a";
+    let a = "y".repeat(3 * MIB as usize);
+    let mut body = Vec::new();
+    let mut part = |disposition: &str, value: &[u8]| {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; {disposition}\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    };
+    part(r#"name="first""#, b"1");
+    part(r#"name="a""#, a.as_bytes());
+    part(r#"name="f"; filename="f.txt""#, b"file content");
+    part(r#"name="b[c][]""#, b"1");
+    part(r#"name="b[c][]""#, b"two words");
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let want_a_md5 = format!("{:x}", md5::compute(&a));
+    let want_rest = json!({"first": "1", "b": {"c": ["1", "two words"]}});
+    let want_keys = json!(["first", "a", "b"]);
+    let post = |php: &Php| -> Value {
+        client()
+            .post(php.url("/form"))
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body.clone())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let small = json!({"http.body_buffer_size": "4KB"});
+    let mut pooled = pool(1);
+    pooled["http.body_buffer_size"] = json!("4KB");
+    for options in [small.clone(), pooled] {
+        let (php, dir) = start(options.clone(), &[]);
+        let marks = tempfile::tempdir().unwrap();
+        let (hold, started) = (marks.path().join("hold"), marks.path().join("started"));
+        std::fs::write(&hold, "").unwrap();
+        let url = php.url(&format!(
+            "/hold?hold={}&started={}",
+            hold.display(),
+            started.display()
+        ));
+        let busy = std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap());
+        common::wait_until("the worker busy", Duration::from_secs(20), || {
+            started.exists()
+        });
+        let form = std::thread::scope(|s| {
+            let form = s.spawn(|| post(&php));
+            // Queued behind the busy worker, the large field (and those after it) are on disk.
+            common::wait_until("the fields spooled", Duration::from_secs(20), || {
+                spooled_fields(dir.path())
+                    .iter()
+                    .any(|&len| len > a.len() as u64)
+            });
+            std::fs::remove_file(&hold).unwrap();
+            form.join().unwrap()
+        });
+        assert_eq!(busy.join().unwrap(), "released");
+        assert_eq!(form["a_len"], a.len(), "{options}");
+        assert_eq!(form["a_md5"], want_a_md5, "{options}");
+        assert_eq!(form["rest"], want_rest, "{options}");
+        assert_eq!(form["keys"], want_keys, "{options}");
+        no_leftovers(dir.path(), &php);
+    }
+    // $_POST under handle(), from the spooled fields as well.
+    let (php, dir) = start(small, &[("RR_TEST_HANDLE", "1")]);
+    let form = post(&php);
+    assert_eq!(form["a_md5"], want_a_md5);
+    assert_eq!(form["rest"], want_rest);
+    assert_eq!(form["keys"], want_keys);
+    no_leftovers(dir.path(), &php);
+}

@@ -1,6 +1,7 @@
 //! The frames master and worker exchange, and their encoding:
 //! `u32 length (LE) | u8 kind | payload`, the length counting kind and payload.
 use super::wire::{put_bytes, put_headers, put_str, DecodeError, Reader};
+use crate::request::fields::SpooledFields;
 use crate::request::form::{Key, Node, Tree};
 use crate::request::multipart::Upload;
 use crate::request::spool::RequestBody;
@@ -300,6 +301,11 @@ fn put_request(out: &mut BytesMut, r: &RequestData) {
         None => out.put_u8(0),
     }
     put_tree(out, &r.uploads, &put_upload);
+    let spooled = r
+        .spooled_fields
+        .as_ref()
+        .map(|f| f.path().to_string_lossy());
+    put_str(out, spooled.as_deref().unwrap_or(""));
 }
 
 fn put_target(out: &mut BytesMut, t: &Target) {
@@ -351,6 +357,11 @@ fn read_request(r: &mut Reader) -> Result<RequestData, DecodeError> {
         _ => Some(read_tree(r, 0, &|r| r.bytes())?),
     };
     let uploads = read_tree(r, 0, &read_upload)?;
+    // Like an upload, the file is the master's to delete.
+    let spooled_fields = Some(r.string()?)
+        .filter(|p| !p.is_empty())
+        .map(|p| SpooledFields::unowned(p).ok_or(DecodeError("spooled fields path")))
+        .transpose()?;
     Ok(RequestData {
         remote_addr,
         protocol,
@@ -359,6 +370,7 @@ fn read_request(r: &mut Reader) -> Result<RequestData, DecodeError> {
         headers,
         body,
         form,
+        spooled_fields,
         uploads,
     })
 }

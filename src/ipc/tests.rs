@@ -52,6 +52,7 @@ fn request_with_form_and_uploads_survives_the_wire() {
         headers,
         body: RequestBody::Memory(Bytes::from_static(b"body")),
         form: Some(form),
+        spooled_fields: None,
         uploads,
     };
     let Frame::Request(got) = roundtrip(&Frame::Request(Box::new(request))) else {
@@ -207,6 +208,35 @@ fn a_spooled_body_travels_as_its_path_and_the_worker_does_not_delete_it() {
         path.exists(),
         "the worker's copy must not delete the master's file"
     );
+}
+
+#[test]
+fn spooled_fields_travel_as_their_path_and_the_worker_does_not_delete_them() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let path = file.path().to_owned();
+    let request = RequestData {
+        spooled_fields: crate::request::fields::SpooledFields::unowned(&path),
+        ..RequestData::for_test(http::Method::POST, "/f")
+    };
+    let Frame::Request(got) = roundtrip(&Frame::Request(Box::new(request))) else {
+        panic!("not a request");
+    };
+    assert_eq!(
+        got.spooled_fields.as_ref().map(|f| f.path()),
+        Some(path.as_path())
+    );
+    drop(got);
+    assert!(
+        path.exists(),
+        "the worker's copy must not delete the master's file"
+    );
+    let Frame::Request(none) = roundtrip(&Frame::Request(Box::new(RequestData::for_test(
+        http::Method::GET,
+        "/",
+    )))) else {
+        panic!("not a request");
+    };
+    assert!(none.spooled_fields.is_none());
 }
 
 /// Reads as a channel would give them: each call returns the next piece (at most what fits).

@@ -53,12 +53,17 @@ fn next<T>(
     loop {
         let got = with_engine(callable, |engine| {
             Ok(match engine.wait(TICK) {
-                Wait::Request(mut data) => {
-                    if let Err(e) = data.parse_spooled_form() {
-                        tracing::error!("reading a spooled form body: {e}: PHP gets no fields");
+                Wait::Request(mut data) => match data.load_deferred_fields() {
+                    Ok(()) => Some(Some(build(engine, data))),
+                    // PHP never sees a form with fields missing: the client gets a 500.
+                    Err(e) => {
+                        let why = format!("reading the request's form fields from disk: {e}");
+                        if let Err(e) = engine.reply(Reply::WorkerError(why)) {
+                            tracing::error!("answering a request whose fields were lost: {e}");
+                        }
+                        None
                     }
-                    Some(Some(build(engine, data)))
-                }
+                },
                 // A pool master stops with a reason when its workers could not be kept running.
                 Wait::Stop => match engine.failure() {
                     Some(why) => return Err(misuse(format!("rr pool: {why}"))),

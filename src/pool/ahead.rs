@@ -40,6 +40,7 @@ pub const MAX_BYTES: usize = 64 * 1024;
 /// Whether a request may be sent to a worker that is busy: no uploads, a small body.
 pub fn small(request: &RequestData) -> bool {
     request.uploads.is_empty()
+        && request.spooled_fields.is_none()
         && request
             .body
             .in_memory()

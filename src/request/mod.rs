@@ -1,6 +1,7 @@
 //! The plain-Rust request handed from tokio to the PHP thread.
 pub mod cgi;
 pub mod cookie;
+pub mod fields;
 pub mod form;
 pub mod forwarded;
 pub mod id;
@@ -26,16 +27,24 @@ pub struct RequestData {
     pub body: spool::RequestBody,
     /// Fields of an urlencoded or multipart body, PHP-style nested keys.
     pub form: Option<form::Tree<Bytes>>,
+    /// The multipart fields that came after `http.body_buffer_size` bytes of them, waiting on
+    /// disk until PHP takes the request (`load_deferred_fields` adds them to `form`).
+    pub spooled_fields: Option<fields::SpooledFields>,
     /// Files of a multipart body, PHP-style nested keys; the files are deleted on drop.
     pub uploads: form::Tree<multipart::Upload>,
 }
 
 impl RequestData {
-    /// Parses an urlencoded body that was spooled to a file (larger than
-    /// `http.body_buffer_size`) into `form`, as a small one is parsed when it arrives; called when
-    /// PHP takes the request, so that queued forms wait on disk, not in memory. Does nothing for
-    /// any other request.
-    pub fn parse_spooled_form(&mut self) -> std::io::Result<()> {
+    /// Reads the fields that wait on disk into `form`, as those that fit in memory were read
+    /// when they arrived: an urlencoded body spooled to a file (larger than
+    /// `http.body_buffer_size`) is parsed, and a multipart body's spooled fields are added after
+    /// the others. Called when PHP takes the request, so that queued forms wait on disk, not in
+    /// memory. Does nothing for any other request.
+    pub fn load_deferred_fields(&mut self) -> std::io::Result<()> {
+        if let Some(spooled) = self.spooled_fields.take() {
+            let form = self.form.get_or_insert_with(form::Tree::new);
+            return spooled.load_into(form, form::FormLimits::default().max_depth);
+        }
         // Most requests stop at the first test (a body in memory), before any header look-up.
         if self.body.file().is_none() || self.form.is_some() {
             return Ok(());
@@ -69,6 +78,7 @@ impl RequestData {
             headers: http::HeaderMap::new(),
             body: spool::RequestBody::default(),
             form: None,
+            spooled_fields: None,
             uploads: form::Tree::new(),
         }
     }
@@ -93,7 +103,7 @@ mod tests {
     fn a_spooled_urlencoded_body_is_parsed_as_a_small_one() {
         let body = b"a=1&b[c][]=x+y&b[c][]=%41";
         let (mut data, _dir) = spooled("application/x-www-form-urlencoded; charset=UTF-8", body);
-        data.parse_spooled_form().unwrap();
+        data.load_deferred_fields().unwrap();
         let small = form::parse_urlencoded(body, &form::FormLimits::default()).0;
         assert_eq!(
             form::php_json(data.form.as_ref().unwrap()),
@@ -105,11 +115,11 @@ mod tests {
     #[test]
     fn other_bodies_and_parsed_forms_are_left_alone() {
         let (mut json, _dir) = spooled("application/json", b"a=1");
-        json.parse_spooled_form().unwrap();
+        json.load_deferred_fields().unwrap();
         assert!(json.form.is_none());
         let (mut parsed, _dir2) = spooled("application/x-www-form-urlencoded", b"a=1");
         parsed.form = Some(form::Tree::new());
-        parsed.parse_spooled_form().unwrap();
+        parsed.load_deferred_fields().unwrap();
         assert_eq!(form::php_json(parsed.form.as_ref().unwrap()), "[]");
         // In memory: parsed on arrival, nothing to do here.
         let mut memory = RequestData::for_test(http::Method::POST, "/");
@@ -118,7 +128,7 @@ mod tests {
             "application/x-www-form-urlencoded".parse().unwrap(),
         );
         memory.body = spool::RequestBody::Memory(Bytes::from_static(b"a=1"));
-        memory.parse_spooled_form().unwrap();
+        memory.load_deferred_fields().unwrap();
         assert!(memory.form.is_none());
     }
 }

@@ -1,5 +1,6 @@
 //! multipart/form-data bodies, parsed like php-src `rfc1867_post_handler`: fields into a form
 //! tree, files streamed to temporary files that are deleted when their `Upload` is dropped.
+use super::fields::{FieldSpool, SpooledFields};
 use super::form::{is_c_space, FormLimits, Tree};
 use super::spool::TempSink;
 use bytes::{Bytes, BytesMut};
@@ -73,6 +74,19 @@ pub struct MultipartLimits {
     /// Files beyond this are skipped (PHP `max_file_uploads`).
     pub max_file_uploads: usize,
     pub form: FormLimits,
+    /// Bytes of text fields (names and values) held in memory; the fields past them go to a
+    /// temp file in `upload_dir` (`http.body_buffer_size`).
+    pub fields_in_memory: usize,
+}
+
+/// A multipart body, parsed.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The text fields that fit in `fields_in_memory`, the first ones.
+    pub fields: Tree<Bytes>,
+    /// The text fields after them, waiting on disk to be added to `fields` (`load_into`).
+    pub spooled_fields: Option<SpooledFields>,
+    pub uploads: Tree<Upload>,
 }
 
 #[derive(Debug)]
@@ -121,21 +135,25 @@ pub fn boundary(content_type: &str) -> Option<String> {
     multer::parse_boundary(content_type).ok()
 }
 
-/// Parses a multipart/form-data body into (`$_POST`, `$_FILES`). Files go to disk in large
-/// writes as they arrive; memory stays bounded whatever the upload size. On error every temp
-/// file written so far is deleted.
+/// Parses a multipart/form-data body into `$_POST` and `$_FILES`. Files go to disk in large
+/// writes as they arrive, and so do the text fields past `fields_in_memory`: memory stays
+/// bounded whatever the body holds. On error every temp file written so far is deleted.
 pub async fn parse<S, E>(
     body: S,
     boundary: String,
     limits: &MultipartLimits,
-) -> Result<(Tree<Bytes>, Tree<Upload>), MultipartError>
+) -> Result<Parsed, MultipartError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
     E: Into<BoxError>,
 {
     let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limits.max_body));
     let mut multipart = Multipart::with_constraints(Paced::new(body), boundary, constraints);
-    let mut fields = Tree::new();
+    let mut fields = TextFields {
+        memory: Tree::new(),
+        held: 0,
+        spool: None,
+    };
     let mut uploads = Tree::new();
     let depth = limits.form.max_depth;
     // PHP's max_multipart_body_parts default, max_input_vars + max_file_uploads.
@@ -159,13 +177,11 @@ where
         let (name, file_name) = disposition_names(disposition.as_bytes());
         match (name, file_name) {
             (Some(name), None) => {
-                let value = read_field(&mut field).await?;
-                if name.eq_ignore_ascii_case(b"MAX_FILE_SIZE") {
-                    form_max_file_size = strtoll(&value);
-                }
                 field_count += 1;
-                if field_count <= limits.form.max_vars {
-                    fields.insert(&name, value, depth);
+                let keep = field_count <= limits.form.max_vars;
+                let head = fields.receive(&name, &mut field, keep, limits).await?;
+                if name.eq_ignore_ascii_case(b"MAX_FILE_SIZE") {
+                    form_max_file_size = strtoll(&head);
                 }
             }
             // PHP stops at a part that is neither a field nor a file ("Mime headers garbled").
@@ -189,7 +205,91 @@ where
             }
         }
     }
-    Ok((fields, uploads))
+    let spooled_fields = match fields.spool {
+        Some(spool) => Some(spool.finish().await.map_err(MultipartError::Io)?),
+        None => None,
+    };
+    Ok(Parsed {
+        fields: fields.memory,
+        spooled_fields,
+        uploads,
+    })
+}
+
+/// A body's text fields as they arrive: in memory up to `fields_in_memory` bytes, then, from the
+/// field that crosses it on, in a temp file, so the order they came in is kept.
+struct TextFields {
+    memory: Tree<Bytes>,
+    /// Bytes of names and values in `memory`.
+    held: usize,
+    spool: Option<FieldSpool>,
+}
+
+impl TextFields {
+    /// The leading bytes of a value, enough for `strtoll` (a `MAX_FILE_SIZE` field).
+    const HEAD: usize = 256;
+
+    /// Reads one field and keeps it unless `keep` is false (past `max_input_vars`: read and
+    /// dropped). Returns the first `HEAD` bytes of its value.
+    async fn receive(
+        &mut self,
+        name: &[u8],
+        field: &mut Field<'_>,
+        keep: bool,
+        limits: &MultipartLimits,
+    ) -> Result<Vec<u8>, MultipartError> {
+        let mut head = Vec::new();
+        let mut value = BytesMut::new();
+        let mut spooling = false;
+        if keep {
+            if let Some(spool) = self.spool.as_mut() {
+                spool.start(name).await.map_err(MultipartError::Io)?;
+                spooling = true;
+            }
+        }
+        while let Some(chunk) = field.chunk().await? {
+            if head.len() < Self::HEAD {
+                let take = chunk.len().min(Self::HEAD - head.len());
+                head.extend_from_slice(&chunk[..take]);
+            }
+            if !keep {
+                continue;
+            }
+            if !spooling {
+                if self.held + name.len() + value.len() + chunk.len() <= limits.fields_in_memory {
+                    value.extend_from_slice(&chunk);
+                    continue;
+                }
+                let spool = match self.spool.as_mut() {
+                    Some(spool) => spool,
+                    None => self.spool.insert(
+                        FieldSpool::create(&limits.upload_dir)
+                            .await
+                            .map_err(MultipartError::Io)?,
+                    ),
+                };
+                spool.start(name).await.map_err(MultipartError::Io)?;
+                spool
+                    .chunk(std::mem::take(&mut value).freeze())
+                    .await
+                    .map_err(MultipartError::Io)?;
+                spooling = true;
+            }
+            if let Some(spool) = self.spool.as_mut() {
+                spool.chunk(chunk).await.map_err(MultipartError::Io)?;
+            }
+        }
+        if spooling {
+            if let Some(spool) = self.spool.as_mut() {
+                spool.end().await.map_err(MultipartError::Io)?;
+            }
+        } else if keep {
+            self.held += name.len() + value.len();
+            self.memory
+                .insert(name, value.freeze(), limits.form.max_depth);
+        }
+        Ok(head)
+    }
 }
 
 struct FilePart {
@@ -326,14 +426,6 @@ where
             }
         }
     }
-}
-
-async fn read_field(field: &mut Field<'_>) -> Result<Bytes, MultipartError> {
-    let mut value = BytesMut::new();
-    while let Some(chunk) = field.chunk().await? {
-        value.extend_from_slice(&chunk);
-    }
-    Ok(value.freeze())
 }
 
 async fn drain(field: &mut Field<'_>) -> Result<(), MultipartError> {
@@ -494,6 +586,7 @@ mod tests {
             forbid: vec![".php".into(), ".phar".into()],
             max_file_uploads: 20,
             form: FormLimits::default(),
+            fields_in_memory: 1 << 20,
         }
     }
 
@@ -551,7 +644,18 @@ mod tests {
         data: &[u8],
         limits: &MultipartLimits,
     ) -> Result<(Tree<Bytes>, Tree<Upload>), MultipartError> {
-        parse(chunked(data, 1000), BOUNDARY.to_owned(), limits).await
+        let parsed = parse(chunked(data, 1000), BOUNDARY.to_owned(), limits).await?;
+        Ok(whole(parsed, limits))
+    }
+
+    /// The fields (those spooled added, as when PHP takes the request) and the files.
+    fn whole(mut parsed: Parsed, limits: &MultipartLimits) -> (Tree<Bytes>, Tree<Upload>) {
+        if let Some(spooled) = parsed.spooled_fields.take() {
+            spooled
+                .load_into(&mut parsed.fields, limits.form.max_depth)
+                .unwrap();
+        }
+        (parsed.fields, parsed.uploads)
     }
 
     fn files_in(dir: &Path) -> usize {
@@ -786,7 +890,10 @@ mod tests {
     #[tokio::test]
     async fn any_chunking_gives_the_same_result() {
         let dir = tempfile::tempdir().unwrap();
-        let limits = limits(dir.path());
+        let limits = MultipartLimits {
+            fields_in_memory: 0,
+            ..limits(dir.path())
+        };
         let data = body(&[
             field("a", "x\r\ny"),
             file("f", "f.bin", b"\r\n-- data --\r\n"),
@@ -805,9 +912,11 @@ mod tests {
         for chunks in splits {
             let pieces = chunks.len();
             let body = stream::iter(chunks.into_iter().map(Ok::<_, Infallible>));
-            let (fields, uploads) = parse(body, BOUNDARY.to_owned(), &limits)
+            let parsed = parse(body, BOUNDARY.to_owned(), &limits)
                 .await
                 .unwrap_or_else(|e| panic!("{pieces} pieces: {e}"));
+            assert!(parsed.spooled_fields.is_some(), "{pieces} pieces");
+            let (fields, uploads) = whole(parsed, &limits);
             assert_eq!(php_json(&fields), r#"{"a":"x\r\ny"}"#);
             assert_eq!(
                 contents(upload(&uploads, &[name("f")])),
@@ -859,10 +968,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (chunks, size) = (20 * 1024 * 1024 / 1500, 1500);
         let body = generated_upload(chunks, size, |_| {});
-        let (_, uploads) = parse(body, BOUNDARY.to_owned(), &limits(dir.path()))
+        let parsed = parse(body, BOUNDARY.to_owned(), &limits(dir.path()))
             .await
             .unwrap();
-        assert_generated(upload(&uploads, &[name("big")]), chunks, size);
+        assert_generated(upload(&parsed.uploads, &[name("big")]), chunks, size);
     }
 
     #[tokio::test]
@@ -1048,6 +1157,94 @@ mod tests {
         assert_eq!(f.full_path, b"d\xff/\xe9t\xe9.txt");
         assert_eq!(f.mime, b"text/\xe9");
         assert_eq!(contents(f), b"x");
+    }
+
+    /// The fields of a body past any memory budget are those of one held whole in memory.
+    #[tokio::test]
+    async fn every_memory_budget_gives_the_same_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = body(&[
+            field("a", "1"),
+            field("MAX_FILE_SIZE", "3"),
+            field("n[x][]", "two"),
+            file("big", "big.bin", &[1; 4]),
+            field("n[x][]", "three\r\n"),
+            field("empty", ""),
+            field("a", "last wins"),
+            field("past_max_vars", "dropped"),
+        ]);
+        let base = MultipartLimits {
+            form: FormLimits {
+                max_vars: 6,
+                ..FormLimits::default()
+            },
+            ..limits(dir.path())
+        };
+        let (whole_fields, whole_uploads) = run(&data, &base).await.unwrap();
+        let expected = php_json(&whole_fields);
+        assert_eq!(
+            expected,
+            r#"{"a":"last wins","MAX_FILE_SIZE":"3","n":{"x":["two","three\r\n"]},"empty":""}"#
+        );
+        assert_eq!(
+            upload(&whole_uploads, &[name("big")]).error,
+            Upload::UPLOAD_ERR_FORM_SIZE
+        );
+        drop(whole_uploads);
+        for budget in 0..=60 {
+            let limits = MultipartLimits {
+                fields_in_memory: budget,
+                ..base.clone()
+            };
+            let parsed = parse(chunked(&data, 3), BOUNDARY.to_owned(), &limits)
+                .await
+                .unwrap();
+            assert_eq!(parsed.spooled_fields.is_some(), budget < 53, "{budget}");
+            let (fields, uploads) = whole(parsed, &limits);
+            assert_eq!(php_json(&fields), expected, "budget {budget}");
+            let big = upload(&uploads, &[name("big")]);
+            assert_eq!(big.error, Upload::UPLOAD_ERR_FORM_SIZE, "budget {budget}");
+        }
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[tokio::test]
+    async fn text_fields_past_the_budget_wait_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let large = "v".repeat(300_000);
+        let data = body(&[field("a", "1"), field("large", &large), field("c", "3")]);
+        let limits = MultipartLimits {
+            fields_in_memory: 1000,
+            ..limits(dir.path())
+        };
+        let parsed = parse(chunked(&data, 1000), BOUNDARY.to_owned(), &limits)
+            .await
+            .unwrap();
+        assert_eq!(php_json(&parsed.fields), r#"{"a":"1"}"#);
+        let spooled = parsed.spooled_fields.as_ref().unwrap();
+        assert!(std::fs::metadata(spooled.path()).unwrap().len() > 300_000);
+        assert_eq!(files_in(dir.path()), 1);
+        let (fields, _) = whole(parsed, &limits);
+        let names: Vec<_> = fields.entries().map(|(k, _)| k.clone()).collect();
+        assert_eq!(names, [name("a"), name("large"), name("c")]);
+        let Some(Node::Leaf(value)) = fields.get(&name("large")) else {
+            panic!("{fields:?}");
+        };
+        assert_eq!(value[..], *large.as_bytes());
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_fails_leaves_no_spooled_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = body(&[field("large", &"v".repeat(300_000)), field("c", "3")]);
+        let limits = MultipartLimits {
+            fields_in_memory: 1000,
+            ..limits(dir.path())
+        };
+        let err = run(&data[..200_000], &limits).await.unwrap_err();
+        assert!(matches!(err, MultipartError::Malformed(_)), "{err:?}");
+        assert_eq!(files_in(dir.path()), 0);
     }
 
     #[test]

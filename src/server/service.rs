@@ -6,6 +6,7 @@ use super::heads::Noted;
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::dispatch::{Reply, SubmitError, Submitter};
+use crate::request::fields::SpooledFields;
 use crate::request::form::{self, FormLimits, Tree};
 use crate::request::spool::{spool, RequestBody, SpoolError, SpoolLimits};
 use crate::request::target::{Head, Target};
@@ -149,7 +150,8 @@ async fn respond(
             return Err(HttpError::BodyTooLarge { limit });
         }
     }
-    let (body, form, uploads) = read_body(ctx, &parts.method, &parts.headers, incoming).await?;
+    let (body, form, spooled_fields, uploads) =
+        read_body(ctx, &parts.method, &parts.headers, incoming).await?;
 
     let mut head = RequestHead::default();
     for name in [header::RANGE, header::IF_RANGE] {
@@ -165,6 +167,7 @@ async fn respond(
         headers: parts.headers,
         body,
         form,
+        spooled_fields,
         uploads,
     };
     let answer = ctx.submitter.submit(request).map_err(|e| match e {
@@ -370,7 +373,12 @@ fn build(status: http::StatusCode, headers: HeaderMap, body: Body) -> Response<B
     response
 }
 
-type ReadBody = (RequestBody, Option<Tree<Bytes>>, Tree<multipart::Upload>);
+type ReadBody = (
+    RequestBody,
+    Option<Tree<Bytes>>,
+    Option<SpooledFields>,
+    Tree<multipart::Upload>,
+);
 
 /// Why a body's frames stopped.
 #[derive(Debug)]
@@ -410,10 +418,12 @@ fn frames(
     })
 }
 
-/// Reads the body in tokio: multipart parts are streamed to temp files; anything else is kept
-/// in memory up to `http.body_buffer_size` and spooled to a temp file past it. An urlencoded
-/// form kept in memory is parsed here; one spooled is parsed from its file when PHP takes the
-/// request (`RequestData::parse_spooled_form`), so a queued form costs disk, not memory. A multipart body
+/// Reads the body in tokio: multipart files are streamed to temp files, and so are its text
+/// fields past `http.body_buffer_size`; anything else is kept in memory up to
+/// `http.body_buffer_size` and spooled to a temp file past it. An urlencoded form kept in memory
+/// is parsed here; one spooled is parsed from its file when PHP takes the request
+/// (`RequestData::load_deferred_fields`, which adds spooled multipart fields too), so a queued
+/// form costs disk, not memory. A multipart body
 /// sent with another method than POST is kept raw as well (php-fpm hands it to `php://input`
 /// and fills no `$_FILES`) and parsed from there for `RR\Request` (RoadRunner parses it).
 async fn read_body(
@@ -431,8 +441,13 @@ async fn read_body(
     let frames = frames(incoming, http.body_timeout);
     let boundary = multipart::boundary(content_type);
     if let Some(boundary) = boundary.clone().filter(|_| method == Method::POST) {
-        let (fields, uploads) = parse_multipart(ctx, frames, boundary).await?;
-        return Ok((RequestBody::default(), Some(fields), uploads));
+        let parsed = parse_multipart(ctx, frames, boundary).await?;
+        return Ok((
+            RequestBody::default(),
+            Some(parsed.fields),
+            parsed.spooled_fields,
+            parsed.uploads,
+        ));
     }
     let urlencoded = form::is_urlencoded(content_type);
     let limits = SpoolLimits {
@@ -453,10 +468,15 @@ async fn read_body(
         // php-fpm hands such a body to php://input whatever it holds: one that is not
         // well-formed multipart is kept raw, with no parsed fields, rather than refused.
         return match parse_multipart(ctx, raw, boundary).await {
-            Ok((fields, uploads)) => Ok((body, Some(fields), uploads)),
+            Ok(parsed) => Ok((
+                body,
+                Some(parsed.fields),
+                parsed.spooled_fields,
+                parsed.uploads,
+            )),
             Err(HttpError::BadRequest(why)) => {
                 tracing::debug!("a {method} body is not well-formed multipart ({why}): kept raw");
-                Ok((body, None, Tree::new()))
+                Ok((body, None, None, Tree::new()))
             }
             Err(e) => Err(e),
         };
@@ -465,7 +485,7 @@ async fn read_body(
         Some(bytes) if urlencoded => Some(form::parse_urlencoded(bytes, &FormLimits::default()).0),
         _ => None,
     };
-    Ok((body, form, Tree::new()))
+    Ok((body, form, None, Tree::new()))
 }
 
 fn spool_failed(dir: &std::path::Path, e: std::io::Error) -> HttpError {
@@ -473,12 +493,13 @@ fn spool_failed(dir: &std::path::Path, e: std::io::Error) -> HttpError {
     HttpError::Internal("cannot store the request body")
 }
 
-/// A multipart body's fields and files (to temp files in `http.uploads.dir`).
+/// A multipart body's fields and files (to temp files in `http.uploads.dir`, and so do its
+/// fields past `http.body_buffer_size`).
 async fn parse_multipart<S, E>(
     ctx: &Context,
     body: S,
     boundary: String,
-) -> Result<(Tree<Bytes>, Tree<multipart::Upload>), HttpError>
+) -> Result<multipart::Parsed, HttpError>
 where
     S: futures_util::Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -492,6 +513,7 @@ where
         forbid: http.uploads.forbid.clone(),
         max_file_uploads: 20,
         form: FormLimits::default(),
+        fields_in_memory: http.body_buffer_size,
     };
     multipart::parse(Box::pin(body), boundary, &limits)
         .await
