@@ -58,7 +58,7 @@ fn next<T>(
                     // PHP never sees a form with fields missing: the client gets a 500.
                     Err(e) => {
                         let why = format!("reading the request's form fields from disk: {e}");
-                        if let Err(e) = engine.reply(Reply::WorkerError(why)) {
+                        if let Err(e) = engine.fail(why) {
                             tracing::error!("answering a request whose fields were lost: {e}");
                         }
                         None
