@@ -159,7 +159,8 @@ final class Worker
      * per-request settings inside `$app`, worker-wide ones before the loop.
      * `exit()` in `$app` ends the request, not the worker; an uncaught throwable goes to the
      * exception handler if one is set (the answer is what it produced), else gives a 500 and
-     * is logged; a fatal error gives a 500 and ends the worker script.
+     * is logged (after `flush()` sent the head, the answer is cut off instead); a fatal error
+     * gives a 500 (or cuts the answer off) and ends the worker script.
      * See docs/superglobals.md.
      *
      * @return bool true after each request; false when the server is shutting down
@@ -199,7 +200,9 @@ final class Worker
 
     /**
      * Reports a failure for the current request: the client gets a 500 with a generic JSON
-     * body, the message goes to the log.
+     * body, the message goes to the log. During a streamed answer (the head is out) the
+     * answer is cut off instead (no last chunk; an HTTP/2 reset), so the client sees an
+     * incomplete transfer, never a complete one.
      *
      * @throws Exception when no request is pending
      */

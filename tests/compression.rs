@@ -151,6 +151,73 @@ fn a_stream_is_compressed_as_it_streams() {
     }
 }
 
+/// The complete chunks of an HTTP/1.1 chunked body read off `conn` until it ended, and whether
+/// the last (empty) chunk came.
+fn chunks_read(mut conn: std::net::TcpStream) -> (String, Vec<u8>, bool) {
+    let mut raw = Vec::new();
+    // The transfer ends in a reset or a close; what arrived before is what counts.
+    let _ = conn.read_to_end(&mut raw);
+    let at = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let head = String::from_utf8_lossy(&raw[..at]).to_lowercase();
+    let (mut rest, mut body) = (&raw[at..], Vec::new());
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..eol]).unwrap();
+        let size = usize::from_str_radix(size, 16).unwrap();
+        if size == 0 {
+            return (head, body, true);
+        }
+        if rest.len() < eol + 2 + size + 2 {
+            break;
+        }
+        body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+        rest = &rest[eol + 2 + size + 2..];
+    }
+    (head, body, false)
+}
+
+#[test]
+fn a_compressed_stream_cut_off_gets_no_last_chunk_and_no_encoder_end() {
+    let php = start("respond", json!({}), &[]);
+    for encoding in ["gzip", "br", "zstd"] {
+        let mut conn = std::net::TcpStream::connect(php.addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        std::io::Write::write_all(
+            &mut conn,
+            format!("GET /stream-cut HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {encoding}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let (head, body, ended) = chunks_read(conn);
+        assert!(
+            head.contains(&format!("content-encoding: {encoding}")),
+            "{head}"
+        );
+        assert!(!ended, "{encoding}: a cut-off answer ended as complete");
+        // Hyper buffers less than the first chunk's encoding: some of it arrived, and it must
+        // not decode as a finished stream (an encoder's end written after a failed source would).
+        assert!(!body.is_empty(), "{encoding}");
+        let mut out = Vec::new();
+        let decoded = match encoding {
+            "gzip" => flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out),
+            "br" => brotli::Decompressor::new(&body[..], 4096).read_to_end(&mut out),
+            _ => zstd::stream::read::Decoder::new(&body[..])
+                .unwrap()
+                .read_to_end(&mut out),
+        };
+        assert!(
+            decoded.is_err(),
+            "{encoding}: decoded whole ({} bytes)",
+            out.len()
+        );
+    }
+    assert!(php.wait_for_log("cut on purpose", std::time::Duration::from_secs(10)));
+}
+
 #[test]
 fn php_sees_accept_encoding_and_its_own_gzip_is_not_doubled() {
     // rr itself may only use zstd here, so a gzip body can only be PHP's.

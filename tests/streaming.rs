@@ -1,6 +1,6 @@
 //! Streamed responses and files streamed by Rust (sendFile).
 mod common;
-use common::{client, h2_client, Php};
+use common::{client, h2_client, Options, Php};
 use std::io::Read;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,86 @@ fn respond_with_end_of_stream_false_streams_chunks() {
             body_at - head_at > Duration::from_millis(300),
             "head {head_at:?}, body {body_at:?}"
         );
+    }
+}
+
+/// Whether the answer's transfer failed (cut off before its end), rather than ended whole.
+fn cut_off(answer: reqwest::Result<reqwest::blocking::Response>) -> bool {
+    answer.and_then(|a| a.bytes()).is_err()
+}
+
+#[test]
+fn an_error_reported_mid_stream_cuts_the_answer_off_and_the_worker_goes_on() {
+    for pool in [false, true] {
+        let mut opts = Options::default();
+        if pool {
+            opts.env.push((
+                "RR_TEST_OPTIONS",
+                serde_json::json!({"http.pool.num_workers": 1}).to_string(),
+            ));
+        }
+        let php = Php::start_with("stream.php", opts);
+        let pid = || {
+            client()
+                .get(php.url("/pid"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap()
+        };
+        let before = pid();
+        for c in [client(), h2_client()] {
+            // A complete answer would pass "chunk0;chunk1;" for the whole body.
+            assert!(
+                cut_off(c.get(php.url("/error-midway")).send()),
+                "pool: {pool}"
+            );
+        }
+        assert!(
+            php.wait_for_log("failed half-way", Duration::from_secs(10)),
+            "{}",
+            php.stderr()
+        );
+        // error() is the documented way to report a failure: it must not end the worker.
+        assert_eq!(pid(), before, "pool: {pool}\n{}", php.stderr());
+    }
+}
+
+/// How an HTTP/1.0 exchange ended: `Ok` with the bytes read at a plain close, `Err` with the
+/// error that ended the read.
+fn http_1_0(php: &Php, path: &str) -> Result<Vec<u8>, std::io::Error> {
+    let mut conn = std::net::TcpStream::connect(php.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    std::io::Write::write_all(&mut conn, format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).map(|_| got)
+}
+
+#[test]
+fn an_answer_cut_off_over_http_1_0_ends_in_a_reset_not_a_close() {
+    for pool in [false, true] {
+        let mut opts = Options::default();
+        if pool {
+            opts.env.push((
+                "RR_TEST_OPTIONS",
+                serde_json::json!({"http.pool.num_workers": 1}).to_string(),
+            ));
+        }
+        let php = Php::start_with("stream.php", opts);
+        // Without chunks or a length, the close is the end of an HTTP/1.0 answer: a plain one
+        // would make "chunk0;chunk1;" the whole body (nginx's default upstream protocol).
+        let cut = http_1_0(&php, "/error-midway");
+        assert_eq!(
+            cut.as_ref().map_err(std::io::Error::kind).err(),
+            Some(std::io::ErrorKind::ConnectionReset),
+            "pool: {pool}: {:?}",
+            cut.map(|b| String::from_utf8_lossy(&b).into_owned())
+        );
+        // A whole answer still ends in a plain close.
+        let whole = String::from_utf8(http_1_0(&php, "/chunks?n=2").unwrap()).unwrap();
+        assert!(whole.ends_with("chunk0;chunk1;end"), "{whole}");
     }
 }
 

@@ -416,6 +416,22 @@ fn an_uncaught_exception_is_a_logged_500_and_the_worker_goes_on() {
 }
 
 #[test]
+fn an_uncaught_exception_after_flush_cuts_the_answer_off_and_the_worker_goes_on() {
+    let php = worker(&[]);
+    for c in [client(), common::h2_client()] {
+        // Ending the answer (as php-fpm does) would pass the flushed part for the whole page.
+        let cut = c
+            .get(php.url("/throw_midway.php"))
+            .send()
+            .and_then(|a| a.bytes());
+        assert!(cut.is_err(), "{cut:?}");
+    }
+    assert!(php.wait_for_log("broken half-way", Duration::from_secs(5)));
+    let next = client().get(php.url("/notfound.php")).send().unwrap();
+    assert_eq!(next.status(), 404);
+}
+
+#[test]
 fn a_fatal_error_answers_500_and_ends_the_worker_cleanly() {
     let mut php = worker(&[]);
     let resp = client().get(php.url("/fatal.php")).send().unwrap();

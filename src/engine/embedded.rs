@@ -289,6 +289,23 @@ impl Embedded {
         }
     }
 
+    /// See [`super::Worker::fail`].
+    pub fn fail(&mut self, message: String) -> Result<(), RespondError> {
+        match std::mem::replace(&mut self.pending, Pending::Idle) {
+            Pending::Streaming(tx) => {
+                tracing::error!("worker error: {message}: the streamed answer is cut off");
+                // Dropped before its end, the sender cuts the answer off.
+                drop(tx);
+                self.pending = Pending::StreamEnded;
+                Ok(())
+            }
+            other => {
+                self.pending = other;
+                self.reply(Reply::WorkerError(message))
+            }
+        }
+    }
+
     /// Whether a request is waiting for (the rest of) its answer.
     pub fn has_pending(&self) -> bool {
         matches!(self.pending, Pending::Waiting(_) | Pending::Streaming(_))

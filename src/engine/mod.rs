@@ -209,6 +209,13 @@ impl Worker {
         serving!(self, w => w.reply(reply), master => Err(RespondError::NoRequest))
     }
 
+    /// The current request failed (`RR\\Worker::error()`, an uncaught throwable in `handle()`):
+    /// an unanswered one gets a 500 with `message` logged; a stream in progress is cut off, so
+    /// its client sees an incomplete answer, never a complete one.
+    pub fn fail(&mut self, message: String) -> Result<(), RespondError> {
+        serving!(self, w => w.fail(message), master => Err(RespondError::NoRequest))
+    }
+
     pub fn send_file(&mut self, file: FileReply) -> Result<(), RespondError> {
         self.reply(Reply::File(file))
     }

@@ -345,6 +345,17 @@ impl PoolWorker {
         Ok(())
     }
 
+    /// See [`super::Worker::fail`].
+    pub fn fail(&mut self, message: String) -> Result<(), RespondError> {
+        if let Pending::Streaming = self.pending {
+            tracing::error!("worker error: {message}: the streamed answer is cut off");
+            self.send(&Frame::StreamAbort);
+            self.pending = Pending::StreamEnded;
+            return Ok(());
+        }
+        self.reply(Reply::WorkerError(message))
+    }
+
     /// The pool's workers, asked of the master (which answers between our frames).
     pub fn workers(&mut self) -> Vec<crate::ipc::WorkerInfo> {
         // The template's channel carries fork orders only; it has no workers of its own yet.

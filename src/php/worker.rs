@@ -9,7 +9,6 @@ use super::exception::{bad_type, bad_value, misuse, respond_error, ConfigErrorWr
 use super::request::Request;
 use super::{ini, interrupt};
 use crate::config::{self, Config, Override, Sources};
-use crate::dispatch::Reply;
 use crate::engine::{self as engine, Wait};
 use crate::request::cgi::Script;
 use crate::request::multipart::Upload;
@@ -59,7 +58,7 @@ fn next<T>(
                     // PHP never sees a form with fields missing: the client gets a 500.
                     Err(e) => {
                         let why = format!("reading the request's form fields from disk: {e}");
-                        if let Err(e) = engine.reply(Reply::WorkerError(why)) {
+                        if let Err(e) = engine.fail(why) {
                             tracing::error!("answering a request whose fields were lost: {e}");
                         }
                         None
@@ -398,11 +397,12 @@ impl Worker {
     }
 
     /// Reports a failure for the current request: the client gets a 500 with a generic JSON
-    /// body, the message goes to the log.
+    /// body, the message goes to the log. A streamed answer in progress is cut off instead
+    /// (its head is out): the client sees an incomplete transfer, never a complete one.
     pub fn error(&self, message: String) -> PhpResult<()> {
         with_engine("RR\\Worker::error", |engine| {
             engine
-                .reply(Reply::WorkerError(message))
+                .fail(message)
                 .map_err(|e| respond_error("RR\\Worker::error", e))
         })
     }

@@ -1,5 +1,6 @@
 //! One client connection: hyper (HTTP/1.1 keep-alive or HTTP/2), plus a watchdog for the two
 //! timeouts hyper does not separate: reading a request head, and idling between requests.
+use super::abort::{self, Cut};
 use super::heads::{Heads, Noted};
 use super::service::{self, Context, Peer};
 use super::shutdown::{DoneGuard, Shutdown};
@@ -9,6 +10,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use once_cell::sync::Lazy;
 use std::future::Future;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -115,6 +117,18 @@ struct WatchedIo<I> {
     send_timeout: Duration,
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
     remote: std::net::SocketAddr,
+    /// The socket under `io` (TLS or not), reset at close when an answer was cut off.
+    fd: RawFd,
+    cut: Cut,
+}
+
+impl<I> Drop for WatchedIo<I> {
+    fn drop(&mut self) {
+        // `io` is still open here: fields are dropped after this.
+        if self.cut.is_set() {
+            abort::reset_on_close(self.fd);
+        }
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for WatchedIo<I> {
@@ -208,7 +222,7 @@ pub async fn serve<I>(
     shutdown: Shutdown,
     _done: DoneGuard,
 ) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static,
 {
     let http = ctx.config.http.clone();
     let handler = move |req, noted| {
@@ -229,15 +243,19 @@ pub async fn serve_with<I, H, F>(
     mut shutdown: Option<Shutdown>,
     handler: H,
 ) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static,
     H: Fn(Request<Incoming>, Noted) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let watch = Arc::new(Watch::new(http.read_header_timeout, http.idle_timeout));
     let max_head = http.max_header_size.max(8192);
     let heads = (protocol != Protocol::Http2).then(|| Arc::new(Heads::new(max_head)));
+    let cut = Cut::default();
+    let fd = io.as_raw_fd();
     let io = hyper_util::rt::TokioIo::new(WatchedIo {
         io,
+        fd,
+        cut: cut.clone(),
         watch: watch.clone(),
         heads: heads.clone(),
         send_timeout: http.send_timeout,
@@ -251,14 +269,18 @@ pub async fn serve_with<I, H, F>(
             let watch = watch.clone();
             watch.request_started();
             // One take per HTTP/1 request, in order (hyper serves them one at a time).
-            let noted = match (req.version() < http::Version::HTTP_2, heads.as_ref()) {
+            let http1 = req.version() < http::Version::HTTP_2;
+            let noted = match (http1, heads.as_ref()) {
                 (true, Some(heads)) => heads.take(),
                 _ => Noted::default(),
             };
+            let cut = http1.then(|| cut.clone());
             async move {
                 let response = handler(req, noted).await;
                 watch.request_done();
-                Ok::<_, std::convert::Infallible>(response)
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| abort::Watched::new(body, cut)),
+                )
             }
         })
     };

@@ -2,6 +2,7 @@
 //!
 //! Everything here runs on the tokio runtime and sees plain Rust values only; requests leave
 //! through a [`Submitter`] and answers come back as [`crate::dispatch::Reply`].
+mod abort;
 mod access;
 mod connection;
 pub mod error;

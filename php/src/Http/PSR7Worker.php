@@ -196,8 +196,10 @@ final class PSR7Worker implements PSR7WorkerInterface
         $buffer = '';
         while (!$body->eof()) {
             $chunk = $body->read(self::CHUNK_SIZE);
-            if ($chunk === '') {
-                break;
+            if ($chunk === '' && !$body->eof()) {
+                // Ending here would pass what was read for the whole body: the caller's
+                // error() (or the next waitRequest()) cuts the answer off instead.
+                throw new \RuntimeException('the response body gave no bytes before its end');
             }
             $buffer .= $chunk;
             if (\strlen($buffer) >= self::CHUNK_SIZE) {

@@ -87,10 +87,11 @@ final class ResponseSender
                 ob_end_flush();
             }
         }
-        // The client gets an ended stream even when the callback failed half-way.
-        $this->worker->respond($status, '', $head, true);
         if ($failure !== null) {
+            // Not ended: the caller's error() (or the next waitRequest()) cuts the answer off,
+            // so the client cannot take what the callback wrote before failing for all of it.
             throw $failure;
         }
+        $this->worker->respond($status, '', $head, true);
     }
 }

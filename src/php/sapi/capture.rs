@@ -141,10 +141,6 @@ pub fn stop() {
     CAPTURE.with_borrow_mut(|c| *c = Capture::default());
 }
 
-pub fn is_streaming() -> bool {
-    CAPTURE.with_borrow(|c| c.streaming)
-}
-
 /// Sends what the request produced: the whole answer, or the last chunk of a streamed one.
 pub fn finish() {
     let (out, streaming, refused) =

@@ -18,7 +18,6 @@ mod setters;
 mod settings;
 mod state;
 
-use crate::dispatch::Reply;
 use crate::php::worker::with_engine;
 use crate::request::cgi::Script;
 use crate::request::RequestData;
@@ -237,16 +236,9 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
     state::end_zlib();
     state::reset_session(&mut worker.directives);
     match outcome {
-        Outcome::Failed(what) if !capture::is_streaming() => {
-            let _ = with_engine("RR\\Worker::handle", |e| {
-                Ok(e.reply(Reply::WorkerError(what)))
-            });
-        }
-        Outcome::Failed(what) => {
-            // The head is out: the client gets what was streamed, the log the error.
-            tracing::error!("{what}");
-            capture::finish();
-        }
+        // Unanswered: a 500. Streaming: the answer is cut off, so the client cannot take what
+        // was sent for all of it (php-fpm ends it as if complete). Unsent output is dropped.
+        Outcome::Failed(what) => fail(what),
         _ => capture::finish(),
     }
     capture::stop();
@@ -280,10 +272,18 @@ fn report_fatal() {
             (*pg).last_error_lineno
         )
     };
-    let what = format!("fatal error in RR\\Worker::handle(): {message}; the worker stops");
-    let _ = with_engine("RR\\Worker::handle", |e| {
-        Ok(e.reply(Reply::WorkerError(what)))
-    });
+    fail(format!(
+        "fatal error in RR\\Worker::handle(): {message}; the worker stops"
+    ));
+}
+
+/// The request failed: see [`crate::engine::Worker::fail`]. Logged here when it was answered
+/// already (a refused head).
+fn fail(what: String) {
+    let failed = with_engine("RR\\Worker::handle", |e| Ok(e.fail(what.clone())));
+    if !matches!(failed, Ok(Ok(()))) {
+        tracing::error!("{what}");
+    }
 }
 
 /// Request startup, before the worker script's first line: the setters of settings that are no

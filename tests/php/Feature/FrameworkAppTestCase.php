@@ -138,6 +138,23 @@ abstract class FrameworkAppTestCase extends TestCase
         }
     }
 
+    public function testAStreamedResponseThatFailsHalfWayIsCutOffAndTheWorkerGoesOn(): void
+    {
+        $pid = static fn (array $r): int => json_decode($r['body'], true, 512, \JSON_THROW_ON_ERROR)['pid'];
+        $before = $pid(self::$server->request('GET', '/session'));
+
+        // Past the first 64 KiB, so the head and some lines are out when the body fails.
+        $cut = self::$server->transfer('/stream?lines=20000&fail=15000');
+
+        self::assertSame(200, $cut['status']);
+        self::assertFalse($cut['complete'], 'the client must not take the lines sent for the whole body');
+        self::assertStringStartsWith("line 1\nline 2\n", $cut['body']);
+        self::assertStringNotContainsString('line 15000', $cut['body']);
+        // Failing before its first byte, it is a 500 like any other failed request.
+        self::assertSame(500, self::$server->request('GET', '/stream?lines=3&fail=1')['status']);
+        self::assertSame($before, $pid(self::$server->request('GET', '/session')), 'the same worker');
+    }
+
     public function testAFileResponseIsServedFromDiskByRr(): void
     {
         $file = (string) file_get_contents(\dirname(__DIR__) . '/fixtures/psr7_asset.txt');

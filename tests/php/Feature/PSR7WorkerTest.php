@@ -188,6 +188,16 @@ final class PSR7WorkerTest extends TestCase
         self::assertSame(404, self::$server->request('GET', '/missing')['status']);
     }
 
+    public function testABodyThatStopsGivingBytesBeforeItsEndIsCutOff(): void
+    {
+        $cut = self::$server->transfer('/stalls');
+
+        self::assertSame(200, $cut['status']);
+        // Ending the answer there would pass the 192 KiB read so far for the whole body.
+        self::assertFalse($cut['complete'], 'the client must not take the part sent for the whole body');
+        self::assertSame(404, self::$server->request('GET', '/missing')['status']);
+    }
+
     public function testSigtermEndsTheLoopAndPhpExitsZero(): void
     {
         $server = Server::start(self::FIXTURE);

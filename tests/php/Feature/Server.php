@@ -185,4 +185,47 @@ final class Server
 
         return ['status' => (int) ($m[1] ?? 0), 'headers' => $parsed, 'body' => $response];
     }
+
+    /**
+     * One HTTP/1.1 GET over a plain socket, read to the connection's close, telling whether the
+     * answer ended as its framing says (the last chunk, or Content-Length met): the http stream
+     * wrapper takes a chunked body cut off half-way for a whole one.
+     *
+     * @return array{status: int, complete: bool, body: string}
+     */
+    public function transfer(string $path): array
+    {
+        $socket = stream_socket_client("tcp://{$this->address}", $errno, $error, 10);
+        if ($socket === false) {
+            throw new \RuntimeException("cannot connect to {$this->address}: $error");
+        }
+        stream_set_timeout($socket, 30);
+        fwrite($socket, "GET $path HTTP/1.1\r\nHost: {$this->address}\r\nConnection: close\r\n\r\n");
+        $raw = (string) @stream_get_contents($socket);
+        fclose($socket);
+        [$head, $rest] = array_pad(explode("\r\n\r\n", $raw, 2), 2, '');
+        preg_match('~^HTTP/\S+ (\d{3})~', $head, $m);
+        $status = (int) ($m[1] ?? 0);
+        if (preg_match('~^transfer-encoding:\s*chunked~im', $head) === 1) {
+            $body = '';
+            while (preg_match('~^([0-9a-fA-F]+)[^\r\n]*\r\n~', $rest, $size) === 1) {
+                $length = (int) hexdec($size[1]);
+                $rest = (string) substr($rest, \strlen($size[0]));
+                if ($length === 0) {
+                    return ['status' => $status, 'complete' => str_starts_with($rest, "\r\n"), 'body' => $body];
+                }
+                if (\strlen($rest) < $length + 2) {
+                    break;
+                }
+                $body .= substr($rest, 0, $length);
+                $rest = (string) substr($rest, $length + 2);
+            }
+
+            return ['status' => $status, 'complete' => false, 'body' => $body . $rest];
+        }
+        $complete = preg_match('~^content-length:\s*(\d+)~im', $head, $length) === 1
+            && \strlen($rest) === (int) $length[1];
+
+        return ['status' => $status, 'complete' => $complete, 'body' => $rest];
+    }
 }
