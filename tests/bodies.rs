@@ -683,7 +683,12 @@ fn a_spooled_form_that_cannot_be_read_back_is_answered_500_not_run_without_field
             assert_eq!(status, 500, "{options} {content_type}: {answer}");
             let json: Value = serde_json::from_str(&answer).unwrap();
             assert_eq!(json["code"], "worker_error", "{answer}");
-            assert!(php.stderr().contains("from disk"), "{}", php.stderr());
+            // Written before the answer, read from the pipe by the harness's own thread.
+            assert!(
+                php.wait_for_log("from disk", Duration::from_secs(20)),
+                "{}",
+                php.stderr()
+            );
             // The worker goes on.
             assert_eq!(get(&php, "/").status(), 200, "{options} {content_type}");
         }
