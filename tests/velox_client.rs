@@ -506,7 +506,20 @@ async fn force_rebuild_does_not_join_a_plain_flight() {
     let mock = Mock::start(Behaviour::slow(16, Duration::from_millis(200)));
     let velox = velox(config(&mock));
     let forced = ORDER.replacen('{', r#"{"force_rebuild":true,"#, 1);
-    let (a, b) = tokio::join!(get(&velox, order(ORDER)), get(&velox, order(&forced)));
+    // The forced order is sent once Velox builds the plain one: sent first, it could be the
+    // flight the plain one joins (a fresh build serves a plain order), which is not this case.
+    let forced_second = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while mock.builds().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the plain build never started"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        get(&velox, order(&forced)).await
+    };
+    let (a, b) = tokio::join!(get(&velox, order(ORDER)), forced_second);
     assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
     // Velox itself answers the second 409 while the first builds; rr waits, then rebuilds.
     assert_eq!(mock.builds().len(), 2);
