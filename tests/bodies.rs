@@ -552,6 +552,35 @@ fn body_spools(dir: &Path) -> Vec<u64> {
         .collect()
 }
 
+/// Sends a request (`send`) while the only worker is busy on `/hold`, runs `while_queued` once
+/// the request is sent (it waits for what it checks), then frees the worker; what `send` got.
+fn behind_a_busy_worker<T: Send>(
+    php: &Php,
+    send: impl FnOnce() -> T + Send,
+    while_queued: impl FnOnce(),
+) -> T {
+    let marks = tempfile::tempdir().unwrap();
+    let (hold, started) = (marks.path().join("hold"), marks.path().join("started"));
+    std::fs::write(&hold, "").unwrap();
+    let url = php.url(&format!(
+        "/hold?hold={}&started={}",
+        hold.display(),
+        started.display()
+    ));
+    let busy = std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap());
+    common::wait_until("the worker busy", Duration::from_secs(20), || {
+        started.exists()
+    });
+    let got = std::thread::scope(|s| {
+        let sent = s.spawn(send);
+        while_queued();
+        std::fs::remove_file(&hold).unwrap();
+        sent.join().unwrap()
+    });
+    assert_eq!(busy.join().unwrap(), "released");
+    got
+}
+
 /// An urlencoded form over `http.body_buffer_size` was held whole in memory (up to
 /// `max_request_size`) from its first byte until PHP took it, then parsed in memory too: a
 /// hundred clients queued behind busy workers cost a hundred bodies of RAM, where nginx spools
@@ -578,28 +607,16 @@ fn a_large_form_waits_on_disk_and_is_parsed_like_a_small_one() {
     pooled["http.body_buffer_size"] = json!("4KB");
     for options in [small.clone(), pooled] {
         let (php, dir) = start(options.clone(), &[]);
-        let marks = tempfile::tempdir().unwrap();
-        let (hold, started) = (marks.path().join("hold"), marks.path().join("started"));
-        std::fs::write(&hold, "").unwrap();
-        let url = php.url(&format!(
-            "/hold?hold={}&started={}",
-            hold.display(),
-            started.display()
-        ));
-        let busy = std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap());
-        common::wait_until("the worker busy", Duration::from_secs(20), || {
-            started.exists()
-        });
-        let form = std::thread::scope(|s| {
-            let form = s.spawn(|| post(&php));
+        let form = behind_a_busy_worker(
+            &php,
+            || post(&php),
             // Queued behind the busy worker, the whole form is in a spool file.
-            common::wait_until("the form spooled", Duration::from_secs(20), || {
-                body_spools(dir.path()).contains(&(body.len() as u64))
-            });
-            std::fs::remove_file(&hold).unwrap();
-            form.join().unwrap()
-        });
-        assert_eq!(busy.join().unwrap(), "released");
+            || {
+                common::wait_until("the form spooled", Duration::from_secs(20), || {
+                    body_spools(dir.path()).contains(&(body.len() as u64))
+                })
+            },
+        );
         assert_eq!(form["a_len"], a.len(), "{options}");
         assert_eq!(form["a_md5"], want_a_md5, "{options}");
         assert_eq!(form["rest"], want_rest, "{options}");
@@ -640,19 +657,6 @@ fn a_spooled_form_that_cannot_be_read_back_is_answered_500_not_run_without_field
     for options in [json!({"http.body_buffer_size": "4KB"}), pooled] {
         for (content_type, body, prefix) in [&urlencoded, &multipart] {
             let (php, dir) = start(options.clone(), &[]);
-            let marks = tempfile::tempdir().unwrap();
-            let (hold, started) = (marks.path().join("hold"), marks.path().join("started"));
-            std::fs::write(&hold, "").unwrap();
-            let url = php.url(&format!(
-                "/hold?hold={}&started={}",
-                hold.display(),
-                started.display()
-            ));
-            let busy =
-                std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap());
-            common::wait_until("the worker busy", Duration::from_secs(20), || {
-                started.exists()
-            });
             let spool_of = |dir: &Path| {
                 std::fs::read_dir(dir)
                     .unwrap()
@@ -660,26 +664,23 @@ fn a_spooled_form_that_cannot_be_read_back_is_answered_500_not_run_without_field
                     .map(|e| e.path())
                     .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
             };
-            let (status, answer) = std::thread::scope(|s| {
-                let form = s.spawn(|| {
-                    let response = client()
-                        .post(php.url("/form"))
-                        .header("Content-Type", content_type.as_str())
-                        .body(body.clone())
-                        .send()
-                        .unwrap();
-                    (response.status().as_u16(), response.text().unwrap())
-                });
+            let send = || {
+                let response = client()
+                    .post(php.url("/form"))
+                    .header("Content-Type", content_type.as_str())
+                    .body(body.clone())
+                    .send()
+                    .unwrap();
+                (response.status().as_u16(), response.text().unwrap())
+            };
+            let (status, answer) = behind_a_busy_worker(&php, send, || {
                 let mut spool = None;
                 common::wait_until("the form spooled", Duration::from_secs(20), || {
                     spool = spool_of(dir.path());
                     spool.is_some()
                 });
                 std::fs::remove_file(spool.unwrap()).unwrap();
-                std::fs::remove_file(&hold).unwrap();
-                form.join().unwrap()
             });
-            assert_eq!(busy.join().unwrap(), "released");
             assert_eq!(status, 500, "{options} {content_type}: {answer}");
             let json: Value = serde_json::from_str(&answer).unwrap();
             assert_eq!(json["code"], "worker_error", "{answer}");
@@ -748,30 +749,18 @@ fn large_multipart_fields_wait_on_disk_and_php_gets_every_one_in_order() {
     pooled["http.body_buffer_size"] = json!("4KB");
     for options in [small.clone(), pooled] {
         let (php, dir) = start(options.clone(), &[]);
-        let marks = tempfile::tempdir().unwrap();
-        let (hold, started) = (marks.path().join("hold"), marks.path().join("started"));
-        std::fs::write(&hold, "").unwrap();
-        let url = php.url(&format!(
-            "/hold?hold={}&started={}",
-            hold.display(),
-            started.display()
-        ));
-        let busy = std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap());
-        common::wait_until("the worker busy", Duration::from_secs(20), || {
-            started.exists()
-        });
-        let form = std::thread::scope(|s| {
-            let form = s.spawn(|| post(&php));
+        let form = behind_a_busy_worker(
+            &php,
+            || post(&php),
             // Queued behind the busy worker, the large field (and those after it) are on disk.
-            common::wait_until("the fields spooled", Duration::from_secs(20), || {
-                spooled_fields(dir.path())
-                    .iter()
-                    .any(|&len| len > a.len() as u64)
-            });
-            std::fs::remove_file(&hold).unwrap();
-            form.join().unwrap()
-        });
-        assert_eq!(busy.join().unwrap(), "released");
+            || {
+                common::wait_until("the fields spooled", Duration::from_secs(20), || {
+                    spooled_fields(dir.path())
+                        .iter()
+                        .any(|&len| len > a.len() as u64)
+                })
+            },
+        );
         assert_eq!(form["a_len"], a.len(), "{options}");
         assert_eq!(form["a_md5"], want_a_md5, "{options}");
         assert_eq!(form["rest"], want_rest, "{options}");
