@@ -29,6 +29,18 @@ fn respond_with_end_of_stream_false_streams_chunks() {
     }
 }
 
+/// `stream.php` in a single process, or under a pool master with one worker.
+fn stream_php(pool: bool) -> Php {
+    let mut opts = Options::default();
+    if pool {
+        opts.env.push((
+            "RR_TEST_OPTIONS",
+            serde_json::json!({"http.pool.num_workers": 1}).to_string(),
+        ));
+    }
+    Php::start_with("stream.php", opts)
+}
+
 /// Whether the answer's transfer failed (cut off before its end), rather than ended whole.
 fn cut_off(answer: reqwest::Result<reqwest::blocking::Response>) -> bool {
     answer.and_then(|a| a.bytes()).is_err()
@@ -37,14 +49,7 @@ fn cut_off(answer: reqwest::Result<reqwest::blocking::Response>) -> bool {
 #[test]
 fn an_error_reported_mid_stream_cuts_the_answer_off_and_the_worker_goes_on() {
     for pool in [false, true] {
-        let mut opts = Options::default();
-        if pool {
-            opts.env.push((
-                "RR_TEST_OPTIONS",
-                serde_json::json!({"http.pool.num_workers": 1}).to_string(),
-            ));
-        }
-        let php = Php::start_with("stream.php", opts);
+        let php = stream_php(pool);
         let pid = || {
             client()
                 .get(php.url("/pid"))
@@ -86,14 +91,7 @@ fn http_1_0(php: &Php, path: &str) -> Result<Vec<u8>, std::io::Error> {
 #[test]
 fn an_answer_cut_off_over_http_1_0_ends_in_a_reset_not_a_close() {
     for pool in [false, true] {
-        let mut opts = Options::default();
-        if pool {
-            opts.env.push((
-                "RR_TEST_OPTIONS",
-                serde_json::json!({"http.pool.num_workers": 1}).to_string(),
-            ));
-        }
-        let php = Php::start_with("stream.php", opts);
+        let php = stream_php(pool);
         // Without chunks or a length, the close is the end of an HTTP/1.0 answer: a plain one
         // would make "chunk0;chunk1;" the whole body (nginx's default upstream protocol).
         let cut = http_1_0(&php, "/error-midway");
