@@ -578,6 +578,29 @@ fn a_stream_that_breaks_its_declared_length_is_cut_off() {
     );
 }
 
+/// PHP declares a length, streams exactly that much, then writes more: the client gets a whole
+/// answer of the declared length on a connection that stays usable, and the log says bytes were
+/// dropped (nginx logs the same of an upstream). The extra bytes were dropped without a word.
+#[test]
+fn a_stream_that_goes_on_past_a_complete_length_is_reported_and_the_connection_kept() {
+    for pool in [false, true] {
+        let php = start(pool, false);
+        let mut conn = Conn::open(&php);
+        let answer = conn.exchange(&get("/stream-cl?declared=3&more=defgh", "h"));
+        assert_eq!((answer.status, answer.body.as_slice()), (200, &b"abc"[..]));
+        let next = conn.exchange(&get("/next", "h"));
+        assert_eq!(next.status, 200, "pool: {pool}");
+        assert!(
+            php.wait_for_log(
+                "wrote past the Content-Length: 3 it declared",
+                Duration::from_secs(10)
+            ),
+            "pool: {pool}: {}",
+            php.stderr()
+        );
+    }
+}
+
 #[test]
 fn hop_by_hop_headers_from_php_are_dropped() {
     let php = start(false, false);

@@ -195,6 +195,16 @@ impl Counted {
         }
     }
 
+    /// Every declared byte went out: the answer is whole.
+    pub fn is_complete(&self) -> bool {
+        self.sent == self.declared
+    }
+
+    /// The length the application declared.
+    pub fn declared(&self) -> u64 {
+        self.declared
+    }
+
     /// The stream ended.
     pub fn end(&self) -> Result<(), FramingError> {
         match self.sent == self.declared {

@@ -244,7 +244,15 @@ async fn into_response(
                     return std::task::Poll::Ready(chunk.map(|b| b.map(Frame::data)));
                 };
                 let checked = match chunk {
-                    Some(Ok(bytes)) => counted.chunk(bytes.len()).map(|()| Some(bytes)),
+                    Some(Ok(bytes)) => counted.chunk(bytes.len()).map(|()| {
+                        // The declared length is reached: the answer ends here whether or not
+                        // hyper polls again, and what PHP writes past it is reported.
+                        if counted.is_complete() {
+                            ended = true;
+                            chunks.complete(counted.declared());
+                        }
+                        Some(bytes)
+                    }),
                     Some(Err(e)) => return std::task::Poll::Ready(Some(Err(e))),
                     None => counted.end().map(|()| None),
                 };

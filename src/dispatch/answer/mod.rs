@@ -64,7 +64,25 @@ struct State {
     failed: bool,
     ending: Ending,
     receiver_gone: bool,
+    /// The reader took every byte of the `Content-Length` the answer declared (see
+    /// [`AnswerReceiver::complete`]); anything pushed after is dropped.
+    complete: Option<u64>,
+    /// The bytes dropped past that length were reported (once per answer).
+    overrun_reported: bool,
     waker: Option<Waker>,
+}
+
+impl State {
+    /// Logs, once, that the application went on past the length it declared.
+    fn report_overrun(&mut self) {
+        if let (Some(declared), false) = (self.complete, self.overrun_reported) {
+            self.overrun_reported = true;
+            tracing::warn!(
+                "the application wrote past the Content-Length: {declared} it declared: the \
+                 {declared} bytes went out, the rest was dropped"
+            );
+        }
+    }
 }
 
 struct Shared {
@@ -102,6 +120,8 @@ pub fn channel(limits: AnswerLimits) -> (AnswerSender, AnswerReceiver) {
             failed: false,
             ending: Ending::Open,
             receiver_gone: false,
+            complete: None,
+            overrun_reported: false,
             waker: None,
         }),
         room: Notify::new(),
@@ -127,6 +147,10 @@ impl AnswerSender {
         }
         let limits = &self.shared.limits;
         let mut state = self.shared.lock();
+        if state.complete.is_some() {
+            state.report_overrun();
+            return Push::Gone;
+        }
         if state.receiver_gone || state.failed {
             return Push::Gone;
         }
@@ -252,6 +276,23 @@ fn append(state: &mut State, dir: &std::path::Path, chunk: &[u8]) -> std::io::Re
 }
 
 impl AnswerReceiver {
+    /// The connection sent all `declared` bytes of the answer's `Content-Length` and ends it
+    /// there: what is queued past them, or pushed later, is dropped and reported once (nginx
+    /// logs "upstream sent more data than specified" for the same).
+    pub fn complete(&self, declared: u64) {
+        let mut state = self.shared.lock();
+        state.complete = Some(declared);
+        let unread_file = state.spool.as_ref().map_or(0, |s| s.written - s.read);
+        if state.in_memory > 0 || unread_file > 0 {
+            state.report_overrun();
+        }
+        state.memory.clear();
+        state.in_memory = 0;
+        state.spool = None;
+        drop(state);
+        self.shared.room.notify_one();
+    }
+
     /// The next chunk: memory first, then the temp file; `None` at the end, an error when the
     /// answer was cut off.
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {

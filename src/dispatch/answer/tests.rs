@@ -174,3 +174,18 @@ async fn a_split_chunk_whose_rest_does_not_fit_the_file_waits_for_room() {
     tx.end();
     assert_eq!(drain(&mut rx).await.unwrap(), b"cdefg");
 }
+
+#[tokio::test]
+async fn bytes_past_a_complete_length_are_dropped_queued_or_later() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2 bytes of memory: "ef" waits in the spool file when the length is reached.
+    let (tx, mut rx) = channel(limits(dir.path(), 2, 1 << 20));
+    assert_eq!(tx.push(bytes("ab")), Push::Queued);
+    assert_eq!(tx.push(bytes("ef")), Push::Queued);
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "ab");
+    rx.complete(2);
+    assert_eq!(files(dir.path()), 0, "what waited past the length is gone");
+    assert_eq!(tx.push(bytes("gh")), Push::Gone, "nothing more is queued");
+    assert_eq!(files(dir.path()), 0);
+    tx.end();
+}
