@@ -108,6 +108,41 @@ impl Watch {
     }
 }
 
+/// One request the watchdog counts as in flight until this is dropped (with its answer's body).
+struct InFlight(Arc<Watch>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_done();
+    }
+}
+
+/// An answer's body, which holds its request in flight for the watchdog until hyper drops it.
+struct Answer {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Answer {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The socket, telling the watchdog when bytes arrive and the HTTP/1 head reader what they are.
 struct WatchedIo<I> {
     io: I,
@@ -275,12 +310,21 @@ pub async fn serve_with<I, H, F>(
                 _ => Noted::default(),
             };
             let cut = http1.then(|| cut.clone());
+            // The request lasts until its answer's body is gone (sent, failed, or its stream
+            // reset), not until its head is out: an HTTP/2 client keeps sending frames while a
+            // long answer streams, and the connection must not take them for a new head.
+            let in_flight = InFlight(watch);
             async move {
                 let response = handler(req, noted).await;
-                watch.request_done();
-                Ok::<_, std::convert::Infallible>(
-                    response.map(|body| abort::Watched::new(body, cut)),
-                )
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    abort::Watched::new(
+                        Answer {
+                            inner: body,
+                            _in_flight: in_flight,
+                        },
+                        cut,
+                    )
+                }))
             }
         })
     };
