@@ -52,7 +52,7 @@ fn an_untrusted_peer_cannot_spoof_its_address_scheme_or_host() {
 fn a_trusted_proxy_names_the_client_scheme_and_host_in_handle_mode() {
     let php = start(
         "handle",
-        json!({"http.trusted_subnets": ["127.0.0.0/8", "10.0.0.0/8"]}),
+        json!({"http.trusted_subnets": ["127.0.0.0/8", "10.0.0.0/8"], "http.trusted_headers": ["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]}),
     );
     // The client's own prefix (6.6.6.6) is left of the first untrusted hop: never taken.
     let (status, v) = get(
@@ -89,8 +89,66 @@ fn a_trusted_proxy_names_the_client_scheme_and_host_in_handle_mode() {
 }
 
 #[test]
+fn a_trusted_proxy_is_believed_only_for_the_headers_it_writes() {
+    // nginx's textbook lines set X-Forwarded-For and X-Forwarded-Proto and pass every other
+    // header on as the client sent it. rr believed a client's Forwarded (address, scheme, Host)
+    // and X-Forwarded-Host through such a proxy (seen with Debian's nginx 1.22 in front of rr).
+    let php = start("handle", json!({"http.trusted_subnets": ["127.0.0.0/8"]}));
+    let (status, v) = get(
+        &php,
+        &[
+            (
+                "Forwarded",
+                "for=203.0.113.66;proto=https;host=evil.example",
+            ),
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-Real-IP", "203.0.113.67"),
+            ("X-Forwarded-For", "198.51.100.7"),
+            ("X-Forwarded-Proto", "http"),
+        ],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v["REMOTE_ADDR"], "198.51.100.7");
+    assert_eq!(v["HTTPS"], Value::Null);
+    assert_eq!(v["HTTP_HOST"], php.addr.to_string());
+    // Without X-Forwarded-For, a client's X-Real-IP or X-Forwarded-Host proves nothing either.
+    let (_, v) = get(
+        &php,
+        &[
+            ("X-Real-IP", "203.0.113.67"),
+            ("X-Forwarded-Host", "evil.example"),
+        ],
+    );
+    assert_eq!(v["REMOTE_ADDR"], "127.0.0.1");
+    assert_eq!(v["HTTP_HOST"], php.addr.to_string());
+    // An operator whose proxy writes Forwarded says so; then only that one is read.
+    let php = start(
+        "handle",
+        json!({"http.trusted_subnets": ["127.0.0.0/8"], "http.trusted_headers": "forwarded"}),
+    );
+    let (_, v) = get(
+        &php,
+        &[
+            (
+                "Forwarded",
+                "for=203.0.113.66;proto=https;host=shop.example",
+            ),
+            ("X-Forwarded-For", "198.51.100.7"),
+        ],
+    );
+    assert_eq!(v["REMOTE_ADDR"], "203.0.113.66");
+    assert_eq!(v["HTTPS"], "on");
+    assert_eq!(v["HTTP_HOST"], "shop.example");
+    let (_, v) = get(&php, &[("X-Forwarded-For", "198.51.100.7")]);
+    assert_eq!(v["REMOTE_ADDR"], "127.0.0.1");
+}
+
+#[test]
 fn a_forwarded_host_passes_the_host_check() {
-    let php = start("handle", json!({"http.trusted_subnets": ["127.0.0.1"]}));
+    let php = start(
+        "handle",
+        json!({"http.trusted_subnets": ["127.0.0.1"], "http.trusted_headers": ["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]}),
+    );
     for host in ["evil.example/admin?x=", "u@evil.example", "x:99999"] {
         let response = client()
             .get(php.url("/who"))
@@ -116,7 +174,8 @@ fn rr_request_and_the_access_log_see_the_client() {
     let mut opts = Options::default();
     opts.env.push((
         "RR_TEST_OPTIONS",
-        json!({"http.trusted_subnets": ["127.0.0.0/8"], "logs.encoding": "json"}).to_string(),
+        json!({"http.trusted_subnets": ["127.0.0.0/8"], "logs.encoding": "json", "http.trusted_headers": ["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]})
+            .to_string(),
     ));
     opts.env.push(("RR_TEST_MODE", "respond".to_owned()));
     opts.ini.push(("rr.access_logs", "1".into()));
@@ -159,7 +218,7 @@ fn rr_request_and_the_access_log_see_the_client() {
 fn pool_mode_forwards_the_client_to_workers() {
     let php = start(
         "respond",
-        json!({"http.trusted_subnets": ["127.0.0.0/8"], "http.pool.num_workers": 1}),
+        json!({"http.trusted_subnets": ["127.0.0.0/8"], "http.pool.num_workers": 1, "http.trusted_headers": ["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]}),
     );
     let (_, v) = get(
         &php,

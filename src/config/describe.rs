@@ -137,6 +137,10 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
             },
         ),
         (
+            "http.trusted_headers",
+            http.trusted_subnets.headers().names().join(", "),
+        ),
+        (
             "http.document_root",
             http.script
                 .document_root

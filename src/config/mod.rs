@@ -103,7 +103,8 @@ pub struct HttpConfig {
     pub compression: Option<crate::compress::CompressionConfig>,
     /// `http.request_id`: `None` when `enabled: false`.
     pub request_id: Option<crate::request::id::RequestIdConfig>,
-    /// `http.trusted_subnets`: peers whose forwarding headers are believed (empty: nobody).
+    /// `http.trusted_subnets`: peers whose forwarding headers are believed (empty: nobody), and
+    /// `http.trusted_headers`: which of those headers.
     pub trusted_subnets: crate::request::forwarded::TrustedProxies,
     /// `http.watch`: development reload; `None` when no path is watched (pool mode only).
     pub watch: Option<WatchConfig>,

@@ -239,17 +239,36 @@ fn http(mut t: Table<'_>, notes: &mut Notes) -> Result<(HttpConfig, PoolConfig),
         true => Some(static_files(static_table, notes)?),
         false => None,
     };
-    let trusted_subnets = t.get("trusted_subnets", d.trusted_subnets, |f| {
-        let mut subnets = Vec::new();
+    let trusted_subnets = t.get(
+        "trusted_subnets",
+        d.trusted_subnets.subnets().to_vec(),
+        |f| {
+            let mut subnets = Vec::new();
+            for text in f.strings()? {
+                subnets.push(text.parse().map_err(|e| {
+                    f.invalid(format!(
+                        "a list of subnets like 10.0.0.0/8 or fd00::/8 ({e}: \"{text}\")"
+                    ))
+                })?);
+            }
+            Ok(subnets)
+        },
+    )?;
+    let trusted_headers = t.get("trusted_headers", d.trusted_subnets.headers(), |f| {
+        use crate::request::forwarded::TrustedHeaders;
+        let mut believed = TrustedHeaders::NONE;
         for text in f.strings()? {
-            subnets.push(text.parse().map_err(|e| {
-                f.invalid(format!(
-                    "a list of subnets like 10.0.0.0/8 or fd00::/8 ({e}: \"{text}\")"
-                ))
-            })?);
+            if !believed.add(&text) {
+                return Err(f.invalid(format!(
+                    "a list of the forwarding headers your proxies write: {} (not \"{text}\")",
+                    TrustedHeaders::NAMES.join(", ")
+                )));
+            }
         }
-        Ok(crate::request::forwarded::TrustedProxies::new(subnets))
+        Ok(believed)
     })?;
+    let trusted_subnets =
+        crate::request::forwarded::TrustedProxies::new(trusted_subnets, trusted_headers);
     let sendfile_table = t.table("sendfile")?;
     let sendfile = match sendfile_table.is_present() {
         true => Some(sendfile(sendfile_table, notes)?),

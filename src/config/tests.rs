@@ -1264,6 +1264,20 @@ fn trusted_subnets_are_read_and_bad_ones_named() {
 }
 
 #[test]
+fn trusted_headers_default_to_the_address_and_scheme_and_bad_names_are_named() {
+    let headers = Config::default().http.trusted_subnets.headers();
+    assert_eq!(headers.names(), ["x-forwarded-for", "x-forwarded-proto"]);
+    let config = parse("http:\n  trusted_headers: [Forwarded, x-real-ip]\n").unwrap();
+    assert_eq!(
+        config.http.trusted_subnets.headers().names(),
+        ["forwarded", "x-real-ip"]
+    );
+    let message = error("http:\n  trusted_headers: [x-forwarded-fro]\n");
+    assert!(message.contains("http.trusted_headers"), "{message}");
+    assert!(message.contains("x-forwarded-fro"), "{message}");
+}
+
+#[test]
 fn request_ids_come_with_the_access_log_and_are_configurable() {
     assert!(Config::default().http.request_id.is_none());
     assert!(parse("http:\n  address: 127.0.0.1:1\n")

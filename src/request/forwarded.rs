@@ -82,15 +82,94 @@ fn same_prefix(a: u128, b: u128, prefix: u8) -> bool {
     }
 }
 
-/// `http.trusted_subnets`; empty trusts nobody (the default).
+/// `http.trusted_headers`: the forwarding headers the trusted proxies write. One they do not
+/// write reaches rr as the client sent it (nginx passes unknown headers on), so only these are
+/// believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedHeaders {
+    pub forwarded: bool,
+    pub x_forwarded_for: bool,
+    pub x_forwarded_proto: bool,
+    pub x_forwarded_host: bool,
+    pub x_real_ip: bool,
+}
+
+impl TrustedHeaders {
+    /// What nginx's usual `proxy_set_header` lines, Caddy, Traefik and cloud load balancers
+    /// all write: the client's address and scheme.
+    pub const DEFAULT: TrustedHeaders = TrustedHeaders {
+        forwarded: false,
+        x_forwarded_for: true,
+        x_forwarded_proto: true,
+        x_forwarded_host: false,
+        x_real_ip: false,
+    };
+    pub const NONE: TrustedHeaders = TrustedHeaders {
+        forwarded: false,
+        x_forwarded_for: false,
+        x_forwarded_proto: false,
+        x_forwarded_host: false,
+        x_real_ip: false,
+    };
+    pub const NAMES: [&'static str; 5] = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-real-ip",
+    ];
+
+    /// Adds the header `name` (any case); `false` for a name that is not a forwarding header.
+    pub fn add(&mut self, name: &str) -> bool {
+        let flag = match name.to_ascii_lowercase().as_str() {
+            "forwarded" => &mut self.forwarded,
+            "x-forwarded-for" => &mut self.x_forwarded_for,
+            "x-forwarded-proto" => &mut self.x_forwarded_proto,
+            "x-forwarded-host" => &mut self.x_forwarded_host,
+            "x-real-ip" => &mut self.x_real_ip,
+            _ => return false,
+        };
+        *flag = true;
+        true
+    }
+
+    /// The names believed, in [`Self::NAMES`]' order.
+    pub fn names(&self) -> Vec<&'static str> {
+        let flags = [
+            self.forwarded,
+            self.x_forwarded_for,
+            self.x_forwarded_proto,
+            self.x_forwarded_host,
+            self.x_real_ip,
+        ];
+        Self::NAMES
+            .iter()
+            .zip(flags)
+            .filter_map(|(name, on)| on.then_some(*name))
+            .collect()
+    }
+}
+
+impl Default for TrustedHeaders {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// `http.trusted_subnets` and `http.trusted_headers`; no subnet trusts nobody (the default).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     subnets: Vec<Subnet>,
+    headers: TrustedHeaders,
 }
 
 impl TrustedProxies {
-    pub fn new(subnets: Vec<Subnet>) -> TrustedProxies {
-        TrustedProxies { subnets }
+    pub fn new(subnets: Vec<Subnet>, headers: TrustedHeaders) -> TrustedProxies {
+        TrustedProxies { subnets, headers }
+    }
+
+    pub fn headers(&self) -> TrustedHeaders {
+        self.headers
     }
 
     pub fn is_empty(&self) -> bool {
@@ -156,9 +235,9 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 impl TrustedProxies {
-    /// What the request's forwarding headers say, if `peer` is trusted and sent any.
+    /// What the request's believed forwarding headers say, if `peer` is trusted and sent any.
     /// `Forwarded` wins over the `X-Forwarded-*` family; `X-Real-IP` is read only without
-    /// `X-Forwarded-For`.
+    /// `X-Forwarded-For`. A header not in `http.trusted_headers` is never read.
     pub fn resolve(
         &self,
         peer: SocketAddr,
@@ -167,17 +246,25 @@ impl TrustedProxies {
         if self.subnets.is_empty() || !self.trusts(peer.ip()) {
             return Ok(None);
         }
-        let hops = if headers.contains_key(http::header::FORWARDED) {
+        let believed = self.headers;
+        let has = |on: bool, name: &HeaderName| on && headers.contains_key(name);
+        let (xfp, xfh) = (X_FORWARDED_PROTO, X_FORWARDED_HOST);
+        let proto = believed.x_forwarded_proto.then_some(&xfp);
+        let host = believed.x_forwarded_host.then_some(&xfh);
+        let hops = if has(believed.forwarded, &http::header::FORWARDED) {
             forwarded_hops(headers)
-        } else if headers.contains_key(X_FORWARDED_FOR) || headers.contains_key(X_REAL_IP) {
-            x_forwarded_hops(headers)
-        } else if headers.contains_key(X_FORWARDED_PROTO) || headers.contains_key(X_FORWARDED_HOST)
+        } else if has(believed.x_forwarded_for, &X_FORWARDED_FOR) {
+            x_forwarded_hops(headers, &X_FORWARDED_FOR, proto, host)
+        } else if has(believed.x_real_ip, &X_REAL_IP) {
+            x_forwarded_hops(headers, &X_REAL_IP, proto, host)
+        } else if has(believed.x_forwarded_proto, &X_FORWARDED_PROTO)
+            || has(believed.x_forwarded_host, &X_FORWARDED_HOST)
         {
             // A proxy that names no hop still describes the request it received.
             vec![Hop {
                 addr: None,
-                proto: last_value(headers, &X_FORWARDED_PROTO),
-                host: last_value(headers, &X_FORWARDED_HOST),
+                proto: proto.and_then(|name| last_value(headers, name)),
+                host: host.and_then(|name| last_value(headers, name)),
             }]
         } else {
             return Ok(None);
@@ -265,22 +352,27 @@ fn forwarded_hops(headers: &HeaderMap) -> Vec<Hop<'_>> {
     hops
 }
 
-/// `X-Forwarded-For` (or `X-Real-IP`) addresses; `X-Forwarded-Proto` / `-Host` belong to the
-/// hop at the same place from the right when the lists line up, else to the rightmost hop
-/// (the one our peer wrote).
-fn x_forwarded_hops(headers: &HeaderMap) -> Vec<Hop<'_>> {
-    let name = match headers.contains_key(X_FORWARDED_FOR) {
-        true => X_FORWARDED_FOR,
-        false => X_REAL_IP,
-    };
-    let mut hops: Vec<Hop> = values(headers, &name)
+/// The addresses of `name` (`X-Forwarded-For` or `X-Real-IP`); the values of `proto` /
+/// `host` (`X-Forwarded-Proto` / `-Host` when believed) belong to the hop at the same place
+/// from the right when the lists line up, else to the rightmost hop (the one our peer wrote).
+fn x_forwarded_hops<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    proto: Option<&HeaderName>,
+    host: Option<&HeaderName>,
+) -> Vec<Hop<'a>> {
+    let mut hops: Vec<Hop> = values(headers, name)
         .map(|v| Hop {
             addr: node(v),
             ..Hop::default()
         })
         .collect();
-    let protos: Vec<&str> = values(headers, &X_FORWARDED_PROTO).collect();
-    let hosts: Vec<&str> = values(headers, &X_FORWARDED_HOST).collect();
+    let list = |name: Option<&HeaderName>| -> Vec<&'a str> {
+        name.map(|n| values(headers, n).collect())
+            .unwrap_or_default()
+    };
+    let protos = list(proto);
+    let hosts = list(host);
     let n = hops.len();
     for (i, hop) in hops.iter_mut().enumerate() {
         hop.proto = aligned(&protos, n, i);

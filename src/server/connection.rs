@@ -40,6 +40,13 @@ struct Watch {
     header_timeout: Duration,
     idle_timeout: Duration,
     changed: Notify,
+    /// HTTP/2 answers that handed hyper data it could not send yet (the client's flow-control
+    /// window is shut): hyper polls such a body again only once the client opens the window.
+    waiting: AtomicU64,
+    /// Waits begun, and writes to the socket that went through: the stall check's clock.
+    waits: AtomicU64,
+    writes: AtomicU64,
+    wait_begun: Notify,
 }
 
 static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
@@ -58,6 +65,10 @@ impl Watch {
             header_timeout,
             idle_timeout,
             changed: Notify::new(),
+            waiting: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            wait_begun: Notify::new(),
         }
     }
 
@@ -88,6 +99,42 @@ impl Watch {
         }
     }
 
+    fn wait_begins(&self) {
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        if self.waiting.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.wait_begun.notify_one();
+        }
+    }
+
+    fn wait_ends(&self) {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Completes when an HTTP/2 answer has waited for the client's window for `limit` with
+    /// no byte written to the socket meanwhile (nginx's `send_timeout`, which the socket's own
+    /// timer cannot see: nothing blocks there, the server just has nothing it may send).
+    async fn stalled(&self, limit: Duration) {
+        loop {
+            let begun = self.wait_begun.notified();
+            if self.waiting.load(Ordering::Relaxed) == 0 {
+                begun.await;
+                continue;
+            }
+            let (waits, writes) = (
+                self.waits.load(Ordering::Relaxed),
+                self.writes.load(Ordering::Relaxed),
+            );
+            tokio::time::sleep(limit).await;
+            // The same waits all along (none ended and began again), and no progress.
+            if self.waiting.load(Ordering::Relaxed) > 0
+                && self.waits.load(Ordering::Relaxed) == waits
+                && self.writes.load(Ordering::Relaxed) == writes
+            {
+                return;
+            }
+        }
+    }
+
     /// Completes when the connection has been idle or reading a head for too long; returns the
     /// phase that expired.
     async fn expired(&self) -> u8 {
@@ -105,6 +152,69 @@ impl Watch {
             }
             tokio::time::sleep(Duration::from_millis(deadline - now)).await;
         }
+    }
+}
+
+/// One request the watchdog counts as in flight until this is dropped (with its answer's body).
+struct InFlight(Arc<Watch>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_done();
+    }
+}
+
+/// An answer's body, which holds its request in flight for the watchdog until hyper drops it,
+/// and over HTTP/2 tells it when the body waits for the client's flow-control window.
+struct Answer {
+    inner: Body,
+    in_flight: InFlight,
+    http2: bool,
+    /// Data was handed to hyper and the body not polled since.
+    waiting: bool,
+}
+
+impl Answer {
+    fn wait_ends(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            self.in_flight.0.wait_ends();
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.wait_ends();
+    }
+}
+
+impl hyper::body::Body for Answer {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        this.wait_ends();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        // hyper's HTTP/2 stream polls a body again only when the client's window has room.
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if this.http2 && frame.is_data() {
+                this.waiting = true;
+                this.in_flight.0.wait_begins();
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -161,6 +271,7 @@ impl<I> WatchedIo<I> {
     ) -> Poll<std::io::Result<T>> {
         if !poll.is_pending() {
             self.stall = None;
+            self.watch.writes.fetch_add(1, Ordering::Relaxed);
             return poll;
         }
         let limit = self.send_timeout;
@@ -275,12 +386,23 @@ pub async fn serve_with<I, H, F>(
                 _ => Noted::default(),
             };
             let cut = http1.then(|| cut.clone());
+            // The request lasts until its answer's body is gone (sent, failed, or its stream
+            // reset), not until its head is out: an HTTP/2 client keeps sending frames while a
+            // long answer streams, and the connection must not take them for a new head.
+            let in_flight = InFlight(watch);
             async move {
                 let response = handler(req, noted).await;
-                watch.request_done();
-                Ok::<_, std::convert::Infallible>(
-                    response.map(|body| abort::Watched::new(body, cut)),
-                )
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    abort::Watched::new(
+                        Answer {
+                            inner: body,
+                            in_flight,
+                            http2: !http1,
+                            waiting: false,
+                        },
+                        cut,
+                    )
+                }))
             }
         })
     };
@@ -307,6 +429,7 @@ pub async fn serve_with<I, H, F>(
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut closing = false;
+    let send_timeout = http.send_timeout;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -322,6 +445,13 @@ pub async fn serve_with<I, H, F>(
                 }
                 closing = true;
                 conn.as_mut().graceful_shutdown();
+            }
+            () = watch.stalled(send_timeout) => {
+                tracing::warn!(
+                    remote = %peer.addr,
+                    "the client took no data for http.send_timeout ({send_timeout:?}) (its HTTP/2 flow-control window stayed shut): connection closed"
+                );
+                return;
             }
             _ = triggered(&mut shutdown), if !closing => {
                 closing = true;

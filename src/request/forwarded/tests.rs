@@ -1,7 +1,11 @@
 use super::*;
 
 fn trusted(nets: &[&str]) -> TrustedProxies {
-    TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+    let mut all = TrustedHeaders::NONE;
+    for name in TrustedHeaders::NAMES {
+        assert!(all.add(name));
+    }
+    TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect(), all)
 }
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
