@@ -564,3 +564,45 @@ fn a_deploy_that_swaps_the_allowed_directory_link_is_followed() {
         assert_eq!(get(&php, &[("sendfile", text(&old))]).status, 403, "{what}");
     }
 }
+
+#[test]
+fn a_file_dated_before_1970_is_sent_by_every_way_php_names_one() {
+    // The HTTP date writer rr uses panics on a time before the epoch: X-Sendfile,
+    // X-Accel-Redirect and sendFile() of a file dated 1960 (a restored archive, a WebDAV
+    // client's own date) dropped the connection without an answer.
+    let f = files();
+    let old = f.allowed.join("old.txt");
+    std::fs::write(&old, "from the sixties\n").unwrap();
+    let file = std::fs::File::options().write(true).open(&old).unwrap();
+    let sixties = std::time::UNIX_EPOCH - std::time::Duration::from_secs(315_619_200);
+    file.set_modified(sixties).unwrap();
+    for (mode, pool) in MODES {
+        let php = start(mode, pool, on(&f), &[]);
+        let mut ways = vec![
+            vec![("sendfile", text(&old))],
+            vec![("accel", "/protected/old.txt")],
+        ];
+        if mode == "respond" {
+            ways.push(vec![("cd", text(&f.allowed)), ("call", "old.txt")]);
+        }
+        for query in ways {
+            let what = format!("{mode} pool={pool} {query:?}");
+            let a = get(&php, &query);
+            assert_eq!(a.status, 200, "{what}");
+            assert_eq!(a.body, b"from the sixties\n", "{what}");
+            // A date the file never had (1970) would be worse than none.
+            assert_eq!(a.header("last-modified"), None, "{what}");
+            let mut range = query.clone();
+            range.push(("x", "range"));
+            let a = ask(
+                &php,
+                reqwest::Method::GET,
+                &range,
+                &[("Range", "bytes=5-7")],
+            );
+            assert_eq!(a.status, 206, "{what}");
+            assert_eq!(a.body, b"the", "{what}");
+        }
+        assert!(!php.stderr().contains("panicked"), "{}", php.stderr());
+    }
+}

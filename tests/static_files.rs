@@ -631,3 +631,58 @@ fn a_deploy_that_swaps_the_directory_link_is_served_from_the_new_release() {
         assert_eq!(site.php_saw(), 0, "{mode:?}");
     }
 }
+
+/// Sets a file's modification time to `secs` from the epoch (negative: before 1970).
+fn set_mtime(path: &Path, secs: i64) {
+    let at = if secs < 0 {
+        std::time::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    } else {
+        std::time::UNIX_EPOCH + Duration::from_secs(secs as u64)
+    };
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(at).unwrap();
+}
+
+#[test]
+fn a_file_dated_before_1970_is_served_without_a_date_it_cannot_carry() {
+    // An archive, a restored backup or a WebDAV client may leave a file dated 1960. The HTTP
+    // date writer rr uses panics on times before the epoch: the connection was dropped without
+    // an answer. nginx sends such a file (with its date turned into 1970).
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        let old = site.public.join("old.txt");
+        std::fs::write(&old, "from the sixties\n").unwrap();
+        set_mtime(&old, -315_619_200);
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let response = client()
+                .request(method.clone(), site.php.url("/old.txt"))
+                .send()
+                .unwrap_or_else(|e| panic!("{mode:?} {method}: no answer: {e}"));
+            assert_eq!(response.status(), 200, "{mode:?} {method}");
+            // A Last-Modified of 1970 would be a date the file never had: none is sent.
+            assert!(
+                !response.headers().contains_key("last-modified"),
+                "{mode:?} {method}: {:?}",
+                response.headers()
+            );
+            assert_eq!(response.headers()["content-length"], "17");
+            let body = response.text().unwrap();
+            let expected = if method == reqwest::Method::GET {
+                "from the sixties\n"
+            } else {
+                ""
+            };
+            assert_eq!(body, expected, "{mode:?} {method}");
+        }
+        let part = site.get("/old.txt").header("Range", "bytes=5-7").send();
+        let part = part.unwrap();
+        assert_eq!(part.status(), 206, "{mode:?}");
+        assert_eq!(part.text().unwrap(), "the");
+        assert!(
+            !site.php.stderr().contains("panicked"),
+            "{mode:?}: {}",
+            site.php.stderr()
+        );
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}

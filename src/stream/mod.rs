@@ -214,7 +214,9 @@ pub fn respond(
     }
     if let Ok(modified) = meta.modified() {
         if !headers.contains_key(LAST_MODIFIED) {
-            headers.insert(LAST_MODIFIED, ascii(httpdate::fmt_http_date(modified)));
+            if let Some(date) = http_date(modified) {
+                headers.insert(LAST_MODIFIED, date);
+            }
         }
         if validators.etag && !headers.contains_key(ETAG) {
             headers.insert(ETAG, etag(len, modified));
@@ -301,12 +303,24 @@ fn open_regular(path: &Path) -> Result<(File, Metadata), StreamError> {
     Ok((file, meta))
 }
 
+/// `modified` as an HTTP date, when it is one the date writer can write: it panics before 1970
+/// and from the year 10000 on, which an archive, a backup or a WebDAV client may give a file.
+/// Such a file gets no `Last-Modified` (nginx sends 1970, a date the file never had).
+fn http_date(modified: SystemTime) -> Option<HeaderValue> {
+    /// 10000-01-01T00:00:00Z.
+    const YEAR_10000: u64 = 253_402_300_800;
+    let since = modified.duration_since(UNIX_EPOCH).ok()?;
+    (since.as_secs() < YEAR_10000).then(|| ascii(httpdate::fmt_http_date(modified)))
+}
+
 /// Weak: size and mtime identify a version well, but not byte-for-byte (RFC 9110 §8.8.1).
+/// A time before 1970 is written with a minus, so two such versions keep two tags.
 fn etag(len: u64, modified: SystemTime) -> HeaderValue {
-    let nanos = modified
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    ascii(format!("W/\"{len:x}-{nanos:x}\""))
+    let time = match modified.duration_since(UNIX_EPOCH) {
+        Ok(after) => format!("{:x}", after.as_nanos()),
+        Err(before) => format!("-{:x}", before.duration().as_nanos()),
+    };
+    ascii(format!("W/\"{len:x}-{time}\""))
 }
 
 /// For values built here from digits, hex and ASCII punctuation only.
