@@ -223,6 +223,13 @@ pub fn respond(
         }
     }
 
+    // PHP's 206 or 416 (it read the Range itself, then named the file) describes a part it does
+    // not send: the part is picked here from the request, as nginx picks it for
+    // X-Accel-Redirect, so a 206 never carries the whole file under a dropped Content-Range.
+    let status = match status {
+        StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => StatusCode::OK,
+        other => other,
+    };
     // Another status is PHP's own answer (an error page from a file, say): sent as is.
     let rangeable = status == StatusCode::OK;
     let reading = method == Method::GET || method == Method::HEAD;
