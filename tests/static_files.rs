@@ -686,3 +686,62 @@ fn a_file_dated_before_1970_is_served_without_a_date_it_cannot_carry() {
         assert_eq!(site.php_saw(), 0, "{mode:?}");
     }
 }
+
+#[test]
+fn a_strong_etag_follows_a_new_version_that_kept_the_size_and_the_date() {
+    // Reproducible builds and archives give every file one fixed date, so a fix that keeps the
+    // length (`#fff` → `#000`) arrives with the old size and date. The strong tag is a hash of
+    // the content, but rr reused the one computed for the old version, matched by path, size
+    // and date: clients holding the old file got 304 and kept it, and an If-Range resume got
+    // bytes of the new version spliced into the old one.
+    for mode in MODES {
+        let site = start(mode, json!({"http.static.calculate_etag": true}));
+        let css = site.public.join("fixed.css");
+        let tag = |site: &Site| {
+            let response = site.get("/fixed.css").send().unwrap();
+            assert_eq!(response.status(), 200, "{mode:?}");
+            let tag = response.headers()["etag"].to_str().unwrap().to_owned();
+            (tag, response.text().unwrap())
+        };
+        // Replaced by a new file (a rename, as deploy tools do), then rewritten in place.
+        let versions = ["a{color:#fff}\n", "a{color:#000}\n", "a{color:#f00}\n"];
+        std::fs::write(&css, versions[0]).unwrap();
+        set_mtime(&css, 315_532_800);
+        let (old_tag, body) = tag(&site);
+        assert_eq!(body, versions[0]);
+        let next = site.public.join("fixed.css.new");
+        std::fs::write(&next, versions[1]).unwrap();
+        set_mtime(&next, 315_532_800);
+        std::fs::rename(&next, &css).unwrap();
+        let (renamed_tag, body) = tag(&site);
+        assert_eq!(body, versions[1], "{mode:?}");
+        assert_ne!(renamed_tag, old_tag, "{mode:?}: the old version's tag");
+        std::fs::write(&css, versions[2]).unwrap();
+        set_mtime(&css, 315_532_800);
+        let (rewritten_tag, body) = tag(&site);
+        assert_eq!(body, versions[2], "{mode:?}");
+        assert_ne!(
+            rewritten_tag, renamed_tag,
+            "{mode:?}: the previous version's tag"
+        );
+        // The client holding the first version gets the new one, not a 304.
+        for held in [&old_tag, &renamed_tag] {
+            let response = site
+                .get("/fixed.css")
+                .header("If-None-Match", held.as_str())
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), 200, "{mode:?} {held}");
+            assert_eq!(response.text().unwrap(), versions[2]);
+        }
+        // A resume that names the old version's tag gets the whole new file.
+        let response = site
+            .get("/fixed.css")
+            .header("If-Range", old_tag.as_str())
+            .header("Range", "bytes=9-")
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200, "{mode:?}");
+        assert_eq!(response.text().unwrap(), versions[2]);
+    }
+}

@@ -1,11 +1,13 @@
 //! Strong ETags (`http.static.calculate_etag` without `weak`): a CRC-32 of the content and its
 //! size, as RoadRunner computes them. Hashing reads the whole file, so a tag is kept per file
-//! and reused while the file's size and modification time stay the same.
+//! and reused while the file is the same version: same inode, size, modification and change
+//! time. Size and date alone are not enough: reproducible builds and archives give every file
+//! one fixed date, so a fix that keeps the length would keep the old version's tag.
 use crate::stream::OpenFile;
 use http::HeaderValue;
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -19,9 +21,33 @@ pub(crate) struct StrongTags {
 }
 
 struct Known {
+    version: Version,
+    tag: HeaderValue,
+}
+
+/// One version of a file, as `fstat` tells it without reading the file. A file renamed over the
+/// path is another inode; a write in place moves the change time, which (unlike the
+/// modification time) no one can set back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    dev: u64,
+    ino: u64,
     len: u64,
     modified: Option<SystemTime>,
-    tag: HeaderValue,
+    changed: (i64, i64),
+}
+
+impl Version {
+    fn of(file: &OpenFile) -> Version {
+        let meta = file.metadata();
+        Version {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            modified: file.modified(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 impl StrongTags {
@@ -29,7 +55,7 @@ impl StrongTags {
     pub(crate) fn known(&self, file: &OpenFile) -> Option<HeaderValue> {
         let known = self.lock();
         let entry = known.get(file.path())?;
-        (entry.len == file.len() && entry.modified == file.modified()).then(|| entry.tag.clone())
+        (entry.version == Version::of(file)).then(|| entry.tag.clone())
     }
 
     /// The tag of `file`, from the table or computed. Blocks: it may read the whole file.
@@ -37,7 +63,9 @@ impl StrongTags {
         if let Some(tag) = self.known(file) {
             return Ok(tag);
         }
-        let (len, modified) = (file.len(), file.modified());
+        // Taken before the read: a write during it moves the change time, so the next request
+        // hashes again rather than keep a tag of half-written content.
+        let version = Version::of(file);
         let tag = compute(file)?;
         let mut known = self.lock();
         if known.len() >= KEPT {
@@ -46,8 +74,7 @@ impl StrongTags {
         known.insert(
             file.path().to_path_buf(),
             Known {
-                len,
-                modified,
+                version,
                 tag: tag.clone(),
             },
         );

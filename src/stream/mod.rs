@@ -180,6 +180,11 @@ impl OpenFile {
         self.meta.modified().ok()
     }
 
+    /// What `fstat` said when the file was opened.
+    pub fn metadata(&self) -> &Metadata {
+        &self.meta
+    }
+
     /// For reads before the answer (a content hash); positional reads leave the body intact.
     pub fn file(&self) -> &File {
         &self.file
