@@ -745,3 +745,48 @@ fn a_strong_etag_follows_a_new_version_that_kept_the_size_and_the_date() {
         assert_eq!(response.text().unwrap(), versions[2]);
     }
 }
+
+/// Bytes the process has read through system calls (`rchar` in /proc/PID/io).
+fn bytes_read(pid: i32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    let line = io.lines().find(|l| l.starts_with("rchar:")).unwrap();
+    line["rchar:".len()..].trim().parse().unwrap()
+}
+
+#[test]
+fn requests_that_arrive_while_a_strong_etag_is_computed_wait_for_it_instead_of_reading_again() {
+    // A strong tag reads the whole file. A video player opens several ranges of a large file
+    // at once: each request that came before the tag was known read the whole file again, so
+    // N requests to a 1 GiB file read N GiB, each holding a blocking thread (512 at most, shared
+    // with every upload and file stream).
+    const GIB: u64 = 1 << 30;
+    const CLIENTS: usize = 6;
+    for mode in MODES {
+        let site = start(mode, json!({"http.static.calculate_etag": true}));
+        let big = std::fs::File::create(site.public.join("film.mp4")).unwrap();
+        big.set_len(GIB).unwrap();
+        let before = bytes_read(site.php.pid());
+        let start = std::sync::Barrier::new(CLIENTS);
+        let tags: Vec<String> = std::thread::scope(|scope| {
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let request = client().head(site.php.url("/film.mp4"));
+                        start.wait();
+                        let response = request.send().unwrap();
+                        assert_eq!(response.status(), 200, "{mode:?}");
+                        response.headers()["etag"].to_str().unwrap().to_owned()
+                    })
+                })
+                .collect();
+            clients.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        assert!(tags.iter().all(|t| t == &tags[0]), "{mode:?}: {tags:?}");
+        let read = bytes_read(site.php.pid()) - before;
+        assert!(
+            read < 2 * GIB,
+            "{mode:?}: {CLIENTS} requests read the file {:.1} times",
+            read as f64 / GIB as f64
+        );
+    }
+}
