@@ -790,3 +790,35 @@ fn requests_that_arrive_while_a_strong_etag_is_computed_wait_for_it_instead_of_r
         );
     }
 }
+
+#[test]
+fn if_match_and_if_unmodified_since_that_fail_get_412_not_the_changed_file() {
+    // A download resumed with `Range` and `If-Unmodified-Since` (or `If-Match`) must not get
+    // bytes of a file that changed since: rr ignored both and sent the 206, which the client
+    // appends to the old part. nginx answers 412, as RFC 9110 (13.1.1, 13.1.4) asks.
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        let old = "Thu, 01 Jan 1970 00:00:00 GMT";
+        let later = "Fri, 31 Dec 9999 23:59:59 GMT";
+        for (name, value, status) in [
+            ("If-Match", "\"nope\"", 412),
+            ("If-Match", "*", 206),
+            ("If-Unmodified-Since", old, 412),
+            ("If-Unmodified-Since", later, 206),
+            // RFC 9110 13.1.4: a date that is not one is ignored.
+            ("If-Unmodified-Since", "yesterday", 206),
+        ] {
+            let response = site
+                .get("/css/app.css")
+                .header("Range", "bytes=0-3")
+                .header(name, value)
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), status, "{mode:?} {name}: {value}");
+            if status == 412 {
+                assert!(response.bytes().unwrap().is_empty(), "{mode:?}");
+            }
+        }
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}

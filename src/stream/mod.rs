@@ -55,7 +55,8 @@ pub struct FileReply {
 pub struct Validators {
     /// Add a weak `ETag` (size and modification time) when the headers carry none.
     pub etag: bool,
-    /// Answer a GET or HEAD whose `If-None-Match` / `If-Modified-Since` holds with `304`.
+    /// Answer a GET or HEAD whose `If-None-Match` / `If-Modified-Since` holds with `304`, and one
+    /// whose `If-Match` / `If-Unmodified-Since` fails with `412`.
     pub conditional: bool,
 }
 
@@ -238,11 +239,16 @@ pub fn respond(
     // Another status is PHP's own answer (an error page from a file, say): sent as is.
     let rangeable = status == StatusCode::OK;
     let reading = method == Method::GET || method == Method::HEAD;
-    if rangeable
-        && reading
-        && validators.conditional
-        && conditional::not_modified(request_headers, &headers)
-    {
+    let conditional = rangeable && reading && validators.conditional;
+    if conditional && conditional::precondition_failed(request_headers, &headers) {
+        // Nothing of this version is sent: a resume must not append it to an older one.
+        for metadata in [CONTENT_TYPE, ACCEPT_RANGES] {
+            headers.remove(metadata);
+        }
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+        return build(StatusCode::PRECONDITION_FAILED, headers, body::empty());
+    }
+    if conditional && conditional::not_modified(request_headers, &headers) {
         // The validators and caching headers stay; the representation's metadata goes.
         for metadata in [CONTENT_TYPE, ACCEPT_RANGES] {
             headers.remove(metadata);
