@@ -564,3 +564,90 @@ fn a_deploy_that_swaps_the_allowed_directory_link_is_followed() {
         assert_eq!(get(&php, &[("sendfile", text(&old))]).status, 403, "{what}");
     }
 }
+
+#[test]
+fn a_file_dated_before_1970_is_sent_by_every_way_php_names_one() {
+    // The HTTP date writer rr uses panics on a time before the epoch: X-Sendfile,
+    // X-Accel-Redirect and sendFile() of a file dated 1960 (a restored archive, a WebDAV
+    // client's own date) dropped the connection without an answer.
+    let f = files();
+    let old = f.allowed.join("old.txt");
+    std::fs::write(&old, "from the sixties\n").unwrap();
+    let file = std::fs::File::options().write(true).open(&old).unwrap();
+    let sixties = std::time::UNIX_EPOCH - std::time::Duration::from_secs(315_619_200);
+    file.set_modified(sixties).unwrap();
+    for (mode, pool) in MODES {
+        let php = start(mode, pool, on(&f), &[]);
+        let mut ways = vec![
+            vec![("sendfile", text(&old))],
+            vec![("accel", "/protected/old.txt")],
+        ];
+        if mode == "respond" {
+            ways.push(vec![("cd", text(&f.allowed)), ("call", "old.txt")]);
+        }
+        for query in ways {
+            let what = format!("{mode} pool={pool} {query:?}");
+            let a = get(&php, &query);
+            assert_eq!(a.status, 200, "{what}");
+            assert_eq!(a.body, b"from the sixties\n", "{what}");
+            // A date the file never had (1970) would be worse than none.
+            assert_eq!(a.header("last-modified"), None, "{what}");
+            let mut range = query.clone();
+            range.push(("x", "range"));
+            let a = ask(
+                &php,
+                reqwest::Method::GET,
+                &range,
+                &[("Range", "bytes=5-7")],
+            );
+            assert_eq!(a.status, 206, "{what}");
+            assert_eq!(a.body, b"the", "{what}");
+        }
+        assert!(!php.stderr().contains("panicked"), "{}", php.stderr());
+    }
+}
+
+#[test]
+fn a_206_from_php_gets_the_part_the_request_asks_for_never_the_whole_file() {
+    // An application that handles Range itself (206 and its Content-Range, or 416) and names
+    // the file instead of sending the part (a PSR-7 206 with a file body goes to sendFile()):
+    // rr dropped the Content-Range and sent the whole file as the 206, so a download resumed
+    // at byte 6 wrote the file's first bytes there. nginx answers such an X-Accel-Redirect
+    // from the request's Range (206 with the part, 416, or 200).
+    let f = files();
+    let notes = f.allowed.join("notes.txt");
+    for (mode, pool) in MODES {
+        let php = start(mode, pool, on(&f), &[]);
+        let mut ways = vec![
+            vec![("sendfile", text(&notes))],
+            vec![("accel", "/protected/notes.txt")],
+        ];
+        if mode == "respond" {
+            ways.push(vec![("cd", text(&f.allowed)), ("call", "notes.txt")]);
+        }
+        for (way, status) in ways.iter().flat_map(|w| [(w, "206"), (w, "416")]) {
+            let mut query = way.clone();
+            query.extend([("status", status), ("content_range", "bytes 6-10/12")]);
+            let what = format!("{mode} pool={pool} {way:?} {status}");
+            let a = ask(&php, reqwest::Method::GET, &query, &[("Range", "bytes=6-")]);
+            assert_eq!(a.status, 206, "{what}");
+            assert_eq!(a.header("content-range"), Some("bytes 6-11/12"), "{what}");
+            assert_eq!(a.body, b"notes\n", "{what}");
+            // No Range (or one that cannot be served as a part): the whole file, as a 200.
+            for headers in [&[][..], &[("Range", "bytes=0-1,3-4")][..]] {
+                let a = ask(&php, reqwest::Method::GET, &query, headers);
+                assert_eq!(a.status, 200, "{what} {headers:?}");
+                assert_eq!(a.header("content-range"), None, "{what} {headers:?}");
+                assert_eq!(a.body, b"plain notes\n", "{what} {headers:?}");
+            }
+            let a = ask(
+                &php,
+                reqwest::Method::GET,
+                &query,
+                &[("Range", "bytes=50-")],
+            );
+            assert_eq!(a.status, 416, "{what}");
+            assert_eq!(a.header("content-range"), Some("bytes */12"), "{what}");
+        }
+    }
+}

@@ -631,3 +631,194 @@ fn a_deploy_that_swaps_the_directory_link_is_served_from_the_new_release() {
         assert_eq!(site.php_saw(), 0, "{mode:?}");
     }
 }
+
+/// Sets a file's modification time to `secs` from the epoch (negative: before 1970).
+fn set_mtime(path: &Path, secs: i64) {
+    let at = if secs < 0 {
+        std::time::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    } else {
+        std::time::UNIX_EPOCH + Duration::from_secs(secs as u64)
+    };
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(at).unwrap();
+}
+
+#[test]
+fn a_file_dated_before_1970_is_served_without_a_date_it_cannot_carry() {
+    // An archive, a restored backup or a WebDAV client may leave a file dated 1960. The HTTP
+    // date writer rr uses panics on times before the epoch: the connection was dropped without
+    // an answer. nginx sends such a file (with its date turned into 1970).
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        let old = site.public.join("old.txt");
+        std::fs::write(&old, "from the sixties\n").unwrap();
+        set_mtime(&old, -315_619_200);
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let response = client()
+                .request(method.clone(), site.php.url("/old.txt"))
+                .send()
+                .unwrap_or_else(|e| panic!("{mode:?} {method}: no answer: {e}"));
+            assert_eq!(response.status(), 200, "{mode:?} {method}");
+            // A Last-Modified of 1970 would be a date the file never had: none is sent.
+            assert!(
+                !response.headers().contains_key("last-modified"),
+                "{mode:?} {method}: {:?}",
+                response.headers()
+            );
+            assert_eq!(response.headers()["content-length"], "17");
+            let body = response.text().unwrap();
+            let expected = if method == reqwest::Method::GET {
+                "from the sixties\n"
+            } else {
+                ""
+            };
+            assert_eq!(body, expected, "{mode:?} {method}");
+        }
+        let part = site.get("/old.txt").header("Range", "bytes=5-7").send();
+        let part = part.unwrap();
+        assert_eq!(part.status(), 206, "{mode:?}");
+        assert_eq!(part.text().unwrap(), "the");
+        assert!(
+            !site.php.stderr().contains("panicked"),
+            "{mode:?}: {}",
+            site.php.stderr()
+        );
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}
+
+#[test]
+fn a_strong_etag_follows_a_new_version_that_kept_the_size_and_the_date() {
+    // Reproducible builds and archives give every file one fixed date, so a fix that keeps the
+    // length (`#fff` → `#000`) arrives with the old size and date. The strong tag is a hash of
+    // the content, but rr reused the one computed for the old version, matched by path, size
+    // and date: clients holding the old file got 304 and kept it, and an If-Range resume got
+    // bytes of the new version spliced into the old one.
+    for mode in MODES {
+        let site = start(mode, json!({"http.static.calculate_etag": true}));
+        let css = site.public.join("fixed.css");
+        let tag = |site: &Site| {
+            let response = site.get("/fixed.css").send().unwrap();
+            assert_eq!(response.status(), 200, "{mode:?}");
+            let tag = response.headers()["etag"].to_str().unwrap().to_owned();
+            (tag, response.text().unwrap())
+        };
+        // Replaced by a new file (a rename, as deploy tools do), then rewritten in place.
+        let versions = ["a{color:#fff}\n", "a{color:#000}\n", "a{color:#f00}\n"];
+        std::fs::write(&css, versions[0]).unwrap();
+        set_mtime(&css, 315_532_800);
+        let (old_tag, body) = tag(&site);
+        assert_eq!(body, versions[0]);
+        let next = site.public.join("fixed.css.new");
+        std::fs::write(&next, versions[1]).unwrap();
+        set_mtime(&next, 315_532_800);
+        std::fs::rename(&next, &css).unwrap();
+        let (renamed_tag, body) = tag(&site);
+        assert_eq!(body, versions[1], "{mode:?}");
+        assert_ne!(renamed_tag, old_tag, "{mode:?}: the old version's tag");
+        std::fs::write(&css, versions[2]).unwrap();
+        set_mtime(&css, 315_532_800);
+        let (rewritten_tag, body) = tag(&site);
+        assert_eq!(body, versions[2], "{mode:?}");
+        assert_ne!(
+            rewritten_tag, renamed_tag,
+            "{mode:?}: the previous version's tag"
+        );
+        // The client holding the first version gets the new one, not a 304.
+        for held in [&old_tag, &renamed_tag] {
+            let response = site
+                .get("/fixed.css")
+                .header("If-None-Match", held.as_str())
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), 200, "{mode:?} {held}");
+            assert_eq!(response.text().unwrap(), versions[2]);
+        }
+        // A resume that names the old version's tag gets the whole new file.
+        let response = site
+            .get("/fixed.css")
+            .header("If-Range", old_tag.as_str())
+            .header("Range", "bytes=9-")
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200, "{mode:?}");
+        assert_eq!(response.text().unwrap(), versions[2]);
+    }
+}
+
+/// Bytes the process has read through system calls (`rchar` in /proc/PID/io).
+fn bytes_read(pid: i32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    let line = io.lines().find(|l| l.starts_with("rchar:")).unwrap();
+    line["rchar:".len()..].trim().parse().unwrap()
+}
+
+#[test]
+fn requests_that_arrive_while_a_strong_etag_is_computed_wait_for_it_instead_of_reading_again() {
+    // A strong tag reads the whole file. A video player opens several ranges of a large file
+    // at once: each request that came before the tag was known read the whole file again, so
+    // N requests to a 1 GiB file read N GiB, each holding a blocking thread (512 at most, shared
+    // with every upload and file stream).
+    const GIB: u64 = 1 << 30;
+    const CLIENTS: usize = 6;
+    for mode in MODES {
+        let site = start(mode, json!({"http.static.calculate_etag": true}));
+        let big = std::fs::File::create(site.public.join("film.mp4")).unwrap();
+        big.set_len(GIB).unwrap();
+        let before = bytes_read(site.php.pid());
+        let start = std::sync::Barrier::new(CLIENTS);
+        let tags: Vec<String> = std::thread::scope(|scope| {
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let request = client().head(site.php.url("/film.mp4"));
+                        start.wait();
+                        let response = request.send().unwrap();
+                        assert_eq!(response.status(), 200, "{mode:?}");
+                        response.headers()["etag"].to_str().unwrap().to_owned()
+                    })
+                })
+                .collect();
+            clients.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        assert!(tags.iter().all(|t| t == &tags[0]), "{mode:?}: {tags:?}");
+        let read = bytes_read(site.php.pid()) - before;
+        assert!(
+            read < 2 * GIB,
+            "{mode:?}: {CLIENTS} requests read the file {:.1} times",
+            read as f64 / GIB as f64
+        );
+    }
+}
+
+#[test]
+fn if_match_and_if_unmodified_since_that_fail_get_412_not_the_changed_file() {
+    // A download resumed with `Range` and `If-Unmodified-Since` (or `If-Match`) must not get
+    // bytes of a file that changed since: rr ignored both and sent the 206, which the client
+    // appends to the old part. nginx answers 412, as RFC 9110 (13.1.1, 13.1.4) asks.
+    for mode in MODES {
+        let site = start(mode, json!({}));
+        let old = "Thu, 01 Jan 1970 00:00:00 GMT";
+        let later = "Fri, 31 Dec 9999 23:59:59 GMT";
+        for (name, value, status) in [
+            ("If-Match", "\"nope\"", 412),
+            ("If-Match", "*", 206),
+            ("If-Unmodified-Since", old, 412),
+            ("If-Unmodified-Since", later, 206),
+            // RFC 9110 13.1.4: a date that is not one is ignored.
+            ("If-Unmodified-Since", "yesterday", 206),
+        ] {
+            let response = site
+                .get("/css/app.css")
+                .header("Range", "bytes=0-3")
+                .header(name, value)
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), status, "{mode:?} {name}: {value}");
+            if status == 412 {
+                assert!(response.bytes().unwrap().is_empty(), "{mode:?}");
+            }
+        }
+        assert_eq!(site.php_saw(), 0, "{mode:?}");
+    }
+}

@@ -360,7 +360,8 @@ impl Worker {
 
     /// Answers with a file that Rust streams from disk (Content-Length, Range/206, HEAD); the
     /// worker is free at once. A missing file is a 404, an unreadable one a 500, each logged.
-    /// A relative path is resolved against PHP's working directory at the call.
+    /// A relative path is resolved against PHP's working directory at the call. A `$status` of
+    /// 206 or 416 is taken as 200: the part sent is the one the request's Range asks for.
     ///
     /// @param array<string, string|string[]> $headers
     #[php(defaults(status = 200))]

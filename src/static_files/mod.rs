@@ -46,7 +46,7 @@ pub struct StaticFiles {
     rules: RwLock<Arc<Rules>>,
 }
 
-/// The directory and the rules, shared with the blocking pool when a file is hashed.
+/// The directory and the rules, for the requests that came while `dir` named this directory.
 struct Rules {
     /// Canonical (symlinks resolved), so "inside" is a prefix test on canonical paths.
     root: PathBuf,
@@ -158,20 +158,8 @@ impl StaticFiles {
             headers.insert(CACHE_CONTROL, value.clone());
         }
         if let Some(strong) = &rules.strong {
-            let tag = match strong.known(&file) {
-                Some(tag) => Ok((tag, file)),
-                // Hashing reads the whole file: the blocking pool's work.
-                None => {
-                    let rules = rules.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let strong = rules.strong.as_ref().expect("checked above");
-                        strong.tag(&file).map(|tag| (tag, file))
-                    })
-                    .await
-                    .unwrap_or_else(|join| Err(std::io::Error::other(join)))
-                }
-            };
-            match tag {
+            // Hashing reads the whole file, on the blocking pool, once per version.
+            match strong.tag(file).await {
                 Ok((tag, tagged)) => {
                     headers.insert(ETAG, tag);
                     file = tagged;

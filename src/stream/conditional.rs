@@ -1,6 +1,9 @@
-//! Conditional GET: `If-None-Match` and `If-Modified-Since` → `304 Not Modified`
-//! (RFC 9110 §13.1.2, §13.1.3, and the order of §13.2.2).
-use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+//! Conditional GET: `If-Match` and `If-Unmodified-Since` → `412 Precondition Failed`,
+//! `If-None-Match` and `If-Modified-Since` → `304 Not Modified` (RFC 9110 §13.1, in the order
+//! of §13.2.2).
+use http::header::{
+    ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED,
+};
 use http::HeaderMap;
 
 /// Whether the client's copy is current, judged from the request's preconditions and the
@@ -20,6 +23,30 @@ pub(crate) fn not_modified(request: &HeaderMap, response: &HeaderMap) -> bool {
         .get(LAST_MODIFIED)
         .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
     matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
+}
+
+/// Whether the client's precondition on the current version fails (`412`): `If-Match` names no
+/// tag that matches strongly (`*` matches, the file exists), or, without `If-Match`, the file
+/// changed after `If-Unmodified-Since` (a date that is not one is ignored, RFC 9110 §13.1.4).
+pub(crate) fn precondition_failed(request: &HeaderMap, response: &HeaderMap) -> bool {
+    let mut tags = request.get_all(IF_MATCH).iter().peekable();
+    if tags.peek().is_some() {
+        // Strong comparison (§8.8.3.2): a weak tag never matches.
+        let current = response
+            .get(ETAG)
+            .map(|v| v.as_bytes())
+            .filter(|tag| !tag.starts_with(b"W/"));
+        return !tags.any(|value| {
+            entity_tags(value.as_bytes()).any(|tag| tag == b"*" || Some(tag) == current)
+        });
+    }
+    let since = request
+        .get(IF_UNMODIFIED_SINCE)
+        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    let modified = response
+        .get(LAST_MODIFIED)
+        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    matches!((since, modified), (Some(since), Some(modified)) if modified > since)
 }
 
 /// The tag without its weakness marker: `If-None-Match` compares weakly (§8.8.3.2).
@@ -117,5 +144,35 @@ mod tests {
         let both = headers(&[(IF_NONE_MATCH, "\"old\""), (IF_MODIFIED_SINCE, DATE)]);
         assert!(!not_modified(&both, &response));
         assert!(!not_modified(&HeaderMap::new(), &response));
+    }
+
+    #[test]
+    fn if_match_compares_strongly_and_if_unmodified_since_yields_to_it() {
+        let response = headers(&[(ETAG, "\"v\""), (LAST_MODIFIED, DATE)]);
+        let failed =
+            |pairs: &[(http::HeaderName, &str)]| precondition_failed(&headers(pairs), &response);
+        assert!(!failed(&[]));
+        assert!(!failed(&[(IF_MATCH, "\"v\"")]));
+        assert!(!failed(&[(IF_MATCH, "\"x\", \"v\"")]));
+        assert!(!failed(&[(IF_MATCH, "*")]));
+        assert!(failed(&[(IF_MATCH, "W/\"v\"")]));
+        assert!(failed(&[(IF_MATCH, "\"x\"")]));
+        let weak = headers(&[(ETAG, "W/\"v\"")]);
+        assert!(precondition_failed(
+            &headers(&[(IF_MATCH, "W/\"v\"")]),
+            &weak
+        ));
+        assert!(!failed(&[(IF_UNMODIFIED_SINCE, DATE)]));
+        assert!(failed(&[(
+            IF_UNMODIFIED_SINCE,
+            "Tue, 01 Dec 2026 06:59:59 GMT"
+        )]));
+        assert!(!failed(&[(IF_UNMODIFIED_SINCE, "junk")]));
+        // A matching If-Match wins over a failing date.
+        let both = [
+            (IF_MATCH, "\"v\""),
+            (IF_UNMODIFIED_SINCE, "Mon, 01 Jan 2001 00:00:00 GMT"),
+        ];
+        assert!(!failed(&both));
     }
 }

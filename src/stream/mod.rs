@@ -55,7 +55,8 @@ pub struct FileReply {
 pub struct Validators {
     /// Add a weak `ETag` (size and modification time) when the headers carry none.
     pub etag: bool,
-    /// Answer a GET or HEAD whose `If-None-Match` / `If-Modified-Since` holds with `304`.
+    /// Answer a GET or HEAD whose `If-None-Match` / `If-Modified-Since` holds with `304`, and one
+    /// whose `If-Match` / `If-Unmodified-Since` fails with `412`.
     pub conditional: bool,
 }
 
@@ -180,6 +181,11 @@ impl OpenFile {
         self.meta.modified().ok()
     }
 
+    /// What `fstat` said when the file was opened.
+    pub fn metadata(&self) -> &Metadata {
+        &self.meta
+    }
+
     /// For reads before the answer (a content hash); positional reads leave the body intact.
     pub fn file(&self) -> &File {
         &self.file
@@ -214,21 +220,35 @@ pub fn respond(
     }
     if let Ok(modified) = meta.modified() {
         if !headers.contains_key(LAST_MODIFIED) {
-            headers.insert(LAST_MODIFIED, ascii(httpdate::fmt_http_date(modified)));
+            if let Some(date) = http_date(modified) {
+                headers.insert(LAST_MODIFIED, date);
+            }
         }
         if validators.etag && !headers.contains_key(ETAG) {
             headers.insert(ETAG, etag(len, modified));
         }
     }
 
+    // PHP's 206 or 416 (it read the Range itself, then named the file) describes a part it does
+    // not send: the part is picked here from the request, as nginx picks it for
+    // X-Accel-Redirect, so a 206 never carries the whole file under a dropped Content-Range.
+    let status = match status {
+        StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => StatusCode::OK,
+        other => other,
+    };
     // Another status is PHP's own answer (an error page from a file, say): sent as is.
     let rangeable = status == StatusCode::OK;
     let reading = method == Method::GET || method == Method::HEAD;
-    if rangeable
-        && reading
-        && validators.conditional
-        && conditional::not_modified(request_headers, &headers)
-    {
+    let conditional = rangeable && reading && validators.conditional;
+    if conditional && conditional::precondition_failed(request_headers, &headers) {
+        // Nothing of this version is sent: a resume must not append it to an older one.
+        for metadata in [CONTENT_TYPE, ACCEPT_RANGES] {
+            headers.remove(metadata);
+        }
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+        return build(StatusCode::PRECONDITION_FAILED, headers, body::empty());
+    }
+    if conditional && conditional::not_modified(request_headers, &headers) {
         // The validators and caching headers stay; the representation's metadata goes.
         for metadata in [CONTENT_TYPE, ACCEPT_RANGES] {
             headers.remove(metadata);
@@ -301,12 +321,24 @@ fn open_regular(path: &Path) -> Result<(File, Metadata), StreamError> {
     Ok((file, meta))
 }
 
+/// `modified` as an HTTP date, when it is one the date writer can write: it panics before 1970
+/// and from the year 10000 on, which an archive, a backup or a WebDAV client may give a file.
+/// Such a file gets no `Last-Modified` (nginx sends 1970, a date the file never had).
+fn http_date(modified: SystemTime) -> Option<HeaderValue> {
+    /// 10000-01-01T00:00:00Z.
+    const YEAR_10000: u64 = 253_402_300_800;
+    let since = modified.duration_since(UNIX_EPOCH).ok()?;
+    (since.as_secs() < YEAR_10000).then(|| ascii(httpdate::fmt_http_date(modified)))
+}
+
 /// Weak: size and mtime identify a version well, but not byte-for-byte (RFC 9110 §8.8.1).
+/// A time before 1970 is written with a minus, so two such versions keep two tags.
 fn etag(len: u64, modified: SystemTime) -> HeaderValue {
-    let nanos = modified
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    ascii(format!("W/\"{len:x}-{nanos:x}\""))
+    let time = match modified.duration_since(UNIX_EPOCH) {
+        Ok(after) => format!("{:x}", after.as_nanos()),
+        Err(before) => format!("-{:x}", before.duration().as_nanos()),
+    };
+    ascii(format!("W/\"{len:x}-{time}\""))
 }
 
 /// For values built here from digits, hex and ASCII punctuation only.

@@ -295,3 +295,29 @@ fn error_messages_name_the_path() {
     assert_eq!(err.path(), Path::new("/srv/x"));
     assert!(std::error::Error::source(&err).is_some());
 }
+
+#[test]
+fn dates_outside_1970_to_9999_give_no_last_modified_and_distinct_tags() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+    assert_eq!(
+        super::http_date(at(784_111_777)).unwrap(),
+        "Sun, 06 Nov 1994 08:49:37 GMT"
+    );
+    assert_eq!(
+        super::http_date(at(253_402_300_799)).unwrap(),
+        "Fri, 31 Dec 9999 23:59:59 GMT"
+    );
+    assert_eq!(super::http_date(at(253_402_300_800)), None);
+    let sixties = UNIX_EPOCH - Duration::from_secs(315_619_200);
+    assert_eq!(super::http_date(sixties), None);
+    assert_eq!(super::http_date(UNIX_EPOCH - Duration::from_nanos(1)), None);
+    // Before the epoch every time used to give the same tag.
+    let fifties = UNIX_EPOCH - Duration::from_secs(500_000_000);
+    assert_ne!(super::etag(3, sixties), super::etag(3, fifties));
+    assert_ne!(super::etag(3, sixties), super::etag(3, UNIX_EPOCH));
+    assert_eq!(
+        super::etag(3, UNIX_EPOCH - Duration::from_nanos(16)),
+        "W/\"3--10\""
+    );
+}
