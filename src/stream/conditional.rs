@@ -4,7 +4,7 @@
 use http::header::{
     ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED,
 };
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// Whether the client's copy is current, judged from the request's preconditions and the
 /// validators the response carries. `If-Modified-Since` counts only without `If-None-Match`.
@@ -16,12 +16,8 @@ pub(crate) fn not_modified(request: &HeaderMap, response: &HeaderMap) -> bool {
             entity_tags(value.as_bytes()).any(|tag| tag == b"*" || Some(opaque(tag)) == current)
         });
     }
-    let since = request
-        .get(IF_MODIFIED_SINCE)
-        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
-    let modified = response
-        .get(LAST_MODIFIED)
-        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    let since = date(request, IF_MODIFIED_SINCE);
+    let modified = date(response, LAST_MODIFIED);
     matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
 }
 
@@ -40,13 +36,15 @@ pub(crate) fn precondition_failed(request: &HeaderMap, response: &HeaderMap) -> 
             entity_tags(value.as_bytes()).any(|tag| tag == b"*" || Some(tag) == current)
         });
     }
-    let since = request
-        .get(IF_UNMODIFIED_SINCE)
-        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
-    let modified = response
-        .get(LAST_MODIFIED)
-        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    let since = date(request, IF_UNMODIFIED_SINCE);
+    let modified = date(response, LAST_MODIFIED);
     matches!((since, modified), (Some(since), Some(modified)) if modified > since)
+}
+
+/// A header's HTTP date; `None` when it is missing or not a date (then it is ignored).
+fn date(headers: &HeaderMap, name: HeaderName) -> Option<std::time::SystemTime> {
+    let value = headers.get(name)?.to_str().ok()?;
+    httpdate::parse_http_date(value).ok()
 }
 
 /// The tag without its weakness marker: `If-None-Match` compares weakly (§8.8.3.2).

@@ -73,6 +73,14 @@ struct State {
 }
 
 impl State {
+    /// Drops what waits for the reader, memory and temp file (the file goes now, not when the
+    /// sender is done).
+    fn discard_unread(&mut self) {
+        self.memory.clear();
+        self.in_memory = 0;
+        self.spool = None;
+    }
+
     /// Logs, once, that the application went on past the length it declared.
     fn report_overrun(&mut self) {
         if let (Some(declared), false) = (self.complete, self.overrun_reported) {
@@ -286,9 +294,7 @@ impl AnswerReceiver {
         if state.in_memory > 0 || unread_file > 0 {
             state.report_overrun();
         }
-        state.memory.clear();
-        state.in_memory = 0;
-        state.spool = None;
+        state.discard_unread();
         drop(state);
         self.shared.room.notify_one();
     }
@@ -356,10 +362,7 @@ impl Drop for AnswerReceiver {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.receiver_gone = true;
-        state.memory.clear();
-        state.in_memory = 0;
-        // The temp file goes now, not when the sender is done.
-        state.spool = None;
+        state.discard_unread();
         drop(state);
         self.shared.room.notify_one();
     }
