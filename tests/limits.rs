@@ -162,6 +162,32 @@ fn a_slow_request_head_is_cut_off_but_an_idle_keepalive_lives_longer() {
     assert!(closed < Duration::from_secs(3), "{closed:?}");
 }
 
+/// An idle timeout shorter than the head timeout (10 s by default) holds: the watchdog, already
+/// waiting for the head's deadline when the request came, used to keep the connection until
+/// that deadline.
+#[test]
+fn an_idle_timeout_shorter_than_the_head_timeout_is_honoured() {
+    let php = Php::start_with(
+        "echo.php",
+        with(serde_json::json!({"http.idle_timeout": "1s"})),
+    );
+    for request in [
+        &b"GET /raw HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"HEAD /raw HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut idle = TcpStream::connect(php.addr).unwrap();
+        // The connection waits for its first head (the head timeout's deadline) first.
+        std::thread::sleep(Duration::from_millis(300));
+        idle.write_all(request).unwrap();
+        let mut buf = [0u8; 1024];
+        idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(idle.read(&mut buf).unwrap() > 0);
+        let closed = closed_within(&mut idle, Duration::from_secs(9))
+            .expect("server closes an idle connection before the head timeout");
+        assert!(closed < Duration::from_secs(6), "{closed:?}");
+    }
+}
+
 /// A configured head timeout longer than hyper's own default (30 s) holds: a client may take
 /// 32 s to send a head when `read_header_timeout` is 40 s.
 #[test]

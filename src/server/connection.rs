@@ -150,7 +150,12 @@ impl Watch {
             if now >= deadline {
                 return phase;
             }
-            tokio::time::sleep(Duration::from_millis(deadline - now)).await;
+            // A request may end meanwhile with an idle deadline sooner than this one (an
+            // idle_timeout shorter than the head timeout): look again then.
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep(Duration::from_millis(deadline - now)) => {}
+            }
         }
     }
 }
