@@ -242,11 +242,14 @@ pub fn respond(
     let conditional = rangeable && reading && validators.conditional;
     if conditional && conditional::precondition_failed(request_headers, &headers) {
         // Nothing of this version is sent: a resume must not append it to an older one.
-        for metadata in [CONTENT_TYPE, ACCEPT_RANGES] {
-            headers.remove(metadata);
-        }
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
-        return build(StatusCode::PRECONDITION_FAILED, headers, body::empty());
+        headers.remove(ACCEPT_RANGES);
+        return refusal(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            "the file does not match If-Match or If-Unmodified-Since",
+            method,
+            headers,
+        );
     }
     if conditional && conditional::not_modified(request_headers, &headers) {
         // The validators and caching headers stay; the representation's metadata goes.
@@ -273,7 +276,13 @@ pub fn respond(
         }
         Selection::Unsatisfiable => {
             headers.insert(CONTENT_RANGE, ascii(format!("bytes */{len}")));
-            (StatusCode::RANGE_NOT_SATISFIABLE, 0, 0)
+            return refusal(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                &format!("no byte of the requested range is in the file ({len} bytes)"),
+                method,
+                headers,
+            );
         }
     };
     // PHP's 204 or 304 carries no content (RFC 9110 §15.3.5, §15.4.5): the file is not read,
@@ -287,6 +296,26 @@ pub fn respond(
         _ if method == Method::HEAD || count == 0 || bodiless => body::empty(),
         Some(content) => body::full(content.slice(start as usize..(start + count) as usize)),
         None => FileBody::new(file, path, start, count).boxed(),
+    };
+    build(status, headers, body)
+}
+
+/// What rr answers on its own when the file cannot be sent as asked: the status with a JSON
+/// body `{error, code}`, as every answer of rr's own (server/error.rs); the file's validators
+/// stay in the headers, its content type goes.
+fn refusal(
+    status: StatusCode,
+    code: &str,
+    error: &str,
+    method: &Method,
+    mut headers: HeaderMap,
+) -> Response<Body> {
+    let json = serde_json::json!({ "error": error, "code": code }).to_string();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(json.len()));
+    let body = match *method == Method::HEAD {
+        true => body::empty(),
+        false => body::full(json),
     };
     build(status, headers, body)
 }

@@ -139,8 +139,16 @@ async fn unsatisfiable_range() {
     let response = get(&path, &[(RANGE, "bytes=100-")]).await;
     assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(header(&response, CONTENT_RANGE), "bytes */100");
-    assert_eq!(header(&response, CONTENT_LENGTH), "0");
-    assert!(body_of(response).await.is_empty());
+    assert_eq!(header(&response, CONTENT_TYPE), "application/json");
+    let length: usize = header(&response, CONTENT_LENGTH).parse().unwrap();
+    let body = body_of(response).await;
+    assert_eq!(body.len(), length);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["code"], "range_not_satisfiable");
+    assert!(
+        json["error"].as_str().unwrap().contains("100 bytes"),
+        "{json}"
+    );
 }
 
 #[tokio::test]
