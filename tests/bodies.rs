@@ -215,6 +215,37 @@ fn a_large_raw_body_is_spooled_to_a_file_read_as_a_stream_and_deleted() {
     }
 }
 
+/// A request's temp files go once the script is done with it, with no request after it: a
+/// pool master used to keep a worker's last spooled body and uploads until that worker's next
+/// answer, hours away on a quiet server (and in RAM where the temp directory is a tmpfs).
+#[test]
+fn temp_files_go_when_the_script_is_done_without_another_request() {
+    for options in [json!({}), pool(1)] {
+        let (php, dir) = start(options.clone(), &[]);
+        let info = put_json(&php, "/info", 4 * MIB);
+        assert_eq!(info["fileExists"], true, "{options}: {info}");
+        let file =
+            reqwest::blocking::multipart::Part::bytes(vec![b'x'; 200_000]).file_name("f.bin");
+        let form = reqwest::blocking::multipart::Form::new().part("f", file);
+        let answer = reqwest::blocking::Client::new()
+            .post(php.url("/form"))
+            .multipart(form)
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{options}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !leftovers(dir.path()).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{options}: temp files left with no request after: {:?}\n{}",
+                leftovers(dir.path()),
+                php.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 #[test]
 fn a_small_body_stays_in_memory_and_the_threshold_is_configurable() {
     let (php, dir) = start(json!({"http.body_buffer_size": "1KB"}), &[]);

@@ -9,6 +9,7 @@ use crate::ipc::claim::Claim;
 use crate::ipc::{self, ChannelError, Frame, FrameReader, ReadError};
 use crate::request::form::Tree;
 use crate::request::multipart::Upload;
+use crate::request::spool::RequestBody;
 use crate::request::RequestData;
 use crate::runtime::scheduling::ThreadPolicy;
 use crate::server::Bound;
@@ -82,6 +83,9 @@ pub struct PoolWorker {
     outbuf: BytesMut,
     pending: Pending,
     uploads: Tree<Upload>,
+    /// The request last returned came with uploads or a spooled body, which the master keeps
+    /// until this worker says the request is over (`Released`).
+    holds_files: bool,
     bound: Vec<Bound>,
     phase: Phase,
     /// Requests that arrived while `workers()` waited for its answer (the master may send a
@@ -124,6 +128,7 @@ impl PoolWorker {
             outbuf: BytesMut::with_capacity(64 * 1024),
             pending: Pending::Idle,
             uploads: Tree::new(),
+            holds_files: false,
             bound,
             phase: match super::template::is_template() {
                 true => Phase::Template,
@@ -183,6 +188,11 @@ impl PoolWorker {
         }
         self.pending = Pending::Idle;
         self.uploads = Tree::new();
+        // The script is done with the last request: its temporary files can go now, not when
+        // this worker's next answer starts (which may be hours away on a quiet server).
+        if std::mem::take(&mut self.holds_files) {
+            self.send(&Frame::Released);
+        }
         if self.phase == Phase::Template {
             let connections = self.config.pool.template_connections;
             return match super::template::serve(&mut self.channel, connections) {
@@ -229,6 +239,8 @@ impl PoolWorker {
                 Ok(Some((Frame::Request(_), seq))) if !self.claim(seq) => {}
                 Ok(Some((Frame::Request(mut request), _))) => {
                     self.uploads = std::mem::take(&mut request.uploads);
+                    self.holds_files = !self.uploads.is_empty()
+                        || matches!(request.body, RequestBody::File { .. });
                     self.pending = Pending::Waiting;
                     return Wait::Request(request);
                 }

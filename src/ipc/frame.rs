@@ -65,6 +65,9 @@ pub enum Frame {
     /// The worker runs no more requests: every request it was sent and has not answered was
     /// never started, and the master hands them to other workers. Sent between requests only.
     Declined,
+    /// The request last answered is over (the script asks for the next one): its uploads and
+    /// spooled body can go. Sent only after a request that had either.
+    Released,
     // template → master
     /// The template reached its first `waitRequest()`: it booted and waits for `Fork`.
     Booted,
@@ -98,6 +101,7 @@ mod kind {
     pub const RETIRE: u8 = 20;
     pub const DECLINED: u8 = 21;
     pub const RELOAD: u8 = 22;
+    pub const RELEASED: u8 = 23;
     pub const BOOTED: u8 = 30;
     pub const FORKED: u8 = 31;
     pub const FORK_FAILED: u8 = 32;
@@ -139,6 +143,7 @@ impl Frame {
             Frame::Retire => out.put_u8(kind::RETIRE),
             Frame::Declined => out.put_u8(kind::DECLINED),
             Frame::Reload => out.put_u8(kind::RELOAD),
+            Frame::Released => out.put_u8(kind::RELEASED),
             Frame::Booted => out.put_u8(kind::BOOTED),
             Frame::Forked { id, pid } => {
                 out.put_u8(kind::FORKED);
@@ -242,6 +247,7 @@ fn decode(kind: u8, mut r: Reader) -> Result<Frame, DecodeError> {
         kind::RETIRE => Frame::Retire,
         kind::DECLINED => Frame::Declined,
         kind::RELOAD => Frame::Reload,
+        kind::RELEASED => Frame::Released,
         kind::BOOTED => Frame::Booted,
         kind::FORKED => Frame::Forked {
             id: r.u64()?,

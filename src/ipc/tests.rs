@@ -118,6 +118,7 @@ fn answers_survive_the_wire() {
         Frame::Retire,
         Frame::Declined,
         Frame::Reload,
+        Frame::Released,
         Frame::Booted,
         Frame::Forked { id: 7, pid: 4242 },
         Frame::ForkFailed {

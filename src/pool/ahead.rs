@@ -81,7 +81,7 @@ pub struct InFlight {
     /// ended.
     since: Option<Instant>,
     /// The files uploaded with the request last answered: they live (the worker may still
-    /// refer to them, as in embedded mode) until the next answer starts.
+    /// refer to them, as in embedded mode) until it sends `Released` or the next answer starts.
     uploads: Tree<Upload>,
     /// The spooled body of that request, kept as long as its uploads.
     body: RequestBody,
@@ -189,6 +189,16 @@ impl InFlight {
                 Step::Done { took }
             }
             false => Step::Broken,
+        }
+    }
+
+    /// The worker is done with the request last answered (`Released`): its uploads and
+    /// spooled body go now. Between answers only: in the middle of one they are that
+    /// answer's request's, and stay.
+    pub fn release(&mut self) {
+        if self.open.is_none() {
+            self.uploads = Tree::new();
+            self.body = RequestBody::default();
         }
     }
 

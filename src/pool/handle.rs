@@ -233,6 +233,7 @@ async fn lifetime(
                                 let (jobs, why) = (Vec::new(), Returned::Declined);
                                 let _ = events.send(Event::Returned { id, jobs, why });
                             }
+                            Some(Frame::Released) => flight.release(),
                             Some(frame) => {
                                 tracing::error!(pid = ch.process.pid, "unexpected frame from an idle worker: {frame:?}");
                                 return End::Crashed;
@@ -292,6 +293,7 @@ async fn lifetime(
                         let _ = events.send(Event::Retire { id });
                     }
                 }
+                Some(Frame::Released) => flight.release(),
                 Some(frame) => {
                     match flight.step(frame).await {
                         Step::More => {}
