@@ -53,18 +53,18 @@ pub async fn handle(
     mut req: Request<Incoming>,
     noted: Noted,
 ) -> Response<Body> {
-    let started = Instant::now();
+    // The clock is read only for what reports the time: metrics and the access log.
+    let timed = ctx.config.metrics.is_some() || ctx.config.http.access_logs;
+    let started = timed.then(Instant::now);
     let in_flight = ctx.stats.started();
     let method = req.method().clone();
     let compression = ctx.config.http.compression.as_ref();
     let wanted = compression.map(|c| c.wanted(req.method(), req.headers()));
     let ids = ctx.config.http.request_id.as_ref();
     let request_id = ids.map(|ids| ids.assign(req.headers_mut()));
-    let entry = ctx
-        .config
-        .http
-        .access_logs
-        .then(|| access::Entry::new(&req, peer.addr, started, request_id.clone()));
+    let entry = started
+        .filter(|_| ctx.config.http.access_logs)
+        .map(|started| access::Entry::new(&req, peer.addr, started, request_id.clone()));
     let mut client = peer.addr;
     let mut response = match respond(ctx, peer, req, noted, &mut client).await {
         Ok(response) => response,
@@ -75,8 +75,10 @@ pub async fn handle(
             error.into_response()
         }
     };
-    ctx.stats
-        .record(response.status().as_u16(), started.elapsed());
+    if let Some(started) = started.filter(|_| ctx.config.metrics.is_some()) {
+        ctx.stats
+            .record(response.status().as_u16(), started.elapsed());
+    }
     drop(in_flight);
     if let (Some(compression), Some(wanted)) = (compression, wanted) {
         response = Box::pin(compression.apply(wanted, response)).await;
