@@ -1,6 +1,6 @@
 //! The frames master and worker exchange, and their encoding:
 //! `u32 length (LE) | u8 kind | payload`, the length counting kind and payload.
-use super::wire::{put_bytes, put_headers, put_str, DecodeError, Reader};
+use super::wire::{put_addr, put_bytes, put_headers, put_str, DecodeError, Reader};
 use crate::request::fields::SpooledFields;
 use crate::request::form::{Key, Node, Tree};
 use crate::request::multipart::Upload;
@@ -292,7 +292,7 @@ fn decode(kind: u8, mut r: Reader) -> Result<Frame, DecodeError> {
 const PROTOCOLS: [&str; 5] = ["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/3.0", "HTTP/0.9"];
 
 fn put_request(out: &mut BytesMut, r: &RequestData) {
-    put_str(out, &r.remote_addr.to_string());
+    put_addr(out, &r.remote_addr);
     let protocol = PROTOCOLS.iter().position(|p| *p == r.protocol).unwrap_or(0);
     out.put_u8(protocol as u8);
     put_str(out, r.method.as_str());
@@ -347,10 +347,7 @@ fn read_opt_string(r: &mut Reader) -> Result<Option<String>, DecodeError> {
 }
 
 fn read_request(r: &mut Reader) -> Result<RequestData, DecodeError> {
-    let remote_addr = r
-        .string()?
-        .parse()
-        .map_err(|_| DecodeError("remote address"))?;
+    let remote_addr = r.addr()?;
     let protocol = *PROTOCOLS
         .get(r.u8()? as usize)
         .ok_or(DecodeError("protocol"))?;

@@ -142,6 +142,31 @@ fn several_frames_in_one_read_come_out_in_order() {
 }
 
 #[test]
+fn addresses_survive_the_wire_with_their_port_and_scope() {
+    for text in [
+        "203.0.113.7:65535",
+        "[::1]:5",
+        "[fe80::1%3]:443",
+        "0.0.0.0:0",
+    ] {
+        let addr: std::net::SocketAddr = text.parse().unwrap();
+        let mut out = BytesMut::new();
+        put_addr(&mut out, &addr);
+        let mut reader = Reader::new(out.freeze());
+        assert_eq!(reader.addr().unwrap(), addr);
+        assert!(reader.is_empty());
+    }
+    for bad in [
+        &[5u8, 1, 2, 3, 4, 0, 0][..],
+        &[4, 1, 2, 3, 4, 0],
+        &[6, 0, 0],
+    ] {
+        let mut reader = Reader::new(Bytes::copy_from_slice(bad));
+        assert!(reader.addr().is_err(), "{bad:?}");
+    }
+}
+
+#[test]
 fn garbage_is_an_error_not_a_panic() {
     for bad in [
         &[0u8, 0, 0, 0, 1][..],

@@ -88,32 +88,52 @@ pub fn headers(map: &HeaderMap) -> ZBox<ZendHashTable> {
 }
 
 /// PHP's `['Name' => 'value' | ['v1', 'v2']]` as a header map; the error names the bad entry.
+/// Names and values are read in place from PHP's strings: `respond()` runs this per request.
 pub fn header_map(ht: &ZendHashTable) -> Result<HeaderMap, String> {
     // A header map holds at most ~24k names (`http`'s limit): more is refused, not a panic.
     let too_many = |_| format!("{} headers are more than an answer can hold", ht.len());
     let mut map = HeaderMap::try_with_capacity(ht.len()).map_err(too_many)?;
-    for (key, value) in ht.iter() {
-        let name_text = key.to_string();
-        let name = HeaderName::from_bytes(name_text.as_bytes())
-            .map_err(|_| format!("invalid header name {name_text:?}"))?;
+    let mut entries = ht.iter();
+    while let Some((key, value)) = entries.next_zval() {
+        let number;
+        let name_bytes = match (key.zend_str(), key.long()) {
+            (Some(s), _) => s.as_bytes(),
+            (None, Some(i)) => {
+                number = i.to_string();
+                number.as_bytes()
+            }
+            (None, None) => b"",
+        };
+        let name_text = || String::from_utf8_lossy(name_bytes);
+        let name = HeaderName::from_bytes(name_bytes)
+            .map_err(|_| format!("invalid header name {:?}", name_text()))?;
         let mut push = |zv: &Zval| -> Result<(), String> {
-            let bytes: Vec<u8> = match (zv.zend_str(), zv.long(), zv.double()) {
-                (Some(s), _, _) => s.as_bytes().to_vec(),
-                (None, Some(i), _) => i.to_string().into_bytes(),
-                (None, None, Some(f)) => f.to_string().into_bytes(),
+            let number;
+            let bytes: &[u8] = match (zv.zend_str(), zv.long(), zv.double()) {
+                (Some(s), _, _) => s.as_bytes(),
+                (None, Some(i), _) => {
+                    number = i.to_string();
+                    number.as_bytes()
+                }
+                (None, None, Some(f)) => {
+                    number = f.to_string();
+                    number.as_bytes()
+                }
                 _ => {
                     return Err(format!(
-                    "header {name_text:?} has a {} value; expected a string or a list of strings",
-                    zv.get_type()
-                ))
+                        "header {:?} has a {} value; expected a string or a list of strings",
+                        name_text(),
+                        zv.get_type()
+                    ))
                 }
             };
             // Whitespace around a value is not part of it (RFC 9110 5.5): header() drops it, and
             // an HTTP/2 client (nghttp2) resets a stream whose value has it.
             let value = HeaderValue::from_bytes(bytes.trim_ascii()).map_err(|_| {
                 format!(
-                    "invalid value {:?} for header {name_text:?}",
-                    String::from_utf8_lossy(&bytes)
+                    "invalid value {:?} for header {:?}",
+                    String::from_utf8_lossy(bytes),
+                    name_text()
                 )
             })?;
             map.try_append(name.clone(), value).map_err(too_many)?;

@@ -11,7 +11,7 @@ use ext_php_rs::builders::ModuleBuilder;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use http::header::CONTENT_ENCODING;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// Answers the current request with a binary built by the Velox server (`velox.server_url`).
 /// Returns at once: rr validates the request, calls Velox and streams the file.
@@ -52,8 +52,10 @@ pub fn register(module: ModuleBuilder) -> ModuleBuilder {
 
 /// True when `respond()` headers ask for a build instead of a plain answer.
 pub fn requested(headers: &HeaderMap) -> bool {
+    // A name made once: `respond()` asks on every answer, and a `&str` is parsed at each look-up.
+    static NAME: HeaderName = HeaderName::from_static(BUILD_HEADER);
     headers
-        .get(BUILD_HEADER)
+        .get(&NAME)
         .is_some_and(|value| !value.as_bytes().iter().all(u8::is_ascii_whitespace))
 }
 

@@ -4,6 +4,7 @@ use super::abort::{self, Cut};
 use super::heads::{Heads, Noted};
 use super::service::{self, Context, Peer};
 use super::shutdown::{DoneGuard, Shutdown};
+use super::woken::Woken;
 use crate::body::Body;
 use crate::config::HttpConfig;
 use http::{Request, Response};
@@ -433,37 +434,62 @@ pub async fn serve_with<I, H, F>(
     };
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
-    let mut closing = false;
     let send_timeout = http.send_timeout;
-    loop {
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(remote = %peer.addr, "connection ended: {e}");
-                }
-                return;
-            }
-            phase = watch.expired(), if !closing => {
-                if phase == HEAD {
-                    tracing::debug!(remote = %peer.addr, "request head not received in time: closing");
-                    return;
-                }
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            () = watch.stalled(send_timeout) => {
-                tracing::warn!(
-                    remote = %peer.addr,
-                    "the client took no data for http.send_timeout ({send_timeout:?}) (its HTTP/2 flow-control window stayed shut): connection closed"
-                );
-                return;
-            }
-            _ = triggered(&mut shutdown), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
+    let stalled = || {
+        let watch = watch.clone();
+        Woken::new(async move { watch.stalled(send_timeout).await })
+    };
+    // The watchdog's waits, polled only when one of them wakes (see `woken`).
+    let mut alarm = Woken::new({
+        let (watch, stalled) = (watch.clone(), stalled());
+        async move {
+            tokio::select! {
+                phase = watch.expired() => Alarm::Expired(phase),
+                () = stalled => Alarm::Stalled,
+                _ = triggered(&mut shutdown) => Alarm::Closing,
             }
         }
+    });
+    let alarm = tokio::select! {
+        result = conn.as_mut() => return ended(result, peer),
+        alarm = &mut alarm => alarm,
+    };
+    match alarm {
+        Alarm::Expired(HEAD) => {
+            tracing::debug!(remote = %peer.addr, "request head not received in time: closing");
+            return;
+        }
+        Alarm::Expired(_) | Alarm::Closing => conn.as_mut().graceful_shutdown(),
+        Alarm::Stalled => return stalled_warning(peer, send_timeout),
     }
+    // Closing: the answer in progress may still stall.
+    tokio::select! {
+        result = conn.as_mut() => ended(result, peer),
+        () = stalled() => stalled_warning(peer, send_timeout),
+    }
+}
+
+/// What ended the wait of a connection that was not closing.
+enum Alarm {
+    /// Idle or reading a head for too long: the phase that expired.
+    Expired(u8),
+    /// An HTTP/2 answer waited for the client's window for `http.send_timeout`.
+    Stalled,
+    /// The server shuts down.
+    Closing,
+}
+
+fn ended(result: Result<(), Box<dyn std::error::Error + Send + Sync>>, peer: Peer) {
+    if let Err(e) = result {
+        tracing::debug!(remote = %peer.addr, "connection ended: {e}");
+    }
+}
+
+fn stalled_warning(peer: Peer, send_timeout: Duration) {
+    tracing::warn!(
+        remote = %peer.addr,
+        "the client took no data for http.send_timeout ({send_timeout:?}) (its HTTP/2 flow-control window stayed shut): connection closed"
+    );
 }
 
 async fn triggered(shutdown: &mut Option<Shutdown>) {

@@ -234,9 +234,11 @@ impl Inner {
     }
 
     fn head(&mut self, data: &[u8]) -> Step {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let len = match req.parse(data) {
+        // Left uninitialised, as hyper's own parse does: filling 128 headers costs more than
+        // parsing a short head.
+        let mut headers = [std::mem::MaybeUninit::<httparse::Header>::uninit(); MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(data, &mut headers) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return None,
             Err(_) => {

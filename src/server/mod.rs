@@ -15,6 +15,7 @@ pub mod service;
 pub mod shutdown;
 pub mod stats;
 mod tls;
+mod woken;
 
 use crate::config::Config;
 use crate::dispatch::Submitter;
