@@ -11,6 +11,12 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
+/// rr's own error body, the same from every part of the server that answers on its own:
+/// `{"error": message, "code": code}`.
+pub fn error_json(code: &str, message: &str) -> String {
+    serde_json::json!({ "error": message, "code": code }).to_string()
+}
+
 pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }

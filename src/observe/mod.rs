@@ -150,12 +150,9 @@ fn check(ok: bool, side: &Side) -> Response<Body> {
     json(status, Value::Object(fields))
 }
 
-/// rr's error body, as the main listener's: `{"error": ..., "code": ...}`.
+/// rr's error body, as the main listener's.
 fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    json(
-        status,
-        serde_json::json!({ "error": message, "code": code }),
-    )
+    text_response(status, "application/json", body::error_json(code, message))
 }
 
 fn not_allowed(allow: &'static str) -> Response<Body> {

@@ -119,8 +119,7 @@ impl HttpError {
     /// The response: status, a JSON body `{error, code}`, and the headers that go with it.
     pub fn into_response(self) -> Response<Body> {
         let (status, code) = self.status_and_code();
-        let json = serde_json::json!({ "error": self.message(), "code": code });
-        let mut response = Response::new(body::full(json.to_string()));
+        let mut response = Response::new(body::full(body::error_json(code, &self.message())));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(

@@ -300,9 +300,8 @@ pub fn respond(
     build(status, headers, body)
 }
 
-/// What rr answers on its own when the file cannot be sent as asked: the status with a JSON
-/// body `{error, code}`, as every answer of rr's own (server/error.rs); the file's validators
-/// stay in the headers, its content type goes.
+/// What rr answers on its own when the file cannot be sent as asked: the status with rr's JSON
+/// error body; the file's validators stay in the headers, its content type goes.
 fn refusal(
     status: StatusCode,
     code: &str,
@@ -310,7 +309,7 @@ fn refusal(
     method: &Method,
     mut headers: HeaderMap,
 ) -> Response<Body> {
-    let json = serde_json::json!({ "error": error, "code": code }).to_string();
+    let json = body::error_json(code, error);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CONTENT_LENGTH, HeaderValue::from(json.len()));
     let body = match *method == Method::HEAD {
