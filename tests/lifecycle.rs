@@ -541,3 +541,25 @@ fn sigquit_stops_gracefully_like_php_fpm() {
     assert_eq!(status.code(), Some(0), "{status:?} {}", php.stderr());
     assert!(php.stdout().contains("loop ended"), "{}", php.stdout());
 }
+
+/// Under `ulimit -n 8` tokio's signal driver panicked while the runtime was built (it cannot
+/// make its socket pair and does not return the error): a Rust backtrace instead of a message.
+#[test]
+fn too_low_a_descriptor_limit_is_a_clear_error_not_a_panic() {
+    for nofile in [8, 12] {
+        let opts = Options {
+            nofile: Some(nofile),
+            env: vec![("RR_TEST_OPTIONS", "{}".to_string())],
+            ..Options::default()
+        };
+        let (status, stderr, out) =
+            Php::run_to_end("config_error.php", opts, Duration::from_secs(20));
+        assert_eq!(status.code(), Some(2), "ulimit -n {nofile}: {out}{stderr}");
+        assert!(!stderr.contains("panicked"), "ulimit -n {nofile}: {stderr}");
+        let expected = format!("the soft RLIMIT_NOFILE is {nofile}");
+        assert!(
+            out.contains("file descriptors are free") && out.contains(&expected),
+            "ulimit -n {nofile}: {out}{stderr}"
+        );
+    }
+}

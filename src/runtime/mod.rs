@@ -32,6 +32,43 @@ struct Shared {
     stop: AtomicBool,
 }
 
+/// Free descriptors a runtime must find when it is built: its epoll and waker, the signal
+/// driver's socket pair (tokio panics when it cannot make that pair), the listener, and a few
+/// connections and files so the server can do something.
+const MIN_FREE_DESCRIPTORS: usize = 16;
+
+/// Builds a runtime, or says that the descriptor limit is too low to run one (tokio's signal
+/// driver panics instead of returning the error).
+fn build(builder: &mut Builder) -> std::io::Result<Runtime> {
+    if let Some(limit) = crate::server::nofile_limit() {
+        let open = open_descriptors()?;
+        check_descriptors(limit, open)?;
+    }
+    builder.build()
+}
+
+/// Descriptors this process has open now.
+fn open_descriptors() -> std::io::Result<usize> {
+    // The directory's own descriptor is among the entries while it is read.
+    Ok(std::fs::read_dir("/proc/self/fd")?
+        .count()
+        .saturating_sub(1))
+}
+
+fn check_descriptors(limit: u64, open: usize) -> std::io::Result<()> {
+    let free = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(open);
+    if free >= MIN_FREE_DESCRIPTORS {
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "only {free} file descriptors are free (the soft RLIMIT_NOFILE is {limit} and {open} are \
+         open); rr needs at least {MIN_FREE_DESCRIPTORS}: raise the limit (`ulimit -n`, systemd's \
+         `LimitNOFILE=`)"
+    )))
+}
+
 /// The runtime plus the policy for which thread drives it.
 pub struct Driver {
     // Shared with the driver thread: only `Runtime::block_on` takes the core and drives the I/O
@@ -45,13 +82,12 @@ impl Driver {
     /// `policy`: the Linux scheduling policy of the driver thread (and the blocking threads
     /// it starts).
     pub fn new(mode: IoDriver, handoff: Duration, policy: ThreadPolicy) -> std::io::Result<Driver> {
-        let runtime = Arc::new(
+        let runtime = Arc::new(build(
             Builder::new_current_thread()
                 .enable_all()
                 .thread_name("rr-blocking")
-                .on_thread_start(block_signals)
-                .build()?,
-        );
+                .on_thread_start(block_signals),
+        )?);
         let shared = Arc::new(Shared {
             phase: AtomicU64::new(1),
             asleep: AtomicBool::new(false),
@@ -85,7 +121,7 @@ impl Driver {
     /// A multi-thread runtime of `threads` worker threads (the pool master's
     /// `http.pool.master_threads` above 1): they drive the I/O; `wait` only blocks the caller.
     pub fn multi_thread(threads: usize, policy: ThreadPolicy) -> std::io::Result<Driver> {
-        let runtime = Arc::new(
+        let runtime = Arc::new(build(
             Builder::new_multi_thread()
                 .worker_threads(threads)
                 .enable_all()
@@ -93,9 +129,8 @@ impl Driver {
                 .on_thread_start(move || {
                     block_signals();
                     policy.apply_or_warn();
-                })
-                .build()?,
-        );
+                }),
+        )?);
         Ok(Driver {
             runtime: Some(runtime),
             shared: Arc::new(Shared {
@@ -250,6 +285,19 @@ mod tests {
         // Once PHP waits again, everything completes in every mode.
         driver.wait(async { tokio::time::sleep(Duration::from_millis(1)).await });
         got
+    }
+
+    #[test]
+    fn too_few_free_descriptors_is_an_error_that_names_the_limit() {
+        let error = check_descriptors(8, 3).unwrap_err().to_string();
+        assert!(
+            error.contains("only 5 file descriptors are free"),
+            "{error}"
+        );
+        assert!(error.contains("RLIMIT_NOFILE is 8"), "{error}");
+        assert!(check_descriptors(8, 9).is_err(), "more open than the limit");
+        assert!(check_descriptors(19, 3).is_ok());
+        assert!(check_descriptors(u64::MAX, 3).is_ok());
     }
 
     #[test]
