@@ -337,6 +337,39 @@ fn spool_files_go_on_every_path_client_abort_exception_refusal_crash() {
     no_leftovers(dir.path(), &php);
 }
 
+/// A multipart part's head was kept whole in memory until its end: a 95 MB header line held
+/// 95 MB and stalled the other connections. It is refused once past 16 KiB, without waiting
+/// for the rest of the body.
+#[test]
+fn a_multipart_part_head_past_16_kib_is_a_400_before_the_rest_arrives() {
+    for options in [json!({}), pool(1)] {
+        let (php, dir) = start(options.clone(), &[]);
+        let mut stream = TcpStream::connect(php.addr).unwrap();
+        write!(
+            stream,
+            "POST /info HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n\
+             Content-Length: 99614720\r\n\r\n--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\
+             X-Long: "
+        )
+        .unwrap();
+        // 64 KiB of the 95 MB header line, then nothing: the answer must not need the rest.
+        stream.write_all(&vec![b'v'; 64 * 1024]).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{options}: {answer}");
+        assert!(
+            answer.contains("the head of multipart part 1 is longer than 16384 bytes"),
+            "{options}: {answer}"
+        );
+        assert_eq!(get(&php, "/").status(), 200, "{options}");
+        no_leftovers(dir.path(), &php);
+    }
+}
+
 #[test]
 fn a_client_that_pauses_past_body_timeout_gets_a_408() {
     let (php, dir) = start(json!({"http.body_timeout": "500ms"}), &[]);

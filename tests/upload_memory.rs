@@ -78,3 +78,58 @@ async fn a_100_mib_text_field_grows_rss_by_less_than_16_mib() {
     let on_disk = std::fs::metadata(spooled.path()).unwrap().len();
     assert!(on_disk > (CHUNKS * CHUNK) as u64, "{on_disk} bytes on disk");
 }
+
+/// Feeds `start` and then up to 100 MiB of `filler`, always ready, and never the end the
+/// parser looks for; returns the parser's error and how many filler bytes it pulled.
+async fn parse_endless(start: &str, filler: u8) -> (String, usize) {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pulled = Arc::new(AtomicU64::new(0));
+    let seen = pulled.clone();
+    let body = stream::iter([Bytes::from(start.to_owned())])
+        .chain(stream::iter(0..CHUNKS).map(move |_| {
+            seen.fetch_add(CHUNK as u64, Ordering::Relaxed);
+            Bytes::from(vec![filler; CHUNK])
+        }))
+        .map(Ok::<_, std::convert::Infallible>);
+    let limits = MultipartLimits {
+        max_body: 1 << 30,
+        max_file_size: 0,
+        upload_dir: dir.path().to_owned(),
+        forbid: vec![],
+        max_file_uploads: 20,
+        form: FormLimits::default(),
+        fields_in_memory: 128 * 1024,
+    };
+    let error = match parse(body, BOUNDARY.to_owned(), &limits).await {
+        Ok(_) => panic!("an endless head or preamble was parsed"),
+        Err(e) => e.to_string(),
+    };
+    (error, pulled.load(Ordering::Relaxed) as usize)
+}
+
+/// multer keeps a part's head (and the preamble) in memory until their end, and searched it
+/// all again at every chunk: one 100 MB header line held 100 MB and stalled the I/O thread.
+#[tokio::test]
+async fn a_part_head_that_never_ends_is_refused_after_16_kib() {
+    let start = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"a\"\r\nX-Long: ");
+    let (error, pulled) = parse_endless(&start, b'v').await;
+    assert!(
+        error.contains("the head of multipart part 1 is longer than 16384 bytes"),
+        "{error}"
+    );
+    assert!(pulled <= CHUNK, "pulled {pulled} bytes of the endless head");
+}
+
+#[tokio::test]
+async fn a_preamble_that_never_ends_is_refused_after_16_kib() {
+    let (error, pulled) = parse_endless("preamble ", b'p').await;
+    assert!(
+        error.contains("no boundary in its first 16384 bytes"),
+        "{error}"
+    );
+    assert!(
+        pulled <= CHUNK,
+        "pulled {pulled} bytes of the endless preamble"
+    );
+}

@@ -13,6 +13,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tempfile::TempPath;
 
+mod bounded;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One `$_FILES` entry.
@@ -124,11 +126,25 @@ impl From<multer::Error> for MultipartError {
             multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
                 MultipartError::TooLarge
             }
-            multer::Error::StreamReadFailed(err) => MultipartError::Io(std::io::Error::other(err)),
+            multer::Error::StreamReadFailed(err) => match err.downcast::<bounded::Exceeded>() {
+                Ok(exceeded) => MultipartError::Malformed(exceeded.to_string()),
+                Err(err) => MultipartError::Io(std::io::Error::other(err)),
+            },
+            multer::Error::ReadHeaderFailed(httparse::Error::TooManyHeaders) => {
+                MultipartError::Malformed(format!(
+                    "a multipart part has more than {MAX_PART_HEADERS} header lines"
+                ))
+            }
+            multer::Error::ReadHeaderFailed(err) => {
+                MultipartError::Malformed(format!("a multipart part's head is malformed: {err}"))
+            }
             err => MultipartError::Malformed(err.to_string()),
         }
     }
 }
+
+/// The most header lines multer reads in a part's head.
+const MAX_PART_HEADERS: usize = 32;
 
 /// The boundary of a multipart/form-data content type; None for any other type.
 pub fn boundary(content_type: &str) -> Option<String> {
@@ -148,7 +164,8 @@ where
     E: Into<BoxError>,
 {
     let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limits.max_body));
-    let mut multipart = Multipart::with_constraints(Paced::new(body), boundary, constraints);
+    let body = Paced::new(bounded::Bounded::new(body, &boundary));
+    let mut multipart = Multipart::with_constraints(body, boundary, constraints);
     let mut fields = TextFields {
         memory: Tree::new(),
         held: 0,
