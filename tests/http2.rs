@@ -385,10 +385,23 @@ fn one_connection_cannot_fill_the_queue_and_its_streams_past_its_share_wait_and_
     // client shares: a few connections filled it, and every other client got 503 while PHP
     // worked through one client's backlog. Its streams past http.http2.max_queued_streams
     // now wait in the connection.
-    let gate = Gate::start(json!({
-        "http.queue_size": 8,
-        "http.http2.max_queued_streams": 2,
+    one_connection_against_the_queue(json!({"http.queue_size": 8}));
+}
+
+#[test]
+fn one_connection_cannot_fill_a_pools_queue() {
+    // The same in the pool master, with one worker and nothing sent ahead to it.
+    one_connection_against_the_queue(json!({
+        "http.pool.num_workers": 1,
+        "http.pool.max_queue_size": 8,
+        "http.pool.send_ahead": 0,
     }));
+}
+
+fn one_connection_against_the_queue(options: Value) {
+    let mut options = options;
+    options["http.http2.max_queued_streams"] = json!(2);
+    let gate = Gate::start(options);
     let mut a = H2::connect(gate.php.addr, &[]);
     assert!(
         a.settings().contains(&(0x3, 128)),
