@@ -1,10 +1,14 @@
 //! HTTP/2 connections as a client drives them frame by frame: answers that stream while the
-//! client keeps talking, and clients that stop taking data.
+//! client keeps talking, clients that stop taking data, and one connection's many streams
+//! against the queue every client shares.
 mod common;
-use common::{Options, Php};
+use common::pool::metric;
+use common::{client, read, wait_until, Options, Php};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const DATA: u8 = 0x0;
@@ -158,6 +162,52 @@ impl H2 {
         false
     }
 
+    /// The server's first SETTINGS frame, as (id, value) pairs.
+    fn settings(&mut self) -> Vec<(u16, u32)> {
+        loop {
+            let frame = self.next().expect("the server's SETTINGS");
+            if frame.kind == SETTINGS && frame.flags & ACK == 0 {
+                return frame
+                    .payload
+                    .chunks(6)
+                    .map(|s| {
+                        (
+                            u16::from_be_bytes([s[0], s[1]]),
+                            u32::from_be_bytes([s[2], s[3], s[4], s[5]]),
+                        )
+                    })
+                    .collect();
+            }
+        }
+    }
+
+    /// Reads until each of `streams` has ended: the first byte of its answer's header block
+    /// (0x88 is `:status 200` from HPACK's static table) and its body. Panics on a reset.
+    fn answers(&mut self, streams: &[u32]) -> HashMap<u32, (u8, Vec<u8>)> {
+        let mut got: HashMap<u32, (u8, Vec<u8>)> = HashMap::new();
+        let mut open = streams.len();
+        while open > 0 {
+            let frame = self
+                .next()
+                .unwrap_or_else(|| panic!("the connection closed with {open} answers to come"));
+            if !streams.contains(&frame.stream) {
+                assert!(frame.kind != GOAWAY, "GOAWAY with {open} answers to come");
+                continue;
+            }
+            let answer = got.entry(frame.stream).or_default();
+            match frame.kind {
+                HEADERS => answer.0 = frame.payload[0],
+                DATA => answer.1.extend_from_slice(&frame.payload),
+                RST_STREAM => panic!("stream {} was reset", frame.stream),
+                _ => continue,
+            }
+            if frame.flags & END_STREAM != 0 {
+                open -= 1;
+            }
+        }
+        got
+    }
+
     /// Sends a PING and reads until its acknowledgement: the server read and answered it.
     fn ping(&mut self, n: u64) {
         self.send(PING, 0, 0, &n.to_be_bytes());
@@ -249,4 +299,193 @@ fn a_whole_answer_the_client_never_takes_does_not_hold_its_connection() {
     // stream does; the connection stayed open for as long as the client liked.
     let php = stream_php(json!({"http.send_timeout": "1s", "http.idle_timeout": "1s"}));
     asks_with_a_shut_window_and_is_cut_off(&php, "/");
+}
+
+/// A server whose `/gate` requests wait in PHP until `release`, with the metrics address on.
+struct Gate {
+    php: Php,
+    dir: tempfile::TempDir,
+}
+
+impl Gate {
+    fn start(options: Value) -> Gate {
+        let mut options = options;
+        options["metrics.address"] = json!("127.0.0.1:0");
+        let gate = Gate {
+            php: stream_php(options),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        gate.hold();
+        gate
+    }
+
+    fn hold_file(&self) -> PathBuf {
+        self.dir.path().join("hold")
+    }
+
+    fn started_file(&self) -> PathBuf {
+        self.dir.path().join("started")
+    }
+
+    /// PHP answers no `/gate` request from now on.
+    fn hold(&self) {
+        std::fs::write(self.hold_file(), b"").unwrap();
+    }
+
+    fn release(&self) {
+        std::fs::remove_file(self.hold_file()).unwrap();
+    }
+
+    fn path(&self, n: &str) -> String {
+        format!(
+            "/gate?n={n}&hold={}&started={}",
+            self.hold_file().display(),
+            self.started_file().display()
+        )
+    }
+
+    /// The requests PHP took, in the order it took them.
+    fn started(&self) -> Vec<String> {
+        read(&self.started_file())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until the server holds `in_flight` requests, `queued` of them in the queue.
+    fn wait_for(&self, in_flight: u64, queued: u64, what: &str) {
+        let mut seen = (0, 0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while seen != (in_flight, queued) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: in flight {}, queued {} (want {in_flight}, {queued}); PHP took {:?}",
+                seen.0,
+                seen.1,
+                self.started()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+            seen = (
+                metric(&self.php, "rr_http_requests_in_flight "),
+                metric(&self.php, "rr_http_queue_depth "),
+            );
+        }
+    }
+
+    fn wait_started(&self, n: &str) {
+        wait_until(&format!("PHP takes {n}"), Duration::from_secs(10), || {
+            self.started().iter().any(|s| s == n)
+        });
+    }
+}
+
+#[test]
+fn one_connection_cannot_fill_the_queue_and_its_streams_past_its_share_wait_and_are_answered() {
+    // One HTTP/2 connection opened up to 200 streams and each took a place in the queue every
+    // client shares: a few connections filled it, and every other client got 503 while PHP
+    // worked through one client's backlog. Its streams past http.http2.max_queued_streams
+    // now wait in the connection.
+    one_connection_against_the_queue(json!({"http.queue_size": 8}));
+}
+
+#[test]
+fn one_connection_cannot_fill_a_pools_queue() {
+    // The same in the pool master, with one worker and nothing sent ahead to it.
+    one_connection_against_the_queue(json!({
+        "http.pool.num_workers": 1,
+        "http.pool.max_queue_size": 8,
+        "http.pool.send_ahead": 0,
+    }));
+}
+
+fn one_connection_against_the_queue(options: Value) {
+    let mut options = options;
+    options["http.http2.max_queued_streams"] = json!(2);
+    let gate = Gate::start(options);
+    let mut a = H2::connect(gate.php.addr, &[]);
+    assert!(
+        a.settings().contains(&(0x3, 128)),
+        "the default stream limit"
+    );
+    let streams: Vec<u32> = (0..20).map(|i| 1 + 2 * i).collect();
+    for (i, stream) in streams.iter().enumerate() {
+        a.get(*stream, &gate.path(&format!("a{i}")));
+    }
+    // All 20 with the server: one in PHP, one in the queue, 18 waiting in their connection.
+    gate.wait_for(20, 1, "the connection's streams past its share wait in it");
+    assert_eq!(gate.started().len(), 1);
+    // Another client's request finds room in the queue, behind the connection's one.
+    let b = std::thread::spawn({
+        let url = gate.php.url(&gate.path("b"));
+        move || {
+            let resp = client().get(url).send().unwrap();
+            (resp.status().as_u16(), resp.text().unwrap())
+        }
+    });
+    gate.wait_for(21, 2, "the other client's request is queued");
+    gate.release();
+    assert_eq!(b.join().unwrap(), (200, "b".to_owned()));
+    // None of the 20 was refused or lost.
+    let answers = a.answers(&streams);
+    for (i, stream) in streams.iter().enumerate() {
+        let (status, body) = &answers[stream];
+        let n = format!("a{i}");
+        assert_eq!((*status, body.as_slice()), (0x88, n.as_bytes()), "{n}");
+    }
+    // PHP ran the other client's request third, before the connection's waiting streams.
+    let started = gate.started();
+    assert_eq!(started.len(), 21, "{started:?}");
+    assert_eq!(started[2], "b", "{started:?}");
+    assert!(
+        started[..2].iter().all(|n| n.starts_with('a')),
+        "{started:?}"
+    );
+}
+
+#[test]
+fn the_stream_limit_is_advertised_in_the_servers_settings() {
+    // http.http2.max_concurrent_streams was accepted and ignored: hyper's 200 went out.
+    let php = stream_php(json!({"http.http2.max_concurrent_streams": 5}));
+    let mut h2 = H2::connect(php.addr, &[]);
+    let settings = h2.settings();
+    assert!(settings.contains(&(0x3, 5)), "{settings:?}");
+    // The connection serves.
+    h2.get(1, "/");
+    let answers = h2.answers(&[1]);
+    assert_eq!(answers[&1], (0x88, b"plain".to_vec()));
+}
+
+#[test]
+fn a_stream_reset_while_it_waits_for_its_connections_share_frees_its_place() {
+    let gate = Gate::start(json!({"http.http2.max_queued_streams": 2}));
+    let mut a = H2::connect(gate.php.addr, &[]);
+    a.settings();
+    // One at a time, so which stream waits where is known.
+    a.get(1, &gate.path("d1"));
+    gate.wait_started("d1");
+    gate.wait_for(1, 0, "d1 runs");
+    a.get(3, &gate.path("d2"));
+    gate.wait_for(2, 1, "d2 is queued");
+    a.get(5, &gate.path("d3"));
+    gate.wait_for(3, 1, "d3 waits in its connection");
+    a.get(7, &gate.path("d4"));
+    gate.wait_for(4, 1, "d4 waits in its connection");
+    // CANCEL d3: it leaves the line, and d4 keeps its place behind d2.
+    a.send(RST_STREAM, 0, 5, &0x8u32.to_be_bytes());
+    gate.wait_for(3, 1, "the reset stream is gone");
+    gate.release();
+    let answers = a.answers(&[1, 3, 7]);
+    for (stream, n) in [(1, "d1"), (3, "d2"), (7, "d4")] {
+        assert_eq!(answers[&stream], (0x88, n.as_bytes().to_vec()), "{n}");
+    }
+    assert_eq!(gate.started(), ["d1", "d2", "d4"]);
+    // Every place came back: two requests are again one in PHP and one in the queue.
+    gate.hold();
+    a.get(9, &gate.path("d5"));
+    a.get(11, &gate.path("d6"));
+    gate.wait_for(2, 1, "both places are free again");
+    gate.release();
+    let answers = a.answers(&[9, 11]);
+    assert_eq!(answers[&9].0, 0x88);
+    assert_eq!(answers[&11].0, 0x88);
 }

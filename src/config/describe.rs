@@ -118,6 +118,14 @@ pub(crate) fn rows(config: &Config) -> Vec<(&'static str, String)> {
     ]);
     rows.extend([
         ("http.http2.h2c", http.h2c.to_string()),
+        (
+            "http.http2.max_concurrent_streams",
+            http.max_concurrent_streams.to_string(),
+        ),
+        (
+            "http.http2.max_queued_streams",
+            http.max_queued_streams.to_string(),
+        ),
         ("http.access_logs", http.access_logs.to_string()),
         ("http.io_driver", http.io_driver.as_str().to_owned()),
         ("http.io_handoff", duration(http.io_handoff)),

@@ -85,6 +85,12 @@ pub struct HttpConfig {
     pub ssl: Option<SslConfig>,
     /// HTTP/2 with prior knowledge on the plain listener.
     pub h2c: bool,
+    /// Streams one HTTP/2 connection may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub max_concurrent_streams: u32,
+    /// Requests of one HTTP/2 connection that may wait for PHP or run in it at once; the
+    /// connection's others wait in it, out of the shared queue. Set when read (see
+    /// `read::queued_streams` for the default).
+    pub max_queued_streams: usize,
     pub access_logs: bool,
     pub io_driver: IoDriver,
     pub io_handoff: Duration,
@@ -504,6 +510,8 @@ impl Default for HttpConfig {
             shutdown_timeout: Duration::from_secs(30),
             ssl: None,
             h2c: true,
+            max_concurrent_streams: 128,
+            max_queued_streams: read::queued_streams(0, 1024),
             access_logs: false,
             io_driver: IoDriver::Hybrid,
             io_handoff: Duration::from_millis(1),

@@ -119,6 +119,14 @@ pub(crate) fn config(tree: Value, origins: &Origins) -> Result<Config, ConfigErr
     })
 }
 
+/// `http.http2.max_queued_streams` when not set: 16 (a browser's page rarely asks PHP for
+/// more at once), or twice the pool's workers when more (one client keeps every worker busy,
+/// with the next request ready for each), but at most half the dispatch queue (`queue`), so
+/// that one connection never fills it.
+pub(crate) fn queued_streams(workers: usize, queue: usize) -> usize {
+    workers.saturating_mul(2).max(16).min(queue / 2).max(1)
+}
+
 /// Two of rr's listeners on the same port of overlapping addresses: the second bind would
 /// fail with "Address already in use", which sends the operator looking for another process.
 fn distinct_listeners(
@@ -214,7 +222,13 @@ fn http(mut t: Table<'_>, notes: &mut Notes) -> Result<(HttpConfig, PoolConfig),
     };
     let mut http2 = t.table("http2")?;
     let h2c = http2.get("h2c", d.h2c, Field::bool)?;
-    http2.finish(&["max_concurrent_streams"], notes)?;
+    let max_concurrent_streams =
+        http2.get("max_concurrent_streams", d.max_concurrent_streams, |f| {
+            f.int(1)
+        })?;
+    // Its default depends on the pool, read below.
+    let max_queued_streams = http2.get("max_queued_streams", None, |f| f.int(1).map(Some))?;
+    http2.finish(&[], notes)?;
     let access_logs = t.get("access_logs", d.access_logs, Field::bool)?;
     let io_driver = t.get("io_driver", d.io_driver, |f| {
         f.choice(&[
@@ -293,6 +307,12 @@ fn http(mut t: Table<'_>, notes: &mut Notes) -> Result<(HttpConfig, PoolConfig),
         }
     }
     t.finish(ROADRUNNER_HTTP_KEYS, notes)?;
+    let queue = match pool.max_queue_size {
+        0 => queue_size,
+        n => n,
+    };
+    let max_queued_streams =
+        max_queued_streams.unwrap_or_else(|| queued_streams(pool.num_workers, queue));
     let http = HttpConfig {
         address,
         max_request_size,
@@ -310,6 +330,8 @@ fn http(mut t: Table<'_>, notes: &mut Notes) -> Result<(HttpConfig, PoolConfig),
         shutdown_timeout,
         ssl,
         h2c,
+        max_concurrent_streams,
+        max_queued_streams,
         access_logs,
         io_driver,
         io_handoff,

@@ -53,6 +53,8 @@ fn defaults() {
     assert_eq!(c.http.shutdown_timeout, Duration::from_secs(30));
     assert_eq!(c.http.ssl, None);
     assert!(c.http.h2c);
+    assert_eq!(c.http.max_concurrent_streams, 128);
+    assert_eq!(c.http.max_queued_streams, 16);
     assert!(!c.http.access_logs);
     assert_eq!(c.http.io_driver, IoDriver::Hybrid);
     assert_eq!(c.http.io_handoff, Duration::from_millis(1));
@@ -305,6 +307,30 @@ fn invalid_value_names_file_key_value_and_expectation() {
             "key 'http.queue_size': invalid value 0: expected a whole number >= 1",
         ),
         (
+            "http: {http2: {max_concurrent_streams: 0}}",
+            "key 'http.http2.max_concurrent_streams': invalid value 0: expected a whole number >= 1",
+        ),
+        (
+            "http: {http2: {max_concurrent_streams: -3}}",
+            "key 'http.http2.max_concurrent_streams': invalid value -3: expected a whole number >= 1",
+        ),
+        (
+            "http: {http2: {max_concurrent_streams: 12.5}}",
+            "key 'http.http2.max_concurrent_streams': invalid value 12.5: expected a whole number >= 1",
+        ),
+        (
+            "http: {http2: {max_concurrent_streams: 5000000000}}",
+            "key 'http.http2.max_concurrent_streams': invalid value 5000000000: expected a smaller whole number",
+        ),
+        (
+            "http: {http2: {max_queued_streams: 0}}",
+            "key 'http.http2.max_queued_streams': invalid value 0: expected a whole number >= 1",
+        ),
+        (
+            "http: {http2: {max_queued_streams: many}}",
+            "key 'http.http2.max_queued_streams': invalid value \"many\": expected a whole number >= 1",
+        ),
+        (
             "http: {http2: {h2c: maybe}}",
             "key 'http.http2.h2c': invalid value \"maybe\": expected true or false",
         ),
@@ -441,6 +467,31 @@ fn yaml_syntax_errors_have_line_and_column() {
 }
 
 #[test]
+fn http2_stream_limits_are_read_and_the_queued_default_follows_the_pool_and_the_queue() {
+    let c = parse("http: {http2: {max_concurrent_streams: 64, max_queued_streams: 3}}").unwrap();
+    assert_eq!(c.http.max_concurrent_streams, 64);
+    assert_eq!(c.http.max_queued_streams, 3);
+    assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+    let queued = |yaml: &str| parse(yaml).unwrap().http.max_queued_streams;
+    assert_eq!(queued("http: {queue_size: 1024}"), 16);
+    assert_eq!(queued("http: {pool: {num_workers: 12}}"), 24);
+    // Never so many that one connection fills the queue: at most half of it.
+    assert_eq!(queued("http: {queue_size: 8}"), 4);
+    assert_eq!(
+        queued("http: {pool: {num_workers: 12, max_queue_size: 20}}"),
+        10
+    );
+    assert_eq!(queued("http: {queue_size: 1}"), 1);
+    // Set, it is taken as it is.
+    assert_eq!(
+        queued("http: {queue_size: 8, http2: {max_queued_streams: 100}}"),
+        100
+    );
+    assert_eq!(read::queued_streams(0, 1024), 16);
+    assert_eq!(read::queued_streams(usize::MAX, usize::MAX), usize::MAX / 2);
+}
+
+#[test]
 fn roadrunner_sections_and_keys_are_ignored_and_named_in_one_warning() {
     let yaml = r#"
 version: "3"
@@ -458,7 +509,6 @@ logs:
 "#;
     let c = parse(yaml).unwrap();
     let ignored = [
-        "http.http2.max_concurrent_streams",
         "http.middleware",
         "http.pool.supervisor.watch_tick",
         "http.uploads.allow",

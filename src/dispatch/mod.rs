@@ -3,7 +3,9 @@
 //! Connection tasks `submit` a [`RequestData`] into one bounded queue and await a [`Reply`] on a
 //! oneshot; the PHP thread takes [`Job`]s from the [`Inbox`]. Dropping a job's responder without
 //! replying (the script ended, threw, exited) is seen by the connection as "worker gone".
+//! An HTTP/2 connection's requests enter the queue through its [`share::Share`].
 pub mod answer;
+pub mod share;
 
 use crate::request::RequestData;
 use crate::stream::FileReply;

@@ -7,6 +7,7 @@ use super::shutdown::{DoneGuard, Shutdown};
 use super::woken::Woken;
 use crate::body::Body;
 use crate::config::HttpConfig;
+use crate::dispatch::share::Share;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use once_cell::sync::Lazy;
@@ -342,9 +343,16 @@ pub async fn serve<I>(
     I: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static,
 {
     let http = ctx.config.http.clone();
-    let handler = move |req, noted| {
+    // Made at the connection's first HTTP/2 request: an HTTP/1 connection costs nothing more.
+    let share = std::sync::OnceLock::new();
+    let handler = move |req: Request<Incoming>, noted| {
         let ctx = ctx.clone();
-        async move { service::handle(&ctx, peer, req, noted).await }
+        let share = (req.version() == http::Version::HTTP_2).then(|| {
+            share
+                .get_or_init(|| Share::new(ctx.config.http.max_queued_streams))
+                .clone()
+        });
+        async move { service::handle(&ctx, peer, req, noted, share).await }
     };
     serve_with(io, peer, protocol, &http, Some(shutdown), handler).await
 }
@@ -361,7 +369,7 @@ pub async fn serve_with<I, H, F>(
     handler: H,
 ) where
     I: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static,
-    H: Fn(Request<Incoming>, Noted) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Noted) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let watch = Arc::new(Watch::new(http.read_header_timeout, http.idle_timeout));
@@ -381,8 +389,9 @@ pub async fn serve_with<I, H, F>(
     });
     let service = {
         let watch = watch.clone();
+        // One handler per connection, called for each request: state it keeps is the
+        // connection's (the share of PHP).
         hyper::service::service_fn(move |req: Request<Incoming>| {
-            let handler = handler.clone();
             let watch = watch.clone();
             watch.request_started();
             // One take per HTTP/1 request, in order (hyper serves them one at a time).
@@ -396,8 +405,9 @@ pub async fn serve_with<I, H, F>(
             // reset), not until its head is out: an HTTP/2 client keeps sending frames while a
             // long answer streams, and the connection must not take them for a new head.
             let in_flight = InFlight(watch);
+            let response = handler(req, noted);
             async move {
-                let response = handler(req, noted).await;
+                let response = response.await;
                 Ok::<_, std::convert::Infallible>(response.map(|body| {
                     abort::Watched::new(
                         Answer {
@@ -426,7 +436,8 @@ pub async fn serve_with<I, H, F>(
     builder
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())
-        .max_header_list_size(http.max_header_size as u32);
+        .max_header_list_size(http.max_header_size as u32)
+        .max_concurrent_streams(http.max_concurrent_streams);
     let builder = match protocol {
         Protocol::Auto { h2c: false } => builder.http1_only(),
         Protocol::Http2 => builder.http2_only(),

@@ -9,6 +9,7 @@ use super::framing;
 use super::heads::Noted;
 use crate::body::{self, Body};
 use crate::config::Config;
+use crate::dispatch::share::Share;
 use crate::dispatch::{Reply, SubmitError, Submitter};
 use crate::request::fields::SpooledFields;
 use crate::request::form::{self, FormLimits, Tree};
@@ -46,12 +47,14 @@ pub struct Peer {
     pub https: bool,
 }
 
-/// `noted`: what the raw HTTP/1 head showed that hyper's parse hides (see `heads`).
+/// `noted`: what the raw HTTP/1 head showed that hyper's parse hides (see `heads`); `share`:
+/// an HTTP/2 connection's share of PHP (`dispatch::share`).
 pub async fn handle(
     ctx: &Context,
     peer: Peer,
     mut req: Request<Incoming>,
     noted: Noted,
+    share: Option<Share>,
 ) -> Response<Body> {
     // The clock is read only for what reports the time: metrics and the access log.
     let timed = ctx.config.metrics.is_some() || ctx.config.http.access_logs;
@@ -66,7 +69,7 @@ pub async fn handle(
         .filter(|_| ctx.config.http.access_logs)
         .map(|started| access::Entry::new(&req, peer.addr, started, request_id.clone()));
     let mut client = peer.addr;
-    let mut response = match respond(ctx, peer, req, noted, &mut client).await {
+    let mut response = match respond(ctx, peer, req, noted, share, &mut client).await {
         Ok(response) => response,
         Err(error) => {
             if error.status().is_server_error() {
@@ -101,6 +104,7 @@ async fn respond(
     peer: Peer,
     req: Request<Incoming>,
     noted: Noted,
+    share: Option<Share>,
     client: &mut SocketAddr,
 ) -> Result<Response<Body>, HttpError> {
     let http = &ctx.config.http;
@@ -181,14 +185,28 @@ async fn respond(
         spooled_fields,
         uploads,
     };
+    // The request's time for PHP counts from here, its wait for a place included.
+    let deadline = tokio::time::Instant::now() + http.request_timeout;
+    let turn = match share {
+        Some(share) => Some(
+            Box::pin(tokio::time::timeout_at(deadline, share.turn()))
+                .await
+                .map_err(|_| HttpError::Timeout)?,
+        ),
+        None => None,
+    };
     let answer = ctx.submitter.submit(request).map_err(|e| match e {
         SubmitError::Full => HttpError::QueueFull,
         SubmitError::Closed => HttpError::Unavailable,
     })?;
-    let reply = tokio::time::timeout(http.request_timeout, answer)
+    let reply = tokio::time::timeout_at(deadline, answer)
         .await
         .map_err(|_| HttpError::Timeout)?
         .map_err(|_| HttpError::WorkerGone)?;
+    // PHP is done with the request once it answered, but for a stream it still produces.
+    if let (Some(turn), Reply::Stream { chunks, .. }) = (turn, &reply) {
+        chunks.hold_until_done(turn);
+    }
     into_response(ctx, reply, &parts.method, &head).await
 }
 

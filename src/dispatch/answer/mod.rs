@@ -17,6 +17,8 @@ use std::task::{Context, Poll, Waker};
 use tempfile::TempPath;
 use tokio::sync::Notify;
 
+use super::share::Turn;
+
 /// Where a streamed answer may wait for its client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnswerLimits {
@@ -70,6 +72,8 @@ struct State {
     /// The bytes dropped past that length were reported (once per answer).
     overrun_reported: bool,
     waker: Option<Waker>,
+    /// The request's place in its connection's share, given back when the producer is done.
+    turn: Option<Turn>,
 }
 
 impl State {
@@ -131,6 +135,7 @@ pub fn channel(limits: AnswerLimits) -> (AnswerSender, AnswerReceiver) {
             complete: None,
             overrun_reported: false,
             waker: None,
+            turn: None,
         }),
         room: Notify::new(),
     });
@@ -240,18 +245,23 @@ impl AnswerSender {
     /// The answer is complete.
     pub fn end(mut self) {
         self.ended = true;
+        self.finish(Ending::Ended);
+    }
+
+    fn finish(&self, ending: Ending) {
         let mut state = self.shared.lock();
-        state.ending = Ending::Ended;
+        state.ending = ending;
         wake(&mut state);
+        let turn = state.turn.take();
+        drop(state);
+        drop(turn);
     }
 }
 
 impl Drop for AnswerSender {
     fn drop(&mut self) {
         if !self.ended {
-            let mut state = self.shared.lock();
-            state.ending = Ending::Cut;
-            wake(&mut state);
+            self.finish(Ending::Cut);
         }
     }
 }
@@ -284,6 +294,15 @@ fn append(state: &mut State, dir: &std::path::Path, chunk: &[u8]) -> std::io::Re
 }
 
 impl AnswerReceiver {
+    /// Keeps `turn` until the producer is done (the answer ended or was cut off): until then
+    /// PHP (or a pool worker) is still busy with this request, however fast the client reads.
+    pub fn hold_until_done(&self, turn: Turn) {
+        let mut state = self.shared.lock();
+        if matches!(state.ending, Ending::Open) {
+            state.turn = Some(turn);
+        }
+    }
+
     /// The connection sent all `declared` bytes of the answer's `Content-Length` and ends it
     /// there: what is queued past them, or pushed later, is dropped and reported once (nginx
     /// logs "upstream sent more data than specified" for the same).

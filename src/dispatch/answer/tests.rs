@@ -189,3 +189,41 @@ async fn bytes_past_a_complete_length_are_dropped_queued_or_later() {
     assert_eq!(files(dir.path()), 0);
     tx.end();
 }
+
+/// A turn that must be free at once.
+async fn turn(share: &crate::dispatch::share::Share) -> crate::dispatch::share::Turn {
+    tokio::time::timeout(std::time::Duration::from_secs(5), share.turn())
+        .await
+        .expect("a free place")
+}
+
+#[tokio::test]
+async fn a_held_turn_comes_back_when_the_producer_is_done_not_when_the_client_has_read() {
+    use crate::dispatch::share::Share;
+    let dir = tempfile::tempdir().unwrap();
+    let share = Share::new(3);
+
+    // Ended, with the answer still unread: PHP is done, the place is free.
+    let (tx, mut rx) = channel(limits(dir.path(), 1024, 0));
+    rx.hold_until_done(turn(&share).await);
+    assert_eq!(share.free(), 2);
+    assert_eq!(tx.push(bytes("abc")), Push::Queued);
+    tx.end();
+    assert_eq!(share.free(), 3);
+    assert_eq!(drain(&mut rx).await.unwrap(), b"abc");
+
+    // Cut off (the sender dropped), and a client that left first: the producer still runs
+    // until its sender goes.
+    let (tx, rx) = channel(limits(dir.path(), 1024, 0));
+    rx.hold_until_done(turn(&share).await);
+    drop(rx);
+    assert_eq!(share.free(), 2);
+    drop(tx);
+    assert_eq!(share.free(), 3);
+
+    // Handed over after the producer was done: given back at once.
+    let (tx, rx) = channel(limits(dir.path(), 1024, 0));
+    tx.end();
+    rx.hold_until_done(turn(&share).await);
+    assert_eq!(share.free(), 3);
+}
