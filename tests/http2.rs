@@ -489,3 +489,49 @@ fn a_stream_reset_while_it_waits_for_its_connections_share_frees_its_place() {
     assert_eq!(answers[&9].0, 0x88);
     assert_eq!(answers[&11].0, 0x88);
 }
+
+/// Waits until the server holds `in_flight` requests (queued, waiting for a place or running).
+fn in_flight_reaches(gate: &Gate, in_flight: u64, what: &str) {
+    wait_until(what, Duration::from_secs(10), || {
+        metric(&gate.php, "rr_http_requests_in_flight ") == in_flight
+    });
+}
+
+#[test]
+fn streams_reset_while_their_jobs_wait_in_the_queue_cannot_fill_it() {
+    // A stream reset while its job waited in the queue gave its connection's place back at
+    // once, and the abandoned job stayed until PHP reached it: opening and resetting streams
+    // filled the queue every client shares while PHP was busy. The job now keeps the place.
+    let gate = Gate::start(json!({"http.queue_size": 8, "http.http2.max_queued_streams": 2}));
+    let mut a = H2::connect(gate.php.addr, &[]);
+    a.settings();
+    a.get(1, &gate.path("r0"));
+    gate.wait_started("r0");
+    in_flight_reaches(&gate, 1, "r0 runs");
+    // As many as the queue holds beside r0's place: before, each left a job there.
+    for i in 1..=7u32 {
+        let stream = 1 + 2 * i;
+        a.get(stream, &gate.path(&format!("r{i}")));
+        in_flight_reaches(&gate, 2, &format!("r{i} reaches the server"));
+        // CANCEL it, wherever it waits: in the queue (the first) or in its connection.
+        a.send(RST_STREAM, 0, stream, &0x8u32.to_be_bytes());
+        in_flight_reaches(&gate, 1, &format!("r{i} is reset"));
+    }
+    // The connection's abandoned jobs hold at most its share of the queue.
+    let queued = metric(&gate.php, "rr_http_queue_depth ");
+    assert!(queued <= 1, "{queued} jobs of reset streams in the queue");
+    let b = std::thread::spawn({
+        let url = gate.php.url(&gate.path("b"));
+        move || {
+            let resp = client().get(url).send().unwrap();
+            (resp.status().as_u16(), resp.text().unwrap())
+        }
+    });
+    in_flight_reaches(&gate, 2, "the other client's request is in");
+    gate.release();
+    assert_eq!(b.join().unwrap(), (200, "b".to_owned()));
+    let answers = a.answers(&[1]);
+    assert_eq!(answers[&1], (0x88, b"r0".to_vec()));
+    // PHP ran r0 and the other client's request, none of the reset streams' jobs.
+    assert_eq!(gate.started(), ["r0", "b"]);
+}

@@ -50,6 +50,8 @@ pub struct Job {
     pub reply: oneshot::Sender<Reply>,
     /// When it entered the queue (the pool's `allocate_timeout` counts from here).
     pub queued_at: std::time::Instant,
+    /// Its HTTP/2 connection's place, held while the job is queued (see [`share::Turn`]).
+    pub turn: Option<share::Turn>,
 }
 
 impl Job {
@@ -74,13 +76,18 @@ pub struct Submitter {
 }
 
 impl Submitter {
-    pub fn submit(&self, request: RequestData) -> Result<oneshot::Receiver<Reply>, SubmitError> {
+    pub fn submit(
+        &self,
+        request: RequestData,
+        turn: Option<share::Turn>,
+    ) -> Result<oneshot::Receiver<Reply>, SubmitError> {
         let (reply, answer) = oneshot::channel();
         let queued_at = std::time::Instant::now();
         match self.tx.try_send(Job {
             request,
             reply,
             queued_at,
+            turn,
         }) {
             Ok(()) => Ok(answer),
             Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Full),
@@ -156,29 +163,38 @@ mod tests {
     #[tokio::test]
     async fn full_queue_refuses_and_abandoned_jobs_are_skipped() {
         let (tx, mut inbox) = queue(2);
-        let first = tx.submit(request("/a")).unwrap();
-        let _second = tx.submit(request("/b")).unwrap();
+        let first = tx.submit(request("/a"), None).unwrap();
+        let _second = tx.submit(request("/b"), None).unwrap();
         assert_eq!(tx.depth(), 2);
-        assert!(matches!(tx.submit(request("/c")), Err(SubmitError::Full)));
+        assert!(matches!(
+            tx.submit(request("/c"), None),
+            Err(SubmitError::Full)
+        ));
         assert!(tx.hold_slot().is_none());
         drop(first); // client of /a went away
         let job = inbox.recv().await.unwrap();
         assert_eq!(job.request.target.path(), "/b");
         assert!(inbox.try_recv().is_none());
         let held = tx.hold_slot().unwrap();
-        let _c = tx.submit(request("/c")).unwrap();
-        assert!(matches!(tx.submit(request("/d")), Err(SubmitError::Full)));
+        let _c = tx.submit(request("/c"), None).unwrap();
+        assert!(matches!(
+            tx.submit(request("/d"), None),
+            Err(SubmitError::Full)
+        ));
         drop(held);
-        assert!(tx.submit(request("/d")).is_ok());
+        assert!(tx.submit(request("/d"), None).is_ok());
     }
 
     #[tokio::test]
     async fn dropped_responder_reaches_the_connection() {
         let (tx, mut inbox) = queue(1);
-        let answer = tx.submit(request("/")).unwrap();
+        let answer = tx.submit(request("/"), None).unwrap();
         drop(inbox.recv().await.unwrap());
         assert!(answer.await.is_err());
         inbox.close();
-        assert!(matches!(tx.submit(request("/")), Err(SubmitError::Closed)));
+        assert!(matches!(
+            tx.submit(request("/"), None),
+            Err(SubmitError::Closed)
+        ));
     }
 }

@@ -9,8 +9,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Clone)]
 pub struct Share(Arc<Semaphore>);
 
-/// A request's place in its connection's share, given back when dropped.
-pub struct Turn(#[allow(dead_code)] OwnedSemaphorePermit);
+/// A request's place in its connection's share, given back when its last clone is dropped:
+/// the connection holds one until PHP is done with the request, the queued job another, so a
+/// stream reset while its job waits in the queue frees its place only once PHP has taken or
+/// skipped the job (else resetting streams would fill the queue with abandoned jobs).
+#[derive(Clone)]
+pub struct Turn(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 
 impl Share {
     pub fn new(places: usize) -> Share {
@@ -23,7 +27,7 @@ impl Share {
     /// timed out) leaves the line and takes nothing.
     pub async fn turn(&self) -> Turn {
         match self.0.clone().acquire_owned().await {
-            Ok(permit) => Turn(permit),
+            Ok(permit) => Turn(Arc::new(permit)),
             // Only a closed semaphore refuses, and this one is never closed.
             Err(_) => unreachable!("a connection's share is never closed"),
         }

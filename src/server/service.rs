@@ -195,10 +195,13 @@ async fn respond(
         ),
         None => None,
     };
-    let answer = ctx.submitter.submit(request).map_err(|e| match e {
-        SubmitError::Full => HttpError::QueueFull,
-        SubmitError::Closed => HttpError::Unavailable,
-    })?;
+    let answer = ctx
+        .submitter
+        .submit(request, turn.clone())
+        .map_err(|e| match e {
+            SubmitError::Full => HttpError::QueueFull,
+            SubmitError::Closed => HttpError::Unavailable,
+        })?;
     let reply = tokio::time::timeout_at(deadline, answer)
         .await
         .map_err(|_| HttpError::Timeout)?

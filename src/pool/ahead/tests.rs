@@ -38,6 +38,7 @@ fn job(body: &'static [u8]) -> (Job, oneshot::Receiver<Reply>) {
         request: request(body),
         reply,
         queued_at: Instant::now(),
+        turn: None,
     };
     (job, rx)
 }
