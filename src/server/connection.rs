@@ -14,7 +14,7 @@ use once_cell::sync::Lazy;
 use std::future::Future;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -41,6 +41,8 @@ struct Watch {
     deadline_ms: AtomicU64,
     header_timeout: Duration,
     idle_timeout: Duration,
+    /// The watchdog waits for `changed` with no timer: a request was in flight when it looked.
+    parked: AtomicBool,
     changed: Notify,
     /// HTTP/2 answers that handed hyper data it could not send yet (the client's flow-control
     /// window is shut): hyper polls such a body again only once the client opens the window.
@@ -66,6 +68,7 @@ impl Watch {
             deadline_ms: AtomicU64::new(now_ms() + header_timeout.as_millis() as u64),
             header_timeout,
             idle_timeout,
+            parked: AtomicBool::new(false),
             changed: Notify::new(),
             waiting: AtomicU64::new(0),
             waits: AtomicU64::new(0),
@@ -87,7 +90,7 @@ impl Watch {
 
     fn request_started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.phase.store(BUSY, Ordering::Relaxed);
+        self.phase.store(BUSY, Ordering::SeqCst);
     }
 
     fn request_done(&self) {
@@ -96,8 +99,11 @@ impl Watch {
                 now_ms() + self.idle_timeout.as_millis() as u64,
                 Ordering::Relaxed,
             );
-            self.phase.store(IDLE, Ordering::Relaxed);
-            self.changed.notify_one();
+            // SeqCst with `expired`'s: either it sees IDLE, or this sees it parked.
+            self.phase.store(IDLE, Ordering::SeqCst);
+            if self.parked.load(Ordering::SeqCst) {
+                self.changed.notify_one();
+            }
         }
     }
 
@@ -139,12 +145,23 @@ impl Watch {
 
     /// Completes when the connection has been idle or reading a head for too long; returns the
     /// phase that expired.
+    ///
+    /// Requests do not wake it: it sleeps at most the shorter timeout, and any deadline set
+    /// meanwhile is at least that far from when it fell asleep; only the end of a request it
+    /// found in flight wakes it. One timer, moved in place, serves all its waits.
     async fn expired(&self) -> u8 {
+        let horizon = self.header_timeout.min(self.idle_timeout).as_millis() as u64;
+        let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(*EPOCH));
+        tokio::pin!(timer);
         loop {
-            let changed = self.changed.notified();
-            let phase = self.phase.load(Ordering::Relaxed);
+            let phase = self.phase.load(Ordering::SeqCst);
             if phase == BUSY {
-                changed.await;
+                let changed = self.changed.notified();
+                self.parked.store(true, Ordering::SeqCst);
+                if self.phase.load(Ordering::SeqCst) == BUSY {
+                    changed.await;
+                }
+                self.parked.store(false, Ordering::Relaxed);
                 continue;
             }
             let deadline = self.deadline_ms.load(Ordering::Relaxed);
@@ -152,12 +169,11 @@ impl Watch {
             if now >= deadline {
                 return phase;
             }
-            // A request may end meanwhile with an idle deadline sooner than this one (an
-            // idle_timeout shorter than the head timeout): look again then.
-            tokio::select! {
-                _ = changed => {}
-                _ = tokio::time::sleep(Duration::from_millis(deadline - now)) => {}
-            }
+            let wake = deadline.min(now + horizon);
+            timer.as_mut().reset(tokio::time::Instant::from_std(
+                *EPOCH + Duration::from_millis(wake),
+            ));
+            timer.as_mut().await;
         }
     }
 }
