@@ -362,13 +362,12 @@ pub async fn serve<I>(
     // Made at the connection's first HTTP/2 request: an HTTP/1 connection costs nothing more.
     let share = std::sync::OnceLock::new();
     let handler = move |req: Request<Incoming>, noted| {
-        let ctx = ctx.clone();
         let share = (req.version() == http::Version::HTTP_2).then(|| {
             share
                 .get_or_init(|| Share::new(ctx.config.http.max_queued_streams))
                 .clone()
         });
-        async move { service::handle(&ctx, peer, req, noted, share).await }
+        service::handle(ctx.clone(), peer, req, noted, share)
     };
     serve_with(io, peer, protocol, &http, Some(shutdown), handler).await
 }

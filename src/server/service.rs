@@ -49,13 +49,17 @@ pub struct Peer {
 
 /// `noted`: what the raw HTTP/1 head showed that hyper's parse hides (see `heads`); `share`:
 /// an HTTP/2 connection's share of PHP (`dispatch::share`).
+///
+/// Takes the connection's `Arc` itself: the connection awaits this future directly, rather than
+/// through a block of its own that would move it once more per request.
 pub async fn handle(
-    ctx: &Context,
+    ctx: Arc<Context>,
     peer: Peer,
     mut req: Request<Incoming>,
     noted: Noted,
     share: Option<Share>,
 ) -> Response<Body> {
+    let ctx = &*ctx;
     // The clock is read only for what reports the time: metrics and the access log.
     let timed = ctx.config.metrics.is_some() || ctx.config.http.access_logs;
     let started = timed.then(Instant::now);
