@@ -288,6 +288,16 @@ fn php_input_reads_a_spooled_body_under_handle_in_both_modes() {
     }
 }
 
+/// What the server sends on a raw connection until it closes it (30 s at most).
+fn answer_of(stream: &mut TcpStream) -> String {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[test]
 fn spool_files_go_on_every_path_client_abort_exception_refusal_crash() {
     let (php, dir) = start(
@@ -308,12 +318,7 @@ fn spool_files_go_on_every_path_client_abort_exception_refusal_crash() {
             break;
         }
     }
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = answer_of(&mut stream);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     // A client that leaves half-way through its body.
     let mut stream = TcpStream::connect(php.addr).unwrap();
@@ -354,12 +359,7 @@ fn a_multipart_part_head_past_16_kib_is_a_400_before_the_rest_arrives() {
         .unwrap();
         // 64 KiB of the 95 MB header line, then nothing: the answer must not need the rest.
         stream.write_all(&vec![b'v'; 64 * 1024]).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        let answer = String::from_utf8_lossy(&answer);
+        let answer = answer_of(&mut stream);
         assert!(answer.starts_with("HTTP/1.1 400"), "{options}: {answer}");
         assert!(
             answer.contains("the head of multipart part 1 is longer than 16384 bytes"),
@@ -380,11 +380,7 @@ fn a_client_that_pauses_past_body_timeout_gets_a_408() {
     )
     .unwrap();
     stream.write_all(&vec![b'x'; 500_000]).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
+    let answer = answer_of(&mut stream);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"code\":\"body_timeout\""), "{answer}");
     no_leftovers(dir.path(), &php);
