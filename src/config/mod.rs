@@ -493,6 +493,7 @@ impl HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
+        let queue_size = 1024;
         Self {
             address: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)),
             max_request_size: 100 * MB,
@@ -511,11 +512,11 @@ impl Default for HttpConfig {
             ssl: None,
             h2c: true,
             max_concurrent_streams: 128,
-            max_queued_streams: read::queued_streams(0, 1024),
+            max_queued_streams: read::queued_streams(0, queue_size),
             access_logs: false,
             io_driver: IoDriver::Hybrid,
             io_handoff: Duration::from_millis(1),
-            queue_size: 1024,
+            queue_size,
             max_connections: 0,
             script: ScriptConfig::default(),
             static_files: None,
