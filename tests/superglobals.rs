@@ -2,7 +2,7 @@
 //! and answer what nginx + php-fpm answered for the same requests (recorded in
 //! tests/fixtures/fpm/expected.json by tests/fixtures/fpm/record.py).
 mod common;
-use common::{client, fixture, Options, Php};
+use common::{client, fixture, wait_until, Options, Php};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -500,9 +500,14 @@ fn leak_detector_names_the_globals_and_statics_a_request_changed() {
             .unwrap();
         assert_eq!(resp.text().unwrap(), "ok\n");
     }
-    // Logged after each answer went out: wait for the second request's line.
-    assert!(php.wait_for_log("$visits changed", Duration::from_secs(5)));
+    // Logged after each answer went out, the static last: wait for the second request's.
+    wait_until(
+        "the second request's leak lines",
+        Duration::from_secs(30),
+        || php.stderr().matches("LeakyCache::$users changed").count() >= 2,
+    );
     let log = php.stderr();
+    assert!(log.contains("$visits changed"), "{log}");
     assert!(log.contains("$visits was created"), "{log}");
     assert_eq!(
         log.matches("LeakyCache::$users changed").count(),
