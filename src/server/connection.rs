@@ -1,7 +1,7 @@
 //! One client connection: hyper (HTTP/1.1 keep-alive or HTTP/2), plus a watchdog for the two
 //! timeouts hyper does not separate: reading a request head, and idling between requests.
 use super::abort::{self, Cut};
-use super::heads::{Heads, Noted};
+use super::heads::{Heads, Noted, Refused};
 use super::service::{self, Context, Peer};
 use super::shutdown::{DoneGuard, Shutdown};
 use super::woken::Woken;
@@ -253,6 +253,8 @@ struct WatchedIo<I> {
     /// The socket under `io` (TLS or not), reset at close when an answer was cut off.
     fd: RawFd,
     cut: Cut,
+    /// The bytes read held what rr refuses on the wire (`heads::Refused`): every read fails.
+    refused: Option<Refused>,
 }
 
 impl<I> Drop for WatchedIo<I> {
@@ -272,11 +274,22 @@ impl<I: AsyncRead + Unpin> AsyncRead for WatchedIo<I> {
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
+        if let Some(refused) = this.refused {
+            return Poll::Ready(Err(refused.into()));
+        }
         let poll = Pin::new(&mut this.io).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.watch.on_read();
             if let Some(heads) = &this.heads {
-                heads.feed(&buf.filled()[before..]);
+                // hyper gets the bytes before what rr refuses and fails to read the rest: it
+                // answers 400 (the body's read failed) and closes the connection.
+                if let Err(refused) = heads.feed(&buf.filled()[before..]) {
+                    buf.set_filled(before + refused.at);
+                    this.refused = Some(refused);
+                    if refused.at == 0 {
+                        return Poll::Ready(Err(refused.into()));
+                    }
+                }
             }
         }
         poll
@@ -401,6 +414,7 @@ pub async fn serve_with<I, H, F>(
         send_timeout: http.send_timeout,
         stall: None,
         remote: peer.addr,
+        refused: None,
     });
     let service = {
         let watch = watch.clone();
