@@ -151,6 +151,17 @@ impl Heads {
         inner.feed(data)
     }
 
+    /// Whether the client is part-way through a message: a head or body begun and not ended
+    /// (or one refused on the wire, whose rest may still come).
+    pub fn mid_message(&self) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner.state {
+            State::Head => !inner.pending.is_empty(),
+            State::Done => false,
+            _ => true,
+        }
+    }
+
     /// What the next HTTP/1 request's raw head showed.
     pub fn take(&self) -> Noted {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
