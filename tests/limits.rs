@@ -46,6 +46,57 @@ fn body_over_the_limit_is_413_with_or_without_content_length() {
     assert_eq!(resp.status(), 200);
 }
 
+/// A body refused before it was read (413 from its `Content-Length`, or part-way through its
+/// chunks) is read and dropped after the answer until the client stops sending. Closed with
+/// those bytes unread, the socket was reset, and a client still writing its body got the reset
+/// instead of the 413 (curl: "Failed sending data to the peer", no status); nginx reads on
+/// the same way (`lingering_close`).
+#[test]
+fn a_client_still_sending_a_refused_body_gets_its_413() {
+    for options in [
+        serde_json::json!({"http.max_request_size": "1KB"}),
+        serde_json::json!({"http.max_request_size": "1KB", "http.pool.num_workers": 1}),
+    ] {
+        let php = Php::start_with("echo.php", with(options.clone()));
+        // Far more than the socket buffers of both ends hold.
+        let body = vec![b'x'; 64 * 1024 * 1024];
+        let chunked = format!("{:x}\r\n", body.len());
+        for (head, tail) in [
+            (
+                format!(
+                    "POST /raw HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                ),
+                "",
+            ),
+            (
+                format!(
+                    "POST /raw HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}"
+                ),
+                "\r\n0\r\n\r\n",
+            ),
+        ] {
+            let mut stream = TcpStream::connect(php.addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            stream.write_all(head.as_bytes()).unwrap();
+            stream
+                .write_all(&body)
+                .unwrap_or_else(|e| panic!("{options} {head:?}: the body was cut off: {e}"));
+            stream.write_all(tail.as_bytes()).unwrap();
+            let mut answer = Vec::new();
+            let read = stream.read_to_end(&mut answer);
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(
+                answer.starts_with("HTTP/1.1 413"),
+                "{options} {head:?}: {read:?} {answer}"
+            );
+            assert!(answer.contains("body_too_large"), "{answer}");
+        }
+    }
+}
+
 #[test]
 fn expect_100_continue_is_refused_before_the_body_or_answered_with_100() {
     let php = Php::start_with(

@@ -290,41 +290,73 @@ fn a_fragment_after_a_long_chunk_size_line_is_refused_in_pool_mode() {
 /// A body framed two ways, or in a coding rr does not decode, is refused before PHP runs and
 /// the connection is closed, so bytes after it are never read as a request (nginx answers the
 /// same statuses). hyper alone would read the chunks of `Content-Length` + `Transfer-Encoding`
-/// and hand PHP a `gzip, chunked` body still gzipped.
+/// and hand PHP a `gzip, chunked` body still gzipped. hyper reads no `Content-Length` after a
+/// `Transfer-Encoding`, and takes the chunks when the last `Transfer-Encoding` says `chunked`:
+/// rr's reading of the head once refused those values where hyper did not, stopped looking at
+/// the connection's heads, and PHP ran the request (and a `#` after it).
 fn ambiguous_or_encoded_bodies_are_refused(pool: bool) {
     let php = start(pool, false);
-    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n";
+    let smuggled =
+        "GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\nDELETE /dir/#x HTTP/1.1\r\nHost: h\r\n\r\n";
     for (head, status, code) in [
         (
-            "Content-Length: 4\r\nTransfer-Encoding: chunked",
+            &b"Content-Length: 4\r\nTransfer-Encoding: chunked"[..],
             400,
             "bad_framing",
         ),
         (
-            "Transfer-Encoding: chunked\r\nContent-Length: 4",
+            b"Transfer-Encoding: chunked\r\nContent-Length: 4",
             400,
             "bad_framing",
         ),
         (
-            "Transfer-Encoding: gzip, chunked",
+            b"Transfer-Encoding: chunked\r\nContent-Length: abc",
+            400,
+            "bad_framing",
+        ),
+        (
+            b"Transfer-Encoding: chunked\r\nContent-Length: \xff",
+            400,
+            "bad_framing",
+        ),
+        (
+            b"Transfer-Encoding: chunked\r\nContent-Length: 1\r\nContent-Length: 2",
+            400,
+            "bad_framing",
+        ),
+        (
+            b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2",
+            400,
+            "bad_framing",
+        ),
+        (
+            b"Transfer-Encoding: gzip, chunked",
             501,
             "unsupported_transfer_encoding",
         ),
         (
-            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            501,
+            "unsupported_transfer_encoding",
+        ),
+        (
+            b"Transfer-Encoding: \xff\r\nTransfer-Encoding: chunked",
             501,
             "unsupported_transfer_encoding",
         ),
     ] {
+        let what = String::from_utf8_lossy(head);
         let mut conn = Conn::open(&php);
-        let request =
-            format!("POST /upload HTTP/1.1\r\nHost: h\r\n{head}\r\n\r\n0\r\n\r\n{smuggled}");
-        let answer = conn.exchange(request.as_bytes());
-        assert_refused(&answer, status, code, head);
-        assert_eq!(answer.header("connection"), Some("close"), "{head}");
+        let mut request = b"POST /upload HTTP/1.1\r\nHost: h\r\n".to_vec();
+        request.extend_from_slice(head);
+        request.extend_from_slice(b"\r\n\r\n0\r\n\r\n");
+        request.extend_from_slice(smuggled.as_bytes());
+        let answer = conn.exchange(&request);
+        assert_refused(&answer, status, code, &what);
+        assert_eq!(answer.header("connection"), Some("close"), "{what}");
         assert!(
             conn.read().is_none(),
-            "{head}: the bytes after the body were served"
+            "{what}: the bytes after the body were served"
         );
     }
     // PHP saw none of them.
@@ -340,6 +372,63 @@ fn ambiguous_or_encoded_bodies_are_refused_single_process() {
 #[test]
 fn ambiguous_or_encoded_bodies_are_refused_in_pool_mode() {
     ambiguous_or_encoded_bodies_are_refused(true);
+}
+
+/// hyper ends a trailer line at CR LF only, and takes a bare LF for part of the line (RFC 9110
+/// 5.5 has such a field refused): `X-T: 1\n\nGET /ghost ...` is one trailer section to it,
+/// and a trailer section and a request to nginx or any reader that ends lines at a bare LF.
+/// rr's reading of the heads ended lines there too, took the ghost for a head, and from then
+/// on gave each request the notes of the head before it: the `#` and the length beside chunked
+/// after it reached PHP. Such a request is refused before its body ends.
+fn a_bare_lf_in_the_trailers_is_refused(pool: bool) {
+    let php = start(pool, false);
+    let body =
+        "POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n";
+    let after = [
+        "DELETE /dir/#x HTTP/1.1\r\nHost: h\r\n\r\n",
+        "POST /cl HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ];
+    for trailers in [
+        "X-T: 1\n\nGET /ghost HTTP/1.1\r\nHost: h\r\n\r\n",
+        "\nGET /ghost HTTP/1.1\r\nHost: h\r\n\r\n",
+    ] {
+        for next in after {
+            let what = format!("{trailers:?} then {next:?}");
+            let mut conn = Conn::open(&php);
+            conn.send(format!("{body}{trailers}{next}").as_bytes());
+            let answer = conn.read().expect("an answer");
+            assert_refused(&answer, 400, "bad_request", &what);
+            let message = answer.json()["error"].as_str().unwrap_or("").to_string();
+            assert!(
+                message.contains("a bare LF in the chunked body's trailers"),
+                "{what}: {message}"
+            );
+            assert!(conn.read().is_none(), "{what}: more was served");
+        }
+    }
+    // Trailers ending in CR LF are read, and the request after them is checked.
+    let mut conn = Conn::open(&php);
+    conn.send(format!("{body}X-T: 1\r\n\r\n{}", after[0]).as_bytes());
+    assert_eq!(conn.read().expect("PHP's answer").status, 200);
+    assert_refused(
+        &conn.read().expect("the refusal"),
+        400,
+        "bad_target",
+        "a # after trailers",
+    );
+    // PHP saw only that one.
+    let mut conn = Conn::open(&php);
+    assert_eq!(conn.exchange(&get("/next", "h")).json()["served"], 2);
+}
+
+#[test]
+fn a_bare_lf_in_the_trailers_is_refused_single_process() {
+    a_bare_lf_in_the_trailers_is_refused(false);
+}
+
+#[test]
+fn a_bare_lf_in_the_trailers_is_refused_in_pool_mode() {
+    a_bare_lf_in_the_trailers_is_refused(true);
 }
 
 #[test]

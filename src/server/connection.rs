@@ -1,7 +1,7 @@
 //! One client connection: hyper (HTTP/1.1 keep-alive or HTTP/2), plus a watchdog for the two
 //! timeouts hyper does not separate: reading a request head, and idling between requests.
 use super::abort::{self, Cut};
-use super::heads::{Heads, Noted};
+use super::heads::{Heads, Noted, Refused};
 use super::service::{self, Context, Peer};
 use super::shutdown::{DoneGuard, Shutdown};
 use super::woken::Woken;
@@ -253,6 +253,11 @@ struct WatchedIo<I> {
     /// The socket under `io` (TLS or not), reset at close when an answer was cut off.
     fd: RawFd,
     cut: Cut,
+    /// The bytes read held what rr refuses on the wire (`heads::Refused`): every read fails.
+    refused: Option<Refused>,
+    /// The sending side is shut; what the client still sends is read and dropped.
+    shut: bool,
+    linger: Option<Linger>,
 }
 
 impl<I> Drop for WatchedIo<I> {
@@ -272,11 +277,22 @@ impl<I: AsyncRead + Unpin> AsyncRead for WatchedIo<I> {
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
+        if let Some(refused) = this.refused {
+            return Poll::Ready(Err(refused.into()));
+        }
         let poll = Pin::new(&mut this.io).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.watch.on_read();
             if let Some(heads) = &this.heads {
-                heads.feed(&buf.filled()[before..]);
+                // hyper gets the bytes before what rr refuses and fails to read the rest: it
+                // answers 400 (the body's read failed) and closes the connection.
+                if let Err(refused) = heads.feed(&buf.filled()[before..]) {
+                    buf.set_filled(before + refused.at);
+                    this.refused = Some(refused);
+                    if refused.at == 0 {
+                        return Poll::Ready(Err(refused.into()));
+                    }
+                }
             }
         }
         poll
@@ -315,7 +331,7 @@ impl<I> WatchedIo<I> {
     }
 }
 
-impl<I: AsyncWrite + Unpin> AsyncWrite for WatchedIo<I> {
+impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WatchedIo<I> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
@@ -343,7 +359,68 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WatchedIo<I> {
         this.stalled(cx, poll)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        if !this.shut {
+            std::task::ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+            this.shut = true;
+            if this.heads.as_ref().is_some_and(|heads| heads.mid_message()) {
+                this.linger = Some(Linger::new());
+            }
+        }
+        this.poll_linger(cx)
+    }
+}
+
+/// How long a closing connection goes on reading what the client still sends, and the longest
+/// pause in it (nginx's `lingering_time` and `lingering_timeout`).
+const LINGER_TIME: Duration = Duration::from_secs(30);
+const LINGER_PAUSE: Duration = Duration::from_secs(5);
+
+/// The reading of a closing connection's last bytes, which are dropped.
+struct Linger {
+    pause: Pin<Box<tokio::time::Sleep>>,
+    end: tokio::time::Instant,
+}
+
+impl Linger {
+    fn new() -> Linger {
+        let now = tokio::time::Instant::now();
+        Linger {
+            pause: Box::pin(tokio::time::sleep_until(now + LINGER_PAUSE)),
+            end: now + LINGER_TIME,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> WatchedIo<I> {
+    /// After its answer is out and its sending side shut, a connection whose client was still
+    /// sending a body (rr answered from its head, or part-way: 413, a multipart 400) reads and
+    /// drops what comes until the client stops. Closed with those bytes unread, the socket
+    /// would be reset, and the client, still writing, would get the reset instead of the
+    /// answer (nginx's `lingering_close`).
+    fn poll_linger(&mut self, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    let linger = self.linger.get_or_insert_with(Linger::new);
+                    let now = tokio::time::Instant::now();
+                    if now >= linger.end {
+                        return Poll::Ready(Ok(()));
+                    }
+                    linger.pause.as_mut().reset(now + LINGER_PAUSE);
+                }
+                // The client is done, or gone.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    return match self.linger.as_mut() {
+                        Some(linger) => linger.pause.as_mut().poll(cx).map(Ok),
+                        None => Poll::Ready(Ok(())),
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -401,6 +478,9 @@ pub async fn serve_with<I, H, F>(
         send_timeout: http.send_timeout,
         stall: None,
         remote: peer.addr,
+        refused: None,
+        shut: false,
+        linger: None,
     });
     let service = {
         let watch = watch.clone();

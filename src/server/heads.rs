@@ -6,9 +6,12 @@
 //! does; Content-Length and chunked bodies, chunk and trailer lines of any length) and notes
 //! what each head showed; the service asks [`Heads::take`] once per HTTP/1 request, in order.
 //!
-//! Where the framing cannot be followed (HTTP/2 preface, a head httparse refuses, an
-//! ambiguous body length), tracking stops for the rest of the connection; hyper refuses, closes
-//! or switches protocol there itself.
+//! It must read every message exactly as hyper does: a head or body end it placed elsewhere
+//! would hand one request's notes to another (a `#` or a `Content-Length` beside
+//! `Transfer-Encoding` let through). Where the framing cannot be followed (HTTP/2 preface, a
+//! head httparse refuses, a length hyper refuses), tracking stops for the rest of the
+//! connection; hyper refuses, closes or switches protocol there itself. The one message hyper
+//! reads but rr refuses on the wire is a trailer section with a bare LF (see [`Refused`]).
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
@@ -78,12 +81,43 @@ enum State {
     ChunkSize(u64, bool),
     ChunkData(u64),
     ChunkEnd,
+    /// The start of a trailer line, or the CR LF that ends the trailers.
     Trailers,
-    /// The rest of a chunk-size line (its extensions) or of a trailer line, skipped up to its
-    /// LF; then the state given.
+    /// Inside a trailer line, which ends at its CR LF only (as hyper reads it).
+    Trailer,
+    /// The rest of a chunk-size line (its extensions), skipped up to its LF; then the state
+    /// given.
     SkipLine(Next),
     /// The framing is no longer followed.
     Done,
+    /// A trailer line held a bare LF: the connection's reads fail from here on.
+    Refused,
+}
+
+/// A trailer line with a bare LF in it. hyper ends a trailer line at CR LF only and takes a
+/// bare LF for part of it, against RFC 9110 5.5, which has a CR, LF or NUL in a field refused;
+/// a server or proxy that ends lines at a bare LF (nginx does) sees the trailers end there and
+/// whatever follows as the next request, which hyper swallows as trailers. hyper is given the
+/// bytes before that LF and the next read fails, so the request is refused (400) before its
+/// body ends and the connection closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// How many bytes of the data fed come before the LF.
+    pub at: usize,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a bare LF in the chunked body's trailers")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl From<Refused> for std::io::Error {
+    fn from(refused: Refused) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, refused)
+    }
 }
 
 /// Where a skipped line leads.
@@ -110,10 +144,22 @@ impl Heads {
         }
     }
 
-    /// Bytes read from the client, in order.
-    pub fn feed(&self, data: &[u8]) {
+    /// Bytes read from the client, in order; an error when they hold a message rr refuses on
+    /// the wire (the read that brought them must fail).
+    pub fn feed(&self, data: &[u8]) -> Result<(), Refused> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.feed(data);
+        inner.feed(data)
+    }
+
+    /// Whether the client is part-way through a message: a head or body begun and not ended
+    /// (or one refused on the wire, whose rest may still come).
+    pub fn mid_message(&self) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner.state {
+            State::Head => !inner.pending.is_empty(),
+            State::Done => false,
+            _ => true,
+        }
     }
 
     /// What the next HTTP/1 request's raw head showed.
@@ -133,18 +179,35 @@ impl Heads {
 }
 
 impl Inner {
-    fn feed(&mut self, data: &[u8]) {
-        if self.state == State::Done {
-            return;
+    fn feed(&mut self, data: &[u8]) -> Result<(), Refused> {
+        if matches!(self.state, State::Done | State::Refused) {
+            return Ok(());
         }
-        if self.pending.is_empty() {
+        let waiting = self.pending.len();
+        let (used, rest) = if waiting == 0 {
             let used = self.run(data);
-            self.keep(&data[used..]);
+            (used, &data[used..])
         } else {
             let mut buf = std::mem::take(&mut self.pending);
             buf.extend_from_slice(data);
             let used = self.run(&buf);
-            self.keep(&buf[used..]);
+            if self.state != State::Refused {
+                self.keep(&buf[used..]);
+            }
+            // The refused LF is past what waited (a head's end, or a CR): in `data`.
+            return self.refused(used.saturating_sub(waiting));
+        };
+        if self.state != State::Refused {
+            self.keep(rest);
+        }
+        self.refused(used)
+    }
+
+    /// `Err` when the bytes fed so far ended in a refusal, `at` bytes into the last data.
+    fn refused(&self, at: usize) -> Result<(), Refused> {
+        match self.state {
+            State::Refused => Err(Refused { at }),
+            _ => Ok(()),
         }
     }
 
@@ -199,20 +262,23 @@ impl Inner {
                     };
                     n
                 }),
-                State::Trailers => match line(rest) {
-                    Some((n, text)) => {
-                        if text.is_empty() {
-                            self.state = State::Head;
-                        }
-                        Some(n)
+                State::Trailers => match rest {
+                    [b'\r', b'\n', ..] => {
+                        self.state = State::Head;
+                        Some(2)
                     }
-                    // A lone CR may end the trailers; anything else is a trailer line.
-                    None if rest == b"\r" => None,
-                    None => {
-                        self.state = State::SkipLine(Next::Trailers);
+                    [b'\r'] => None,
+                    // hyper refuses a CR without its LF.
+                    [b'\r', ..] => {
+                        self.stop();
                         Some(rest.len())
                     }
+                    _ => {
+                        self.state = State::Trailer;
+                        Some(0)
+                    }
                 },
+                State::Trailer => self.trailer(rest),
                 State::SkipLine(next) => match rest.iter().position(|&b| b == b'\n') {
                     Some(end) => {
                         self.state = match next {
@@ -224,6 +290,8 @@ impl Inner {
                     None => Some(rest.len()),
                 },
                 State::Done => return data.len(),
+                // Where the refused LF is.
+                State::Refused => return at,
             };
             match step {
                 Some(n) => at += n,
@@ -299,6 +367,33 @@ impl Inner {
         self.state = State::ChunkSize(size, digits);
         Some(data.len())
     }
+
+    /// Part of a trailer line, up to the CR LF that ends it; a bare LF before it is refused.
+    fn trailer(&mut self, data: &[u8]) -> Step {
+        let Some(end) = data.iter().position(|&b| b == b'\r' || b == b'\n') else {
+            return Some(data.len());
+        };
+        match (data[end], data.get(end + 1)) {
+            (b'\n', _) => {
+                self.state = State::Refused;
+                Some(end)
+            }
+            (_, Some(b'\n')) => {
+                self.state = State::Trailers;
+                Some(end + 2)
+            }
+            // hyper refuses a CR without its LF.
+            (_, Some(_)) => {
+                self.stop();
+                Some(data.len())
+            }
+            // The CR waits for its LF.
+            (_, None) => match end {
+                0 => None,
+                end => Some(end),
+            },
+        }
+    }
 }
 
 /// One line ending in LF (CR LF or a bare LF, as hyper accepts): its length with the ending,
@@ -309,29 +404,36 @@ fn line(data: &[u8]) -> Option<(usize, &[u8])> {
     Some((end + 1, text.strip_suffix(b"\r").unwrap_or(text)))
 }
 
-/// How the body after a head is framed: `Err(None)` where it cannot be followed (hyper refuses
-/// the request), `Err(Some(fault))` for a framing rr refuses (hyper would serve it).
+/// How the body after a head is framed, read as hyper reads it (`proto::h1::role`): `Err(None)`
+/// where hyper refuses the request, `Err(Some(fault))` for a framing rr refuses and hyper would
+/// serve. hyper takes the chunks when the last `Transfer-Encoding` header ends in `chunked`,
+/// whatever the ones before hold, and reads no `Content-Length` after a `Transfer-Encoding`:
+/// any value there, even one it would refuse alone, is a length beside chunked.
 /// CONNECT is framed like any request: rr refuses it (405) and hyper reads on, so tracking must
 /// go on too (it stopped there once, and the next request's `#` went unseen).
 fn framing(req: &httparse::Request) -> Result<State, Option<FramingFault>> {
     let mut length: Option<u64> = None;
-    let mut codings: Vec<&str> = Vec::new();
+    let mut has_length = false;
+    let mut codings: Vec<String> = Vec::new();
+    let mut chunked = false;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             if req.version != Some(1) {
                 return Err(None);
             }
-            let value = std::str::from_utf8(h.value).map_err(|_| None)?;
-            codings.extend(value.split(',').map(str::trim));
+            let value = String::from_utf8_lossy(h.value);
+            codings.extend(value.split(',').map(|c| c.trim().to_owned()));
+            chunked = ends_chunked(h.value);
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(h.value).map_err(|_| None)?;
-            for part in value.split(',') {
-                let n: u64 = part.trim().parse().map_err(|_| None)?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(None);
-                }
-                length = Some(n);
+            has_length = true;
+            if !codings.is_empty() {
+                continue;
             }
+            let n = digits(h.value).ok_or(None)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(None);
+            }
+            length = Some(n);
         }
     }
     if codings.is_empty() {
@@ -340,19 +442,38 @@ fn framing(req: &httparse::Request) -> Result<State, Option<FramingFault>> {
             Some(n) => State::Body(n),
         });
     }
-    if !codings
-        .last()
-        .is_some_and(|c| c.eq_ignore_ascii_case("chunked"))
-    {
+    if !chunked {
         return Err(None);
+    }
+    if has_length {
+        return Err(Some(FramingFault::LengthAndChunked));
     }
     if codings.len() > 1 {
         return Err(Some(FramingFault::Coding(codings.join(", "))));
     }
-    if length.is_some() {
-        return Err(Some(FramingFault::LengthAndChunked));
-    }
     Ok(State::ChunkSize(0, false))
+}
+
+/// hyper's test of one `Transfer-Encoding` value: visible ASCII whose last coding is `chunked`.
+fn ends_chunked(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
+        && value
+            .rsplit(|&b| b == b',')
+            .next()
+            .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// A `Content-Length` as hyper reads it: digits only, no sign, no list.
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &b| match b {
+        b'0'..=b'9' => n.checked_mul(10)?.checked_add(u64::from(b - b'0')),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -362,7 +483,7 @@ mod tests {
     fn fragments_of(wire: &[u8], split: usize) -> Vec<bool> {
         let heads = Heads::new(64 * 1024);
         for piece in wire.chunks(split.max(1)) {
-            heads.feed(piece);
+            heads.feed(piece).unwrap();
         }
         let seen = heads.inner.lock().unwrap().seen;
         (0..seen).map(|_| heads.take().fragment).collect()
@@ -392,7 +513,7 @@ mod tests {
     fn a_length_beside_chunked_and_other_codings_are_noted() {
         let noted = |wire: &[u8]| {
             let heads = Heads::new(1024);
-            heads.feed(wire);
+            heads.feed(wire).unwrap();
             heads.take().framing
         };
         let te_cl = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
@@ -464,7 +585,7 @@ mod tests {
             Transfer-Encoding: chunked\r\n\r\nGET /#x HTTP/1.1\r\n\r\n";
         assert_eq!(fragments_of(wire, 100), [false]);
         let heads = Heads::new(16);
-        heads.feed(b"GET /a-long-target-past-the-limit");
+        heads.feed(b"GET /a-long-target-past-the-limit").unwrap();
         assert_eq!(heads.inner.lock().unwrap().state, State::Done);
     }
 
@@ -478,8 +599,110 @@ mod tests {
     #[test]
     fn takes_past_the_heads_seen_say_no_fragment() {
         let heads = Heads::new(1024);
-        heads.feed(b"GET /#a HTTP/1.1\r\n\r\n");
+        heads.feed(b"GET /#a HTTP/1.1\r\n\r\n").unwrap();
         assert!(heads.take().fragment);
         assert_eq!(heads.take(), Noted::default());
+    }
+
+    /// Where the refusal falls in the whole wire, fed in pieces of `split` bytes.
+    fn refused_at(wire: &[u8], split: usize) -> Option<usize> {
+        let heads = Heads::new(64 * 1024);
+        let mut fed = 0;
+        for piece in wire.chunks(split.max(1)) {
+            if let Err(refused) = heads.feed(piece) {
+                return Some(fed + refused.at);
+            }
+            fed += piece.len();
+        }
+        None
+    }
+
+    #[test]
+    fn a_bare_lf_in_the_trailers_is_refused_where_it_is() {
+        // hyper reads `X-T: 1\n\nGET /ghost ...` as trailer lines up to the next CR LF CR LF;
+        // followed line by line at each LF, the ghost was a head, and the notes of every head
+        // after it went to the one before (a `#`, a length beside chunked let through).
+        let body =
+            "POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n";
+        for (trailers, lf) in [
+            (
+                "X-T: 1\n\nGET /ghost HTTP/1.1\r\nHost: h\r\n\r\n",
+                "X-T: 1".len(),
+            ),
+            ("\nGET /ghost HTTP/1.1\r\nHost: h\r\n\r\n", 0),
+            ("X-A: 1\r\nX-B: 2\n\r\n", "X-A: 1\r\nX-B: 2".len()),
+        ] {
+            let wire = format!("{body}{trailers}DELETE /dir/#x HTTP/1.1\r\nHost: h\r\n\r\n");
+            for split in [1, 2, 3, 7, wire.len()] {
+                assert_eq!(
+                    refused_at(wire.as_bytes(), split),
+                    Some(body.len() + lf),
+                    "{trailers:?} split {split}"
+                );
+            }
+        }
+        // Trailer lines ending in CR LF are followed, and the head after them read.
+        let wire =
+            format!("{body}X-A: 1\r\nX-B: 2\r\n\r\nDELETE /dir/#x HTTP/1.1\r\nHost: h\r\n\r\n");
+        for split in [1, 2, 3, 7, wire.len()] {
+            assert_eq!(
+                fragments_of(wire.as_bytes(), split),
+                [false, true],
+                "split {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn transfer_encoding_and_content_length_are_read_as_hyper_reads_them() {
+        let noted = |head: &[u8]| {
+            let heads = Heads::new(1024);
+            let mut wire = b"POST / HTTP/1.1\r\nHost: h\r\n".to_vec();
+            wire.extend_from_slice(head);
+            wire.extend_from_slice(b"\r\n\r\n");
+            heads.feed(&wire).unwrap();
+            let stopped = heads.inner.lock().unwrap().state == State::Done;
+            (heads.take().framing, stopped)
+        };
+        let both = Some(FramingFault::LengthAndChunked);
+        // hyper reads no length after Transfer-Encoding, so none of these is refused by it:
+        // each is a length beside chunked.
+        for head in [
+            &b"Transfer-Encoding: chunked\r\nContent-Length: abc"[..],
+            b"Transfer-Encoding: chunked\r\nContent-Length: +3",
+            b"Transfer-Encoding: chunked\r\nContent-Length: \xff",
+            b"Transfer-Encoding: chunked\r\nContent-Length: 1\r\nContent-Length: 2",
+            b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2",
+        ] {
+            assert_eq!(
+                noted(head),
+                (both.clone(), true),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        // The last Transfer-Encoding header decides chunked, whatever the ones before hold.
+        assert_eq!(
+            noted(b"Transfer-Encoding: \xff\r\nTransfer-Encoding: chunked"),
+            (Some(FramingFault::Coding("\u{fffd}, chunked".into())), true)
+        );
+        // What hyper refuses itself (400) stops the tracking, and nothing is noted.
+        for head in [
+            &b"Transfer-Encoding: chunked\r\nTransfer-Encoding: \xff"[..],
+            b"Transfer-Encoding: chunked\xff",
+            b"Transfer-Encoding: chunked,",
+            b"Content-Length: +3",
+            b"Content-Length: 3, 3",
+            b"Content-Length: 3\r\nContent-Length: 4",
+        ] {
+            assert_eq!(
+                noted(head),
+                (None, true),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        assert_eq!(noted(b"Content-Length: 0003"), (None, false));
+        assert_eq!(noted(b"Transfer-Encoding: Chunked\t"), (None, false));
     }
 }

@@ -437,7 +437,12 @@ impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FrameError::Stalled => f.write_str("the client stopped sending the body"),
-            FrameError::Client(e) => write!(f, "{e}"),
+            // hyper's own text is general ("error reading a body from connection"); its
+            // source says what was wrong (a bad chunk size, a bare LF in the trailers).
+            FrameError::Client(e) => match std::error::Error::source(e) {
+                Some(source) => write!(f, "{e}: {source}"),
+                None => write!(f, "{e}"),
+            },
         }
     }
 }
