@@ -209,6 +209,17 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
     capture::start(&data.body, held);
     state::start_zlib();
     let called = try_catch(AssertUnwindSafe(|| app.try_call(vec![])));
+    if crate::engine::copy::is_copy() {
+        // `$app` forked (pcntl_fork()) and this is the copy: it answers nothing (the request is
+        // the worker's), so what it echoed is dropped; its exit(), fatal error or exception
+        // stays pending and ends it. The request state is not put back: the copy ends.
+        capture::stop();
+        if let Err(CatchError::Bailout) = called {
+            // SAFETY: as for a bailout below.
+            unsafe { ext_php_rs::zend::bailout() }
+        }
+        return;
+    }
     let outcome = ended(called, "RR\\Worker::handle()", true);
     match outcome {
         Outcome::Bailout => {
