@@ -625,3 +625,22 @@ fn a_process_forked_by_a_request_never_answers_nor_serves() {
         }
     }
 }
+
+/// waitRequest() and PHP's own session: the next request starts without the previous one's
+/// session, as under php-fpm. Before, a plain session_start() resumed the session id the
+/// last request used, and a request that failed before session_write_close() left its
+/// session open: either way the next client, with no cookie, was the previous user. The save
+/// handler the worker set before its loop stays.
+#[test]
+fn a_session_of_one_waitrequest_request_is_never_the_next_ones() {
+    let php = Php::start("session_wait.php");
+    let get = |query: &str| {
+        let resp = client().get(php.url(&format!("/{query}"))).send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+    assert_eq!(get("?login=ann"), (200, "user=ann writes=0\n".into()));
+    assert_eq!(get(""), (200, "user=nobody writes=1\n".into()));
+    assert_eq!(get("?login=bob&boom=1").0, 500);
+    assert_eq!(get(""), (200, "user=nobody writes=3\n".into()));
+    assert!(php.wait_for_log("left its session open", Duration::from_secs(5)));
+}

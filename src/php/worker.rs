@@ -294,6 +294,7 @@ impl Worker {
     /// Waits for the next request. Returns null when the server is shutting down: end the loop.
     /// PHP signal handlers (pcntl with async signals) run while it waits.
     pub fn wait_request(&self) -> PhpResult<Option<Request>> {
+        super::session::forget();
         next("RR\\Worker::waitRequest", |engine, data| {
             let uploads = convert::array_zval(convert::tree(engine.uploads(), &upload_zval));
             let ids = engine.config().http.request_id.as_ref();
