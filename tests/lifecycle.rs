@@ -563,3 +563,84 @@ fn too_low_a_descriptor_limit_is_a_clear_error_not_a_panic() {
         );
     }
 }
+
+/// A request that forks (pcntl_fork()) makes a copy of the worker holding its clients'
+/// connections, listening sockets and pool channel. The copy answers nothing and serves
+/// nothing: its exit() ends it (with its code), and the worker answers its own request and the
+/// next ones; a copy that goes on instead gets an exception at its next call into rr. Before,
+/// the copy's exit() in handle() answered the worker's client with the
+/// copy's output and the copy went on taking other users' requests; in waitRequest() its end
+/// answered the worker's client with a 500 and drained the worker's connections.
+#[test]
+fn a_process_forked_by_a_request_never_answers_nor_serves() {
+    let configs = [
+        r#"{}"#,
+        r#"{"http.pool.num_workers": 1}"#,
+        r#"{"http.pool.num_workers": 1, "http.pool.template": true}"#,
+    ];
+    for api in ["handle", "waitRequest"] {
+        for options in configs {
+            let php = Php::start_with(
+                "fork_in_request.php",
+                Options {
+                    env: vec![
+                        ("RR_TEST_API", api.into()),
+                        ("RR_TEST_OPTIONS", options.into()),
+                    ],
+                    ..Options::default()
+                },
+            );
+            let get = |path: &str| {
+                let resp = client().get(php.url(path)).send().unwrap();
+                (resp.status().as_u16(), resp.text().unwrap())
+            };
+            let (_, pid) = get("/pid");
+            assert_eq!(
+                get("/fork"),
+                (200, "the worker answered; its copy exited with 3\n".into()),
+                "{api} {options}"
+            );
+            // A copy that goes on as if it were the worker: its next call into rr throws.
+            assert_eq!(
+                get("/fork?on=1"),
+                (
+                    200,
+                    "the worker answered; its copy exited with 255\n".into()
+                ),
+                "{api} {options}"
+            );
+            for _ in 0..3 {
+                assert_eq!(get("/pid"), (200, pid.clone()), "{api} {options}");
+            }
+            // PHP prints the copy's uncaught exception (a pool worker's output reaches the
+            // master's log a little later).
+            wait_until(
+                &format!("{api} {options}: the copy's exception printed"),
+                Duration::from_secs(10),
+                || {
+                    (php.stdout() + &php.stderr())
+                        .contains("is a copy of the worker made by fork()")
+                },
+            );
+        }
+    }
+}
+
+/// waitRequest() and PHP's own session: the next request starts without the previous one's
+/// session, as under php-fpm. Before, a plain session_start() resumed the session id the
+/// last request used, and a request that failed before session_write_close() left its
+/// session open: either way the next client, with no cookie, was the previous user. The save
+/// handler the worker set before its loop stays.
+#[test]
+fn a_session_of_one_waitrequest_request_is_never_the_next_ones() {
+    let php = Php::start("session_wait.php");
+    let get = |query: &str| {
+        let resp = client().get(php.url(&format!("/{query}"))).send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+    assert_eq!(get("?login=ann"), (200, "user=ann writes=0\n".into()));
+    assert_eq!(get(""), (200, "user=nobody writes=1\n".into()));
+    assert_eq!(get("?login=bob&boom=1").0, 500);
+    assert_eq!(get(""), (200, "user=nobody writes=3\n".into()));
+    assert!(php.wait_for_log("left its session open", Duration::from_secs(5)));
+}

@@ -174,6 +174,14 @@ fn header_register_callback_runs_once_before_the_head_as_under_php_fpm() {
     answers_as_php_fpm("header_callback");
 }
 
+/// An object of one request caught in a reference cycle is destroyed at that request's end, as
+/// php-fpm destroys every object then: its destructor's cookie, header and output are its own
+/// user's. Left to the cycle collector, they went into whichever later request it ran in.
+#[test]
+fn a_destructor_acts_in_its_own_request_as_under_php_fpm() {
+    answers_as_php_fpm("cycle");
+}
+
 fn state(php: &Php, query: &str) -> Value {
     let resp = client()
         .post(php.url(&format!("/state.php{query}")))

@@ -10,7 +10,10 @@
 //!   forks workers instead of serving.
 //! - [`Master`]      the process the user started, in pool mode: it drives the pool's
 //!   machinery (`crate::pool`) and runs no request (`wait` returns `Stop` once it stopped).
+//!
+//! [`copy`] tells a process the application forked during a request from the worker.
 mod connections;
+pub mod copy;
 mod embedded;
 mod master;
 mod pool_worker;
@@ -131,6 +134,7 @@ impl Worker {
     /// single process send systemd's notifications when `NOTIFY_SOCKET` is set; a pool worker
     /// never does (the master starts it without the variable).
     pub fn start(config: Arc<Config>) -> Result<Worker, StartError> {
+        copy::watch();
         if let Some(channel) = pool_worker::inherited_channel()
             .map_err(|e| StartError::Pool(PoolStartError::Channel(e)))?
         {

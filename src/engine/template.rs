@@ -170,6 +170,7 @@ fn fork_worker(id: u64, given: Vec<OwnedFd>) -> Result<Side, ForkError> {
             // SAFETY: still single-threaded: this is the middle child.
             let worker = unsafe { libc::fork() };
             if worker == 0 {
+                super::copy::adopted();
                 drop(pid_w);
                 match adopt(id, given, (middle, master)) {
                     Ok(channel) => return Ok(Side::Worker(channel)),

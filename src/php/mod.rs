@@ -9,6 +9,7 @@ mod pool;
 mod reclass;
 mod request;
 mod sapi;
+mod session;
 mod signal;
 mod velox;
 mod worker;

@@ -94,6 +94,13 @@ pub(super) fn with_engine<T>(
     callable: &str,
     f: impl FnOnce(&mut engine::Worker) -> PhpResult<T>,
 ) -> PhpResult<T> {
+    if engine::copy::is_copy() {
+        return Err(misuse(format!(
+            "{callable}(): this process is a copy of the worker made by fork() (pcntl_fork()) \
+             during a request: it cannot serve or answer requests (they are the worker's); \
+             end it with exit()"
+        )));
+    }
     ENGINE.with_borrow_mut(|engine| match engine {
         Some(engine) => f(engine),
         None if STARTED.get() => Err(misuse(format!("{callable}(): the worker has stopped"))),
@@ -110,6 +117,15 @@ pub(super) fn with_engine<T>(
 pub fn finish() {
     // Zvals must go while PHP's memory is still there (a template that never forked).
     drop(BEFORE_FORK.take());
+    if engine::copy::is_copy() {
+        // A copy forked by the application ends: what the engine holds is the worker's (its
+        // clients' connections, its pool channel, a runtime whose threads were not copied), so
+        // it is left alone, neither answered nor drained.
+        if let Some(engine) = ENGINE.with_borrow_mut(Option::take) {
+            std::mem::forget(engine);
+        }
+        return;
+    }
     if let Some(engine) = ENGINE.with_borrow_mut(Option::take) {
         let unexpected = engine.has_pending();
         engine.finish();
@@ -278,6 +294,7 @@ impl Worker {
     /// Waits for the next request. Returns null when the server is shutting down: end the loop.
     /// PHP signal handlers (pcntl with async signals) run while it waits.
     pub fn wait_request(&self) -> PhpResult<Option<Request>> {
+        super::session::forget();
         next("RR\\Worker::waitRequest", |engine, data| {
             let uploads = convert::array_zval(convert::tree(engine.uploads(), &upload_zval));
             let ids = engine.config().http.request_id.as_ref();
@@ -325,6 +342,14 @@ impl Worker {
             }
         });
         HANDLING.set(false);
+        if engine::copy::is_copy() {
+            // `$app` forked and this is the copy: its exit() (pending) ends it; one that
+            // returned instead is told it cannot go on serving.
+            if ExecutorGlobals::has_exception() {
+                return Ok(false);
+            }
+            return with_engine("RR\\Worker::handle", |_| Ok(false));
+        }
         Ok(true)
     }
 

@@ -58,6 +58,8 @@ extern "C" {
     );
     pub fn zend_is_unwind_exit(ex: *const zend_object) -> bool;
     pub fn php_call_shutdown_functions();
+    /// `gc_collect_cycles()`: frees unreachable reference cycles, running their destructors.
+    pub fn zend_gc_collect_cycles() -> c_int;
     pub fn php_free_shutdown_functions();
     pub fn sapi_get_default_content_type() -> *mut c_char;
     pub fn zend_llist_clean(list: *mut zend_llist);

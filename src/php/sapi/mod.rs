@@ -209,6 +209,17 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
     capture::start(&data.body, held);
     state::start_zlib();
     let called = try_catch(AssertUnwindSafe(|| app.try_call(vec![])));
+    if crate::engine::copy::is_copy() {
+        // `$app` forked (pcntl_fork()) and this is the copy: it answers nothing (the request is
+        // the worker's), so what it echoed is dropped; its exit(), fatal error or exception
+        // stays pending and ends it. The request state is not put back: the copy ends.
+        capture::stop();
+        if let Err(CatchError::Bailout) = called {
+            // SAFETY: as for a bailout below.
+            unsafe { ext_php_rs::zend::bailout() }
+        }
+        return;
+    }
     let outcome = ended(called, "RR\\Worker::handle()", true);
     match outcome {
         Outcome::Bailout => {
@@ -229,7 +240,14 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
         }
         _ => {}
     }
-    state::end_script(&saved);
+    if state::end_script(&saved).is_err() {
+        // A fatal error in a destructor: the worker stops, as for one in `$app` (the request's
+        // shutdown functions already ran).
+        capture::stop();
+        report_fatal();
+        // SAFETY: as for a bailout out of `$app` above.
+        unsafe { ext_php_rs::zend::bailout() }
+    }
     if matches!(outcome, Outcome::Done) {
         capture::before_head();
     }
@@ -246,6 +264,15 @@ pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Sc
     // SAFETY: PHP thread; exit() set the exit code the worker process must not inherit.
     unsafe { (*ffi::eg()).exit_status = saved.exit_status() };
     state::restore(saved, &worker.boot, &mut worker.directives);
+    // What became garbage only as the request's state was cleared ($_SESSION, its handlers):
+    // destroyed now, between requests (output to the worker's stdout), never in the next one.
+    if state::collect_garbage().is_err() {
+        tracing::error!(
+            "fatal error in a destructor after RR\\Worker::handle()'s request; the worker stops"
+        );
+        // SAFETY: as above; the answer was sent.
+        unsafe { ext_php_rs::zend::bailout() }
+    }
     if let Some(snapshot) = &worker.leaks {
         snapshot.compare();
     }

@@ -11,6 +11,7 @@ use crate::request::RequestData;
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::ffi::{zend_module_entry, zval, HashTable};
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
+use ext_php_rs::zend::try_catch;
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 
@@ -188,8 +189,10 @@ pub fn begin(req: &RequestData, uploads: &[String], boot: &Boot) -> Saved {
 }
 
 /// End of the request, before the answer is sent: the request's shutdown functions run (their
-/// output is part of the answer), then all its output buffers are flushed.
-pub fn end_script(saved: &Saved) {
+/// output is part of the answer), then its garbage is collected, then all its output buffers
+/// are flushed. `Err` when a destructor ended in a fatal error (the buffers are left as they
+/// are: the worker stops).
+pub fn end_script(saved: &Saved) -> Result<(), Bailout> {
     // SAFETY: PHP thread. The table is the request's own (the worker's was set aside in
     // `begin`); PHP's functions run and free it, with their own zend_try, as at request end.
     unsafe {
@@ -201,12 +204,39 @@ pub fn end_script(saved: &Saved) {
             ffi::php_free_shutdown_functions();
         }
         SHUTDOWN_FUNCTIONS = saved.shutdown_functions;
+    }
+    // After the shutdown functions, as PHP's request end destroys the objects after them, and
+    // while output and headers still make this request's answer.
+    collect_garbage()?;
+    // SAFETY: PHP thread, between the request's code and its answer.
+    unsafe {
         // Forced, as PHP's request shutdown ends them: a handler that made itself immutable
         // (zlib.output_compression and ob_gzhandler do once they first emit) refuses a plain
         // php_output_end(), and left on the stack it would keep its rest of this answer and
         // go on compressing into the next one.
         ffi::php_output_end_all();
     }
+    Ok(())
+}
+
+/// A fatal error (a longjmp out of the VM) ended PHP code rr called.
+pub struct Bailout;
+
+/// Destroys the request's objects caught in reference cycles now, as php-fpm's request end
+/// destroys every object: left to PHP's cycle collector, which runs when enough garbage has
+/// piled up, their destructors would run during a later request, and a cookie, header or
+/// output one of them produced for this request's user would go into another user's answer.
+pub fn collect_garbage() -> Result<(), Bailout> {
+    // SAFETY: PHP thread, no PHP code running; an exception a destructor throws is left
+    // pending for us, a fatal error in one is caught here.
+    let collected = try_catch(|| unsafe { ffi::zend_gc_collect_cycles() });
+    if collected.is_err() {
+        return Err(Bailout);
+    }
+    if let Some(what) = super::settle_exception("a destructor") {
+        tracing::error!("{what}");
+    }
+    Ok(())
 }
 
 /// Writes and closes the session and clears the session module's per-request state (id, data,
