@@ -756,6 +756,52 @@ fn a_spooled_form_that_cannot_be_read_back_is_answered_500_not_run_without_field
     }
 }
 
+/// A raw body that waited on disk and whose file is gone when PHP takes the request (an
+/// operator or a temp cleaner emptied `http.uploads.dir`) made `php://input` read nothing under
+/// `handle()`: the script took an empty body for the whole one and answered 200. It now gets a
+/// 500 and PHP never runs it, in both modes; the worker goes on.
+#[test]
+fn a_spooled_body_gone_from_disk_is_answered_500_not_read_as_empty_under_handle() {
+    const LEN: u64 = 256 * 1024;
+    let mut pooled = pool(1);
+    pooled["http.body_buffer_size"] = json!("4KB");
+    for options in [json!({"http.body_buffer_size": "4KB"}), pooled] {
+        let (php, dir) = start(options.clone(), &[("RR_TEST_HANDLE", "1")]);
+        let send = || {
+            let response = put(&php, "/input", LEN);
+            (response.status().as_u16(), response.text().unwrap())
+        };
+        let (status, answer) = behind_a_busy_worker(&php, send, || {
+            let mut spool = None;
+            common::wait_until("the body spooled", Duration::from_secs(20), || {
+                spool = std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| {
+                        p.file_name()
+                            .unwrap()
+                            .to_string_lossy()
+                            .starts_with("rr-body-")
+                    });
+                spool.is_some()
+            });
+            std::fs::remove_file(spool.unwrap()).unwrap();
+        });
+        assert_eq!(status, 500, "{options}: {answer}");
+        let json: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(json["code"], "worker_error", "{answer}");
+        assert!(
+            php.wait_for_log("opening the request body file", Duration::from_secs(20)),
+            "{}",
+            php.stderr()
+        );
+        // The worker goes on, and reads the next spooled body whole.
+        let got: Value = put(&php, "/input", LEN).json().unwrap();
+        assert_eq!(got["md5"], generated_md5(LEN), "{options}");
+    }
+}
+
 fn spooled_fields(dir: &Path) -> Vec<u64> {
     std::fs::read_dir(dir)
         .unwrap()
