@@ -542,6 +542,77 @@ fn stalled_reader(php: &Php, path: &str) -> TcpStream {
     stream
 }
 
+/// The body of a chunked HTTP/1.1 answer read to its close: None when it does not end with
+/// the last chunk (the answer was cut off).
+fn dechunked(raw: &[u8]) -> Option<Vec<u8>> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let (mut at, mut body) = (head_end, Vec::new());
+    loop {
+        let line_end = at + raw[at..].windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&raw[at..line_end]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        at = line_end + 2;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(raw.get(at..at + size)?);
+        at += size + 2;
+    }
+}
+
+/// A streamed answer's temp file on a full disk (`http.uploads.dir` a 1 MiB tmpfs here) cut the
+/// answer off: the slow client got 64 KiB + 1 MiB of 16 MiB and a broken connection. The
+/// answer now waits for its client once the disk is full, as with `max_response_spool_size:
+/// 0`, and arrives whole, in both modes. Skipped where a tmpfs cannot be mounted.
+#[test]
+fn a_streamed_answer_that_fills_the_disk_waits_for_its_client_and_arrives_whole() {
+    let Some(small) = common::SmallFs::mount("1m") else {
+        return;
+    };
+    let uploads = small.path().display().to_string();
+    let mut pooled = pool(1);
+    pooled["http.uploads.dir"] = json!(uploads);
+    for options in [json!({"http.uploads.dir": uploads}), pooled] {
+        let mut options = options;
+        options["http.response_buffer_size"] = json!("64KB");
+        let (php, _dir) = start(options.clone(), &[]);
+        let mut stalled = stalled_reader(&php, "/download?mb=16");
+        // The client reads nothing until the spool has filled the disk.
+        assert!(
+            php.wait_for_log("could not be spooled", Duration::from_secs(60)),
+            "{options}: {}",
+            php.stderr()
+        );
+        stalled
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let mut raw = Vec::new();
+        let mut buf = vec![0u8; PIECE];
+        // Up to the last chunk: the connection stays open after it (keep-alive).
+        while !raw.ends_with(b"\r\n0\r\n\r\n") {
+            match stalled.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = dechunked(&raw).unwrap_or_else(|| {
+            panic!(
+                "{options}: the answer was cut off after {} bytes:\n{}",
+                raw.len(),
+                php.stderr()
+            )
+        });
+        assert_eq!(body.len() as u64, 16 * MIB, "{options}");
+        for (pos, b) in body.iter().enumerate() {
+            assert_eq!(*b, expected(pos as u64), "{options}: byte {pos}");
+        }
+        drop(php);
+        assert!(leftovers(small.path()).is_empty(), "{options}");
+    }
+}
+
 #[test]
 fn clients_that_never_read_hold_no_php_and_are_cut_off() {
     for options in [json!({"http.send_timeout": "1s"}), {
