@@ -613,6 +613,24 @@ fn a_streamed_answer_that_fills_the_disk_waits_for_its_client_and_arrives_whole(
     }
 }
 
+/// A streamed answer waiting for a slow client in its temp file (`rr-answer-*`) left that file
+/// in `http.uploads.dir` for good when the process was killed (SIGKILL, the OOM killer): up to
+/// `max_response_spool_size` (1 GB) per answer, never deleted. The file now has no name.
+#[test]
+fn a_process_killed_mid_answer_leaves_no_answer_spool_behind() {
+    let (mut php, dir) = start(json!({"http.response_buffer_size": "64KB"}), &[]);
+    let marks = tempfile::tempdir().unwrap();
+    let done = marks.path().join("done");
+    let _stalled = stalled_reader(&php, &format!("/download?mb=4&done={}", done.display()));
+    // PHP handed the whole answer over: what the client has not read waits on disk.
+    common::wait_until("the answer produced", Duration::from_secs(60), || {
+        done.exists()
+    });
+    php.signal(libc::SIGKILL);
+    php.wait_exit(Duration::from_secs(20));
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+}
+
 #[test]
 fn clients_that_never_read_hold_no_php_and_are_cut_off() {
     for options in [json!({"http.send_timeout": "1s"}), {

@@ -15,7 +15,6 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use tempfile::TempPath;
 use tokio::sync::Notify;
 
 use super::share::Turn;
@@ -55,7 +54,6 @@ enum Ending {
 
 struct Spool {
     file: std::fs::File,
-    _path: TempPath,
     written: u64,
     read: u64,
 }
@@ -290,13 +288,11 @@ fn wake(state: &mut State) {
 
 fn append(state: &mut State, dir: &std::path::Path, chunk: &[u8]) -> std::io::Result<()> {
     if state.spool.is_none() {
-        let (file, path) = tempfile::Builder::new()
-            .prefix("rr-answer-")
-            .tempfile_in(dir)?
-            .into_parts();
+        // Without a name (O_TMPFILE): only this descriptor reaches it, so a process killed
+        // mid-answer (SIGKILL, the OOM killer) leaves nothing behind to fill the disk.
+        let file = tempfile::tempfile_in(dir)?;
         state.spool = Some(Spool {
             file,
-            _path: path,
             written: 0,
             read: 0,
         });

@@ -29,8 +29,20 @@ async fn drain(rx: &mut AnswerReceiver) -> Result<Vec<u8>, Vec<u8>> {
     }
 }
 
+/// Spool files open in `dir`: they have no name there (see `append`), so they are counted by
+/// this process's descriptors, which name them `dir/#inode (deleted)`.
 fn files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).unwrap().count()
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        0,
+        "a spool file has a name"
+    );
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
 }
 
 #[tokio::test]
