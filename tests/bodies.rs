@@ -542,6 +542,95 @@ fn stalled_reader(php: &Php, path: &str) -> TcpStream {
     stream
 }
 
+/// The body of a chunked HTTP/1.1 answer read to its close: None when it does not end with
+/// the last chunk (the answer was cut off).
+fn dechunked(raw: &[u8]) -> Option<Vec<u8>> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let (mut at, mut body) = (head_end, Vec::new());
+    loop {
+        let line_end = at + raw[at..].windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&raw[at..line_end]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        at = line_end + 2;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(raw.get(at..at + size)?);
+        at += size + 2;
+    }
+}
+
+/// A streamed answer's temp file on a full disk (`http.uploads.dir` a 1 MiB tmpfs here) cut the
+/// answer off: the slow client got 64 KiB + 1 MiB of 16 MiB and a broken connection. The
+/// answer now waits for its client once the disk is full, as with `max_response_spool_size:
+/// 0`, and arrives whole, in both modes. Skipped where a tmpfs cannot be mounted.
+#[test]
+fn a_streamed_answer_that_fills_the_disk_waits_for_its_client_and_arrives_whole() {
+    let Some(small) = common::SmallFs::mount("1m") else {
+        return;
+    };
+    let uploads = small.path().display().to_string();
+    let mut pooled = pool(1);
+    pooled["http.uploads.dir"] = json!(uploads);
+    for options in [json!({"http.uploads.dir": uploads}), pooled] {
+        let mut options = options;
+        options["http.response_buffer_size"] = json!("64KB");
+        let (php, _dir) = start(options.clone(), &[]);
+        let mut stalled = stalled_reader(&php, "/download?mb=16");
+        // The client reads nothing until the spool has filled the disk.
+        assert!(
+            php.wait_for_log("could not be spooled", Duration::from_secs(60)),
+            "{options}: {}",
+            php.stderr()
+        );
+        stalled
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let mut raw = Vec::new();
+        let mut buf = vec![0u8; PIECE];
+        // Up to the last chunk: the connection stays open after it (keep-alive).
+        while !raw.ends_with(b"\r\n0\r\n\r\n") {
+            match stalled.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = dechunked(&raw).unwrap_or_else(|| {
+            panic!(
+                "{options}: the answer was cut off after {} bytes:\n{}",
+                raw.len(),
+                php.stderr()
+            )
+        });
+        assert_eq!(body.len() as u64, 16 * MIB, "{options}");
+        for (pos, b) in body.iter().enumerate() {
+            assert_eq!(*b, expected(pos as u64), "{options}: byte {pos}");
+        }
+        drop(php);
+        assert!(leftovers(small.path()).is_empty(), "{options}");
+    }
+}
+
+/// A streamed answer waiting for a slow client in its temp file (`rr-answer-*`) left that file
+/// in `http.uploads.dir` for good when the process was killed (SIGKILL, the OOM killer): up to
+/// `max_response_spool_size` (1 GB) per answer, never deleted. The file now has no name.
+#[test]
+fn a_process_killed_mid_answer_leaves_no_answer_spool_behind() {
+    let (mut php, dir) = start(json!({"http.response_buffer_size": "64KB"}), &[]);
+    let marks = tempfile::tempdir().unwrap();
+    let done = marks.path().join("done");
+    let _stalled = stalled_reader(&php, &format!("/download?mb=4&done={}", done.display()));
+    // PHP handed the whole answer over: what the client has not read waits on disk.
+    common::wait_until("the answer produced", Duration::from_secs(60), || {
+        done.exists()
+    });
+    php.signal(libc::SIGKILL);
+    php.wait_exit(Duration::from_secs(20));
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+}
+
 #[test]
 fn clients_that_never_read_hold_no_php_and_are_cut_off() {
     for options in [json!({"http.send_timeout": "1s"}), {
@@ -753,6 +842,52 @@ fn a_spooled_form_that_cannot_be_read_back_is_answered_500_not_run_without_field
             // The worker goes on.
             assert_eq!(get(&php, "/").status(), 200, "{options} {content_type}");
         }
+    }
+}
+
+/// A raw body that waited on disk and whose file is gone when PHP takes the request (an
+/// operator or a temp cleaner emptied `http.uploads.dir`) made `php://input` read nothing under
+/// `handle()`: the script took an empty body for the whole one and answered 200. It now gets a
+/// 500 and PHP never runs it, in both modes; the worker goes on.
+#[test]
+fn a_spooled_body_gone_from_disk_is_answered_500_not_read_as_empty_under_handle() {
+    const LEN: u64 = 256 * 1024;
+    let mut pooled = pool(1);
+    pooled["http.body_buffer_size"] = json!("4KB");
+    for options in [json!({"http.body_buffer_size": "4KB"}), pooled] {
+        let (php, dir) = start(options.clone(), &[("RR_TEST_HANDLE", "1")]);
+        let send = || {
+            let response = put(&php, "/input", LEN);
+            (response.status().as_u16(), response.text().unwrap())
+        };
+        let (status, answer) = behind_a_busy_worker(&php, send, || {
+            let mut spool = None;
+            common::wait_until("the body spooled", Duration::from_secs(20), || {
+                spool = std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| {
+                        p.file_name()
+                            .unwrap()
+                            .to_string_lossy()
+                            .starts_with("rr-body-")
+                    });
+                spool.is_some()
+            });
+            std::fs::remove_file(spool.unwrap()).unwrap();
+        });
+        assert_eq!(status, 500, "{options}: {answer}");
+        let json: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(json["code"], "worker_error", "{answer}");
+        assert!(
+            php.wait_for_log("opening the request body file", Duration::from_secs(20)),
+            "{}",
+            php.stderr()
+        );
+        // The worker goes on, and reads the next spooled body whole.
+        let got: Value = put(&php, "/input", LEN).json().unwrap();
+        assert_eq!(got["md5"], generated_md5(LEN), "{options}");
     }
 }
 

@@ -514,6 +514,49 @@ fn sigusr1_opens_the_log_file_again_after_logrotate_renamed_it() {
     assert_eq!(php.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
 
+/// A relative `logs.output` was opened again by that relative name on SIGUSR1: after the
+/// script's `chdir()` the log went on in a new file in the script's directory, and the one
+/// logrotate expects was never created again. The path is now made absolute at start.
+#[test]
+fn sigusr1_opens_a_relative_log_file_where_it_was_after_the_script_changed_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let log = dir.path().join("rr.log");
+    let rotated = dir.path().join("rr.log.1");
+    let mut opts = Options {
+        log_file: Some(log.clone()),
+        cwd: Some(dir.path().to_path_buf()),
+        ..Options::default()
+    };
+    let options = serde_json::json!({
+        "logs.output": "rr.log", "logs.level": "info", "http.access_logs": true,
+    });
+    opts.env.push(("RR_TEST_OPTIONS", options.to_string()));
+    let mut php = Php::start_with("lifecycle.php", opts);
+    let moved = client()
+        .get(php.url(&format!("/chdir?to={}", elsewhere.path().display())))
+        .send()
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    std::fs::rename(&log, &rotated).unwrap();
+    php.signal(libc::SIGUSR1);
+    wait_until("the log file opened again", Duration::from_secs(10), || {
+        !open_files_in(php.pid(), dir.path()).contains(&rotated)
+    });
+    assert_eq!(
+        client().get(php.url("/after")).send().unwrap().status(),
+        200
+    );
+    wait_until(
+        "the access line in the file logrotate expects",
+        Duration::from_secs(10),
+        || read(&log).contains("/after"),
+    );
+    assert!(!elsewhere.path().join("rr.log").exists());
+    php.signal(libc::SIGTERM);
+    assert_eq!(php.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
 /// SIGQUIT is php-fpm's and nginx's graceful stop; it ended rr at once (its default action),
 /// losing the request in flight.
 #[test]

@@ -234,11 +234,48 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// A directory rr can create files in, or one it can create (a missing one whose nearest
+    /// existing ancestor is a directory it can write to), made absolute. Nothing is created
+    /// here (`php --ri rr` reads the configuration too).
+    pub(crate) fn creatable_directory(&self) -> Result<PathBuf, ConfigError> {
+        let path = self.path()?;
+        let path = std::path::absolute(&path).unwrap_or(path);
+        let expected =
+            |why: String| self.invalid(format!("a directory rr can write to, or create ({why})"));
+        let mut existing = path.as_path();
+        loop {
+            match std::fs::metadata(existing) {
+                Ok(meta) if meta.is_dir() => break,
+                Ok(_) if existing == path => {
+                    return Err(expected("this is not a directory".into()))
+                }
+                Ok(_) => {
+                    return Err(expected(format!(
+                        "{} is not a directory",
+                        existing.display()
+                    )))
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => match existing.parent() {
+                    Some(parent) => existing = parent,
+                    None => return Err(expected(err.to_string())),
+                },
+                Err(err) => return Err(expected(format!("{}: {err}", existing.display()))),
+            }
+        }
+        match writable(existing) {
+            Ok(()) => Ok(path),
+            Err(err) if existing == path => Err(expected(err.to_string())),
+            Err(err) => Err(expected(format!("{}: {err}", existing.display()))),
+        }
+    }
+
     /// A file rr can append log lines to: an existing file it may open for writing, or a new
-    /// one in an existing directory it can write to. Nothing is created here (`php --ri rr`
+    /// one in an existing directory it can write to, made absolute (it is opened again by name
+    /// on SIGUSR1, maybe after the script's `chdir()`). Nothing is created here (`php --ri rr`
     /// reads the configuration too).
     pub(crate) fn log_file(&self) -> Result<PathBuf, ConfigError> {
         let path = self.path()?;
+        let path = std::path::absolute(&path).unwrap_or(path);
         let expected = |why: String| self.invalid(format!("a file rr can append to ({why})"));
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => Err(expected("this is a directory".into())),
@@ -288,6 +325,26 @@ impl<'a> Field<'a> {
             Ok(_) => Err(self.invalid(format!("a readable {what} file (this is not a file)"))),
             Err(err) => Err(self.invalid(format!("a readable {what} file ({err})"))),
         }
+    }
+
+    /// One path or a non-empty list of paths, each an existing directory made absolute.
+    pub(crate) fn existing_directories(&self) -> Result<Vec<PathBuf>, ConfigError> {
+        if let Value::String(_) = self.value {
+            return Ok(vec![self.directory()?]);
+        }
+        self.paths()?
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let text = path.to_string_lossy().into_owned();
+                Field::new(
+                    self.origins,
+                    format!("{}[{i}]", self.key),
+                    Value::String(text),
+                )
+                .directory()
+            })
+            .collect()
     }
 
     /// One path or a non-empty list of paths.

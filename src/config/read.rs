@@ -820,8 +820,13 @@ fn velox(mut t: Table<'_>, notes: &mut Notes) -> Result<Option<VeloxConfig>, Con
         );
     }
     let retry = retry(t.table("retry")?, notes)?;
-    let artifacts_dir = t.get("artifacts_dir", d.artifacts_dir, Field::paths)?;
-    let cache = cache(t.table("cache")?, notes)?;
+    // Checked only when velox is on: a directory missing here would refuse every build's
+    // artifact after the build, minutes later.
+    let artifacts_dir = t.get("artifacts_dir", d.artifacts_dir, |f| match server_url {
+        Some(_) => f.existing_directories(),
+        None => f.paths(),
+    })?;
+    let cache = cache(t.table("cache")?, server_url.is_some(), notes)?;
     t.finish(&[], notes)?;
     let Some(server_url) = server_url else {
         return Ok(None);
@@ -861,10 +866,14 @@ fn retry(mut t: Table<'_>, notes: &mut Notes) -> Result<RetryConfig, ConfigError
     })
 }
 
-fn cache(mut t: Table<'_>, notes: &mut Notes) -> Result<CacheConfig, ConfigError> {
+/// `velox.cache`; its directory is checked when velox is on and the cache used.
+fn cache(mut t: Table<'_>, velox_on: bool, notes: &mut Notes) -> Result<CacheConfig, ConfigError> {
     let d = CacheConfig::default();
     let enabled = t.get("enabled", d.enabled, Field::bool)?;
-    let dir = t.get("dir", d.dir, Field::path)?;
+    let dir = t.get("dir", d.dir, |f| match velox_on && enabled {
+        true => f.creatable_directory(),
+        false => f.path(),
+    })?;
     let max_size = t.get("max_size", d.max_size, |f| f.size(1, 1, u64::MAX))?;
     t.finish(&[], notes)?;
     Ok(CacheConfig {

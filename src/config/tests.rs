@@ -148,14 +148,16 @@ velox:
     initial_delay: 500ms
     max_delay: 30s
     backoff_multiplier: 1.5
-  artifacts_dir: [/opt/a, /opt/b]
+  artifacts_dir: [{dir}/a, {dir}/b]
   cache:
     enabled: true
-    dir: /var/cache/velox
+    dir: {dir}/velox-cache
     max_size: 2GB
 "#,
         dir = tls.display()
     );
+    fs::create_dir(tls.join("a")).unwrap();
+    fs::create_dir(tls.join("b")).unwrap();
     let c = parse(&yaml).unwrap();
     let h = &c.http;
     assert_eq!(h.address, "0.0.0.0:9000".parse().unwrap());
@@ -198,9 +200,9 @@ velox:
     assert_eq!(v.retry.initial_delay, Duration::from_millis(500));
     assert_eq!(v.retry.max_delay, Duration::from_secs(30));
     assert_eq!(v.retry.backoff_multiplier, 1.5);
-    assert_eq!(v.artifacts_dir, [PathBuf::from("/opt/a"), "/opt/b".into()]);
+    assert_eq!(v.artifacts_dir, [tls.join("a"), tls.join("b")]);
     assert!(v.cache.enabled);
-    assert_eq!(v.cache.dir, PathBuf::from("/var/cache/velox"));
+    assert_eq!(v.cache.dir, tls.join("velox-cache"));
     assert_eq!(v.cache.max_size, 2 * 1024 * 1024 * 1024);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     fs::remove_dir_all(tls).unwrap();
@@ -660,10 +662,15 @@ fn velox_is_on_only_with_a_server_url() {
             "no URL is the usual way to turn velox off"
         );
     }
-    let c = parse("velox: {server_url: 'http://127.0.0.1:9000', artifacts_dir: /srv/out}").unwrap();
+    let out = scratch("velox_out");
+    let c = parse(&format!(
+        "velox: {{server_url: 'http://127.0.0.1:9000', artifacts_dir: {}}}",
+        out.display()
+    ))
+    .unwrap();
     let v = c.velox.unwrap();
     assert_eq!(v.server_url, "http://127.0.0.1:9000");
-    assert_eq!(v.artifacts_dir, [PathBuf::from("/srv/out")]);
+    assert_eq!(v.artifacts_dir, [out]);
     assert_eq!(v.retry, RetryConfig::default());
     // Keys of a section that ends up off are still checked.
     assert!(error("velox: {build_timeout: soon}").contains("'velox.build_timeout'"));
@@ -1476,4 +1483,78 @@ fn two_listeners_on_one_port_are_refused() {
     ] {
         assert!(parse(ok).is_ok(), "{ok}");
     }
+}
+
+/// Velox's directories are checked at start when velox is on, not at the first build (whose
+/// artifact would be refused minutes later, or never cached): each `artifacts_dir` an existing
+/// directory, `cache.dir` (with the cache on) a directory rr can write to or create. Relative
+/// ones are made absolute, so a script's `chdir()` cannot move them. Off, they are only paths.
+#[test]
+fn velox_directories_are_checked_when_velox_is_on() {
+    let dir = scratch("velox_dirs");
+    let file = dir.join("a-file");
+    fs::write(&file, "").unwrap();
+    let on = |rest: &str| format!("velox: {{server_url: 'http://127.0.0.1:9000', {rest}}}");
+    let err = error(&on("artifacts_dir: /no/such/dir/rr"));
+    assert!(
+        err.contains("key 'velox.artifacts_dir': invalid value \"/no/such/dir/rr\"")
+            && err.contains("an existing directory"),
+        "{err}"
+    );
+    let err = error(&on(&format!(
+        "artifacts_dir: [{}, {}]",
+        dir.display(),
+        file.display()
+    )));
+    assert!(
+        err.contains("key 'velox.artifacts_dir[1]'")
+            && err.contains(&file.display().to_string())
+            && err.contains("not a directory"),
+        "{err}"
+    );
+    let cache = |dir: &Path| on(&format!("cache: {{enabled: true, dir: {}}}", dir.display()));
+    let err = error(&cache(&file));
+    assert!(
+        err.contains("key 'velox.cache.dir'") && err.contains("this is not a directory"),
+        "{err}"
+    );
+    let err = error(&cache(&file.join("below")));
+    assert!(
+        err.contains("key 'velox.cache.dir'") && err.contains("Not a directory"),
+        "{err}"
+    );
+    // A directory to be created below an existing one is fine.
+    let c = parse(&cache(&dir.join("new/cache"))).unwrap();
+    assert_eq!(c.velox.unwrap().cache.dir, dir.join("new/cache"));
+    // Off (no URL, or the cache off), the same values are only paths.
+    assert!(parse("velox: {artifacts_dir: /no/such/dir/rr}").is_ok());
+    assert!(parse(&on(&format!(
+        "cache: {{enabled: false, dir: {}}}",
+        file.display()
+    )))
+    .is_ok());
+    // Relative: made absolute against the working directory now.
+    let c = parse(&on(
+        "artifacts_dir: ., cache: {enabled: true, dir: rr-cache}",
+    ))
+    .unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let v = c.velox.unwrap();
+    assert_eq!(v.artifacts_dir, [std::path::absolute(".").unwrap()]);
+    assert_eq!(v.cache.dir, cwd.join("rr-cache"));
+}
+
+/// A relative `logs.output` is made absolute when the configuration is loaded: SIGUSR1 opens
+/// the file again by name, after a script's `chdir()` perhaps.
+#[test]
+fn a_relative_log_file_is_made_absolute() {
+    let c = parse("logs: {output: rr-config-test-relative.log}").unwrap();
+    assert_eq!(
+        c.logs.output,
+        LogOutput::File(
+            std::env::current_dir()
+                .unwrap()
+                .join("rr-config-test-relative.log")
+        )
+    );
 }

@@ -40,10 +40,11 @@ thread_local! {
 }
 
 /// Waits for the next request (running PHP signal handlers every tick) and turns it into what
-/// the caller hands to PHP; None when the server is shutting down.
+/// the caller hands to PHP; None when the server is shutting down. A request `build` cannot
+/// prepare (its body lost on disk) is answered 500 with the reason logged, and the wait goes on.
 fn next<T>(
     callable: &str,
-    build: impl Fn(&mut engine::Worker, Box<RequestData>) -> T,
+    build: impl Fn(&mut engine::Worker, Box<RequestData>) -> Result<T, String>,
 ) -> PhpResult<Option<T>> {
     // Only the template ever registers one (beforeFork() keeps nothing elsewhere), so a
     // non-empty list means this is the template's first wait: no engine look-up per request.
@@ -53,17 +54,23 @@ fn next<T>(
     loop {
         let got = with_engine(callable, |engine| {
             Ok(match engine.wait(TICK) {
-                Wait::Request(mut data) => match data.load_deferred_fields() {
-                    Ok(()) => Some(Some(build(engine, data))),
-                    // PHP never sees a form with fields missing: the client gets a 500.
-                    Err(e) => {
-                        let why = format!("reading the request's form fields from disk: {e}");
-                        if let Err(e) = engine.fail(why) {
-                            tracing::error!("answering a request whose fields were lost: {e}");
+                Wait::Request(mut data) => {
+                    // PHP never sees a form with fields missing, nor a body cut short: the
+                    // client gets a 500.
+                    let built = data
+                        .load_deferred_fields()
+                        .map_err(|e| format!("reading the request's form fields from disk: {e}"))
+                        .and_then(|()| build(engine, data));
+                    match built {
+                        Ok(request) => Some(Some(request)),
+                        Err(why) => {
+                            if let Err(e) = engine.fail(why) {
+                                tracing::error!("answering a request whose body was lost: {e}");
+                            }
+                            None
                         }
-                        None
                     }
-                },
+                }
                 // A pool master stops with a reason when its workers could not be kept running.
                 Wait::Stop => match engine.failure() {
                     Some(why) => return Err(misuse(format!("rr pool: {why}"))),
@@ -298,7 +305,11 @@ impl Worker {
         next("RR\\Worker::waitRequest", |engine, data| {
             let uploads = convert::array_zval(convert::tree(engine.uploads(), &upload_zval));
             let ids = engine.config().http.request_id.as_ref();
-            Request::new(data, uploads, ids.map(|ids| ids.header.clone()))
+            Ok(Request::new(
+                data,
+                uploads,
+                ids.map(|ids| ids.header.clone()),
+            ))
         })
     }
 
@@ -328,17 +339,26 @@ impl Worker {
                     }
                 });
             });
+            // Opened before PHP runs: php://input of a body file gone from disk would read
+            // nothing, and the script would take an empty body for the whole one.
+            let input = data.body.reader().map_err(|e| {
+                let path = data.body.file().map(|p| p.display().to_string());
+                format!(
+                    "opening the request body file {}: {e}",
+                    path.unwrap_or_default()
+                )
+            })?;
             let held = engine.config().http.output_buffer_size;
             let uploads = super::sapi::uploads(&data, engine.uploads());
-            (data, uploads, held)
+            Ok((data, input, uploads, held))
         })?;
-        let Some((data, uploads, held)) = got else {
+        let Some((data, input, uploads, held)) = got else {
             return Ok(false);
         };
         HANDLING.set(true);
         SCRIPT.with(|s| {
             if let Some(script) = s.get() {
-                super::sapi::run(&app, &data, uploads, script, held);
+                super::sapi::run(&app, &data, input, uploads, script, held);
             }
         });
         HANDLING.set(false);

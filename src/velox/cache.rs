@@ -31,13 +31,20 @@ struct Entry {
 
 impl Cache {
     /// Indexes the files already in `dir` (mtime as recency); a missing dir is an empty cache.
+    /// Copies a killed process left half-made (`.<hash>.<uuid>`) are deleted: nothing else
+    /// would ever delete them, and they count against no `max_size`.
     pub fn open(dir: PathBuf, max_size: u64) -> Cache {
         let mut found: Vec<(SystemTime, String, u64)> = Vec::new();
         if let Ok(listing) = fs::read_dir(&dir) {
             for entry in listing.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                // Only our own names: leftovers of an interrupted copy start with a dot.
-                let ours = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+                if is_partial_copy(&name) {
+                    if let Err(e) = fs::remove_file(entry.path()) {
+                        tracing::warn!(file = name, error = %e, "cannot remove a partial velox cache copy");
+                    }
+                    continue;
+                }
+                let ours = is_hash(&name);
                 match entry.metadata() {
                     Ok(meta) if ours && meta.is_file() => {
                         let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
@@ -173,6 +180,19 @@ impl Index {
         }
         gone
     }
+}
+
+/// A cache entry's name: a spec's SHA-256 in hex.
+fn is_hash(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A copy `store` was making: `.<hash>.<uuid without dashes>`.
+fn is_partial_copy(name: &str) -> bool {
+    let Some((hash, uuid)) = name.strip_prefix('.').and_then(|rest| rest.split_once('.')) else {
+        return false;
+    };
+    is_hash(hash) && uuid.len() == 32 && uuid.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A hard link at `to` to the very file `src` is open on (the one that was checked, whatever its

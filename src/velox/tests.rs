@@ -652,6 +652,27 @@ fn cache_indexes_existing_files_oldest_first() {
     assert!(cache.contains(&hash(2)));
 }
 
+/// A copy into the cache that its process never finished (killed during `store`, or the disk
+/// full) stayed in the cache directory for good, outside the index and `max_size`. Opening
+/// the cache deletes such copies, and only those.
+#[test]
+fn cache_open_deletes_copies_left_half_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join(format!(
+        ".{}.{}",
+        hash(1),
+        "0123456789abcdef0123456789abcdef"
+    ));
+    std::fs::write(&partial, [0u8; 30]).unwrap();
+    std::fs::write(dir.path().join(hash(2)), [1u8; 30]).unwrap();
+    std::fs::write(dir.path().join(".hidden"), b"x").unwrap();
+    let cache = Cache::open(dir.path().to_path_buf(), 100);
+    assert!(!partial.exists());
+    assert!(dir.path().join(".hidden").exists(), "not one of ours");
+    assert!(cache.contains(&hash(2)));
+    assert_eq!(cache.size(), 30);
+}
+
 #[tokio::test]
 async fn flight_is_shared_and_aborted_with_its_last_ticket() {
     let flights: Flights<u32> = Flights::default();

@@ -412,3 +412,58 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+/// A small tmpfs mounted on a new temp directory, to fill a disk in a test; unmounted (and the
+/// directory removed) when dropped.
+pub struct SmallFs {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl SmallFs {
+    /// `size` as mount(8) takes it (`1m`). None, with the reason printed, where mounting is not
+    /// allowed (not root, a container without CAP_SYS_ADMIN): the caller then skips.
+    pub fn mount(size: &str) -> Option<SmallFs> {
+        let dir = tempfile::Builder::new()
+            .prefix("rr-small-")
+            .tempdir()
+            .unwrap();
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=1777"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(SmallFs { dir: Some(dir) }),
+            Ok(out) => {
+                eprintln!(
+                    "skipped: cannot mount a {size} tmpfs to fill ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: cannot run mount(8) to fill a {size} tmpfs: {e}");
+                None
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let Some(dir) = self.dir.take() else { return };
+        // Lazy: a process of the test still holding a file there lets go of it later.
+        let _ = Command::new("umount").arg("-l").arg(dir.path()).status();
+        drop(dir);
+    }
+}

@@ -6,15 +6,15 @@
 //!
 //! The order is kept: chunks go to memory only while the file holds nothing unread, and the
 //! reader takes memory before the file. A sender dropped before [`AnswerSender::end`] cuts the
-//! answer off: the client sees an incomplete body, never a short one that looks whole.
+//! answer off: the client sees an incomplete body, never a short one that looks whole. A temp
+//! file that cannot be created or written (a full disk, the directory gone) is a full spool:
+//! the sender waits for the client as with `max_response_spool_size: 0`, and nothing is lost.
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use tempfile::TempPath;
 use tokio::sync::Notify;
 
 use super::share::Turn;
@@ -36,9 +36,10 @@ pub struct AnswerLimits {
 pub enum Push {
     /// Queued for the client.
     Queued,
-    /// The spool is full: wait for [`AnswerSender::room`], then push it again.
+    /// The spool is full (or its file cannot take more): wait for [`AnswerSender::room`], then
+    /// push it again.
     Full(Bytes),
-    /// The client is gone (or the spool file failed): nothing more will be read.
+    /// The client is gone (or the spool file could not be read back): nothing more will be read.
     Gone,
 }
 
@@ -53,7 +54,6 @@ enum Ending {
 
 struct Spool {
     file: std::fs::File,
-    _path: TempPath,
     written: u64,
     read: u64,
 }
@@ -62,8 +62,10 @@ struct State {
     memory: VecDeque<Bytes>,
     in_memory: usize,
     spool: Option<Spool>,
-    /// The temp file could not be created or written: the answer is cut off.
+    /// The temp file could not be read back: the answer is cut off.
     failed: bool,
+    /// A write to the temp file failed and was logged (once per answer).
+    write_failure_reported: bool,
     ending: Ending,
     receiver_gone: bool,
     /// The reader took every byte of the `Content-Length` the answer declared (see
@@ -130,6 +132,7 @@ pub fn channel(limits: AnswerLimits) -> (AnswerSender, AnswerReceiver) {
             in_memory: 0,
             spool: None,
             failed: false,
+            write_failure_reported: false,
             ending: Ending::Open,
             receiver_gone: false,
             complete: None,
@@ -198,13 +201,24 @@ impl AnswerSender {
             return Push::Full(rest);
         }
         if let Err(e) = append(&mut state, &limits.dir, &rest) {
-            tracing::error!(
-                "a streamed answer could not be spooled to {}: it is cut off: {e}",
-                limits.dir.display()
-            );
-            state.failed = true;
-            wake(&mut state);
-            return Push::Gone;
+            if !state.write_failure_reported {
+                state.write_failure_reported = true;
+                tracing::warn!(
+                    "a streamed answer could not be spooled to {}: it waits for its client \
+                     instead (http.send_timeout): {e}",
+                    limits.dir.display()
+                );
+            }
+            let unread_file = state.spool.as_ref().map_or(0, |s| s.written - s.read);
+            if state.in_memory == 0 && unread_file == 0 {
+                // Nothing waits for the reader, so no room would ever be made: the chunk is
+                // taken whole, as without a file.
+                state.in_memory += rest.len();
+                state.memory.push_back(rest);
+                wake(&mut state);
+                return Push::Queued;
+            }
+            return Push::Full(rest);
         }
         wake(&mut state);
         Push::Queued
@@ -274,13 +288,11 @@ fn wake(state: &mut State) {
 
 fn append(state: &mut State, dir: &std::path::Path, chunk: &[u8]) -> std::io::Result<()> {
     if state.spool.is_none() {
-        let (file, path) = tempfile::Builder::new()
-            .prefix("rr-answer-")
-            .tempfile_in(dir)?
-            .into_parts();
+        // Without a name (O_TMPFILE): only this descriptor reaches it, so a process killed
+        // mid-answer (SIGKILL, the OOM killer) leaves nothing behind to fill the disk.
+        let file = tempfile::tempfile_in(dir)?;
         state.spool = Some(Spool {
             file,
-            _path: path,
             written: 0,
             read: 0,
         });
@@ -288,7 +300,9 @@ fn append(state: &mut State, dir: &std::path::Path, chunk: &[u8]) -> std::io::Re
     let Some(spool) = state.spool.as_mut() else {
         return Ok(());
     };
-    spool.file.write_all(chunk)?;
+    // At the offset, not the file's position: a write that fails half-way (a full disk) leaves
+    // its bytes past `written`, where nothing reads them and the next write goes over them.
+    spool.file.write_all_at(chunk, spool.written)?;
     spool.written += chunk.len() as u64;
     Ok(())
 }
@@ -369,10 +383,6 @@ fn read_spool(state: &mut State) -> Option<std::io::Result<Bytes>> {
         }
         spool.read = 0;
         spool.written = 0;
-        if let Err(e) = std::io::Seek::rewind(&mut spool.file) {
-            state.failed = true;
-            return Some(Err(e));
-        }
     }
     Some(Ok(buf.into()))
 }

@@ -29,8 +29,20 @@ async fn drain(rx: &mut AnswerReceiver) -> Result<Vec<u8>, Vec<u8>> {
     }
 }
 
+/// Spool files open in `dir`: they have no name there (see `append`), so they are counted by
+/// this process's descriptors, which name them `dir/#inode (deleted)`.
 fn files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).unwrap().count()
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        0,
+        "a spool file has a name"
+    );
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
 }
 
 #[tokio::test]
@@ -117,12 +129,61 @@ async fn a_reader_that_left_frees_everything_and_the_sender_hears_of_it() {
 }
 
 #[tokio::test]
-async fn a_spool_directory_that_cannot_be_written_cuts_the_answer_off() {
+async fn a_spool_directory_that_cannot_be_written_makes_the_sender_wait_and_loses_nothing() {
     let (tx, mut rx) = channel(limits(std::path::Path::new("/nonexistent/rr"), 2, 1 << 20));
     assert_eq!(tx.push(bytes("ab")), Push::Queued);
-    assert_eq!(tx.push(bytes("cd")), Push::Gone);
+    assert_eq!(tx.push(bytes("cd")), Push::Full(bytes("cd")));
+    let room = tx.room();
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "ab");
+    room.await;
+    assert_eq!(tx.push(bytes("cd")), Push::Queued);
     tx.end();
-    assert_eq!(drain(&mut rx).await.unwrap_err(), b"ab");
+    assert_eq!(drain(&mut rx).await.unwrap(), b"cd");
+    // No memory buffer and nothing waiting at all: a chunk the file cannot take goes through
+    // whole, or no room would ever be made for it.
+    let (tx, mut rx) = channel(limits(std::path::Path::new("/nonexistent/rr"), 0, 1 << 20));
+    assert_eq!(tx.push(bytes("efgh")), Push::Queued);
+    assert_eq!(tx.push(bytes("ij")), Push::Full(bytes("ij")));
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "efgh");
+    assert_eq!(tx.push(bytes("ij")), Push::Queued);
+    tx.end();
+    assert_eq!(drain(&mut rx).await.unwrap(), b"ij");
+}
+
+/// A file that fails part-way through a write (a full disk) keeps what it took before; the
+/// part of the failed chunk it wrote is never read, and the chunk is taken again later.
+#[tokio::test]
+async fn a_spool_write_that_fails_half_way_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = channel(limits(dir.path(), 2, 1 << 20));
+    assert_eq!(tx.push(bytes("ab")), Push::Queued);
+    assert_eq!(tx.push(bytes("cd")), Push::Queued);
+    // The file is there now: make its next write fail as a full disk would, after a few bytes.
+    let spool = tx
+        .shared
+        .lock()
+        .spool
+        .as_ref()
+        .unwrap()
+        .file
+        .try_clone()
+        .unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        spool.write_all_at(b"junk", 2).unwrap();
+    }
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    tx.shared.lock().spool.as_mut().unwrap().file = full;
+    assert_eq!(tx.push(bytes("ef")), Push::Full(bytes("ef")));
+    tx.shared.lock().spool.as_mut().unwrap().file = spool;
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "ab");
+    assert_eq!(next(&mut rx).await.unwrap().unwrap(), "cd");
+    assert_eq!(tx.push(bytes("ef")), Push::Queued);
+    tx.end();
+    assert_eq!(drain(&mut rx).await.unwrap(), b"ef");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 use super::ffi::{self, sg, SAPI_HEADER_ADD, SAPI_HEADER_SENT_SUCCESSFULLY};
 use crate::dispatch::Reply;
 use crate::php::worker::with_engine;
-use crate::request::spool::{BodyReader, RequestBody};
+use crate::request::spool::BodyReader;
 use crate::stream::sendfile::{X_ACCEL_REDIRECT, X_SENDFILE};
 use bytes::Bytes;
 use ext_php_rs::ffi::{
@@ -114,17 +114,8 @@ pub fn uninstall() {
 }
 
 /// Starts capturing for one request whose body `php://input` will return.
-pub fn start(body: &RequestBody, held: usize) {
-    let body = match body.reader() {
-        Ok(reader) => Some(reader),
-        Err(e) => {
-            tracing::error!(
-                "the request body file {:?} cannot be opened: php://input reads nothing: {e}",
-                body.file()
-            );
-            None
-        }
-    };
+pub fn start(body: BodyReader, held: usize) {
+    let body = Some(body);
     CAPTURE.with_borrow_mut(|c| {
         *c = Capture {
             body,

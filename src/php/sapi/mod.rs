@@ -20,6 +20,7 @@ mod state;
 
 use crate::php::worker::with_engine;
 use crate::request::cgi::Script;
+use crate::request::spool::BodyReader;
 use crate::request::RequestData;
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::flags::DataType;
@@ -199,14 +200,21 @@ fn to_exception_handler(mut ex: ZBox<ZendObject>, during: &str) -> Outcome {
 /// One request: `data` in, `$app` called, the answer out, state reset. After a fatal error
 /// the worker script ends instead (see the module comment). Unflushed output past `held`
 /// bytes (`http.output_buffer_size`) starts streaming.
-pub fn run(app: &ZendCallable, data: &RequestData, uploads: Uploads, script: &Script, held: usize) {
+pub fn run(
+    app: &ZendCallable,
+    data: &RequestData,
+    input: BodyReader,
+    uploads: Uploads,
+    script: &Script,
+    held: usize,
+) {
     // Taken out for the request, so nothing here holds a borrow while PHP code runs.
     let mut worker = WORKER.take().unwrap_or_else(first_call);
     worker.directives.mark();
     setters::begin();
     globals::install(data, uploads.files, script, &worker.order);
     let saved = state::begin(data, &uploads.paths, &worker.boot);
-    capture::start(&data.body, held);
+    capture::start(input, held);
     state::start_zlib();
     let called = try_catch(AssertUnwindSafe(|| app.try_call(vec![])));
     if crate::engine::copy::is_copy() {
