@@ -3,7 +3,6 @@
 mod common;
 use common::{client, Options, Php};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// Request ids are echoed in these tests (`http.request_id.response`, off by default).
 fn start(fixture: &str, mode: &str, mut options: Value) -> Php {
@@ -20,11 +19,7 @@ fn start(fixture: &str, mode: &str, mut options: Value) -> Php {
 /// The JSON access line whose uri is `uri` (waits for it: it is written after the last byte).
 fn access_line(php: &Php, uri: &str) -> Value {
     let needle = format!("\"uri\":\"{uri}\"");
-    assert!(
-        php.wait_for_log(&needle, Duration::from_secs(10)),
-        "{}",
-        php.stderr()
-    );
+    assert!(php.wait_for_log(&needle), "{}", php.stderr());
     let line = php
         .stderr()
         .lines()
@@ -139,11 +134,7 @@ fn the_text_line_has_the_same_fields() {
         .header("X-Request-Id", "text-id")
         .send()
         .unwrap();
-    assert!(
-        php.wait_for_log("uri=\"/text\"", Duration::from_secs(10)),
-        "{}",
-        php.stderr()
-    );
+    assert!(php.wait_for_log("uri=\"/text\""), "{}", php.stderr());
     let log = php.stderr();
     let line = log.lines().find(|l| l.contains("uri=\"/text\"")).unwrap();
     for field in [

@@ -112,7 +112,7 @@ fn worker_error_is_a_500_that_keeps_the_message_in_the_log() {
         "{body}"
     );
     assert!(
-        php.wait_for_log("secret detail for the log", Duration::from_secs(5)),
+        php.wait_for_log("secret detail for the log"),
         "{}",
         php.stderr()
     );
@@ -685,5 +685,5 @@ fn a_session_of_one_waitrequest_request_is_never_the_next_ones() {
     assert_eq!(get(""), (200, "user=nobody writes=1\n".into()));
     assert_eq!(get("?login=bob&boom=1").0, 500);
     assert_eq!(get(""), (200, "user=nobody writes=3\n".into()));
-    assert!(php.wait_for_log("left its session open", Duration::from_secs(5)));
+    assert!(php.wait_for_log("left its session open"));
 }

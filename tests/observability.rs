@@ -71,11 +71,7 @@ fn access_logs_and_json_logs() {
             .status(),
         201
     );
-    assert!(
-        php.wait_for_log("/logged?x=1", std::time::Duration::from_secs(5)),
-        "{}",
-        php.stderr()
-    );
+    assert!(php.wait_for_log("/logged?x=1"), "{}", php.stderr());
     let line = php
         .stderr()
         .lines()

@@ -83,19 +83,16 @@ fn workers_serve_with_the_same_api_and_the_master_finishes_offloads() {
     assert!(me["memory"].as_u64().unwrap() > 1 << 20 && me["age"].as_f64().unwrap() > 0.0);
     let error = client().get(php.url("/error")).send().unwrap();
     assert_eq!(error.status(), 500);
-    assert!(php.wait_for_log("pool error detail", Duration::from_secs(5)));
+    assert!(php.wait_for_log("pool error detail"));
 
     // Worker output reaches the master's log with the worker's pid.
     for pid in &pids {
         assert!(
-            php.wait_for_log(&format!("worker booted pid={pid}"), Duration::from_secs(5)),
+            php.wait_for_log(&format!("worker booted pid={pid}")),
             "{}",
             php.stderr()
         );
-        assert!(php.wait_for_log(
-            &format!("worker says hello on stderr pid={pid}"),
-            Duration::from_secs(5)
-        ));
+        assert!(php.wait_for_log(&format!("worker says hello on stderr pid={pid}")));
     }
     // Counted as idle once the supervisor has seen the last answer go out.
     assert_eq!(
@@ -413,7 +410,7 @@ fn sigterm_drains_in_flight_and_queued_requests_then_exits_0() {
         php.stderr()
     );
     assert!(php.stdout().contains("master loop ended"));
-    assert!(php.wait_for_log("worker loop ended", Duration::from_secs(2)));
+    assert!(php.wait_for_log("worker loop ended"));
     // SAFETY: kill(pid, 0) only checks that the process exists.
     assert_ne!(
         unsafe { libc::kill(worker as i32, 0) },

@@ -185,7 +185,7 @@ fn forked_workers_have_their_own_pids_random_state_and_log_lines() {
     let resp = client().get(php.url("/stderr")).send().unwrap();
     let pid: u64 = resp.text().unwrap().parse().unwrap();
     let needle = format!("stderr line from worker {pid}");
-    assert!(php.wait_for_log(&needle, Duration::from_secs(5)));
+    assert!(php.wait_for_log(&needle));
     let log = php.stderr();
     let line = log.lines().find(|l| l.contains(&needle)).unwrap();
     assert!(line.contains(&format!("pid={pid}")), "{line}");

@@ -565,7 +565,7 @@ fn a_length_php_contradicts_is_never_sent(handle: bool) {
         let target = format!("/cl?declared={}&body=hello", declared.replace(' ', "%20"));
         let answer = conn.exchange(&get(&target, "h"));
         assert_refused(&answer, 500, "bad_response", declared);
-        let named = php.wait_for_log(log, Duration::from_secs(10));
+        let named = php.wait_for_log(log);
         assert!(named, "no log line names {declared}: {}", php.stderr());
     }
     // The connection is still in step: the next answer is the next request's own.
@@ -600,7 +600,7 @@ fn a_status_that_is_not_one_is_refused(pool: bool) {
         assert_refused(&answer, 500, "worker_error", target);
         let code = &target["/status?code=".len()..].split('&').next().unwrap();
         let log = format!("the script set the status {code}, which is not an HTTP status");
-        let named = php.wait_for_log(&log, Duration::from_secs(10));
+        let named = php.wait_for_log(&log);
         assert!(named, "no log line names {code}: {}", php.stderr());
     }
     // The connection is still in step, and a status PHP did not set is 200.
@@ -658,10 +658,7 @@ fn a_stream_that_breaks_its_declared_length_is_cut_off() {
     let next = conn.exchange(&get("/next", "h"));
     assert_eq!(next.status, 200);
     assert!(
-        php.wait_for_log(
-            "Content-Length: 4 with a body of 8 bytes",
-            Duration::from_secs(10)
-        ),
+        php.wait_for_log("Content-Length: 4 with a body of 8 bytes"),
         "{}",
         php.stderr()
     );
@@ -680,10 +677,7 @@ fn a_stream_that_goes_on_past_a_complete_length_is_reported_and_the_connection_k
         let next = conn.exchange(&get("/next", "h"));
         assert_eq!(next.status, 200, "pool: {pool}");
         assert!(
-            php.wait_for_log(
-                "wrote past the Content-Length: 3 it declared",
-                Duration::from_secs(10)
-            ),
+            php.wait_for_log("wrote past the Content-Length: 3 it declared"),
             "pool: {pool}: {}",
             php.stderr()
         );

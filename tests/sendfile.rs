@@ -347,7 +347,7 @@ fn escapes_missing_files_and_directories_get_a_clear_answer_and_a_log_line() {
                 needle
             };
             assert!(
-                php.wait_for_log(&needle, std::time::Duration::from_secs(5)),
+                php.wait_for_log(&needle),
                 "{what}: no log line with {needle:?}:\n{}",
                 php.stderr()
             );
@@ -447,7 +447,7 @@ fn a_file_answer_with_a_status_that_has_no_content_or_an_interim_one_is_framed_a
             assert_eq!(a.status, 500, "{what}");
             assert_eq!(a.code(), "bad_response", "{what}");
             assert!(
-                php.wait_for_log("interim status 103", std::time::Duration::from_secs(5)),
+                php.wait_for_log("interim status 103"),
                 "{what}: {}",
                 php.stderr()
             );

@@ -206,10 +206,7 @@ fn misuse_is_an_exception_naming_the_problem() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.bytes().unwrap().len(), 10);
     assert!(
-        php.wait_for_log(
-            "RR\\Exception: RR\\Worker::respond(): no request is pending",
-            Duration::from_secs(5)
-        ),
+        php.wait_for_log("RR\\Exception: RR\\Worker::respond(): no request is pending"),
         "{}",
         php.stderr()
     );
@@ -308,10 +305,7 @@ fn a_failed_build_gets_a_short_answer_and_the_log_the_whole_error() {
     assert!(!text.contains("/tmp/velox-build"), "{text}");
     assert_eq!(mock.call_count(), 1, "not retried");
     assert!(
-        php.wait_for_log(
-            "/tmp/velox-build/7d2e/plugin.go:12:2",
-            Duration::from_secs(5)
-        ),
+        php.wait_for_log("/tmp/velox-build/7d2e/plugin.go:12:2"),
         "{}",
         php.stderr()
     );

@@ -22,7 +22,7 @@ pub fn pool_options(options: Value) -> Options<'static> {
 /// The address the master logged for `what` ("status" or "metrics").
 pub fn side_url(php: &Php, what: &str, path: &str) -> String {
     let needle = format!("rr {what} on http://");
-    assert!(php.wait_for_log(&needle, Duration::from_secs(5)));
+    assert!(php.wait_for_log(&needle));
     let log = php.stderr();
     let rest = log.split(&needle).nth(1).unwrap();
     let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
