@@ -182,6 +182,63 @@ fn a_destructor_acts_in_its_own_request_as_under_php_fpm() {
     answers_as_php_fpm("cycle");
 }
 
+/// `rr.cycles=between`: no collection while a request runs, so an earlier request's garbage
+/// is never destroyed during a later one; between requests, once PHP's collector would have
+/// run (its 10,000 possible roots), all of it is.
+#[test]
+fn with_rr_cycles_between_a_destructor_never_acts_in_a_later_request() {
+    let php = worker(&[("rr.cycles", "between")]);
+    let get = |q: &str| {
+        client()
+            .get(php.url(&format!("/cycle.php{q}")))
+            .send()
+            .unwrap()
+    };
+    let ann = get("?u=ann");
+    assert!(ann.headers().get("set-cookie").is_none());
+    assert_eq!(ann.text().unwrap(), "page for ann\n");
+    // Cycles past the threshold: none is collected while this request runs.
+    let many = get("?many=20000");
+    assert!(many.headers().get("x-remembered").is_none());
+    assert_eq!(many.text().unwrap(), "page for a visitor\n");
+    // They were between the two requests: ann's destructor wrote to the worker's stdout.
+    wait_until(
+        "ann's destructor between requests",
+        Duration::from_secs(60),
+        || php.stdout().contains("remembered ann"),
+    );
+    let after = get("");
+    assert!(after.headers().get("set-cookie").is_none());
+    assert!(after.headers().get("x-remembered").is_none());
+    assert_eq!(after.text().unwrap(), "page for a visitor\n");
+}
+
+#[test]
+fn a_bad_rr_cycles_value_is_an_exception_naming_it() {
+    let ext = std::env::var("RR_EXT").expect("RR_EXT: the built rr.so");
+    let code = r#"$w = new RR\Worker();
+        try { $w->handle(fn () => null); echo "no error\n"; }
+        catch (RR\Exception $e) { echo $e->getMessage(), "\n"; }"#;
+    let out = std::process::Command::new("php")
+        .args(["-n", "-d", &format!("extension={ext}")])
+        .args([
+            "-d",
+            "rr.address=127.0.0.1:0",
+            "-d",
+            "rr.cycles=sometimes",
+            "-r",
+            code,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(r#"rr.cycles = "sometimes": expected request (the default) or between"#),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn state(php: &Php, query: &str) -> Value {
     let resp = client()
         .post(php.url(&format!("/state.php{query}")))

@@ -11,7 +11,7 @@ extern "C" {
 }
 
 /// ini name, the config key it overrides (None: not a config key), and what it means.
-pub const ENTRIES: [(&str, Option<&str>, &str); 7] = [
+pub const ENTRIES: [(&str, Option<&str>, &str); 8] = [
     ("rr.config", None, "path of the .rr.yaml file"),
     (
         "rr.address",
@@ -39,19 +39,25 @@ pub const ENTRIES: [(&str, Option<&str>, &str); 7] = [
         "on/off: after each handle() request, log globals and static properties that changed",
     ),
     (
+        "rr.cycles",
+        None,
+        "request (default) or between: when handle() destroys a request's objects caught in reference cycles",
+    ),
+    (
         "rr.sapi_name",
         None,
         "what php_sapi_name() reports (e.g. fpm-fcgi); empty keeps cli; php.ini or -d only",
     ),
 ];
 
-static INI: IniEntryDefs<8> = IniEntryDefs::new([
+static INI: IniEntryDefs<9> = IniEntryDefs::new([
     IniEntryDef::new(c"rr.config", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.address", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.io_driver", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.log_level", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.access_logs", c"", IniEntryPermission::All),
     IniEntryDef::new(c"rr.debug_leaks", c"0", IniEntryPermission::All),
+    IniEntryDef::new(c"rr.cycles", c"request", IniEntryPermission::All),
     // Read once at module startup: changing it later could not take effect.
     IniEntryDef::new(c"rr.sapi_name", c"", IniEntryPermission::System),
     IniEntryDef::end(),
@@ -116,6 +122,34 @@ pub fn debug_leaks() -> bool {
         value.as_deref().map(str::to_ascii_lowercase).as_deref(),
         Some("1" | "on" | "yes" | "true")
     )
+}
+
+/// `rr.cycles`: when `RR\Worker::handle()` destroys a request's objects caught in reference
+/// cycles (docs/superglobals.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cycles {
+    /// At the request's end, as php-fpm does: a walk of what the request touched, every request.
+    Request,
+    /// Never while a request runs; between requests, once PHP's collector would have run.
+    Between,
+}
+
+/// `rr.cycles`, read when a worker handles its first request; an error naming the value when it
+/// is neither `request` nor `between`.
+pub fn cycles() -> Result<Cycles, String> {
+    let values = ExecutorGlobals::get().ini_values();
+    let value = values
+        .get("rr.cycles")
+        .cloned()
+        .flatten()
+        .unwrap_or_default();
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "request" => Ok(Cycles::Request),
+        "between" => Ok(Cycles::Between),
+        _ => Err(format!(
+            "rr.cycles = {value:?}: expected request (the default) or between"
+        )),
+    }
 }
 
 /// `rr.sapi_name`, read at module startup (empty: keep the SAPI's own name).

@@ -28,6 +28,11 @@ use std::time::Duration;
 const TICK: Duration = Duration::from_millis(50);
 
 thread_local! {
+    /// `rr.cycles` was checked (at the first `handle()`, where the worker reads it).
+    static CYCLES_CHECKED: Cell<bool> = const { Cell::new(false) };
+}
+
+thread_local! {
     static ENGINE: RefCell<Option<engine::Worker>> = const { RefCell::new(None) };
     static STARTED: Cell<bool> = const { Cell::new(false) };
     static HANDLING: Cell<bool> = const { Cell::new(false) };
@@ -324,6 +329,10 @@ impl Worker {
             return Err(misuse(
                 "RR\\Worker::handle() cannot be called from inside the application it runs",
             ));
+        }
+        if !CYCLES_CHECKED.get() {
+            super::ini::cycles().map_err(misuse)?;
+            CYCLES_CHECKED.set(true);
         }
         let got = next("RR\\Worker::handle", |engine, data| {
             SCRIPT.with(|s| {

@@ -43,6 +43,14 @@ final class Kernel
         private readonly string $root,
         Options $options = new Options(),
     ) {
+        // PHP's cycle collector must never destroy an earlier request's garbage during a later
+        // request (a CryptoSessionData's destructor would close that request's session); a
+        // collection at every request's end walks the booted Nextcloud each time (~0.7 ms).
+        // So none while a request runs, and one between requests when it is due
+        // (docs/superglobals.md, rr.cycles). Read by handle() at its first request.
+        if (\extension_loaded('rr')) {
+            \ini_set('rr.cycles', 'between');
+        }
         $this->phases = $options->phases();
         $containers = new Containers();
         $statics = new Statics();

@@ -60,6 +60,10 @@ extern "C" {
     pub fn php_call_shutdown_functions();
     /// `gc_collect_cycles()`: frees unreachable reference cycles, running their destructors.
     pub fn zend_gc_collect_cycles() -> c_int;
+    /// `gc_enable()`/`gc_disable()`: whether PHP's cycle collector may run by itself; returns
+    /// the previous state.
+    pub fn gc_enable(enable: bool) -> bool;
+    pub fn zend_gc_get_status(status: *mut zend_gc_status);
     pub fn php_free_shutdown_functions();
     pub fn sapi_get_default_content_type() -> *mut c_char;
     pub fn zend_llist_clean(list: *mut zend_llist);
@@ -128,4 +132,14 @@ pub unsafe fn c_bytes<'a>(s: *const c_char) -> &'a [u8] {
     }
     // SAFETY: the caller guarantees a NUL-terminated string.
     unsafe { std::ffi::CStr::from_ptr(s).to_bytes() }
+}
+
+/// PHP 8.2's `zend_gc_status` (Zend/zend_gc.h).
+#[repr(C)]
+#[derive(Default)]
+pub struct zend_gc_status {
+    pub runs: u32,
+    pub collected: u32,
+    pub threshold: u32,
+    pub num_roots: u32,
 }

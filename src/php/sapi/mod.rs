@@ -59,6 +59,8 @@ struct Worker {
     server: Option<Zval>,
     order: String,
     leaks: Option<leaks::Snapshot>,
+    /// `rr.cycles`: when a request's garbage in reference cycles is destroyed.
+    cycles: super::ini::Cycles,
     /// The ini entries changed (by the worker) as the current request began.
     directives: directives::Directives,
 }
@@ -117,6 +119,8 @@ fn first_call() -> Worker {
         server: globals::take("_SERVER"),
         order: order(),
         leaks: super::ini::debug_leaks().then(leaks::Snapshot::take),
+        // Checked by `RR\\Worker::handle()` before its first request.
+        cycles: super::ini::cycles().unwrap_or(super::ini::Cycles::Request),
         directives: directives::Directives::default(),
     }
 }
@@ -216,6 +220,8 @@ pub fn run(
     let saved = state::begin(data, &uploads.paths, &worker.boot);
     capture::start(input, held);
     state::start_zlib();
+    let between = worker.cycles == super::ini::Cycles::Between;
+    let collector_was_on = between && state::pause_collector();
     let called = try_catch(AssertUnwindSafe(|| app.try_call(vec![])));
     if crate::engine::copy::is_copy() {
         // `$app` forked (pcntl_fork()) and this is the copy: it answers nothing (the request is
@@ -244,11 +250,15 @@ pub fn run(
             report_fatal();
             state::after_fatal(&saved);
             state::restore(saved, &worker.boot, &mut worker.directives);
+            if between {
+                // SAFETY: PHP thread; the collector's flag back as it was (the script ends).
+                unsafe { ffi::gc_enable(collector_was_on) };
+            }
             return;
         }
         _ => {}
     }
-    if state::end_script(&saved).is_err() {
+    if state::end_script(&saved, !between).is_err() {
         // A fatal error in a destructor: the worker stops, as for one in `$app` (the request's
         // shutdown functions already ran).
         capture::stop();
@@ -274,7 +284,12 @@ pub fn run(
     state::restore(saved, &worker.boot, &mut worker.directives);
     // What became garbage only as the request's state was cleared ($_SESSION, its handlers):
     // destroyed now, between requests (output to the worker's stdout), never in the next one.
-    if state::collect_garbage().is_err() {
+    // With `rr.cycles=between`, all of it, only once the collector would have run by itself.
+    let collected = match between {
+        false => state::collect_garbage(),
+        true => state::resume_collector(collector_was_on),
+    };
+    if collected.is_err() {
         tracing::error!(
             "fatal error in a destructor after RR\\Worker::handle()'s request; the worker stops"
         );

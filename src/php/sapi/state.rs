@@ -189,10 +189,10 @@ pub fn begin(req: &RequestData, uploads: &[String], boot: &Boot) -> Saved {
 }
 
 /// End of the request, before the answer is sent: the request's shutdown functions run (their
-/// output is part of the answer), then its garbage is collected, then all its output buffers
-/// are flushed. `Err` when a destructor ended in a fatal error (the buffers are left as they
-/// are: the worker stops).
-pub fn end_script(saved: &Saved) -> Result<(), Bailout> {
+/// output is part of the answer), then (`collect`, `rr.cycles=request`) its garbage is
+/// collected, then all its output buffers are flushed. `Err` when a destructor ended in a fatal
+/// error (the buffers are left as they are: the worker stops).
+pub fn end_script(saved: &Saved, collect: bool) -> Result<(), Bailout> {
     // SAFETY: PHP thread. The table is the request's own (the worker's was set aside in
     // `begin`); PHP's functions run and free it, with their own zend_try, as at request end.
     unsafe {
@@ -207,7 +207,9 @@ pub fn end_script(saved: &Saved) -> Result<(), Bailout> {
     }
     // After the shutdown functions, as PHP's request end destroys the objects after them, and
     // while output and headers still make this request's answer.
-    collect_garbage()?;
+    if collect {
+        collect_garbage()?;
+    }
     // SAFETY: PHP thread, between the request's code and its answer.
     unsafe {
         // Forced, as PHP's request shutdown ends them: a handler that made itself immutable
@@ -235,6 +237,30 @@ pub fn collect_garbage() -> Result<(), Bailout> {
     }
     if let Some(what) = super::settle_exception("a destructor") {
         tracing::error!("{what}");
+    }
+    Ok(())
+}
+
+/// `rr.cycles=between`: PHP's cycle collector does not run by itself while a request runs, so
+/// it can never destroy an earlier request's garbage during this one. Returns whether it was
+/// on, for [`resume_collector`].
+pub fn pause_collector() -> bool {
+    // SAFETY: PHP thread; flips a flag of PHP's collector.
+    unsafe { ffi::gc_enable(false) }
+}
+
+/// Between requests (`rr.cycles=between`): the collector back as it was, and a collection now
+/// when it would have run by itself (PHP's threshold of possible cycles reached).
+pub fn resume_collector(was_on: bool) -> Result<(), Bailout> {
+    // SAFETY: PHP thread; sets a flag and reads PHP's collector counters.
+    let due = unsafe {
+        ffi::gc_enable(was_on);
+        let mut status = ffi::zend_gc_status::default();
+        ffi::zend_gc_get_status(&mut status);
+        was_on && status.num_roots >= status.threshold
+    };
+    if due {
+        collect_garbage()?;
     }
     Ok(())
 }
