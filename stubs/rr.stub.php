@@ -154,7 +154,10 @@ final class Worker
      * head is taken), then resets the request state (superglobals, headers, output buffers,
      * session, shutdown functions, error and exception handlers, ini settings, mbstring's
      * encodings, time limit, ignore_user_abort, timezone, locale, intl's default locale, umask)
-     * to what it was when the request began. Globals, static properties and autoloaders are
+     * to what it was when the request began. The request's objects kept alive only by
+     * reference cycles are destroyed at its end, as php-fpm does (`rr.cycles=request`), or
+     * between requests and never during one (`rr.cycles=between`, for a worker with a large
+     * kept object graph). Globals, static properties and autoloaders are
      * not reset. What a `require_once`d bootstrap sets runs in the first request only: make
      * per-request settings inside `$app`, worker-wide ones before the loop.
      * `exit()` in `$app` ends the request, not the worker; an uncaught throwable goes to the
@@ -164,7 +167,8 @@ final class Worker
      * See docs/superglobals.md.
      *
      * @return bool true after each request; false when the server is shutting down
-     * @throws Exception when called from inside `$app`
+     * @throws Exception when called from inside `$app`, in a process `$app` forked
+     *     (`pcntl_fork()`), or when `rr.cycles` is neither `request` nor `between`
      */
     public function handle(callable $app): bool {}
 
