@@ -116,11 +116,9 @@ pub fn check_names() -> Result<(), crate::config::ConfigError> {
 
 /// `rr.debug_leaks`, read when a worker handles its first request.
 pub fn debug_leaks() -> bool {
-    let values = ExecutorGlobals::get().ini_values();
-    let value = values.get("rr.debug_leaks").cloned().flatten();
     matches!(
-        value.as_deref().map(str::to_ascii_lowercase).as_deref(),
-        Some("1" | "on" | "yes" | "true")
+        value("rr.debug_leaks").to_ascii_lowercase().as_str(),
+        "1" | "on" | "yes" | "true"
     )
 }
 
@@ -137,12 +135,7 @@ pub enum Cycles {
 /// `rr.cycles`, read when a worker handles its first request; an error naming the value when it
 /// is neither `request` nor `between`.
 pub fn cycles() -> Result<Cycles, String> {
-    let values = ExecutorGlobals::get().ini_values();
-    let value = values
-        .get("rr.cycles")
-        .cloned()
-        .flatten()
-        .unwrap_or_default();
+    let value = value("rr.cycles");
     match value.trim().to_ascii_lowercase().as_str() {
         "" | "request" => Ok(Cycles::Request),
         "between" => Ok(Cycles::Between),
@@ -154,9 +147,14 @@ pub fn cycles() -> Result<Cycles, String> {
 
 /// `rr.sapi_name`, read at module startup (empty: keep the SAPI's own name).
 pub fn sapi_name() -> String {
-    let values = ExecutorGlobals::get().ini_values();
-    values
-        .get("rr.sapi_name")
+    value("rr.sapi_name")
+}
+
+/// One ini entry's current value; empty when it has none.
+fn value(name: &str) -> String {
+    ExecutorGlobals::get()
+        .ini_values()
+        .get(name)
         .cloned()
         .flatten()
         .unwrap_or_default()

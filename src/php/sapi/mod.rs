@@ -251,8 +251,7 @@ pub fn run(
             state::after_fatal(&saved);
             state::restore(saved, &worker.boot, &mut worker.directives);
             if between {
-                // SAFETY: PHP thread; the collector's flag back as it was (the script ends).
-                unsafe { ffi::gc_enable(collector_was_on) };
+                state::collector_back(collector_was_on);
             }
             return;
         }

@@ -249,12 +249,19 @@ pub fn pause_collector() -> bool {
     unsafe { ffi::gc_enable(false) }
 }
 
+/// The collector's flag back as [`pause_collector`] found it, without collecting (the script
+/// ends after a fatal error).
+pub fn collector_back(was_on: bool) {
+    // SAFETY: PHP thread; sets a flag of PHP's collector.
+    unsafe { ffi::gc_enable(was_on) };
+}
+
 /// Between requests (`rr.cycles=between`): the collector back as it was, and a collection now
 /// when it would have run by itself (PHP's threshold of possible cycles reached).
 pub fn resume_collector(was_on: bool) -> Result<(), Bailout> {
-    // SAFETY: PHP thread; sets a flag and reads PHP's collector counters.
+    collector_back(was_on);
+    // SAFETY: PHP thread; reads PHP's collector counters.
     let due = unsafe {
-        ffi::gc_enable(was_on);
         let mut status = ffi::zend_gc_status::default();
         ffi::zend_gc_get_status(&mut status);
         was_on && status.num_roots >= status.threshold
